@@ -1,0 +1,181 @@
+//! One alert as it crosses the edge: the verbatim JSON, plus the few fields we index, parsed once.
+//!
+//! The verbatim bytes are what the store keeps and what JSON exports write, so unknown fields and
+//! unknown enum values survive untouched. The content hash is taken over a *canonical* form (keys
+//! sorted, no insignificant whitespace) so that the same alert saved pretty-printed in a file and
+//! received compact from the API is recognised as the same version.
+
+use std::io::Write;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::time::ApiTime;
+
+/// A valid alert: it has an `id` and a parseable `lastUpdateTime`.
+#[derive(Debug, Clone)]
+pub struct Alert {
+    /// Defender's alert ID (opaque).
+    pub id: String,
+    /// `lastUpdateTime`, the polling cursor's axis.
+    pub last_update: ApiTime,
+    /// The JSON object exactly as received.
+    pub raw: Box<RawValue>,
+    /// BLAKE3 of the canonical JSON: equal hashes mean equal content.
+    pub hash: [u8; 32],
+    /// Columns the store indexes for exports and `status`.
+    pub fields: Indexed,
+}
+
+/// The indexed columns. Enums stay strings: an unknown value is kept, never rejected.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Indexed {
+    /// `status` (`New`, `InProgress`, `Resolved`, … or anything newer).
+    pub status: Option<String>,
+    /// `severity`.
+    pub severity: Option<String>,
+    /// `category`.
+    pub category: Option<String>,
+    /// `alertCreationTime`.
+    pub created: Option<ApiTime>,
+}
+
+/// Why an element of a page is not a usable alert. Such elements are counted and logged; the rest
+/// of the page is stored.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Invalid {
+    /// Not a JSON object.
+    #[error("not a JSON object")]
+    NotAnObject,
+    /// No string `id`.
+    #[error("no `id`")]
+    MissingId,
+    /// `lastUpdateTime` missing or unreadable.
+    #[error("alert {id}: `lastUpdateTime` {problem}")]
+    BadTime {
+        /// The alert.
+        id: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+}
+
+impl Alert {
+    /// Parses one element of a page (or of an imported file).
+    pub fn parse(raw: Box<RawValue>) -> Result<Alert, Invalid> {
+        let value: serde_json::Value =
+            serde_json::from_str(raw.get()).map_err(|_| Invalid::NotAnObject)?;
+        let obj = value.as_object().ok_or(Invalid::NotAnObject)?;
+        let id = match obj.get("id") {
+            Some(serde_json::Value::String(s)) if !s.is_empty() => s.clone(),
+            _ => return Err(Invalid::MissingId),
+        };
+        let last_update = match obj.get("lastUpdateTime") {
+            Some(serde_json::Value::String(s)) => {
+                ApiTime::parse(s).map_err(|e| Invalid::BadTime {
+                    id: id.clone(),
+                    problem: e.to_string(),
+                })?
+            }
+            Some(serde_json::Value::Null) | None => {
+                return Err(Invalid::BadTime {
+                    id,
+                    problem: "is missing".into(),
+                });
+            }
+            Some(other) => {
+                return Err(Invalid::BadTime {
+                    id,
+                    problem: format!("is not a string ({other})"),
+                });
+            }
+        };
+        let text = |k: &str| obj.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+        let fields = Indexed {
+            status: text("status"),
+            severity: text("severity"),
+            category: text("category"),
+            created: obj
+                .get("alertCreationTime")
+                .and_then(|v| v.as_str())
+                .and_then(|s| ApiTime::parse(s).ok()),
+        };
+        let hash = canonical_hash(&value);
+        Ok(Alert {
+            id,
+            last_update,
+            raw,
+            hash,
+            fields,
+        })
+    }
+}
+
+/// BLAKE3 of the canonical serialisation (serde_json's map is a BTreeMap: keys come out sorted).
+fn canonical_hash(value: &serde_json::Value) -> [u8; 32] {
+    struct HashWriter(blake3::Hasher);
+    impl Write for HashWriter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.update(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut w = HashWriter(blake3::Hasher::new());
+    // Writing into a hasher cannot fail.
+    let _ = serde_json::to_writer(&mut w, value);
+    *w.0.finalize().as_bytes()
+}
+
+/// Only the envelope of a page: `{"value": [...], "@odata.nextLink": "..."}`.
+#[derive(Deserialize)]
+pub struct Envelope<'a> {
+    /// The alerts, unparsed.
+    #[serde(borrow)]
+    pub value: Vec<&'a RawValue>,
+    /// Present on some responses; see `source::mde`.
+    #[serde(rename = "@odata.nextLink", default)]
+    pub next_link: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(s: &str) -> Box<RawValue> {
+        RawValue::from_string(s.to_owned()).unwrap()
+    }
+
+    #[test]
+    fn same_content_different_layout_same_hash() {
+        let a = Alert::parse(raw(r#"{"id":"a1","lastUpdateTime":"2024-01-01T00:00:00Z","x":[1,2]}"#)).unwrap();
+        let b = Alert::parse(raw("{\n  \"x\": [1, 2],\n  \"lastUpdateTime\": \"2024-01-01T00:00:00Z\",\n  \"id\": \"a1\"\n}")).unwrap();
+        assert_eq!(a.hash, b.hash);
+        assert_ne!(a.raw.get(), b.raw.get(), "the verbatim text is kept");
+        let c = Alert::parse(raw(r#"{"id":"a1","lastUpdateTime":"2024-01-01T00:00:00Z","x":[2,1]}"#)).unwrap();
+        assert_ne!(a.hash, c.hash);
+    }
+
+    #[test]
+    fn invalid_elements_are_classified() {
+        assert_eq!(Alert::parse(raw("[1]")).unwrap_err(), Invalid::NotAnObject);
+        assert_eq!(Alert::parse(raw(r#"{"lastUpdateTime":"2024-01-01T00:00:00Z"}"#)).unwrap_err(), Invalid::MissingId);
+        assert!(matches!(
+            Alert::parse(raw(r#"{"id":"x","lastUpdateTime":"yesterday"}"#)).unwrap_err(),
+            Invalid::BadTime { .. }
+        ));
+        assert!(matches!(
+            Alert::parse(raw(r#"{"id":"x"}"#)).unwrap_err(),
+            Invalid::BadTime { .. }
+        ));
+    }
+
+    #[test]
+    fn unknown_fields_and_enums_are_kept() {
+        let a = Alert::parse(raw(r#"{"id":"a","lastUpdateTime":"2024-01-01T00:00:00Z","severity":"Catastrophic","brandNew":{"k":1}}"#)).unwrap();
+        assert_eq!(a.fields.severity.as_deref(), Some("Catastrophic"));
+        assert!(a.raw.get().contains("brandNew"));
+    }
+}

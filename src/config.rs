@@ -1,0 +1,1181 @@
+//! The one TOML file an admin writes, turned into a typed [`Config`].
+//!
+//! Loading happens in two steps, so that nothing past this module handles a string where a type
+//! belongs: the file is read as a TOML table, then every section is walked by hand, key by key. Doing
+//! the walk ourselves rather than with `#[serde(deny_unknown_fields)]` is deliberate: it lets every
+//! error name the exact key (`tenants[0].client_id`), say what was found, and give the fix — and lets an
+//! unknown key suggest the key the admin probably meant. A configuration error exits with code 78
+//! (`EX_CONFIG`), which the systemd unit lists in `RestartPreventExitStatus=` so a broken file does not
+//! cause a restart loop.
+//!
+//! Secrets are not read while loading: [`TenantConfig::client_secret`] resolves them on demand, so
+//! that `export` and `import`, which never talk to Microsoft, work for a user who cannot read the
+//! secret.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use secrecy::SecretString;
+use toml::{Table, Value};
+use url::Url;
+
+/// Where the config is looked for when neither `--config` nor `MDE_ALERTS_CONFIG` is given.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/mde-alerts/config.toml";
+/// The resource (audience) Defender for Endpoint tokens must be issued for in commercial clouds; a
+/// token for any other audience gets 403 even on the newer API host.
+pub const MDE_RESOURCE: &str = "https://api.securitycenter.microsoft.com";
+/// Defender keeps alerts for 180 days; asking for more only earns a 400.
+pub const MAX_LOOKBACK: Duration = Duration::from_secs(180 * 86_400);
+
+/// A configuration problem: which key, what is wrong, and what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}{key}: {problem}\n  fix: {fix}", file.as_ref().map(|f| format!("{}: ", f.display())).unwrap_or_default())]
+pub struct ConfigError {
+    /// The file the error is in, when there is one.
+    pub file: Option<PathBuf>,
+    /// The key, as a path (`poll.page_size`, `tenants[0].client_id`); `(file)` for the whole file.
+    pub key: String,
+    /// What is wrong, with what was found.
+    pub problem: String,
+    /// What to do.
+    pub fix: String,
+}
+
+impl ConfigError {
+    fn new(key: impl Into<String>, problem: impl Into<String>, fix: impl Into<String>) -> Self {
+        ConfigError {
+            file: None,
+            key: key.into(),
+            problem: problem.into(),
+            fix: fix.into(),
+        }
+    }
+    fn in_file(mut self, file: &Path) -> Self {
+        self.file = Some(file.to_path_buf());
+        self
+    }
+    /// Attaches the config file's path, for errors found after loading (secrets, `--tenant`).
+    pub fn in_file_of(self, config: &Config) -> Self {
+        if self.file.is_some() {
+            self
+        } else {
+            self.in_file(&config.path)
+        }
+    }
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it was read from.
+    pub path: PathBuf,
+    /// One entry per Defender tenant.
+    pub tenants: Vec<TenantConfig>,
+    /// How and when to poll.
+    pub poll: PollConfig,
+    /// Where the SQLite store lives.
+    pub store: StoreConfig,
+    /// Snapshot files written after each poll and by `export`.
+    pub exports: Vec<ExportConfig>,
+}
+
+/// A short name for a tenant, used in the store, logs and `--tenant`.
+pub type TenantName = String;
+
+/// One Defender tenant and how to sign in to it.
+#[derive(Debug, Clone)]
+pub struct TenantConfig {
+    /// The tenant's short name.
+    pub name: TenantName,
+    /// The Entra tenant: a GUID or a verified domain.
+    pub tenant_id: String,
+    /// The app registration's client (application) ID.
+    pub client_id: String,
+    /// How to sign in.
+    pub auth: AuthMethod,
+    /// The national cloud.
+    pub cloud: Cloud,
+    /// The regional API host, commercial cloud only.
+    pub region: Option<Region>,
+    /// Entra's host, e.g. `https://login.microsoftonline.com` (from `cloud`, or `login_url`).
+    pub login_url: Url,
+    /// Defender's API host, e.g. `https://api.security.microsoft.com` (from `cloud`/`region`, or
+    /// `api_url`).
+    pub api_url: Url,
+    /// The token resource / audience.
+    pub resource: String,
+    /// Which Entra token endpoint to use.
+    pub token_endpoint: TokenEndpoint,
+}
+
+/// Entra's two token endpoints; both issue the same Defender token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenEndpoint {
+    /// `/{tenant}/oauth2/token` with `resource=`.
+    V1,
+    /// `/{tenant}/oauth2/v2.0/token` with `scope={resource}/.default`.
+    V2,
+}
+
+/// How a tenant signs in.
+#[derive(Debug, Clone)]
+pub enum AuthMethod {
+    /// OAuth2 client credentials with a client secret.
+    ClientSecret(SecretSource),
+}
+
+impl AuthMethod {
+    /// The grant's name as written in the config.
+    pub fn name(&self) -> &'static str {
+        match self {
+            AuthMethod::ClientSecret(_) => "client_secret",
+        }
+    }
+}
+
+/// Where a secret comes from. The secret itself is only read by [`SecretSource::read`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    /// An environment variable of this name.
+    Env {
+        /// The config key that named it.
+        key: String,
+        /// The variable's name.
+        var: String,
+    },
+    /// A file holding only the secret (a trailing newline is ignored).
+    File {
+        /// The config key that named it.
+        key: String,
+        /// The file.
+        path: PathBuf,
+    },
+    /// A systemd credential (`LoadCredential=`), read from `$CREDENTIALS_DIRECTORY/<name>`.
+    Credential {
+        /// The credential's name.
+        name: String,
+        /// The key to mention when it is missing.
+        key: String,
+    },
+}
+
+impl SecretSource {
+    /// Reads the secret. Errors name the config key that pointed at it.
+    pub fn read(&self) -> Result<SecretString, ConfigError> {
+        let value = match self {
+            SecretSource::Env { key, var } => std::env::var(var).map_err(|_| {
+                ConfigError::new(
+                    key.clone(),
+                    format!("the environment variable {var} is not set (or not valid UTF-8)"),
+                    format!("export {var}=<the client secret's value>, or use client_secret_file"),
+                )
+            })?,
+            SecretSource::File { key, path } => read_secret_file(key, path)?,
+            SecretSource::Credential { name, key } => {
+                let dir = std::env::var_os("CREDENTIALS_DIRECTORY").ok_or_else(|| {
+                    ConfigError::new(
+                        key.clone(),
+                        "no client secret is configured",
+                        "set client_secret_env = \"MDE_ALERTS_CLIENT_SECRET\" (and export it) or \
+                         client_secret_file = \"/etc/mde-alerts/client_secret\", or pass the systemd \
+                         credential `client_secret` with LoadCredential=",
+                    )
+                })?;
+                read_secret_file(key, &Path::new(&dir).join(name))?
+            }
+        };
+        let trimmed = value.trim_end_matches(['\r', '\n']);
+        if trimmed.is_empty() {
+            return Err(ConfigError::new(
+                self.key(),
+                "the secret is empty",
+                "put the client secret's value (not its ID) there",
+            ));
+        }
+        Ok(SecretString::from(trimmed.to_owned()))
+    }
+
+    fn key(&self) -> String {
+        match self {
+            SecretSource::Env { key, .. }
+            | SecretSource::File { key, .. }
+            | SecretSource::Credential { key, .. } => key.clone(),
+        }
+    }
+}
+
+impl fmt::Display for SecretSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SecretSource::Env { var, .. } => write!(f, "environment variable {var}"),
+            SecretSource::File { path, .. } => write!(f, "file {}", path.display()),
+            SecretSource::Credential { name, .. } => {
+                write!(f, "systemd credential {name} ($CREDENTIALS_DIRECTORY/{name})")
+            }
+        }
+    }
+}
+
+fn read_secret_file(key: &str, path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|e| {
+        ConfigError::new(
+            key,
+            format!("cannot read the secret file {}: {e}", path.display()),
+            "check the path and that the service's user may read it (mode 0600 or 0640)",
+        )
+    })
+}
+
+impl TenantConfig {
+    /// Reads the client secret from wherever the config says it is.
+    pub fn client_secret(&self) -> Result<SecretString, ConfigError> {
+        match &self.auth {
+            AuthMethod::ClientSecret(src) => src.read(),
+        }
+    }
+}
+
+/// The national clouds: each picks the API host and the login host together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cloud {
+    /// Worldwide.
+    Commercial,
+    /// US Government Community Cloud: gov API host, commercial login host.
+    Gcc,
+    /// US Government GCC High: gov API and login hosts.
+    GccHigh,
+    /// US Department of Defense: gov API and login hosts.
+    Dod,
+}
+
+/// Regional commercial API hosts (`eu.api.security.microsoft.com`, …), faster than the global one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Region {
+    /// United States.
+    Us,
+    /// European Union.
+    Eu,
+    /// United Kingdom.
+    Uk,
+    /// Australia.
+    Au,
+    /// Switzerland.
+    Swa,
+    /// India.
+    Ina,
+    /// United Arab Emirates.
+    Aea,
+}
+
+impl Region {
+    fn host_prefix(self) -> &'static str {
+        match self {
+            Region::Us => "us",
+            Region::Eu => "eu",
+            Region::Uk => "uk",
+            Region::Au => "au",
+            Region::Swa => "swa",
+            Region::Ina => "ina",
+            Region::Aea => "aea",
+        }
+    }
+}
+
+/// How and when to poll.
+#[derive(Debug, Clone)]
+pub struct PollConfig {
+    /// The cron schedule, with seconds, in UTC.
+    pub schedule: croner::Cron,
+    /// How far back the first poll of a tenant reaches (at most 180 days).
+    pub initial_lookback: Duration,
+    /// How far before the cursor each poll starts, to catch alerts that became visible late.
+    pub overlap: Duration,
+    /// `$top`: alerts per page, 1..=10000.
+    pub page_size: u32,
+    /// Ask for `$expand=evidence`.
+    pub expand_evidence: bool,
+    /// The whole-request timeout for one API or token call.
+    pub request_timeout: Duration,
+}
+
+/// The SQLite store.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// The database file.
+    pub path: PathBuf,
+}
+
+/// A configured snapshot.
+#[derive(Debug, Clone)]
+pub struct ExportConfig {
+    /// The file name stem: `NAME-latest.EXT`.
+    pub name: String,
+    /// The file format.
+    pub format: ExportFormat,
+    /// The directory the files go to.
+    pub dir: PathBuf,
+}
+
+/// Snapshot file formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// Spreadsheet-safe CSV, one row per alert.
+    Csv,
+    /// A JSON array of the alerts exactly as the API returned them.
+    Json,
+    /// One alert object per line.
+    Ndjson,
+}
+
+impl ExportFormat {
+    /// The file extension.
+    pub fn extension(self) -> &'static str {
+        match self {
+            ExportFormat::Csv => "csv",
+            ExportFormat::Json => "json",
+            ExportFormat::Ndjson => "ndjson",
+        }
+    }
+}
+
+impl Config {
+    /// Reads and validates the file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            let fix = if e.kind() == std::io::ErrorKind::NotFound {
+                "create it from config.example.toml, or point --config / MDE_ALERTS_CONFIG at yours"
+            } else {
+                "check the path and the file's permissions"
+            };
+            ConfigError::new("(file)", format!("cannot read the config file: {e}"), fix)
+                .in_file(path)
+        })?;
+        Self::parse(&text, path).map_err(|e| e.in_file(path))
+    }
+
+    /// Validates config text; relative paths are taken from `path`'s directory.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let table: Table = text.parse().map_err(|e: toml::de::Error| {
+            ConfigError::new(
+                "(syntax)",
+                format!("the file is not valid TOML: {}", e.to_string().trim_end()),
+                "fix the syntax at the line shown; config.example.toml has a working example",
+            )
+        })?;
+        let base = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let root = Section {
+            path: String::new(),
+            table: &table,
+        };
+        root.check_keys(&["tenants", "poll", "store", "exports"])?;
+
+        let tenants = root
+            .array_of_tables("tenants")?
+            .iter()
+            .map(|s| tenant(s, base))
+            .collect::<Result<Vec<_>, _>>()?;
+        if tenants.is_empty() {
+            return Err(ConfigError::new(
+                "tenants",
+                "no tenant is configured",
+                "add a [[tenants]] block with name, tenant_id and client_id",
+            ));
+        }
+        let mut seen = HashSet::new();
+        for (i, t) in tenants.iter().enumerate() {
+            if !seen.insert(t.name.clone()) {
+                return Err(ConfigError::new(
+                    format!("tenants[{i}].name"),
+                    format!("the name {:?} is used by two tenants", t.name),
+                    "give every tenant its own name",
+                ));
+            }
+        }
+        let poll = poll(&root.table_or_empty("poll")?)?;
+        let store = store(&root.table_or_empty("store")?, base)?;
+        let exports = root
+            .array_of_tables("exports")?
+            .iter()
+            .map(|s| export(s, base))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut seen = HashSet::new();
+        for (i, e) in exports.iter().enumerate() {
+            if !seen.insert(e.name.clone()) {
+                return Err(ConfigError::new(
+                    format!("exports[{i}].name"),
+                    format!("the name {:?} is used by two exports", e.name),
+                    "give every export its own name",
+                ));
+            }
+        }
+        Ok(Config {
+            path: path.to_path_buf(),
+            tenants,
+            poll,
+            store,
+            exports,
+        })
+    }
+
+    /// The tenant called `name`, or an error listing the configured ones.
+    pub fn tenant(&self, name: &str) -> Result<&TenantConfig, ConfigError> {
+        self.tenants.iter().find(|t| t.name == name).ok_or_else(|| {
+            let names: Vec<_> = self.tenants.iter().map(|t| t.name.as_str()).collect();
+            ConfigError::new(
+                "--tenant",
+                format!("no tenant is called {name:?}"),
+                format!("use one of: {}", names.join(", ")),
+            )
+            .in_file(&self.path)
+        })
+    }
+}
+
+/// A TOML table being read, with its path for error messages.
+struct Section<'a> {
+    path: String,
+    table: &'a Table,
+}
+
+/// An owned section (for tables that may be absent).
+struct OwnedSection {
+    path: String,
+    table: Table,
+}
+
+impl OwnedSection {
+    fn borrow(&self) -> Section<'_> {
+        Section {
+            path: self.path.clone(),
+            table: &self.table,
+        }
+    }
+}
+
+impl std::ops::Deref for OwnedSection {
+    type Target = Table;
+    fn deref(&self) -> &Table {
+        &self.table
+    }
+}
+
+fn type_name(v: &Value) -> String {
+    match v {
+        Value::String(s) => format!("the string {s:?}"),
+        Value::Integer(i) => format!("the integer {i}"),
+        Value::Float(f) => format!("the number {f}"),
+        Value::Boolean(b) => format!("the boolean {b}"),
+        Value::Datetime(d) => format!("the date {d}"),
+        Value::Array(_) => "an array".into(),
+        Value::Table(_) => "a table".into(),
+    }
+}
+
+impl<'a> Section<'a> {
+    fn key(&self, k: &str) -> String {
+        if self.path.is_empty() {
+            k.to_owned()
+        } else {
+            format!("{}.{k}", self.path)
+        }
+    }
+
+    /// Rejects keys this section does not know, suggesting the closest known one.
+    fn check_keys(&self, known: &[&str]) -> Result<(), ConfigError> {
+        for k in self.table.keys() {
+            if !known.contains(&k.as_str()) {
+                let best = known
+                    .iter()
+                    .map(|c| (strsim::damerau_levenshtein(&k.to_lowercase(), c), *c))
+                    .min();
+                let fix = match best {
+                    Some((d, c)) if d <= 3 || c.contains(k.as_str()) => {
+                        format!("did you mean `{c}`?")
+                    }
+                    _ => format!("remove it; the keys allowed here are: {}", known.join(", ")),
+                };
+                return Err(ConfigError::new(self.key(k), "unknown key", fix));
+            }
+        }
+        Ok(())
+    }
+
+    fn wrong_type(&self, k: &str, v: &Value, expected: &str) -> ConfigError {
+        ConfigError::new(
+            self.key(k),
+            format!("expected {expected}, found {}", type_name(v)),
+            format!("write it as {expected}"),
+        )
+    }
+
+    fn str(&self, k: &str) -> Result<Option<&'a str>, ConfigError> {
+        match self.table.get(k) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.as_str())),
+            Some(v) => Err(self.wrong_type(k, v, "a quoted string")),
+        }
+    }
+
+    fn required_str(&self, k: &str, fix: &str) -> Result<&'a str, ConfigError> {
+        match self.str(k)? {
+            Some(s) if !s.trim().is_empty() => Ok(s),
+            Some(_) => Err(ConfigError::new(self.key(k), "is empty", fix)),
+            None => Err(ConfigError::new(self.key(k), "is missing", fix)),
+        }
+    }
+
+    fn int(&self, k: &str) -> Result<Option<i64>, ConfigError> {
+        match self.table.get(k) {
+            None => Ok(None),
+            Some(Value::Integer(i)) => Ok(Some(*i)),
+            Some(v) => Err(self.wrong_type(k, v, "an integer (no quotes)")),
+        }
+    }
+
+    fn bool(&self, k: &str) -> Result<Option<bool>, ConfigError> {
+        match self.table.get(k) {
+            None => Ok(None),
+            Some(Value::Boolean(b)) => Ok(Some(*b)),
+            Some(v) => Err(self.wrong_type(k, v, "true or false (no quotes)")),
+        }
+    }
+
+    fn duration(&self, k: &str) -> Result<Option<Duration>, ConfigError> {
+        let Some(s) = self.str(k)? else {
+            return Ok(None);
+        };
+        humantime::parse_duration(s).map(Some).map_err(|e| {
+            ConfigError::new(
+                self.key(k),
+                format!("{s:?} is not a duration ({e})"),
+                "write a number with a unit, e.g. \"90s\", \"10m\", \"12h\", \"30d\"",
+            )
+        })
+    }
+
+    fn choice<T: Copy>(
+        &self,
+        k: &str,
+        options: &[(&str, T)],
+        default: T,
+    ) -> Result<T, ConfigError> {
+        let Some(s) = self.str(k)? else {
+            return Ok(default);
+        };
+        options
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(s))
+            .map(|(_, v)| *v)
+            .ok_or_else(|| {
+                let names: Vec<_> = options.iter().map(|(n, _)| *n).collect();
+                ConfigError::new(
+                    self.key(k),
+                    format!("{s:?} is not one of the allowed values"),
+                    format!("use one of: {}", names.join(" | ")),
+                )
+            })
+    }
+
+    fn path(&self, k: &str, base: &Path) -> Result<Option<PathBuf>, ConfigError> {
+        Ok(self.str(k)?.map(|s| base.join(s)))
+    }
+
+    fn url(&self, k: &str) -> Result<Option<Url>, ConfigError> {
+        let Some(s) = self.str(k)? else {
+            return Ok(None);
+        };
+        parse_endpoint_url(s).map(Some).map_err(|(problem, fix)| {
+            ConfigError::new(self.key(k), problem, fix)
+        })
+    }
+
+    fn table_or_empty(&self, k: &str) -> Result<OwnedSection, ConfigError> {
+        let table = match self.table.get(k) {
+            None => Table::new(),
+            Some(Value::Table(t)) => t.clone(),
+            Some(v) => {
+                return Err(ConfigError::new(
+                    self.key(k),
+                    format!("expected a [{k}] table, found {}", type_name(v)),
+                    format!("write it as a [{k}] section"),
+                ));
+            }
+        };
+        Ok(OwnedSection {
+            path: self.key(k),
+            table,
+        })
+    }
+
+    fn array_of_tables(&self, k: &str) -> Result<Vec<Section<'a>>, ConfigError> {
+        match self.table.get(k) {
+            None => Ok(Vec::new()),
+            Some(Value::Array(items)) => items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| match v {
+                    Value::Table(t) => Ok(Section {
+                        path: format!("{}[{i}]", self.key(k)),
+                        table: t,
+                    }),
+                    other => Err(self.wrong_type(k, other, &format!("[[{k}]] blocks"))),
+                })
+                .collect(),
+            Some(v) => Err(ConfigError::new(
+                self.key(k),
+                format!("expected [[{k}]] blocks, found {}", type_name(v)),
+                format!("write each one as a [[{k}]] block"),
+            )),
+        }
+    }
+}
+
+/// Accepts `https://` anywhere and `http://` only for loopback (simulators, local proxies).
+fn parse_endpoint_url(s: &str) -> Result<Url, (String, String)> {
+    let url = Url::parse(s).map_err(|e| {
+        (
+            format!("{s:?} is not a URL ({e})"),
+            "write a full URL such as \"https://api.security.microsoft.com\"".to_owned(),
+        )
+    })?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err((
+            "the URL carries credentials".into(),
+            "remove user:password from the URL".into(),
+        ));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err((
+            "the URL has a query or fragment".into(),
+            "give only scheme, host, port and path".into(),
+        ));
+    }
+    match url.scheme() {
+        "https" => Ok(url),
+        "http" if is_loopback(&url) => Ok(url),
+        "http" => Err((
+            format!("{s:?} uses plain http:// to a host that is not loopback"),
+            "use https://; http:// is accepted only for 127.0.0.1, ::1 or localhost (simulators)"
+                .into(),
+        )),
+        other => Err((
+            format!("the scheme {other}:// is not supported"),
+            "use https://".into(),
+        )),
+    }
+}
+
+/// Whether the URL points at this machine.
+pub fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+        None => false,
+    }
+}
+
+fn is_guid(s: &str) -> bool {
+    let parts: Vec<_> = s.split('-').collect();
+    parts.len() == 5
+        && parts
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(p, n)| p.len() == n && p.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+fn tenant(s: &Section<'_>, base: &Path) -> Result<TenantConfig, ConfigError> {
+    s.check_keys(&[
+        "name",
+        "tenant_id",
+        "client_id",
+        "auth",
+        "client_secret_env",
+        "client_secret_file",
+        "cloud",
+        "region",
+        "login_url",
+        "api_url",
+        "token_endpoint",
+    ])?;
+    let name = s.required_str("name", "give the tenant a short name, e.g. name = \"contoso\"")?;
+    if !valid_name(name) {
+        return Err(ConfigError::new(
+            s.key("name"),
+            format!("{name:?} is not a valid name"),
+            "use letters, digits, - and _ only (at most 64)",
+        ));
+    }
+    let tenant_id = s.required_str(
+        "tenant_id",
+        "copy the Directory (tenant) ID from the app registration's overview in the Entra admin center",
+    )?;
+    if !is_guid(tenant_id) && !tenant_id.contains('.') {
+        return Err(ConfigError::new(
+            s.key("tenant_id"),
+            format!("{tenant_id:?} is neither a GUID nor a domain"),
+            "use the Directory (tenant) ID, e.g. 00000000-0000-0000-0000-000000000000, or a verified \
+             domain such as contoso.onmicrosoft.com",
+        ));
+    }
+    let client_id = s.required_str(
+        "client_id",
+        "copy the Application (client) ID from the app registration's overview",
+    )?;
+    if !is_guid(client_id) {
+        return Err(ConfigError::new(
+            s.key("client_id"),
+            format!("{client_id:?} is not a GUID"),
+            "use the Application (client) ID, e.g. 00000000-0000-0000-0000-000000000000",
+        ));
+    }
+    let auth_kind = s.str("auth")?.unwrap_or("client_secret");
+    let auth = match auth_kind {
+        "client_secret" => {
+            let env = s.str("client_secret_env")?;
+            let file = s.str("client_secret_file")?;
+            match (env, file) {
+                (Some(_), Some(_)) => {
+                    return Err(ConfigError::new(
+                        s.key("client_secret_file"),
+                        "both client_secret_env and client_secret_file are set",
+                        "keep one of them",
+                    ));
+                }
+                (Some(var), None) => AuthMethod::ClientSecret(SecretSource::Env {
+                    key: s.key("client_secret_env"),
+                    var: var.to_owned(),
+                }),
+                (None, Some(file)) => AuthMethod::ClientSecret(SecretSource::File {
+                    key: s.key("client_secret_file"),
+                    path: base.join(file),
+                }),
+                (None, None) => AuthMethod::ClientSecret(SecretSource::Credential {
+                    name: "client_secret".into(),
+                    key: s.key("client_secret_env"),
+                }),
+            }
+        }
+        "certificate" | "password" => {
+            return Err(ConfigError::new(
+                s.key("auth"),
+                format!("auth = {auth_kind:?} is not available in this version"),
+                "use auth = \"client_secret\" for now",
+            ));
+        }
+        other => {
+            return Err(ConfigError::new(
+                s.key("auth"),
+                format!("{other:?} is not a sign-in method"),
+                "use one of: client_secret | certificate | password",
+            ));
+        }
+    };
+    let cloud = s.choice(
+        "cloud",
+        &[
+            ("commercial", Cloud::Commercial),
+            ("gcc", Cloud::Gcc),
+            ("gcc-high", Cloud::GccHigh),
+            ("dod", Cloud::Dod),
+        ],
+        Cloud::Commercial,
+    )?;
+    let region = match s.str("region")? {
+        None => None,
+        Some(_) => Some(s.choice(
+            "region",
+            &[
+                ("us", Region::Us),
+                ("eu", Region::Eu),
+                ("uk", Region::Uk),
+                ("au", Region::Au),
+                ("swa", Region::Swa),
+                ("ina", Region::Ina),
+                ("aea", Region::Aea),
+            ],
+            Region::Us,
+        )?),
+    };
+    if region.is_some() && cloud != Cloud::Commercial {
+        return Err(ConfigError::new(
+            s.key("region"),
+            "regional hosts exist only in the commercial cloud",
+            "remove region, or set cloud = \"commercial\"",
+        ));
+    }
+    let token_endpoint = s.choice(
+        "token_endpoint",
+        &[("v2", TokenEndpoint::V2), ("v1", TokenEndpoint::V1)],
+        TokenEndpoint::V2,
+    )?;
+    let (login_default, api_default, resource) = match cloud {
+        Cloud::Commercial => {
+            let api = match region {
+                Some(r) => format!("https://{}.api.security.microsoft.com", r.host_prefix()),
+                None => "https://api.security.microsoft.com".to_owned(),
+            };
+            ("https://login.microsoftonline.com", api, MDE_RESOURCE)
+        }
+        Cloud::Gcc => (
+            "https://login.microsoftonline.com",
+            "https://api-gcc.securitycenter.microsoft.us".to_owned(),
+            "https://api-gcc.securitycenter.microsoft.us",
+        ),
+        Cloud::GccHigh | Cloud::Dod => (
+            "https://login.microsoftonline.us",
+            "https://api-gov.securitycenter.microsoft.us".to_owned(),
+            "https://api-gov.securitycenter.microsoft.us",
+        ),
+    };
+    let login_url = match s.url("login_url")? {
+        Some(u) => u,
+        None => Url::parse(login_default).expect("built-in URL"),
+    };
+    let api_url = match s.url("api_url")? {
+        Some(u) => u,
+        None => Url::parse(&api_default).expect("built-in URL"),
+    };
+    Ok(TenantConfig {
+        name: name.to_owned(),
+        tenant_id: tenant_id.to_owned(),
+        client_id: client_id.to_ascii_lowercase(),
+        auth,
+        cloud,
+        region,
+        login_url,
+        api_url,
+        resource: resource.to_owned(),
+        token_endpoint,
+    })
+}
+
+fn poll(owned: &OwnedSection) -> Result<PollConfig, ConfigError> {
+    let s = owned.borrow();
+    s.check_keys(&[
+        "schedule",
+        "initial_lookback",
+        "overlap",
+        "page_size",
+        "expand_evidence",
+        "request_timeout",
+    ])?;
+    let schedule_text = s.str("schedule")?.unwrap_or("0 */5 * * * *");
+    let schedule = croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Optional)
+        .build()
+        .parse(schedule_text)
+        .map_err(|e| {
+            ConfigError::new(
+                s.key("schedule"),
+                format!("{schedule_text:?} is not a cron schedule ({e})"),
+                "write six fields, seconds first, in UTC: \"0 */5 * * * *\" polls every five minutes",
+            )
+        })?;
+    let mut initial_lookback = s
+        .duration("initial_lookback")?
+        .unwrap_or(Duration::from_secs(30 * 86_400));
+    if initial_lookback.is_zero() {
+        return Err(ConfigError::new(
+            s.key("initial_lookback"),
+            "must be more than zero",
+            "use e.g. \"30d\"",
+        ));
+    }
+    if initial_lookback > MAX_LOOKBACK {
+        tracing::warn!(
+            key = %s.key("initial_lookback"),
+            "Defender keeps alerts for 180 days; the first poll will reach back 180 days."
+        );
+        initial_lookback = MAX_LOOKBACK;
+    }
+    let overlap = s.duration("overlap")?.unwrap_or(Duration::from_secs(600));
+    if overlap > Duration::from_secs(86_400) {
+        return Err(ConfigError::new(
+            s.key("overlap"),
+            "is longer than a day",
+            "the overlap only needs to cover Defender's ingestion delay; \"10m\" is plenty",
+        ));
+    }
+    let page_size = match s.int("page_size")? {
+        None => 10_000,
+        Some(n @ 1..=10_000) => n as u32,
+        Some(n) => {
+            return Err(ConfigError::new(
+                s.key("page_size"),
+                format!("{n} is out of range"),
+                "use a number from 1 to 10000 (Defender's maximum $top)",
+            ));
+        }
+    };
+    let request_timeout = s
+        .duration("request_timeout")?
+        .unwrap_or(Duration::from_secs(120));
+    if request_timeout < Duration::from_secs(1) {
+        return Err(ConfigError::new(
+            s.key("request_timeout"),
+            "is shorter than a second",
+            "a page of 10,000 alerts can take a minute; use e.g. \"120s\"",
+        ));
+    }
+    Ok(PollConfig {
+        schedule,
+        initial_lookback,
+        overlap,
+        page_size,
+        expand_evidence: s.bool("expand_evidence")?.unwrap_or(false),
+        request_timeout,
+    })
+}
+
+fn store(owned: &OwnedSection, base: &Path) -> Result<StoreConfig, ConfigError> {
+    let s = owned.borrow();
+    s.check_keys(&["path"])?;
+    let path = s
+        .path("path", base)?
+        .unwrap_or_else(|| PathBuf::from("/var/lib/mde-alerts/alerts.db"));
+    Ok(StoreConfig { path })
+}
+
+fn export(s: &Section<'_>, base: &Path) -> Result<ExportConfig, ConfigError> {
+    s.check_keys(&["name", "format", "dir"])?;
+    let name = s.required_str("name", "give the export a name; files are called NAME-latest.EXT")?;
+    if !valid_name(name) {
+        return Err(ConfigError::new(
+            s.key("name"),
+            format!("{name:?} is not a valid name"),
+            "use letters, digits, - and _ only (it becomes part of file names)",
+        ));
+    }
+    let format = match s.str("format")? {
+        None => {
+            return Err(ConfigError::new(
+                s.key("format"),
+                "is missing",
+                "use one of: csv | json | ndjson",
+            ));
+        }
+        Some(_) => s.choice(
+            "format",
+            &[
+                ("csv", ExportFormat::Csv),
+                ("json", ExportFormat::Json),
+                ("ndjson", ExportFormat::Ndjson),
+            ],
+            ExportFormat::Csv,
+        )?,
+    };
+    let dir = s.path("dir", base)?.ok_or_else(|| {
+        ConfigError::new(
+            s.key("dir"),
+            "is missing",
+            "name the directory the files go to, e.g. dir = \"/var/lib/mde-alerts/exports\"",
+        )
+    })?;
+    Ok(ExportConfig {
+        name: name.to_owned(),
+        format,
+        dir,
+    })
+}
+
+impl fmt::Display for Config {
+    /// The resolved settings, as `config check` prints them. Secrets are never read here: only
+    /// where they come from is shown.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "config: {}", self.path.display())?;
+        for t in &self.tenants {
+            writeln!(f, "tenant {}:", t.name)?;
+            writeln!(f, "  tenant_id      {}", t.tenant_id)?;
+            writeln!(f, "  client_id      {}", t.client_id)?;
+            match &t.auth {
+                AuthMethod::ClientSecret(src) => {
+                    writeln!(f, "  auth           client_secret, read from {src} (value redacted)")?
+                }
+            }
+            writeln!(f, "  cloud          {:?}", t.cloud)?;
+            if let Some(r) = t.region {
+                writeln!(f, "  region         {r:?}")?;
+            }
+            writeln!(f, "  login          {}", t.login_url)?;
+            writeln!(f, "  api            {}", t.api_url)?;
+            writeln!(f, "  resource       {}", t.resource)?;
+            writeln!(f, "  token endpoint {:?}", t.token_endpoint)?;
+        }
+        let p = &self.poll;
+        writeln!(f, "poll:")?;
+        writeln!(f, "  schedule         {} (UTC)", p.schedule.as_str())?;
+        writeln!(
+            f,
+            "  initial_lookback {}",
+            humantime::format_duration(p.initial_lookback)
+        )?;
+        writeln!(f, "  overlap          {}", humantime::format_duration(p.overlap))?;
+        writeln!(f, "  page_size        {}", p.page_size)?;
+        writeln!(f, "  expand_evidence  {}", p.expand_evidence)?;
+        writeln!(
+            f,
+            "  request_timeout  {}",
+            humantime::format_duration(p.request_timeout)
+        )?;
+        writeln!(f, "store: {}", self.store.path.display())?;
+        for e in &self.exports {
+            writeln!(
+                f,
+                "export {}: {} into {}",
+                e.name,
+                e.format.extension(),
+                e.dir.display()
+            )?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[[tenants]]
+name = "contoso"
+tenant_id = "11111111-2222-3333-4444-555555555555"
+client_id = "AAAAAAAA-bbbb-cccc-dddd-eeeeeeeeeeee"
+client_secret_env = "TEST_SECRET_VAR"
+
+[poll]
+page_size = 500
+overlap = "5m"
+
+[store]
+path = "alerts.db"
+
+[[exports]]
+name = "alerts"
+format = "csv"
+dir = "out"
+"#;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("/etc/x/config.toml"))
+    }
+
+    #[test]
+    fn good_config_resolves_hosts_and_paths() {
+        let c = parse(GOOD).unwrap();
+        let t = &c.tenants[0];
+        assert_eq!(t.api_url.as_str(), "https://api.security.microsoft.com/");
+        assert_eq!(t.login_url.as_str(), "https://login.microsoftonline.com/");
+        assert_eq!(t.resource, MDE_RESOURCE);
+        assert_eq!(t.client_id, "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee");
+        assert_eq!(c.poll.page_size, 500);
+        assert_eq!(c.poll.overlap, Duration::from_secs(300));
+        assert_eq!(c.store.path, PathBuf::from("/etc/x/alerts.db"));
+        assert_eq!(c.exports[0].dir, PathBuf::from("/etc/x/out"));
+    }
+
+    fn err(text: &str) -> ConfigError {
+        parse(text).unwrap_err()
+    }
+
+    #[test]
+    fn unknown_key_suggests_the_right_one() {
+        let e = err(&GOOD.replace("page_size", "pagesize"));
+        assert_eq!(e.key, "poll.pagesize");
+        assert!(e.fix.contains("`page_size`"), "{e}");
+        let e = err(&GOOD.replace("[store]", "[stor]"));
+        assert_eq!(e.key, "stor");
+        assert!(e.fix.contains("`store`"), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_names_key_and_type() {
+        let e = err(&GOOD.replace("page_size = 500", "page_size = \"500\""));
+        assert_eq!(e.key, "poll.page_size");
+        assert!(e.problem.contains("integer"), "{e}");
+    }
+
+    #[test]
+    fn out_of_range_page_size() {
+        for bad in ["0", "10001", "-5"] {
+            let e = err(&GOOD.replace("page_size = 500", &format!("page_size = {bad}")));
+            assert_eq!(e.key, "poll.page_size");
+        }
+    }
+
+    #[test]
+    fn plain_http_only_for_loopback() {
+        let add = |u: &str| GOOD.replace("[poll]", &format!("api_url = \"{u}\"\n[poll]"));
+        parse(&add("http://127.0.0.1:8080")).unwrap();
+        parse(&add("http://localhost:8080")).unwrap();
+        parse(&add("http://[::1]:8080")).unwrap();
+        let e = err(&add("http://api.example.com"));
+        assert_eq!(e.key, "tenants[0].api_url");
+        assert!(e.problem.contains("not loopback"));
+    }
+
+    #[test]
+    fn malformed_toml_is_a_syntax_error() {
+        let e = err("[[tenants]\nname = ");
+        assert_eq!(e.key, "(syntax)");
+    }
+
+    #[test]
+    fn missing_secret_names_the_key() {
+        let c = parse(&GOOD.replace("TEST_SECRET_VAR", "SURELY_UNSET_VAR_4711")).unwrap();
+        let e = c.tenants[0].client_secret().unwrap_err();
+        assert_eq!(e.key, "tenants[0].client_secret_env");
+        assert!(e.fix.contains("SURELY_UNSET_VAR_4711"));
+    }
+
+    #[test]
+    fn lookback_is_clamped_to_retention() {
+        let c = parse(&GOOD.replace("[poll]", "[poll]\ninitial_lookback = \"400d\"")).unwrap();
+        assert_eq!(c.poll.initial_lookback, MAX_LOOKBACK);
+    }
+
+    #[test]
+    fn clouds_pair_hosts() {
+        let c = parse(&GOOD.replace("[poll]", "cloud = \"gcc-high\"\n[poll]")).unwrap();
+        assert_eq!(c.tenants[0].login_url.as_str(), "https://login.microsoftonline.us/");
+        let c = parse(&GOOD.replace("[poll]", "region = \"eu\"\n[poll]")).unwrap();
+        assert_eq!(
+            c.tenants[0].api_url.as_str(),
+            "https://eu.api.security.microsoft.com/"
+        );
+        let e = err(&GOOD.replace("[poll]", "cloud = \"dod\"\nregion = \"eu\"\n[poll]"));
+        assert_eq!(e.key, "tenants[0].region");
+    }
+
+    #[test]
+    fn bad_schedule_and_duration() {
+        let e = err(&GOOD.replace("[poll]", "[poll]\nschedule = \"every 5 minutes\""));
+        assert_eq!(e.key, "poll.schedule");
+        let e = err(&GOOD.replace("overlap = \"5m\"", "overlap = \"5 parsecs\""));
+        assert_eq!(e.key, "poll.overlap");
+    }
+
+    #[test]
+    fn display_never_shows_the_secret() {
+        // SAFETY-free: setting an env var in a test is unsafe in edition 2024 because other threads
+        // may read the environment; this variable is unique to this test.
+        unsafe { std::env::set_var("TEST_SECRET_VAR_DISPLAY", "hunter2-super-secret") };
+        let c = parse(&GOOD.replace("TEST_SECRET_VAR", "TEST_SECRET_VAR_DISPLAY")).unwrap();
+        c.tenants[0].client_secret().unwrap();
+        let shown = format!("{c}\n{c:?}");
+        assert!(!shown.contains("hunter2"));
+    }
+}

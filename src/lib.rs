@@ -1,0 +1,22 @@
+//! mde-alerts: export Microsoft Defender for Endpoint alerts into SQLite and snapshot files.
+//!
+//! The promise, in order: every alert in its latest state exactly once, never a torn file, never a
+//! leaked secret, a clear message for every misconfiguration, a small API budget, speed.
+//!
+//! Modules follow the data's path: [`config`] → [`auth`] → [`source`] → [`store`] → [`export`];
+//! [`poll`] drives one cycle; [`sim`] stands in for Microsoft in the demo and the tests.
+#![warn(missing_docs)]
+
+pub mod alert;
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod demo;
+pub mod export;
+pub mod http;
+pub mod import;
+pub mod poll;
+pub mod sim;
+pub mod source;
+pub mod store;
+pub mod time;

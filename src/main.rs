@@ -1,0 +1,374 @@
+//! The `mde-alerts` command. Thin on purpose: parse the command line, call the library, print, and
+//! map errors to exit codes (0 ok, 1 run failed, 2 usage, 78 configuration).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use mde_alerts::app::{self, AppError};
+use mde_alerts::config::{Config, ConfigError, DEFAULT_CONFIG_PATH, ExportFormat};
+use mde_alerts::{demo, export, import, sim};
+
+/// Export Microsoft Defender for Endpoint alerts to SQLite and CSV/JSON snapshots: every alert, in
+/// its latest state, exactly once.
+#[derive(Parser, Debug)]
+#[command(name = "mde-alerts", version, about, long_about = None)]
+struct Cli {
+    /// The config file.
+    #[arg(long, global = true, env = "MDE_ALERTS_CONFIG", default_value = DEFAULT_CONFIG_PATH)]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Poll each tenant once now, then write the configured exports.
+    Poll {
+        /// Poll only this tenant.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Do not write the exports afterwards.
+        #[arg(long)]
+        no_export: bool,
+    },
+    /// Load saved API responses ({"value":[…]}), JSON arrays or NDJSON into the store.
+    Import {
+        /// Files to import, all in one transaction.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// The tenant the alerts belong to (default: the first configured).
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Write snapshot files from the store (no API calls).
+    Export {
+        /// Only the configured export with this name.
+        #[arg(long, conflicts_with_all = ["format", "out"])]
+        name: Option<String>,
+        /// Write one ad-hoc file in this format (with --out).
+        #[arg(long, value_enum, requires = "out")]
+        format: Option<ExportFormat>,
+        /// The ad-hoc file to write (with --format).
+        #[arg(long, requires = "format")]
+        out: Option<PathBuf>,
+    },
+    /// Show each tenant's cursor, last runs and alert counts; exit 1 when the last run failed.
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check the config file.
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+    /// Start the built-in simulator, poll it, export, and show where the files are.
+    Demo {
+        /// Where to put the config, store and files.
+        #[arg(long, default_value = "./mde-alerts-demo")]
+        dir: PathBuf,
+    },
+    /// Run the Defender/Entra simulator alone, for trying configs.
+    Simulate {
+        /// Port on 127.0.0.1.
+        #[arg(long, default_value_t = 8443)]
+        port: u16,
+        /// Alerts present at start.
+        #[arg(long, default_value_t = 500)]
+        alerts: usize,
+        /// Share of API calls answered with a fault (0.0–1.0).
+        #[arg(long, default_value_t = 0.0)]
+        fault_rate: f64,
+        /// Token lifetime in seconds.
+        #[arg(long, default_value_t = 3599)]
+        token_lifetime: u64,
+        /// Update a few alerts and create one every this many seconds (0: never).
+        #[arg(long, default_value_t = 5)]
+        mutate_every: u64,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ConfigAction {
+    /// Validate the config and print the resolved settings, secrets redacted.
+    Check,
+}
+
+const EXIT_FAILED: u8 = 1;
+const EXIT_CONFIG: u8 = 78;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            let config_error = e.chain().any(|c| {
+                c.downcast_ref::<ConfigError>().is_some()
+                    || matches!(c.downcast_ref::<AppError>(), Some(AppError::Config(_)))
+            });
+            eprintln!("error: {e:#}");
+            ExitCode::from(if config_error { EXIT_CONFIG } else { EXIT_FAILED })
+        }
+    }
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("warn,mde_alerts=info"));
+    let journald = std::env::var_os("JOURNAL_STREAM").is_some();
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(!journald && std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    if journald {
+        builder.without_time().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn load(cli: &Cli) -> anyhow::Result<Config> {
+    Ok(Config::load(&cli.config)?)
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match &cli.command {
+        Command::Poll { tenant, no_export } => {
+            let config = load(&cli)?;
+            let summary = app::poll(&config, tenant.as_deref(), !no_export).await?;
+            for r in &summary.ok {
+                println!("{r}");
+            }
+            for w in &summary.exported {
+                println!("wrote {w}");
+            }
+            for (t, e) in &summary.failed {
+                eprintln!("error: {t}: poll failed: {e}");
+            }
+            Ok(if summary.failed.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(EXIT_FAILED)
+            })
+        }
+        Command::Import { files, tenant } => {
+            let config = load(&cli)?;
+            let tenant = match tenant {
+                Some(t) => config.tenant(t)?.name.clone(),
+                None => config.tenants[0].name.clone(),
+            };
+            let mut store = app::open_store(&config)?;
+            let started = std::time::Instant::now();
+            let r = import::import(&mut store, &tenant, files)?;
+            let c = r.counts;
+            println!(
+                "{tenant}: imported {} elements in {:.2}s: {} new, {} updated, {} unchanged, {} stale, {} invalid",
+                r.elements,
+                started.elapsed().as_secs_f64(),
+                c.new,
+                c.updated,
+                c.unchanged,
+                c.stale,
+                c.invalid
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Export { name, format, out } => {
+            let config = load(&cli)?;
+            if !app::store_exists(&config.store.path) {
+                anyhow::bail!(
+                    "the store {} does not exist yet; run `mde-alerts poll` (or `import`) first",
+                    config.store.path.display()
+                );
+            }
+            match (format, out) {
+                (Some(format), Some(out)) => {
+                    let store = app::open_store(&config)?;
+                    let w = export::export_file(&store, *format, out)?;
+                    println!("wrote {w}");
+                }
+                _ => {
+                    for w in app::export_configured(&config, name.as_deref())? {
+                        println!("wrote {w}");
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Status { json } => status(&cli, *json),
+        Command::Config {
+            action: ConfigAction::Check,
+        } => {
+            let config = load(&cli)?;
+            print!("{config}");
+            for t in &config.tenants {
+                t.client_secret().map_err(|e| e.in_file_of(&config))?;
+            }
+            println!("ok: the config is valid and every secret is readable");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo { dir } => {
+            println!("Starting the built-in Defender simulator and polling it…");
+            let report = demo::run(dir).await?;
+            let first = report.polls.first();
+            let second = report.polls.get(1);
+            if let Some(p) = first {
+                for r in &p.ok {
+                    println!("first poll   {r}");
+                }
+            }
+            if let Some(p) = second {
+                for r in &p.ok {
+                    println!("second poll  {r}");
+                }
+            }
+            let failed: Vec<_> = report.polls.iter().flat_map(|p| &p.failed).collect();
+            for (t, e) in &failed {
+                eprintln!("error: {t}: {e}");
+            }
+            println!();
+            if let Some(p) = second {
+                for w in &p.exported {
+                    println!("wrote {w}");
+                }
+            }
+            let cfg = report.config.display();
+            println!(
+                "\nTry next:\n  mde-alerts --config {cfg} status\n  mde-alerts --config {cfg} export --format ndjson --out alerts.ndjson\n  mde-alerts --config {cfg} config check\n  mde-alerts simulate --port 8443   # a simulator to point a config at\n\nFor a real tenant: copy config.example.toml to /etc/mde-alerts/config.toml and fill in your app registration."
+            );
+            Ok(if failed.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(EXIT_FAILED)
+            })
+        }
+        Command::Simulate {
+            port,
+            alerts,
+            fault_rate,
+            token_lifetime,
+            mutate_every,
+        } => {
+            let cfg = sim::SimConfig {
+                initial_alerts: *alerts,
+                token_lifetime: Duration::from_secs(*token_lifetime),
+                seed: rand::random(),
+                hazards: sim::Hazards {
+                    fault_rate: *fault_rate,
+                    ..Default::default()
+                },
+                ..Default::default()
+            };
+            let s = sim::Simulator::start(cfg.clone(), *port)
+                .await
+                .with_context(|| format!("cannot listen on 127.0.0.1:{port}"))?;
+            let _mutator = (*mutate_every > 0)
+                .then(|| s.spawn_mutator(Duration::from_secs(*mutate_every), 3, 1));
+            println!(
+                "Simulator listening on {url} with {alerts} alerts. Point a config at it:\n\n[[tenants]]\nname = \"sim\"\ntenant_id = \"{}\"\nclient_id = \"{}\"\nclient_secret_env = \"MDE_ALERTS_CLIENT_SECRET\"   # export MDE_ALERTS_CLIENT_SECRET='{}'\nlogin_url = \"{url}\"\napi_url = \"{url}\"\n\nCtrl-C stops it.",
+                cfg.tenant_id,
+                cfg.client_id,
+                cfg.client_secret,
+                url = s.url()
+            );
+            tokio::signal::ctrl_c().await.ok();
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn status(cli: &Cli, json: bool) -> anyhow::Result<ExitCode> {
+    let config = load(cli)?;
+    if !app::store_exists(&config.store.path) {
+        anyhow::bail!(
+            "the store {} does not exist yet; run `mde-alerts poll` first",
+            config.store.path.display()
+        );
+    }
+    let store = app::open_store(&config)?;
+    let counts = store.alert_counts()?;
+    let mut healthy = true;
+    let mut out = Vec::new();
+    for t in &config.tenants {
+        let runs = store.runs(Some(&t.name), 1)?;
+        let last = runs.first();
+        let last_poll_failed = last.is_some_and(|r| r.outcome == "failed");
+        healthy &= !last_poll_failed;
+        let stored = counts
+            .iter()
+            .find(|(n, _)| *n == t.name)
+            .map(|(_, c)| *c)
+            .unwrap_or(0);
+        let cursor = store.cursor(&t.name)?;
+        out.push(serde_json::json!({
+            "tenant": t.name,
+            "alerts": stored,
+            "cursor": cursor.map(|c| c.to_api_string()),
+            "last_run": last.map(|r| serde_json::json!({
+                "kind": r.kind,
+                "started_at": r.started_at,
+                "finished_at": r.finished_at,
+                "outcome": r.outcome,
+                "api_calls": r.api_calls,
+                "pages": r.pages,
+                "new": r.counts.new,
+                "updated": r.counts.updated,
+                "unchanged": r.counts.unchanged,
+                "stale": r.counts.stale,
+                "invalid": r.counts.invalid,
+                "error": r.error,
+            })),
+        }));
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        for t in &out {
+            println!(
+                "{}: {} alerts, cursor {}",
+                t["tenant"].as_str().unwrap_or(""),
+                t["alerts"],
+                t["cursor"].as_str().unwrap_or("(none yet)")
+            );
+            match t.get("last_run").filter(|r| !r.is_null()) {
+                Some(r) => {
+                    println!(
+                        "  last {} {} at {}: {} new, {} updated, {} unchanged, {} stale, {} invalid, {} API calls",
+                        r["kind"].as_str().unwrap_or(""),
+                        r["outcome"].as_str().unwrap_or(""),
+                        r["started_at"].as_str().unwrap_or(""),
+                        r["new"], r["updated"], r["unchanged"], r["stale"], r["invalid"], r["api_calls"]
+                    );
+                    if let Some(e) = r["error"].as_str() {
+                        println!("  error: {e}");
+                    }
+                }
+                None => println!("  never polled"),
+            }
+        }
+    }
+    Ok(if healthy {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_FAILED)
+    })
+}

@@ -1,0 +1,657 @@
+//! The SQLite store: every alert in its latest state, every version once, and the poll cursor.
+//!
+//! # Contract
+//!
+//! - **Dedup key**: (tenant, alert id). An incoming version replaces the stored one when its
+//!   `lastUpdateTime` is newer, or equal with different content (a canonical-JSON hash); equal
+//!   content changes nothing; an older version is counted as *stale* and ignored. Every distinct
+//!   version lands in `alert_revisions` once (`UNIQUE (tenant, alert_id, content_hash)`), and the
+//!   verbatim JSON lives only there: `alerts` points at its revision.
+//! - **Transactions**: a page of alerts, the cursor advance that page allows, and the run's counters
+//!   are written in one transaction ([`Writer`]). The cursor therefore never covers an alert that is
+//!   not stored, and a crash at any instant leaves either the whole page or none of it.
+//! - **Durability**: WAL with `synchronous=FULL`, so a committed page survives power loss too, not
+//!   only a killed process; the pragmas are read back at open and the store refuses to run if
+//!   SQLite did not accept them.
+//! - **Recovery**: nothing to do beyond SQLite's own WAL recovery; runs left `running` by a killed
+//!   process are marked `interrupted` when the next run of that tenant starts.
+//! - **Migrations**: `migrations/NNNN_name.sql`, applied at open by `rusqlite_migration`, which
+//!   records the version in `PRAGMA user_version` (nothing else may touch it).
+//!
+//! rusqlite is synchronous: async callers use it from `spawn_blocking`, never across an `.await`.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite_migration::{M, Migrations};
+
+use crate::alert::Alert;
+use crate::time::ApiTime;
+
+/// The schema, in order. Never edit a released migration; add a new one.
+const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_init.sql")];
+
+fn migrations() -> Migrations<'static> {
+    Migrations::new(MIGRATIONS.iter().map(|sql| M::up(sql)).collect())
+}
+
+/// Why the store failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database could not be opened or set up.
+    #[error("cannot open the store {path}: {reason}\n  fix: {fix}")]
+    Open {
+        /// The database file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+        /// What to do.
+        fix: String,
+    },
+    /// The disk is full or failed while writing; the transaction was rolled back.
+    #[error("the store {path} could not be written ({reason}); the last transaction was rolled back and nothing was lost\n  fix: free disk space or check the disk, then run again")]
+    Disk {
+        /// The database file.
+        path: PathBuf,
+        /// SQLite's words.
+        reason: String,
+    },
+    /// Any other SQLite error.
+    #[error("store {path}: {source}")]
+    Sqlite {
+        /// The database file.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: rusqlite::Error,
+    },
+}
+
+/// What one upsert did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upsert {
+    /// A new alert.
+    New,
+    /// A newer version (or same time, new content) replaced the stored one.
+    Updated,
+    /// The same version again.
+    Unchanged,
+    /// An older version than the stored one: ignored.
+    Stale,
+}
+
+/// Counts of upsert outcomes, plus rejected elements.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// New alerts.
+    pub new: u64,
+    /// Alerts replaced by a newer version.
+    pub updated: u64,
+    /// Versions seen again.
+    pub unchanged: u64,
+    /// Older versions ignored.
+    pub stale: u64,
+    /// Elements without an id or a readable `lastUpdateTime`.
+    pub invalid: u64,
+}
+
+impl Counts {
+    /// Adds one outcome.
+    pub fn add(&mut self, u: Upsert) {
+        match u {
+            Upsert::New => self.new += 1,
+            Upsert::Updated => self.updated += 1,
+            Upsert::Unchanged => self.unchanged += 1,
+            Upsert::Stale => self.stale += 1,
+        }
+    }
+    /// Sums two counts.
+    pub fn merge(&mut self, o: Counts) {
+        self.new += o.new;
+        self.updated += o.updated;
+        self.unchanged += o.unchanged;
+        self.stale += o.stale;
+        self.invalid += o.invalid;
+    }
+}
+
+/// A run's row id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunId(pub i64);
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Completed.
+    Ok,
+    /// Failed with an error.
+    Failed,
+}
+
+/// A run, as `status` shows it.
+#[derive(Debug, Clone)]
+pub struct RunRow {
+    /// Row id.
+    pub id: i64,
+    /// Tenant.
+    pub tenant: String,
+    /// `poll` or `import`.
+    pub kind: String,
+    /// Start, RFC 3339.
+    pub started_at: String,
+    /// End, RFC 3339.
+    pub finished_at: Option<String>,
+    /// `running`, `ok`, `failed`, `interrupted`.
+    pub outcome: String,
+    /// HTTP calls to the API.
+    pub api_calls: i64,
+    /// Pages committed.
+    pub pages: i64,
+    /// Counters.
+    pub counts: Counts,
+    /// The cursor after the run.
+    pub cursor_after: Option<ApiTime>,
+    /// The error, if it failed.
+    pub error: Option<String>,
+}
+
+/// The store.
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish()
+    }
+}
+
+fn now_text() -> String {
+    ApiTime::now().to_api_string()
+}
+
+impl Store {
+    /// Opens (creating if needed) and migrates the store at `path`.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let open_err = |reason: String, fix: &str| StoreError::Open {
+            path: path.to_path_buf(),
+            reason,
+            fix: fix.to_owned(),
+        };
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            if !parent.is_dir() {
+                return Err(open_err(
+                    format!("the directory {} does not exist", parent.display()),
+                    "create it (the systemd unit's StateDirectory= does this), or change [store] path",
+                ));
+            }
+        }
+        let mut conn = Connection::open(path).map_err(|e| {
+            open_err(
+                e.to_string(),
+                "check that the service's user may write the file and its directory",
+            )
+        })?;
+        let setup = |conn: &mut Connection| -> rusqlite::Result<(String, i64, i64)> {
+            conn.busy_timeout(std::time::Duration::from_secs(10))?;
+            let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+            conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")?;
+            let sync: i64 = conn.query_row("PRAGMA synchronous", [], |r| r.get(0))?;
+            let fk: i64 = conn.query_row("PRAGMA foreign_keys", [], |r| r.get(0))?;
+            Ok((mode, sync, fk))
+        };
+        let (mode, sync, fk) = setup(&mut conn).map_err(|e| {
+            open_err(
+                e.to_string(),
+                "check permissions; the store must be on a local file system (WAL does not work over NFS)",
+            )
+        })?;
+        if !mode.eq_ignore_ascii_case("wal") || sync != 2 || fk != 1 {
+            return Err(open_err(
+                format!("SQLite did not accept the required settings (journal_mode={mode}, synchronous={sync}, foreign_keys={fk})"),
+                "put the store on a local file system that supports WAL",
+            ));
+        }
+        migrations().to_latest(&mut conn).map_err(|e| {
+            open_err(
+                format!("cannot bring the schema up to date: {e}"),
+                "if this store was written by a newer mde-alerts, run that version",
+            )
+        })?;
+        Ok(Store {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn err(&self, source: rusqlite::Error) -> StoreError {
+        classify(&self.path, source)
+    }
+
+    /// The tenant's cursor: the largest `lastUpdateTime` committed by a poll.
+    pub fn cursor(&self, tenant: &str) -> Result<Option<ApiTime>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT last_update_time FROM cursors WHERE tenant = ?1",
+                [tenant],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()
+            .map(|o| o.map(ApiTime::from_ticks))
+            .map_err(|e| self.err(e))
+    }
+
+    /// Records the start of a run, marking any run of the tenant left `running` by a killed process
+    /// as `interrupted`.
+    pub fn begin_run(&mut self, tenant: &str, kind: &str) -> Result<RunId, StoreError> {
+        let path = self.path.clone();
+        let tx = self.conn.transaction().map_err(|e| classify(&path, e))?;
+        let cursor: Option<i64> = tx
+            .query_row(
+                "SELECT last_update_time FROM cursors WHERE tenant = ?1",
+                [tenant],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| classify(&path, e))?;
+        tx.execute(
+            "UPDATE runs SET outcome = 'interrupted', finished_at = ?2 \
+             WHERE tenant = ?1 AND outcome = 'running'",
+            params![tenant, now_text()],
+        )
+        .map_err(|e| classify(&path, e))?;
+        tx.execute(
+            "INSERT INTO runs (tenant, kind, started_at, cursor_before, cursor_after) VALUES (?1, ?2, ?3, ?4, ?4)",
+            params![tenant, kind, now_text(), cursor],
+        )
+        .map_err(|e| classify(&path, e))?;
+        let id = tx.last_insert_rowid();
+        tx.commit().map_err(|e| classify(&path, e))?;
+        Ok(RunId(id))
+    }
+
+    /// Records how a run ended.
+    pub fn finish_run(
+        &mut self,
+        run: RunId,
+        outcome: Outcome,
+        api_calls: u64,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let outcome = match outcome {
+            Outcome::Ok => "ok",
+            Outcome::Failed => "failed",
+        };
+        self.conn
+            .execute(
+                "UPDATE runs SET outcome = ?2, finished_at = ?3, api_calls = ?4, error = ?5 WHERE id = ?1",
+                params![run.0, outcome, now_text(), api_calls as i64, error],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    /// Starts a write transaction.
+    pub fn writer(&mut self) -> Result<Writer<'_>, StoreError> {
+        let path = self.path.clone();
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| classify(&path, e))?;
+        Ok(Writer {
+            tx,
+            path,
+            stored_at: now_text(),
+            counts: Counts::default(),
+        })
+    }
+
+    /// Runs, newest first.
+    pub fn runs(&self, tenant: Option<&str>, limit: u32) -> Result<Vec<RunRow>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, tenant, kind, started_at, finished_at, outcome, api_calls, pages, new, updated, \
+                 unchanged, stale, invalid, cursor_after, error FROM runs \
+                 WHERE (?1 IS NULL OR tenant = ?1) ORDER BY id DESC LIMIT ?2",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![tenant, limit], |r| {
+                Ok(RunRow {
+                    id: r.get(0)?,
+                    tenant: r.get(1)?,
+                    kind: r.get(2)?,
+                    started_at: r.get(3)?,
+                    finished_at: r.get(4)?,
+                    outcome: r.get(5)?,
+                    api_calls: r.get(6)?,
+                    pages: r.get(7)?,
+                    counts: Counts {
+                        new: r.get::<_, i64>(8)? as u64,
+                        updated: r.get::<_, i64>(9)? as u64,
+                        unchanged: r.get::<_, i64>(10)? as u64,
+                        stale: r.get::<_, i64>(11)? as u64,
+                        invalid: r.get::<_, i64>(12)? as u64,
+                    },
+                    cursor_after: r.get::<_, Option<i64>>(13)?.map(ApiTime::from_ticks),
+                    error: r.get(14)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    /// Alerts stored per tenant.
+    pub fn alert_counts(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT tenant, count(*) FROM alerts GROUP BY tenant ORDER BY tenant")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    /// Calls `f` with every alert's verbatim JSON, latest state, ordered by tenant, then
+    /// `lastUpdateTime`, then id. Streams: only one row is in memory at a time.
+    pub fn for_each_alert(
+        &self,
+        mut f: impl FnMut(&str, &str) -> std::io::Result<()>,
+    ) -> Result<u64, ForEachError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT a.tenant, r.raw FROM alerts a JOIN alert_revisions r ON r.rev = a.rev \
+                 ORDER BY a.tenant, a.last_update_time, a.id",
+            )
+            .map_err(|e| ForEachError::Store(self.err(e)))?;
+        let mut rows = stmt.query([]).map_err(|e| ForEachError::Store(self.err(e)))?;
+        let mut n = 0;
+        while let Some(row) = rows.next().map_err(|e| ForEachError::Store(self.err(e)))? {
+            let tenant = row
+                .get_ref(0)
+                .and_then(|v| v.as_str().map_err(Into::into))
+                .map_err(|e| ForEachError::Store(self.err(e)))?;
+            let raw = row
+                .get_ref(1)
+                .and_then(|v| v.as_str().map_err(Into::into))
+                .map_err(|e| ForEachError::Store(self.err(e)))?;
+            f(tenant, raw).map_err(ForEachError::Io)?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// The raw connection, for tests and checks (`PRAGMA integrity_check`).
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+/// An error while streaming alerts out.
+#[derive(Debug, thiserror::Error)]
+pub enum ForEachError {
+    /// Reading the store failed.
+    #[error(transparent)]
+    Store(StoreError),
+    /// The consumer failed (usually writing a file).
+    #[error(transparent)]
+    Io(std::io::Error),
+}
+
+fn classify(path: &Path, e: rusqlite::Error) -> StoreError {
+    use rusqlite::ErrorCode::*;
+    match e.sqlite_error_code() {
+        Some(DiskFull | SystemIoFailure | ReadOnly | CannotOpen) => StoreError::Disk {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        },
+        _ => StoreError::Sqlite {
+            path: path.to_path_buf(),
+            source: e,
+        },
+    }
+}
+
+/// One write transaction: upserts, the cursor, a run's counters. Dropped without
+/// [`Writer::commit`], it rolls back.
+pub struct Writer<'a> {
+    tx: rusqlite::Transaction<'a>,
+    path: PathBuf,
+    stored_at: String,
+    counts: Counts,
+}
+
+impl Writer<'_> {
+    fn err(&self, e: rusqlite::Error) -> StoreError {
+        classify(&self.path, e)
+    }
+
+    /// Applies the dedup rule to one alert.
+    pub fn upsert(&mut self, tenant: &str, a: &Alert) -> Result<Upsert, StoreError> {
+        let outcome = self.upsert_inner(tenant, a).map_err(|e| self.err(e))?;
+        self.counts.add(outcome);
+        Ok(outcome)
+    }
+
+    fn upsert_inner(&mut self, tenant: &str, a: &Alert) -> rusqlite::Result<Upsert> {
+        let current: Option<(i64, Vec<u8>)> = self
+            .tx
+            .prepare_cached(
+                "SELECT last_update_time, content_hash FROM alerts WHERE tenant = ?1 AND id = ?2",
+            )?
+            .query_row(params![tenant, a.id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        let t = a.last_update.ticks();
+        let outcome = match &current {
+            None => Upsert::New,
+            Some((stored, _)) if t < *stored => return Ok(Upsert::Stale),
+            Some((stored, hash)) if t == *stored && hash.as_slice() == a.hash => {
+                return Ok(Upsert::Unchanged);
+            }
+            Some(_) => Upsert::Updated,
+        };
+        let inserted = self
+            .tx
+            .prepare_cached(
+                "INSERT INTO alert_revisions (tenant, alert_id, last_update_time, content_hash, raw, stored_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (tenant, alert_id, content_hash) DO NOTHING",
+            )?
+            .execute(params![tenant, a.id, t, &a.hash[..], a.raw.get(), self.stored_at])?;
+        let rev: i64 = if inserted == 1 {
+            self.tx.last_insert_rowid()
+        } else {
+            // This exact version was stored before (the alert went back to it): reuse it.
+            self.tx
+                .prepare_cached(
+                    "SELECT rev FROM alert_revisions WHERE tenant = ?1 AND alert_id = ?2 AND content_hash = ?3",
+                )?
+                .query_row(params![tenant, a.id, &a.hash[..]], |r| r.get(0))?
+        };
+        let f = &a.fields;
+        self.tx
+            .prepare_cached(
+                "INSERT INTO alerts (tenant, id, rev, last_update_time, content_hash, status, severity, category, created, first_stored_at, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10) \
+                 ON CONFLICT (tenant, id) DO UPDATE SET rev = excluded.rev, last_update_time = excluded.last_update_time, \
+                 content_hash = excluded.content_hash, status = excluded.status, severity = excluded.severity, \
+                 category = excluded.category, created = excluded.created, updated_at = excluded.updated_at",
+            )?
+            .execute(params![
+                tenant,
+                a.id,
+                rev,
+                t,
+                &a.hash[..],
+                f.status,
+                f.severity,
+                f.category,
+                f.created.map(ApiTime::ticks),
+                self.stored_at
+            ])?;
+        Ok(outcome)
+    }
+
+    /// Counts rejected elements.
+    pub fn add_invalid(&mut self, n: u64) {
+        self.counts.invalid += n;
+    }
+
+    /// Moves the tenant's cursor forward to `to` (never back).
+    pub fn advance_cursor(&mut self, tenant: &str, to: ApiTime) -> Result<(), StoreError> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO cursors (tenant, last_update_time, updated_at) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (tenant) DO UPDATE SET last_update_time = max(last_update_time, excluded.last_update_time), \
+                 updated_at = excluded.updated_at",
+            )
+            .and_then(|mut s| s.execute(params![tenant, to.ticks(), self.stored_at]))
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    /// What this transaction did so far.
+    pub fn counts(&self) -> Counts {
+        self.counts
+    }
+
+    /// Commits, adding this transaction's counts (and one page) to the run.
+    pub fn commit(self, run: Option<RunId>, api_calls: u64) -> Result<Counts, StoreError> {
+        let c = self.counts;
+        if let Some(run) = run {
+            self.tx
+                .execute(
+                    "UPDATE runs SET pages = pages + 1, new = new + ?2, updated = updated + ?3, \
+                     unchanged = unchanged + ?4, stale = stale + ?5, invalid = invalid + ?6, api_calls = ?7, \
+                     cursor_after = (SELECT c.last_update_time FROM cursors c WHERE c.tenant = runs.tenant) \
+                     WHERE id = ?1",
+                    params![
+                        run.0,
+                        c.new as i64,
+                        c.updated as i64,
+                        c.unchanged as i64,
+                        c.stale as i64,
+                        c.invalid as i64,
+                        api_calls as i64
+                    ],
+                )
+                .map_err(|e| classify(&self.path, e))?;
+        }
+        let path = self.path.clone();
+        self.tx.commit().map_err(|e| classify(&path, e))?;
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::value::RawValue;
+
+    fn alert(id: &str, t: &str, extra: &str) -> Alert {
+        let raw = format!(r#"{{"id":"{id}","lastUpdateTime":"{t}","status":"New"{extra}}}"#);
+        Alert::parse(RawValue::from_string(raw).unwrap()).unwrap()
+    }
+
+    fn open() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("a.db")).unwrap();
+        (dir, store)
+    }
+
+    #[test]
+    fn migrations_are_valid() {
+        migrations().validate().unwrap();
+    }
+
+    #[test]
+    fn dedup_rule() {
+        let (_d, mut s) = open();
+        let mut w = s.writer().unwrap();
+        let t1 = "2024-01-01T00:00:00Z";
+        let t2 = "2024-01-01T00:00:01Z";
+        assert_eq!(w.upsert("t", &alert("a", t1, "")).unwrap(), Upsert::New);
+        assert_eq!(w.upsert("t", &alert("a", t1, "")).unwrap(), Upsert::Unchanged);
+        // Same instant in another precision, same content otherwise: still a different text, but
+        // lastUpdateTime is part of the content, so this is a new version at the same time.
+        assert_eq!(
+            w.upsert("t", &alert("a", t1, r#","comments":[1]"#)).unwrap(),
+            Upsert::Updated
+        );
+        assert_eq!(w.upsert("t", &alert("a", t2, "")).unwrap(), Upsert::Updated);
+        assert_eq!(w.upsert("t", &alert("a", t1, "")).unwrap(), Upsert::Stale);
+        assert_eq!(w.upsert("other", &alert("a", t1, "")).unwrap(), Upsert::New);
+        w.commit(None, 0).unwrap();
+        let revs: i64 = s
+            .connection()
+            .query_row("SELECT count(*) FROM alert_revisions WHERE tenant='t'", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(revs, 3, "three distinct versions of alert a");
+        let mut latest = Vec::new();
+        s.for_each_alert(|t, raw| {
+            latest.push((t.to_owned(), raw.to_owned()));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(latest.len(), 2);
+        assert!(latest.iter().any(|(t, r)| t == "t" && r.contains(t2)));
+    }
+
+    #[test]
+    fn cursor_moves_only_forward_and_only_on_commit() {
+        let (_d, mut s) = open();
+        let t1 = ApiTime::parse("2024-01-01T00:00:00Z").unwrap();
+        let t0 = ApiTime::parse("2023-01-01T00:00:00Z").unwrap();
+        {
+            let mut w = s.writer().unwrap();
+            w.advance_cursor("t", t1).unwrap();
+            // dropped: rolled back
+        }
+        assert_eq!(s.cursor("t").unwrap(), None);
+        let mut w = s.writer().unwrap();
+        w.advance_cursor("t", t1).unwrap();
+        w.advance_cursor("t", t0).unwrap();
+        w.commit(None, 0).unwrap();
+        assert_eq!(s.cursor("t").unwrap(), Some(t1));
+    }
+
+    #[test]
+    fn pragmas_are_as_required() {
+        let (_d, s) = open();
+        let sync: i64 = s.connection().query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap();
+        assert_eq!(sync, 2);
+    }
+
+    #[test]
+    fn runs_are_recorded_and_interrupted_ones_marked() {
+        let (_d, mut s) = open();
+        let r1 = s.begin_run("t", "poll").unwrap();
+        let r2 = s.begin_run("t", "poll").unwrap();
+        let mut w = s.writer().unwrap();
+        w.upsert("t", &alert("a", "2024-01-01T00:00:00Z", "")).unwrap();
+        w.commit(Some(r2), 3).unwrap();
+        s.finish_run(r2, Outcome::Ok, 3, None).unwrap();
+        let runs = s.runs(Some("t"), 10).unwrap();
+        assert_eq!(runs[0].id, r2.0);
+        assert_eq!(runs[0].outcome, "ok");
+        assert_eq!(runs[0].counts.new, 1);
+        assert_eq!(runs[0].api_calls, 3);
+        assert_eq!(runs[1].id, r1.0);
+        assert_eq!(runs[1].outcome, "interrupted");
+    }
+
+    #[test]
+    fn missing_directory_is_explained() {
+        let e = Store::open(Path::new("/nonexistent-dir-4711/a.db")).unwrap_err();
+        assert!(e.to_string().contains("does not exist"), "{e}");
+    }
+}

@@ -65,7 +65,35 @@ pub struct Hazards {
     pub invalid_element_rate: f64,
     /// Whether `$orderby` is accepted (the real API does not document it).
     pub orderby_supported: bool,
+    /// The faults `fault_rate` draws from (all of them when empty).
+    pub fault_kinds: Vec<FaultKind>,
 }
+
+/// A fault the simulator can inject into an `/api/alerts` answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultKind {
+    /// 429 with `Retry-After`.
+    TooManyRequests,
+    /// 500 with Defender's error body.
+    Internal,
+    /// 503 with a plain-text body.
+    Unavailable,
+    /// 200 with the page cut in half.
+    Truncated,
+    /// 200 with an HTML body.
+    NotJson,
+    /// The right answer, late.
+    Slow,
+}
+
+const ALL_FAULTS: [FaultKind; 6] = [
+    FaultKind::TooManyRequests,
+    FaultKind::Internal,
+    FaultKind::Unavailable,
+    FaultKind::Truncated,
+    FaultKind::NotJson,
+    FaultKind::Slow,
+];
 
 impl Default for Hazards {
     fn default() -> Self {
@@ -78,6 +106,7 @@ impl Default for Hazards {
             late_delay: Duration::from_secs(2),
             invalid_element_rate: 0.0,
             orderby_supported: true,
+            fault_kinds: Vec::new(),
         }
     }
 }
@@ -885,13 +914,14 @@ async fn alerts(AxState(s): AxState<Shared>, headers: HeaderMap, RawQuery(raw): 
         let h = st.cfg.hazards.clone();
         let fault = if h.fault_rate > 0.0 && st.rng.random_bool(h.fault_rate.clamp(0.0, 1.0)) {
             st.stats.faults += 1;
-            Some(match st.rng.random_range(0..6) {
-                0 => Fault::TooMany(h.retry_after_secs),
-                1 => Fault::Internal,
-                2 => Fault::Unavailable,
-                3 => Fault::Truncated,
-                4 => Fault::Garbage,
-                _ => Fault::Slow(h.slow_delay),
+            let kinds: &[FaultKind] = if h.fault_kinds.is_empty() { &ALL_FAULTS } else { &h.fault_kinds };
+            Some(match kinds[st.rng.random_range(0..kinds.len())] {
+                FaultKind::TooManyRequests => Fault::TooMany(h.retry_after_secs),
+                FaultKind::Internal => Fault::Internal,
+                FaultKind::Unavailable => Fault::Unavailable,
+                FaultKind::Truncated => Fault::Truncated,
+                FaultKind::NotJson => Fault::Garbage,
+                FaultKind::Slow => Fault::Slow(h.slow_delay),
             })
         } else {
             None

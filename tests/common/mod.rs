@@ -1,0 +1,203 @@
+//! Shared test helpers: a simulator, a config pointing at it, the oracle comparison.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use mde_alerts::config::Config;
+use mde_alerts::sim::{Hazards, SimConfig, Simulator, TruthAlert};
+use mde_alerts::store::Store;
+use mde_alerts::time::ApiTime;
+use serde_json::Value;
+
+pub const SECRET_ENV: &str = "MDE_ALERTS_TEST_SECRET";
+
+/// A test's own directory and simulator.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub sim: Simulator,
+    pub config_path: PathBuf,
+}
+
+pub struct Opts {
+    pub page_size: u32,
+    pub overlap: &'static str,
+    pub expand: bool,
+    pub exports: bool,
+}
+
+impl Default for Opts {
+    fn default() -> Self {
+        Opts {
+            page_size: 100,
+            overlap: "10m",
+            expand: false,
+            exports: false,
+        }
+    }
+}
+
+pub fn sim_config(initial: usize, seed: u64, hazards: Hazards) -> SimConfig {
+    SimConfig {
+        initial_alerts: initial,
+        seed,
+        hazards,
+        ..SimConfig::default()
+    }
+}
+
+impl Env {
+    pub async fn new(sim: SimConfig, opts: Opts) -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("secret");
+        std::fs::write(&secret, format!("{}\n", sim.client_secret)).unwrap();
+        let sim = Simulator::start(sim, 0).await.unwrap();
+        let config_path = dir.path().join("config.toml");
+        std::fs::write(&config_path, config_text(&sim, &opts)).unwrap();
+        Env {
+            dir,
+            sim,
+            config_path,
+        }
+    }
+
+    pub fn config(&self) -> Config {
+        Config::load(&self.config_path).unwrap()
+    }
+
+    pub fn rewrite(&self, opts: &Opts) {
+        std::fs::write(&self.config_path, config_text(&self.sim, opts)).unwrap();
+    }
+
+    pub fn store_path(&self) -> PathBuf {
+        self.dir.path().join("alerts.db")
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+pub fn config_text(sim: &Simulator, o: &Opts) -> String {
+    let exports = if o.exports {
+        "[[exports]]\nname = \"alerts\"\nformat = \"csv\"\ndir = \"exports\"\n\n[[exports]]\nname = \"alerts-json\"\nformat = \"json\"\ndir = \"exports\"\n"
+    } else {
+        ""
+    };
+    format!(
+        r#"[[tenants]]
+name = "t1"
+tenant_id = "{tenant}"
+client_id = "{client}"
+client_secret_file = "secret"
+login_url = "{url}"
+api_url = "{url}"
+
+[poll]
+page_size = {page}
+overlap = "{overlap}"
+initial_lookback = "30d"
+expand_evidence = {expand}
+request_timeout = "20s"
+
+[store]
+path = "alerts.db"
+
+{exports}"#,
+        tenant = mde_alerts::sim::DEMO_TENANT_ID,
+        client = mde_alerts::sim::DEMO_CLIENT_ID,
+        url = sim.url(),
+        page = o.page_size,
+        overlap = o.overlap,
+        expand = o.expand,
+    )
+}
+
+/// The store's latest state: id → (lastUpdateTime, JSON).
+pub fn stored(path: &Path) -> HashMap<String, (ApiTime, Value)> {
+    let store = Store::open(path).unwrap();
+    let mut out = HashMap::new();
+    let mut dups = 0;
+    store
+        .for_each_alert(|_, raw| {
+            let v: Value = serde_json::from_str(raw).unwrap();
+            let id = v["id"].as_str().unwrap().to_owned();
+            let t = ApiTime::parse(v["lastUpdateTime"].as_str().unwrap()).unwrap();
+            if out.insert(id, (t, v)).is_some() {
+                dups += 1;
+            }
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(dups, 0, "an alert is stored twice");
+    let ok: String = store
+        .connection()
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(ok, "ok");
+    out
+}
+
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Diff {
+    pub missing: Vec<String>,
+    pub stale: Vec<String>,
+    pub extra: Vec<String>,
+}
+
+impl Diff {
+    pub fn is_clean(&self) -> bool {
+        self.missing.is_empty() && self.stale.is_empty() && self.extra.is_empty()
+    }
+}
+
+/// Compares the store with the simulator's truth.
+pub fn diff(stored: &HashMap<String, (ApiTime, Value)>, truth: &[TruthAlert]) -> Diff {
+    let mut d = Diff::default();
+    let mut ids = std::collections::HashSet::new();
+    for t in truth {
+        ids.insert(t.id.as_str());
+        match stored.get(&t.id) {
+            None => d.missing.push(t.id.clone()),
+            Some((time, json)) => {
+                if *time != t.last_update || *json != t.json {
+                    d.stale.push(t.id.clone());
+                }
+            }
+        }
+    }
+    for id in stored.keys() {
+        if !ids.contains(id.as_str()) {
+            d.extra.push(id.clone());
+        }
+    }
+    d
+}
+
+/// Waits until every late version is visible.
+pub async fn settle(sim: &Simulator) {
+    for _ in 0..200 {
+        if sim.all_visible() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("late alerts never became visible");
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_mde-alerts")
+}
+
+/// Runs the real binary with the env's config.
+pub async fn run(env: &Env, args: &[&str]) -> std::process::Output {
+    tokio::process::Command::new(bin())
+        .arg("--config")
+        .arg(&env.config_path)
+        .args(args)
+        .env("RUST_LOG", "mde_alerts=debug")
+        .output()
+        .await
+        .unwrap()
+}

@@ -67,6 +67,40 @@ impl ConfigError {
     }
 }
 
+/// The keys of each section, for the "did you mean" hint and the test that the example config
+/// documents every one of them.
+pub const KEYS: &[(&str, &[&str])] = &[
+    ("", ROOT_KEYS),
+    ("tenants", TENANT_KEYS),
+    ("poll", POLL_KEYS),
+    ("store", STORE_KEYS),
+    ("exports", EXPORT_KEYS),
+];
+const ROOT_KEYS: &[&str] = &["tenants", "poll", "store", "exports"];
+const TENANT_KEYS: &[&str] = &[
+    "name",
+    "tenant_id",
+    "client_id",
+    "auth",
+    "client_secret_env",
+    "client_secret_file",
+    "cloud",
+    "region",
+    "login_url",
+    "api_url",
+    "token_endpoint",
+];
+const POLL_KEYS: &[&str] = &[
+    "schedule",
+    "initial_lookback",
+    "overlap",
+    "page_size",
+    "expand_evidence",
+    "request_timeout",
+];
+const STORE_KEYS: &[&str] = &["path"];
+const EXPORT_KEYS: &[&str] = &["name", "format", "dir"];
+
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -373,7 +407,7 @@ impl Config {
             path: String::new(),
             table: &table,
         };
-        root.check_keys(&["tenants", "poll", "store", "exports"])?;
+        root.check_keys(ROOT_KEYS)?;
 
         let tenants = root
             .array_of_tables("tenants")?
@@ -698,19 +732,7 @@ fn valid_name(s: &str) -> bool {
 }
 
 fn tenant(s: &Section<'_>, base: &Path) -> Result<TenantConfig, ConfigError> {
-    s.check_keys(&[
-        "name",
-        "tenant_id",
-        "client_id",
-        "auth",
-        "client_secret_env",
-        "client_secret_file",
-        "cloud",
-        "region",
-        "login_url",
-        "api_url",
-        "token_endpoint",
-    ])?;
+    s.check_keys(TENANT_KEYS)?;
     let name = s.required_str("name", "give the tenant a short name, e.g. name = \"contoso\"")?;
     if !valid_name(name) {
         return Err(ConfigError::new(
@@ -865,14 +887,7 @@ fn tenant(s: &Section<'_>, base: &Path) -> Result<TenantConfig, ConfigError> {
 
 fn poll(owned: &OwnedSection) -> Result<PollConfig, ConfigError> {
     let s = owned.borrow();
-    s.check_keys(&[
-        "schedule",
-        "initial_lookback",
-        "overlap",
-        "page_size",
-        "expand_evidence",
-        "request_timeout",
-    ])?;
+    s.check_keys(POLL_KEYS)?;
     let schedule_text = s.str("schedule")?.unwrap_or("0 */5 * * * *");
     let schedule = croner::parser::CronParser::builder()
         .seconds(croner::parser::Seconds::Optional)
@@ -943,7 +958,7 @@ fn poll(owned: &OwnedSection) -> Result<PollConfig, ConfigError> {
 
 fn store(owned: &OwnedSection, base: &Path) -> Result<StoreConfig, ConfigError> {
     let s = owned.borrow();
-    s.check_keys(&["path"])?;
+    s.check_keys(STORE_KEYS)?;
     let path = s
         .path("path", base)?
         .unwrap_or_else(|| PathBuf::from("/var/lib/mde-alerts/alerts.db"));
@@ -951,7 +966,7 @@ fn store(owned: &OwnedSection, base: &Path) -> Result<StoreConfig, ConfigError> 
 }
 
 fn export(s: &Section<'_>, base: &Path) -> Result<ExportConfig, ConfigError> {
-    s.check_keys(&["name", "format", "dir"])?;
+    s.check_keys(EXPORT_KEYS)?;
     let name = s.required_str("name", "give the export a name; files are called NAME-latest.EXT")?;
     if !valid_name(name) {
         return Err(ConfigError::new(

@@ -180,6 +180,7 @@ struct State {
     key: jsonwebtoken::EncodingKey,
     decoding: jsonwebtoken::DecodingKey,
     serial: u64,
+    issued: Vec<String>,
 }
 
 /// A running simulator. Dropping it stops the server.
@@ -483,6 +484,7 @@ impl Simulator {
             key: jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
             decoding: jsonwebtoken::DecodingKey::from_secret(secret.as_bytes()),
             serial: 0,
+            issued: Vec::new(),
         };
         let now = sim_now();
         let span = (cfg.history.as_nanos() / 100).max(1) as i64;
@@ -556,6 +558,11 @@ impl Simulator {
     /// The counters.
     pub fn stats(&self) -> Stats {
         self.lock().stats
+    }
+
+    /// Every token issued so far (the first thousand), for tests that grep for leaks.
+    pub fn issued_tokens(&self) -> Vec<String> {
+        self.lock().issued.clone()
     }
 
     /// Whether every version is visible yet (late ones included).
@@ -770,6 +777,9 @@ fn token(s: Shared, tenant: String, form: HashMap<String, String>, v2: bool) -> 
         Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     };
     st.stats.tokens_issued += 1;
+    if st.issued.len() < 1000 {
+        st.issued.push(token.clone());
+    }
     let body = if v2 {
         json!({"token_type": "Bearer", "expires_in": life, "ext_expires_in": life, "access_token": token})
     } else {
@@ -1080,6 +1090,7 @@ mod tests {
             key: jsonwebtoken::EncodingKey::from_secret(secret),
             decoding: jsonwebtoken::DecodingKey::from_secret(secret),
             serial: 0,
+            issued: Vec::new(),
         };
         let (_, a) = st.new_alert(sim_now(), sim_now());
         let n = serde_json::to_string(&a).unwrap().len();

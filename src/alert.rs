@@ -150,18 +150,27 @@ mod tests {
 
     #[test]
     fn same_content_different_layout_same_hash() {
-        let a = Alert::parse(raw(r#"{"id":"a1","lastUpdateTime":"2024-01-01T00:00:00Z","x":[1,2]}"#)).unwrap();
+        let a = Alert::parse(raw(
+            r#"{"id":"a1","lastUpdateTime":"2024-01-01T00:00:00Z","x":[1,2]}"#,
+        ))
+        .unwrap();
         let b = Alert::parse(raw("{\n  \"x\": [1, 2],\n  \"lastUpdateTime\": \"2024-01-01T00:00:00Z\",\n  \"id\": \"a1\"\n}")).unwrap();
         assert_eq!(a.hash, b.hash);
         assert_ne!(a.raw.get(), b.raw.get(), "the verbatim text is kept");
-        let c = Alert::parse(raw(r#"{"id":"a1","lastUpdateTime":"2024-01-01T00:00:00Z","x":[2,1]}"#)).unwrap();
+        let c = Alert::parse(raw(
+            r#"{"id":"a1","lastUpdateTime":"2024-01-01T00:00:00Z","x":[2,1]}"#,
+        ))
+        .unwrap();
         assert_ne!(a.hash, c.hash);
     }
 
     #[test]
     fn invalid_elements_are_classified() {
         assert_eq!(Alert::parse(raw("[1]")).unwrap_err(), Invalid::NotAnObject);
-        assert_eq!(Alert::parse(raw(r#"{"lastUpdateTime":"2024-01-01T00:00:00Z"}"#)).unwrap_err(), Invalid::MissingId);
+        assert_eq!(
+            Alert::parse(raw(r#"{"lastUpdateTime":"2024-01-01T00:00:00Z"}"#)).unwrap_err(),
+            Invalid::MissingId
+        );
         assert!(matches!(
             Alert::parse(raw(r#"{"id":"x","lastUpdateTime":"yesterday"}"#)).unwrap_err(),
             Invalid::BadTime { .. }

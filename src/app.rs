@@ -56,7 +56,11 @@ pub fn open_store(config: &Config) -> Result<Store, StoreError> {
 
 /// One poll of each tenant (or of `only`), then the configured exports if `export` and at least one
 /// tenant succeeded. A tenant's failure does not stop the others.
-pub async fn poll(config: &Config, only: Option<&str>, export: bool) -> Result<PollSummary, AppError> {
+pub async fn poll(
+    config: &Config,
+    only: Option<&str>,
+    export: bool,
+) -> Result<PollSummary, AppError> {
     let tenants: Vec<_> = match only {
         Some(name) => vec![config.tenant(name)?],
         None => config.tenants.iter().collect(),
@@ -80,7 +84,12 @@ pub async fn poll(config: &Config, only: Option<&str>, export: bool) -> Result<P
     };
     let mut summary = PollSummary::default();
     for (t, tokens) in tenants.iter().zip(providers) {
-        let source = MdeSource::new(http.clone(), &t.api_url, tokens, config.poll.expand_evidence);
+        let source = MdeSource::new(
+            http.clone(),
+            &t.api_url,
+            tokens,
+            config.poll.expand_evidence,
+        );
         match poll_tenant(&source, &store, &t.name, settings).await {
             Ok(r) => {
                 tracing::info!(tenant = %t.name, new = r.counts.new, updated = r.counts.updated, unchanged = r.counts.unchanged, stale = r.counts.stale, invalid = r.counts.invalid, api_calls = r.api_calls, "Poll finished.");
@@ -97,7 +106,10 @@ pub async fn poll(config: &Config, only: Option<&str>, export: bool) -> Result<P
         let exports = config.exports.clone();
         summary.exported = tokio::task::spawn_blocking(move || {
             let s = store.lock().unwrap_or_else(|p| p.into_inner());
-            exports.iter().map(|e| run_export(&s, e)).collect::<Result<Vec<_>, _>>()
+            exports
+                .iter()
+                .map(|e| run_export(&s, e))
+                .collect::<Result<Vec<_>, _>>()
         })
         .await
         .expect("export task panicked")?;

@@ -76,7 +76,12 @@ impl EntraError {
         let mut codes: Vec<u32> = v
             .get("error_codes")
             .and_then(|c| c.as_array())
-            .map(|a| a.iter().filter_map(|x| x.as_u64()).map(|x| x as u32).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_u64())
+                    .map(|x| x as u32)
+                    .collect()
+            })
             .unwrap_or_default();
         if codes.is_empty() {
             // Fall back to the number in "AADSTS7000215: …".
@@ -269,10 +274,10 @@ impl TokenProvider {
     pub async fn token(&self) -> Result<Arc<AccessToken>, AuthError> {
         let mut cache = self.cache.lock().await;
         let now = Instant::now();
-        if let Some(t) = cache.as_ref() {
-            if now < t.renew_at {
-                return Ok(t.clone());
-            }
+        if let Some(t) = cache.as_ref()
+            && now < t.renew_at
+        {
+            return Ok(t.clone());
         }
         match self.request().await {
             Ok(t) => {

@@ -247,7 +247,10 @@ impl fmt::Display for SecretSource {
             SecretSource::Env { var, .. } => write!(f, "environment variable {var}"),
             SecretSource::File { path, .. } => write!(f, "file {}", path.display()),
             SecretSource::Credential { name, .. } => {
-                write!(f, "systemd credential {name} ($CREDENTIALS_DIRECTORY/{name})")
+                write!(
+                    f,
+                    "systemd credential {name} ($CREDENTIALS_DIRECTORY/{name})"
+                )
             }
         }
     }
@@ -624,9 +627,9 @@ impl<'a> Section<'a> {
         let Some(s) = self.str(k)? else {
             return Ok(None);
         };
-        parse_endpoint_url(s).map(Some).map_err(|(problem, fix)| {
-            ConfigError::new(self.key(k), problem, fix)
-        })
+        parse_endpoint_url(s)
+            .map(Some)
+            .map_err(|(problem, fix)| ConfigError::new(self.key(k), problem, fix))
     }
 
     fn table_or_empty(&self, k: &str) -> Result<OwnedSection, ConfigError> {
@@ -733,7 +736,10 @@ fn valid_name(s: &str) -> bool {
 
 fn tenant(s: &Section<'_>, base: &Path) -> Result<TenantConfig, ConfigError> {
     s.check_keys(TENANT_KEYS)?;
-    let name = s.required_str("name", "give the tenant a short name, e.g. name = \"contoso\"")?;
+    let name = s.required_str(
+        "name",
+        "give the tenant a short name, e.g. name = \"contoso\"",
+    )?;
     if !valid_name(name) {
         return Err(ConfigError::new(
             s.key("name"),
@@ -967,7 +973,10 @@ fn store(owned: &OwnedSection, base: &Path) -> Result<StoreConfig, ConfigError> 
 
 fn export(s: &Section<'_>, base: &Path) -> Result<ExportConfig, ConfigError> {
     s.check_keys(EXPORT_KEYS)?;
-    let name = s.required_str("name", "give the export a name; files are called NAME-latest.EXT")?;
+    let name = s.required_str(
+        "name",
+        "give the export a name; files are called NAME-latest.EXT",
+    )?;
     if !valid_name(name) {
         return Err(ConfigError::new(
             s.key("name"),
@@ -1017,9 +1026,10 @@ impl fmt::Display for Config {
             writeln!(f, "  tenant_id      {}", t.tenant_id)?;
             writeln!(f, "  client_id      {}", t.client_id)?;
             match &t.auth {
-                AuthMethod::ClientSecret(src) => {
-                    writeln!(f, "  auth           client_secret, read from {src} (value redacted)")?
-                }
+                AuthMethod::ClientSecret(src) => writeln!(
+                    f,
+                    "  auth           client_secret, read from {src} (value redacted)"
+                )?,
             }
             writeln!(f, "  cloud          {:?}", t.cloud)?;
             if let Some(r) = t.region {
@@ -1038,7 +1048,11 @@ impl fmt::Display for Config {
             "  initial_lookback {}",
             humantime::format_duration(p.initial_lookback)
         )?;
-        writeln!(f, "  overlap          {}", humantime::format_duration(p.overlap))?;
+        writeln!(
+            f,
+            "  overlap          {}",
+            humantime::format_duration(p.overlap)
+        )?;
         writeln!(f, "  page_size        {}", p.page_size)?;
         writeln!(f, "  expand_evidence  {}", p.expand_evidence)?;
         writeln!(
@@ -1165,7 +1179,10 @@ dir = "out"
     #[test]
     fn clouds_pair_hosts() {
         let c = parse(&GOOD.replace("[poll]", "cloud = \"gcc-high\"\n[poll]")).unwrap();
-        assert_eq!(c.tenants[0].login_url.as_str(), "https://login.microsoftonline.us/");
+        assert_eq!(
+            c.tenants[0].login_url.as_str(),
+            "https://login.microsoftonline.us/"
+        );
         let c = parse(&GOOD.replace("[poll]", "region = \"eu\"\n[poll]")).unwrap();
         assert_eq!(
             c.tenants[0].api_url.as_str(),

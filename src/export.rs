@@ -88,7 +88,9 @@ pub enum ExportError {
     #[error(transparent)]
     Store(#[from] StoreError),
     /// Writing a file failed.
-    #[error("cannot write {path}: {source}\n  fix: check that the directory exists, is writable by this user, and has free space")]
+    #[error(
+        "cannot write {path}: {source}\n  fix: check that the directory exists, is writable by this user, and has free space"
+    )]
     Io {
         /// The file or directory.
         path: PathBuf,
@@ -140,7 +142,8 @@ pub fn write_atomic<T>(
         out
     };
     // The umask may have narrowed the mode given at creation.
-    tmp.as_file().set_permissions(fs::Permissions::from_mode(mode))?;
+    tmp.as_file()
+        .set_permissions(fs::Permissions::from_mode(mode))?;
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
     sync_dir(dir)?;
@@ -188,7 +191,11 @@ impl Write for Hashing<'_> {
 }
 
 /// Writes one file of `format` from the store to `path`, atomically.
-pub fn export_file(store: &Store, format: ExportFormat, path: &Path) -> Result<Written, ExportError> {
+pub fn export_file(
+    store: &Store,
+    format: ExportFormat,
+    path: &Path,
+) -> Result<Written, ExportError> {
     let result = write_atomic(path, FILE_MODE, |w| {
         let mut h = Hashing {
             inner: w,
@@ -330,10 +337,10 @@ fn cell<'a>(column: &str, v: &'a RawValue) -> Cow<'a, str> {
         Some(b'n') => Cow::Borrowed(""), // null
         Some(b'"') => {
             let s: Cow<'a, str> = serde_json::from_str(text).unwrap_or(Cow::Borrowed(""));
-            if column.ends_with("Time") {
-                if let Ok(t) = ApiTime::parse(&s) {
-                    return Cow::Owned(t.to_api_string());
-                }
+            if column.ends_with("Time")
+                && let Ok(t) = ApiTime::parse(&s)
+            {
+                return Cow::Owned(t.to_api_string());
             }
             guard(s)
         }
@@ -509,8 +516,16 @@ mod tests {
             Err::<(), _>(io::Error::other("boom"))
         });
         assert!(err.is_err());
-        assert_eq!(fs::read_to_string(&p).unwrap(), "two", "a failed write keeps the old file");
-        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "no temp file left");
+        assert_eq!(
+            fs::read_to_string(&p).unwrap(),
+            "two",
+            "a failed write keeps the old file"
+        );
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temp file left"
+        );
     }
 
     #[test]

@@ -7,7 +7,10 @@
 use std::time::Duration;
 
 /// The User-Agent Microsoft asks integrators to send (`MdatpPartner-{Company}-{Product}/{Version}`).
-pub const USER_AGENT: &str = concat!("MdatpPartner-mdealerts-mde-alerts/", env!("CARGO_PKG_VERSION"));
+pub const USER_AGENT: &str = concat!(
+    "MdatpPartner-mdealerts-mde-alerts/",
+    env!("CARGO_PKG_VERSION")
+);
 
 /// Builds the shared client.
 pub fn client(request_timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
@@ -52,7 +55,11 @@ pub fn classify_transport(e: &reqwest::Error) -> Retry {
 
 /// Parses `Retry-After` given in seconds (what Defender sends) or as an HTTP date.
 pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    let v = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
     if let Ok(secs) = v.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }

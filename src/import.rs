@@ -84,6 +84,9 @@ impl From<io::Error> for ScanError {
 
 const CHUNK: usize = 1 << 20;
 
+/// What the scanner calls with each element: its byte offset and its bytes.
+type OnElement<'a> = dyn FnMut(u64, &[u8]) -> Result<(), ScanError> + 'a;
+
 /// A byte cursor over a reader that keeps only what is needed: from the start of the element being
 /// captured (the mark), or from the current position.
 struct Scanner<R> {
@@ -181,8 +184,14 @@ impl<R: Read> Scanner<R> {
                 self.pos += 1;
                 Ok(())
             }
-            Some(b) => self.syntax(format!("expected `{}`, found `{}`", what as char, b as char)),
-            None => self.syntax(format!("expected `{}`, found the end of the file", what as char)),
+            Some(b) => self.syntax(format!(
+                "expected `{}`, found `{}`",
+                what as char, b as char
+            )),
+            None => self.syntax(format!(
+                "expected `{}`, found the end of the file",
+                what as char
+            )),
         }
     }
 
@@ -279,10 +288,7 @@ impl<R: Read> Scanner<R> {
     }
 
     /// Captures one value and hands its bytes to `f`.
-    fn element(
-        &mut self,
-        f: &mut dyn FnMut(u64, &[u8]) -> Result<(), ScanError>,
-    ) -> Result<(), ScanError> {
+    fn element(&mut self, f: &mut OnElement<'_>) -> Result<(), ScanError> {
         self.peek_token()?;
         let start_offset = self.offset();
         self.mark = Some(self.pos);
@@ -293,10 +299,7 @@ impl<R: Read> Scanner<R> {
     }
 
     /// The elements of an array; `pos` is at `[`.
-    fn array(
-        &mut self,
-        f: &mut dyn FnMut(u64, &[u8]) -> Result<(), ScanError>,
-    ) -> Result<(), ScanError> {
+    fn array(&mut self, f: &mut OnElement<'_>) -> Result<(), ScanError> {
         self.expect(b'[')?;
         if self.peek_token()? == Some(b']') {
             self.pos += 1;
@@ -310,17 +313,16 @@ impl<R: Read> Scanner<R> {
                     self.pos += 1;
                     return Ok(());
                 }
-                Some(b) => return self.syntax(format!("expected `,` or `]`, found `{}`", b as char)),
+                Some(b) => {
+                    return self.syntax(format!("expected `,` or `]`, found `{}`", b as char));
+                }
                 None => return self.syntax("the file ends inside an array (cut short?)"),
             }
         }
     }
 
     /// A top-level object: a response envelope (its `value` array is streamed) or one alert.
-    fn object(
-        &mut self,
-        f: &mut dyn FnMut(u64, &[u8]) -> Result<(), ScanError>,
-    ) -> Result<(), ScanError> {
+    fn object(&mut self, f: &mut OnElement<'_>) -> Result<(), ScanError> {
         let start_offset = self.offset();
         self.mark = Some(self.pos);
         self.expect(b'{')?;
@@ -331,7 +333,9 @@ impl<R: Read> Scanner<R> {
             loop {
                 match self.peek_token()? {
                     Some(b'"') => {}
-                    Some(b) => return self.syntax(format!("expected a key, found `{}`", b as char)),
+                    Some(b) => {
+                        return self.syntax(format!("expected a key, found `{}`", b as char));
+                    }
                     None => return self.syntax("the file ends inside an object (cut short?)"),
                 }
                 let key = self.read_key()?;
@@ -365,10 +369,7 @@ impl<R: Read> Scanner<R> {
     }
 
     /// Every alert in the input, in order.
-    fn run(
-        &mut self,
-        f: &mut dyn FnMut(u64, &[u8]) -> Result<(), ScanError>,
-    ) -> Result<(), ScanError> {
+    fn run(&mut self, f: &mut OnElement<'_>) -> Result<(), ScanError> {
         loop {
             match self.peek_token()? {
                 None => return Ok(()),
@@ -386,10 +387,7 @@ impl<R: Read> Scanner<R> {
 }
 
 /// Calls `f` with each element (its byte offset and bytes) of a JSON/NDJSON stream.
-fn scan(
-    r: impl Read,
-    f: &mut dyn FnMut(u64, &[u8]) -> Result<(), ScanError>,
-) -> Result<(), ScanError> {
+fn scan(r: impl Read, f: &mut OnElement<'_>) -> Result<(), ScanError> {
     Scanner::new(r).run(f)
 }
 
@@ -398,7 +396,11 @@ type Batch = Vec<Result<Alert, (u64, Invalid)>>;
 const BATCH: usize = 512;
 
 /// Imports `files` for `tenant` in one transaction.
-pub fn import(store: &mut Store, tenant: &str, files: &[PathBuf]) -> Result<ImportReport, ImportError> {
+pub fn import(
+    store: &mut Store,
+    tenant: &str,
+    files: &[PathBuf],
+) -> Result<ImportReport, ImportError> {
     let run = store.begin_run(tenant, "import")?;
     let result = import_inner(store, tenant, files, run);
     let (outcome, err) = match &result {
@@ -533,11 +535,23 @@ mod tests {
     #[test]
     fn reads_envelope_array_and_ndjson() {
         let env = r#"{"@odata.context":"x","value":[{"id":"a","v":[1,{"b":"]}"}]},{"id":"b"}]}"#;
-        assert_eq!(texts(env), vec![r#"{"id":"a","v":[1,{"b":"]}"}]}"#, r#"{"id":"b"}"#]);
-        assert_eq!(texts("[ {\"id\":\"a\"} , {\"id\":\"b\\\"}\"} ]"), vec![r#"{"id":"a"}"#, r#"{"id":"b\"}"}"#]);
-        assert_eq!(texts("{\"id\":\"a\"}\n{\"id\":\"b\"}\n"), vec![r#"{"id":"a"}"#, r#"{"id":"b"}"#]);
+        assert_eq!(
+            texts(env),
+            vec![r#"{"id":"a","v":[1,{"b":"]}"}]}"#, r#"{"id":"b"}"#]
+        );
+        assert_eq!(
+            texts("[ {\"id\":\"a\"} , {\"id\":\"b\\\"}\"} ]"),
+            vec![r#"{"id":"a"}"#, r#"{"id":"b\"}"}"#]
+        );
+        assert_eq!(
+            texts("{\"id\":\"a\"}\n{\"id\":\"b\"}\n"),
+            vec![r#"{"id":"a"}"#, r#"{"id":"b"}"#]
+        );
         // two saved responses back to back
-        assert_eq!(texts(r#"{"value":[{"id":"a"}]}{"value":[]} {"value":[{"id":"c"}]}"#).len(), 2);
+        assert_eq!(
+            texts(r#"{"value":[{"id":"a"}]}{"value":[]} {"value":[{"id":"c"}]}"#).len(),
+            2
+        );
         assert!(texts("[]").is_empty());
         assert!(texts("  \n").is_empty());
     }
@@ -547,7 +561,10 @@ mod tests {
         let s = "[\n  {\"id\":\"a\"},\n  {\"id\":\"b\"}\n]";
         let out = split(s).unwrap();
         assert_eq!(out[0].0, 4);
-        assert_eq!(&s[out[1].0 as usize..out[1].0 as usize + 10], "{\"id\":\"b\"}");
+        assert_eq!(
+            &s[out[1].0 as usize..out[1].0 as usize + 10],
+            "{\"id\":\"b\"}"
+        );
     }
 
     #[test]

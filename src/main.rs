@@ -124,7 +124,11 @@ fn main() -> ExitCode {
                     || matches!(c.downcast_ref::<AppError>(), Some(AppError::Config(_)))
             });
             eprintln!("error: {e:#}");
-            ExitCode::from(if config_error { EXIT_CONFIG } else { EXIT_FAILED })
+            ExitCode::from(if config_error {
+                EXIT_CONFIG
+            } else {
+                EXIT_FAILED
+            })
         }
     }
 }
@@ -356,7 +360,12 @@ fn status(cli: &Cli, json: bool) -> anyhow::Result<ExitCode> {
                         r["kind"].as_str().unwrap_or(""),
                         r["outcome"].as_str().unwrap_or(""),
                         r["started_at"].as_str().unwrap_or(""),
-                        r["new"], r["updated"], r["unchanged"], r["stale"], r["invalid"], r["api_calls"]
+                        r["new"],
+                        r["updated"],
+                        r["unchanged"],
+                        r["stale"],
+                        r["invalid"],
+                        r["api_calls"]
                     );
                     if let Some(e) = r["error"].as_str() {
                         println!("  error: {e}");

@@ -295,14 +295,14 @@ impl<S: AlertSource> Pager<'_, S> {
 fn time_range(page: &Page) -> Result<Option<(ApiTime, ApiTime)>, PollError> {
     let mut prev: Option<ApiTime> = None;
     for a in &page.alerts {
-        if let Some(p) = prev {
-            if a.last_update < p {
-                return Err(PollError::Protocol(format!(
-                    "the API returned a page that is not ordered by lastUpdateTime ({} after {}); \
-                     it seems to ignore $orderby, and paging by time would be unsafe",
-                    a.last_update, p
-                )));
-            }
+        if let Some(p) = prev
+            && a.last_update < p
+        {
+            return Err(PollError::Protocol(format!(
+                "the API returned a page that is not ordered by lastUpdateTime ({} after {}); \
+                 it seems to ignore $orderby, and paging by time would be unsafe",
+                a.last_update, p
+            )));
         }
         prev = Some(a.last_update);
     }

@@ -50,7 +50,9 @@ pub enum StoreError {
         fix: String,
     },
     /// The disk is full or failed while writing; the transaction was rolled back.
-    #[error("the store {path} could not be written ({reason}); the last transaction was rolled back and nothing was lost\n  fix: free disk space or check the disk, then run again")]
+    #[error(
+        "the store {path} could not be written ({reason}); the last transaction was rolled back and nothing was lost\n  fix: free disk space or check the disk, then run again"
+    )]
     Disk {
         /// The database file.
         path: PathBuf,
@@ -180,13 +182,13 @@ impl Store {
             reason,
             fix: fix.to_owned(),
         };
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            if !parent.is_dir() {
-                return Err(open_err(
-                    format!("the directory {} does not exist", parent.display()),
-                    "create it (the systemd unit's StateDirectory= does this), or change [store] path",
-                ));
-            }
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
+            && !parent.is_dir()
+        {
+            return Err(open_err(
+                format!("the directory {} does not exist", parent.display()),
+                "create it (the systemd unit's StateDirectory= does this), or change [store] path",
+            ));
         }
         let mut conn = Connection::open(path).map_err(|e| {
             open_err(
@@ -210,7 +212,9 @@ impl Store {
         })?;
         if !mode.eq_ignore_ascii_case("wal") || sync != 2 || fk != 1 {
             return Err(open_err(
-                format!("SQLite did not accept the required settings (journal_mode={mode}, synchronous={sync}, foreign_keys={fk})"),
+                format!(
+                    "SQLite did not accept the required settings (journal_mode={mode}, synchronous={sync}, foreign_keys={fk})"
+                ),
                 "put the store on a local file system that supports WAL",
             ));
         }
@@ -374,7 +378,9 @@ impl Store {
                  ORDER BY a.tenant, a.last_update_time, a.id",
             )
             .map_err(|e| ForEachError::Store(self.err(e)))?;
-        let mut rows = stmt.query([]).map_err(|e| ForEachError::Store(self.err(e)))?;
+        let mut rows = stmt
+            .query([])
+            .map_err(|e| ForEachError::Store(self.err(e)))?;
         let mut n = 0;
         while let Some(row) = rows.next().map_err(|e| ForEachError::Store(self.err(e)))? {
             let tenant = row
@@ -580,11 +586,15 @@ mod tests {
         let t1 = "2024-01-01T00:00:00Z";
         let t2 = "2024-01-01T00:00:01Z";
         assert_eq!(w.upsert("t", &alert("a", t1, "")).unwrap(), Upsert::New);
-        assert_eq!(w.upsert("t", &alert("a", t1, "")).unwrap(), Upsert::Unchanged);
+        assert_eq!(
+            w.upsert("t", &alert("a", t1, "")).unwrap(),
+            Upsert::Unchanged
+        );
         // Same instant in another precision, same content otherwise: still a different text, but
         // lastUpdateTime is part of the content, so this is a new version at the same time.
         assert_eq!(
-            w.upsert("t", &alert("a", t1, r#","comments":[1]"#)).unwrap(),
+            w.upsert("t", &alert("a", t1, r#","comments":[1]"#))
+                .unwrap(),
             Upsert::Updated
         );
         assert_eq!(w.upsert("t", &alert("a", t2, "")).unwrap(), Upsert::Updated);
@@ -593,7 +603,11 @@ mod tests {
         w.commit(None, 0).unwrap();
         let revs: i64 = s
             .connection()
-            .query_row("SELECT count(*) FROM alert_revisions WHERE tenant='t'", [], |r| r.get(0))
+            .query_row(
+                "SELECT count(*) FROM alert_revisions WHERE tenant='t'",
+                [],
+                |r| r.get(0),
+            )
             .unwrap();
         assert_eq!(revs, 3, "three distinct versions of alert a");
         let mut latest = Vec::new();
@@ -627,7 +641,10 @@ mod tests {
     #[test]
     fn pragmas_are_as_required() {
         let (_d, s) = open();
-        let sync: i64 = s.connection().query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap();
+        let sync: i64 = s
+            .connection()
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(sync, 2);
     }
 
@@ -637,7 +654,8 @@ mod tests {
         let r1 = s.begin_run("t", "poll").unwrap();
         let r2 = s.begin_run("t", "poll").unwrap();
         let mut w = s.writer().unwrap();
-        w.upsert("t", &alert("a", "2024-01-01T00:00:00Z", "")).unwrap();
+        w.upsert("t", &alert("a", "2024-01-01T00:00:00Z", ""))
+            .unwrap();
         w.commit(Some(r2), 3).unwrap();
         s.finish_run(r2, Outcome::Ok, 3, None).unwrap();
         let runs = s.runs(Some("t"), 10).unwrap();

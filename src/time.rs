@@ -147,7 +147,12 @@ mod tests {
 
     #[test]
     fn rejects_garbage() {
-        for s in ["", "yesterday", "2021-13-01T00:00:00Z", "2021-01-01 00:00:00"] {
+        for s in [
+            "",
+            "yesterday",
+            "2021-13-01T00:00:00Z",
+            "2021-01-01 00:00:00",
+        ] {
             assert!(ApiTime::parse(s).is_err(), "{s}");
         }
     }
@@ -159,6 +164,9 @@ mod tests {
             t.minus(Duration::from_secs(60)).to_api_string(),
             "2020-12-31T23:59:00.0000000Z"
         );
-        assert_eq!(t.plus(Duration::from_secs(1)).ticks(), t.ticks() + 10_000_000);
+        assert_eq!(
+            t.plus(Duration::from_secs(1)).ticks(),
+            t.ticks() + 10_000_000
+        );
     }
 }

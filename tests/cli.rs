@@ -27,9 +27,14 @@ fn example_config_loads_and_documents_every_key() {
         for k in *keys {
             let documented = text.lines().any(|l| {
                 let l = l.trim_start_matches(['#', ' ']);
-                l.starts_with(&format!("{k} =")) || l.starts_with(&format!("[{k}]")) || l.starts_with(&format!("[[{k}]]"))
+                l.starts_with(&format!("{k} ="))
+                    || l.starts_with(&format!("[{k}]"))
+                    || l.starts_with(&format!("[[{k}]]"))
             });
-            assert!(documented, "config.example.toml does not document {section}.{k}");
+            assert!(
+                documented,
+                "config.example.toml does not document {section}.{k}"
+            );
         }
     }
 }
@@ -51,15 +56,59 @@ async fn bad_configs_exit_78_naming_the_key() {
     let env = Env::new(sim_config(10, 1, Hazards::default()), Opts::default()).await;
     let good = std::fs::read_to_string(&env.config_path).unwrap();
     config_error(&env, "[[tenants]\nname = ", "(syntax)").await;
-    config_error(&env, &good.replace("page_size", "pagesize"), "poll.pagesize").await;
-    config_error(&env, &good.replace("page_size = 100", "page_size = \"lots\""), "poll.page_size").await;
-    config_error(&env, &good.replace("client_secret_file = \"secret\"", "client_secret_env = \"NO_SUCH_VAR_4711\""), "tenants[0].client_secret_env").await;
-    config_error(&env, &good.replace("client_secret_file = \"secret\"", "client_secret_file = \"missing-file\""), "tenants[0].client_secret_file").await;
-    config_error(&env, &good.replace(&format!("api_url = \"{}\"", env.sim.url()), "api_url = \"http://alerts.example.com\""), "tenants[0].api_url").await;
-    config_error(&env, &good.replace("overlap = \"10m\"", "overlap = \"ten minutes\""), "poll.overlap").await;
+    config_error(
+        &env,
+        &good.replace("page_size", "pagesize"),
+        "poll.pagesize",
+    )
+    .await;
+    config_error(
+        &env,
+        &good.replace("page_size = 100", "page_size = \"lots\""),
+        "poll.page_size",
+    )
+    .await;
+    config_error(
+        &env,
+        &good.replace(
+            "client_secret_file = \"secret\"",
+            "client_secret_env = \"NO_SUCH_VAR_4711\"",
+        ),
+        "tenants[0].client_secret_env",
+    )
+    .await;
+    config_error(
+        &env,
+        &good.replace(
+            "client_secret_file = \"secret\"",
+            "client_secret_file = \"missing-file\"",
+        ),
+        "tenants[0].client_secret_file",
+    )
+    .await;
+    config_error(
+        &env,
+        &good.replace(
+            &format!("api_url = \"{}\"", env.sim.url()),
+            "api_url = \"http://alerts.example.com\"",
+        ),
+        "tenants[0].api_url",
+    )
+    .await;
+    config_error(
+        &env,
+        &good.replace("overlap = \"10m\"", "overlap = \"ten minutes\""),
+        "poll.overlap",
+    )
+    .await;
     // A missing config file is a configuration error too.
     let out = tokio::process::Command::new(bin())
-        .args(["--config", "/nonexistent/mde-alerts.toml", "config", "check"])
+        .args([
+            "--config",
+            "/nonexistent/mde-alerts.toml",
+            "config",
+            "check",
+        ])
         .output()
         .await
         .unwrap();
@@ -69,7 +118,14 @@ async fn bad_configs_exit_78_naming_the_key() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poll_then_export_writes_files_and_status_reports() {
-    let env = Env::new(sim_config(300, 2, Hazards::default()), Opts { exports: true, ..Opts::default() }).await;
+    let env = Env::new(
+        sim_config(300, 2, Hazards::default()),
+        Opts {
+            exports: true,
+            ..Opts::default()
+        },
+    )
+    .await;
     let out = run(&env, &["poll"]).await;
     let t = text(&out);
     assert!(out.status.success(), "{t}");
@@ -80,24 +136,47 @@ async fn poll_then_export_writes_files_and_status_reports() {
     assert_eq!(reader.headers().unwrap().get(0), Some("id"));
     let rows: Vec<_> = reader.records().collect::<Result<_, _>>().unwrap();
     assert_eq!(rows.len(), 300);
-    let title = reader.headers().unwrap().iter().position(|h| h == "title").unwrap();
+    let title = reader
+        .headers()
+        .unwrap()
+        .iter()
+        .position(|h| h == "title")
+        .unwrap();
     for r in &rows {
         let cell = &r[title];
-        assert!(!cell.starts_with(['=', '+', '-', '@']), "unguarded cell {cell:?}");
+        assert!(
+            !cell.starts_with(['=', '+', '-', '@']),
+            "unguarded cell {cell:?}"
+        );
     }
-    let json: Vec<serde_json::Value> =
-        serde_json::from_slice(&std::fs::read(env.path().join("exports/alerts-json-latest.json")).unwrap()).unwrap();
+    let json: Vec<serde_json::Value> = serde_json::from_slice(
+        &std::fs::read(env.path().join("exports/alerts-json-latest.json")).unwrap(),
+    )
+    .unwrap();
     assert_eq!(json.len(), 300);
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(env.path().join("exports/alerts-latest.manifest.json")).unwrap()).unwrap();
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(env.path().join("exports/alerts-latest.manifest.json")).unwrap(),
+    )
+    .unwrap();
     assert_eq!(manifest["rows"], 300);
     use sha2::Digest;
-    let sha = sha2::Sha256::digest(std::fs::read(env.path().join("exports/alerts-latest.csv")).unwrap());
+    let sha =
+        sha2::Sha256::digest(std::fs::read(env.path().join("exports/alerts-latest.csv")).unwrap());
     let hex: String = sha.iter().map(|b| format!("{b:02x}")).collect();
     assert_eq!(manifest["sha256"], hex);
 
     let nd = env.path().join("one.ndjson");
-    let out = run(&env, &["export", "--format", "ndjson", "--out", nd.to_str().unwrap()]).await;
+    let out = run(
+        &env,
+        &[
+            "export",
+            "--format",
+            "ndjson",
+            "--out",
+            nd.to_str().unwrap(),
+        ],
+    )
+    .await;
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(std::fs::read_to_string(&nd).unwrap().lines().count(), 300);
 
@@ -118,7 +197,12 @@ async fn wrong_secret_shows_the_aadsts_code_and_what_to_do() {
     assert!(t.contains("AADSTS7000215"), "{t}");
     assert!(t.contains("Secret ID"), "{t}");
     let out = run(&env, &["status"]).await;
-    assert_eq!(out.status.code(), Some(1), "an unhealthy status exits 1: {}", text(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "an unhealthy status exits 1: {}",
+        text(&out)
+    );
     assert!(text(&out).contains("AADSTS7000215"));
 }
 
@@ -127,24 +211,51 @@ async fn import_reads_every_shape_and_rejects_malformed_files_whole() {
     let env = Env::new(sim_config(30, 4, Hazards::default()), Opts::default()).await;
     let truth = env.sim.truth(true);
     let objs: Vec<String> = truth.iter().map(|t| t.json.to_string()).collect();
-    let envelope = format!("{{\"@odata.context\":\"x\",\"value\":[{}]}}", objs[..10].join(","));
-    let array = serde_json::to_string_pretty(&truth[10..20].iter().map(|t| &t.json).collect::<Vec<_>>()).unwrap();
+    let envelope = format!(
+        "{{\"@odata.context\":\"x\",\"value\":[{}]}}",
+        objs[..10].join(",")
+    );
+    let array =
+        serde_json::to_string_pretty(&truth[10..20].iter().map(|t| &t.json).collect::<Vec<_>>())
+            .unwrap();
     let ndjson = objs[20..].join("\n") + "\n";
-    let files = [("a.json", envelope), ("b.json", array), ("c.ndjson", ndjson)];
+    let files = [
+        ("a.json", envelope),
+        ("b.json", array),
+        ("c.ndjson", ndjson),
+    ];
     for (name, body) in &files {
         std::fs::write(env.path().join(name), body).unwrap();
     }
     let bad = env.path().join("bad.json");
     std::fs::write(&bad, format!("[{}, {{\"id\": \"x\", ", objs[0])).unwrap();
 
-    let out = run(&env, &["import", bad.to_str().unwrap(), env.path().join("a.json").to_str().unwrap()]).await;
+    let out = run(
+        &env,
+        &[
+            "import",
+            bad.to_str().unwrap(),
+            env.path().join("a.json").to_str().unwrap(),
+        ],
+    )
+    .await;
     let t = text(&out);
     assert_eq!(out.status.code(), Some(1), "{t}");
     assert!(t.contains("malformed at byte"), "{t}");
     assert!(t.contains("nothing was imported"), "{t}");
-    assert_eq!(Store::open(&env.store_path()).unwrap().alert_counts().unwrap().len(), 0);
+    assert_eq!(
+        Store::open(&env.store_path())
+            .unwrap()
+            .alert_counts()
+            .unwrap()
+            .len(),
+        0
+    );
 
-    let paths: Vec<String> = files.iter().map(|(n, _)| env.path().join(n).to_string_lossy().into_owned()).collect();
+    let paths: Vec<String> = files
+        .iter()
+        .map(|(n, _)| env.path().join(n).to_string_lossy().into_owned())
+        .collect();
     let mut args = vec!["import"];
     args.extend(paths.iter().map(String::as_str));
     let out = run(&env, &args).await;
@@ -157,15 +268,33 @@ async fn import_reads_every_shape_and_rejects_malformed_files_whole() {
     let d = diff(&stored(&env.store_path()), &truth);
     assert!(d.is_clean(), "{d:?}");
     // Importing never moves the poll cursor.
-    assert_eq!(Store::open(&env.store_path()).unwrap().cursor("t1").unwrap(), None);
+    assert_eq!(
+        Store::open(&env.store_path())
+            .unwrap()
+            .cursor("t1")
+            .unwrap(),
+        None
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secrets_and_tokens_never_leak() {
-    let env = Env::new(sim_config(120, 5, Hazards::default()), Opts { exports: true, ..Opts::default() }).await;
+    let env = Env::new(
+        sim_config(120, 5, Hazards::default()),
+        Opts {
+            exports: true,
+            ..Opts::default()
+        },
+    )
+    .await;
     let secret = mde_alerts::sim::DEMO_CLIENT_SECRET;
     let mut outputs = String::new();
-    for args in [&["poll"][..], &["config", "check"], &["status", "--json"], &["export"]] {
+    for args in [
+        &["poll"][..],
+        &["config", "check"],
+        &["status", "--json"],
+        &["export"],
+    ] {
         let out = tokio::process::Command::new(bin())
             .arg("--config")
             .arg(&env.config_path)
@@ -176,19 +305,31 @@ async fn secrets_and_tokens_never_leak() {
             .unwrap();
         outputs.push_str(&text(&out));
     }
-    assert!(outputs.contains("TRACE") || outputs.contains("DEBUG"), "trace logging was not on");
+    assert!(
+        outputs.contains("TRACE") || outputs.contains("DEBUG"),
+        "trace logging was not on"
+    );
     let tokens = env.sim.issued_tokens();
     assert!(!tokens.is_empty());
     let mut haystacks = vec![("output".to_owned(), outputs)];
     for entry in walk(env.path()) {
-        if entry.file_name().is_some_and(|n| n == "secret" || n == "config.toml") {
+        if entry
+            .file_name()
+            .is_some_and(|n| n == "secret" || n == "config.toml")
+        {
             continue;
         }
         let bytes = std::fs::read(&entry).unwrap();
-        haystacks.push((entry.display().to_string(), String::from_utf8_lossy(&bytes).into_owned()));
+        haystacks.push((
+            entry.display().to_string(),
+            String::from_utf8_lossy(&bytes).into_owned(),
+        ));
     }
     for (name, hay) in &haystacks {
-        assert!(!hay.contains(secret), "the client secret leaked into {name}");
+        assert!(
+            !hay.contains(secret),
+            "the client secret leaked into {name}"
+        );
         for t in &tokens {
             assert!(!hay.contains(t.as_str()), "a token leaked into {name}");
         }

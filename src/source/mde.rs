@@ -79,12 +79,21 @@ impl MdeSource {
         q
     }
 
-    async fn attempt(&self, r: &PageRequest) -> Result<Page, (Retry, SourceError, Option<Duration>)> {
-        let token = self
-            .tokens
-            .token()
-            .await
-            .map_err(|e| (if e.is_transient() { Retry::Later } else { Retry::Never }, e.into(), None))?;
+    async fn attempt(
+        &self,
+        r: &PageRequest,
+    ) -> Result<Page, (Retry, SourceError, Option<Duration>)> {
+        let token = self.tokens.token().await.map_err(|e| {
+            (
+                if e.is_transient() {
+                    Retry::Later
+                } else {
+                    Retry::Never
+                },
+                e.into(),
+                None,
+            )
+        })?;
         self.calls.fetch_add(1, Ordering::Relaxed);
         let resp = self
             .http
@@ -212,7 +221,10 @@ impl AlertSource for MdeSource {
                     return Err(SourceError::Unavailable {
                         api: API,
                         attempts: attempt,
-                        last: format!("asked to wait {}s, longer than a poll may wait: {err}", w.as_secs()),
+                        last: format!(
+                            "asked to wait {}s, longer than a poll may wait: {err}",
+                            w.as_secs()
+                        ),
                     });
                 }
                 Some(w) => w,
@@ -244,7 +256,8 @@ mod tests {
 
     #[test]
     fn defender_error_body_is_read() {
-        let (c, m) = defender_error(r#"{"error":{"code":"Forbidden","message":"no","target":"x"}}"#);
+        let (c, m) =
+            defender_error(r#"{"error":{"code":"Forbidden","message":"no","target":"x"}}"#);
         assert_eq!((c.as_str(), m.as_str()), ("Forbidden", "no"));
         let (c, _) = defender_error("<html>");
         assert_eq!(c, "(no error code)");

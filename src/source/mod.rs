@@ -108,7 +108,9 @@ pub trait AlertSource: Send + Sync {
 }
 
 /// Splits a page's elements into alerts and rejects.
-pub fn parse_elements<'a>(elements: impl IntoIterator<Item = &'a serde_json::value::RawValue>) -> Page {
+pub fn parse_elements<'a>(
+    elements: impl IntoIterator<Item = &'a serde_json::value::RawValue>,
+) -> Page {
     let mut page = Page::default();
     for (index, el) in elements.into_iter().enumerate() {
         page.received += 1;

@@ -5,8 +5,6 @@
 //! sorted, no insignificant whitespace) so that the same alert saved pretty-printed in a file and
 //! received compact from the API is recognised as the same version.
 
-use std::io::Write;
-
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -19,8 +17,8 @@ pub struct Alert {
     pub id: String,
     /// `lastUpdateTime`, the polling cursor's axis.
     pub last_update: ApiTime,
-    /// The JSON object exactly as received.
-    pub raw: Box<RawValue>,
+    /// The JSON object exactly as received (valid JSON: it was parsed to build this).
+    pub raw: Box<str>,
     /// BLAKE3 of the canonical JSON: equal hashes mean equal content.
     pub hash: [u8; 32],
     /// Columns the store indexes for exports and `status`.
@@ -61,10 +59,15 @@ pub enum Invalid {
 }
 
 impl Alert {
-    /// Parses one element of a page (or of an imported file).
-    pub fn parse(raw: Box<RawValue>) -> Result<Alert, Invalid> {
+    /// Parses one element of a page (or of an imported file) given as JSON text.
+    pub fn parse(raw: &str) -> Result<Alert, Invalid> {
         let value: serde_json::Value =
-            serde_json::from_str(raw.get()).map_err(|_| Invalid::NotAnObject)?;
+            serde_json::from_str(raw).map_err(|_| Invalid::NotAnObject)?;
+        Self::from_value(raw, &value)
+    }
+
+    /// Builds the alert from its text and that text already parsed (the import parses once).
+    pub fn from_value(raw: &str, value: &serde_json::Value) -> Result<Alert, Invalid> {
         let obj = value.as_object().ok_or(Invalid::NotAnObject)?;
         let id = match obj.get("id") {
             Some(serde_json::Value::String(s)) if !s.is_empty() => s.clone(),
@@ -100,11 +103,11 @@ impl Alert {
                 .and_then(|v| v.as_str())
                 .and_then(|s| ApiTime::parse(s).ok()),
         };
-        let hash = canonical_hash(&value);
+        let hash = canonical_hash(value);
         Ok(Alert {
             id,
             last_update,
-            raw,
+            raw: raw.into(),
             hash,
             fields,
         })
@@ -112,21 +115,18 @@ impl Alert {
 }
 
 /// BLAKE3 of the canonical serialisation (serde_json's map is a BTreeMap: keys come out sorted).
+/// The text is built in a reused buffer and hashed in one call: feeding the hasher serde's many
+/// small writes costs more than the hashing itself.
 fn canonical_hash(value: &serde_json::Value) -> [u8; 32] {
-    struct HashWriter(blake3::Hasher);
-    impl Write for HashWriter {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.update(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
+    thread_local! {
+        static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     }
-    let mut w = HashWriter(blake3::Hasher::new());
-    // Writing into a hasher cannot fail.
-    let _ = serde_json::to_writer(&mut w, value);
-    *w.0.finalize().as_bytes()
+    BUF.with_borrow_mut(|buf| {
+        buf.clear();
+        // Writing into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *buf, value);
+        *blake3::hash(buf).as_bytes()
+    })
 }
 
 /// Only the envelope of a page: `{"value": [...], "@odata.nextLink": "..."}`.
@@ -144,8 +144,8 @@ pub struct Envelope<'a> {
 mod tests {
     use super::*;
 
-    fn raw(s: &str) -> Box<RawValue> {
-        RawValue::from_string(s.to_owned()).unwrap()
+    fn raw(s: &str) -> &str {
+        s
     }
 
     #[test]
@@ -156,7 +156,7 @@ mod tests {
         .unwrap();
         let b = Alert::parse(raw("{\n  \"x\": [1, 2],\n  \"lastUpdateTime\": \"2024-01-01T00:00:00Z\",\n  \"id\": \"a1\"\n}")).unwrap();
         assert_eq!(a.hash, b.hash);
-        assert_ne!(a.raw.get(), b.raw.get(), "the verbatim text is kept");
+        assert_ne!(a.raw, b.raw, "the verbatim text is kept");
         let c = Alert::parse(raw(
             r#"{"id":"a1","lastUpdateTime":"2024-01-01T00:00:00Z","x":[2,1]}"#,
         ))
@@ -185,6 +185,6 @@ mod tests {
     fn unknown_fields_and_enums_are_kept() {
         let a = Alert::parse(raw(r#"{"id":"a","lastUpdateTime":"2024-01-01T00:00:00Z","severity":"Catastrophic","brandNew":{"k":1}}"#)).unwrap();
         assert_eq!(a.fields.severity.as_deref(), Some("Catastrophic"));
-        assert!(a.raw.get().contains("brandNew"));
+        assert!(a.raw.contains("brandNew"));
     }
 }

@@ -26,8 +26,6 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
-use serde_json::value::RawValue;
-
 use crate::alert::{Alert, Invalid};
 use crate::store::{Counts, Outcome, Store, StoreError};
 
@@ -487,11 +485,12 @@ fn parse_file(f: File, tx: mpsc::SyncSender<Batch>) -> Result<(), ScanError> {
             offset: offset + e.valid_up_to() as u64,
             detail: "not valid UTF-8".into(),
         })?;
-        let raw: Box<RawValue> = serde_json::from_str(text).map_err(|e| ScanError::Syntax {
-            offset,
-            detail: format!("in the element starting here: {e}"),
-        })?;
-        batch.push(Alert::parse(raw).map_err(|why| (offset, why)));
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| ScanError::Syntax {
+                offset,
+                detail: format!("in the element starting here: {e}"),
+            })?;
+        batch.push(Alert::from_value(text, &value).map_err(|why| (offset, why)));
         if batch.len() >= BATCH {
             let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
             tx.send(full).map_err(|_| ScanError::Stop)?;

@@ -305,7 +305,7 @@ async fn unknown_fields_and_enum_values_are_kept() {
     assert!(
         stored
             .values()
-            .all(|(_, v)| v["evidence"].as_array().unwrap().len() == 3)
+            .all(|(_, v)| (1..=3).contains(&v["evidence"].as_array().unwrap().len()))
     );
     let d = diff(&stored, &env.sim.truth(true));
     assert!(d.is_clean(), "{d:?}");

@@ -179,11 +179,10 @@ struct Version {
 struct State {
     cfg: SimConfig,
     alerts: BTreeMap<String, Vec<Version>>,
-    rng: StdRng,
+    maker: Generator,
     stats: Stats,
     key: jsonwebtoken::EncodingKey,
     decoding: jsonwebtoken::DecodingKey,
-    serial: u64,
     issued: Vec<String>,
 }
 
@@ -264,7 +263,23 @@ const SOURCES: &[&str] = &[
     "MTP",
 ];
 
-impl State {
+/// Makes realistic alerts and realistic changes to them. Public through [`backfill`] for the
+/// benchmark; the simulator's state owns one.
+struct Generator {
+    rng: StdRng,
+    serial: u64,
+    tenant_id: String,
+}
+
+impl Generator {
+    fn new(seed: u64, tenant_id: &str) -> Self {
+        Generator {
+            rng: StdRng::seed_from_u64(seed),
+            serial: 0,
+            tenant_id: tenant_id.to_owned(),
+        }
+    }
+
     fn pick<'a>(&mut self, xs: &'a [&'a str]) -> &'a str {
         xs[self.rng.random_range(0..xs.len())]
     }
@@ -286,7 +301,9 @@ impl State {
                 .map(|_| char::from_digit(rng.random_range(0..16), 16).unwrap_or('0'))
                 .collect()
         };
-        let evidence: Vec<Value> = (0..3)
+        // One to three evidence items (a user, a process, a file): about 2.6 KB an alert on average.
+        let items = self.rng.random_range(1..=3);
+        let evidence: Vec<Value> = (0..items)
             .map(|i| {
                 json!({
                     "entityType": ENTITY_TYPES[i],
@@ -343,7 +360,7 @@ impl State {
             "machineId": machine,
             "computerDnsName": host,
             "rbacGroupName": if self.rng.random_bool(0.8) { Value::from("Servers") } else { Value::Null },
-            "aadTenantId": self.cfg.tenant_id.clone(),
+            "aadTenantId": self.tenant_id.clone(),
             "threatFamily": Value::Null,
             "mitreTechniques": ["T1059.001", "T1086"],
             "relatedUser": { "userName": user, "domainName": "CONTOSO" },
@@ -421,12 +438,14 @@ impl State {
         }
         json.insert("lastUpdateTime".into(), Value::from(defender_time(ticks)));
     }
+}
 
+impl State {
     fn visible_at(&mut self) -> Instant {
         let h = &self.cfg.hazards;
-        if h.late_fraction > 0.0 && self.rng.random_bool(h.late_fraction.clamp(0.0, 1.0)) {
+        if h.late_fraction > 0.0 && self.maker.rng.random_bool(h.late_fraction.clamp(0.0, 1.0)) {
             let max = h.late_delay.as_millis().max(1) as u64;
-            Instant::now() + Duration::from_millis(self.rng.random_range(0..=max))
+            Instant::now() + Duration::from_millis(self.maker.rng.random_range(0..=max))
         } else {
             Instant::now()
         }
@@ -441,7 +460,7 @@ impl State {
         let ids: Vec<String> = {
             let len = self.alerts.len();
             (0..n)
-                .map(|_| self.rng.random_range(0..len))
+                .map(|_| self.maker.rng.random_range(0..len))
                 .filter_map(|i| self.alerts.keys().nth(i).cloned())
                 .collect()
         };
@@ -453,7 +472,7 @@ impl State {
                 continue; // already updated at this instant
             }
             let mut json = latest.json;
-            self.change(&mut json, ticks);
+            self.maker.change(&mut json, ticks);
             let visible_at = self.visible_at();
             self.alerts.entry(id).or_default().push(Version {
                 ticks,
@@ -467,7 +486,7 @@ impl State {
     fn create(&mut self, n: usize) {
         let ticks = sim_now();
         for _ in 0..n {
-            let (id, json) = self.new_alert(ticks, ticks);
+            let (id, json) = self.maker.new_alert(ticks, ticks);
             let visible_at = self.visible_at();
             self.alerts.insert(
                 id,
@@ -497,31 +516,30 @@ impl Simulator {
     pub async fn start(cfg: SimConfig, port: u16) -> std::io::Result<Simulator> {
         let secret = format!("sim-signing-key-{}", cfg.seed);
         let mut state = State {
-            rng: StdRng::seed_from_u64(cfg.seed),
+            maker: Generator::new(cfg.seed, &cfg.tenant_id),
             cfg: cfg.clone(),
             alerts: BTreeMap::new(),
             stats: Stats::default(),
             key: jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
             decoding: jsonwebtoken::DecodingKey::from_secret(secret.as_bytes()),
-            serial: 0,
             issued: Vec::new(),
         };
         let now = sim_now();
         let span = (cfg.history.as_nanos() / 100).max(1) as i64;
         for _ in 0..cfg.initial_alerts {
-            let created = now - state.rng.random_range(0..span);
-            let updated = created + state.rng.random_range(0..=(now - created)).min(span);
+            let created = now - state.maker.rng.random_range(0..span);
+            let updated = created + state.maker.rng.random_range(0..=(now - created)).min(span);
             let updated = updated - updated.rem_euclid(SIM_TICK);
-            let (id, json) = state.new_alert(created, updated);
+            let (id, json) = state.maker.new_alert(created, updated);
             let mut versions = vec![Version {
                 ticks: updated,
                 visible_at: Instant::now(),
                 json,
             }];
             // Some alerts were already resolved before we arrived.
-            if state.rng.random_bool(0.2) {
+            if state.maker.rng.random_bool(0.2) {
                 let mut j = versions[0].json.clone();
-                state.change(&mut j, updated);
+                state.maker.change(&mut j, updated);
                 versions[0].json = j;
             }
             state.alerts.insert(id, versions);
@@ -625,6 +643,70 @@ impl Simulator {
         });
         Mutator(handle)
     }
+}
+
+/// Writes a saved-response file (`{"value":[…]}`) of `elements` realistic alerts with evidence,
+/// for benchmarks and backfill tests: a `dup_fraction` of the elements are *other versions* of
+/// alerts in the file, older or newer, in no particular order (a real backfill re-read across
+/// days). Streams: memory stays flat whatever the size.
+pub fn backfill(
+    mut w: impl std::io::Write,
+    elements: usize,
+    dup_fraction: f64,
+    seed: u64,
+) -> std::io::Result<()> {
+    let mut g = Generator::new(seed, DEMO_TENANT_ID);
+    let now = sim_now();
+    let span: i64 = 30 * 86_400 * 10_000_000;
+    let unique = ((elements as f64) * (1.0 - dup_fraction.clamp(0.0, 0.99))).ceil() as usize;
+    // Keep a window of recent alerts to draw duplicates from, so nothing is held whole.
+    let mut recent: std::collections::VecDeque<Map<String, Value>> =
+        std::collections::VecDeque::new();
+    w.write_all(b"{\"@odata.context\":\"https://api.securitycenter.microsoft.com/api/$metadata#Alerts\",\"value\":[")?;
+    let mut written_unique = 0;
+    for i in 0..elements {
+        if i > 0 {
+            w.write_all(b",")?;
+        }
+        let remaining = elements - i;
+        let need_unique = unique - written_unique;
+        let make_dup = !recent.is_empty()
+            && need_unique < remaining
+            && g.rng.random_bool(dup_fraction.clamp(0.0, 1.0))
+            || need_unique == 0;
+        let json = if make_dup && !recent.is_empty() {
+            let k = g.rng.random_range(0..recent.len());
+            let mut v = recent[k].clone();
+            let t = v
+                .get("lastUpdateTime")
+                .and_then(|t| t.as_str())
+                .and_then(|t| ApiTime::parse(t).ok())
+                .map(ApiTime::ticks)
+                .unwrap_or(now);
+            // Older or newer than the copy already written.
+            let delta = g.rng.random_range(1..3_600) * 10_000_000;
+            let ticks = if g.rng.random_bool(0.5) {
+                t - delta
+            } else {
+                t + delta
+            };
+            g.change(&mut v, ticks - ticks.rem_euclid(SIM_TICK));
+            v
+        } else {
+            written_unique += 1;
+            let created = now - g.rng.random_range(0..span);
+            let updated = created + g.rng.random_range(0..3_600 * 10_000_000);
+            let (_, v) = g.new_alert(created, updated - updated.rem_euclid(SIM_TICK));
+            if recent.len() >= 2_000 {
+                recent.pop_front();
+            }
+            recent.push_back(v.clone());
+            v
+        };
+        serde_json::to_writer(&mut w, &json)?;
+    }
+    w.write_all(b"]}\n")?;
+    Ok(())
 }
 
 /// A running mutator; dropping it stops the changes.
@@ -990,14 +1072,15 @@ async fn alerts(
             return r;
         }
         let h = st.cfg.hazards.clone();
-        let fault = if h.fault_rate > 0.0 && st.rng.random_bool(h.fault_rate.clamp(0.0, 1.0)) {
+        let fault = if h.fault_rate > 0.0 && st.maker.rng.random_bool(h.fault_rate.clamp(0.0, 1.0))
+        {
             st.stats.faults += 1;
             let kinds: &[FaultKind] = if h.fault_kinds.is_empty() {
                 &ALL_FAULTS
             } else {
                 &h.fault_kinds
             };
-            Some(match kinds[st.rng.random_range(0..kinds.len())] {
+            Some(match kinds[st.maker.rng.random_range(0..kinds.len())] {
                 FaultKind::TooManyRequests => Fault::TooMany(h.retry_after_secs),
                 FaultKind::Internal => Fault::Internal,
                 FaultKind::Unavailable => Fault::Unavailable,
@@ -1115,14 +1198,17 @@ fn page(st: &mut State, raw: Option<&str>) -> Result<Vec<u8>, Response> {
         .collect();
     let add_invalid = h.invalid_element_rate > 0.0
         && !value.is_empty()
-        && st.rng.random_bool(h.invalid_element_rate.clamp(0.0, 1.0));
+        && st
+            .maker
+            .rng
+            .random_bool(h.invalid_element_rate.clamp(0.0, 1.0));
     if add_invalid {
-        let junk = if st.rng.random_bool(0.5) {
+        let junk = if st.maker.rng.random_bool(0.5) {
             json!({"title": "an element without an id", "lastUpdateTime": defender_time(sim_now())})
         } else {
             json!({"id": "da-broken-time_1", "lastUpdateTime": "not a time"})
         };
-        let at = st.rng.random_range(0..value.len());
+        let at = st.maker.rng.random_range(0..value.len());
         value.insert(at, junk);
         // Keep the page within $top, as the real service would.
         if value.len() > q.top {
@@ -1156,20 +1242,9 @@ mod tests {
 
     #[test]
     fn alerts_are_realistic_in_size() {
-        let cfg = SimConfig::default();
-        let secret = b"k";
-        let mut st = State {
-            rng: StdRng::seed_from_u64(3),
-            cfg,
-            alerts: BTreeMap::new(),
-            stats: Stats::default(),
-            key: jsonwebtoken::EncodingKey::from_secret(secret),
-            decoding: jsonwebtoken::DecodingKey::from_secret(secret),
-            serial: 0,
-            issued: Vec::new(),
-        };
-        let (_, a) = st.new_alert(sim_now(), sim_now());
+        let mut g = Generator::new(3, DEMO_TENANT_ID);
+        let (_, a) = g.new_alert(sim_now(), sim_now());
         let n = serde_json::to_string(&a).unwrap().len();
-        assert!((2000..4000).contains(&n), "alert is {n} bytes");
+        assert!((1000..4000).contains(&n), "alert is {n} bytes");
     }
 }

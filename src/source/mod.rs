@@ -114,7 +114,7 @@ pub fn parse_elements<'a>(
     let mut page = Page::default();
     for (index, el) in elements.into_iter().enumerate() {
         page.received += 1;
-        match Alert::parse(el.to_owned()) {
+        match Alert::parse(el.get()) {
             Ok(a) => page.alerts.push(a),
             Err(why) => page.rejected.push(Rejected { index, why }),
         }

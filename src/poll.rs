@@ -21,8 +21,10 @@
 //!    every alert older than the cursor is stored, so a crash at any instant resumes without a gap.
 //! 5. A short page ends the poll; a quiet poll therefore costs exactly one call.
 //!
-//! The pager checks that each page really is in ascending order: if the server ignored `$orderby`,
-//! keyset paging would be unsafe, and the poll stops with an error rather than guess.
+//! Keyset paging needs `$orderby`, which Microsoft does not document for alerts. The pager checks
+//! that each page really is in ascending order; if the server refuses `$orderby` (400) or ignores
+//! it (an unsorted page), it falls back to bounded windows, `ge A and lt B`, split in halves while
+//! a window fills a page, with the same cursor guarantee at the cost of more calls.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -63,6 +65,8 @@ pub struct PollReport {
     pub elapsed: Duration,
     /// The run's id in the store.
     pub run: RunId,
+    /// How the pager read.
+    pub mode: Mode,
 }
 
 impl std::fmt::Display for PollReport {
@@ -83,7 +87,11 @@ impl std::fmt::Display for PollReport {
             self.cursor_after
                 .map(|t| t.to_api_string())
                 .unwrap_or_else(|| "(none yet)".into())
-        )
+        )?;
+        if self.mode == Mode::Windows {
+            write!(f, " (window paging: the API refused $orderby)")?;
+        }
+        Ok(())
     }
 }
 
@@ -120,6 +128,7 @@ pub async fn poll_tenant<S: AlertSource>(
     })
     .await?;
     let mut pager = Pager {
+        mode: Mode::Keyset,
         source,
         store,
         tenant,
@@ -131,7 +140,7 @@ pub async fn poll_tenant<S: AlertSource>(
     };
     let result = pager.run(cursor_before, settings).await;
     let api_calls = source.calls() - calls_before;
-    let (counts, pages) = (pager.counts, pager.pages);
+    let (counts, pages, mode) = (pager.counts, pager.pages, pager.mode);
     match result {
         Ok(()) => {
             let cursor_after = blocking(store, {
@@ -151,6 +160,7 @@ pub async fn poll_tenant<S: AlertSource>(
                 cursor_after,
                 elapsed: started.elapsed(),
                 run,
+                mode,
             })
         }
         Err(e) => {
@@ -165,7 +175,18 @@ pub async fn poll_tenant<S: AlertSource>(
     }
 }
 
+/// How the pager reads: by keyset (the normal case), or by bounded windows when the API refuses
+/// or ignores `$orderby`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `ge T` pages in time order.
+    Keyset,
+    /// `ge A and lt B` windows, split while full.
+    Windows,
+}
+
 struct Pager<'a, S> {
+    mode: Mode,
     source: &'a S,
     store: &'a Arc<Mutex<Store>>,
     tenant: &'a str,
@@ -191,11 +212,37 @@ impl<S: AlertSource> Pager<'_, S> {
         .max(oldest);
         tracing::debug!(tenant = self.tenant, from = %start, "Polling.");
         let mut bound = Bound::AtOrAfter(start);
+        let mut first = true;
         loop {
-            let page = self.fetch(bound, 0).await?;
+            let page = match self.fetch(bound, None, true, 0).await {
+                Err(PollError::Source(SourceError::Refused { status: 400, .. })) if first => {
+                    tracing::warn!(
+                        tenant = self.tenant,
+                        "The API refused $orderby; falling back to bounded time windows (more calls, same guarantees)."
+                    );
+                    self.mode = Mode::Windows;
+                    return self.windows(start).await;
+                }
+                other => other?,
+            };
+            first = false;
             let full = page.received >= self.top as usize;
-            let range = time_range(&page)?;
-            match range {
+            let (lo, hi) = match time_range(&page) {
+                Some(Range::Sorted(lo, hi)) => (lo, hi),
+                Some(Range::Unsorted) => {
+                    // Keyset paging is only safe on sorted pages. Nothing from this page is
+                    // trusted; the windows pager starts again from the same bound.
+                    tracing::warn!(
+                        tenant = self.tenant,
+                        "The API ignored $orderby (a page was not in time order); falling back to bounded time windows."
+                    );
+                    self.mode = Mode::Windows;
+                    let from = match bound {
+                        Bound::AtOrAfter(t) | Bound::Exactly(t) => t,
+                        Bound::After(t) => t.plus(TICK),
+                    };
+                    return self.windows(from).await;
+                }
                 None if full => {
                     return Err(PollError::Protocol(format!(
                         "a full page of {} elements had no valid alert; the pager cannot advance past it",
@@ -206,32 +253,62 @@ impl<S: AlertSource> Pager<'_, S> {
                     self.commit(page, None).await?;
                     return Ok(());
                 }
-                Some((lo, hi)) if full && lo == hi => {
-                    self.commit(page, Some(hi)).await?;
-                    self.read_instant(hi).await?;
-                    bound = Bound::After(hi);
-                }
-                Some((_, hi)) => {
-                    self.commit(page, Some(hi)).await?;
-                    if !full {
-                        return Ok(());
-                    }
-                    bound = Bound::AtOrAfter(hi);
-                }
+            };
+            if full && lo == hi {
+                self.commit(page, Some(hi)).await?;
+                self.read_instant(hi, true).await?;
+                bound = Bound::After(hi);
+                continue;
             }
+            self.commit(page, Some(hi)).await?;
+            if !full {
+                return Ok(());
+            }
+            bound = Bound::AtOrAfter(hi);
         }
+    }
+
+    /// The fallback when `$orderby` is refused or ignored: read `[lo, hi)` windows in ascending
+    /// order. A window that fills a page is split in halves (its page is not trusted); a window of
+    /// one instant is read with `$skip`. The cursor moves to the latest time of each complete
+    /// window, so every alert older than it is stored, exactly as in keyset mode.
+    async fn windows(&mut self, from: ApiTime) -> Result<(), PollError> {
+        let mut stack: Vec<(ApiTime, Option<ApiTime>)> = vec![(from, None)];
+        while let Some((lo, hi)) = stack.pop() {
+            let page = self.fetch(Bound::AtOrAfter(lo), hi, false, 0).await?;
+            let latest = page.alerts.iter().map(|a| a.last_update).max();
+            if page.received < self.top as usize {
+                self.commit(page, latest).await?;
+                continue;
+            }
+            let end = match hi {
+                Some(h) => h,
+                None => ApiTime::now().max(latest.unwrap_or(lo)).plus(TICK),
+            };
+            if end.ticks() - lo.ticks() <= 1 {
+                // A single instant holds more alerts than a page.
+                self.commit(page, Some(lo)).await?;
+                self.read_instant(lo, false).await?;
+                continue;
+            }
+            let mid = ApiTime::from_ticks(lo.ticks() + (end.ticks() - lo.ticks()) / 2);
+            // Upper half later, lower half first: windows complete in ascending order.
+            stack.push((mid, hi));
+            stack.push((lo, Some(mid)));
+        }
+        Ok(())
     }
 
     /// Reads every alert at instant `t` with `$skip`, pass after pass until a pass finds nothing
     /// the earlier ones missed (alerts leaving the instant mid-pass shift the `$skip` window).
-    async fn read_instant(&mut self, t: ApiTime) -> Result<(), PollError> {
+    async fn read_instant(&mut self, t: ApiTime, ordered: bool) -> Result<(), PollError> {
         tracing::info!(tenant = self.tenant, instant = %t, "More alerts share one lastUpdateTime than fit on a page; paging inside it.");
         let mut seen: HashSet<String> = HashSet::new();
         for _pass in 0..MAX_TIE_PASSES {
             let mut found_new = false;
             let mut skip = 0u32;
             loop {
-                let page = self.fetch(Bound::Exactly(t), skip).await?;
+                let page = self.fetch(Bound::Exactly(t), None, ordered, skip).await?;
                 let received = page.received;
                 for a in &page.alerts {
                     found_new |= seen.insert(a.id.clone());
@@ -251,9 +328,17 @@ impl<S: AlertSource> Pager<'_, S> {
         )))
     }
 
-    async fn fetch(&mut self, bound: Bound, skip: u32) -> Result<Page, PollError> {
+    async fn fetch(
+        &mut self,
+        bound: Bound,
+        before: Option<ApiTime>,
+        ordered: bool,
+        skip: u32,
+    ) -> Result<Page, PollError> {
         let req = PageRequest {
             bound,
+            before,
+            ordered,
             top: self.top,
             skip,
         };
@@ -291,26 +376,28 @@ impl<S: AlertSource> Pager<'_, S> {
     }
 }
 
-/// The page's earliest and latest `lastUpdateTime`, checking that it is in ascending order.
-fn time_range(page: &Page) -> Result<Option<(ApiTime, ApiTime)>, PollError> {
-    let mut prev: Option<ApiTime> = None;
-    for a in &page.alerts {
-        if let Some(p) = prev
-            && a.last_update < p
-        {
-            return Err(PollError::Protocol(format!(
-                "the API returned a page that is not ordered by lastUpdateTime ({} after {}); \
-                 it seems to ignore $orderby, and paging by time would be unsafe",
-                a.last_update, p
-            )));
+/// One tick of the API's clock (100 ns).
+const TICK: Duration = Duration::from_nanos(100);
+
+/// A page's time span.
+enum Range {
+    /// In ascending order, from the first to the last.
+    Sorted(ApiTime, ApiTime),
+    /// Not in time order: the server ignored `$orderby`.
+    Unsorted,
+}
+
+/// The page's earliest and latest `lastUpdateTime`, and whether it is in ascending order.
+fn time_range(page: &Page) -> Option<Range> {
+    let first = page.alerts.first()?.last_update;
+    let mut prev = first;
+    for a in &page.alerts[1..] {
+        if a.last_update < prev {
+            return Some(Range::Unsorted);
         }
-        prev = Some(a.last_update);
+        prev = a.last_update;
     }
-    Ok(page
-        .alerts
-        .first()
-        .zip(page.alerts.last())
-        .map(|(a, b)| (a.last_update, b.last_update)))
+    Some(Range::Sorted(first, prev))
 }
 
 /// Runs `f` on the store from a blocking thread.

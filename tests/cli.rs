@@ -348,3 +348,71 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_v1_token_endpoint_works_too() {
+    let env = Env::new(sim_config(50, 6, Hazards::default()), Opts::default()).await;
+    let text = std::fs::read_to_string(&env.config_path).unwrap().replace(
+        "client_secret_file",
+        "token_endpoint = \"v1\"\nclient_secret_file",
+    );
+    std::fs::write(&env.config_path, text).unwrap();
+    let out = run(&env, &["poll"]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("50 new"));
+    assert_eq!(env.sim.stats().tokens_issued, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulate_serves_a_config_that_polls() {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(bin())
+        .args([
+            "simulate",
+            "--port",
+            "0",
+            "--alerts",
+            "40",
+            "--mutate-every",
+            "0",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut snippet = String::new();
+    while let Some(line) = lines.next_line().await.unwrap() {
+        if line.starts_with("Ctrl-C") {
+            break;
+        }
+        snippet.push_str(&line);
+        snippet.push('\n');
+    }
+    assert!(
+        snippet.contains("api_url = \"http://127.0.0.1:"),
+        "{snippet}"
+    );
+    // Use the printed block as a config, with the secret it names.
+    let dir = tempfile::tempdir().unwrap();
+    let block = &snippet[snippet.find("[[tenants]]").unwrap()..];
+    let secret = block
+        .split("MDE_ALERTS_CLIENT_SECRET='")
+        .nth(1)
+        .unwrap()
+        .split('\'')
+        .next()
+        .unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(&config, format!("{block}\n[store]\npath = \"a.db\"\n")).unwrap();
+    let out = tokio::process::Command::new(bin())
+        .arg("--config")
+        .arg(&config)
+        .arg("poll")
+        .env("MDE_ALERTS_CLIENT_SECRET", secret)
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("40 new"), "{}", text(&out));
+}

@@ -310,3 +310,33 @@ async fn unknown_fields_and_enum_values_are_kept() {
     let d = diff(&stored, &env.sim.truth(true));
     assert!(d.is_clean(), "{d:?}");
 }
+
+/// `$orderby` is undocumented for alerts: when the API refuses it, or ignores it, the pager falls
+/// back to bounded windows and still loses nothing while alerts move.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_orderby_the_window_pager_loses_nothing() {
+    for (refused, ignored) in [(true, false), (false, true)] {
+        let hazards = Hazards {
+            orderby_supported: !refused,
+            orderby_ignored: ignored,
+            mutate_per_page: 3,
+            ..Hazards::default()
+        };
+        let env = Env::new(sim_config(1_200, 19, hazards.clone()), Opts::default()).await;
+        env.sim.create(250); // one instant with more alerts than a page
+        let config = env.config();
+        let s = app::poll(&config, None, false).await.unwrap();
+        assert!(s.failed.is_empty(), "{:?}", s.failed);
+        assert_eq!(s.ok[0].mode, mde_alerts::poll::Mode::Windows);
+        let d = diff(&stored(&env.store_path()), &env.sim.truth(false));
+        assert!(d.missing.is_empty(), "refused={refused}: {d:?}");
+        env.sim.set_hazards(Hazards {
+            mutate_per_page: 0,
+            ..hazards
+        });
+        let s = app::poll(&config, None, false).await.unwrap();
+        assert!(s.failed.is_empty(), "{:?}", s.failed);
+        let d = diff(&stored(&env.store_path()), &env.sim.truth(false));
+        assert!(d.is_clean(), "refused={refused}: {d:?}");
+    }
+}

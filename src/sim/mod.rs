@@ -67,8 +67,10 @@ pub struct Hazards {
     pub late_delay: Duration,
     /// Share of pages that carry an extra invalid element (no `id`, or a bad `lastUpdateTime`).
     pub invalid_element_rate: f64,
-    /// Whether `$orderby` is accepted (the real API does not document it).
+    /// Whether `$orderby` is accepted (the real API does not document it); refused with 400 when not.
     pub orderby_supported: bool,
+    /// Accept `$orderby` but ignore it, answering in the undocumented order.
+    pub orderby_ignored: bool,
     /// The faults `fault_rate` draws from (all of them when empty).
     pub fault_kinds: Vec<FaultKind>,
 }
@@ -110,6 +112,7 @@ impl Default for Hazards {
             late_delay: Duration::from_secs(2),
             invalid_element_rate: 0.0,
             orderby_supported: true,
+            orderby_ignored: false,
             fault_kinds: Vec::new(),
         }
     }
@@ -1162,7 +1165,10 @@ fn ok_json(body: Vec<u8>) -> Response {
 /// Builds one page, then lets the world move on (`mutate_per_page`).
 fn page(st: &mut State, raw: Option<&str>) -> Result<Vec<u8>, Response> {
     let h = st.cfg.hazards.clone();
-    let q = parse_query(raw, h.orderby_supported)?;
+    let mut q = parse_query(raw, h.orderby_supported)?;
+    if h.orderby_ignored {
+        q.order = None;
+    }
     let now = Instant::now();
     let mut hits: Vec<(i64, &String, &Map<String, Value>)> = st
         .alerts

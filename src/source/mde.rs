@@ -60,16 +60,19 @@ impl MdeSource {
 
     /// The query string for a request (public for tests and logs).
     pub fn query(&self, r: &PageRequest) -> Vec<(&'static str, String)> {
-        let filter = match r.bound {
+        let mut filter = match r.bound {
             Bound::AtOrAfter(t) => format!("lastUpdateTime ge {}", t.to_api_string()),
             Bound::After(t) => format!("lastUpdateTime gt {}", t.to_api_string()),
             Bound::Exactly(t) => format!("lastUpdateTime eq {}", t.to_api_string()),
         };
-        let mut q = vec![
-            ("$filter", filter),
-            ("$orderby", "lastUpdateTime asc".to_owned()),
-            ("$top", r.top.to_string()),
-        ];
+        if let Some(t) = r.before {
+            filter.push_str(&format!(" and lastUpdateTime lt {}", t.to_api_string()));
+        }
+        let mut q = vec![("$filter", filter)];
+        if r.ordered {
+            q.push(("$orderby", "lastUpdateTime asc".to_owned()));
+        }
+        q.push(("$top", r.top.to_string()));
         if r.skip > 0 {
             q.push(("$skip", r.skip.to_string()));
         }
@@ -253,6 +256,50 @@ impl AlertSource for MdeSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::time::ApiTime;
+
+    #[test]
+    fn query_uses_seven_digit_literals_and_bounds() {
+        let tenant = crate::config::Config::parse(
+            "[[tenants]]\nname = \"t\"\ntenant_id = \"contoso.com\"\nclient_id = \"00000000-0000-0000-0000-000000000000\"\nclient_secret_env = \"X\"\n",
+            std::path::Path::new("c.toml"),
+        )
+        .unwrap()
+        .tenants
+        .remove(0);
+        let http = reqwest::Client::new();
+        // SAFETY-free: the provider only reads the secret at construction, from this test's own var.
+        unsafe { std::env::set_var("X", "s") };
+        let tokens = Arc::new(TokenProvider::new(http.clone(), &tenant).unwrap());
+        let src = MdeSource::new(http, &tenant.api_url, tokens, true);
+        let t = ApiTime::parse("2024-05-01T10:00:00.5Z").unwrap();
+        let q = src.query(&PageRequest {
+            bound: Bound::AtOrAfter(t),
+            before: Some(t.plus(Duration::from_secs(1))),
+            ordered: true,
+            top: 500,
+            skip: 0,
+        });
+        assert_eq!(
+            q,
+            vec![
+                ("$filter", "lastUpdateTime ge 2024-05-01T10:00:00.5000000Z and lastUpdateTime lt 2024-05-01T10:00:01.5000000Z".to_owned()),
+                ("$orderby", "lastUpdateTime asc".to_owned()),
+                ("$top", "500".to_owned()),
+                ("$expand", "evidence".to_owned()),
+            ]
+        );
+        let q = src.query(&PageRequest {
+            bound: Bound::Exactly(t),
+            before: None,
+            ordered: false,
+            top: 10,
+            skip: 20,
+        });
+        assert_eq!(q[0].1, "lastUpdateTime eq 2024-05-01T10:00:00.5000000Z");
+        assert!(!q.iter().any(|(k, _)| *k == "$orderby"));
+        assert!(q.contains(&("$skip", "20".to_owned())));
+    }
 
     #[test]
     fn defender_error_body_is_read() {

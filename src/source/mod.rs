@@ -25,8 +25,12 @@ pub enum Bound {
 /// One page to fetch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PageRequest {
-    /// The time filter.
+    /// The time filter's lower bound.
     pub bound: Bound,
+    /// An upper bound, `lastUpdateTime lt T` (window paging, when `$orderby` is refused).
+    pub before: Option<ApiTime>,
+    /// Ask for `$orderby=lastUpdateTime asc`.
+    pub ordered: bool,
     /// `$top`.
     pub top: u32,
     /// `$skip` (only used inside one instant).

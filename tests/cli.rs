@@ -352,11 +352,11 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_v1_token_endpoint_works_too() {
     let env = Env::new(sim_config(50, 6, Hazards::default()), Opts::default()).await;
-    let text = std::fs::read_to_string(&env.config_path).unwrap().replace(
+    let config = std::fs::read_to_string(&env.config_path).unwrap().replace(
         "client_secret_file",
         "token_endpoint = \"v1\"\nclient_secret_file",
     );
-    std::fs::write(&env.config_path, text).unwrap();
+    std::fs::write(&env.config_path, config).unwrap();
     let out = run(&env, &["poll"]).await;
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("50 new"));

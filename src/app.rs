@@ -66,8 +66,8 @@ pub async fn poll(
         None => config.tenants.iter().collect(),
     };
     // Secrets first: a missing one is a configuration error, reported before anything runs.
-    let http = crate::http::client(config.poll.request_timeout)
-        .map_err(|e| AppError::Http(crate::auth::error_chain(&e)))?;
+    let http =
+        crate::http::client(config.poll.request_timeout, &config.http).map_err(AppError::Http)?;
     let mut providers = Vec::new();
     for t in &tenants {
         let p = TokenProvider::new(http.clone(), t).map_err(|e| match e {
@@ -157,4 +157,124 @@ pub fn export_configured(config: &Config, name: Option<&str>) -> Result<Vec<Writ
 /// Whether `path` is a store that exists (so that `export` does not create an empty one).
 pub fn store_exists(path: &Path) -> bool {
     path.is_file()
+}
+
+/// What `auth check` found for one tenant.
+#[derive(Debug)]
+pub struct AuthReport {
+    /// The tenant's name.
+    pub tenant: String,
+    /// The grant used.
+    pub grant: &'static str,
+    /// The token's claims (never the token itself).
+    pub claims: serde_json::Value,
+    /// Seconds until the token expires.
+    pub expires_in_secs: u64,
+    /// The audience is the Defender resource.
+    pub audience_ok: bool,
+    /// The permissions found (`roles` or `scp`).
+    pub permissions: Vec<String>,
+    /// They include one that reads alerts.
+    pub permission_ok: bool,
+    /// The certificate's subject and expiry, for a certificate grant.
+    pub certificate: Option<(String, chrono::DateTime<chrono::Utc>)>,
+    /// One `GET /api/alerts?$top=1` with the token: `Ok` or why not.
+    pub probe: Result<(), String>,
+    /// The raw token, only when asked for.
+    pub raw_token: Option<String>,
+}
+
+impl AuthReport {
+    /// Whether a poll would work.
+    pub fn ok(&self) -> bool {
+        self.audience_ok && self.permission_ok && self.probe.is_ok()
+    }
+}
+
+/// The WindowsDefenderATP app's ID: Entra may put it in `aud` instead of the resource URI.
+const WINDOWS_DEFENDER_ATP_APP_ID: &str = "fc780465-2017-40d4-a0c5-307022471b92";
+
+/// Gets a token for each tenant (or `only`), explains its claims, and makes one small API call.
+/// A sign-in failure is reported per tenant; configuration errors stop everything (exit 78).
+pub async fn auth_check(
+    config: &Config,
+    only: Option<&str>,
+    show_token: bool,
+) -> Result<Vec<(String, Result<AuthReport, String>)>, AppError> {
+    let tenants: Vec<_> = match only {
+        Some(name) => vec![config.tenant(name)?],
+        None => config.tenants.iter().collect(),
+    };
+    let http =
+        crate::http::client(config.poll.request_timeout, &config.http).map_err(AppError::Http)?;
+    let mut out = Vec::new();
+    for t in tenants {
+        let tokens = Arc::new(TokenProvider::new(http.clone(), t).map_err(|e| match e {
+            AuthError::Config(c) => AppError::Config(c.in_file_of(config)),
+            other => AppError::Http(other.to_string()),
+        })?);
+        let token = match tokens.token().await {
+            Ok(tok) => tok,
+            Err(e) => {
+                out.push((t.name.clone(), Err(e.to_string())));
+                continue;
+            }
+        };
+        let claims = token.claims.clone();
+        let aud = claims["aud"].as_str().unwrap_or("").trim_end_matches('/');
+        let audience_ok =
+            aud == t.resource.trim_end_matches('/') || aud == WINDOWS_DEFENDER_ATP_APP_ID;
+        let mut permissions: Vec<String> = claims["roles"]
+            .as_array()
+            .map(|r| {
+                r.iter()
+                    .filter_map(|x| x.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let Some(scp) = claims["scp"].as_str() {
+            permissions.extend(scp.split(' ').filter(|x| !x.is_empty()).map(str::to_owned));
+        }
+        let permission_ok = permissions.iter().any(|p| {
+            matches!(
+                p.as_str(),
+                "Alert.Read.All" | "Alert.ReadWrite.All" | "Alert.Read" | "Alert.ReadWrite"
+            )
+        });
+        let source = MdeSource::new(http.clone(), &t.api_url, tokens.clone(), false);
+        let probe = crate::source::AlertSource::fetch(
+            &source,
+            &crate::source::PageRequest {
+                bound: crate::source::Bound::AtOrAfter(
+                    crate::time::ApiTime::now().minus(std::time::Duration::from_secs(60)),
+                ),
+                before: None,
+                ordered: false,
+                top: 1,
+                skip: 0,
+            },
+        )
+        .await
+        .map(drop)
+        .map_err(|e| e.to_string());
+        out.push((
+            t.name.clone(),
+            Ok(AuthReport {
+                tenant: t.name.clone(),
+                grant: tokens.grant_name(),
+                expires_in_secs: token
+                    .expires_at
+                    .saturating_duration_since(tokio::time::Instant::now())
+                    .as_secs(),
+                claims,
+                audience_ok,
+                permissions,
+                permission_ok,
+                certificate: tokens.certificate().map(|(s, d)| (s.to_owned(), d)),
+                probe,
+                raw_token: show_token.then(|| token.bearer().to_owned()),
+            }),
+        ));
+    }
+    Ok(out)
 }

@@ -75,8 +75,10 @@ pub const KEYS: &[(&str, &[&str])] = &[
     ("poll", POLL_KEYS),
     ("store", STORE_KEYS),
     ("exports", EXPORT_KEYS),
+    ("http", HTTP_KEYS),
 ];
-const ROOT_KEYS: &[&str] = &["tenants", "poll", "store", "exports"];
+const HTTP_KEYS: &[&str] = &["proxy", "ca_file"];
+const ROOT_KEYS: &[&str] = &["tenants", "poll", "store", "exports", "http"];
 const TENANT_KEYS: &[&str] = &[
     "name",
     "tenant_id",
@@ -84,6 +86,12 @@ const TENANT_KEYS: &[&str] = &[
     "auth",
     "client_secret_env",
     "client_secret_file",
+    "certificate_file",
+    "private_key_file",
+    "assertion_algorithm",
+    "username",
+    "password_env",
+    "password_file",
     "cloud",
     "region",
     "login_url",
@@ -114,6 +122,49 @@ pub struct Config {
     pub store: StoreConfig,
     /// Snapshot files written after each poll and by `export`.
     pub exports: Vec<ExportConfig>,
+    /// Proxy and private CA.
+    pub http: HttpConfig,
+}
+
+/// How to reach Microsoft: an optional proxy and an extra trusted CA.
+#[derive(Clone, Default)]
+pub struct HttpConfig {
+    /// The proxy for every request, with its credentials split out. Without it, the standard
+    /// `HTTPS_PROXY` / `HTTP_PROXY` / `NO_PROXY` variables apply.
+    pub proxy: Option<ProxyConfig>,
+    /// A PEM bundle of CA certificates to trust in addition to the system's (a TLS-inspecting
+    /// proxy's private CA). Certificate verification itself can never be turned off.
+    pub ca_file: Option<PathBuf>,
+}
+
+/// A proxy URL without its credentials, and the credentials apart, redacted.
+#[derive(Clone)]
+pub struct ProxyConfig {
+    /// `scheme://host:port`, no user info.
+    pub url: Url,
+    /// The user name, if any.
+    pub username: Option<String>,
+    /// The password, if any.
+    pub password: Option<SecretString>,
+}
+
+impl fmt::Debug for HttpConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpConfig")
+            .field("proxy", &self.proxy.as_ref().map(|p| p.to_string()))
+            .field("ca_file", &self.ca_file)
+            .finish()
+    }
+}
+
+impl fmt::Display for ProxyConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.username, &self.password) {
+            (Some(u), Some(_)) => write!(f, "{} (user {u}, password redacted)", self.url),
+            (Some(u), None) => write!(f, "{} (user {u})", self.url),
+            _ => write!(f, "{}", self.url),
+        }
+    }
 }
 
 /// A short name for a tenant, used in the store, logs and `--tenant`.
@@ -122,6 +173,8 @@ pub type TenantName = String;
 /// One Defender tenant and how to sign in to it.
 #[derive(Debug, Clone)]
 pub struct TenantConfig {
+    /// Where the block is in the file (`tenants[0]`), for error messages.
+    pub key_prefix: String,
     /// The tenant's short name.
     pub name: TenantName,
     /// The Entra tenant: a GUID or a verified domain.
@@ -159,6 +212,34 @@ pub enum TokenEndpoint {
 pub enum AuthMethod {
     /// OAuth2 client credentials with a client secret.
     ClientSecret(SecretSource),
+    /// OAuth2 client credentials with a certificate: a signed client assertion.
+    Certificate {
+        /// The PEM certificate (it may hold the private key too).
+        certificate_file: PathBuf,
+        /// The PEM private key; `None` when it is in `certificate_file`.
+        private_key_file: Option<PathBuf>,
+        /// How the assertion is signed.
+        algorithm: AssertionAlgorithm,
+    },
+    /// The resource-owner password flow (delegated, as in Microsoft's "user context" sample).
+    Password {
+        /// The user principal name.
+        username: String,
+        /// Where the password comes from.
+        password: SecretSource,
+        /// The app's client secret, for a confidential app; public clients send none.
+        client_secret: Option<SecretSource>,
+    },
+}
+
+/// The client-assertion signature: Microsoft's current docs use PS256 with `x5t#S256`, older ones
+/// RS256 with `x5t`; Entra accepts both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AssertionAlgorithm {
+    /// RSASSA-PSS with SHA-256, header `x5t#S256`.
+    Ps256,
+    /// RSASSA-PKCS1-v1_5 with SHA-256, header `x5t`.
+    Rs256,
 }
 
 impl AuthMethod {
@@ -166,6 +247,8 @@ impl AuthMethod {
     pub fn name(&self) -> &'static str {
         match self {
             AuthMethod::ClientSecret(_) => "client_secret",
+            AuthMethod::Certificate { .. } => "certificate",
+            AuthMethod::Password { .. } => "password",
         }
     }
 }
@@ -256,7 +339,24 @@ impl fmt::Display for SecretSource {
     }
 }
 
+/// Warns when a file holding a secret may be read by others than its owner.
+pub fn warn_if_shared(key: &str, path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(path) {
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                key,
+                file = %path.display(),
+                mode = format!("{mode:o}"),
+                "This secret file may be read by group or others; run `chmod 600` on it (or use a systemd credential)."
+            );
+        }
+    }
+}
+
 fn read_secret_file(key: &str, path: &Path) -> Result<String, ConfigError> {
+    warn_if_shared(key, path);
     std::fs::read_to_string(path).map_err(|e| {
         ConfigError::new(
             key,
@@ -267,10 +367,28 @@ fn read_secret_file(key: &str, path: &Path) -> Result<String, ConfigError> {
 }
 
 impl TenantConfig {
-    /// Reads the client secret from wherever the config says it is.
-    pub fn client_secret(&self) -> Result<SecretString, ConfigError> {
+    /// The full name of one of this tenant's keys (`tenants[0].certificate_file`).
+    pub fn key(&self, k: &str) -> String {
+        format!("{}.{k}", self.key_prefix)
+    }
+
+    /// Reads every secret this tenant's sign-in needs (to check they are readable).
+    pub fn check_secrets(&self) -> Result<(), ConfigError> {
         match &self.auth {
-            AuthMethod::ClientSecret(src) => src.read(),
+            AuthMethod::ClientSecret(src) => src.read().map(drop),
+            AuthMethod::Certificate { .. } => crate::auth::cert::Credential::load(self).map(drop),
+            AuthMethod::Password {
+                password,
+                client_secret,
+                ..
+            } => {
+                password.read()?;
+                client_secret
+                    .as_ref()
+                    .map(SecretSource::read)
+                    .transpose()
+                    .map(drop)
+            }
         }
     }
 }
@@ -435,6 +553,7 @@ impl Config {
             }
         }
         let poll = poll(&root.table_or_empty("poll")?)?;
+        let http = http(&root.table_or_empty("http")?, base)?;
         let store = store(&root.table_or_empty("store")?, base)?;
         let exports = root
             .array_of_tables("exports")?
@@ -457,6 +576,7 @@ impl Config {
             poll,
             store,
             exports,
+            http,
         })
     }
 
@@ -771,38 +891,77 @@ fn tenant(s: &Section<'_>, base: &Path) -> Result<TenantConfig, ConfigError> {
         ));
     }
     let auth_kind = s.str("auth")?.unwrap_or("client_secret");
-    let auth = match auth_kind {
-        "client_secret" => {
-            let env = s.str("client_secret_env")?;
-            let file = s.str("client_secret_file")?;
-            match (env, file) {
-                (Some(_), Some(_)) => {
-                    return Err(ConfigError::new(
-                        s.key("client_secret_file"),
-                        "both client_secret_env and client_secret_file are set",
-                        "keep one of them",
-                    ));
-                }
-                (Some(var), None) => AuthMethod::ClientSecret(SecretSource::Env {
-                    key: s.key("client_secret_env"),
-                    var: var.to_owned(),
-                }),
-                (None, Some(file)) => AuthMethod::ClientSecret(SecretSource::File {
-                    key: s.key("client_secret_file"),
-                    path: base.join(file),
-                }),
-                (None, None) => AuthMethod::ClientSecret(SecretSource::Credential {
-                    name: "client_secret".into(),
-                    key: s.key("client_secret_env"),
-                }),
+    let only_for = |keys: &[&str], method: &str| -> Result<(), ConfigError> {
+        for k in keys {
+            if s.table.contains_key(*k) {
+                return Err(ConfigError::new(
+                    s.key(k),
+                    format!("is only used with auth = \"{method}\", but auth = \"{auth_kind}\""),
+                    format!("remove it, or set auth = \"{method}\""),
+                ));
             }
         }
-        "certificate" | "password" => {
-            return Err(ConfigError::new(
-                s.key("auth"),
-                format!("auth = {auth_kind:?} is not available in this version"),
-                "use auth = \"client_secret\" for now",
-            ));
+        Ok(())
+    };
+    const CERT_KEYS: &[&str] = &[
+        "certificate_file",
+        "private_key_file",
+        "assertion_algorithm",
+    ];
+    const PASSWORD_KEYS: &[&str] = &["username", "password_env", "password_file"];
+    let auth = match auth_kind {
+        "client_secret" => {
+            only_for(CERT_KEYS, "certificate")?;
+            only_for(PASSWORD_KEYS, "password")?;
+            AuthMethod::ClientSecret(
+                secret_source(s, base, "client_secret", true)?.expect("required source"),
+            )
+        }
+        "certificate" => {
+            only_for(PASSWORD_KEYS, "password")?;
+            only_for(
+                &["client_secret_env", "client_secret_file"],
+                "client_secret",
+            )?;
+            let certificate_file = s.path("certificate_file", base)?.ok_or_else(|| {
+                ConfigError::new(
+                    s.key("certificate_file"),
+                    "is missing",
+                    "name the PEM file of the certificate uploaded to the app registration \
+                     (it may hold the private key too)",
+                )
+            })?;
+            AuthMethod::Certificate {
+                certificate_file,
+                private_key_file: s.path("private_key_file", base)?,
+                algorithm: s.choice(
+                    "assertion_algorithm",
+                    &[
+                        ("PS256", AssertionAlgorithm::Ps256),
+                        ("RS256", AssertionAlgorithm::Rs256),
+                    ],
+                    AssertionAlgorithm::Ps256,
+                )?,
+            }
+        }
+        "password" => {
+            only_for(CERT_KEYS, "certificate")?;
+            let username = s.required_str(
+                "username",
+                "give the user principal name, e.g. username = \"svc-mde@contoso.com\"",
+            )?;
+            if !username.contains('@') {
+                return Err(ConfigError::new(
+                    s.key("username"),
+                    format!("{username:?} is not a user principal name"),
+                    "use the UPN, e.g. svc-mde@contoso.com",
+                ));
+            }
+            AuthMethod::Password {
+                username: username.to_owned(),
+                password: secret_source(s, base, "password", true)?.expect("required source"),
+                client_secret: secret_source(s, base, "client_secret", false)?,
+            }
         }
         other => {
             return Err(ConfigError::new(
@@ -878,6 +1037,7 @@ fn tenant(s: &Section<'_>, base: &Path) -> Result<TenantConfig, ConfigError> {
         None => Url::parse(&api_default).expect("built-in URL"),
     };
     Ok(TenantConfig {
+        key_prefix: s.path.clone(),
         name: name.to_owned(),
         tenant_id: tenant_id.to_owned(),
         client_id: client_id.to_ascii_lowercase(),
@@ -889,6 +1049,100 @@ fn tenant(s: &Section<'_>, base: &Path) -> Result<TenantConfig, ConfigError> {
         resource: resource.to_owned(),
         token_endpoint,
     })
+}
+
+/// `NAME_env` or `NAME_file`, else the systemd credential `NAME` (when `required`).
+fn secret_source(
+    s: &Section<'_>,
+    base: &Path,
+    name: &str,
+    required: bool,
+) -> Result<Option<SecretSource>, ConfigError> {
+    let env_key = format!("{name}_env");
+    let file_key = format!("{name}_file");
+    match (s.str(&env_key)?, s.str(&file_key)?) {
+        (Some(_), Some(_)) => Err(ConfigError::new(
+            s.key(&file_key),
+            format!("both {env_key} and {file_key} are set"),
+            "keep one of them",
+        )),
+        (Some(var), None) => Ok(Some(SecretSource::Env {
+            key: s.key(&env_key),
+            var: var.to_owned(),
+        })),
+        (None, Some(file)) => Ok(Some(SecretSource::File {
+            key: s.key(&file_key),
+            path: base.join(file),
+        })),
+        (None, None) if required => Ok(Some(SecretSource::Credential {
+            name: name.to_owned(),
+            key: s.key(&env_key),
+        })),
+        (None, None) => Ok(None),
+    }
+}
+
+fn http(owned: &OwnedSection, base: &Path) -> Result<HttpConfig, ConfigError> {
+    let s = owned.borrow();
+    s.check_keys(HTTP_KEYS)?;
+    let proxy = match s.str("proxy")? {
+        None => None,
+        Some(text) => {
+            let mut url = Url::parse(text).map_err(|e| {
+                ConfigError::new(
+                    s.key("proxy"),
+                    format!("not a URL ({e})"),
+                    "write it as \"http://host:port\" or \"http://user:password@host:port\"",
+                )
+            })?;
+            if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+                return Err(ConfigError::new(
+                    s.key("proxy"),
+                    format!(
+                        "the proxy must be http:// or https:// with a host, not {}://",
+                        url.scheme()
+                    ),
+                    "write it as \"http://host:port\"",
+                ));
+            }
+            let username = (!url.username().is_empty()).then(|| percent_decode(url.username()));
+            let password = url
+                .password()
+                .map(|p| SecretString::from(percent_decode(p)));
+            let _ = url.set_username("");
+            let _ = url.set_password(None);
+            Some(ProxyConfig {
+                url,
+                username,
+                password,
+            })
+        }
+    };
+    let ca_file = s.path("ca_file", base)?;
+    if let Some(p) = &ca_file {
+        let pem = std::fs::read(p).map_err(|e| {
+            ConfigError::new(
+                s.key("ca_file"),
+                format!("cannot read {}: {e}", p.display()),
+                "name a readable PEM file with the CA certificate(s) to trust",
+            )
+        })?;
+        if reqwest::Certificate::from_pem_bundle(&pem).map_or(true, |c| c.is_empty()) {
+            return Err(ConfigError::new(
+                s.key("ca_file"),
+                format!("{} holds no PEM certificate", p.display()),
+                "export the proxy's CA certificate in PEM (-----BEGIN CERTIFICATE-----)",
+            ));
+        }
+    }
+    Ok(HttpConfig { proxy, ca_file })
+}
+
+fn percent_decode(s: &str) -> String {
+    url::form_urlencoded::parse(format!("x={s}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
 }
 
 fn poll(owned: &OwnedSection) -> Result<PollConfig, ConfigError> {
@@ -1030,6 +1284,40 @@ impl fmt::Display for Config {
                     f,
                     "  auth           client_secret, read from {src} (value redacted)"
                 )?,
+                AuthMethod::Certificate {
+                    certificate_file,
+                    private_key_file,
+                    algorithm,
+                } => {
+                    writeln!(
+                        f,
+                        "  auth           certificate {} ({algorithm:?} assertion)",
+                        certificate_file.display()
+                    )?;
+                    match private_key_file {
+                        Some(k) => {
+                            writeln!(f, "  private key    {} (contents redacted)", k.display())?
+                        }
+                        None => writeln!(
+                            f,
+                            "  private key    in the certificate file (contents redacted)"
+                        )?,
+                    }
+                }
+                AuthMethod::Password {
+                    username,
+                    password,
+                    client_secret,
+                } => {
+                    writeln!(f, "  auth           password (delegated) as {username}")?;
+                    writeln!(f, "  password       read from {password} (value redacted)")?;
+                    match client_secret {
+                        Some(src) => {
+                            writeln!(f, "  client secret  read from {src} (value redacted)")?
+                        }
+                        None => writeln!(f, "  client secret  none (public client)")?,
+                    }
+                }
             }
             writeln!(f, "  cloud          {:?}", t.cloud)?;
             if let Some(r) = t.region {
@@ -1061,6 +1349,13 @@ impl fmt::Display for Config {
             humantime::format_duration(p.request_timeout)
         )?;
         writeln!(f, "store: {}", self.store.path.display())?;
+        match &self.http.proxy {
+            Some(p) => writeln!(f, "proxy: {p}")?,
+            None => writeln!(f, "proxy: from HTTPS_PROXY / NO_PROXY, if set")?,
+        }
+        if let Some(ca) = &self.http.ca_file {
+            writeln!(f, "extra CA: {}", ca.display())?;
+        }
         for e in &self.exports {
             writeln!(
                 f,
@@ -1165,7 +1460,7 @@ dir = "out"
     #[test]
     fn missing_secret_names_the_key() {
         let c = parse(&GOOD.replace("TEST_SECRET_VAR", "SURELY_UNSET_VAR_4711")).unwrap();
-        let e = c.tenants[0].client_secret().unwrap_err();
+        let e = c.tenants[0].check_secrets().unwrap_err();
         assert_eq!(e.key, "tenants[0].client_secret_env");
         assert!(e.fix.contains("SURELY_UNSET_VAR_4711"));
     }
@@ -1206,7 +1501,7 @@ dir = "out"
         // may read the environment; this variable is unique to this test.
         unsafe { std::env::set_var("TEST_SECRET_VAR_DISPLAY", "hunter2-super-secret") };
         let c = parse(&GOOD.replace("TEST_SECRET_VAR", "TEST_SECRET_VAR_DISPLAY")).unwrap();
-        c.tenants[0].client_secret().unwrap();
+        c.tenants[0].check_secrets().unwrap();
         let shown = format!("{c}\n{c:?}");
         assert!(!shown.contains("hunter2"));
     }

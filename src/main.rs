@@ -67,6 +67,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Sign in and report the token's audience, permissions and expiry (never the token).
+    Auth {
+        #[command(subcommand)]
+        action: AuthAction,
+    },
     /// Check the config file.
     Config {
         #[command(subcommand)]
@@ -95,6 +100,20 @@ enum Command {
         /// Update a few alerts and create one every this many seconds (0: never).
         #[arg(long, default_value_t = 5)]
         mutate_every: u64,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum AuthAction {
+    /// Get a token, explain its claims, and make one small API call; exit 0 only if a poll would
+    /// work.
+    Check {
+        /// Check only this tenant.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Also print the raw access token (it grants access to your alerts: handle with care).
+        #[arg(long)]
+        show_token: bool,
     },
 }
 
@@ -224,13 +243,48 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Status { json } => status(&cli, *json),
+        Command::Auth {
+            action: AuthAction::Check { tenant, show_token },
+        } => {
+            let config = load(&cli)?;
+            let reports = app::auth_check(&config, tenant.as_deref(), *show_token).await?;
+            let mut all_ok = true;
+            for (name, r) in &reports {
+                match r {
+                    Err(e) => {
+                        all_ok = false;
+                        println!("tenant {name}: sign-in FAILED\n  {e}");
+                    }
+                    Ok(r) => {
+                        all_ok &= r.ok();
+                        print_auth(r);
+                    }
+                }
+            }
+            for (_, r) in &reports {
+                if let Ok(app::AuthReport {
+                    raw_token: Some(t), ..
+                }) = r
+                {
+                    eprintln!(
+                        "warning: the next line is a live access token to your Defender alerts; do not paste it anywhere you would not paste a password"
+                    );
+                    println!("{t}");
+                }
+            }
+            Ok(if all_ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(EXIT_FAILED)
+            })
+        }
         Command::Config {
             action: ConfigAction::Check,
         } => {
             let config = load(&cli)?;
             print!("{config}");
             for t in &config.tenants {
-                t.client_secret().map_err(|e| e.in_file_of(&config))?;
+                t.check_secrets().map_err(|e| e.in_file_of(&config))?;
             }
             println!("ok: the config is valid and every secret is readable");
             Ok(ExitCode::SUCCESS)
@@ -303,6 +357,81 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn print_auth(r: &app::AuthReport) {
+    let c = &r.claims;
+    let s = |k: &str| c[k].as_str().unwrap_or("(absent)").to_owned();
+    let mark = |ok: bool| if ok { "ok" } else { "PROBLEM" };
+    println!("tenant {}: signed in with {}", r.tenant, r.grant);
+    println!("  tenant (tid)      {}", s("tid"));
+    println!(
+        "  app (appid)       {}",
+        c["appid"]
+            .as_str()
+            .or(c["azp"].as_str())
+            .unwrap_or("(absent)")
+    );
+    if let Some(upn) = c["upn"].as_str() {
+        println!("  user (upn)        {upn}");
+    }
+    println!("  issuer (iss)      {}", s("iss"));
+    println!(
+        "  audience (aud)    {}  [{}]{}",
+        s("aud"),
+        mark(r.audience_ok),
+        if r.audience_ok {
+            ""
+        } else {
+            " — Defender for Endpoint needs a token for https://api.securitycenter.microsoft.com; another audience gets 403"
+        }
+    );
+    let expiry = c["exp"]
+        .as_i64()
+        .and_then(|e| chrono::DateTime::<chrono::Utc>::from_timestamp(e, 0))
+        .map(|d| d.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_else(|| "(absent)".into());
+    println!(
+        "  expires           {expiry} (in {} min)",
+        r.expires_in_secs / 60
+    );
+    let kind = if c["scp"].is_string() {
+        "delegated (scp)"
+    } else {
+        "application (roles)"
+    };
+    println!(
+        "  permissions       {kind}: {}  [{}]{}",
+        if r.permissions.is_empty() {
+            "(none)".into()
+        } else {
+            r.permissions.join(", ")
+        },
+        mark(r.permission_ok),
+        if r.permission_ok {
+            ""
+        } else {
+            " — grant the WindowsDefenderATP permission Alert.Read.All (application) or Alert.Read (delegated), with admin consent"
+        }
+    );
+    if let Some((subject, not_after)) = &r.certificate {
+        println!(
+            "  certificate       {subject}, expires {}",
+            not_after.format("%Y-%m-%d")
+        );
+    }
+    match &r.probe {
+        Ok(()) => println!("  API probe         GET /api/alerts?$top=1  [ok]"),
+        Err(e) => println!("  API probe         GET /api/alerts?$top=1  [PROBLEM] {e}"),
+    }
+    println!(
+        "  verdict           {}",
+        if r.ok() {
+            "a poll would work"
+        } else {
+            "a poll would NOT work"
+        }
+    );
 }
 
 fn status(cli: &Cli, json: bool) -> anyhow::Result<ExitCode> {

@@ -18,7 +18,9 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio::time::Instant;
 use url::Url;
 
-use crate::config::{TenantConfig, TokenEndpoint};
+use crate::config::{AuthMethod, TenantConfig, TokenEndpoint};
+
+pub mod cert;
 
 /// An access token and its timing. `Debug` never shows the token.
 pub struct AccessToken {
@@ -27,6 +29,8 @@ pub struct AccessToken {
     pub renew_at: Instant,
     /// When it stops working.
     pub expires_at: Instant,
+    /// The token's decoded claims (`aud`, `roles`, `scp`, …), or null if it is not a JWT.
+    pub claims: serde_json::Value,
     generation: u64,
 }
 
@@ -219,13 +223,24 @@ impl AuthError {
     }
 }
 
+/// What the app presents to Entra.
+enum Grant {
+    Secret(SecretString),
+    Certificate(cert::Credential),
+    Password {
+        username: String,
+        password: SecretString,
+        client_secret: Option<SecretString>,
+    },
+}
+
 /// Gets, caches and renews tokens for one tenant.
 pub struct TokenProvider {
     http: reqwest::Client,
     token_url: Url,
     endpoint: TokenEndpoint,
     client_id: String,
-    secret: SecretString,
+    grant: Grant,
     resource: String,
     cache: tokio::sync::Mutex<Option<Arc<AccessToken>>>,
     issued: AtomicU64,
@@ -236,7 +251,8 @@ impl fmt::Debug for TokenProvider {
         f.debug_struct("TokenProvider")
             .field("token_url", &self.token_url.as_str())
             .field("client_id", &self.client_id)
-            .field("secret", &"[REDACTED]")
+            .field("grant", &self.grant_name())
+            .field("credentials", &"[REDACTED]")
             .finish()
     }
 }
@@ -247,7 +263,19 @@ const RENEW_AT: f64 = 0.8;
 impl TokenProvider {
     /// A provider for `tenant`, reading its secret now.
     pub fn new(http: reqwest::Client, tenant: &TenantConfig) -> Result<Self, AuthError> {
-        let secret = tenant.client_secret()?;
+        let grant = match &tenant.auth {
+            AuthMethod::ClientSecret(src) => Grant::Secret(src.read()?),
+            AuthMethod::Certificate { .. } => Grant::Certificate(cert::Credential::load(tenant)?),
+            AuthMethod::Password {
+                username,
+                password,
+                client_secret,
+            } => Grant::Password {
+                username: username.clone(),
+                password: password.read()?,
+                client_secret: client_secret.as_ref().map(|s| s.read()).transpose()?,
+            },
+        };
         let path = match tenant.token_endpoint {
             TokenEndpoint::V1 => format!("{}/oauth2/token", tenant.tenant_id),
             TokenEndpoint::V2 => format!("{}/oauth2/v2.0/token", tenant.tenant_id),
@@ -258,11 +286,28 @@ impl TokenProvider {
             token_url,
             endpoint: tenant.token_endpoint,
             client_id: tenant.client_id.clone(),
-            secret,
+            grant,
             resource: tenant.resource.clone(),
             cache: tokio::sync::Mutex::new(None),
             issued: AtomicU64::new(0),
         })
+    }
+
+    /// The grant's name, as in the config.
+    pub fn grant_name(&self) -> &'static str {
+        match self.grant {
+            Grant::Secret(_) => "client_secret",
+            Grant::Certificate(_) => "certificate",
+            Grant::Password { .. } => "password",
+        }
+    }
+
+    /// The certificate's subject and expiry, for a certificate grant.
+    pub fn certificate(&self) -> Option<(&str, chrono::DateTime<chrono::Utc>)> {
+        match &self.grant {
+            Grant::Certificate(c) => Some((&c.subject, c.not_after)),
+            _ => None,
+        }
     }
 
     /// How many tokens this provider has obtained.
@@ -310,11 +355,40 @@ impl TokenProvider {
 
     async fn request(&self) -> Result<AccessToken, AuthError> {
         let scope = format!("{}/.default", self.resource);
-        let mut form: Vec<(&str, &str)> = vec![
-            ("grant_type", "client_credentials"),
-            ("client_id", &self.client_id),
-            ("client_secret", self.secret.expose_secret()),
-        ];
+        let assertion;
+        let mut form: Vec<(&str, &str)> = vec![("client_id", &self.client_id)];
+        match &self.grant {
+            Grant::Secret(secret) => {
+                form.push(("grant_type", "client_credentials"));
+                form.push(("client_secret", secret.expose_secret()));
+            }
+            Grant::Certificate(c) => {
+                assertion = c
+                    .assertion(&self.client_id, self.token_url.as_str())
+                    .map_err(|e| AuthError::BadResponse {
+                        status: 0,
+                        detail: format!("cannot sign the client assertion: {e}"),
+                    })?;
+                form.push(("grant_type", "client_credentials"));
+                form.push((
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                ));
+                form.push(("client_assertion", &assertion));
+            }
+            Grant::Password {
+                username,
+                password,
+                client_secret,
+            } => {
+                form.push(("grant_type", "password"));
+                form.push(("username", username));
+                form.push(("password", password.expose_secret()));
+                if let Some(s) = client_secret {
+                    form.push(("client_secret", s.expose_secret()));
+                }
+            }
+        }
         match self.endpoint {
             TokenEndpoint::V1 => form.push(("resource", &self.resource)),
             TokenEndpoint::V2 => form.push(("scope", &scope)),
@@ -374,7 +448,21 @@ impl TokenProvider {
             generation,
             "Obtained an access token."
         );
+        // Only the claims, never the signature: they say who the token is for and what it allows.
+        let claims = access
+            .split('.')
+            .nth(1)
+            .and_then(|p| {
+                base64::Engine::decode(
+                    &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+                    p.trim_end_matches('='),
+                )
+                .ok()
+            })
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or(serde_json::Value::Null);
         Ok(AccessToken {
+            claims,
             secret: SecretString::from(access.to_owned()),
             renew_at: started + life.mul_f64(RENEW_AT),
             expires_at: started + life,

@@ -635,3 +635,25 @@ async fn a_certificate_near_expiry_is_warned_about() {
     assert!(out.status.success(), "{t}");
     assert!(t.contains("certificate expires in"), "{t}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_standard_proxy_variables_apply_without_a_configured_proxy() {
+    let env = Env::new(sim_with(|_| {}), Opts::default()).await;
+    let (proxy, seen) = forward_proxy().await;
+    let s = put(env.path(), "s", mde_alerts::sim::DEMO_CLIENT_SECRET);
+    write_config(&env, &format!("client_secret_file = \"{s}\""));
+    let out = tokio::process::Command::new(bin())
+        .arg("--config")
+        .arg(&env.config_path)
+        .arg("poll")
+        .env("HTTP_PROXY", &proxy)
+        .env("http_proxy", &proxy)
+        .env_remove("NO_PROXY")
+        .env_remove("no_proxy")
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", out_text(&out));
+    let seen = seen.lock().unwrap().clone();
+    assert!(seen.iter().any(|l| l.contains("/api/alerts")), "{seen:?}");
+}

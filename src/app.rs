@@ -5,11 +5,12 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use crate::auth::{AuthError, TokenProvider};
+use crate::budget::Budget;
 use crate::config::{Config, ConfigError};
 use crate::export::{ExportError, Written, run_export};
 use crate::poll::{PollError, PollReport, PollSettings, poll_tenant};
 use crate::source::mde::MdeSource;
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, WriterLock};
 
 /// Why a command failed.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +50,23 @@ pub struct PollSummary {
     pub exported: Vec<Written>,
 }
 
+/// How long a second writer waits for the first before giving up.
+pub const WRITER_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// When a poll must stop waiting: the next scheduled poll (or the one after, if the next is less
+/// than a minute away, so that a manual poll just before a tick still gets a fair run).
+pub fn poll_deadline(schedule: &croner::Cron) -> Option<tokio::time::Instant> {
+    let now = chrono::Utc::now();
+    let next = schedule.find_next_occurrence(&now, false).ok()?;
+    let next = if next - now < chrono::Duration::seconds(60) {
+        schedule.find_next_occurrence(&next, false).ok()?
+    } else {
+        next
+    };
+    let wait = (next - now).to_std().ok()?;
+    Some(tokio::time::Instant::now() + wait)
+}
+
 /// Opens the configured store.
 pub fn open_store(config: &Config) -> Result<Store, StoreError> {
     Store::open(&config.store.path)
@@ -76,20 +94,34 @@ pub async fn poll(
         })?;
         providers.push(Arc::new(p));
     }
+    // One writer per store: a second poll or import waits briefly, then says who holds it.
+    let _lock = WriterLock::acquire(&config.store.path, WRITER_WAIT)?;
     let store = Arc::new(Mutex::new(open_store(config)?));
     let settings = PollSettings {
         overlap: config.poll.overlap,
         initial_lookback: config.poll.initial_lookback,
         page_size: config.poll.page_size,
     };
+    let deadline = poll_deadline(&config.poll.schedule);
     let mut summary = PollSummary::default();
     for (t, tokens) in tenants.iter().zip(providers) {
+        let history = {
+            let s = store.lock().unwrap_or_else(|p| p.into_inner());
+            s.recent_calls(&t.name)?
+        };
+        let budget = Arc::new(Budget::new(
+            config.poll.calls_per_minute,
+            config.poll.calls_per_hour,
+            history,
+        ));
         let source = MdeSource::new(
             http.clone(),
             &t.api_url,
             tokens,
             config.poll.expand_evidence,
-        );
+            budget,
+        )
+        .with_deadline(deadline);
         match poll_tenant(&source, &store, &t.name, settings).await {
             Ok(r) => {
                 tracing::info!(tenant = %t.name, new = r.counts.new, updated = r.counts.updated, unchanged = r.counts.unchanged, stale = r.counts.stale, invalid = r.counts.invalid, api_calls = r.api_calls, "Poll finished.");
@@ -241,7 +273,13 @@ pub async fn auth_check(
                 "Alert.Read.All" | "Alert.ReadWrite.All" | "Alert.Read" | "Alert.ReadWrite"
             )
         });
-        let source = MdeSource::new(http.clone(), &t.api_url, tokens.clone(), false);
+        // One call: a fresh budget of the configured quotas is enough.
+        let budget = Arc::new(Budget::new(
+            config.poll.calls_per_minute,
+            config.poll.calls_per_hour,
+            [],
+        ));
+        let source = MdeSource::new(http.clone(), &t.api_url, tokens.clone(), false, budget);
         let probe = crate::source::AlertSource::fetch(
             &source,
             &crate::source::PageRequest {
@@ -249,6 +287,7 @@ pub async fn auth_check(
                     crate::time::ApiTime::now().minus(std::time::Duration::from_secs(60)),
                 ),
                 before: None,
+                created: None,
                 ordered: false,
                 top: 1,
                 skip: 0,

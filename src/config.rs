@@ -105,6 +105,8 @@ const POLL_KEYS: &[&str] = &[
     "page_size",
     "expand_evidence",
     "request_timeout",
+    "calls_per_minute",
+    "calls_per_hour",
 ];
 const STORE_KEYS: &[&str] = &["path"];
 const EXPORT_KEYS: &[&str] = &["name", "format", "dir"];
@@ -454,6 +456,10 @@ pub struct PollConfig {
     pub expand_evidence: bool,
     /// The whole-request timeout for one API or token call.
     pub request_timeout: Duration,
+    /// API calls allowed per minute per tenant (Defender: 100).
+    pub calls_per_minute: u32,
+    /// API calls allowed per hour per tenant (Defender: 1,500).
+    pub calls_per_hour: u32,
 }
 
 /// The SQLite store.
@@ -552,7 +558,9 @@ impl Config {
                 ));
             }
         }
-        let poll = poll(&root.table_or_empty("poll")?)?;
+        // Quotas above Defender's are accepted only when every tenant talks to a local simulator.
+        let loopback_only = tenants.iter().all(|t| is_loopback(&t.api_url));
+        let poll = poll(&root.table_or_empty("poll")?, loopback_only)?;
         let http = http(&root.table_or_empty("http")?, base)?;
         let store = store(&root.table_or_empty("store")?, base)?;
         let exports = root
@@ -1066,14 +1074,42 @@ fn secret_source(
             format!("both {env_key} and {file_key} are set"),
             "keep one of them",
         )),
-        (Some(var), None) => Ok(Some(SecretSource::Env {
-            key: s.key(&env_key),
-            var: var.to_owned(),
-        })),
-        (None, Some(file)) => Ok(Some(SecretSource::File {
-            key: s.key(&file_key),
-            path: base.join(file),
-        })),
+        (Some(var), None) => {
+            let valid = var.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                && var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !valid {
+                // Not echoed: the usual mistake is pasting the secret itself here.
+                return Err(ConfigError::new(
+                    s.key(&env_key),
+                    "is not the name of an environment variable (the value is not shown, in case it is the secret itself)",
+                    format!(
+                        "put the {name} in an environment variable and write that variable's name here, e.g. {env_key} = \"MDE_ALERTS_{}\"",
+                        name.to_ascii_uppercase()
+                    ),
+                ));
+            }
+            Ok(Some(SecretSource::Env {
+                key: s.key(&env_key),
+                var: var.to_owned(),
+            }))
+        }
+        (None, Some(file)) => {
+            let path = base.join(file);
+            if !file.contains('/') && !path.exists() {
+                // A bare word that names no file may well be a pasted secret: not echoed.
+                return Err(ConfigError::new(
+                    s.key(&file_key),
+                    "names no existing file (the value is not shown, in case it is the secret itself)",
+                    format!(
+                        "write the path of a file that holds only the {name}, e.g. \"/etc/mde-alerts/{name}\""
+                    ),
+                ));
+            }
+            Ok(Some(SecretSource::File {
+                key: s.key(&file_key),
+                path,
+            }))
+        }
         (None, None) if required => Ok(Some(SecretSource::Credential {
             name: name.to_owned(),
             key: s.key(&env_key),
@@ -1145,7 +1181,7 @@ fn percent_decode(s: &str) -> String {
         .unwrap_or_default()
 }
 
-fn poll(owned: &OwnedSection) -> Result<PollConfig, ConfigError> {
+fn poll(owned: &OwnedSection, loopback_only: bool) -> Result<PollConfig, ConfigError> {
     let s = owned.borrow();
     s.check_keys(POLL_KEYS)?;
     let schedule_text = s.str("schedule")?.unwrap_or("0 */5 * * * *");
@@ -1206,7 +1242,26 @@ fn poll(owned: &OwnedSection) -> Result<PollConfig, ConfigError> {
             "a page of 10,000 alerts can take a minute; use e.g. \"120s\"",
         ));
     }
+    let quota = |k: &str, max: u32| -> Result<u32, ConfigError> {
+        match s.int(k)? {
+            None => Ok(max),
+            Some(n) if (1..=i64::from(max)).contains(&n) => Ok(n as u32),
+            // Above Defender's quota only makes sense against a simulator or private endpoint.
+            Some(n) if (1..=1_000_000).contains(&n) && loopback_only => Ok(n as u32),
+            Some(n) => Err(ConfigError::new(
+                s.key(k),
+                format!("{n} is out of range"),
+                format!(
+                    "use 1 to {max} (Defender's quota); set it lower when other tools share the app"
+                ),
+            )),
+        }
+    };
+    let calls_per_minute = quota("calls_per_minute", crate::budget::DEFENDER_PER_MINUTE)?;
+    let calls_per_hour = quota("calls_per_hour", crate::budget::DEFENDER_PER_HOUR)?;
     Ok(PollConfig {
+        calls_per_minute,
+        calls_per_hour,
         schedule,
         initial_lookback,
         overlap,
@@ -1348,6 +1403,11 @@ impl fmt::Display for Config {
             "  request_timeout  {}",
             humantime::format_duration(p.request_timeout)
         )?;
+        writeln!(
+            f,
+            "  API budget       {} calls/minute, {} calls/hour per tenant",
+            p.calls_per_minute, p.calls_per_hour
+        )?;
         writeln!(f, "store: {}", self.store.path.display())?;
         match &self.http.proxy {
             Some(p) => writeln!(f, "proxy: {p}")?,
@@ -1463,6 +1523,19 @@ dir = "out"
         let e = c.tenants[0].check_secrets().unwrap_err();
         assert_eq!(e.key, "tenants[0].client_secret_env");
         assert!(e.fix.contains("SURELY_UNSET_VAR_4711"));
+    }
+
+    #[test]
+    fn a_pasted_secret_is_refused_without_being_echoed() {
+        let e = err(&GOOD.replace("TEST_SECRET_VAR", "Abc8Q~hunter2.secret-value"));
+        assert_eq!(e.key, "tenants[0].client_secret_env");
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+        let e = err(&GOOD.replace(
+            "client_secret_env = \"TEST_SECRET_VAR\"",
+            "client_secret_file = \"Abc8Q~hunter2secretvalue\"",
+        ));
+        assert_eq!(e.key, "tenants[0].client_secret_file");
+        assert!(!e.to_string().contains("hunter2"), "{e}");
     }
 
     #[test]

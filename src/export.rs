@@ -435,30 +435,41 @@ fn publish_latest(file: &Path, latest: &Path) -> io::Result<()> {
     }
 }
 
-/// Keeps the newest `keep` timestamped files of an export.
+/// Keeps the newest `keep` timestamped files of an export: exactly
+/// `NAME-YYYYMMDDTHHMMSSZ[-N].EXT`, so another export whose name starts like this one (`alerts`
+/// and `alerts-1d`) is never touched.
 fn prune(dir: &Path, name: &str, ext: &str, keep: usize) -> io::Result<()> {
-    let prefix = format!("{name}-");
-    let suffix = format!(".{ext}");
-    let mut files: Vec<String> = fs::read_dir(dir)?
+    let mut files: Vec<(String, u32, String)> = fs::read_dir(dir)?
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|f| {
-            f.starts_with(&prefix)
-                && f.ends_with(&suffix)
-                && f[prefix.len()..].starts_with(|c: char| c.is_ascii_digit())
+        .filter_map(|f| {
+            let (stamp, n) = timestamp_of(&f, name, ext)?;
+            Some((stamp, n, f))
         })
         .collect();
     // Timestamps sort as text; a -N suffix sorts after its second.
-    files.sort_by_key(|f| {
-        let stem = &f[prefix.len()..f.len() - suffix.len()];
-        let (ts, n) = stem.split_once('-').unwrap_or((stem, "0"));
-        (ts.to_owned(), n.parse::<u32>().unwrap_or(0))
-    });
+    files.sort();
     let excess = files.len().saturating_sub(keep);
-    for f in &files[..excess] {
+    for (_, _, f) in &files[..excess] {
         fs::remove_file(dir.join(f))?;
     }
     Ok(())
+}
+
+/// `Some((stamp, n))` when `file` is `NAME-YYYYMMDDTHHMMSSZ[-N].EXT`.
+fn timestamp_of(file: &str, name: &str, ext: &str) -> Option<(String, u32)> {
+    let rest = file.strip_prefix(name)?.strip_prefix('-')?;
+    let rest = rest.strip_suffix(ext)?.strip_suffix('.')?;
+    let (stamp, n) = match rest.split_once('-') {
+        Some((s, n)) => (s, n.parse::<u32>().ok()?),
+        None => (rest, 0),
+    };
+    let b = stamp.as_bytes();
+    let shape = b.len() == 16
+        && b[8] == b'T'
+        && b[15] == b'Z'
+        && b[..8].iter().chain(&b[9..15]).all(u8::is_ascii_digit);
+    shape.then(|| (stamp.to_owned(), n))
 }
 
 #[cfg(test)]
@@ -526,6 +537,27 @@ mod tests {
             1,
             "no temp file left"
         );
+    }
+
+    #[test]
+    fn only_this_exports_timestamped_files_match() {
+        assert_eq!(
+            timestamp_of("alerts-20261126T120000Z.csv", "alerts", "csv"),
+            Some(("20261126T120000Z".into(), 0))
+        );
+        assert_eq!(
+            timestamp_of("alerts-20261126T120000Z-2.csv", "alerts", "csv"),
+            Some(("20261126T120000Z".into(), 2))
+        );
+        for other in [
+            "alerts-latest.csv",
+            "alerts-1d-latest.csv",
+            "alerts-1d-20261126T120000Z.csv",
+            "alerts-20261126T120000Z.json",
+            "alerts-20261126T120000Z.csv.tmp",
+        ] {
+            assert_eq!(timestamp_of(other, "alerts", "csv"), None, "{other}");
+        }
     }
 
     #[test]

@@ -406,7 +406,7 @@ pub fn import(
         Err(e) => (Outcome::Failed, Some(e.to_string())),
     };
     // Recording the outcome is best effort when the store itself failed.
-    let finished = store.finish_run(run, outcome, 0, err.as_deref());
+    let finished = store.finish_run(run, outcome, Default::default(), err.as_deref());
     let report = result?;
     finished?;
     Ok(report)
@@ -427,19 +427,17 @@ fn import_inner(
         })?;
         let (tx, rx) = mpsc::sync_channel::<Batch>(8);
         let parse_result = std::thread::scope(|scope| {
+            let rx = rx; // owned here, so that it can be dropped before the join below
             let parser = scope.spawn(move || parse_file(f, tx));
             let mut store_err = None;
-            for batch in rx.iter() {
-                if store_err.is_some() {
-                    continue; // drain so the parser can finish
-                }
+            'batches: for batch in rx.iter() {
                 for item in batch {
                     elements += 1;
                     match item {
                         Ok(a) => {
                             if let Err(e) = writer.upsert(tenant, &a) {
                                 store_err = Some(e);
-                                break;
+                                break 'batches;
                             }
                         }
                         Err((offset, why)) => {
@@ -448,10 +446,9 @@ fn import_inner(
                         }
                     }
                 }
-                if store_err.is_some() {
-                    break;
-                }
             }
+            // With the receiver gone, a parser blocked on a full channel gets an error and stops.
+            drop(rx);
             let parsed = parser.join().expect("parser thread panicked");
             (parsed, store_err)
         });
@@ -470,7 +467,13 @@ fn import_inner(
                     detail,
                 });
             }
-            (Err(ScanError::Stop), None) | (Ok(()), None) => {}
+            (Err(ScanError::Stop), None) => {
+                return Err(ImportError::Io {
+                    file: file.clone(),
+                    source: io::Error::other("the import stopped before the end of the file"),
+                });
+            }
+            (Ok(()), None) => {}
         }
     }
     let counts = writer.commit(Some(run), 0)?;

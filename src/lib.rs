@@ -10,6 +10,7 @@
 pub mod alert;
 pub mod app;
 pub mod auth;
+pub mod budget;
 pub mod config;
 pub mod demo;
 pub mod export;

@@ -204,6 +204,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Some(t) => config.tenant(t)?.name.clone(),
                 None => config.tenants[0].name.clone(),
             };
+            let _lock =
+                mde_alerts::store::WriterLock::acquire(&config.store.path, app::WRITER_WAIT)?;
             let mut store = app::open_store(&config)?;
             let started = std::time::Instant::now();
             let r = import::import(&mut store, &tenant, files)?;
@@ -447,10 +449,13 @@ fn status(cli: &Cli, json: bool) -> anyhow::Result<ExitCode> {
     let mut healthy = true;
     let mut out = Vec::new();
     for t in &config.tenants {
-        let runs = store.runs(Some(&t.name), 1)?;
+        let runs = store.runs(Some(&t.name), 50)?;
         let last = runs.first();
-        let last_poll_failed = last.is_some_and(|r| r.outcome == "failed");
-        healthy &= !last_poll_failed;
+        // Health is the last poll's: an import after a failed poll does not make it healthy.
+        let last_poll = runs.iter().find(|r| r.kind == "poll");
+        let poll_ok =
+            last_poll.is_some_and(|r| matches!(r.outcome.as_str(), "ok" | "partial" | "running"));
+        healthy &= poll_ok;
         let stored = counts
             .iter()
             .find(|(n, _)| *n == t.name)
@@ -459,6 +464,8 @@ fn status(cli: &Cli, json: bool) -> anyhow::Result<ExitCode> {
         let cursor = store.cursor(&t.name)?;
         out.push(serde_json::json!({
             "tenant": t.name,
+            "healthy": poll_ok,
+            "last_poll_outcome": last_poll.map(|r| r.outcome.clone()),
             "alerts": stored,
             "cursor": cursor.map(|c| c.to_api_string()),
             "last_run": last.map(|r| serde_json::json!({
@@ -506,6 +513,12 @@ fn status(cli: &Cli, json: bool) -> anyhow::Result<ExitCode> {
                     }
                 }
                 None => println!("  never polled"),
+            }
+            if t["healthy"] == false {
+                match t["last_poll_outcome"].as_str() {
+                    Some(o) => println!("  UNHEALTHY: the last poll {o}"),
+                    None => println!("  UNHEALTHY: no poll has run yet"),
+                }
             }
         }
     }

@@ -31,8 +31,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::config::MAX_LOOKBACK;
-use crate::source::{AlertSource, Bound, Page, PageRequest, SourceError};
-use crate::store::{Counts, Outcome, RunId, Store, StoreError};
+use crate::source::{AlertSource, Bound, Created, Page, PageRequest, SourceError};
+use crate::store::{Counts, Outcome, RunFigures, RunId, Store, StoreError};
 use crate::time::ApiTime;
 
 /// The settings a poll needs.
@@ -67,6 +67,12 @@ pub struct PollReport {
     pub run: RunId,
     /// How the pager read.
     pub mode: Mode,
+    /// `Ok`, or `Partial` when it stopped at its deadline (the next poll continues).
+    pub outcome: Outcome,
+    /// 429 answers.
+    pub throttled: u64,
+    /// Time spent waiting for budget, `Retry-After` and backoffs.
+    pub waited: Duration,
 }
 
 impl std::fmt::Display for PollReport {
@@ -74,7 +80,7 @@ impl std::fmt::Display for PollReport {
         let c = &self.counts;
         write!(
             f,
-            "{}: {} new, {} updated, {} unchanged, {} stale, {} invalid; {} API call{} in {:.1}s; cursor {}",
+            "{}: {} new, {} updated, {} unchanged, {} stale, {} invalid; {} API call{}{} in {:.1}s; cursor {}",
             self.tenant,
             c.new,
             c.updated,
@@ -83,6 +89,11 @@ impl std::fmt::Display for PollReport {
             c.invalid,
             self.api_calls,
             if self.api_calls == 1 { "" } else { "s" },
+            match (self.throttled, self.waited.as_secs()) {
+                (0, 0) => String::new(),
+                (0, w) => format!(" (waited {w}s for budget)"),
+                (t, w) => format!(" ({t} throttled, waited {w}s)"),
+            },
             self.elapsed.as_secs_f64(),
             self.cursor_after
                 .map(|t| t.to_api_string())
@@ -90,6 +101,12 @@ impl std::fmt::Display for PollReport {
         )?;
         if self.mode == Mode::Windows {
             write!(f, " (window paging: the API refused $orderby)")?;
+        }
+        if self.outcome == Outcome::Partial {
+            write!(
+                f,
+                "; stopped at the deadline (the next scheduled poll), which continues from here"
+            )?;
         }
         Ok(())
     }
@@ -139,39 +156,43 @@ pub async fn poll_tenant<S: AlertSource>(
         pages: 0,
     };
     let result = pager.run(cursor_before, settings).await;
-    let api_calls = source.calls() - calls_before;
     let (counts, pages, mode) = (pager.counts, pager.pages, pager.mode);
-    match result {
-        Ok(()) => {
-            let cursor_after = blocking(store, {
-                let tenant = tenant.to_owned();
-                move |s| {
-                    s.finish_run(run, Outcome::Ok, api_calls, None)?;
-                    s.cursor(&tenant)
-                }
-            })
-            .await?;
-            Ok(PollReport {
-                tenant: tenant.to_owned(),
-                counts,
-                pages,
-                api_calls,
-                cursor_before,
-                cursor_after,
-                elapsed: started.elapsed(),
-                run,
-                mode,
-            })
+    let figures = RunFigures {
+        api_calls: source.calls() - calls_before,
+        throttled: source.throttled(),
+        waited: source.waited(),
+    };
+    let (outcome, error) = match &result {
+        Ok(()) => (Outcome::Ok, None),
+        Err(PollError::Source(SourceError::Deadline { .. })) => (Outcome::Partial, None),
+        Err(e) => (Outcome::Failed, Some(e.to_string())),
+    };
+    let unsaved = source.take_unsaved_calls();
+    let finished = blocking(store, {
+        let tenant = tenant.to_owned();
+        move |s| {
+            s.record_calls(&tenant, &unsaved)?;
+            s.finish_run(run, outcome, figures, error.as_deref())?;
+            s.cursor(&tenant)
         }
-        Err(e) => {
-            let msg = e.to_string();
-            // Recording the failure is best effort: the store itself may be what failed.
-            let _ = blocking(store, move |s| {
-                s.finish_run(run, Outcome::Failed, api_calls, Some(&msg))
-            })
-            .await;
-            Err(e)
-        }
+    })
+    .await;
+    match (result, outcome) {
+        (Err(e), Outcome::Failed) => Err(e),
+        (_, outcome) => Ok(PollReport {
+            tenant: tenant.to_owned(),
+            counts,
+            pages,
+            api_calls: figures.api_calls,
+            cursor_before,
+            cursor_after: finished?,
+            elapsed: started.elapsed(),
+            run,
+            mode,
+            outcome,
+            throttled: figures.throttled,
+            waited: figures.waited,
+        }),
     }
 }
 
@@ -214,7 +235,7 @@ impl<S: AlertSource> Pager<'_, S> {
         let mut bound = Bound::AtOrAfter(start);
         let mut first = true;
         loop {
-            let page = match self.fetch(bound, None, true, 0).await {
+            let page = match self.fetch(bound, None, None, true, 0).await {
                 Err(PollError::Source(SourceError::Refused { status: 400, .. })) if first => {
                     tracing::warn!(
                         tenant = self.tenant,
@@ -226,8 +247,13 @@ impl<S: AlertSource> Pager<'_, S> {
                 other => other?,
             };
             first = false;
-            let full = page.received >= self.top as usize;
-            let (lo, hi) = match time_range(&page) {
+            let full = self.is_full(&page);
+            let range = match time_range(&page) {
+                // Too few alerts to tell whether the server sorted them: don't bet the cursor on it.
+                Some(Range::Sorted(..)) if full && page.alerts.len() < 2 => Some(Range::Unsorted),
+                r => r,
+            };
+            let (lo, hi) = match range {
                 Some(Range::Sorted(lo, hi)) => (lo, hi),
                 Some(Range::Unsorted) => {
                     // Keyset paging is only safe on sorted pages. Nothing from this page is
@@ -275,9 +301,9 @@ impl<S: AlertSource> Pager<'_, S> {
     async fn windows(&mut self, from: ApiTime) -> Result<(), PollError> {
         let mut stack: Vec<(ApiTime, Option<ApiTime>)> = vec![(from, None)];
         while let Some((lo, hi)) = stack.pop() {
-            let page = self.fetch(Bound::AtOrAfter(lo), hi, false, 0).await?;
+            let page = self.fetch(Bound::AtOrAfter(lo), hi, None, false, 0).await?;
             let latest = page.alerts.iter().map(|a| a.last_update).max();
-            if page.received < self.top as usize {
+            if !self.is_full(&page) {
                 self.commit(page, latest).await?;
                 continue;
             }
@@ -299,45 +325,101 @@ impl<S: AlertSource> Pager<'_, S> {
         Ok(())
     }
 
-    /// Reads every alert at instant `t` with `$skip`, pass after pass until a pass finds nothing
-    /// the earlier ones missed (alerts leaving the instant mid-pass shift the `$skip` window).
+    /// Reads every alert at instant `t` when more share it than fit on a page.
+    ///
+    /// `$skip` alone is not safe here: alerts leave the instant while we page (an investigation is
+    /// still updating the batch), every later alert shifts up, and one can slip past the pager in
+    /// every pass. So the instant is split by `alertCreationTime`, which never changes: an alert can
+    /// leave a creation window but never shift into one already read. A window that still fills a
+    /// page is halved; one that cannot be split (alerts created in the same tick, or with no
+    /// creation time) falls back to `$skip` passes, until two passes in a row see the same alerts.
     async fn read_instant(&mut self, t: ApiTime, ordered: bool) -> Result<(), PollError> {
-        tracing::info!(tenant = self.tenant, instant = %t, "More alerts share one lastUpdateTime than fit on a page; paging inside it.");
-        let mut seen: HashSet<String> = HashSet::new();
+        tracing::info!(tenant = self.tenant, instant = %t, "More alerts share one lastUpdateTime than fit on a page; reading the instant by creation time.");
+        let retention = t.minus(MAX_LOOKBACK).minus(Duration::from_secs(86_400));
+        // Creation after the update only happens with a clock fault; ten years covers it.
+        let end_of_time = t.plus(Duration::from_secs(10 * 365 * 86_400));
+        // Smallest last: pops in order missing, old, recent, future.
+        let mut stack = vec![
+            Created::Within(t.plus(TICK), end_of_time),
+            Created::Within(retention, t.plus(TICK)),
+            Created::Within(ApiTime::from_ticks(0), retention),
+            Created::Missing,
+        ];
+        while let Some(window) = stack.pop() {
+            let page = self
+                .fetch(Bound::Exactly(t), None, Some(window), ordered, 0)
+                .await?;
+            let full = self.is_full(&page);
+            self.commit(page, Some(t)).await?;
+            if !full {
+                continue;
+            }
+            match window {
+                Created::Within(a, b) if b.ticks() - a.ticks() > 1 => {
+                    let mid = ApiTime::from_ticks(a.ticks() + (b.ticks() - a.ticks()) / 2);
+                    stack.push(Created::Within(mid, b));
+                    stack.push(Created::Within(a, mid));
+                }
+                _ => self.skip_passes(t, window, ordered).await?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads one creation window of instant `t` with `$skip`, pass after pass, until a pass sees
+    /// every alert of the pass before. An alert can only be skipped in a pass if another alert read
+    /// in that pass left the instant during it; that one is then missing from the next pass. So when
+    /// nothing is missing, the earlier pass skipped nothing. (Alerts that left are read later, at
+    /// their new time.)
+    async fn skip_passes(
+        &mut self,
+        t: ApiTime,
+        window: Created,
+        ordered: bool,
+    ) -> Result<(), PollError> {
+        let mut previous: Option<HashSet<String>> = None;
         for _pass in 0..MAX_TIE_PASSES {
-            let mut found_new = false;
+            let mut ids = HashSet::new();
             let mut skip = 0u32;
             loop {
-                let page = self.fetch(Bound::Exactly(t), None, ordered, skip).await?;
-                let received = page.received;
-                for a in &page.alerts {
-                    found_new |= seen.insert(a.id.clone());
-                }
+                let page = self
+                    .fetch(Bound::Exactly(t), None, Some(window), ordered, skip)
+                    .await?;
+                let full = self.is_full(&page);
+                ids.extend(page.alerts.iter().map(|a| a.id.clone()));
                 self.commit(page, Some(t)).await?;
-                if received < self.top as usize {
+                if !full {
                     break;
                 }
                 skip = skip.saturating_add(self.top);
             }
-            if !found_new {
+            if previous.as_ref().is_some_and(|p| p.is_subset(&ids)) {
                 return Ok(());
             }
+            previous = Some(ids);
         }
         Err(PollError::Protocol(format!(
             "the alerts at {t} kept changing over {MAX_TIE_PASSES} passes; will try again next poll"
         )))
     }
 
+    /// A page is the last only when it is short and the server did not say there is more.
+    fn is_full(&self, page: &Page) -> bool {
+        page.received >= self.top as usize || page.more
+    }
+
     async fn fetch(
         &mut self,
         bound: Bound,
         before: Option<ApiTime>,
+        created: Option<Created>,
         ordered: bool,
         skip: u32,
     ) -> Result<Page, PollError> {
         let req = PageRequest {
             bound,
             before,
+            created,
             ordered,
             top: self.top,
             skip,
@@ -358,8 +440,13 @@ impl<S: AlertSource> Pager<'_, S> {
         let tenant = self.tenant.to_owned();
         let run = self.run;
         let calls = self.source.calls() - self.calls_before;
+        let made = self.source.take_unsaved_calls();
+        // A timestamp from the future (a bad clock upstream) must not carry the cursor past alerts
+        // still to come: never further than a few minutes ahead of this machine.
+        let cursor = cursor.map(|c| c.min(ApiTime::now().plus(MAX_AHEAD)));
         let counts = blocking(self.store, move |s| {
             let mut w = s.writer()?;
+            w.record_calls(&tenant, &made)?;
             for a in &page.alerts {
                 w.upsert(&tenant, a)?;
             }
@@ -375,6 +462,9 @@ impl<S: AlertSource> Pager<'_, S> {
         Ok(())
     }
 }
+
+/// How far ahead of this machine's clock the cursor may go.
+const MAX_AHEAD: Duration = Duration::from_secs(300);
 
 /// One tick of the API's clock (100 ns).
 const TICK: Duration = Duration::from_nanos(100);

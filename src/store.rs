@@ -29,7 +29,10 @@ use crate::alert::Alert;
 use crate::time::ApiTime;
 
 /// The schema, in order. Never edit a released migration; add a new one.
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/0001_init.sql"),
+    include_str!("../migrations/0002_budget.sql"),
+];
 
 fn migrations() -> Migrations<'static> {
     Migrations::new(MIGRATIONS.iter().map(|sql| M::up(sql)).collect())
@@ -59,6 +62,18 @@ pub enum StoreError {
         /// SQLite's words.
         reason: String,
     },
+    /// Another process holds the writer lock.
+    #[error(
+        "another mde-alerts is writing to {path} ({holder}); waited {waited_secs}s\n  fix: let it finish (a poll or import), or stop the other process; runs never overlap on one store"
+    )]
+    Busy {
+        /// The database file.
+        path: PathBuf,
+        /// Who holds it ("pid N").
+        holder: String,
+        /// How long this process waited.
+        waited_secs: u64,
+    },
     /// Any other SQLite error.
     #[error("store {path}: {source}")]
     Sqlite {
@@ -68,6 +83,80 @@ pub enum StoreError {
         #[source]
         source: rusqlite::Error,
     },
+}
+
+/// The single-writer lock: an advisory lock on `<store>.lock` that holds the writer's pid. One
+/// process writes to a store at a time; readers (`export`, `status`) need no lock (WAL).
+#[derive(Debug)]
+pub struct WriterLock {
+    _file: std::fs::File,
+}
+
+impl WriterLock {
+    /// Takes the lock of the store at `db`, waiting up to `wait` for another writer to finish.
+    pub fn acquire(db: &Path, wait: std::time::Duration) -> Result<WriterLock, StoreError> {
+        use std::io::{Read, Seek, Write};
+        if let Some(parent) = db.parent().filter(|p| !p.as_os_str().is_empty())
+            && !parent.is_dir()
+        {
+            return Err(StoreError::Open {
+                path: db.to_path_buf(),
+                reason: format!("the directory {} does not exist", parent.display()),
+                fix: "create it (the systemd unit's StateDirectory= does this), or change [store] path".into(),
+            });
+        }
+        let lock_path = {
+            let mut p = db.as_os_str().to_owned();
+            p.push(".lock");
+            PathBuf::from(p)
+        };
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock_path)
+            .map_err(|e| StoreError::Open {
+                path: db.to_path_buf(),
+                reason: format!("cannot open the lock file {}: {e}", lock_path.display()),
+                fix: "check that the service's user may write the store's directory".into(),
+            })?;
+        let started = std::time::Instant::now();
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(std::fs::TryLockError::WouldBlock) if started.elapsed() < wait => {
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    let mut holder = String::new();
+                    let _ = file.read_to_string(&mut holder);
+                    let holder = match holder.trim() {
+                        "" => "pid unknown".to_owned(),
+                        pid => format!("pid {pid}"),
+                    };
+                    return Err(StoreError::Busy {
+                        path: db.to_path_buf(),
+                        holder,
+                        waited_secs: started.elapsed().as_secs(),
+                    });
+                }
+                Err(std::fs::TryLockError::Error(e)) => {
+                    return Err(StoreError::Open {
+                        path: db.to_path_buf(),
+                        reason: format!("cannot lock {}: {e}", lock_path.display()),
+                        fix: "keep the store on a local file system".into(),
+                    });
+                }
+            }
+        }
+        // Ours now: record who we are, for the next one's message.
+        let _ = file.set_len(0);
+        let _ = file.rewind();
+        let _ = write!(file, "{}", std::process::id());
+        let _ = file.flush();
+        Ok(WriterLock { _file: file })
+    }
 }
 
 /// What one upsert did.
@@ -127,8 +216,22 @@ pub struct RunId(pub i64);
 pub enum Outcome {
     /// Completed.
     Ok,
+    /// Stopped at its deadline (the next scheduled poll) with everything so far stored; the next
+    /// poll continues. Healthy.
+    Partial,
     /// Failed with an error.
     Failed,
+}
+
+/// Extra figures recorded when a run finishes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunFigures {
+    /// API calls, retries included.
+    pub api_calls: u64,
+    /// 429 answers.
+    pub throttled: u64,
+    /// Time spent waiting for budget or `Retry-After`.
+    pub waited: std::time::Duration,
 }
 
 /// A run, as `status` shows it.
@@ -168,6 +271,12 @@ impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store").field("path", &self.path).finish()
     }
+}
+
+fn unix_ms(t: std::time::SystemTime) -> i64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 fn now_text() -> String {
@@ -291,20 +400,58 @@ impl Store {
         &mut self,
         run: RunId,
         outcome: Outcome,
-        api_calls: u64,
+        figures: RunFigures,
         error: Option<&str>,
     ) -> Result<(), StoreError> {
         let outcome = match outcome {
             Outcome::Ok => "ok",
+            Outcome::Partial => "partial",
             Outcome::Failed => "failed",
         };
         self.conn
             .execute(
-                "UPDATE runs SET outcome = ?2, finished_at = ?3, api_calls = ?4, error = ?5 WHERE id = ?1",
-                params![run.0, outcome, now_text(), api_calls as i64, error],
+                "UPDATE runs SET outcome = ?2, finished_at = ?3, api_calls = ?4, error = ?5, \
+                 throttled = ?6, waited_ms = ?7 WHERE id = ?1",
+                params![
+                    run.0,
+                    outcome,
+                    now_text(),
+                    figures.api_calls as i64,
+                    error,
+                    figures.throttled as i64,
+                    figures.waited.as_millis() as i64
+                ],
             )
             .map(|_| ())
             .map_err(|e| self.err(e))
+    }
+
+    /// The tenant's API calls of the last hour (for the budget).
+    pub fn recent_calls(&self, tenant: &str) -> Result<Vec<std::time::SystemTime>, StoreError> {
+        let since = unix_ms(std::time::SystemTime::now()) - 3_600_000;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT at_ms FROM api_calls WHERE tenant = ?1 AND at_ms > ?2 ORDER BY at_ms")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![tenant, since], |r| r.get::<_, i64>(0))
+            .map_err(|e| self.err(e))?;
+        rows.map(|r| {
+            r.map(|ms| std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64))
+        })
+        .collect::<Result<_, _>>()
+        .map_err(|e| self.err(e))
+    }
+
+    /// Records API calls outside a page transaction (calls of a run that failed).
+    pub fn record_calls(
+        &mut self,
+        tenant: &str,
+        calls: &[std::time::SystemTime],
+    ) -> Result<(), StoreError> {
+        let mut w = self.writer()?;
+        w.record_calls(tenant, calls)?;
+        w.commit(None, 0).map(drop)
     }
 
     /// Starts a write transaction.
@@ -512,6 +659,30 @@ impl Writer<'_> {
         Ok(outcome)
     }
 
+    /// Records API calls for the budget, and forgets those older than an hour.
+    pub fn record_calls(
+        &mut self,
+        tenant: &str,
+        calls: &[std::time::SystemTime],
+    ) -> Result<(), StoreError> {
+        let run = || -> rusqlite::Result<()> {
+            let mut ins = self
+                .tx
+                .prepare_cached("INSERT INTO api_calls (tenant, at_ms) VALUES (?1, ?2)")?;
+            for c in calls {
+                ins.execute(params![tenant, unix_ms(*c)])?;
+            }
+            self.tx
+                .prepare_cached("DELETE FROM api_calls WHERE tenant = ?1 AND at_ms <= ?2")?
+                .execute(params![
+                    tenant,
+                    unix_ms(std::time::SystemTime::now()) - 3_600_000
+                ])?;
+            Ok(())
+        };
+        run().map_err(|e| classify(&self.path, e))
+    }
+
     /// Counts rejected elements.
     pub fn add_invalid(&mut self, n: u64) {
         self.counts.invalid += n;
@@ -661,7 +832,16 @@ mod tests {
         w.upsert("t", &alert("a", "2024-01-01T00:00:00Z", ""))
             .unwrap();
         w.commit(Some(r2), 3).unwrap();
-        s.finish_run(r2, Outcome::Ok, 3, None).unwrap();
+        s.finish_run(
+            r2,
+            Outcome::Ok,
+            RunFigures {
+                api_calls: 3,
+                ..RunFigures::default()
+            },
+            None,
+        )
+        .unwrap();
         let runs = s.runs(Some("t"), 10).unwrap();
         assert_eq!(runs[0].id, r2.0);
         assert_eq!(runs[0].outcome, "ok");

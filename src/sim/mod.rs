@@ -73,6 +73,11 @@ pub struct Hazards {
     pub orderby_ignored: bool,
     /// The faults `fault_rate` draws from (all of them when empty).
     pub fault_kinds: Vec<FaultKind>,
+    /// Defender's quota, `(per minute, per hour)`: calls beyond it get 429 with `Retry-After`.
+    pub rate_limit: Option<(u32, u32)>,
+    /// Server-driven paging: answer at most this many alerts, with `@odata.nextLink` when more
+    /// match (the real API does this on some endpoints; not documented for alerts).
+    pub server_page: Option<usize>,
 }
 
 /// A fault the simulator can inject into an `/api/alerts` answer.
@@ -114,6 +119,8 @@ impl Default for Hazards {
             orderby_supported: true,
             orderby_ignored: false,
             fault_kinds: Vec::new(),
+            rate_limit: None,
+            server_page: None,
         }
     }
 }
@@ -238,6 +245,8 @@ pub struct Stats {
     pub faults: u64,
     /// Of those, rejected with 401.
     pub unauthorized: u64,
+    /// Of those, rejected with 429 by the quota (not injected faults).
+    pub throttled: u64,
     /// Alert updates applied.
     pub updates: u64,
 }
@@ -258,6 +267,8 @@ struct State {
     key: jsonwebtoken::EncodingKey,
     decoding: jsonwebtoken::DecodingKey,
     issued: Vec<String>,
+    /// Accepted `/api/alerts` calls of the last hour, for the quota.
+    quota_calls: std::collections::VecDeque<Instant>,
 }
 
 /// A running simulator. Dropping it stops the server.
@@ -597,6 +608,7 @@ impl Simulator {
             key: jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
             decoding: jsonwebtoken::DecodingKey::from_secret(secret.as_bytes()),
             issued: Vec::new(),
+            quota_calls: std::collections::VecDeque::new(),
         };
         let now = sim_now();
         let span = (cfg.history.as_nanos() / 100).max(1) as i64;
@@ -660,6 +672,29 @@ impl Simulator {
     /// Creates `n` new alerts.
     pub fn create(&self, n: usize) {
         self.lock().create(n);
+    }
+
+    /// Stores `json` as the newest version of its alert, visible now, whatever its
+    /// `lastUpdateTime` says (tests use it for odd data: a timestamp from the future, say).
+    pub fn put_alert(&self, json: Value) {
+        let Some(obj) = json.as_object().cloned() else {
+            return;
+        };
+        let id = obj
+            .get("id")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_owned();
+        let ticks = obj
+            .get("lastUpdateTime")
+            .and_then(|v| v.as_str())
+            .and_then(|t| ApiTime::parse(t).ok())
+            .map_or(0, ApiTime::ticks);
+        self.lock().alerts.entry(id).or_default().push(Version {
+            ticks,
+            visible_at: Instant::now(),
+            json: obj,
+        });
     }
 
     /// Replaces the hazards.
@@ -1387,6 +1422,21 @@ async fn alerts(
             return r;
         }
         let h = st.cfg.hazards.clone();
+        if let Some((per_minute, per_hour)) = h.rate_limit
+            && let Some(wait) = quota_wait(&mut st.quota_calls, per_minute, per_hour)
+        {
+            st.stats.throttled += 1;
+            let mut r = defender_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "TooManyRequests",
+                &format!("API calls quota exceeded! Maximum admitted {per_minute} per 1m."),
+            );
+            r.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(wait.as_secs_f64().ceil() as u64),
+            );
+            return r;
+        }
         let fault = if h.fault_rate > 0.0 && st.maker.rng.random_bool(h.fault_rate.clamp(0.0, 1.0))
         {
             st.stats.faults += 1;
@@ -1459,6 +1509,40 @@ async fn alerts(
     }
 }
 
+/// Records a call against the quota, or says how long until one is allowed.
+fn quota_wait(
+    calls: &mut std::collections::VecDeque<Instant>,
+    per_minute: u32,
+    per_hour: u32,
+) -> Option<Duration> {
+    let now = Instant::now();
+    let (minute, hour) = (Duration::from_secs(60), Duration::from_secs(3600));
+    while calls
+        .front()
+        .is_some_and(|t| now.duration_since(*t) >= hour)
+    {
+        calls.pop_front();
+    }
+    let mut wait = Duration::ZERO;
+    if calls.len() >= per_hour as usize {
+        wait = wait.max(hour - now.duration_since(calls[calls.len() - per_hour as usize]));
+    }
+    let in_minute = calls
+        .iter()
+        .rev()
+        .take_while(|t| now.duration_since(**t) < minute)
+        .count();
+    if in_minute >= per_minute as usize {
+        wait = wait.max(minute - now.duration_since(calls[calls.len() - per_minute as usize]));
+    }
+    if wait.is_zero() {
+        calls.push_back(now);
+        None
+    } else {
+        Some(wait)
+    }
+}
+
 fn ok_json(body: Vec<u8>) -> Response {
     (
         StatusCode::OK,
@@ -1508,10 +1592,12 @@ fn page(st: &mut State, raw: Option<&str>) -> Result<Vec<u8>, Response> {
             hits.reverse();
         }
     }
+    let take = h.server_page.map_or(q.top, |p| p.min(q.top));
+    let more = hits.len() > q.skip + take && take < q.top;
     let mut value: Vec<Value> = hits
         .iter()
         .skip(q.skip)
-        .take(q.top)
+        .take(take)
         .map(|(_, _, j)| Value::Object(served(j, q.expand)))
         .collect();
     let add_invalid = h.invalid_element_rate > 0.0
@@ -1533,11 +1619,18 @@ fn page(st: &mut State, raw: Option<&str>) -> Result<Vec<u8>, Response> {
             value.pop();
         }
     }
-    let body = serde_json::to_vec(&json!({
+    let mut envelope = json!({
         "@odata.context": "https://api.securitycenter.microsoft.com/api/$metadata#Alerts",
         "value": value,
-    }))
-    .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())?;
+    });
+    if more {
+        envelope["@odata.nextLink"] = Value::from(format!(
+            "https://api.securitycenter.microsoft.com/api/alerts?$skip={}",
+            q.skip + take
+        ));
+    }
+    let body = serde_json::to_vec(&envelope)
+        .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())?;
     if h.mutate_per_page > 0 {
         st.update_random(h.mutate_per_page);
     }

@@ -2,35 +2,53 @@
 //!
 //! Builds the OData query (times as unquoted literals with seven fractional digits, so that the
 //! filter's instant is exactly the stored one), sends it with the tenant's token, and turns every
-//! answer into a [`Page`] or a [`SourceError`] a person can act on. Transient failures (network,
-//! 5xx, 408, 429, a body cut short) are retried here with capped exponential backoff and full
-//! jitter, honouring `Retry-After`; a 401 renews the token once.
+//! answer into a [`Page`] or a [`SourceError`] a person can act on.
 //!
-//! `@odata.nextLink` is ignored on purpose: Microsoft does not document it for alerts, and the
-//! keyset pager in [`crate::poll`] never needs it.
+//! Every HTTP attempt first takes a slot from the tenant's [`Budget`], so the client never trips
+//! Defender's quotas on its own. Transient failures (network, 5xx, 408, a body cut short or not
+//! JSON) are retried with capped exponential backoff (backon's schedule) and full jitter; a 429
+//! waits exactly its `Retry-After` (never less) and does not use up a retry, so a throttled
+//! backfill finishes in the same poll, just later; a 401 renews the token once. Nothing waits past
+//! the poll's deadline (the next scheduled poll).
+//!
+//! `@odata.nextLink` is not followed (Microsoft does not document it for alerts, and reports show
+//! it looping), but it is heeded: a page that carries one is never taken for the last page.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use backon::BackoffBuilder;
 use rand::Rng;
 use url::Url;
 
-use super::{AlertSource, Bound, Page, PageRequest, SourceError, parse_elements};
+use super::{AlertSource, Bound, Created, Page, PageRequest, SourceError, parse_elements};
 use crate::alert::Envelope;
 use crate::auth::{TokenProvider, error_chain, join_path, snippet};
+use crate::budget::Budget;
 use crate::http::{Retry, classify_status, classify_transport, retry_after};
 
 const API: &str = "Defender for Endpoint";
 
-/// How often one page is tried before the poll fails.
-const MAX_ATTEMPTS: u32 = 6;
-/// The first backoff; doubled per attempt, capped at [`MAX_BACKOFF`], fully jittered.
+/// Retries of one page after transient failures (429s are not counted: they wait their turn).
+const MAX_RETRIES: usize = 6;
+/// The first backoff; doubled per retry, capped at [`MAX_BACKOFF`], then fully jittered.
 const BASE_BACKOFF: Duration = Duration::from_millis(250);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
-/// The longest `Retry-After` honoured within one poll; longer waits fail the poll instead, so it
-/// never runs into the next scheduled one.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(120);
+/// Waited when a 429 carries no `Retry-After`.
+const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(30);
+
+/// The backoff schedule: backon's capped exponential sequence gives each retry's ceiling, and the
+/// actual wait is drawn uniformly below it ("full jitter"; backon's own jitter only adds on top).
+fn backoff_schedule() -> impl Iterator<Item = Duration> {
+    backon::ExponentialBuilder::default()
+        .with_min_delay(BASE_BACKOFF)
+        .with_max_delay(MAX_BACKOFF)
+        .with_factor(2.0)
+        .with_max_times(MAX_RETRIES)
+        .build()
+        .map(|ceiling| rand::rng().random_range(Duration::ZERO..=ceiling))
+}
 
 /// The MDE alerts source for one tenant.
 pub struct MdeSource {
@@ -39,6 +57,10 @@ pub struct MdeSource {
     tokens: Arc<TokenProvider>,
     expand_evidence: bool,
     calls: AtomicU64,
+    throttled: AtomicU64,
+    waited_ms: AtomicU64,
+    budget: Arc<Budget>,
+    deadline: Option<tokio::time::Instant>,
 }
 
 impl MdeSource {
@@ -48,6 +70,7 @@ impl MdeSource {
         api_url: &Url,
         tokens: Arc<TokenProvider>,
         expand_evidence: bool,
+        budget: Arc<Budget>,
     ) -> Self {
         MdeSource {
             http,
@@ -55,7 +78,34 @@ impl MdeSource {
             tokens,
             expand_evidence,
             calls: AtomicU64::new(0),
+            throttled: AtomicU64::new(0),
+            waited_ms: AtomicU64::new(0),
+            budget,
+            deadline: None,
         }
+    }
+
+    /// Nothing waits past `deadline` (the next scheduled poll).
+    pub fn with_deadline(mut self, deadline: Option<tokio::time::Instant>) -> Self {
+        self.deadline = deadline;
+        self
+    }
+
+    /// The budget this source spends.
+    pub fn budget(&self) -> &Arc<Budget> {
+        &self.budget
+    }
+
+    async fn sleep(&self, d: Duration) -> Result<(), SourceError> {
+        if let Some(deadline) = self.deadline
+            && tokio::time::Instant::now() + d > deadline
+        {
+            return Err(SourceError::Deadline { wait: d });
+        }
+        tokio::time::sleep(d).await;
+        self.waited_ms
+            .fetch_add(d.as_millis() as u64, Ordering::Relaxed);
+        Ok(())
     }
 
     /// The query string for a request (public for tests and logs).
@@ -67,6 +117,15 @@ impl MdeSource {
         };
         if let Some(t) = r.before {
             filter.push_str(&format!(" and lastUpdateTime lt {}", t.to_api_string()));
+        }
+        match r.created {
+            Some(Created::Within(a, b)) => filter.push_str(&format!(
+                " and alertCreationTime ge {} and alertCreationTime lt {}",
+                a.to_api_string(),
+                b.to_api_string()
+            )),
+            Some(Created::Missing) => filter.push_str(" and alertCreationTime eq null"),
+            None => {}
         }
         let mut q = vec![("$filter", filter)];
         if r.ordered {
@@ -97,6 +156,10 @@ impl MdeSource {
                 None,
             )
         })?;
+        self.budget
+            .acquire(self.deadline)
+            .await
+            .map_err(|e| (Retry::Never, SourceError::Deadline { wait: e.wait }, None))?;
         self.calls.fetch_add(1, Ordering::Relaxed);
         let resp = self
             .http
@@ -139,7 +202,9 @@ impl MdeSource {
                     None,
                 )
             })?;
-            return Ok(parse_elements(env.value));
+            let mut page = parse_elements(env.value);
+            page.more = env.next_link.is_some();
+            return Ok(page);
         }
         let text = String::from_utf8_lossy(&body);
         let (code, message) = defender_error(&text);
@@ -190,13 +255,16 @@ impl AlertSource for MdeSource {
 
     async fn fetch(&self, request: &PageRequest) -> Result<Page, SourceError> {
         let mut renewed = false;
-        let mut attempt = 0;
+        let mut backoff = backoff_schedule();
+        let mut attempts = 0u32;
+        let mut throttle_logged = false;
         loop {
-            attempt += 1;
+            attempts += 1;
             let (retry, err, wait) = match self.attempt(request).await {
                 Ok(page) => return Ok(page),
                 Err(e) => e,
             };
+            let throttled = matches!(err, SourceError::Refused { status: 429, .. });
             let retry = match retry {
                 Retry::RenewToken if !renewed => {
                     renewed = true;
@@ -209,43 +277,52 @@ impl AlertSource for MdeSource {
             if retry == Retry::Never {
                 return Err(err);
             }
-            if attempt >= MAX_ATTEMPTS {
+            if throttled {
+                // Throttled: wait exactly as long as asked (never less), without using up a retry.
+                self.throttled.fetch_add(1, Ordering::Relaxed);
+                let wait = wait.unwrap_or(DEFAULT_RETRY_AFTER);
+                if !throttle_logged {
+                    tracing::warn!(
+                        wait_secs = wait.as_secs(),
+                        "Defender answered 429 (quota spent, perhaps by another tool on this app); waiting as asked."
+                    );
+                    throttle_logged = true;
+                }
+                self.sleep(wait).await?;
+                continue;
+            }
+            let Some(delay) = backoff.next() else {
                 return Err(match err {
                     e @ SourceError::Malformed { .. } => e,
                     e => SourceError::Unavailable {
                         api: API,
-                        attempts: attempt,
+                        attempts,
                         last: e.to_string(),
                     },
                 });
-            }
-            let backoff = match wait {
-                Some(w) if w > MAX_RETRY_AFTER => {
-                    return Err(SourceError::Unavailable {
-                        api: API,
-                        attempts: attempt,
-                        last: format!(
-                            "asked to wait {}s, longer than a poll may wait: {err}",
-                            w.as_secs()
-                        ),
-                    });
-                }
-                Some(w) => w,
-                None => {
-                    let cap = BASE_BACKOFF
-                        .saturating_mul(1 << (attempt - 1).min(16))
-                        .min(MAX_BACKOFF);
-                    rand::rng().random_range(Duration::ZERO..=cap)
-                }
             };
+            // A server that says when to come back is believed (never sooner).
+            let delay = wait.map_or(delay, |w| w.max(delay));
             tracing::warn!(
-                attempt,
-                wait_ms = backoff.as_millis() as u64,
+                attempt = attempts,
+                wait_ms = delay.as_millis() as u64,
                 error = %err,
                 "API call failed; retrying."
             );
-            tokio::time::sleep(backoff).await;
+            self.sleep(delay).await?;
         }
+    }
+
+    fn throttled(&self) -> u64 {
+        self.throttled.load(Ordering::Relaxed)
+    }
+
+    fn take_unsaved_calls(&self) -> Vec<std::time::SystemTime> {
+        self.budget.take_unsaved()
+    }
+
+    fn waited(&self) -> Duration {
+        Duration::from_millis(self.waited_ms.load(Ordering::Relaxed)) + self.budget.waited()
     }
 
     fn calls(&self) -> u64 {
@@ -271,11 +348,13 @@ mod tests {
         // SAFETY-free: the provider only reads the secret at construction, from this test's own var.
         unsafe { std::env::set_var("X", "s") };
         let tokens = Arc::new(TokenProvider::new(http.clone(), &tenant).unwrap());
-        let src = MdeSource::new(http, &tenant.api_url, tokens, true);
+        let budget = Arc::new(Budget::new(100, 1500, []));
+        let src = MdeSource::new(http, &tenant.api_url, tokens, true, budget);
         let t = ApiTime::parse("2024-05-01T10:00:00.5Z").unwrap();
         let q = src.query(&PageRequest {
             bound: Bound::AtOrAfter(t),
             before: Some(t.plus(Duration::from_secs(1))),
+            created: None,
             ordered: true,
             top: 500,
             skip: 0,
@@ -292,11 +371,15 @@ mod tests {
         let q = src.query(&PageRequest {
             bound: Bound::Exactly(t),
             before: None,
+            created: Some(Created::Missing),
             ordered: false,
             top: 10,
             skip: 20,
         });
-        assert_eq!(q[0].1, "lastUpdateTime eq 2024-05-01T10:00:00.5000000Z");
+        assert_eq!(
+            q[0].1,
+            "lastUpdateTime eq 2024-05-01T10:00:00.5000000Z and alertCreationTime eq null"
+        );
         assert!(!q.iter().any(|(k, _)| *k == "$orderby"));
         assert!(q.contains(&("$skip", "20".to_owned())));
     }

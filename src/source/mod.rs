@@ -22,6 +22,16 @@ pub enum Bound {
     Exactly(ApiTime),
 }
 
+/// A filter on `alertCreationTime`, which never changes: used to split an instant shared by more
+/// alerts than fit on a page into windows that alerts can leave but never shift between.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Created {
+    /// `alertCreationTime ge A and alertCreationTime lt B`.
+    Within(ApiTime, ApiTime),
+    /// `alertCreationTime eq null`.
+    Missing,
+}
+
 /// One page to fetch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PageRequest {
@@ -29,6 +39,8 @@ pub struct PageRequest {
     pub bound: Bound,
     /// An upper bound, `lastUpdateTime lt T` (window paging, when `$orderby` is refused).
     pub before: Option<ApiTime>,
+    /// A creation-time window (paging inside one instant).
+    pub created: Option<Created>,
     /// Ask for `$orderby=lastUpdateTime asc`.
     pub ordered: bool,
     /// `$top`.
@@ -55,6 +67,8 @@ pub struct Page {
     pub rejected: Vec<Rejected>,
     /// How many elements the page had (valid or not): a page is short when this is below `$top`.
     pub received: usize,
+    /// The server said there is more (`@odata.nextLink`): the page is not the end, however short.
+    pub more: bool,
 }
 
 /// Why a page could not be had.
@@ -86,6 +100,12 @@ pub enum SourceError {
         /// What was wrong.
         detail: String,
     },
+    /// Waiting (for budget, `Retry-After` or a backoff) would pass the poll's deadline.
+    #[error("stopped before the deadline (the next scheduled poll): the next call could only be made in {}s", .wait.as_secs())]
+    Deadline {
+        /// The wait that did not fit.
+        wait: std::time::Duration,
+    },
     /// Transient failures did not clear within the retries.
     #[error("{api} is not answering properly after {attempts} attempts: {last}")]
     Unavailable {
@@ -109,6 +129,18 @@ pub trait AlertSource: Send + Sync {
     ) -> impl std::future::Future<Output = Result<Page, SourceError>> + Send;
     /// API calls made so far (every HTTP request, retries included).
     fn calls(&self) -> u64;
+    /// Calls made since the last time this was asked, to be recorded in the store for the budget.
+    fn take_unsaved_calls(&self) -> Vec<std::time::SystemTime> {
+        Vec::new()
+    }
+    /// 429 answers so far.
+    fn throttled(&self) -> u64 {
+        0
+    }
+    /// Time spent waiting for budget, `Retry-After` and backoffs.
+    fn waited(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
 }
 
 /// Splits a page's elements into alerts and rejects.

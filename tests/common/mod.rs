@@ -21,6 +21,7 @@ pub struct Env {
 }
 
 pub struct Opts {
+    pub extra_poll: &'static str,
     pub page_size: u32,
     pub overlap: &'static str,
     pub expand: bool,
@@ -30,6 +31,7 @@ pub struct Opts {
 impl Default for Opts {
     fn default() -> Self {
         Opts {
+            extra_poll: "",
             page_size: 100,
             overlap: "10m",
             expand: false,
@@ -95,11 +97,13 @@ login_url = "{url}"
 api_url = "{url}"
 
 [poll]
+schedule = "0 0 0 * * *"
 page_size = {page}
 overlap = "{overlap}"
 initial_lookback = "30d"
 expand_evidence = {expand}
 request_timeout = "20s"
+{quotas}{extra_poll}
 
 [store]
 path = "alerts.db"
@@ -111,6 +115,13 @@ path = "alerts.db"
         page = o.page_size,
         overlap = o.overlap,
         expand = o.expand,
+        extra_poll = o.extra_poll,
+        // The tests spend far more calls than Defender's quota, against their own simulator.
+        quotas = if o.extra_poll.contains("calls_per") {
+            ""
+        } else {
+            "calls_per_minute = 100000\ncalls_per_hour = 1000000\n"
+        },
     )
 }
 
@@ -139,11 +150,27 @@ pub fn stored(path: &Path) -> HashMap<String, (ApiTime, Value)> {
     out
 }
 
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Default, PartialEq, Eq)]
 pub struct Diff {
     pub missing: Vec<String>,
     pub stale: Vec<String>,
     pub extra: Vec<String>,
+}
+
+impl std::fmt::Debug for Diff {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let few = |v: &Vec<String>| v.iter().take(5).cloned().collect::<Vec<_>>();
+        write!(
+            f,
+            "{} missing {:?}…, {} stale {:?}…, {} extra {:?}…",
+            self.missing.len(),
+            few(&self.missing),
+            self.stale.len(),
+            few(&self.stale),
+            self.extra.len(),
+            few(&self.extra)
+        )
+    }
 }
 
 impl Diff {

@@ -28,9 +28,15 @@ async fn main() -> anyhow::Result<()> {
         0,
     )
     .await?;
-    eprintln!("simulator ready with {n} alerts in {:.1}s", t0.elapsed().as_secs_f64());
+    eprintln!(
+        "simulator ready with {n} alerts in {:.1}s",
+        t0.elapsed().as_secs_f64()
+    );
     let dir = tempfile::tempdir()?;
-    std::fs::write(dir.path().join("secret"), mde_alerts::sim::DEMO_CLIENT_SECRET)?;
+    std::fs::write(
+        dir.path().join("secret"),
+        mde_alerts::sim::DEMO_CLIENT_SECRET,
+    )?;
     let config = dir.path().join("config.toml");
     std::fs::write(
         &config,
@@ -54,7 +60,10 @@ async fn main() -> anyhow::Result<()> {
     println!("{report}");
     println!(
         "backfill of {n} alerts, pages of {page}: {} API calls (theoretical minimum {minimum}), {} answered 429, {} token(s), {:.1}s wall time",
-        stats.alert_calls, stats.throttled, stats.tokens_issued, took.as_secs_f64()
+        stats.alert_calls,
+        stats.throttled,
+        stats.tokens_issued,
+        took.as_secs_f64()
     );
     Ok(())
 }

@@ -94,6 +94,11 @@ pub async fn poll(
         })?;
         providers.push(Arc::new(p));
     }
+    // An export directory that cannot be written is a configuration error, found before any API
+    // call is spent.
+    if export {
+        crate::config::check_export_dirs(config)?;
+    }
     // One writer per store: a second poll or import waits briefly, then says who holds it.
     let _lock = WriterLock::acquire(&config.store.path, WRITER_WAIT)?;
     let store = Arc::new(Mutex::new(open_store(config)?));
@@ -133,20 +138,33 @@ pub async fn poll(
             }
         }
     }
-    if export && !summary.ok.is_empty() && !config.exports.is_empty() {
+    // Exports without a schedule follow every successful poll; scheduled ones belong to `run`.
+    let following: Vec<_> = config
+        .exports
+        .iter()
+        .filter(|e| e.schedule.is_none())
+        .cloned()
+        .collect();
+    if export && !summary.ok.is_empty() && !following.is_empty() {
         let store = store.clone();
-        let exports = config.exports.clone();
+        let tenants = tenant_names(config);
         summary.exported = tokio::task::spawn_blocking(move || {
             let s = store.lock().unwrap_or_else(|p| p.into_inner());
-            exports
-                .iter()
-                .map(|e| run_export(&s, e))
-                .collect::<Result<Vec<_>, _>>()
+            let mut all = Vec::new();
+            for e in &following {
+                all.extend(run_export(&s, e, &tenants)?);
+            }
+            Ok::<_, ExportError>(all)
         })
         .await
         .expect("export task panicked")?;
     }
     Ok(summary)
+}
+
+/// The configured tenants' names.
+pub fn tenant_names(config: &Config) -> Vec<String> {
+    config.tenants.iter().map(|t| t.name.clone()).collect()
 }
 
 /// Runs the configured exports (all, or the one called `name`).
@@ -180,10 +198,13 @@ pub fn export_configured(config: &Config, name: Option<&str>) -> Result<Vec<Writ
         .into());
     }
     let store = open_store(config)?;
-    Ok(exports
-        .into_iter()
-        .map(|e| run_export(&store, e))
-        .collect::<Result<_, _>>()?)
+    crate::config::check_export_dirs(config)?;
+    let tenants = tenant_names(config);
+    let mut all = Vec::new();
+    for e in exports {
+        all.extend(run_export(&store, e, &tenants)?);
+    }
+    Ok(all)
 }
 
 /// Whether `path` is a store that exists (so that `export` does not create an empty one).

@@ -109,7 +109,25 @@ const POLL_KEYS: &[&str] = &[
     "calls_per_hour",
 ];
 const STORE_KEYS: &[&str] = &["path"];
-const EXPORT_KEYS: &[&str] = &["name", "format", "dir"];
+const EXPORT_KEYS: &[&str] = &[
+    "name",
+    "format",
+    "dir",
+    "scope",
+    "window",
+    "min_severity",
+    "statuses",
+    "categories",
+    "tenants",
+    "columns",
+    "evidence",
+    "bom",
+    "line_ending",
+    "formula_guard",
+    "schedule",
+    "keep",
+    "file_mode",
+];
 
 /// The validated configuration.
 #[derive(Debug, Clone)]
@@ -478,6 +496,103 @@ pub struct ExportConfig {
     pub format: ExportFormat,
     /// The directory the files go to.
     pub dir: PathBuf,
+    /// Which alerts.
+    pub scope: Scope,
+    /// Further filters.
+    pub filter: Filter,
+    /// CSV/XLSX columns, in order (API property names, plus `tenant`).
+    pub columns: Vec<String>,
+    /// Write evidence to `NAME-evidence` files, one row per item.
+    pub evidence_separate: bool,
+    /// CSV: start with a UTF-8 byte-order mark (Excel needs it for non-ASCII).
+    pub bom: bool,
+    /// CSV: CRLF (Excel, RFC 4180) or LF line ends.
+    pub crlf: bool,
+    /// CSV: neutralise cells a spreadsheet would execute.
+    pub formula_guard: bool,
+    /// When `mde-alerts run` writes it; `None`: after every successful poll.
+    pub schedule: Option<croner::Cron>,
+    /// Timestamped files to keep.
+    pub keep: usize,
+    /// Mode of the files written.
+    pub file_mode: u32,
+    /// The report's window (format `report`).
+    pub report_window: Duration,
+}
+
+impl ExportConfig {
+    /// An ad-hoc export (`export --format … --out …`): everything, default columns and safety.
+    pub fn ad_hoc(format: ExportFormat) -> Self {
+        ExportConfig {
+            name: "export".into(),
+            format,
+            dir: PathBuf::from("."),
+            scope: Scope::All,
+            filter: Filter::default(),
+            columns: crate::export::DEFAULT_COLUMNS
+                .iter()
+                .map(|c| (*c).to_owned())
+                .collect(),
+            evidence_separate: false,
+            bom: true,
+            crlf: true,
+            formula_guard: true,
+            schedule: None,
+            keep: 10,
+            file_mode: 0o640,
+            report_window: Duration::from_secs(86_400),
+        }
+    }
+}
+
+/// Which alerts an export holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Every alert.
+    All,
+    /// Alerts whose status is not `Resolved`.
+    Open,
+    /// Alerts updated within this long before the export.
+    Window(Duration),
+    /// Alerts new or changed in the store since this export last ran.
+    Changed,
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Scope::All => f.write_str("all"),
+            Scope::Open => f.write_str("open"),
+            Scope::Window(d) => write!(f, "window {}", humantime::format_duration(*d)),
+            Scope::Changed => f.write_str("changed"),
+        }
+    }
+}
+
+/// Filters on the indexed fields. Empty lists mean "any".
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filter {
+    /// Only this severity and above (`Informational` < `Low` < `Medium` < `High`; values newer
+    /// than this list count as above, so they are never silently dropped).
+    pub min_severity: Option<u8>,
+    /// Only these statuses.
+    pub statuses: Vec<String>,
+    /// Only these categories.
+    pub categories: Vec<String>,
+    /// Only these tenants (names from `[[tenants]]`).
+    pub tenants: Vec<String>,
+}
+
+/// The rank of a severity for `min_severity`; unknown values rank above `High`.
+pub fn severity_rank(s: &str) -> u8 {
+    match s {
+        "UnSpecified" => 0,
+        "Informational" => 1,
+        "Low" => 2,
+        "Medium" => 3,
+        "High" => 4,
+        _ => 5,
+    }
 }
 
 /// Snapshot file formats.
@@ -489,6 +604,10 @@ pub enum ExportFormat {
     Json,
     /// One alert object per line.
     Ndjson,
+    /// An Excel workbook: alerts with date cells, and counts by severity and status.
+    Xlsx,
+    /// The nightly report: a self-contained HTML page and the same numbers in Markdown.
+    Report,
 }
 
 impl ExportFormat {
@@ -498,6 +617,8 @@ impl ExportFormat {
             ExportFormat::Csv => "csv",
             ExportFormat::Json => "json",
             ExportFormat::Ndjson => "ndjson",
+            ExportFormat::Xlsx => "xlsx",
+            ExportFormat::Report => "html",
         }
     }
 }
@@ -566,7 +687,7 @@ impl Config {
         let exports = root
             .array_of_tables("exports")?
             .iter()
-            .map(|s| export(s, base))
+            .map(|s| export(s, base, &tenants))
             .collect::<Result<Vec<_>, _>>()?;
         let mut seen = HashSet::new();
         for (i, e) in exports.iter().enumerate() {
@@ -1280,7 +1401,27 @@ fn store(owned: &OwnedSection, base: &Path) -> Result<StoreConfig, ConfigError> 
     Ok(StoreConfig { path })
 }
 
-fn export(s: &Section<'_>, base: &Path) -> Result<ExportConfig, ConfigError> {
+fn string_list(s: &Section<'_>, k: &str) -> Result<Vec<String>, ConfigError> {
+    match s.table.get(k) {
+        None => Ok(Vec::new()),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| match v {
+                Value::String(x) => Ok(x.clone()),
+                other => {
+                    Err(s.wrong_type(k, other, "a list of quoted strings, e.g. [\"a\", \"b\"]"))
+                }
+            })
+            .collect(),
+        Some(v) => Err(s.wrong_type(k, v, "a list of quoted strings, e.g. [\"a\", \"b\"]")),
+    }
+}
+
+fn export(
+    s: &Section<'_>,
+    base: &Path,
+    tenants: &[TenantConfig],
+) -> Result<ExportConfig, ConfigError> {
     s.check_keys(EXPORT_KEYS)?;
     let name = s.required_str(
         "name",
@@ -1298,7 +1439,7 @@ fn export(s: &Section<'_>, base: &Path) -> Result<ExportConfig, ConfigError> {
             return Err(ConfigError::new(
                 s.key("format"),
                 "is missing",
-                "use one of: csv | json | ndjson",
+                "use one of: csv | json | ndjson | xlsx | report",
             ));
         }
         Some(_) => s.choice(
@@ -1307,6 +1448,8 @@ fn export(s: &Section<'_>, base: &Path) -> Result<ExportConfig, ConfigError> {
                 ("csv", ExportFormat::Csv),
                 ("json", ExportFormat::Json),
                 ("ndjson", ExportFormat::Ndjson),
+                ("xlsx", ExportFormat::Xlsx),
+                ("report", ExportFormat::Report),
             ],
             ExportFormat::Csv,
         )?,
@@ -1318,11 +1461,192 @@ fn export(s: &Section<'_>, base: &Path) -> Result<ExportConfig, ConfigError> {
             "name the directory the files go to, e.g. dir = \"/var/lib/mde-alerts/exports\"",
         )
     })?;
-    Ok(ExportConfig {
+    let mut e = ExportConfig {
         name: name.to_owned(),
-        format,
         dir,
-    })
+        ..ExportConfig::ad_hoc(format)
+    };
+    let window = s.duration("window")?;
+    if window.is_some_and(|w| w.is_zero()) {
+        return Err(ConfigError::new(
+            s.key("window"),
+            "must be more than zero",
+            "use e.g. \"24h\"",
+        ));
+    }
+    if format == ExportFormat::Report {
+        e.report_window = window.unwrap_or(Duration::from_secs(86_400));
+    }
+    e.scope = match s.str("scope")? {
+        None | Some("all") => Scope::All,
+        Some("open") => Scope::Open,
+        Some("changed") => Scope::Changed,
+        Some("window") => Scope::Window(window.ok_or_else(|| {
+            ConfigError::new(
+                s.key("window"),
+                "is missing (scope = \"window\" needs it)",
+                "add window = \"24h\" (alerts updated within the last 24 hours)",
+            )
+        })?),
+        Some(other) => {
+            return Err(ConfigError::new(
+                s.key("scope"),
+                format!("{other:?} is not a scope"),
+                "use one of: all | open | window (with window = \"24h\") | changed",
+            ));
+        }
+    };
+    if window.is_some() && !matches!(e.scope, Scope::Window(_)) && format != ExportFormat::Report {
+        return Err(ConfigError::new(
+            s.key("window"),
+            "is only used with scope = \"window\" or format = \"report\"",
+            "remove it, or set scope = \"window\"",
+        ));
+    }
+    if let Some(sev) = s.str("min_severity")? {
+        let known = ["Informational", "Low", "Medium", "High"];
+        let Some(k) = known.iter().find(|k| k.eq_ignore_ascii_case(sev)) else {
+            return Err(ConfigError::new(
+                s.key("min_severity"),
+                format!("{sev:?} is not a severity"),
+                "use one of: Informational | Low | Medium | High",
+            ));
+        };
+        e.filter.min_severity = Some(severity_rank(k));
+    }
+    e.filter.statuses = string_list(s, "statuses")?;
+    e.filter.categories = string_list(s, "categories")?;
+    e.filter.tenants = string_list(s, "tenants")?;
+    for t in &e.filter.tenants {
+        if !tenants.iter().any(|x| &x.name == t) {
+            let names: Vec<_> = tenants.iter().map(|x| x.name.as_str()).collect();
+            return Err(ConfigError::new(
+                s.key("tenants"),
+                format!("no tenant is called {t:?}"),
+                format!("use names from [[tenants]]: {}", names.join(", ")),
+            ));
+        }
+    }
+    if s.table.contains_key("columns") {
+        let cols = string_list(s, "columns")?;
+        if cols.is_empty() {
+            return Err(ConfigError::new(
+                s.key("columns"),
+                "is empty",
+                "list at least one column, or remove the key for the default columns",
+            ));
+        }
+        for c in &cols {
+            if !crate::export::KNOWN_COLUMNS.contains(&c.as_str()) {
+                let best = crate::export::KNOWN_COLUMNS
+                    .iter()
+                    .map(|k| {
+                        (
+                            strsim::damerau_levenshtein(&c.to_lowercase(), &k.to_lowercase()),
+                            *k,
+                        )
+                    })
+                    .min();
+                let fix = match best {
+                    Some((d, k)) if d <= 3 => format!("did you mean `{k}`?"),
+                    _ => format!(
+                        "use API property names: {}",
+                        crate::export::KNOWN_COLUMNS.join(", ")
+                    ),
+                };
+                return Err(ConfigError::new(
+                    s.key("columns"),
+                    format!("{c:?} is not a column"),
+                    fix,
+                ));
+            }
+        }
+        e.columns = cols;
+    }
+    e.evidence_separate = match s.str("evidence")? {
+        None | Some("omit") => false,
+        Some("separate") => true,
+        Some(other) => {
+            return Err(ConfigError::new(
+                s.key("evidence"),
+                format!("{other:?} is not an evidence mode"),
+                "use \"separate\" (a NAME-evidence file, one row per item) or \"omit\"",
+            ));
+        }
+    };
+    if e.evidence_separate && !matches!(format, ExportFormat::Csv | ExportFormat::Xlsx) {
+        return Err(ConfigError::new(
+            s.key("evidence"),
+            "is only used with format = \"csv\" or \"xlsx\" (JSON keeps evidence inside each alert)",
+            "remove it",
+        ));
+    }
+    e.bom = s.bool("bom")?.unwrap_or(true);
+    e.crlf = s.choice("line_ending", &[("crlf", true), ("lf", false)], true)?;
+    e.formula_guard = s.bool("formula_guard")?.unwrap_or(true);
+    if let Some(text) = s.str("schedule")? {
+        e.schedule = Some(
+            croner::parser::CronParser::builder()
+                .seconds(croner::parser::Seconds::Optional)
+                .build()
+                .parse(text)
+                .map_err(|err| {
+                    ConfigError::new(
+                        s.key("schedule"),
+                        format!("{text:?} is not a cron schedule ({err})"),
+                        "write six fields, seconds first, in UTC: \"0 0 6 * * *\" is every day at 06:00 UTC; leave it out to export after every poll",
+                    )
+                })?,
+        );
+    }
+    e.keep = match s.int("keep")? {
+        None => 10,
+        Some(n @ 1..=100_000) => n as usize,
+        Some(n) => {
+            return Err(ConfigError::new(
+                s.key("keep"),
+                format!("{n} is out of range"),
+                "keep at least 1 timestamped file",
+            ));
+        }
+    };
+    if let Some(mode) = s.str("file_mode")? {
+        let parsed = u32::from_str_radix(mode.trim_start_matches("0o"), 8)
+            .ok()
+            .filter(|m| *m <= 0o777 && m & 0o600 == 0o600);
+        e.file_mode = parsed.ok_or_else(|| {
+            ConfigError::new(
+                s.key("file_mode"),
+                format!("{mode:?} is not a usable file mode"),
+                "write octal digits in quotes, at least owner read-write, e.g. file_mode = \"0640\"",
+            )
+        })?;
+    }
+    Ok(e)
+}
+
+/// Checks that every export directory exists (creating it) and can be written, so that a poll
+/// does not fail on it after spending API calls. Called by the commands that write exports, not
+/// by `status`, which a read-only user may run.
+pub fn check_export_dirs(config: &Config) -> Result<(), ConfigError> {
+    for (i, e) in config.exports.iter().enumerate() {
+        let key = format!("exports[{i}].dir");
+        let probe = std::fs::create_dir_all(&e.dir).and_then(|()| {
+            tempfile::Builder::new()
+                .prefix(crate::export::TEMP_PREFIX)
+                .tempfile_in(&e.dir)
+                .map(drop)
+        });
+        if let Err(err) = probe {
+            return Err(ConfigError::new(
+                key,
+                format!("{} cannot be written: {err}", e.dir.display()),
+                "create it and give the service's user write access (the systemd unit's export directory), or choose another dir",
+            )
+            .in_file(&config.path));
+        }
+    }
+    Ok(())
 }
 
 impl fmt::Display for Config {
@@ -1419,10 +1743,15 @@ impl fmt::Display for Config {
         for e in &self.exports {
             writeln!(
                 f,
-                "export {}: {} into {}",
+                "export {}: {:?} into {}, scope {}, {}",
                 e.name,
-                e.format.extension(),
-                e.dir.display()
+                e.format,
+                e.dir.display(),
+                e.scope,
+                match &e.schedule {
+                    Some(c) => format!("on schedule {} (UTC)", c.as_str()),
+                    None => "after every successful poll".into(),
+                }
             )?;
         }
         Ok(())

@@ -61,6 +61,15 @@ enum Command {
         #[arg(long, requires = "format")]
         out: Option<PathBuf>,
     },
+    /// Write the nightly report (HTML and Markdown) from the store (no API calls).
+    Report {
+        /// "What happened in the last …": new, updated and resolved alerts in this window.
+        #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
+        window: Duration,
+        /// The directory for report.html and report.md.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Show each tenant's cursor, last runs and alert counts; exit 1 when the last run failed.
     Status {
         /// Print JSON.
@@ -224,6 +233,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Export { name, format, out } => {
             let config = load(&cli)?;
+            if format.is_none() {
+                mde_alerts::config::check_export_dirs(&config)?;
+            }
             if !app::store_exists(&config.store.path) {
                 anyhow::bail!(
                     "the store {} does not exist yet; run `mde-alerts poll` (or `import`) first",
@@ -233,8 +245,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             match (format, out) {
                 (Some(format), Some(out)) => {
                     let store = app::open_store(&config)?;
-                    let w = export::export_file(&store, *format, out)?;
-                    println!("wrote {w}");
+                    let e = mde_alerts::config::ExportConfig::ad_hoc(*format);
+                    let sel = export::selection_for(&store, &e)?;
+                    for w in export::export_file(&store, &e, &sel, out)? {
+                        println!("wrote {w}");
+                    }
                 }
                 _ => {
                     for w in app::export_configured(&config, name.as_deref())? {
@@ -245,6 +260,25 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Status { json } => status(&cli, *json),
+        Command::Report { window, out } => {
+            let config = load(&cli)?;
+            if !app::store_exists(&config.store.path) {
+                anyhow::bail!(
+                    "the store {} does not exist yet; run `mde-alerts poll` (or `import`) first",
+                    config.store.path.display()
+                );
+            }
+            std::fs::create_dir_all(out)
+                .with_context(|| format!("cannot create {}", out.display()))?;
+            let store = app::open_store(&config)?;
+            let mut e = mde_alerts::config::ExportConfig::ad_hoc(ExportFormat::Report);
+            e.report_window = *window;
+            let sel = export::selection_for(&store, &e)?;
+            for w in export::export_file(&store, &e, &sel, &out.join("report.html"))? {
+                println!("wrote {}", w.path.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Auth {
             action: AuthAction::Check { tenant, show_token },
         } => {

@@ -32,6 +32,7 @@ use crate::time::ApiTime;
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_init.sql"),
     include_str!("../migrations/0002_budget.sql"),
+    include_str!("../migrations/0003_export_state.sql"),
 ];
 
 fn migrations() -> Migrations<'static> {
@@ -523,35 +524,139 @@ impl Store {
         &self,
         mut f: impl FnMut(&str, &str) -> std::io::Result<()>,
     ) -> Result<u64, ForEachError> {
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT a.tenant, r.raw FROM alerts a JOIN alert_revisions r ON r.rev = a.rev \
-                 ORDER BY a.tenant, a.last_update_time, a.id",
-            )
-            .map_err(|e| ForEachError::Store(self.err(e)))?;
+        self.for_each_row(&Selection::default(), |r| f(r.tenant, r.raw))
+    }
+
+    /// Calls `f` with each alert `selection` picks, latest state, ordered by tenant, then
+    /// `lastUpdateTime`, then id. Streams: only one row is in memory at a time.
+    pub fn for_each_row(
+        &self,
+        selection: &Selection,
+        mut f: impl FnMut(&AlertRow<'_>) -> std::io::Result<()>,
+    ) -> Result<u64, ForEachError> {
+        let mut sql = String::from(
+            "SELECT a.tenant, r.raw, a.status, a.severity, a.category, a.last_update_time \
+             FROM alerts a JOIN alert_revisions r ON r.rev = a.rev WHERE 1",
+        );
+        let mut args: Vec<rusqlite::types::Value> = Vec::new();
+        if selection.open_only {
+            sql.push_str(" AND (a.status IS NULL OR a.status <> 'Resolved')");
+        }
+        if let Some(t) = selection.updated_since {
+            sql.push_str(" AND a.last_update_time >= ?");
+            args.push(t.ticks().into());
+        }
+        if let Some(t) = &selection.stored_after {
+            sql.push_str(" AND a.updated_at > ?");
+            args.push(t.clone().into());
+        }
+        sql.push_str(" ORDER BY a.tenant, a.last_update_time, a.id");
+        let store_err = |e| ForEachError::Store(self.err(e));
+        let mut stmt = self.conn.prepare(&sql).map_err(store_err)?;
         let mut rows = stmt
-            .query([])
-            .map_err(|e| ForEachError::Store(self.err(e)))?;
+            .query(rusqlite::params_from_iter(args))
+            .map_err(store_err)?;
         let mut n = 0;
-        while let Some(row) = rows.next().map_err(|e| ForEachError::Store(self.err(e)))? {
-            let tenant = row
-                .get_ref(0)
-                .and_then(|v| v.as_str().map_err(Into::into))
-                .map_err(|e| ForEachError::Store(self.err(e)))?;
-            let raw = row
-                .get_ref(1)
-                .and_then(|v| v.as_str().map_err(Into::into))
-                .map_err(|e| ForEachError::Store(self.err(e)))?;
-            f(tenant, raw).map_err(ForEachError::Io)?;
+        while let Some(row) = rows.next().map_err(store_err)? {
+            let text = |i: usize| -> Result<Option<&str>, ForEachError> {
+                row.get_ref(i)
+                    .and_then(|v| v.as_str_or_null().map_err(Into::into))
+                    .map_err(store_err)
+            };
+            let r = AlertRow {
+                tenant: text(0)?.unwrap_or_default(),
+                raw: text(1)?.unwrap_or_default(),
+                status: text(2)?,
+                severity: text(3)?,
+                category: text(4)?,
+                last_update: ApiTime::from_ticks(row.get(5).map_err(store_err)?),
+            };
+            if !selection.accepts(&r) {
+                continue;
+            }
+            f(&r).map_err(ForEachError::Io)?;
             n += 1;
         }
         Ok(n)
     }
 
+    /// When the export `name` last completed (the store's clock), for scope `changed`.
+    pub fn export_last_run(&self, name: &str) -> Result<Option<String>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT last_run_at FROM export_state WHERE name = ?1",
+                [name],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Records that the export `name` completed, covering changes stored up to `at`.
+    pub fn set_export_last_run(&self, name: &str, at: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO export_state (name, last_run_at) VALUES (?1, ?2) \
+                 ON CONFLICT (name) DO UPDATE SET last_run_at = excluded.last_run_at",
+                params![name, at],
+            )
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+
+    /// The store's clock, in the format of `alerts.updated_at`.
+    pub fn clock() -> String {
+        now_text()
+    }
+
     /// The raw connection, for tests and checks (`PRAGMA integrity_check`).
     pub fn connection(&self) -> &Connection {
         &self.conn
+    }
+}
+
+/// One alert as `for_each_row` hands it out.
+#[derive(Debug, Clone, Copy)]
+pub struct AlertRow<'a> {
+    /// The tenant's name.
+    pub tenant: &'a str,
+    /// The alert's JSON, verbatim.
+    pub raw: &'a str,
+    /// `status`.
+    pub status: Option<&'a str>,
+    /// `severity`.
+    pub severity: Option<&'a str>,
+    /// `category`.
+    pub category: Option<&'a str>,
+    /// `lastUpdateTime`.
+    pub last_update: ApiTime,
+}
+
+/// Which alerts to read: the cheap parts in SQL, the list filters on each row.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    /// Status is not `Resolved`.
+    pub open_only: bool,
+    /// `lastUpdateTime` at or after this.
+    pub updated_since: Option<ApiTime>,
+    /// Changed in the store after this instant (store clock text).
+    pub stored_after: Option<String>,
+    /// The list filters.
+    pub filter: crate::config::Filter,
+}
+
+impl Selection {
+    /// Whether the row passes the list filters.
+    pub fn accepts(&self, r: &AlertRow<'_>) -> bool {
+        let f = &self.filter;
+        let listed = |list: &[String], v: Option<&str>| {
+            list.is_empty() || v.is_some_and(|v| list.iter().any(|x| x.eq_ignore_ascii_case(v)))
+        };
+        f.min_severity.is_none_or(|min| {
+            crate::config::severity_rank(r.severity.unwrap_or("UnSpecified")) >= min
+        }) && listed(&f.statuses, r.status)
+            && listed(&f.categories, r.category)
+            && listed(&f.tenants, Some(r.tenant))
     }
 }
 

@@ -176,17 +176,17 @@ fn review_4_pruning_one_export_leaves_another_alone() {
     let out = dir.path().join("out");
     let other = ExportConfig {
         name: "alerts-1d".into(),
-        format: ExportFormat::Csv,
         dir: out.clone(),
+        ..ExportConfig::ad_hoc(ExportFormat::Csv)
     };
     let main = ExportConfig {
         name: "alerts".into(),
-        format: ExportFormat::Csv,
         dir: out.clone(),
+        ..ExportConfig::ad_hoc(ExportFormat::Csv)
     };
-    mde_alerts::export::run_export(&store, &other).unwrap();
+    mde_alerts::export::run_export(&store, &other, &[]).unwrap();
     for _ in 0..12 {
-        mde_alerts::export::run_export(&store, &main).unwrap();
+        mde_alerts::export::run_export(&store, &main, &[]).unwrap();
     }
     assert!(out.join("alerts-1d-latest.csv").exists());
     let names: Vec<String> = std::fs::read_dir(&out)
@@ -197,7 +197,7 @@ fn review_4_pruning_one_export_leaves_another_alone() {
         .iter()
         .filter(|n| n.starts_with("alerts-2") && n.ends_with(".csv"))
         .count();
-    assert_eq!(own, mde_alerts::export::KEEP, "{names:?}");
+    assert_eq!(own, main.keep, "{names:?}");
     assert_eq!(
         names
             .iter()

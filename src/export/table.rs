@@ -1,0 +1,454 @@
+//! Alerts as rows of cells, for CSV and XLSX: which columns exist, and how nested values are
+//! flattened so that a spreadsheet shows something a person can read.
+//!
+//! - arrays are joined with `; ` (`mitreTechniques`, `domains`);
+//! - `relatedUser` reads `DOMAIN\user`, `loggedOnUsers` `DOMAIN\user; DOMAIN\user2`;
+//! - `comments` reads `2 comments; last: "…" (analyst@contoso.com, 2024-…)`;
+//! - `evidence` is its item count (the items themselves go to `NAME-evidence` files);
+//! - any other object is compact JSON; nulls are empty;
+//! - `…Time` columns are normalised to seven fractional digits (UTC), so that sorting the text
+//!   sorts time, and become real date cells in XLSX;
+//! - numbers and booleans stay numbers and booleans.
+//!
+//! Only the requested columns are parsed out of each alert; the rest (evidence above all, the bulk
+//! of an alert) is skipped without building a JSON tree.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde_json::Value;
+use serde_json::value::RawValue;
+
+use crate::time::ApiTime;
+
+/// Every column an export may ask for: the alert's API property names, and `tenant` (the store's
+/// name of the tenant the alert came from).
+pub const KNOWN_COLUMNS: &[&str] = &[
+    "tenant",
+    "id",
+    "title",
+    "description",
+    "severity",
+    "status",
+    "classification",
+    "determination",
+    "category",
+    "detectionSource",
+    "detectorId",
+    "threatName",
+    "threatFamilyName",
+    "investigationState",
+    "assignedTo",
+    "alertCreationTime",
+    "firstEventTime",
+    "lastEventTime",
+    "lastUpdateTime",
+    "resolvedTime",
+    "incidentId",
+    "investigationId",
+    "machineId",
+    "computerDnsName",
+    "rbacGroupName",
+    "aadTenantId",
+    "mitreTechniques",
+    "relatedUser",
+    "loggedOnUsers",
+    "comments",
+    "evidence",
+    "domains",
+];
+
+/// The default columns, in a stable order: what an analyst scans first, then the rest.
+pub const DEFAULT_COLUMNS: &[&str] = &[
+    "id",
+    "title",
+    "severity",
+    "status",
+    "category",
+    "detectionSource",
+    "computerDnsName",
+    "relatedUser",
+    "assignedTo",
+    "classification",
+    "determination",
+    "alertCreationTime",
+    "lastUpdateTime",
+    "resolvedTime",
+    "firstEventTime",
+    "lastEventTime",
+    "incidentId",
+    "investigationId",
+    "threatName",
+    "threatFamilyName",
+    "mitreTechniques",
+    "comments",
+    "investigationState",
+    "machineId",
+    "rbacGroupName",
+    "tenant",
+    "description",
+];
+
+/// The columns of `NAME-evidence` files: the alert, then every documented evidence property.
+pub const EVIDENCE_COLUMNS: &[&str] = &[
+    "alertId",
+    "tenant",
+    "entityType",
+    "evidenceCreationTime",
+    "detectionStatus",
+    "fileName",
+    "filePath",
+    "sha1",
+    "sha256",
+    "processId",
+    "processCommandLine",
+    "processCreationTime",
+    "parentProcessId",
+    "parentProcessCreationTime",
+    "parentProcessFileName",
+    "parentProcessFilePath",
+    "ipAddress",
+    "url",
+    "registryKey",
+    "registryHive",
+    "registryValueType",
+    "registryValue",
+    "accountName",
+    "domainName",
+    "userSid",
+    "aadUserId",
+    "userPrincipalName",
+];
+
+/// One cell, before it is written as CSV text or an XLSX cell.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell<'a> {
+    /// Nothing (null or absent).
+    Empty,
+    /// Text from the alert: attacker-influenced, guarded in CSV.
+    Text(Cow<'a, str>),
+    /// A number or boolean, written as is.
+    Number(Cow<'a, str>),
+    /// An instant.
+    Time(ApiTime),
+}
+
+impl Cell<'_> {
+    /// The CSV text of the cell, guarded against formula injection when `guard` is set.
+    pub fn csv_text(&self, guard: bool) -> Cow<'_, str> {
+        match self {
+            Cell::Empty => Cow::Borrowed(""),
+            Cell::Text(t) if guard => formula_guard(Cow::Borrowed(t.as_ref())),
+            Cell::Text(t) | Cell::Number(t) => Cow::Borrowed(t.as_ref()),
+            Cell::Time(t) => Cow::Owned(t.to_api_string()),
+        }
+    }
+}
+
+/// OWASP's CSV-injection rule: text a spreadsheet would run as a formula (starting with `=`, `+`,
+/// `-`, `@`, tab, CR, LF or their full-width forms) gets a leading `'`; the text itself is kept.
+pub fn formula_guard(s: Cow<'_, str>) -> Cow<'_, str> {
+    match s.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r' | '\n' | '＝' | '＋' | '－' | '＠') => {
+            Cow::Owned(format!("'{s}"))
+        }
+        _ => s,
+    }
+}
+
+/// Picks the values of `names` out of one alert object without building the whole tree.
+struct Pick<'n> {
+    names: &'n [&'n str],
+}
+
+impl<'de> DeserializeSeed<'de> for Pick<'_> {
+    type Value = Vec<Option<&'de RawValue>>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        struct V<'n>(&'n [&'n str]);
+        impl<'de> Visitor<'de> for V<'_> {
+            type Value = Vec<Option<&'de RawValue>>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an alert object")
+            }
+            fn visit_map<M: MapAccess<'de>>(self, mut m: M) -> Result<Self::Value, M::Error> {
+                let mut out = vec![None; self.0.len()];
+                while let Some(k) = m.next_key::<Cow<'de, str>>()? {
+                    match self.0.iter().position(|c| *c == k) {
+                        Some(i) => out[i] = Some(m.next_value::<&'de RawValue>()?),
+                        None => {
+                            m.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_map(V(self.names))
+    }
+}
+
+/// The values of `names` in `raw` (absent ones `None`).
+pub fn pick<'a>(
+    raw: &'a str,
+    names: &[&str],
+) -> Result<Vec<Option<&'a RawValue>>, serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_str(raw);
+    Pick { names }.deserialize(&mut de)
+}
+
+/// One alert's row for `columns`.
+pub fn alert_row<'a>(
+    tenant: &'a str,
+    raw: &'a str,
+    columns: &[&str],
+) -> Result<Vec<Cell<'a>>, serde_json::Error> {
+    let values = pick(raw, columns)?;
+    Ok(columns
+        .iter()
+        .zip(values)
+        .map(|(c, v)| match (*c, v) {
+            ("tenant", _) => Cell::Text(Cow::Borrowed(tenant)),
+            (_, None) => Cell::Empty,
+            (c, Some(v)) => cell(c, v),
+        })
+        .collect())
+}
+
+fn text_of(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+fn user(domain: Option<&Value>, name: Option<&Value>) -> String {
+    let d = domain.map(text_of).unwrap_or_default();
+    let n = name.map(text_of).unwrap_or_default();
+    if d.is_empty() { n } else { format!("{d}\\{n}") }
+}
+
+/// One cell from one JSON value of column `column`.
+pub fn cell<'a>(column: &str, v: &'a RawValue) -> Cell<'a> {
+    let text = v.get();
+    match text.as_bytes().first() {
+        Some(b'n') => Cell::Empty,
+        Some(b'"') => {
+            let s: Cow<'a, str> = serde_json::from_str(text).unwrap_or(Cow::Borrowed(""));
+            if column.ends_with("Time")
+                && let Ok(t) = ApiTime::parse(&s)
+            {
+                return Cell::Time(t);
+            }
+            Cell::Text(s)
+        }
+        Some(b'[' | b'{') => {
+            let value: Value = serde_json::from_str(text).unwrap_or(Value::Null);
+            Cell::Text(Cow::Owned(flatten(column, &value)))
+        }
+        _ => Cell::Number(Cow::Borrowed(text)),
+    }
+}
+
+/// Nested values as one readable string.
+fn flatten(column: &str, v: &Value) -> String {
+    match (column, v) {
+        ("relatedUser", Value::Object(o)) => user(o.get("domainName"), o.get("userName")),
+        ("loggedOnUsers", Value::Array(items)) => items
+            .iter()
+            .map(|i| user(i.get("domainName"), i.get("accountName")))
+            .collect::<Vec<_>>()
+            .join("; "),
+        ("comments", Value::Array(items)) => match items.last() {
+            None => String::new(),
+            Some(last) => {
+                let when = last
+                    .get("createdTime")
+                    .and_then(|t| t.as_str())
+                    .and_then(|t| ApiTime::parse(t).ok())
+                    .map(|t| t.to_api_string())
+                    .unwrap_or_default();
+                format!(
+                    "{} comment{}; last: \"{}\" ({}, {})",
+                    items.len(),
+                    if items.len() == 1 { "" } else { "s" },
+                    last.get("comment").map(text_of).unwrap_or_default(),
+                    last.get("createdBy").map(text_of).unwrap_or_default(),
+                    when
+                )
+            }
+        },
+        ("evidence", Value::Array(items)) => items.len().to_string(),
+        (_, Value::Array(items)) => items.iter().map(text_of).collect::<Vec<_>>().join("; "),
+        (_, other) => other.to_string(),
+    }
+}
+
+/// The evidence items of one alert as rows of [`EVIDENCE_COLUMNS`].
+pub fn evidence_rows<'a>(
+    tenant: &'a str,
+    raw: &'a str,
+) -> Result<Vec<Vec<Cell<'a>>>, serde_json::Error> {
+    let values = pick(raw, &["id", "evidence"])?;
+    let id: Cow<'a, str> = match values[0] {
+        Some(v) => serde_json::from_str(v.get()).unwrap_or(Cow::Borrowed("")),
+        None => Cow::Borrowed(""),
+    };
+    let Some(ev) = values[1] else {
+        return Ok(Vec::new());
+    };
+    let items: Vec<&'a RawValue> = serde_json::from_str(ev.get()).unwrap_or_default();
+    let names = &EVIDENCE_COLUMNS[2..];
+    items
+        .into_iter()
+        .map(|item| {
+            let vals = pick(item.get(), names)?;
+            let mut row = vec![Cell::Text(id.clone()), Cell::Text(Cow::Borrowed(tenant))];
+            row.extend(names.iter().zip(vals).map(|(c, v)| match v {
+                None => Cell::Empty,
+                Some(v) => cell(c, v),
+            }));
+            Ok(row)
+        })
+        .collect()
+}
+
+/// What the nightly report needs of one alert.
+pub fn summary_of(
+    tenant: &str,
+    raw: &str,
+) -> Result<crate::report::AlertSummary, serde_json::Error> {
+    const FIELDS: &[&str] = &[
+        "id",
+        "title",
+        "severity",
+        "status",
+        "category",
+        "computerDnsName",
+        "alertCreationTime",
+        "lastUpdateTime",
+        "resolvedTime",
+    ];
+    let v = pick(raw, FIELDS)?;
+    let text = |i: usize| -> Option<String> {
+        v[i].and_then(|r| {
+            serde_json::from_str::<Option<String>>(r.get())
+                .ok()
+                .flatten()
+        })
+    };
+    let time = |i: usize| {
+        text(i)
+            .and_then(|t| ApiTime::parse(&t).ok())
+            .map(ApiTime::to_chrono)
+    };
+    Ok(crate::report::AlertSummary {
+        tenant: tenant.to_owned(),
+        id: text(0).unwrap_or_default(),
+        title: text(1).unwrap_or_default(),
+        severity: text(2).unwrap_or_else(|| "UnSpecified".into()),
+        status: text(3).unwrap_or_else(|| "Unknown".into()),
+        category: text(4),
+        device: text(5),
+        created: time(6),
+        updated: time(7).unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC),
+        resolved: time(8),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn guard_neutralises_formulas() {
+        for bad in [
+            "=1+2",
+            "+1",
+            "-1",
+            "@SUM(A1)",
+            "\tx",
+            "\rx",
+            "\nx",
+            "＝1",
+            "=1+2\";=1+2",
+        ] {
+            let g = formula_guard(Cow::Borrowed(bad));
+            assert!(g.starts_with('\''), "{bad:?}");
+            assert!(g.ends_with(bad));
+        }
+        assert_eq!(formula_guard(Cow::Borrowed("plain")), "plain");
+    }
+
+    proptest! {
+        #[test]
+        fn no_guarded_cell_starts_executable(s in ".*") {
+            let g = formula_guard(Cow::Owned(s.clone()));
+            let first = g.chars().next();
+            prop_assert!(!matches!(first, Some('=' | '+' | '-' | '@' | '\t' | '\r' | '\n' | '＝' | '＋' | '－' | '＠')));
+            prop_assert!(g.contains(s.as_str()));
+        }
+    }
+
+    #[test]
+    fn nested_values_are_flattened_for_people() {
+        let raw = r#"{"id":"=cmd","mitreTechniques":["T1","T2"],"relatedUser":{"userName":"alice","domainName":"CONTOSO"},
+            "loggedOnUsers":[{"accountName":"bob","domainName":"CONTOSO"},{"accountName":"eve","domainName":null}],
+            "comments":[{"comment":"first","createdBy":"a@x","createdTime":"2024-01-01T00:00:00Z"},{"comment":"-second","createdBy":"b@x","createdTime":"2024-01-02T00:00:00.5Z"}],
+            "evidence":[{},{}],"incidentId":-5,"lastUpdateTime":"2024-01-01T00:00:01.2Z","title":"x\"y, z\nw","futureObj":{"b":1,"a":2}}"#;
+        let cols = [
+            "id",
+            "mitreTechniques",
+            "relatedUser",
+            "loggedOnUsers",
+            "comments",
+            "evidence",
+            "incidentId",
+            "lastUpdateTime",
+            "title",
+            "severity",
+            "tenant",
+        ];
+        let row = alert_row("t1", raw, &cols).unwrap();
+        let get = |c: &str| {
+            row[cols.iter().position(|x| *x == c).unwrap()]
+                .csv_text(true)
+                .into_owned()
+        };
+        assert_eq!(get("id"), "'=cmd");
+        assert_eq!(get("mitreTechniques"), "T1; T2");
+        assert_eq!(get("relatedUser"), "CONTOSO\\alice");
+        assert_eq!(get("loggedOnUsers"), "CONTOSO\\bob; eve");
+        assert_eq!(
+            get("comments"),
+            "2 comments; last: \"-second\" (b@x, 2024-01-02T00:00:00.5000000Z)"
+        );
+        assert_eq!(get("evidence"), "2");
+        assert_eq!(get("incidentId"), "-5", "numbers stay numbers");
+        assert_eq!(get("lastUpdateTime"), "2024-01-01T00:00:01.2000000Z");
+        assert_eq!(get("title"), "x\"y, z\nw");
+        assert_eq!(get("severity"), "");
+        assert_eq!(get("tenant"), "t1");
+        assert_eq!(
+            row[7],
+            Cell::Time(ApiTime::parse("2024-01-01T00:00:01.2Z").unwrap())
+        );
+    }
+
+    #[test]
+    fn evidence_rows_are_keyed_by_alert() {
+        let raw = r#"{"id":"a1","evidence":[{"entityType":"File","sha1":"ab","fileName":"=x.exe"},{"entityType":"User","accountName":"bob","future":1}]}"#;
+        let rows = evidence_rows("t", raw).unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0][0].csv_text(true), "a1");
+        assert_eq!(rows[0][2].csv_text(true), "File");
+        let file_name = EVIDENCE_COLUMNS
+            .iter()
+            .position(|c| *c == "fileName")
+            .unwrap();
+        assert_eq!(rows[0][file_name].csv_text(true), "'=x.exe");
+        assert!(evidence_rows("t", r#"{"id":"a2"}"#).unwrap().is_empty());
+    }
+}

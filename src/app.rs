@@ -109,6 +109,7 @@ pub async fn poll(
     };
     let deadline = poll_deadline(&config.poll.schedule);
     let mut summary = PollSummary::default();
+    let mut token_expiry = Vec::new();
     for (t, tokens) in tenants.iter().zip(providers) {
         let history = {
             let s = store.lock().unwrap_or_else(|p| p.into_inner());
@@ -127,7 +128,9 @@ pub async fn poll(
             budget,
         )
         .with_deadline(deadline);
-        match poll_tenant(&source, &store, &t.name, settings).await {
+        let result = poll_tenant(&source, &store, &t.name, settings).await;
+        token_expiry.push(source_tokens_expiry(&source));
+        match result {
             Ok(r) => {
                 tracing::info!(tenant = %t.name, new = r.counts.new, updated = r.counts.updated, unchanged = r.counts.unchanged, stale = r.counts.stale, invalid = r.counts.invalid, api_calls = r.api_calls, "Poll finished.");
                 summary.ok.push(r);
@@ -136,6 +139,22 @@ pub async fn poll(
                 tracing::error!(tenant = %t.name, error = %e, "Poll failed; everything stored before the failure is kept.");
                 summary.failed.push((t.name.clone(), e));
             }
+        }
+    }
+    if let Some(path) = &config.metrics_textfile {
+        let s = store.lock().unwrap_or_else(|p| p.into_inner());
+        let figures: Result<Vec<_>, _> = config
+            .tenants
+            .iter()
+            .map(|t| crate::metrics::tenant_figures(&s, &t.name))
+            .collect();
+        let expiry: Vec<(String, i64)> = tenants
+            .iter()
+            .zip(&token_expiry)
+            .filter_map(|(t, e)| e.map(|e| (t.name.clone(), e)))
+            .collect();
+        if let Err(e) = crate::metrics::write(path, &crate::metrics::render(&figures?, &expiry)) {
+            tracing::warn!(error = %e, file = %path.display(), "Cannot write the metrics textfile.");
         }
     }
     // Exports without a schedule follow every successful poll; scheduled ones belong to `run`.
@@ -160,6 +179,10 @@ pub async fn poll(
         .expect("export task panicked")?;
     }
     Ok(summary)
+}
+
+fn source_tokens_expiry(source: &MdeSource) -> Option<i64> {
+    source.tokens().current_expiry()
 }
 
 /// The configured tenants' names.

@@ -76,9 +76,17 @@ pub const KEYS: &[(&str, &[&str])] = &[
     ("store", STORE_KEYS),
     ("exports", EXPORT_KEYS),
     ("http", HTTP_KEYS),
+    ("health", HEALTH_KEYS),
+    ("metrics", METRICS_KEYS),
+    ("log", LOG_KEYS),
 ];
+const HEALTH_KEYS: &[&str] = &["max_age"];
+const METRICS_KEYS: &[&str] = &["textfile"];
+const LOG_KEYS: &[&str] = &["format", "level"];
 const HTTP_KEYS: &[&str] = &["proxy", "ca_file"];
-const ROOT_KEYS: &[&str] = &["tenants", "poll", "store", "exports", "http"];
+const ROOT_KEYS: &[&str] = &[
+    "tenants", "poll", "store", "exports", "http", "health", "metrics", "log",
+];
 const TENANT_KEYS: &[&str] = &[
     "name",
     "tenant_id",
@@ -97,6 +105,7 @@ const TENANT_KEYS: &[&str] = &[
     "login_url",
     "api_url",
     "token_endpoint",
+    "schedule",
 ];
 const POLL_KEYS: &[&str] = &[
     "schedule",
@@ -144,6 +153,57 @@ pub struct Config {
     pub exports: Vec<ExportConfig>,
     /// Proxy and private CA.
     pub http: HttpConfig,
+    /// When `status` calls a tenant unhealthy.
+    pub health: HealthConfig,
+    /// The node_exporter textfile, if any.
+    pub metrics_textfile: Option<PathBuf>,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+/// When `status` (and a monitoring check running it) calls a tenant unhealthy.
+#[derive(Debug, Clone, Copy)]
+pub struct HealthConfig {
+    /// The last successful poll may be at most this old (default: three poll intervals).
+    pub max_age: Duration,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    /// JSON lines instead of text.
+    pub json: bool,
+    /// A tracing filter (`info`, `mde_alerts=debug`, …); `RUST_LOG` overrides it.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            json: false,
+            level: "warn,mde_alerts=info".into(),
+        }
+    }
+}
+
+/// Reads only the `[log]` table, leniently, so that logging can start before the whole config is
+/// validated (its errors are then reported through that logging).
+pub fn peek_log(path: &Path) -> LogConfig {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return LogConfig::default();
+    };
+    let Ok(table) = text.parse::<Table>() else {
+        return LogConfig::default();
+    };
+    let log = table.get("log").and_then(|l| l.as_table());
+    let mut c = LogConfig::default();
+    if let Some(l) = log {
+        c.json = l.get("format").and_then(|f| f.as_str()) == Some("json");
+        if let Some(level) = l.get("level").and_then(|f| f.as_str()) {
+            c.level = level.to_owned();
+        }
+    }
+    c
 }
 
 /// How to reach Microsoft: an optional proxy and an extra trusted CA.
@@ -216,6 +276,8 @@ pub struct TenantConfig {
     pub resource: String,
     /// Which Entra token endpoint to use.
     pub token_endpoint: TokenEndpoint,
+    /// This tenant's own poll schedule, instead of `[poll] schedule`.
+    pub schedule: Option<croner::Cron>,
 }
 
 /// Entra's two token endpoints; both issue the same Defender token.
@@ -683,6 +745,41 @@ impl Config {
         let loopback_only = tenants.iter().all(|t| is_loopback(&t.api_url));
         let poll = poll(&root.table_or_empty("poll")?, loopback_only)?;
         let http = http(&root.table_or_empty("http")?, base)?;
+        let health = {
+            let owned = root.table_or_empty("health")?;
+            let s = owned.borrow();
+            s.check_keys(HEALTH_KEYS)?;
+            let interval = cron_interval(&poll.schedule);
+            HealthConfig {
+                max_age: s.duration("max_age")?.unwrap_or(interval * 3),
+            }
+        };
+        let metrics_textfile = {
+            let owned = root.table_or_empty("metrics")?;
+            let s = owned.borrow();
+            s.check_keys(METRICS_KEYS)?;
+            s.path("textfile", base)?
+        };
+        let log = {
+            let owned = root.table_or_empty("log")?;
+            let s = owned.borrow();
+            s.check_keys(LOG_KEYS)?;
+            let json = s.choice("format", &[("text", false), ("json", true)], false)?;
+            let level = match s.str("level")? {
+                None => LogConfig::default().level,
+                Some(l) => {
+                    tracing_subscriber::EnvFilter::try_new(l).map_err(|e| {
+                        ConfigError::new(
+                            s.key("level"),
+                            format!("{l:?} is not a log filter ({e})"),
+                            "use error | warn | info | debug | trace, or a filter like \"warn,mde_alerts=debug\"",
+                        )
+                    })?;
+                    l.to_owned()
+                }
+            };
+            LogConfig { json, level }
+        };
         let store = store(&root.table_or_empty("store")?, base)?;
         let exports = root
             .array_of_tables("exports")?
@@ -706,6 +803,9 @@ impl Config {
             store,
             exports,
             http,
+            health,
+            metrics_textfile,
+            log,
         })
     }
 
@@ -1165,7 +1265,18 @@ fn tenant(s: &Section<'_>, base: &Path) -> Result<TenantConfig, ConfigError> {
         Some(u) => u,
         None => Url::parse(&api_default).expect("built-in URL"),
     };
+    let schedule = match s.str("schedule")? {
+        None => None,
+        Some(text) => Some(parse_cron(text).map_err(|err| {
+            ConfigError::new(
+                s.key("schedule"),
+                format!("{text:?} is not a cron schedule ({err})"),
+                "write six fields, seconds first, in UTC, e.g. \"0 */5 * * * *\"; leave it out to use [poll] schedule",
+            )
+        })?),
+    };
     Ok(TenantConfig {
+        schedule,
         key_prefix: s.path.clone(),
         name: name.to_owned(),
         tenant_id: tenant_id.to_owned(),
@@ -1178,6 +1289,25 @@ fn tenant(s: &Section<'_>, base: &Path) -> Result<TenantConfig, ConfigError> {
         resource: resource.to_owned(),
         token_endpoint,
     })
+}
+
+/// Parses a cron schedule: six fields with seconds (five are accepted, seconds = 0), UTC.
+pub fn parse_cron(text: &str) -> Result<croner::Cron, croner::errors::CronError> {
+    croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Optional)
+        .build()
+        .parse(text)
+}
+
+/// The typical gap between two firings of `cron` (the shortest of the next few).
+pub fn cron_interval(cron: &croner::Cron) -> Duration {
+    let now = chrono::Utc::now();
+    let times: Vec<_> = cron.iter_after(now).take(4).collect();
+    times
+        .windows(2)
+        .filter_map(|w| (w[1] - w[0]).to_std().ok())
+        .min()
+        .unwrap_or(Duration::from_secs(300))
 }
 
 /// `NAME_env` or `NAME_file`, else the systemd credential `NAME` (when `required`).
@@ -1306,17 +1436,13 @@ fn poll(owned: &OwnedSection, loopback_only: bool) -> Result<PollConfig, ConfigE
     let s = owned.borrow();
     s.check_keys(POLL_KEYS)?;
     let schedule_text = s.str("schedule")?.unwrap_or("0 */5 * * * *");
-    let schedule = croner::parser::CronParser::builder()
-        .seconds(croner::parser::Seconds::Optional)
-        .build()
-        .parse(schedule_text)
-        .map_err(|e| {
-            ConfigError::new(
-                s.key("schedule"),
-                format!("{schedule_text:?} is not a cron schedule ({e})"),
-                "write six fields, seconds first, in UTC: \"0 */5 * * * *\" polls every five minutes",
-            )
-        })?;
+    let schedule = parse_cron(schedule_text).map_err(|e| {
+        ConfigError::new(
+            s.key("schedule"),
+            format!("{schedule_text:?} is not a cron schedule ({e})"),
+            "write six fields, seconds first, in UTC: \"0 */5 * * * *\" polls every five minutes",
+        )
+    })?;
     let mut initial_lookback = s
         .duration("initial_lookback")?
         .unwrap_or(Duration::from_secs(30 * 86_400));
@@ -1586,11 +1712,7 @@ fn export(
     e.formula_guard = s.bool("formula_guard")?.unwrap_or(true);
     if let Some(text) = s.str("schedule")? {
         e.schedule = Some(
-            croner::parser::CronParser::builder()
-                .seconds(croner::parser::Seconds::Optional)
-                .build()
-                .parse(text)
-                .map_err(|err| {
+            parse_cron(text).map_err(|err| {
                     ConfigError::new(
                         s.key("schedule"),
                         format!("{text:?} is not a cron schedule ({err})"),

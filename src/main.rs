@@ -31,6 +31,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run as a service: poll and export on their schedules until SIGTERM (systemd Type=notify).
+    Run,
     /// Poll each tenant once now, then write the configured exports.
     Poll {
         /// Poll only this tenant.
@@ -92,6 +94,13 @@ enum Command {
         #[arg(long, default_value = "./mde-alerts-demo")]
         dir: PathBuf,
     },
+    /// Print shell completions (bash, zsh, fish, elvish, powershell) to stdout.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to stdout.
+    Manpage,
     /// Run the Defender/Entra simulator alone, for trying configs.
     Simulate {
         /// Port on 127.0.0.1.
@@ -137,7 +146,7 @@ const EXIT_CONFIG: u8 = 78;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    init_logging(&mde_alerts::config::peek_log(&cli.config));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -166,9 +175,12 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging() {
+/// Logs to stderr: text (no timestamps and no colour under journald, which adds its own) or JSON
+/// lines (`[log] format = "json"`); `RUST_LOG` overrides `[log] level`.
+fn init_logging(log: &mde_alerts::config::LogConfig) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&log.level))
         .unwrap_or_else(|_| EnvFilter::new("warn,mde_alerts=info"));
     let journald = std::env::var_os("JOURNAL_STREAM").is_some();
     let builder = tracing_subscriber::fmt()
@@ -176,10 +188,10 @@ fn init_logging() {
         .with_writer(std::io::stderr)
         .with_target(false)
         .with_ansi(!journald && std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    if journald {
-        builder.without_time().init();
-    } else {
-        builder.init();
+    match (log.json, journald) {
+        (true, _) => builder.json().init(),
+        (false, true) => builder.without_time().init(),
+        (false, false) => builder.init(),
     }
 }
 
@@ -189,6 +201,23 @@ fn load(cli: &Cli) -> anyhow::Result<Config> {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
+        Command::Run => {
+            let config = load(&cli)?;
+            mde_alerts::daemon::run(&cli.config, config).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(*shell, &mut cmd, "mde-alerts", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Manpage => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            clap_mangen::Man::new(cmd)
+                .render(&mut std::io::stdout())
+                .context("cannot write the man page")?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Poll { tenant, no_export } => {
             let config = load(&cli)?;
             let summary = app::poll(&config, tenant.as_deref(), !no_export).await?;
@@ -479,35 +508,70 @@ fn status(cli: &Cli, json: bool) -> anyhow::Result<ExitCode> {
         );
     }
     let store = app::open_store(&config)?;
-    let counts = store.alert_counts()?;
-    let mut healthy = true;
+    let daemon = daemon_state(&config.store.path);
+    let now = mde_alerts::time::ApiTime::now();
+    let mut healthy_all = true;
     let mut out = Vec::new();
     for t in &config.tenants {
-        let runs = store.runs(Some(&t.name), 50)?;
+        let f = mde_alerts::metrics::tenant_figures(&store, &t.name)?;
+        let runs = store.runs(Some(&t.name), 1)?;
         let last = runs.first();
-        // Health is the last poll's: an import after a failed poll does not make it healthy.
-        let last_poll = runs.iter().find(|r| r.kind == "poll");
-        let poll_ok =
-            last_poll.is_some_and(|r| matches!(r.outcome.as_str(), "ok" | "partial" | "running"));
-        healthy &= poll_ok;
-        let stored = counts
-            .iter()
-            .find(|(n, _)| *n == t.name)
-            .map(|(_, c)| *c)
-            .unwrap_or(0);
+        let success_age = f
+            .last_success
+            .map(|s| Duration::from_nanos(((now.ticks() - s.ticks()).max(0) as u64) * 100));
+        let (healthy, why) = match (&f.last_poll, success_age) {
+            (None, _) => (false, Some("no poll has run yet".to_owned())),
+            (Some(p), _) if matches!(p.outcome.as_str(), "failed" | "interrupted") => {
+                (false, Some(format!("the last poll {}", p.outcome)))
+            }
+            (_, None) => (false, Some("no poll has succeeded yet".to_owned())),
+            (_, Some(age)) if age > config.health.max_age => (
+                false,
+                Some(format!(
+                    "the last successful poll is {} old (more than [health] max_age {})",
+                    humantime::format_duration(Duration::from_secs(age.as_secs())),
+                    humantime::format_duration(config.health.max_age)
+                )),
+            ),
+            _ => (true, None),
+        };
+        healthy_all &= healthy;
         let cursor = store.cursor(&t.name)?;
+        let mut by_status = serde_json::Map::new();
+        let mut by_severity = serde_json::Map::new();
+        let mut total = 0u64;
+        for ((sev, st), n) in &f.alerts {
+            total += n;
+            *by_status.entry(st.clone()).or_insert(0.into()) =
+                (by_status.get(st).and_then(|v| v.as_u64()).unwrap_or(0) + n).into();
+            *by_severity.entry(sev.clone()).or_insert(0.into()) =
+                (by_severity.get(sev).and_then(|v| v.as_u64()).unwrap_or(0) + n).into();
+        }
+        let next = daemon.as_ref().and_then(|d| {
+            d["tenants"][&t.name]["next_poll"]
+                .as_str()
+                .map(str::to_owned)
+        });
         out.push(serde_json::json!({
             "tenant": t.name,
-            "healthy": poll_ok,
-            "last_poll_outcome": last_poll.map(|r| r.outcome.clone()),
-            "alerts": stored,
+            "healthy": healthy,
+            "problem": why,
+            "alerts": total,
+            "alerts_by_status": by_status,
+            "alerts_by_severity": by_severity,
             "cursor": cursor.map(|c| c.to_api_string()),
+            "last_success": f.last_success.map(|s| s.to_api_string()),
+            "last_success_age_secs": success_age.map(|a| a.as_secs()),
+            "next_poll": next,
+            "daemon_running": daemon.is_some(),
             "last_run": last.map(|r| serde_json::json!({
                 "kind": r.kind,
                 "started_at": r.started_at,
                 "finished_at": r.finished_at,
                 "outcome": r.outcome,
                 "api_calls": r.api_calls,
+                "throttled": r.throttled,
+                "waited_secs": r.waited_ms / 1000,
                 "pages": r.pages,
                 "new": r.counts.new,
                 "updated": r.counts.updated,
@@ -523,15 +587,23 @@ fn status(cli: &Cli, json: bool) -> anyhow::Result<ExitCode> {
     } else {
         for t in &out {
             println!(
-                "{}: {} alerts, cursor {}",
+                "{}: {} — {} alerts, cursor {}",
                 t["tenant"].as_str().unwrap_or(""),
+                if t["healthy"] == true {
+                    "healthy"
+                } else {
+                    "UNHEALTHY"
+                },
                 t["alerts"],
                 t["cursor"].as_str().unwrap_or("(none yet)")
             );
+            if let Some(p) = t["problem"].as_str() {
+                println!("  problem: {p}");
+            }
             match t.get("last_run").filter(|r| !r.is_null()) {
                 Some(r) => {
                     println!(
-                        "  last {} {} at {}: {} new, {} updated, {} unchanged, {} stale, {} invalid, {} API calls",
+                        "  last {} {} at {}: {} new, {} updated, {} unchanged, {} stale, {} invalid, {} API calls ({} throttled)",
                         r["kind"].as_str().unwrap_or(""),
                         r["outcome"].as_str().unwrap_or(""),
                         r["started_at"].as_str().unwrap_or(""),
@@ -540,7 +612,8 @@ fn status(cli: &Cli, json: bool) -> anyhow::Result<ExitCode> {
                         r["unchanged"],
                         r["stale"],
                         r["invalid"],
-                        r["api_calls"]
+                        r["api_calls"],
+                        r["throttled"]
                     );
                     if let Some(e) = r["error"].as_str() {
                         println!("  error: {e}");
@@ -548,17 +621,40 @@ fn status(cli: &Cli, json: bool) -> anyhow::Result<ExitCode> {
                 }
                 None => println!("  never polled"),
             }
-            if t["healthy"] == false {
-                match t["last_poll_outcome"].as_str() {
-                    Some(o) => println!("  UNHEALTHY: the last poll {o}"),
-                    None => println!("  UNHEALTHY: no poll has run yet"),
-                }
+            if let Some(s) = t["last_success"].as_str() {
+                println!("  last success {s} ({}s ago)", t["last_success_age_secs"]);
+            }
+            let fmt_map = |m: &serde_json::Value| {
+                m.as_object()
+                    .map(|o| {
+                        o.iter()
+                            .map(|(k, v)| format!("{k} {v}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    })
+                    .unwrap_or_default()
+            };
+            println!("  by status: {}", fmt_map(&t["alerts_by_status"]));
+            println!("  by severity: {}", fmt_map(&t["alerts_by_severity"]));
+            match t["next_poll"].as_str() {
+                Some(n) => println!("  next poll {n} (daemon running)"),
+                None => println!("  daemon not running"),
             }
         }
     }
-    Ok(if healthy {
+    Ok(if healthy_all {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(EXIT_FAILED)
     })
+}
+
+/// The running daemon's state file, if its process is alive.
+fn daemon_state(store: &std::path::Path) -> Option<serde_json::Value> {
+    let text = std::fs::read_to_string(mde_alerts::daemon::state_path(store)).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let pid = v["pid"].as_u64()?;
+    std::path::Path::new(&format!("/proc/{pid}"))
+        .exists()
+        .then_some(v)
 }

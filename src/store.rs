@@ -260,6 +260,10 @@ pub struct RunRow {
     pub cursor_after: Option<ApiTime>,
     /// The error, if it failed.
     pub error: Option<String>,
+    /// 429 answers.
+    pub throttled: i64,
+    /// Time spent waiting, in milliseconds.
+    pub waited_ms: i64,
 }
 
 /// The store.
@@ -476,7 +480,7 @@ impl Store {
             .conn
             .prepare(
                 "SELECT id, tenant, kind, started_at, finished_at, outcome, api_calls, pages, new, updated, \
-                 unchanged, stale, invalid, cursor_after, error FROM runs \
+                 unchanged, stale, invalid, cursor_after, error, throttled, waited_ms FROM runs \
                  WHERE (?1 IS NULL OR tenant = ?1) ORDER BY id DESC LIMIT ?2",
             )
             .map_err(|e| self.err(e))?;
@@ -500,7 +504,42 @@ impl Store {
                     },
                     cursor_after: r.get::<_, Option<i64>>(13)?.map(ApiTime::from_ticks),
                     error: r.get(14)?,
+                    throttled: r.get(15)?,
+                    waited_ms: r.get(16)?,
                 })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    /// Fails if the store cannot be written (a read-only mount): one write, rolled back.
+    pub fn check_writable(&mut self) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let w = self.writer()?;
+        w.tx.execute(
+            "INSERT INTO export_state (name, last_run_at) VALUES ('(write check)', '')",
+            [],
+        )
+        .map_err(|e| classify(&path, e))?;
+        drop(w); // rolled back
+        Ok(())
+    }
+
+    /// A tenant's alerts by (severity, status).
+    pub fn alerts_by_severity_status(
+        &self,
+        tenant: &str,
+    ) -> Result<Vec<SeverityStatusCount>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT coalesce(severity, '(none)'), coalesce(status, '(none)'), count(*) FROM alerts \
+                 WHERE tenant = ?1 GROUP BY 1, 2 ORDER BY 1, 2",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([tenant], |r| {
+                Ok(((r.get(0)?, r.get(1)?), r.get::<_, i64>(2)? as u64))
             })
             .map_err(|e| self.err(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
@@ -614,6 +653,9 @@ impl Store {
         &self.conn
     }
 }
+
+/// `((severity, status), count)`.
+pub type SeverityStatusCount = ((String, String), u64);
 
 /// One alert as `for_each_row` hands it out.
 #[derive(Debug, Clone, Copy)]

@@ -310,6 +310,11 @@ impl TokenProvider {
         }
     }
 
+    /// When the cached token expires (Unix seconds, from its `exp` claim), if there is one.
+    pub fn current_expiry(&self) -> Option<i64> {
+        self.cache.try_lock().ok()?.as_ref()?.claims["exp"].as_i64()
+    }
+
     /// How many tokens this provider has obtained.
     pub fn tokens_obtained(&self) -> u64 {
         self.issued.load(Ordering::Relaxed)

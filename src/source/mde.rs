@@ -91,6 +91,11 @@ impl MdeSource {
         self
     }
 
+    /// The token provider this source uses.
+    pub fn tokens(&self) -> &Arc<TokenProvider> {
+        &self.tokens
+    }
+
     /// The budget this source spends.
     pub fn budget(&self) -> &Arc<Budget> {
         &self.budget

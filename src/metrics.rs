@@ -1,0 +1,221 @@
+//! Prometheus metrics for node_exporter's textfile collector, and the figures `status` shows.
+//!
+//! After every run the daemon (and `poll`) rewrites `[metrics] textfile` atomically — the
+//! collector reads it at any moment, so it must never see half a file. Everything comes from the
+//! store, so the figures are the same whichever process wrote them.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use crate::store::{Store, StoreError};
+use crate::time::ApiTime;
+
+/// One tenant's health figures.
+#[derive(Debug, Clone, Default)]
+pub struct TenantFigures {
+    /// The tenant.
+    pub tenant: String,
+    /// The last poll: (finished, outcome, duration in seconds, API calls, 429s).
+    pub last_poll: Option<LastRun>,
+    /// When the last successful (or partial) poll finished.
+    pub last_success: Option<ApiTime>,
+    /// Alerts stored, by (severity, status).
+    pub alerts: Vec<crate::store::SeverityStatusCount>,
+}
+
+/// A finished poll.
+#[derive(Debug, Clone)]
+pub struct LastRun {
+    /// When it finished (or started, if it never finished).
+    pub at: ApiTime,
+    /// `ok`, `partial`, `failed`, `interrupted`, `running`.
+    pub outcome: String,
+    /// Wall time.
+    pub duration_secs: f64,
+    /// API calls.
+    pub api_calls: i64,
+    /// 429 answers.
+    pub throttled: i64,
+    /// The error, if it failed.
+    pub error: Option<String>,
+}
+
+/// Reads the figures of `tenant` from the store.
+pub fn tenant_figures(store: &Store, tenant: &str) -> Result<TenantFigures, StoreError> {
+    let runs = store.runs(Some(tenant), 200)?;
+    let polls: Vec<_> = runs.iter().filter(|r| r.kind == "poll").collect();
+    let parse = |t: &str| ApiTime::parse(t).ok();
+    let last_poll = polls.first().map(|r| {
+        let start = parse(&r.started_at);
+        let end = r.finished_at.as_deref().and_then(parse);
+        LastRun {
+            at: end.or(start).unwrap_or(ApiTime::from_ticks(0)),
+            outcome: r.outcome.clone(),
+            duration_secs: match (start, end) {
+                (Some(s), Some(e)) => (e.ticks() - s.ticks()) as f64 / 1e7,
+                _ => 0.0,
+            },
+            api_calls: r.api_calls,
+            throttled: r.throttled,
+            error: r.error.clone(),
+        }
+    });
+    let last_success = polls
+        .iter()
+        .find(|r| matches!(r.outcome.as_str(), "ok" | "partial"))
+        .and_then(|r| r.finished_at.as_deref().and_then(parse));
+    Ok(TenantFigures {
+        tenant: tenant.to_owned(),
+        last_poll,
+        last_success,
+        alerts: store.alerts_by_severity_status(tenant)?,
+    })
+}
+
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// The textfile's contents. `token_expiry` holds each tenant's current token expiry (Unix
+/// seconds), when the caller knows it.
+pub fn render(figures: &[TenantFigures], token_expiry: &[(String, i64)]) -> String {
+    let mut out = String::new();
+    let secs = |t: ApiTime| t.ticks() as f64 / 1e7;
+    let mut family = |name: &str, help: &str, kind: &str, rows: Vec<(String, f64)>| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (labels, v) in rows {
+            let _ = writeln!(out, "{name}{{{labels}}} {v}");
+        }
+    };
+    let t = |f: &TenantFigures| format!("tenant=\"{}\"", label(&f.tenant));
+    family(
+        "mde_alerts_last_success_timestamp_seconds",
+        "When the last successful poll finished.",
+        "gauge",
+        figures
+            .iter()
+            .filter_map(|f| f.last_success.map(|s| (t(f), secs(s))))
+            .collect(),
+    );
+    family(
+        "mde_alerts_last_run_timestamp_seconds",
+        "When the last poll finished.",
+        "gauge",
+        figures
+            .iter()
+            .filter_map(|f| f.last_poll.as_ref().map(|r| (t(f), secs(r.at))))
+            .collect(),
+    );
+    family(
+        "mde_alerts_last_run_success",
+        "1 if the last poll succeeded (or stopped at its deadline), else 0.",
+        "gauge",
+        figures
+            .iter()
+            .filter_map(|f| {
+                f.last_poll.as_ref().map(|r| {
+                    let ok = matches!(r.outcome.as_str(), "ok" | "partial");
+                    (t(f), if ok { 1.0 } else { 0.0 })
+                })
+            })
+            .collect(),
+    );
+    family(
+        "mde_alerts_last_run_duration_seconds",
+        "Wall time of the last poll.",
+        "gauge",
+        figures
+            .iter()
+            .filter_map(|f| f.last_poll.as_ref().map(|r| (t(f), r.duration_secs)))
+            .collect(),
+    );
+    family(
+        "mde_alerts_last_run_api_calls",
+        "API calls of the last poll, retries included.",
+        "gauge",
+        figures
+            .iter()
+            .filter_map(|f| f.last_poll.as_ref().map(|r| (t(f), r.api_calls as f64)))
+            .collect(),
+    );
+    family(
+        "mde_alerts_last_run_throttled",
+        "429 answers in the last poll.",
+        "gauge",
+        figures
+            .iter()
+            .filter_map(|f| f.last_poll.as_ref().map(|r| (t(f), r.throttled as f64)))
+            .collect(),
+    );
+    family(
+        "mde_alerts_alerts",
+        "Alerts stored, by severity and status.",
+        "gauge",
+        figures
+            .iter()
+            .flat_map(|f| {
+                f.alerts.iter().map(move |((sev, st), n)| {
+                    (
+                        format!(
+                            "{},severity=\"{}\",status=\"{}\"",
+                            t(f),
+                            label(sev),
+                            label(st)
+                        ),
+                        *n as f64,
+                    )
+                })
+            })
+            .collect(),
+    );
+    family(
+        "mde_alerts_token_expiry_timestamp_seconds",
+        "When the current access token expires.",
+        "gauge",
+        token_expiry
+            .iter()
+            .map(|(tenant, e)| (format!("tenant=\"{}\"", label(tenant)), *e as f64))
+            .collect(),
+    );
+    out
+}
+
+/// Writes the textfile atomically (mode 0644: node_exporter runs as another user).
+pub fn write(path: &Path, text: &str) -> std::io::Result<()> {
+    crate::export::write_atomic(path, 0o644, |f| {
+        std::io::Write::write_all(f, text.as_bytes())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_prometheus_text() {
+        let f = TenantFigures {
+            tenant: "con\"toso".into(),
+            last_poll: Some(LastRun {
+                at: ApiTime::from_ticks(17_000_000_000_000_000),
+                outcome: "ok".into(),
+                duration_secs: 1.5,
+                api_calls: 3,
+                throttled: 0,
+                error: None,
+            }),
+            last_success: Some(ApiTime::from_ticks(17_000_000_000_000_000)),
+            alerts: vec![(("High".into(), "New".into()), 4)],
+        };
+        let text = render(&[f], &[("con\"toso".into(), 1_700_000_000)]);
+        assert!(text.contains(
+            "mde_alerts_last_success_timestamp_seconds{tenant=\"con\\\"toso\"} 1700000000"
+        ));
+        assert!(text.contains(
+            "mde_alerts_alerts{tenant=\"con\\\"toso\",severity=\"High\",status=\"New\"} 4"
+        ));
+        assert!(text.contains("# TYPE mde_alerts_last_run_success gauge"));
+        assert!(text.contains("mde_alerts_last_run_success{tenant=\"con\\\"toso\"} 1"));
+    }
+}

@@ -20,7 +20,18 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// Export Microsoft Defender for Endpoint alerts to SQLite and CSV/JSON snapshots: every alert, in
 /// its latest state, exactly once.
 #[derive(Parser, Debug)]
-#[command(name = "mde-alerts", version, about, long_about = None)]
+#[command(
+    name = "mde-alerts",
+    version,
+    about,
+    long_about = None,
+    after_help = "The config is read from --config, else $MDE_ALERTS_CONFIG, else /etc/mde-alerts/config.toml \
+(config.example.toml documents every key).\n\nExit codes: 0 success; 1 the run failed (API, sign-in, store) or \
+`status` found a tenant unhealthy; 2 usage; 78 configuration error (systemd does not restart on it).\n\n\
+Start here:\n  mde-alerts demo                 see it work against the built-in simulator\n  \
+mde-alerts config check         validate /etc/mde-alerts/config.toml\n  mde-alerts auth check           sign in and check the app's permissions\n  \
+mde-alerts poll                 one poll and the exports that follow it\n  mde-alerts run                  the service (see systemd/mde-alerts.service)"
+)]
 struct Cli {
     /// The config file.
     #[arg(long, global = true, env = "MDE_ALERTS_CONFIG", default_value = DEFAULT_CONFIG_PATH)]

@@ -416,3 +416,34 @@ async fn simulate_serves_a_config_that_polls() {
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("40 new"), "{}", text(&out));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_and_health_max_age() {
+    let env = Env::new(sim_config(20, 7, Hazards::default()), Opts::default()).await;
+    let config = std::fs::read_to_string(&env.config_path).unwrap()
+        + "\n[log]\nformat = \"json\"\nlevel = \"info\"\n\n[health]\nmax_age = \"1s\"\n";
+    std::fs::write(&env.config_path, config).unwrap();
+    let out = tokio::process::Command::new(bin())
+        .arg("--config")
+        .arg(&env.config_path)
+        .arg("poll")
+        .env_remove("RUST_LOG")
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<_> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(!lines.is_empty());
+    for l in lines {
+        let v: serde_json::Value =
+            serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l}"));
+        assert!(v.get("level").is_some(), "{l}");
+    }
+    let out = run(&env, &["status"]).await;
+    assert!(out.status.success(), "fresh: {}", text(&out));
+    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+    let out = run(&env, &["status"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("max_age"), "{}", text(&out));
+}

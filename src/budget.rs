@@ -53,7 +53,10 @@ impl Budget {
         per_hour: u32,
         history: impl IntoIterator<Item = SystemTime>,
     ) -> Self {
-        let mut calls: Vec<SystemTime> = history.into_iter().collect();
+        // Calls stamped in the future (the clock stepped back since) would block the budget until
+        // real time caught up: drop those more than a minute ahead.
+        let horizon = SystemTime::now() + MINUTE;
+        let mut calls: Vec<SystemTime> = history.into_iter().filter(|t| *t <= horizon).collect();
         calls.sort();
         Budget {
             per_minute: per_minute.max(1),
@@ -169,6 +172,14 @@ mod tests {
         assert_eq!(at(&b, now), Duration::from_secs(20 * 60));
         // Calls older than an hour no longer count.
         assert_eq!(at(&b, t0 + Duration::from_secs(3_600)), Duration::ZERO);
+    }
+
+    #[test]
+    fn calls_stamped_in_the_future_are_dropped() {
+        // Review: a clock that stepped back must not block the budget until it catches up.
+        let future = SystemTime::now() + Duration::from_secs(3 * 3_600);
+        let b = Budget::new(1, 1, [future]);
+        assert_eq!(at(&b, SystemTime::now()), Duration::ZERO);
     }
 
     #[tokio::test]

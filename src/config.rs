@@ -1755,7 +1755,11 @@ pub fn check_export_dirs(config: &Config) -> Result<(), ConfigError> {
         let key = format!("exports[{i}].dir");
         let probe = std::fs::create_dir_all(&e.dir).and_then(|()| {
             tempfile::Builder::new()
-                .prefix(crate::export::TEMP_PREFIX)
+                .prefix(&format!(
+                    "{}{}-",
+                    crate::export::TEMP_PREFIX,
+                    std::process::id()
+                ))
                 .tempfile_in(&e.dir)
                 .map(drop)
         });

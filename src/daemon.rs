@@ -110,39 +110,27 @@ fn next_after(cron: &croner::Cron, after: DateTime<Utc>, offset: Duration) -> Da
 }
 
 impl Plan {
-    /// Builds the jobs of `config`, sharing the token providers and budgets of unchanged tenants
-    /// with `old` (their running jobs are moved over by [`Plan::adopt`]).
-    fn build(config: Config, store: &Store, old: Option<&Plan>) -> Result<Plan, AppError> {
+    /// Builds the jobs of `config`. Secrets, certificates, quotas and network settings are read
+    /// afresh (a reload must pick up a rotated secret); running jobs are moved over by
+    /// [`Plan::adopt`]. Budgets start from the calls the store recorded.
+    fn build(config: Config, store: &Store) -> Result<Plan, AppError> {
         let http = crate::http::client(config.poll.request_timeout, &config.http)
             .map_err(AppError::Http)?;
-        let old_tenants: HashMap<&str, &TenantJob> = old
-            .map(|p| p.tenants.iter().map(|t| (t.cfg.name.as_str(), t)).collect())
-            .unwrap_or_default();
         let n = config.tenants.len().max(1) as u32;
         let now = Utc::now();
         let mut tenants = Vec::new();
         for (i, t) in config.tenants.iter().enumerate() {
             let interval = cron_interval(schedule_of(&config, t));
             let offset = interval.min(Duration::from_secs(60)) * i as u32 / n;
-            let kept = old_tenants
-                .get(t.name.as_str())
-                .filter(|o| format!("{:?}", o.cfg) == format!("{t:?}"));
-            let (tokens, budget) = match kept {
-                Some(o) => (o.tokens.clone(), o.budget.clone()),
-                None => {
-                    let tokens =
-                        Arc::new(TokenProvider::new(http.clone(), t).map_err(|e| match e {
-                            AuthError::Config(c) => AppError::Config(c.in_file_of(&config)),
-                            other => AppError::Http(other.to_string()),
-                        })?);
-                    let budget = Arc::new(Budget::new(
-                        config.poll.calls_per_minute,
-                        config.poll.calls_per_hour,
-                        store.recent_calls(&t.name)?,
-                    ));
-                    (tokens, budget)
-                }
-            };
+            let tokens = Arc::new(TokenProvider::new(http.clone(), t).map_err(|e| match e {
+                AuthError::Config(c) => AppError::Config(c.in_file_of(&config)),
+                other => AppError::Http(other.to_string()),
+            })?);
+            let budget = Arc::new(Budget::new(
+                config.poll.calls_per_minute,
+                config.poll.calls_per_hour,
+                store.recent_calls(&t.name)?,
+            ));
             tenants.push(TenantJob {
                 next: next_after(schedule_of(&config, t), now, offset),
                 cfg: t.clone(),
@@ -254,7 +242,11 @@ fn write_metrics(plan: &Plan, store: &Arc<Mutex<Store>>) {
         return;
     };
     let figures: Result<Vec<_>, StoreError> = {
-        let s = store.lock().unwrap_or_else(|p| p.into_inner());
+        // Never block the scheduler loop behind a long export: the next run writes the metrics.
+        let Ok(s) = store.try_lock() else {
+            tracing::debug!("The store is busy; the metrics are written after the next run.");
+            return;
+        };
         plan.tenants
             .iter()
             .map(|t| crate::metrics::tenant_figures(&s, &t.cfg.name))
@@ -311,7 +303,7 @@ pub async fn run(config_path: &Path, config: Config) -> Result<(), AppError> {
     let store = Arc::new(Mutex::new(store));
     let mut plan = {
         let s = store.lock().unwrap_or_else(|p| p.into_inner());
-        Plan::build(config, &s, None)?
+        Plan::build(config, &s)?
     };
     let mut term = signal(SignalKind::terminate()).map_err(|e| AppError::Http(e.to_string()))?;
     let mut int = signal(SignalKind::interrupt()).map_err(|e| AppError::Http(e.to_string()))?;
@@ -353,6 +345,17 @@ pub async fn run(config_path: &Path, config: Config) -> Result<(), AppError> {
             }
         }
         let now = Utc::now();
+        // A job that ended without reporting (it panicked) must not block its tenant forever.
+        for t in &mut plan.tenants {
+            if t.running.as_ref().is_some_and(|r| r.handle.is_finished()) {
+                t.running = None;
+            }
+        }
+        for e in &mut plan.exports {
+            if e.running.as_ref().is_some_and(|r| r.handle.is_finished()) {
+                e.running = None;
+            }
+        }
         for i in 0..plan.tenants.len() {
             if plan.tenants[i].next > now {
                 continue;
@@ -579,7 +582,7 @@ fn reload(config_path: &Path, plan: Plan, store: &Arc<Mutex<Store>>) -> Plan {
     };
     let built = {
         let s = store.lock().unwrap_or_else(|p| p.into_inner());
-        Plan::build(config, &s, Some(&plan))
+        Plan::build(config, &s)
     };
     match built {
         Ok(mut p) => {

@@ -169,7 +169,11 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_FAILED);
         }
     };
-    match runtime.block_on(run(cli)) {
+    let result = runtime.block_on(run(cli));
+    // Blocking work still running (an export cut short by SIGTERM) must not hold up the exit:
+    // its temp file is removed by the next export, and no -latest file is partial.
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    match result {
         Ok(code) => code,
         Err(e) => {
             let config_error = e.chain().any(|c| {

@@ -33,6 +33,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_init.sql"),
     include_str!("../migrations/0002_budget.sql"),
     include_str!("../migrations/0003_export_state.sql"),
+    include_str!("../migrations/0004_export_rev.sql"),
 ];
 
 fn migrations() -> Migrations<'static> {
@@ -585,9 +586,9 @@ impl Store {
             sql.push_str(" AND a.last_update_time >= ?");
             args.push(t.ticks().into());
         }
-        if let Some(t) = &selection.stored_after {
-            sql.push_str(" AND a.updated_at > ?");
-            args.push(t.clone().into());
+        if let Some(rev) = selection.changed_after_rev {
+            sql.push_str(" AND a.rev > ?");
+            args.push(rev.into());
         }
         sql.push_str(" ORDER BY a.tenant, a.last_update_time, a.id");
         let store_err = |e| ForEachError::Store(self.err(e));
@@ -619,25 +620,38 @@ impl Store {
         Ok(n)
     }
 
-    /// When the export `name` last completed (the store's clock), for scope `changed`.
-    pub fn export_last_run(&self, name: &str) -> Result<Option<String>, StoreError> {
+    /// The last revision the export `name` covered, for scope `changed`.
+    pub fn export_last_rev(&self, name: &str) -> Result<Option<i64>, StoreError> {
         self.conn
             .query_row(
-                "SELECT last_run_at FROM export_state WHERE name = ?1",
+                "SELECT last_rev FROM export_state WHERE name = ?1",
                 [name],
-                |r| r.get(0),
+                |r| r.get::<_, Option<i64>>(0),
             )
             .optional()
+            .map(Option::flatten)
             .map_err(|e| self.err(e))
     }
 
-    /// Records that the export `name` completed, covering changes stored up to `at`.
-    pub fn set_export_last_run(&self, name: &str, at: &str) -> Result<(), StoreError> {
+    /// The newest revision stored (0 when empty). Read before an export's rows: anything stored
+    /// later has a larger number, so the next `changed` file includes it.
+    pub fn max_rev(&self) -> Result<i64, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT coalesce(max(rev), 0) FROM alert_revisions",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))
+    }
+
+    /// Records that the export `name` covered every revision up to `rev`.
+    pub fn set_export_last_rev(&self, name: &str, rev: i64) -> Result<(), StoreError> {
         self.conn
             .execute(
-                "INSERT INTO export_state (name, last_run_at) VALUES (?1, ?2) \
-                 ON CONFLICT (name) DO UPDATE SET last_run_at = excluded.last_run_at",
-                params![name, at],
+                "INSERT INTO export_state (name, last_run_at, last_rev) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (name) DO UPDATE SET last_run_at = excluded.last_run_at, last_rev = excluded.last_rev",
+                params![name, now_text(), rev],
             )
             .map(drop)
             .map_err(|e| self.err(e))
@@ -681,8 +695,8 @@ pub struct Selection {
     pub open_only: bool,
     /// `lastUpdateTime` at or after this.
     pub updated_since: Option<ApiTime>,
-    /// Changed in the store after this instant (store clock text).
-    pub stored_after: Option<String>,
+    /// Changed in the store after this revision (scope `changed`).
+    pub changed_after_rev: Option<i64>,
     /// The list filters.
     pub filter: crate::config::Filter,
 }

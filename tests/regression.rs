@@ -235,3 +235,33 @@ async fn a_timestamp_from_the_future_does_not_stop_polling() {
     let d = diff(&stored(&env.store_path()), &env.sim.truth(false));
     assert!(d.is_clean(), "{d:?}");
 }
+
+/// Review #2-1: a `changed` export chose its rows by wall-clock time, so an alert stored with an
+/// earlier timestamp than the last export's (stored during that export, or after the clock stepped
+/// back) was never in any `changed` file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn review_2_1_changed_exports_do_not_depend_on_the_clock() {
+    let env = Env::new(sim_config(40, 43, Hazards::default()), Opts::default()).await;
+    let text = std::fs::read_to_string(&env.config_path).unwrap()
+        + "\n[[exports]]\nname = \"c\"\nformat = \"json\"\ndir = \"out\"\nscope = \"changed\"\n";
+    std::fs::write(&env.config_path, text).unwrap();
+    let config = env.config();
+    app::poll(&config, None, true).await.unwrap();
+    env.sim.create(3);
+    app::poll(&config, None, false).await.unwrap();
+    // The three new rows look as if they had been stored an hour ago.
+    let store = Store::open(&env.store_path()).unwrap();
+    let an_hour_ago = ApiTime::now()
+        .minus(Duration::from_secs(3_600))
+        .to_api_string();
+    store
+        .connection()
+        .execute("UPDATE alerts SET updated_at = ?1", [an_hour_ago])
+        .unwrap();
+    drop(store);
+    app::export_configured(&config, Some("c")).unwrap();
+    let rows: Vec<serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(env.path().join("out/c-latest.json")).unwrap())
+            .unwrap();
+    assert_eq!(rows.len(), 3, "the alerts stored since the last export");
+}

@@ -351,3 +351,37 @@ fn the_unit_verifies_and_is_hardened() {
         eprintln!("{unit}: {line}");
     }
 }
+
+/// Review #2-2: SIGHUP kept the old token provider, so a client secret rotated in place was not
+/// picked up until a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_picks_up_a_rotated_secret() {
+    let mut cfg = sim_config(30, 65, Hazards::default());
+    cfg.token_lifetime = Duration::from_secs(2);
+    let env = Env::new(cfg, Opts::default()).await;
+    every_second(&env, "");
+    let notify = Notify::new(env.path());
+    let mut child = spawn_run(&env, &notify, 0);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    env.sim.set_client_secret("rotated-secret-value");
+    std::fs::write(env.path().join("secret"), "rotated-secret-value\n").unwrap();
+    signal(&child, "-HUP");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let issued = env.sim.stats().tokens_issued;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(
+        env.sim.stats().tokens_issued > issued,
+        "new tokens with the rotated secret"
+    );
+    signal(&child, "-TERM");
+    assert!(
+        tokio::time::timeout(Duration::from_secs(5), child.wait())
+            .await
+            .unwrap()
+            .unwrap()
+            .success()
+    );
+    let out = run(&env, &["status", "--json"]).await;
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(s[0]["last_run"]["outcome"], "ok", "{s}");
+}

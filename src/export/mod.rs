@@ -110,7 +110,7 @@ pub fn write_atomic<T>(
 ) -> io::Result<T> {
     let dir = parent(path);
     let mut tmp = tempfile::Builder::new()
-        .prefix(TEMP_PREFIX)
+        .prefix(&temp_prefix())
         .permissions(fs::Permissions::from_mode(mode))
         .tempfile_in(dir)?;
     let out = write(tmp.as_file_mut())?;
@@ -166,12 +166,25 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// Removes temp files a crash left in `dir`.
+/// This process's temp-file prefix: `.mde-alerts-tmp-PID-`, so that a cleanup can tell a crashed
+/// writer's leftovers from another live writer's work in progress.
+fn temp_prefix() -> String {
+    format!("{TEMP_PREFIX}{}-", std::process::id())
+}
+
+/// Removes temp files that a writer which is no longer running left in `dir`.
 pub fn remove_stale_temps(dir: &Path) -> io::Result<usize> {
     let mut n = 0;
     for entry in fs::read_dir(dir)? {
         let entry = entry?;
-        if entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix(TEMP_PREFIX) else {
+            continue;
+        };
+        let pid = rest.split('-').next().and_then(|p| p.parse::<u32>().ok());
+        let alive = pid
+            .is_some_and(|p| p != std::process::id() && Path::new(&format!("/proc/{p}")).exists());
+        if !alive {
             fs::remove_file(entry.path())?;
             n += 1;
         }
@@ -206,7 +219,9 @@ pub fn selection_for(store: &Store, e: &ExportConfig) -> Result<Selection, Store
         Scope::All => {}
         Scope::Open => sel.open_only = true,
         Scope::Window(d) => sel.updated_since = Some(ApiTime::now().minus(d)),
-        Scope::Changed => sel.stored_after = store.export_last_run(&e.name)?,
+        Scope::Changed => {
+            sel.changed_after_rev = Some(store.export_last_rev(&e.name)?.unwrap_or(0))
+        }
     }
     Ok(sel)
 }
@@ -501,8 +516,9 @@ pub fn run_export(
     let dir = &e.dir;
     fs::create_dir_all(dir).map_err(io_err(dir))?;
     remove_stale_temps(dir).map_err(io_err(dir))?;
-    // Changes stored from here on belong to the next "changed" file.
-    let started = Store::clock();
+    // Revisions stored from here on belong to the next "changed" file (read first: a revision
+    // committed during this export may land in both files, never in neither).
+    let covered = store.max_rev()?;
     let sel = selection_for(store, e)?;
     let ext = e.format.extension();
     let generated = chrono::Utc::now();
@@ -525,7 +541,7 @@ pub fn run_export(
     let mut latest = Vec::new();
     for w in &written {
         let l = latest_path(&w.path, &e.name);
-        publish_latest(&w.path, &l).map_err(io_err(&l))?;
+        publish_latest(&w.path, &l, e.file_mode).map_err(io_err(&l))?;
         latest.push(Written {
             path: l,
             ..w.clone()
@@ -583,7 +599,7 @@ pub fn run_export(
         }
     }
     if e.scope == Scope::Changed {
-        store.set_export_last_run(&e.name, &started)?;
+        store.set_export_last_rev(&e.name, covered)?;
     }
     Ok(latest)
 }
@@ -615,9 +631,9 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// Swaps `latest` to the content of `file`: a hard link renamed into place, or a copy.
-fn publish_latest(file: &Path, latest: &Path) -> io::Result<()> {
+fn publish_latest(file: &Path, latest: &Path, mode: u32) -> io::Result<()> {
     let dir = parent(latest);
-    let tmp = dir.join(format!("{TEMP_PREFIX}{}", std::process::id()));
+    let tmp = dir.join(format!("{}latest", temp_prefix()));
     let _ = fs::remove_file(&tmp);
     match fs::hard_link(file, &tmp) {
         Ok(()) => {
@@ -626,7 +642,7 @@ fn publish_latest(file: &Path, latest: &Path) -> io::Result<()> {
         }
         Err(_) => {
             let mut src = File::open(file)?;
-            write_atomic(latest, FILE_MODE, |w| io::copy(&mut src, w).map(|_| ()))
+            write_atomic(latest, mode, |w| io::copy(&mut src, w).map(|_| ()))
         }
     }
 }
@@ -729,6 +745,20 @@ mod tests {
 #[cfg(test)]
 mod naming_tests {
     use super::*;
+
+    #[test]
+    fn only_dead_writers_temp_files_are_removed() {
+        // Review: a cleanup must not delete another live writer's temp file.
+        let dir = tempfile::tempdir().unwrap();
+        let live = dir.path().join(format!("{TEMP_PREFIX}1-abc")); // pid 1 is always alive
+        let dead = dir.path().join(format!("{TEMP_PREFIX}4294967-abc"));
+        let ours = dir.path().join(format!("{}old", temp_prefix()));
+        for p in [&live, &dead, &ours] {
+            std::fs::write(p, b"x").unwrap();
+        }
+        assert_eq!(remove_stale_temps(dir.path()).unwrap(), 2);
+        assert!(live.exists() && !dead.exists() && !ours.exists());
+    }
 
     #[test]
     fn evidence_and_latest_names() {

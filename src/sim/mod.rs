@@ -697,6 +697,11 @@ impl Simulator {
         });
     }
 
+    /// Rotates the app's client secret (the old one stops working at once).
+    pub fn set_client_secret(&self, secret: &str) {
+        self.lock().cfg.client_secret = secret.to_owned();
+    }
+
     /// Replaces the hazards.
     pub fn set_hazards(&self, h: Hazards) {
         self.lock().cfg.hazards = h;

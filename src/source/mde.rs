@@ -150,6 +150,11 @@ impl MdeSource {
         &self,
         r: &PageRequest,
     ) -> Result<Page, (Retry, SourceError, Option<Duration>)> {
+        // Budget first: a long wait for the hourly quota must not outlast the token.
+        self.budget
+            .acquire(self.deadline)
+            .await
+            .map_err(|e| (Retry::Never, SourceError::Deadline { wait: e.wait }, None))?;
         let token = self.tokens.token().await.map_err(|e| {
             (
                 if e.is_transient() {
@@ -161,10 +166,6 @@ impl MdeSource {
                 None,
             )
         })?;
-        self.budget
-            .acquire(self.deadline)
-            .await
-            .map_err(|e| (Retry::Never, SourceError::Deadline { wait: e.wait }, None))?;
         self.calls.fetch_add(1, Ordering::Relaxed);
         let resp = self
             .http
@@ -285,7 +286,10 @@ impl AlertSource for MdeSource {
             if throttled {
                 // Throttled: wait exactly as long as asked (never less), without using up a retry.
                 self.throttled.fetch_add(1, Ordering::Relaxed);
-                let wait = wait.unwrap_or(DEFAULT_RETRY_AFTER);
+                // Never sooner than asked, and never in a tight loop on `Retry-After: 0`.
+                let wait = wait
+                    .unwrap_or(DEFAULT_RETRY_AFTER)
+                    .max(Duration::from_secs(1));
                 if !throttle_logged {
                     tracing::warn!(
                         wait_secs = wait.as_secs(),

@@ -453,14 +453,10 @@ async fn no_password_key_or_token_leaks_at_trace_level() {
             &["poll"],
             &["status"],
         ] {
-            let out = tokio::process::Command::new(bin())
-                .arg("--config")
-                .arg(&env.config_path)
-                .args(args)
-                .env("RUST_LOG", "trace")
-                .output()
-                .await
-                .unwrap();
+            let out = run_with(&env, args, |c| {
+                c.env("RUST_LOG", "trace");
+            })
+            .await;
             output.push_str(&out_text(&out));
         }
     }
@@ -472,14 +468,10 @@ async fn no_password_key_or_token_leaks_at_trace_level() {
     )
     .unwrap();
     for args in [&["config", "check"][..], &["poll"]] {
-        let out = tokio::process::Command::new(bin())
-            .arg("--config")
-            .arg(&env.config_path)
-            .args(args)
-            .env("RUST_LOG", "trace")
-            .output()
-            .await
-            .unwrap();
+        let out = run_with(&env, args, |c| {
+            c.env("RUST_LOG", "trace");
+        })
+        .await;
         output.push_str(&out_text(&out));
     }
     assert!(
@@ -570,15 +562,10 @@ async fn requests_go_through_the_configured_proxy_with_its_credentials() {
     )
     .unwrap();
     // NO_PROXY (which CI sets for loopback) would rightly send these requests around the proxy.
-    let out = tokio::process::Command::new(bin())
-        .arg("--config")
-        .arg(&env.config_path)
-        .arg("poll")
-        .env_remove("NO_PROXY")
-        .env_remove("no_proxy")
-        .output()
-        .await
-        .unwrap();
+    let out = run_with(&env, &["poll"], |c| {
+        c.env_remove("NO_PROXY").env_remove("no_proxy");
+    })
+    .await;
     assert!(out.status.success(), "{}", out_text(&out));
     let seen = seen.lock().unwrap().clone();
     assert!(
@@ -651,17 +638,13 @@ async fn the_standard_proxy_variables_apply_without_a_configured_proxy() {
     let (proxy, seen) = forward_proxy().await;
     let s = put(env.path(), "s", mde_alerts::sim::DEMO_CLIENT_SECRET);
     write_config(&env, &format!("client_secret_file = \"{s}\""));
-    let out = tokio::process::Command::new(bin())
-        .arg("--config")
-        .arg(&env.config_path)
-        .arg("poll")
-        .env("HTTP_PROXY", &proxy)
-        .env("http_proxy", &proxy)
-        .env_remove("NO_PROXY")
-        .env_remove("no_proxy")
-        .output()
-        .await
-        .unwrap();
+    let out = run_with(&env, &["poll"], |c| {
+        c.env("HTTP_PROXY", &proxy)
+            .env("http_proxy", &proxy)
+            .env_remove("NO_PROXY")
+            .env_remove("no_proxy");
+    })
+    .await;
     assert!(out.status.success(), "{}", out_text(&out));
     let seen = seen.lock().unwrap().clone();
     assert!(seen.iter().any(|l| l.contains("/api/alerts")), "{seen:?}");

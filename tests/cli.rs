@@ -295,14 +295,10 @@ async fn secrets_and_tokens_never_leak() {
         &["status", "--json"],
         &["export"],
     ] {
-        let out = tokio::process::Command::new(bin())
-            .arg("--config")
-            .arg(&env.config_path)
-            .args(args)
-            .env("RUST_LOG", "trace")
-            .output()
-            .await
-            .unwrap();
+        let out = run_with(&env, args, |c| {
+            c.env("RUST_LOG", "trace");
+        })
+        .await;
         outputs.push_str(&text(&out));
     }
     assert!(
@@ -423,14 +419,10 @@ async fn json_logs_and_health_max_age() {
     let config = std::fs::read_to_string(&env.config_path).unwrap()
         + "\n[log]\nformat = \"json\"\nlevel = \"info\"\n\n[health]\nmax_age = \"1s\"\n";
     std::fs::write(&env.config_path, config).unwrap();
-    let out = tokio::process::Command::new(bin())
-        .arg("--config")
-        .arg(&env.config_path)
-        .arg("poll")
-        .env_remove("RUST_LOG")
-        .output()
-        .await
-        .unwrap();
+    let out = run_with(&env, &["poll"], |c| {
+        c.env_remove("RUST_LOG");
+    })
+    .await;
     assert!(out.status.success(), "{}", text(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     let lines: Vec<_> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();

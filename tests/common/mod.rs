@@ -219,12 +219,20 @@ pub fn bin() -> &'static str {
 
 /// Runs the real binary with the env's config.
 pub async fn run(env: &Env, args: &[&str]) -> std::process::Output {
-    tokio::process::Command::new(bin())
-        .arg("--config")
+    run_with(env, args, |_| {}).await
+}
+
+/// Runs the real binary with the env's config, after `tweak` (environment changes) on the command.
+pub async fn run_with(
+    env: &Env,
+    args: &[&str],
+    tweak: impl FnOnce(&mut tokio::process::Command),
+) -> std::process::Output {
+    let mut cmd = tokio::process::Command::new(bin());
+    cmd.arg("--config")
         .arg(&env.config_path)
         .args(args)
-        .env("RUST_LOG", "mde_alerts=debug")
-        .output()
-        .await
-        .unwrap()
+        .env("RUST_LOG", "mde_alerts=debug");
+    tweak(&mut cmd);
+    cmd.output().await.unwrap()
 }

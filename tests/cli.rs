@@ -417,7 +417,7 @@ async fn simulate_serves_a_config_that_polls() {
 async fn json_logs_and_health_max_age() {
     let env = Env::new(sim_config(20, 7, Hazards::default()), Opts::default()).await;
     let config = std::fs::read_to_string(&env.config_path).unwrap()
-        + "\n[log]\nformat = \"json\"\nlevel = \"info\"\n\n[health]\nmax_age = \"1s\"\n";
+        + "\n[log]\nformat = \"json\"\nlevel = \"info\"\n\n[health]\nmax_age = \"4s\"\n";
     std::fs::write(&env.config_path, config).unwrap();
     let out = run_with(&env, &["poll"], |c| {
         c.env_remove("RUST_LOG");
@@ -434,7 +434,7 @@ async fn json_logs_and_health_max_age() {
     }
     let out = run(&env, &["status"]).await;
     assert!(out.status.success(), "fresh: {}", text(&out));
-    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(4_500)).await;
     let out = run(&env, &["status"]).await;
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("max_age"), "{}", text(&out));

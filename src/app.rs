@@ -39,6 +39,21 @@ impl From<AuthError> for AppError {
     }
 }
 
+/// A tenant's token provider; a missing secret or a bad certificate is a configuration error
+/// (exit 78) naming the config file.
+pub fn token_provider(
+    http: &reqwest::Client,
+    tenant: &crate::config::TenantConfig,
+    config: &Config,
+) -> Result<Arc<TokenProvider>, AppError> {
+    TokenProvider::new(http.clone(), tenant)
+        .map(Arc::new)
+        .map_err(|e| match e {
+            AuthError::Config(c) => AppError::Config(c.in_file_of(config)),
+            other => AppError::Http(other.to_string()),
+        })
+}
+
 /// The outcome of `poll` for every tenant.
 #[derive(Debug, Default)]
 pub struct PollSummary {
@@ -88,11 +103,7 @@ pub async fn poll(
         crate::http::client(config.poll.request_timeout, &config.http).map_err(AppError::Http)?;
     let mut providers = Vec::new();
     for t in &tenants {
-        let p = TokenProvider::new(http.clone(), t).map_err(|e| match e {
-            AuthError::Config(c) => AppError::Config(c.in_file_of(config)),
-            other => AppError::Http(other.to_string()),
-        })?;
-        providers.push(Arc::new(p));
+        providers.push(token_provider(&http, t, config)?);
     }
     // An export directory that cannot be written is a configuration error, found before any API
     // call is spent.
@@ -129,7 +140,7 @@ pub async fn poll(
         )
         .with_deadline(deadline);
         let result = poll_tenant(&source, &store, &t.name, settings).await;
-        token_expiry.push(source_tokens_expiry(&source));
+        token_expiry.push(source.tokens().current_expiry());
         match result {
             Ok(r) => {
                 tracing::info!(tenant = %t.name, new = r.counts.new, updated = r.counts.updated, unchanged = r.counts.unchanged, stale = r.counts.stale, invalid = r.counts.invalid, api_calls = r.api_calls, "Poll finished.");
@@ -143,46 +154,25 @@ pub async fn poll(
     }
     if let Some(path) = &config.metrics_textfile {
         let s = store.lock().unwrap_or_else(|p| p.into_inner());
-        let figures: Result<Vec<_>, _> = config
-            .tenants
-            .iter()
-            .map(|t| crate::metrics::tenant_figures(&s, &t.name))
-            .collect();
         let expiry: Vec<(String, i64)> = tenants
             .iter()
             .zip(&token_expiry)
             .filter_map(|(t, e)| e.map(|e| (t.name.clone(), e)))
             .collect();
-        if let Err(e) = crate::metrics::write(path, &crate::metrics::render(&figures?, &expiry)) {
-            tracing::warn!(error = %e, file = %path.display(), "Cannot write the metrics textfile.");
-        }
+        crate::metrics::publish(path, &s, &tenant_names(config), &expiry)?;
     }
-    // Exports without a schedule follow every successful poll; scheduled ones belong to `run`.
-    let following: Vec<_> = config
-        .exports
-        .iter()
-        .filter(|e| e.schedule.is_none())
-        .cloned()
-        .collect();
-    if export && !summary.ok.is_empty() && !following.is_empty() {
+    if export && !summary.ok.is_empty() {
         let store = store.clone();
+        let exports = config.exports.clone();
         let tenants = tenant_names(config);
         summary.exported = tokio::task::spawn_blocking(move || {
             let s = store.lock().unwrap_or_else(|p| p.into_inner());
-            let mut all = Vec::new();
-            for e in &following {
-                all.extend(run_export(&s, e, &tenants)?);
-            }
-            Ok::<_, ExportError>(all)
+            crate::export::run_after_poll(&s, &exports, &tenants)
         })
         .await
         .expect("export task panicked")?;
     }
     Ok(summary)
-}
-
-fn source_tokens_expiry(source: &MdeSource) -> Option<i64> {
-    source.tokens().current_expiry()
 }
 
 /// The configured tenants' names.
@@ -285,10 +275,7 @@ pub async fn auth_check(
         crate::http::client(config.poll.request_timeout, &config.http).map_err(AppError::Http)?;
     let mut out = Vec::new();
     for t in tenants {
-        let tokens = Arc::new(TokenProvider::new(http.clone(), t).map_err(|e| match e {
-            AuthError::Config(c) => AppError::Config(c.in_file_of(config)),
-            other => AppError::Http(other.to_string()),
-        })?);
+        let tokens = token_provider(&http, t, config)?;
         let token = match tokens.token().await {
             Ok(tok) => tok,
             Err(e) => {

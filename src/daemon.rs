@@ -35,10 +35,10 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::app::{AppError, tenant_names};
-use crate::auth::{AuthError, TokenProvider};
+use crate::auth::TokenProvider;
 use crate::budget::Budget;
 use crate::config::{Config, ConfigError, TenantConfig, cron_interval};
-use crate::export::run_export;
+use crate::export::{run_after_poll, run_export};
 use crate::poll::{PollSettings, poll_tenant};
 use crate::source::mde::MdeSource;
 use crate::store::{Store, StoreError, WriterLock};
@@ -122,10 +122,7 @@ impl Plan {
         for (i, t) in config.tenants.iter().enumerate() {
             let interval = cron_interval(schedule_of(&config, t));
             let offset = interval.min(Duration::from_secs(60)) * i as u32 / n;
-            let tokens = Arc::new(TokenProvider::new(http.clone(), t).map_err(|e| match e {
-                AuthError::Config(c) => AppError::Config(c.in_file_of(&config)),
-                other => AppError::Http(other.to_string()),
-            })?);
+            let tokens = crate::app::token_provider(&http, t, &config)?;
             let budget = Arc::new(Budget::new(
                 config.poll.calls_per_minute,
                 config.poll.calls_per_hour,
@@ -241,29 +238,18 @@ fn write_metrics(plan: &Plan, store: &Arc<Mutex<Store>>) {
     let Some(path) = &plan.config.metrics_textfile else {
         return;
     };
-    let figures: Result<Vec<_>, StoreError> = {
-        // Never block the scheduler loop behind a long export: the next run writes the metrics.
-        let Ok(s) = store.try_lock() else {
-            tracing::debug!("The store is busy; the metrics are written after the next run.");
-            return;
-        };
-        plan.tenants
-            .iter()
-            .map(|t| crate::metrics::tenant_figures(&s, &t.cfg.name))
-            .collect()
+    // Never block the scheduler loop behind a long export: the next run writes the metrics.
+    let Ok(s) = store.try_lock() else {
+        tracing::debug!("The store is busy; the metrics are written after the next run.");
+        return;
     };
     let expiry: Vec<(String, i64)> = plan
         .tenants
         .iter()
         .filter_map(|t| t.tokens.current_expiry().map(|e| (t.cfg.name.clone(), e)))
         .collect();
-    match figures {
-        Ok(f) => {
-            if let Err(e) = crate::metrics::write(path, &crate::metrics::render(&f, &expiry)) {
-                tracing::warn!(error = %e, file = %path.display(), "Cannot write the metrics textfile.");
-            }
-        }
-        Err(e) => tracing::warn!(error = %e, "Cannot read the figures for the metrics."),
+    if let Err(e) = crate::metrics::publish(path, &s, &tenant_names(&plan.config), &expiry) {
+        tracing::warn!(error = %e, "Cannot read the figures for the metrics.");
     }
 }
 
@@ -437,13 +423,7 @@ fn spawn_poll(
         page_size: plan.config.poll.page_size,
     };
     let tenant = t.cfg.name.clone();
-    let following: Vec<_> = plan
-        .config
-        .exports
-        .iter()
-        .filter(|e| e.schedule.is_none())
-        .cloned()
-        .collect();
+    let exports = plan.config.exports.clone();
     let tenants = tenant_names(&plan.config);
     tokio::spawn(async move {
         let result = poll_tenant(&source, &store, &tenant, settings).await;
@@ -451,14 +431,11 @@ fn spawn_poll(
             Ok(r) => {
                 tracing::info!("{r}");
                 // Exports without a schedule follow every successful poll.
-                if !following.is_empty() {
+                if exports.iter().any(|e| e.schedule.is_none()) {
                     let store = store.clone();
                     let exported = tokio::task::spawn_blocking(move || {
                         let s = store.lock().unwrap_or_else(|p| p.into_inner());
-                        following
-                            .iter()
-                            .map(|e| run_export(&s, e, &tenants).map(|w| w.len()))
-                            .collect::<Result<Vec<_>, _>>()
+                        run_after_poll(&s, &exports, &tenants)
                     })
                     .await;
                     match exported {

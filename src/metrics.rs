@@ -182,6 +182,24 @@ pub fn render(figures: &[TenantFigures], token_expiry: &[(String, i64)]) -> Stri
     out
 }
 
+/// Reads the figures of `tenants` and rewrites the textfile. A file that cannot be written is
+/// logged, not fatal: the alerts are stored, and the next run tries again.
+pub fn publish(
+    path: &Path,
+    store: &Store,
+    tenants: &[String],
+    token_expiry: &[(String, i64)],
+) -> Result<(), StoreError> {
+    let figures = tenants
+        .iter()
+        .map(|t| tenant_figures(store, t))
+        .collect::<Result<Vec<_>, _>>()?;
+    if let Err(e) = write(path, &render(&figures, token_expiry)) {
+        tracing::warn!(error = %e, file = %path.display(), "Cannot write the metrics textfile.");
+    }
+    Ok(())
+}
+
 /// Writes the textfile atomically (mode 0644: node_exporter runs as another user).
 pub fn write(path: &Path, text: &str) -> std::io::Result<()> {
     crate::export::write_atomic(path, 0o644, |f| {

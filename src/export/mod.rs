@@ -505,6 +505,20 @@ fn write_report(
     Ok(out)
 }
 
+/// Runs the exports without a `schedule`: they follow every successful poll (scheduled ones
+/// belong to `run`).
+pub fn run_after_poll(
+    store: &Store,
+    exports: &[ExportConfig],
+    tenants: &[String],
+) -> Result<Vec<Written>, ExportError> {
+    let mut all = Vec::new();
+    for e in exports.iter().filter(|e| e.schedule.is_none()) {
+        all.extend(run_export(store, e, tenants)?);
+    }
+    Ok(all)
+}
+
 /// Runs one configured export: timestamped files, `-latest`, manifest, retention, and for scope
 /// `changed` the new starting point. `tenants` are the configured tenants (for the cursors in the
 /// manifest).

@@ -56,8 +56,7 @@ async fn a_throttled_backfill_finishes_in_one_poll() {
     for (env, s) in [(&env1, &s1), (&env2, &s2)] {
         assert!(s.failed.is_empty(), "{:?}", s.failed);
         assert_eq!(s.ok[0].outcome, Outcome::Ok);
-        let d = diff(&stored(&env.store_path()), &env.sim.truth(false));
-        assert!(d.is_clean(), "{d:?}");
+        assert_matches_truth(env);
     }
     let st1 = env1.sim.stats();
     assert!(st1.throttled >= 1 && st1.throttled <= 2, "{st1:?}");
@@ -137,8 +136,7 @@ async fn thirty_percent_faults_and_one_poll_completes() {
     let s = app::poll(&env.config(), None, false).await.unwrap();
     assert!(s.failed.is_empty(), "{:?}", s.failed);
     assert!(env.sim.stats().faults >= 3, "{:?}", env.sim.stats());
-    let d = diff(&stored(&env.store_path()), &env.sim.truth(false));
-    assert!(d.is_clean(), "{d:?}");
+    assert_matches_truth(&env);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -245,6 +243,5 @@ async fn a_full_disk_stops_the_poll_with_the_store_intact() {
     assert!(new_cursor >= cursor);
     // Space again: the next poll completes.
     app::poll(&config, None, false).await.unwrap();
-    let d = diff(&stored(&env.store_path()), &env.sim.truth(false));
-    assert!(d.is_clean(), "{d:?}");
+    assert_matches_truth(&env);
 }

@@ -261,14 +261,7 @@ async fn keep_retention_manifest_evidence_and_no_temp_files() {
         .mode()
         & 0o777;
     assert_eq!(mode, 0o644);
-    assert!(
-        std::fs::read_dir(&dir).unwrap().all(|e| !e
-            .unwrap()
-            .file_name()
-            .to_string_lossy()
-            .starts_with(".mde-alerts-tmp")),
-        "no temp files remain"
-    );
+    assert!(temp_files(&dir).is_empty(), "no temp files remain");
 }
 
 /// A reader that reads `NAME-latest.*` in a loop while exports repeat never sees a partial or
@@ -335,13 +328,7 @@ async fn a_failure_mid_export_leaves_the_previous_latest_intact() {
         "the previous -latest file is intact"
     );
     assert!(
-        std::fs::read_dir(env.path().join("out"))
-            .unwrap()
-            .all(|e| !e
-                .unwrap()
-                .file_name()
-                .to_string_lossy()
-                .starts_with(".mde-alerts-tmp")),
+        temp_files(&env.path().join("out")).is_empty(),
         "no temp file left"
     );
 }

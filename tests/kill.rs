@@ -105,15 +105,7 @@ async fn killed_polls_resume_without_gaps_or_duplicates() {
         d.stale.len(),
         d.extra.len()
     );
-    let leftovers: Vec<_> = std::fs::read_dir(env.path().join("exports"))
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .filter(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .starts_with(mde_alerts::export::TEMP_PREFIX)
-        })
-        .collect();
+    let leftovers = temp_files(&env.path().join("exports"));
     assert!(leftovers.is_empty(), "temp files left: {leftovers:?}");
     let json: Vec<serde_json::Value> = serde_json::from_slice(
         &std::fs::read(env.path().join("exports/alerts-json-latest.json")).unwrap(),

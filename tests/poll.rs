@@ -19,8 +19,7 @@ async fn first_poll_stores_everything_and_quiet_poll_costs_one_call() {
     let s = app::poll(&config, None, false).await.unwrap();
     assert!(s.failed.is_empty(), "{:?}", s.failed);
     assert_eq!(s.ok[0].counts.new, 450);
-    let d = diff(&stored(&env.store_path()), &env.sim.truth(false));
-    assert!(d.is_clean(), "{d:?}");
+    assert_matches_truth(&env);
 
     let before = env.sim.stats();
     let s = app::poll(&config, None, false).await.unwrap();
@@ -48,8 +47,7 @@ async fn updates_replace_versions_and_are_kept_as_revisions() {
     let c = s.ok[0].counts;
     assert_eq!(c.new, 5);
     assert!(c.updated >= 25 && c.updated <= 30, "{c:?}");
-    let d = diff(&stored(&env.store_path()), &env.sim.truth(false));
-    assert!(d.is_clean(), "{d:?}");
+    assert_matches_truth(&env);
     let store = Store::open(&env.store_path()).unwrap();
     let revs: i64 = store
         .connection()
@@ -72,8 +70,7 @@ async fn keyset_pager_loses_nothing_while_alerts_change_between_pages() {
     assert!(d.missing.is_empty(), "{d:?}");
     env.sim.set_hazards(Hazards::default());
     app::poll(&config, None, false).await.unwrap();
-    let d = diff(&stored(&env.store_path()), &env.sim.truth(false));
-    assert!(d.is_clean(), "{d:?}");
+    assert_matches_truth(&env);
 }
 
 /// A naive `$skip` pager over the same simulator loses alerts: proof that the simulator is nasty
@@ -157,8 +154,7 @@ async fn more_alerts_at_one_instant_than_fit_on_a_page() {
     assert!(d.missing.is_empty(), "{d:?}");
     env.sim.set_hazards(Hazards::default());
     app::poll(&config, None, false).await.unwrap();
-    let d = diff(&stored(&env.store_path()), &env.sim.truth(false));
-    assert!(d.is_clean(), "{d:?}");
+    assert_matches_truth(&env);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -177,8 +173,7 @@ async fn late_visible_alerts_are_caught_by_the_overlap() {
     app::poll(&config, None, false).await.unwrap();
     settle(&env.sim).await;
     app::poll(&config, None, false).await.unwrap();
-    let d = diff(&stored(&env.store_path()), &env.sim.truth(false));
-    assert!(d.is_clean(), "{d:?}");
+    assert_matches_truth(&env);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -194,8 +189,7 @@ async fn invalid_elements_are_counted_and_the_rest_is_stored() {
     assert!(s.ok[0].counts.invalid >= 3, "{:?}", s.ok[0].counts);
     env.sim.set_hazards(Hazards::default());
     app::poll(&config, None, false).await.unwrap();
-    let d = diff(&stored(&env.store_path()), &env.sim.truth(false));
-    assert!(d.is_clean(), "{d:?}");
+    assert_matches_truth(&env);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -253,8 +247,7 @@ async fn transient_faults_are_retried_within_the_poll() {
     let s = app::poll(&config, None, false).await.unwrap();
     assert!(s.failed.is_empty(), "{:?}", s.failed);
     assert!(env.sim.stats().faults > 0);
-    let d = diff(&stored(&env.store_path()), &env.sim.truth(false));
-    assert!(d.is_clean(), "{d:?}");
+    assert_matches_truth(&env);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -281,8 +274,7 @@ async fn short_tokens_are_renewed_before_they_expire() {
     );
     assert!(st.tokens_issued >= 2, "tokens were not renewed");
     assert!(st.unauthorized <= st.tokens_issued, "{st:?}");
-    let d = diff(&stored(&env.store_path()), &env.sim.truth(false));
-    assert!(d.is_clean(), "{d:?}");
+    assert_matches_truth(&env);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -351,6 +343,5 @@ async fn alerts_created_and_updated_in_one_tick() {
     let config = env.config();
     let s = app::poll(&config, None, false).await.unwrap();
     assert!(s.failed.is_empty(), "{:?}", s.failed);
-    let d = diff(&stored(&env.store_path()), &env.sim.truth(false));
-    assert!(d.is_clean(), "{d:?}");
+    assert_matches_truth(&env);
 }

@@ -158,15 +158,7 @@ async fn run_polls_exports_notifies_and_stops_cleanly() {
         assert!(notify.has(what), "no {what} in {:?}", notify.all());
     }
     assert!(notify.has("ok: "), "STATUS after a run: {:?}", notify.all());
-    let leftovers: Vec<_> = std::fs::read_dir(env.path().join("exports"))
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .filter(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .starts_with(".mde-alerts-tmp")
-        })
-        .collect();
+    let leftovers = temp_files(&env.path().join("exports"));
     assert!(leftovers.is_empty(), "{leftovers:?}");
     // Every -latest file is complete.
     let json: Vec<serde_json::Value> = serde_json::from_slice(

@@ -202,6 +202,23 @@ pub fn diff(stored: &HashMap<String, (ApiTime, Value)>, truth: &[TruthAlert]) ->
     d
 }
 
+/// Asserts that the store holds every alert of the simulator exactly once, in its latest state.
+#[track_caller]
+pub fn assert_matches_truth(env: &Env) {
+    let d = diff(&stored(&env.store_path()), &env.sim.truth(false));
+    assert!(d.is_clean(), "{d:?}");
+}
+
+/// The temp files (`.mde-alerts-tmp-…`) left in `dir`.
+pub fn temp_files(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|f| f.starts_with(mde_alerts::export::TEMP_PREFIX))
+        .collect()
+}
+
 /// Waits until every late version is visible.
 pub async fn settle(sim: &Simulator) {
     for _ in 0..200 {

@@ -39,6 +39,12 @@ fn rcgen_days(d: i64) -> time::Duration {
     time::Duration::days(d)
 }
 
+/// A simulator whose app has `cert` registered.
+async fn env_trusting(cert: &Cert, opts: Opts) -> Env {
+    let pem = cert.cert_pem.clone();
+    Env::new(sim_with(|c| c.identity.certificate_pem = Some(pem)), opts).await
+}
+
 fn sim_with(identity: impl FnOnce(&mut SimConfig)) -> SimConfig {
     let mut c = sim_config(40, 21, Hazards::default());
     identity(&mut c);
@@ -85,12 +91,7 @@ fn put(dir: &Path, name: &str, body: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn certificate_grant_with_ps256_and_rs256() {
     let cert = make_cert(-1, 365);
-    let pem = cert.cert_pem.clone();
-    let env = Env::new(
-        sim_with(|c| c.identity.certificate_pem = Some(pem)),
-        Opts::default(),
-    )
-    .await;
+    let env = env_trusting(&cert, Opts::default()).await;
     let c = put(env.path(), "app.crt", &cert.cert_pem);
     let k = put(env.path(), "app.key", &cert.key_pem);
     // PS256 (the default), certificate and key apart.
@@ -423,9 +424,8 @@ async fn auth_check_reports_missing_permissions_and_can_show_the_token() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_password_key_or_token_leaks_at_trace_level() {
     let cert = make_cert(-1, 365);
-    let pem = cert.cert_pem.clone();
-    let env = Env::new(
-        sim_with(|c| c.identity.certificate_pem = Some(pem)),
+    let env = env_trusting(
+        &cert,
         Opts {
             exports: true,
             ..Opts::default()
@@ -611,12 +611,7 @@ async fn a_secret_file_others_may_read_is_warned_about() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_certificate_near_expiry_is_warned_about() {
     let cert = make_cert(-300, 10);
-    let pem = cert.cert_pem.clone();
-    let env = Env::new(
-        sim_with(|c| c.identity.certificate_pem = Some(pem)),
-        Opts::default(),
-    )
-    .await;
+    let env = env_trusting(&cert, Opts::default()).await;
     let both = put(
         env.path(),
         "both.pem",

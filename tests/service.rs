@@ -80,6 +80,26 @@ fn signal(child: &tokio::process::Child, sig: &str) {
     );
 }
 
+/// Sends SIGTERM, asserts exit status 0 within 5 s, and returns what the service logged.
+async fn stop(child: &mut tokio::process::Child) -> String {
+    use tokio::io::AsyncReadExt;
+    signal(child, "-TERM");
+    let status = tokio::time::timeout(Duration::from_secs(5), child.wait())
+        .await
+        .expect("no exit within 5 s")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .await
+        .unwrap();
+    err
+}
+
 fn every_second(env: &Env, extra: &str) {
     let text = std::fs::read_to_string(&env.config_path)
         .unwrap()
@@ -146,12 +166,7 @@ async fn run_polls_exports_notifies_and_stops_cleanly() {
         "{prom}"
     );
     let stopped = Instant::now();
-    signal(&child, "-TERM");
-    let status = tokio::time::timeout(Duration::from_secs(5), child.wait())
-        .await
-        .expect("no exit within 5 s")
-        .unwrap();
-    assert!(status.success(), "{status:?}");
+    stop(&mut child).await;
     assert!(stopped.elapsed() < Duration::from_secs(5));
     tokio::time::sleep(Duration::from_millis(300)).await;
     for what in ["READY=1", "STATUS=", "WATCHDOG=1", "STOPPING=1"] {
@@ -204,21 +219,7 @@ async fn a_wedged_poll_starves_the_watchdog_and_overlapping_ticks_are_skipped() 
         1,
         "overlapping ticks must not start another poll"
     );
-    signal(&child, "-TERM");
-    let status = tokio::time::timeout(Duration::from_secs(5), child.wait())
-        .await
-        .expect("no exit within 5 s")
-        .unwrap();
-    assert!(status.success());
-    let mut err = String::new();
-    use tokio::io::AsyncReadExt;
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .await
-        .unwrap();
+    let err = stop(&mut child).await;
     assert!(err.contains("this tick is skipped"), "{err}");
     assert!(err.contains("watchdog is no longer fed"), "{err}");
 }
@@ -244,23 +245,7 @@ async fn sighup_with_a_broken_config_keeps_the_old_one_running() {
     std::fs::write(&env.config_path, &good).unwrap();
     signal(&child, "-HUP");
     tokio::time::sleep(Duration::from_millis(500)).await;
-    signal(&child, "-TERM");
-    assert!(
-        tokio::time::timeout(Duration::from_secs(5), child.wait())
-            .await
-            .unwrap()
-            .unwrap()
-            .success()
-    );
-    let mut err = String::new();
-    use tokio::io::AsyncReadExt;
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .await
-        .unwrap();
+    let err = stop(&mut child).await;
     assert!(
         err.contains("new config is invalid; keeping the running one"),
         "{err}"
@@ -366,14 +351,7 @@ async fn sighup_picks_up_a_rotated_secret() {
         env.sim.stats().tokens_issued > issued,
         "new tokens with the rotated secret"
     );
-    signal(&child, "-TERM");
-    assert!(
-        tokio::time::timeout(Duration::from_secs(5), child.wait())
-            .await
-            .unwrap()
-            .unwrap()
-            .success()
-    );
+    stop(&mut child).await;
     // Polls succeeded after the rotation (the very last one may have been cut by SIGTERM).
     let out = run(&env, &["status", "--json"]).await;
     let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();

@@ -1,5 +1,4 @@
 //! Shared test helpers: a simulator, a config pointing at it, the oracle comparison.
-#![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -1,11 +1,10 @@
 //! Behaviour of the poller against the simulator: correctness while the API moves, budget, and
 //! bad pages.
 
-mod common;
 
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::support::*;
 use mde_alerts::app;
 use mde_alerts::auth::TokenProvider;
 use mde_alerts::sim::{FaultKind, Hazards};

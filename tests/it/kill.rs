@@ -5,11 +5,10 @@
 //!
 //! `MDE_ALERTS_KILL_ROUNDS` raises the number of kills (default 30) for a longer soak.
 
-mod common;
 
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::support::*;
 use mde_alerts::sim::Hazards;
 use mde_alerts::store::Store;
 use rand::{Rng, SeedableRng};

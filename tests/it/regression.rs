@@ -1,12 +1,11 @@
 //! Regression tests, one per defect found in review, named after what went wrong.
 
-mod common;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::*;
+use crate::support::*;
 use mde_alerts::alert::Alert;
 use mde_alerts::app;
 use mde_alerts::config::{ExportConfig, ExportFormat};

@@ -2,11 +2,10 @@
 //! user meets is shown with its AADSTS code and what to do, bad credential files exit 78 naming
 //! the key, and no secret, password, key or token leaks anywhere.
 
-mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::*;
+use crate::support::*;
 use mde_alerts::sim::{
     DEMO_CLIENT_ID, DEMO_PASSWORD, DEMO_TENANT_ID, DEMO_USER, Hazards, SimConfig,
 };

@@ -1,12 +1,11 @@
 //! `mde-alerts run` as systemd runs it: schedules, sd_notify, watchdog, signals, and the unit files.
 
-mod common;
 
 use std::os::unix::net::UnixDatagram;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::support::*;
 use mde_alerts::sim::{FaultKind, Hazards};
 
 /// A fake systemd notify socket that records every message.

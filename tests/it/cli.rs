@@ -1,10 +1,9 @@
 //! The real binary, as an admin runs it: exit codes, messages, files, and no secret anywhere.
 
-mod common;
 
 use std::path::Path;
 
-use common::*;
+use crate::support::*;
 use mde_alerts::config::{Config, KEYS};
 use mde_alerts::sim::Hazards;
 use mde_alerts::store::Store;

@@ -1,11 +1,10 @@
 //! The API budget and faults: wait for budget rather than be throttled, honour 429, retry what is
 //! transient, one writer per store, and a full disk that loses nothing.
 
-mod common;
 
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::support::*;
 use mde_alerts::app;
 use mde_alerts::sim::{FaultKind, Hazards};
 use mde_alerts::store::{Outcome, Store};

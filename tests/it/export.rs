@@ -1,11 +1,10 @@
 //! Snapshot files that spreadsheets, scripts and people can trust: exact round trips, scopes and
 //! filters, atomic `-latest` files under a reader in a loop, retention, and bad configs.
 
-mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::*;
+use crate::support::*;
 use mde_alerts::config::Config;
 use mde_alerts::sim::Hazards;
 use mde_alerts::store::Store;

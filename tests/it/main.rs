@@ -1,0 +1,14 @@
+//! The behaviour tests, in one integration crate (one link instead of eight): against the
+//! in-process simulator, and against the real binary where the process matters (signals, exit
+//! codes, kill -9).
+
+mod support;
+
+mod auth;
+mod budget;
+mod cli;
+mod export;
+mod kill;
+mod poll;
+mod regression;
+mod service;

@@ -63,6 +63,51 @@ pub struct PollSummary {
     pub failed: Vec<(String, PollError)>,
     /// Files written after the poll.
     pub exported: Vec<Written>,
+    /// The poll was stopped by SIGINT or SIGTERM: which signal, and the run it cut short (as
+    /// recorded, `interrupted`, with what it had stored).
+    pub interrupted: Option<(Signal, Option<crate::store::RunRow>)>,
+}
+
+/// A signal that stops a one-off command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// Ctrl-C.
+    Interrupt,
+    /// `kill`, or systemd stopping the unit.
+    Terminate,
+}
+
+impl Signal {
+    /// The shell's exit status for a process ended by this signal (128 + its number).
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Signal::Interrupt => 130,
+            Signal::Terminate => 143,
+        }
+    }
+}
+
+impl std::fmt::Display for Signal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Signal::Interrupt => "SIGINT",
+            Signal::Terminate => "SIGTERM",
+        })
+    }
+}
+
+/// Resolves on the first SIGINT or SIGTERM. Installing it replaces the default action (dying on
+/// the spot), so a one-off command can finish its run row and say what it stored.
+pub fn stop_signal() -> std::io::Result<impl std::future::Future<Output = Signal>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut term = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = int.recv() => Signal::Interrupt,
+            _ = term.recv() => Signal::Terminate,
+        }
+    })
 }
 
 /// How long a second writer waits for the first before giving up.
@@ -113,6 +158,7 @@ pub async fn poll(
     // One writer per store: a second poll or import waits briefly, then says who holds it.
     let _lock = WriterLock::acquire(&config.store.path, WRITER_WAIT)?;
     let store = Arc::new(Mutex::new(open_store(config)?));
+    reconcile_tenants(&mut store.lock().unwrap_or_else(|p| p.into_inner()), config)?;
     let settings = PollSettings {
         overlap: config.poll.overlap,
         initial_lookback: config.poll.initial_lookback,
@@ -120,6 +166,9 @@ pub async fn poll(
     };
     let deadline = poll_deadline(&config.poll.schedule);
     let mut summary = PollSummary::default();
+    let stop = stop_signal()
+        .map_err(|e| AppError::Http(format!("cannot watch for SIGINT/SIGTERM: {e}")))?;
+    tokio::pin!(stop);
     let mut token_expiry = Vec::new();
     for (t, tokens) in tenants.iter().zip(providers) {
         let history = {
@@ -139,7 +188,27 @@ pub async fn poll(
             budget,
         )
         .with_deadline(deadline);
-        let result = poll_tenant(&source, &store, &t.name, settings).await;
+        let result = tokio::select! {
+            r = poll_tenant(&source, &store, &t.name, settings) => r,
+            signal = &mut stop => {
+                // The poll is dropped at its next await; a page commit already under way finishes
+                // (it holds the store), and then the run row is closed as `interrupted`.
+                let run = tokio::task::spawn_blocking({
+                    let store = store.clone();
+                    let tenant = t.name.clone();
+                    move || {
+                        let mut s = store.lock().unwrap_or_else(|p| p.into_inner());
+                        s.close_running(&tenant, crate::store::Outcome::Interrupted, &format!("stopped by {signal} before it finished"))?;
+                        Ok::<_, StoreError>(s.runs(Some(&tenant), 1)?.into_iter().next())
+                    }
+                })
+                .await
+                .expect("store task panicked")?;
+                tracing::warn!(tenant = %t.name, %signal, "Poll interrupted; everything stored before the signal is kept.");
+                summary.interrupted = Some((signal, run));
+                return Ok(summary);
+            }
+        };
         token_expiry.push(source.tokens().current_expiry());
         match result {
             Ok(r) => {
@@ -173,6 +242,20 @@ pub async fn poll(
         .expect("export task panicked")?;
     }
     Ok(summary)
+}
+
+/// Records each configured tenant's `tenant_id` in the store and carries a renamed tenant's rows
+/// over to its new name (see [`Store::reconcile_tenants`]), saying what it did.
+pub fn reconcile_tenants(store: &mut Store, config: &Config) -> Result<(), StoreError> {
+    let configured: Vec<(&str, &str)> = config
+        .tenants
+        .iter()
+        .map(|t| (t.name.as_str(), t.tenant_id.as_str()))
+        .collect();
+    for change in store.reconcile_tenants(&configured)? {
+        tracing::warn!("{change}.");
+    }
+    Ok(())
 }
 
 /// The configured tenants' names.

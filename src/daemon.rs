@@ -426,7 +426,36 @@ fn spawn_poll(
     let exports = plan.config.exports.clone();
     let tenants = tenant_names(&plan.config);
     tokio::spawn(async move {
-        let result = poll_tenant(&source, &store, &tenant, settings).await;
+        // The poll runs as its own task, so that a panic in it (a bug) is caught here, recorded
+        // as the run's error and shown by `status`, instead of leaving the run "running".
+        let poll = tokio::spawn({
+            let store = store.clone();
+            let tenant = tenant.clone();
+            async move { poll_tenant(&source, &store, &tenant, settings).await }
+        });
+        let result = match poll.await {
+            Ok(r) => r.map_err(|e| e.to_string()),
+            Err(join) => {
+                let why = format!(
+                    "the poll panicked (a bug in mde-alerts; please report it with the log): {}",
+                    panic_message(join)
+                );
+                let closed = tokio::task::spawn_blocking({
+                    let store = store.clone();
+                    let tenant = tenant.clone();
+                    let why = why.clone();
+                    move || {
+                        let mut s = store.lock().unwrap_or_else(|p| p.into_inner());
+                        s.close_running(&tenant, crate::store::Outcome::Failed, &why)
+                    }
+                })
+                .await;
+                if let Ok(Err(e)) = closed {
+                    tracing::error!(tenant = %tenant, error = %e, "Cannot record the panic in the store.");
+                }
+                Err(why)
+            }
+        };
         let line = match result {
             Ok(r) => {
                 tracing::info!("{r}");
@@ -448,11 +477,23 @@ fn spawn_poll(
             }
             Err(e) => {
                 tracing::error!(tenant = %tenant, error = %e, "Poll failed; everything stored before the failure is kept.");
-                Err(e.to_string())
+                Err(e)
             }
         };
         let _ = done.send(Done::Poll { tenant, line });
     })
+}
+
+/// The text of a task's panic (or why it ended without a result).
+fn panic_message(join: tokio::task::JoinError) -> String {
+    match join.try_into_panic() {
+        Ok(payload) => payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "(no message)".into()),
+        Err(join) => join.to_string(),
+    }
 }
 
 fn short_line(r: &crate::poll::PollReport) -> String {
@@ -460,10 +501,10 @@ fn short_line(r: &crate::poll::PollReport) -> String {
         "{} new, {} updated{}",
         r.counts.new,
         r.counts.updated,
-        if r.outcome == crate::store::Outcome::Partial {
-            " (partial)"
-        } else {
-            ""
+        match r.outcome {
+            crate::store::Outcome::Partial => " (partial)",
+            crate::store::Outcome::Stalled => " (stalled: no progress)",
+            _ => "",
         }
     )
 }

@@ -36,9 +36,54 @@ pub enum DemoError {
         #[source]
         source: std::io::Error,
     },
+    /// The directory holds a config or a store that the demo did not write.
+    #[error(
+        "{dir} already holds {what}, which the demo did not write; the demo will not overwrite it or pour simulated alerts into it\n  fix: pass an empty or new directory with --dir"
+    )]
+    NotOurs {
+        /// The directory.
+        dir: PathBuf,
+        /// What is there.
+        what: String,
+    },
     /// A command failed.
     #[error(transparent)]
     App(#[from] AppError),
+}
+
+/// The first line of the config the demo writes: how a later demo knows the directory is its own.
+const MARKER: &str = "# Written by `mde-alerts demo`";
+
+/// Refuses a directory holding a config or store the demo did not write; clears the demo's own
+/// earlier run (its store and exports), so that running the demo twice starts afresh instead of
+/// mixing two simulated worlds in one store.
+fn claim(dir: &Path) -> Result<(), DemoError> {
+    let config = dir.join("config.toml");
+    let store = dir.join("alerts.db");
+    let ours = match std::fs::read_to_string(&config) {
+        Ok(text) => text.starts_with(MARKER),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(_) => false,
+    };
+    let not_ours = |what: String| DemoError::NotOurs {
+        dir: dir.to_path_buf(),
+        what,
+    };
+    if std::fs::symlink_metadata(&config).is_ok() && !ours {
+        return Err(not_ours(format!("a config file ({})", config.display())));
+    }
+    if std::fs::symlink_metadata(&store).is_ok() && !ours {
+        return Err(not_ours(format!("a store ({})", store.display())));
+    }
+    if ours {
+        for suffix in ["", "-wal", "-shm", ".lock"] {
+            let mut p = store.clone().into_os_string();
+            p.push(suffix);
+            let _ = std::fs::remove_file(PathBuf::from(p));
+        }
+        let _ = std::fs::remove_dir_all(dir.join("exports"));
+    }
+    Ok(())
 }
 
 /// Runs the demo in `dir`.
@@ -49,6 +94,7 @@ pub async fn run(dir: &Path) -> Result<DemoReport, DemoError> {
     };
     std::fs::create_dir_all(dir).map_err(setup)?;
     let dir = dir.canonicalize().map_err(setup)?;
+    claim(&dir)?;
     let sim_cfg = SimConfig {
         initial_alerts: 300,
         history: Duration::from_secs(25 * 86_400),
@@ -75,7 +121,7 @@ pub async fn run(dir: &Path) -> Result<DemoReport, DemoError> {
     writeln!(f, "{}", sim_cfg.client_secret).map_err(setup)?;
     let config_path = dir.join("config.toml");
     let config_text = format!(
-        r#"# Written by `mde-alerts demo`: a working config for the built-in simulator.
+        r#"{MARKER}: a working config for the built-in simulator.
 # For a real tenant, start from config.example.toml instead.
 
 [[tenants]]
@@ -116,6 +162,12 @@ dir = "exports"
     let config = Config::load(&config_path).map_err(AppError::from)?;
 
     let first = app::poll(&config, None, false).await?;
+    if first.interrupted.is_some() {
+        return Ok(DemoReport {
+            config: config_path,
+            polls: vec![first],
+        });
+    }
     // Analysts resolve and comment on alerts, an investigation updates a batch at one instant,
     // and new alerts arrive.
     sim.update_random(20);

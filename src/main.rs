@@ -245,6 +245,26 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             for (t, e) in &summary.failed {
                 eprintln!("error: {t}: poll failed: {e}");
             }
+            if let Some((signal, run)) = &summary.interrupted {
+                match run {
+                    Some(r) => eprintln!(
+                        "interrupted by {signal}: {}: {} new, {} updated, {} unchanged in {} committed page{} stored before the signal; cursor {}. `status` shows the run as interrupted; the next poll continues from where this one stopped.",
+                        r.tenant,
+                        r.counts.new,
+                        r.counts.updated,
+                        r.counts.unchanged,
+                        r.pages,
+                        if r.pages == 1 { "" } else { "s" },
+                        r.cursor_after
+                            .map(|c| c.to_api_string())
+                            .unwrap_or_else(|| "(none yet)".into())
+                    ),
+                    None => eprintln!(
+                        "interrupted by {signal} before the poll started; nothing was stored"
+                    ),
+                }
+                return Ok(ExitCode::from(signal.exit_code()));
+            }
             Ok(if summary.failed.is_empty() {
                 ExitCode::SUCCESS
             } else {
@@ -372,6 +392,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo { dir } => {
             println!("Starting the built-in Defender simulator and polling it…");
             let report = demo::run(dir).await?;
+            if let Some((signal, _)) = report.polls.iter().find_map(|p| p.interrupted.as_ref()) {
+                eprintln!("demo interrupted by {signal}");
+                return Ok(ExitCode::from(signal.exit_code()));
+            }
             let first = report.polls.first();
             let second = report.polls.get(1);
             if let Some(p) = first {
@@ -395,8 +419,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
             let cfg = report.config.display();
+            let me = invocation();
             println!(
-                "\nTry next:\n  mde-alerts --config {cfg} status\n  mde-alerts --config {cfg} export --format ndjson --out alerts.ndjson\n  mde-alerts --config {cfg} config check\n  mde-alerts simulate --port 8443   # a simulator to point a config at\n\nFor a real tenant: copy config.example.toml to /etc/mde-alerts/config.toml and fill in your app registration."
+                "\nTry next:\n  {me} --config {cfg} status\n  {me} --config {cfg} export --format ndjson --out alerts.ndjson\n  {me} --config {cfg} config check\n  {me} simulate --port 8443   # a simulator to point a config at\n\nFor a real tenant: copy config.example.toml to /etc/mde-alerts/config.toml and fill in your app registration."
             );
             Ok(if failed.is_empty() {
                 ExitCode::SUCCESS
@@ -516,13 +541,8 @@ fn print_auth(r: &app::AuthReport) {
 
 fn status(cli: &Cli, json: bool) -> anyhow::Result<ExitCode> {
     let config = load(cli)?;
-    if !app::store_exists(&config.store.path) {
-        anyhow::bail!(
-            "the store {} does not exist yet; run `mde-alerts poll` first",
-            config.store.path.display()
-        );
-    }
-    let store = app::open_store(&config)?;
+    // Read-only: a monitoring user may read the store without being allowed to write it.
+    let store = mde_alerts::store::Store::open_read_only(&config.store.path)?;
     let daemon = daemon_state(&config.store.path);
     let now = mde_alerts::time::ApiTime::now();
     let mut healthy_all = true;
@@ -534,19 +554,29 @@ fn status(cli: &Cli, json: bool) -> anyhow::Result<ExitCode> {
         let success_age = f
             .last_success
             .map(|s| Duration::from_nanos(((now.ticks() - s.ticks()).max(0) as u64) * 100));
+        let stalled = f.last_poll.as_ref().is_some_and(|p| p.outcome == "stalled");
         let (healthy, why) = match (&f.last_poll, success_age) {
             (None, _) => (false, Some("no poll has run yet".to_owned())),
             (Some(p), _) if matches!(p.outcome.as_str(), "failed" | "interrupted") => {
                 (false, Some(format!("the last poll {}", p.outcome)))
             }
+            (_, None) if stalled => (
+                false,
+                Some("no poll has made progress yet: the last one stopped at its deadline without reading anything new".to_owned()),
+            ),
             (_, None) => (false, Some("no poll has succeeded yet".to_owned())),
             (_, Some(age)) if age > config.health.max_age => (
                 false,
                 Some(format!(
-                    "the last successful poll is {} old (more than [health] max_age {})",
+                    "the last successful poll is {} old (more than [health] max_age {}){}",
                     humantime::format_duration(Duration::from_secs(age.as_secs())),
-                    humantime::format_duration(config.health.max_age)
+                    humantime::format_duration(config.health.max_age),
+                    if stalled { "; the polls since made no progress" } else { "" }
                 )),
+            ),
+            _ if stalled => (
+                true,
+                Some("the last poll made no progress (it stopped at its deadline); unhealthy if none does within [health] max_age".to_owned()),
             ),
             _ => (true, None),
         };
@@ -662,6 +692,33 @@ fn status(cli: &Cli, json: bool) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(EXIT_FAILED)
     })
+}
+
+/// How the user can run this binary again, for the lines that suggest a next command: plain
+/// `mde-alerts` when that is what `PATH` finds, `cargo run --` under `cargo run` (a fresh clone has
+/// no installed binary), else this binary's full path.
+fn invocation() -> String {
+    let me = std::env::current_exe().ok();
+    let on_path = std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|dir| {
+            let candidate = dir.join("mde-alerts");
+            match (
+                candidate.canonicalize(),
+                me.as_ref().and_then(|m| m.canonicalize().ok()),
+            ) {
+                (Ok(c), Some(m)) => c == m,
+                _ => false,
+            }
+        })
+    });
+    if on_path {
+        "mde-alerts".into()
+    } else if std::env::var_os("CARGO").is_some() {
+        "cargo run --".into()
+    } else {
+        me.map(|m| m.display().to_string())
+            .unwrap_or_else(|| "mde-alerts".into())
+    }
 }
 
 /// The running daemon's state file, if its process is alive.

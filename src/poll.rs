@@ -7,18 +7,28 @@
 //! (everything after an updated alert shifts up by one), and a cursor that then jumps past them loses
 //! them for good. So pages are asked for by *time*, oldest first:
 //!
-//! 1. The first page asks `lastUpdateTime ge A` with `A = cursor − overlap` (first run:
-//!    `now − initial_lookback`, at most 180 days). The overlap re-reads alerts that became visible
-//!    after their `lastUpdateTime` (ingestion delay).
+//! 1. The first page asks `lastUpdateTime ge S`, where `S` is the *settled watermark*: every alert
+//!    updated at or before `S` was read at least `overlap` after its update, so an alert that
+//!    becomes visible late (ingestion delay, up to `overlap`) can no longer appear below it. A page
+//!    read at wall time `w` settles up to `min(its last time, w₀ − overlap)`, `w₀` being when the
+//!    poll began (minus a minute for clock skew); a poll that read to the end settles up to
+//!    `w₀ − overlap`. Stores from before the watermark start at `cursor − overlap`; a first run at
+//!    `now − initial_lookback`, at most 180 days. Because `S` is committed with each page, a poll
+//!    cut short at its deadline *resumes* where it stopped: it never re-reads the same overlap for
+//!    ever when that overlap holds more than one poll can read.
 //! 2. Each next page asks `lastUpdateTime ge T`, where `T` is the largest time on the page just read.
 //!    Alerts at exactly `T` come again and are deduplicated by the store. An alert updated mid-poll
 //!    moves to the end of the order and is read later in this poll or in the next one; nothing can
 //!    shift past the pager, because the pager holds no position, only a time.
 //! 3. When a full page holds a single instant (more alerts share one `lastUpdateTime` than fit on a
-//!    page), the instant itself is read with `eq T` and `$skip`, re-read until a pass finds no alert
-//!    the earlier passes missed, and the pager continues with `gt T`.
-//! 4. Each page is committed in one SQLite transaction together with the cursor advance to its `T`:
-//!    every alert older than the cursor is stored, so a crash at any instant resumes without a gap.
+//!    page), the instant is read by `alertCreationTime` windows that together cover every value a
+//!    server can hold (open-ended at both ends, plus `null`), halved while full; a window that
+//!    cannot be split is read with `$skip` until a pass finds no alert the pass before missed. Then
+//!    the pager continues with `gt T`.
+//! 4. Each page is committed in one SQLite transaction together with the cursor advance to its `T`
+//!    (never past this machine's clock: an alert dated in the future is stored, reported once, and
+//!    does not carry the cursor with it): every alert older than the cursor is stored, so a crash at
+//!    any instant resumes without a gap.
 //! 5. A short page ends the poll; a quiet poll therefore costs exactly one call.
 //!
 //! Keyset paging needs `$orderby`, which Microsoft does not document for alerts. The pager checks
@@ -32,7 +42,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::MAX_LOOKBACK;
 use crate::source::{AlertSource, Bound, Created, Page, PageRequest, SourceError};
-use crate::store::{Counts, Outcome, RunFigures, RunId, Store, StoreError};
+use crate::store::{Counts, Outcome, RunFigures, RunId, Store, StoreError, Upsert};
 use crate::time::ApiTime;
 
 /// The settings a poll needs.
@@ -57,7 +67,7 @@ pub struct PollReport {
     pub pages: u64,
     /// API calls, retries included.
     pub api_calls: u64,
-    /// The cursor before and after.
+    /// The cursor before the poll.
     pub cursor_before: Option<ApiTime>,
     /// The cursor after.
     pub cursor_after: Option<ApiTime>,
@@ -67,8 +77,14 @@ pub struct PollReport {
     pub run: RunId,
     /// How the pager read.
     pub mode: Mode,
-    /// `Ok`, or `Partial` when it stopped at its deadline (the next poll continues).
+    /// `Ok`; `Partial` when it stopped at its deadline having moved the settled watermark (the next
+    /// poll resumes there); `Stalled` when it stopped at its deadline without any progress.
     pub outcome: Outcome,
+    /// Where the next poll starts (the settled watermark), when known.
+    pub resume_from: Option<ApiTime>,
+    /// Alerts stored (new or changed) whose `lastUpdateTime` is in the future by this machine's
+    /// clock: kept, reported, and not followed by the cursor.
+    pub future: u64,
     /// 429 answers.
     pub throttled: u64,
     /// Time spent waiting for budget, `Retry-After` and backoffs.
@@ -99,14 +115,32 @@ impl std::fmt::Display for PollReport {
                 .map(|t| t.to_api_string())
                 .unwrap_or_else(|| "(none yet)".into())
         )?;
-        if self.mode == Mode::Windows {
-            write!(f, " (window paging: the API refused $orderby)")?;
+        match self.mode {
+            Mode::Keyset => {}
+            Mode::Windows(why) => write!(f, " (window paging: {why})")?,
         }
-        if self.outcome == Outcome::Partial {
+        if self.future > 0 {
             write!(
                 f,
-                "; stopped at the deadline (the next scheduled poll), which continues from here"
+                "; {} alert{} dated in the future (stored; the cursor does not follow them)",
+                self.future,
+                if self.future == 1 { "" } else { "s" }
             )?;
+        }
+        let resume = self
+            .resume_from
+            .map(|t| t.to_api_string())
+            .unwrap_or_else(|| "the start".into());
+        match self.outcome {
+            Outcome::Partial => write!(
+                f,
+                "; stopped at the deadline (the next scheduled poll); the next poll resumes from {resume}"
+            )?,
+            Outcome::Stalled => write!(
+                f,
+                "; stopped at the deadline WITHOUT PROGRESS: the next poll starts again from {resume} (raise page_size or the API budget, or poll less often)"
+            )?,
+            _ => {}
         }
         Ok(())
     }
@@ -139,11 +173,18 @@ pub async fn poll_tenant<S: AlertSource>(
 ) -> Result<PollReport, PollError> {
     let started = Instant::now();
     let calls_before = source.calls();
-    let (cursor_before, run) = blocking(store, {
+    let (cursor_before, settled_before, run) = blocking(store, {
         let tenant = tenant.to_owned();
-        move |s| Ok((s.cursor(&tenant)?, s.begin_run(&tenant, "poll")?))
+        move |s| {
+            Ok((
+                s.cursor(&tenant)?,
+                s.settled(&tenant)?,
+                s.begin_run(&tenant, "poll")?,
+            ))
+        }
     })
     .await?;
+    let now = ApiTime::now();
     let mut pager = Pager {
         mode: Mode::Keyset,
         source,
@@ -154,29 +195,58 @@ pub async fn poll_tenant<S: AlertSource>(
         calls_before,
         counts: Counts::default(),
         pages: 0,
+        settles_at: now.minus(settings.overlap).minus(CLOCK_SKEW),
+        future: 0,
     };
-    let result = pager.run(cursor_before, settings).await;
-    let (counts, pages, mode) = (pager.counts, pager.pages, pager.mode);
+    let start = match (settled_before, cursor_before) {
+        (Some(s), _) => s,
+        (None, Some(c)) => c.minus(settings.overlap),
+        (None, None) => now.minus(settings.initial_lookback),
+    }
+    .max(now.minus(MAX_LOOKBACK));
+    let result = pager.run(start).await;
+    let (counts, pages, mode, future) = (pager.counts, pager.pages, pager.mode, pager.future);
     let figures = RunFigures {
         api_calls: source.calls() - calls_before,
         throttled: source.throttled(),
         waited: source.waited(),
     };
-    let (outcome, error) = match &result {
-        Ok(()) => (Outcome::Ok, None),
-        Err(PollError::Source(SourceError::Deadline { .. })) => (Outcome::Partial, None),
-        Err(e) => (Outcome::Failed, Some(e.to_string())),
-    };
     let unsaved = source.take_unsaved_calls();
+    let settles_at = pager.settles_at;
     let finished = blocking(store, {
         let tenant = tenant.to_owned();
+        let (result_kind, error) = match &result {
+            Ok(()) => (Outcome::Ok, None),
+            Err(PollError::Source(SourceError::Deadline { .. })) => (Outcome::Partial, None),
+            Err(e) => (Outcome::Failed, Some(e.to_string())),
+        };
         move |s| {
-            s.record_calls(&tenant, &unsaved)?;
+            let mut w = s.writer()?;
+            w.record_calls(&tenant, &unsaved)?;
+            if result_kind == Outcome::Ok {
+                // Read to the end: everything updated before the poll began (less the overlap)
+                // has been seen, whatever the last alert's time.
+                w.advance_settled(&tenant, settles_at)?;
+            }
+            w.commit(None, 0)?;
+            let settled_after = s.settled(&tenant)?;
+            let outcome = match result_kind {
+                Outcome::Partial
+                    if settled_after <= settled_before && s.cursor(&tenant)? <= cursor_before =>
+                {
+                    Outcome::Stalled
+                }
+                o => o,
+            };
             s.finish_run(run, outcome, figures, error.as_deref())?;
-            s.cursor(&tenant)
+            Ok((outcome, s.cursor(&tenant)?, settled_after))
         }
     })
     .await;
+    let (outcome, cursor_after, resume_from) = match finished {
+        Ok(f) => f,
+        Err(e) => return Err(result.err().unwrap_or(PollError::Store(e))),
+    };
     match (result, outcome) {
         (Err(e), Outcome::Failed) => Err(e),
         (_, outcome) => Ok(PollReport {
@@ -185,11 +255,13 @@ pub async fn poll_tenant<S: AlertSource>(
             pages,
             api_calls: figures.api_calls,
             cursor_before,
-            cursor_after: finished?,
+            cursor_after,
             elapsed: started.elapsed(),
             run,
             mode,
             outcome,
+            resume_from,
+            future,
             throttled: figures.throttled,
             waited: figures.waited,
         }),
@@ -203,7 +275,25 @@ pub enum Mode {
     /// `ge T` pages in time order.
     Keyset,
     /// `ge A and lt B` windows, split while full.
-    Windows,
+    Windows(WhyWindows),
+}
+
+/// Why the pager fell back to windows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WhyWindows {
+    /// The API answered 400 to `$orderby`.
+    Refused,
+    /// The API accepted `$orderby` but sent a page out of time order.
+    Ignored,
+}
+
+impl std::fmt::Display for WhyWindows {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            WhyWindows::Refused => "the API refused $orderby",
+            WhyWindows::Ignored => "the API ignored $orderby and sent pages out of time order",
+        })
+    }
 }
 
 struct Pager<'a, S> {
@@ -216,21 +306,14 @@ struct Pager<'a, S> {
     calls_before: u64,
     counts: Counts,
     pages: u64,
+    /// How far a page settles at most: the poll's start, less the overlap and the clock skew.
+    settles_at: ApiTime,
+    /// Alerts stored (new or changed) dated in the future.
+    future: u64,
 }
 
 impl<S: AlertSource> Pager<'_, S> {
-    async fn run(
-        &mut self,
-        cursor: Option<ApiTime>,
-        settings: PollSettings,
-    ) -> Result<(), PollError> {
-        let now = ApiTime::now();
-        let oldest = now.minus(MAX_LOOKBACK);
-        let start = match cursor {
-            Some(c) => c.minus(settings.overlap),
-            None => now.minus(settings.initial_lookback),
-        }
-        .max(oldest);
+    async fn run(&mut self, start: ApiTime) -> Result<(), PollError> {
         tracing::debug!(tenant = self.tenant, from = %start, "Polling.");
         let mut bound = Bound::AtOrAfter(start);
         let mut first = true;
@@ -241,7 +324,7 @@ impl<S: AlertSource> Pager<'_, S> {
                         tenant = self.tenant,
                         "The API refused $orderby; falling back to bounded time windows (more calls, same guarantees)."
                     );
-                    self.mode = Mode::Windows;
+                    self.mode = Mode::Windows(WhyWindows::Refused);
                     return self.windows(start).await;
                 }
                 other => other?,
@@ -262,7 +345,7 @@ impl<S: AlertSource> Pager<'_, S> {
                         tenant = self.tenant,
                         "The API ignored $orderby (a page was not in time order); falling back to bounded time windows."
                     );
-                    self.mode = Mode::Windows;
+                    self.mode = Mode::Windows(WhyWindows::Ignored);
                     let from = match bound {
                         Bound::AtOrAfter(t) | Bound::Exactly(t) => t,
                         Bound::After(t) => t.plus(TICK),
@@ -336,13 +419,14 @@ impl<S: AlertSource> Pager<'_, S> {
     async fn read_instant(&mut self, t: ApiTime, ordered: bool) -> Result<(), PollError> {
         tracing::info!(tenant = self.tenant, instant = %t, "More alerts share one lastUpdateTime than fit on a page; reading the instant by creation time.");
         let retention = t.minus(MAX_LOOKBACK).minus(Duration::from_secs(86_400));
-        // Creation after the update only happens with a clock fault; ten years covers it.
-        let end_of_time = t.plus(Duration::from_secs(10 * 365 * 86_400));
-        // Smallest last: pops in order missing, old, recent, future.
+        // The windows cover every value the server can hold: open below (.NET's 0001-01-01
+        // sentinel, anything before retention), the plausible span, open above (a creation time
+        // after the update is a clock fault, but it happens), and null. Pops in order: missing,
+        // old, recent, future.
         let mut stack = vec![
-            Created::Within(t.plus(TICK), end_of_time),
-            Created::Within(retention, t.plus(TICK)),
-            Created::Within(ApiTime::from_ticks(0), retention),
+            Created::Within(Some(t.plus(TICK)), None),
+            Created::Within(Some(retention), Some(t.plus(TICK))),
+            Created::Within(None, Some(retention)),
             Created::Missing,
         ];
         while let Some(window) = stack.pop() {
@@ -354,13 +438,12 @@ impl<S: AlertSource> Pager<'_, S> {
             if !full {
                 continue;
             }
-            match window {
-                Created::Within(a, b) if b.ticks() - a.ticks() > 1 => {
-                    let mid = ApiTime::from_ticks(a.ticks() + (b.ticks() - a.ticks()) / 2);
-                    stack.push(Created::Within(mid, b));
-                    stack.push(Created::Within(a, mid));
+            match split(window) {
+                Some((lower, upper)) => {
+                    stack.push(upper);
+                    stack.push(lower);
                 }
-                _ => self.skip_passes(t, window, ordered).await?,
+                None => self.skip_passes(t, window, ordered).await?,
             }
         }
         Ok(())
@@ -442,29 +525,73 @@ impl<S: AlertSource> Pager<'_, S> {
         let calls = self.source.calls() - self.calls_before;
         let made = self.source.take_unsaved_calls();
         // A timestamp from the future (a bad clock upstream) must not carry the cursor past alerts
-        // still to come: never further than a few minutes ahead of this machine.
-        let cursor = cursor.map(|c| c.min(ApiTime::now().plus(MAX_AHEAD)));
-        let counts = blocking(self.store, move |s| {
+        // still to come, nor shrink the next poll's overlap: the cursor never passes this
+        // machine's clock. (Everything up to the page's last time is read, so `now` is proven.)
+        let now = ApiTime::now();
+        let cursor = cursor.map(|c| c.min(now));
+        let settled = cursor.map(|c| c.min(self.settles_at));
+        let future_from = now.plus(FUTURE_SLACK);
+        let (counts, future) = blocking(self.store, move |s| {
             let mut w = s.writer()?;
             w.record_calls(&tenant, &made)?;
+            let mut future = Vec::new();
             for a in &page.alerts {
-                w.upsert(&tenant, a)?;
+                let u = w.upsert(&tenant, a)?;
+                if a.last_update > future_from && matches!(u, Upsert::New | Upsert::Updated) {
+                    future.push((a.id.clone(), a.last_update));
+                }
             }
             w.add_invalid(page.rejected.len() as u64);
-            if let Some(c) = cursor {
-                w.advance_cursor(&tenant, c)?;
+            if let (Some(c), Some(st)) = (cursor, settled) {
+                w.advance_cursor(&tenant, c, st)?;
             }
-            w.commit(Some(run), calls)
+            Ok((w.commit(Some(run), calls)?, future))
         })
         .await?;
+        // Reported once per version: the same version read again is `Unchanged` and silent.
+        for (id, at) in &future {
+            tracing::warn!(
+                tenant = self.tenant,
+                alert = %id,
+                last_update = %at,
+                "An alert is dated in the future by this machine's clock; it is stored, but the cursor does not follow it. Check the clocks (this machine's NTP) if many are."
+            );
+        }
+        self.future += future.len() as u64;
         self.counts.merge(counts);
         self.pages += 1;
         Ok(())
     }
 }
 
-/// How far ahead of this machine's clock the cursor may go.
-const MAX_AHEAD: Duration = Duration::from_secs(300);
+/// How far ahead of this machine's clock an alert's time may be before it is reported as dated in
+/// the future (ordinary clock skew between Microsoft and this machine stays quiet).
+const FUTURE_SLACK: Duration = Duration::from_secs(300);
+
+/// How far this machine's clock may be ahead of Microsoft's: subtracted from the settled watermark,
+/// which is the one place the pager trusts this machine's clock against the API's timestamps.
+const CLOCK_SKEW: Duration = Duration::from_secs(60);
+
+/// The earliest and latest instants a creation window is split within: the OData literal range,
+/// `0001-01-01T00:00:00Z` to `9999-12-31T23:59:59.9999999Z`. Open-ended windows stay open on
+/// that side, so a value outside even this range is still covered.
+const SPLIT_MIN: ApiTime = ApiTime::from_ticks(-621_355_968_000_000_000);
+const SPLIT_MAX: ApiTime = ApiTime::from_ticks(2_534_023_007_999_999_999);
+
+/// Halves a creation window, keeping open sides open, or `None` when it cannot be split (one
+/// tick wide, or `null`).
+fn split(window: Created) -> Option<(Created, Created)> {
+    let Created::Within(a, b) = window else {
+        return None;
+    };
+    let lo = a.unwrap_or(SPLIT_MIN).ticks();
+    let hi = b.unwrap_or(SPLIT_MAX).ticks();
+    if hi.saturating_sub(lo) <= 1 {
+        return None;
+    }
+    let mid = ApiTime::from_ticks(lo + (hi - lo) / 2);
+    Some((Created::Within(a, Some(mid)), Created::Within(Some(mid), b)))
+}
 
 /// One tick of the API's clock (100 ns).
 const TICK: Duration = Duration::from_nanos(100);

@@ -34,6 +34,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0002_budget.sql"),
     include_str!("../migrations/0003_export_state.sql"),
     include_str!("../migrations/0004_export_rev.sql"),
+    include_str!("../migrations/0005_settled.sql"),
+    include_str!("../migrations/0006_tenants.sql"),
 ];
 
 fn migrations() -> Migrations<'static> {
@@ -209,6 +211,40 @@ impl Counts {
     }
 }
 
+/// What [`Store::reconcile_tenants`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TenantChange {
+    /// A tenant was renamed in the config: its rows now go under the new name.
+    Renamed {
+        /// The name the rows had.
+        old: String,
+        /// The configured name.
+        new: String,
+    },
+    /// A rename that was not carried out, because the new name already has rows.
+    Conflict {
+        /// The name with the older rows.
+        old: String,
+        /// The configured name, which has rows too.
+        new: String,
+    },
+}
+
+impl std::fmt::Display for TenantChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TenantChange::Renamed { old, new } => write!(
+                f,
+                "tenant \"{old}\" was renamed to \"{new}\" in the config (same tenant_id): its alerts, cursor and history now go under \"{new}\""
+            ),
+            TenantChange::Conflict { old, new } => write!(
+                f,
+                "tenant \"{new}\" has the tenant_id of \"{old}\", and both names have alerts in the store; \"{old}\" is left out of exports (rename \"{new}\" back to \"{old}\" to keep one history)"
+            ),
+        }
+    }
+}
+
 /// A run's row id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RunId(pub i64);
@@ -223,6 +259,24 @@ pub enum Outcome {
     Partial,
     /// Failed with an error.
     Failed,
+    /// Stopped at its deadline without moving the settled watermark: it made no progress, and is
+    /// not counted as a success (the same overlap would only be read again).
+    Stalled,
+    /// Stopped by a signal (or its process died) before it finished.
+    Interrupted,
+}
+
+impl Outcome {
+    /// The word stored in `runs.outcome`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Partial => "partial",
+            Outcome::Failed => "failed",
+            Outcome::Stalled => "stalled",
+            Outcome::Interrupted => "interrupted",
+        }
+    }
 }
 
 /// Extra figures recorded when a run finishes.
@@ -311,6 +365,8 @@ impl Store {
                 "check that the service's user may write the file and its directory",
             )
         })?;
+        // Another program's database is never converted to WAL nor given our tables.
+        identify(&conn, path, true)?;
         let setup = |conn: &mut Connection| -> rusqlite::Result<(String, i64, i64)> {
             conn.busy_timeout(std::time::Duration::from_secs(10))?;
             let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
@@ -350,6 +406,65 @@ impl Store {
         })
     }
 
+    /// Opens an existing store for reading only, as `status`, `report` and ad-hoc exports do: no
+    /// migration, no pragma that writes, nothing created. So it works for a monitoring user who may
+    /// read but not write the store, on a read-only mount, and never alters a file that is not an
+    /// mde-alerts store.
+    pub fn open_read_only(path: &Path) -> Result<Store, StoreError> {
+        use rusqlite::OpenFlags;
+        let open_err = |reason: String, fix: &str| StoreError::Open {
+            path: path.to_path_buf(),
+            reason,
+            fix: fix.to_owned(),
+        };
+        match std::fs::metadata(path) {
+            Ok(m) if m.is_file() => {}
+            Ok(_) => {
+                return Err(open_err(
+                    "it is not a regular file".into(),
+                    "point [store] path at the store's database file",
+                ));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(open_err(
+                    "it does not exist yet".into(),
+                    "run `mde-alerts poll` (or `import`) first, or check [store] path",
+                ));
+            }
+            Err(e) => return Err(open_err(e.to_string(), READ_FIX)),
+        }
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| open_err(e.to_string(), READ_FIX))?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(|e| open_err(e.to_string(), READ_FIX))?;
+        identify(&conn, path, false)?;
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| open_err(e.to_string(), READ_FIX))?;
+        let latest = MIGRATIONS.len() as i64;
+        if version < latest {
+            return Err(open_err(
+                format!("its schema is version {version}; this mde-alerts reads version {latest}"),
+                "run `mde-alerts poll` (or let the service run) once: it upgrades the store, then try again",
+            ));
+        }
+        if version > latest {
+            return Err(open_err(
+                format!(
+                    "it was written by a newer mde-alerts (schema version {version}, this one knows {latest})"
+                ),
+                "run the newer mde-alerts",
+            ));
+        }
+        Ok(Store {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
@@ -370,6 +485,105 @@ impl Store {
             .optional()
             .map(|o| o.map(ApiTime::from_ticks))
             .map_err(|e| self.err(e))
+    }
+
+    /// The tenant's settled watermark, where the next poll starts (see `migrations/0005_settled.sql`).
+    pub fn settled(&self, tenant: &str) -> Result<Option<ApiTime>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT settled FROM cursors WHERE tenant = ?1",
+                [tenant],
+                |r| r.get::<_, Option<i64>>(0),
+            )
+            .optional()
+            .map(|o| o.flatten().map(ApiTime::from_ticks))
+            .map_err(|e| self.err(e))
+    }
+
+    /// Records which Entra tenant each configured name belongs to, and carries the rows of a
+    /// renamed tenant (same `tenant_id`, a name no longer configured) over to its new name, in one
+    /// transaction: alerts, revisions, cursor, runs and budget history. Returns what it did, for
+    /// the caller to say. A rename whose new name already has rows of its own is not merged (that
+    /// would need a choice between two histories): it is reported as a conflict and left alone.
+    pub fn reconcile_tenants(
+        &mut self,
+        configured: &[(&str, &str)],
+    ) -> Result<Vec<TenantChange>, StoreError> {
+        let path = self.path.clone();
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| classify(&path, e))?;
+        let mut changes = Vec::new();
+        let run = |tx: &rusqlite::Transaction<'_>,
+                   changes: &mut Vec<TenantChange>|
+         -> rusqlite::Result<()> {
+            let has_rows = |name: &str| -> rusqlite::Result<bool> {
+                tx.query_row(
+                    "SELECT EXISTS (SELECT 1 FROM alerts WHERE tenant = ?1) \
+                     OR EXISTS (SELECT 1 FROM cursors WHERE tenant = ?1)",
+                    [name],
+                    |r| r.get(0),
+                )
+            };
+            for &(name, tenant_id) in configured {
+                let id = tenant_id.to_ascii_lowercase();
+                let previous: Vec<String> = tx
+                    .prepare("SELECT name FROM tenants WHERE tenant_id = ?1 AND name <> ?2")?
+                    .query_map(params![id, name], |r| r.get(0))?
+                    .collect::<rusqlite::Result<_>>()?;
+                for old in previous {
+                    if configured.iter().any(|(n, _)| *n == old) || !has_rows(&old)? {
+                        continue;
+                    }
+                    if has_rows(name)? {
+                        changes.push(TenantChange::Conflict {
+                            old,
+                            new: name.to_owned(),
+                        });
+                        continue;
+                    }
+                    for table in ["alerts", "alert_revisions", "cursors", "runs", "api_calls"] {
+                        tx.execute(
+                            &format!("UPDATE {table} SET tenant = ?2 WHERE tenant = ?1"),
+                            params![old, name],
+                        )?;
+                    }
+                    tx.execute("DELETE FROM tenants WHERE name = ?1", [&old])?;
+                    changes.push(TenantChange::Renamed {
+                        old,
+                        new: name.to_owned(),
+                    });
+                }
+                tx.execute(
+                    "INSERT INTO tenants (name, tenant_id) VALUES (?1, ?2) \
+                     ON CONFLICT (name) DO UPDATE SET tenant_id = excluded.tenant_id",
+                    params![name, id],
+                )?;
+            }
+            Ok(())
+        };
+        run(&tx, &mut changes).map_err(|e| classify(&path, e))?;
+        tx.commit().map_err(|e| classify(&path, e))?;
+        Ok(changes)
+    }
+
+    /// Tenant names that have alerts in the store but are not among `configured`: their alerts
+    /// are left out of exports and reports, and the caller says so.
+    pub fn unconfigured_tenants(&self, configured: &[&str]) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT DISTINCT tenant FROM alerts ORDER BY tenant")
+            .map_err(|e| self.err(e))?;
+        let names = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(|e| self.err(e))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.err(e))?;
+        Ok(names
+            .into_iter()
+            .filter(|n| !configured.contains(&n.as_str()))
+            .collect())
     }
 
     /// Records the start of a run, marking any run of the tenant left `running` by a killed process
@@ -409,11 +623,7 @@ impl Store {
         figures: RunFigures,
         error: Option<&str>,
     ) -> Result<(), StoreError> {
-        let outcome = match outcome {
-            Outcome::Ok => "ok",
-            Outcome::Partial => "partial",
-            Outcome::Failed => "failed",
-        };
+        let outcome = outcome.as_str();
         self.conn
             .execute(
                 "UPDATE runs SET outcome = ?2, finished_at = ?3, api_calls = ?4, error = ?5, \
@@ -429,6 +639,24 @@ impl Store {
                 ],
             )
             .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    /// Closes the tenant's runs still `running` with `outcome` and `why`: a signal stopped this
+    /// process (`Interrupted`), or the job panicked (`Failed`), so no run stays "running" for ever.
+    pub fn close_running(
+        &mut self,
+        tenant: &str,
+        outcome: Outcome,
+        why: &str,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "UPDATE runs SET outcome = ?2, finished_at = ?3, error = ?4 \
+                 WHERE tenant = ?1 AND outcome = 'running'",
+                params![tenant, outcome.as_str(), now_text(), why],
+            )
+            .map(drop)
             .map_err(|e| self.err(e))
     }
 
@@ -727,6 +955,52 @@ pub enum ForEachError {
     Io(std::io::Error),
 }
 
+/// What to do when a store cannot be read.
+const READ_FIX: &str = "run as the service's user (`sudo -u mde-alerts …`), or add your user to the group that owns the store (mde-alerts) so that it may read the file and its -wal and -shm files";
+
+/// Refuses a database that is not an mde-alerts store: one with tables, none of them ours. An
+/// empty file (or a new one) is fine when `creating`.
+fn identify(conn: &Connection, path: &Path, creating: bool) -> Result<(), StoreError> {
+    let open_err = |reason: String, fix: &str| StoreError::Open {
+        path: path.to_path_buf(),
+        reason,
+        fix: fix.to_owned(),
+    };
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
+        .and_then(|mut s| {
+            s.query_map([], |r| r.get::<_, String>(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(|e| match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::NotADatabase) => open_err(
+                "it is not an SQLite database".into(),
+                "point [store] path at the store (a new path creates one)",
+            ),
+            _ => open_err(e.to_string(), READ_FIX),
+        })?;
+    let ours = ["alerts", "alert_revisions", "cursors", "runs"];
+    if tables.is_empty() && creating {
+        return Ok(());
+    }
+    if !ours.iter().all(|t| tables.iter().any(|x| x == t)) {
+        let shown: Vec<&str> = tables.iter().take(5).map(String::as_str).collect();
+        return Err(open_err(
+            if tables.is_empty() {
+                "it is an empty database, not an mde-alerts store".into()
+            } else {
+                format!(
+                    "it is not an mde-alerts store (its tables are {}{})",
+                    shown.join(", "),
+                    if tables.len() > 5 { ", …" } else { "" }
+                )
+            },
+            "point [store] path at the mde-alerts store, or at a new file (one is created); mde-alerts never changes another program's database",
+        ));
+    }
+    Ok(())
+}
+
 fn classify(path: &Path, e: rusqlite::Error) -> StoreError {
     use rusqlite::ErrorCode::*;
     match e.sqlite_error_code() {
@@ -849,15 +1123,37 @@ impl Writer<'_> {
         self.counts.invalid += n;
     }
 
-    /// Moves the tenant's cursor forward to `to` (never back).
-    pub fn advance_cursor(&mut self, tenant: &str, to: ApiTime) -> Result<(), StoreError> {
+    /// Moves the tenant's cursor forward to `to` and its settled watermark forward to `settled`
+    /// (neither ever moves back).
+    pub fn advance_cursor(
+        &mut self,
+        tenant: &str,
+        to: ApiTime,
+        settled: ApiTime,
+    ) -> Result<(), StoreError> {
         self.tx
             .prepare_cached(
-                "INSERT INTO cursors (tenant, last_update_time, updated_at) VALUES (?1, ?2, ?3) \
+                "INSERT INTO cursors (tenant, last_update_time, updated_at, settled) VALUES (?1, ?2, ?3, ?4) \
                  ON CONFLICT (tenant) DO UPDATE SET last_update_time = max(last_update_time, excluded.last_update_time), \
+                 settled = max(coalesce(settled, excluded.settled), excluded.settled), \
                  updated_at = excluded.updated_at",
             )
-            .and_then(|mut s| s.execute(params![tenant, to.ticks(), self.stored_at]))
+            .and_then(|mut s| {
+                s.execute(params![tenant, to.ticks(), self.stored_at, settled.ticks()])
+            })
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    /// Moves the settled watermark forward to `to` (never back) without touching the cursor: a
+    /// poll that read to the end proves more than its last alert's time. No-op before the first
+    /// cursor exists.
+    pub fn advance_settled(&mut self, tenant: &str, to: ApiTime) -> Result<(), StoreError> {
+        self.tx
+            .prepare_cached(
+                "UPDATE cursors SET settled = max(coalesce(settled, ?2), ?2) WHERE tenant = ?1",
+            )
+            .and_then(|mut s| s.execute(params![tenant, to.ticks()]))
             .map(|_| ())
             .map_err(|e| self.err(e))
     }
@@ -963,13 +1259,13 @@ mod tests {
         let t0 = ApiTime::parse("2023-01-01T00:00:00Z").unwrap();
         {
             let mut w = s.writer().unwrap();
-            w.advance_cursor("t", t1).unwrap();
+            w.advance_cursor("t", t1, t1).unwrap();
             // dropped: rolled back
         }
         assert_eq!(s.cursor("t").unwrap(), None);
         let mut w = s.writer().unwrap();
-        w.advance_cursor("t", t1).unwrap();
-        w.advance_cursor("t", t0).unwrap();
+        w.advance_cursor("t", t1, t1).unwrap();
+        w.advance_cursor("t", t0, t0).unwrap();
         w.commit(None, 0).unwrap();
         assert_eq!(s.cursor("t").unwrap(), Some(t1));
     }

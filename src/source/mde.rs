@@ -124,11 +124,17 @@ impl MdeSource {
             filter.push_str(&format!(" and lastUpdateTime lt {}", t.to_api_string()));
         }
         match r.created {
-            Some(Created::Within(a, b)) => filter.push_str(&format!(
-                " and alertCreationTime ge {} and alertCreationTime lt {}",
-                a.to_api_string(),
-                b.to_api_string()
-            )),
+            Some(Created::Within(a, b)) => {
+                if let Some(a) = a {
+                    filter.push_str(&format!(" and alertCreationTime ge {}", a.to_api_string()));
+                }
+                if let Some(b) = b {
+                    filter.push_str(&format!(" and alertCreationTime lt {}", b.to_api_string()));
+                }
+                if a.is_none() && b.is_none() {
+                    filter.push_str(" and alertCreationTime ne null");
+                }
+            }
             Some(Created::Missing) => filter.push_str(" and alertCreationTime eq null"),
             None => {}
         }

@@ -24,10 +24,13 @@ pub enum Bound {
 
 /// A filter on `alertCreationTime`, which never changes: used to split an instant shared by more
 /// alerts than fit on a page into windows that alerts can leave but never shift between.
+///
+/// A side left open (`None`) has no bound at all, so that windows can cover every value the server
+/// may hold, however odd (.NET's `0001-01-01T00:00:00Z` sentinel, a creation time years ahead).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Created {
-    /// `alertCreationTime ge A and alertCreationTime lt B`.
-    Within(ApiTime, ApiTime),
+    /// `alertCreationTime ge A and alertCreationTime lt B`, each side only when given.
+    Within(Option<ApiTime>, Option<ApiTime>),
     /// `alertCreationTime eq null`.
     Missing,
 }

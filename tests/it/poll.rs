@@ -1,7 +1,6 @@
 //! Behaviour of the poller against the simulator: correctness while the API moves, budget, and
 //! bad pages.
 
-
 use std::time::{Duration, Instant};
 
 use crate::support::*;
@@ -319,7 +318,12 @@ async fn without_orderby_the_window_pager_loses_nothing() {
         let config = env.config();
         let s = app::poll(&config, None, false).await.unwrap();
         assert!(s.failed.is_empty(), "{:?}", s.failed);
-        assert_eq!(s.ok[0].mode, mde_alerts::poll::Mode::Windows);
+        let why = if refused {
+            mde_alerts::poll::WhyWindows::Refused
+        } else {
+            mde_alerts::poll::WhyWindows::Ignored
+        };
+        assert_eq!(s.ok[0].mode, mde_alerts::poll::Mode::Windows(why));
         let d = diff(&stored(&env.store_path()), &env.sim.truth(false));
         assert!(d.missing.is_empty(), "refused={refused}: {d:?}");
         env.sim.set_hazards(Hazards {

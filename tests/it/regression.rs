@@ -1,6 +1,5 @@
 //! Regression tests, one per defect found in review, named after what went wrong.
 
-
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -54,7 +53,9 @@ impl AlertSource for Fake {
                 })
                 .filter(|(_, t, _)| r.before.is_none_or(|b| *t < b))
                 .filter(|(_, _, c)| match r.created {
-                    Some(Created::Within(a, b)) => *c >= a && *c < b,
+                    Some(Created::Within(a, b)) => {
+                        a.is_none_or(|a| *c >= a) && b.is_none_or(|b| *c < b)
+                    }
                     Some(Created::Missing) => false,
                     None => true,
                 })

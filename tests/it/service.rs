@@ -1,6 +1,5 @@
 //! `mde-alerts run` as systemd runs it: schedules, sd_notify, watchdog, signals, and the unit files.
 
-
 use std::os::unix::net::UnixDatagram;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -66,17 +65,6 @@ fn spawn_run(env: &Env, notify: &Notify, watchdog_usec: u64) -> tokio::process::
         .kill_on_drop(true)
         .spawn()
         .unwrap()
-}
-
-fn signal(child: &tokio::process::Child, sig: &str) {
-    let pid = child.id().unwrap().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args([sig, &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
 }
 
 /// Sends SIGTERM, asserts exit status 0 within 5 s, and returns what the service logged.

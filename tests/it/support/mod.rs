@@ -10,8 +10,6 @@ use mde_alerts::store::Store;
 use mde_alerts::time::ApiTime;
 use serde_json::Value;
 
-pub const SECRET_ENV: &str = "MDE_ALERTS_TEST_SECRET";
-
 /// A test's own directory and simulator.
 pub struct Env {
     pub dir: tempfile::TempDir,
@@ -251,4 +249,16 @@ pub async fn run_with(
         .env("RUST_LOG", "mde_alerts=debug");
     tweak(&mut cmd);
     cmd.output().await.unwrap()
+}
+
+/// Sends `sig` (`-TERM`, `-INT`, `-HUP`) to a child process.
+pub fn signal(child: &tokio::process::Child, sig: &str) {
+    let pid = child.id().unwrap().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
 }

@@ -1,0 +1,197 @@
+//! Regressions for issue 9's command-line holes: signals during `poll`, the demo's directory and
+//! its hints, and read-only commands on stores that are not ours.
+
+use std::time::Duration;
+
+use mde_alerts::sim::{FaultKind, Hazards};
+use mde_alerts::store::Store;
+
+use crate::support::*;
+
+/// Item 13: Ctrl-C on `poll` killed it without a word and left its run "running", so `status`
+/// called the tenant healthy. Now the run is closed as `interrupted`, the command says what it
+/// stored, exits 130, and `status` exits 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_during_poll_closes_the_run_and_says_what_was_stored() {
+    let env = Env::new(
+        sim_config(
+            600,
+            21,
+            Hazards {
+                // Every page is slow, so the signal lands mid-poll.
+                fault_rate: 1.0,
+                fault_kinds: vec![FaultKind::Slow],
+                slow_delay: Duration::from_millis(400),
+                ..Hazards::default()
+            },
+        ),
+        Opts::default(),
+    )
+    .await;
+    let child = tokio::process::Command::new(bin())
+        .arg("--config")
+        .arg(&env.config_path)
+        .arg("poll")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    signal(&child, "-INT");
+    let out = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
+        .await
+        .expect("poll did not stop within 10 s of SIGINT")
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains("interrupted by SIGINT"), "{err}");
+    assert!(err.contains("stored before the signal"), "{err}");
+    let store = Store::open(&env.store_path()).unwrap();
+    let run = &store.runs(Some("t1"), 1).unwrap()[0];
+    assert_eq!(run.outcome, "interrupted");
+    assert!(
+        run.pages >= 1,
+        "pages committed before the signal stay: {run:?}"
+    );
+    drop(store);
+    let status = crate::support::run(&env, &["status"]).await;
+    assert_eq!(
+        status.status.code(),
+        Some(1),
+        "an interrupted poll is unhealthy"
+    );
+    // The next poll completes the store.
+    env.sim.set_hazards(Hazards::default());
+    let out = crate::support::run(&env, &["poll"]).await;
+    assert!(out.status.success());
+    assert_matches_truth(&env);
+}
+
+/// Item 15: `demo --dir DIR` overwrote an existing `DIR/config.toml` and poured demo alerts into an
+/// existing store. It now refuses a directory holding a config or store it did not write, and
+/// starts afresh in its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_refuses_a_directory_it_did_not_make() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, "# my real config\n").unwrap();
+    let out = tokio::process::Command::new(bin())
+        .args(["demo", "--dir"])
+        .arg(dir.path())
+        .output()
+        .await
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("which the demo did not write"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(&config).unwrap(),
+        "# my real config\n"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("alerts.db"), "").unwrap();
+    let out = tokio::process::Command::new(bin())
+        .args(["demo", "--dir"])
+        .arg(dir.path())
+        .output()
+        .await
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("a store"), "{err}");
+    assert!(!dir.path().join("config.toml").exists());
+}
+
+/// Items 15 and 26: the demo runs twice in its own directory (the second run starts afresh), and
+/// its "Try next" lines name a command that works from where the user is: `cargo run --` in a
+/// fresh clone, this binary's path when it is not on `PATH`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_reruns_in_its_own_directory_and_suggests_runnable_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = |cargo: bool| {
+        let mut cmd = tokio::process::Command::new(bin());
+        cmd.args(["demo", "--dir"])
+            .arg(dir.path())
+            .env("PATH", "/usr/bin:/bin");
+        if cargo {
+            cmd.env("CARGO", "cargo");
+        } else {
+            cmd.env_remove("CARGO");
+        }
+        cmd.output()
+    };
+    let first = demo(true).await.unwrap();
+    let text = String::from_utf8_lossy(&first.stdout);
+    assert!(first.status.success(), "{text}");
+    assert!(text.contains("  cargo run -- --config"), "{text}");
+    let rows = |p: &std::path::Path| {
+        csv::Reader::from_path(p.join("exports/alerts-latest.csv"))
+            .unwrap()
+            .records()
+            .count()
+    };
+    let after_first = rows(dir.path());
+    let second = demo(false).await.unwrap();
+    let text = String::from_utf8_lossy(&second.stdout);
+    assert!(second.status.success(), "{text}");
+    assert!(text.contains(&format!("  {} --config", bin())), "{text}");
+    // A fresh simulated world, not two mixed in one store.
+    let after_second = rows(dir.path());
+    assert!(
+        after_second < after_first + 100,
+        "{after_first} then {after_second}"
+    );
+}
+
+/// Item 18: read-only commands migrated and wrote the store: pointed at another program's SQLite
+/// file they converted it to WAL and added tables. Every command now refuses a database that is
+/// not an mde-alerts store, and leaves it as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_refuse_another_programs_database_and_leave_it_alone() {
+    let env = Env::new(sim_config(5, 23, Hazards::default()), Opts::default()).await;
+    {
+        let c = rusqlite::Connection::open(env.store_path()).unwrap();
+        c.execute_batch("CREATE TABLE contacts (name TEXT); INSERT INTO contacts VALUES ('x');")
+            .unwrap();
+    }
+    let before = std::fs::read(env.store_path()).unwrap();
+    for args in [
+        &["status"][..],
+        &["export", "--format", "csv", "--out", "x.csv"][..],
+        &["poll"][..],
+    ] {
+        let out = run(&env, args).await;
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}: {err}");
+        assert!(err.contains("not an mde-alerts store"), "{args:?}: {err}");
+        assert!(err.contains("contacts"), "{args:?}: {err}");
+    }
+    assert_eq!(std::fs::read(env.store_path()).unwrap(), before);
+    let mut wal = env.store_path().into_os_string();
+    wal.push("-wal");
+    assert!(!std::path::Path::new(&wal).exists(), "no WAL was made");
+}
+
+/// Item 18: `status` reads the store without writing it (no migration, no WAL conversion): the
+/// database file is byte for byte the same afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_does_not_write_the_store() {
+    let env = Env::new(sim_config(30, 24, Hazards::default()), Opts::default()).await;
+    let out = run(&env, &["poll"]).await;
+    assert!(out.status.success());
+    {
+        let c = rusqlite::Connection::open(env.store_path()).unwrap();
+        c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .unwrap();
+    }
+    let before = std::fs::read(env.store_path()).unwrap();
+    let out = run(&env, &["status", "--json"]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read(env.store_path()).unwrap(), before);
+}

@@ -288,7 +288,8 @@ pub async fn run(config_path: &Path, config: Config) -> Result<(), AppError> {
     let (_lock, store) = startup(&config)?;
     let store = Arc::new(Mutex::new(store));
     let mut plan = {
-        let s = store.lock().unwrap_or_else(|p| p.into_inner());
+        let mut s = store.lock().unwrap_or_else(|p| p.into_inner());
+        crate::app::reconcile_tenants(&mut s, &config)?;
         Plan::build(config, &s)?
     };
     let mut term = signal(SignalKind::terminate()).map_err(|e| AppError::Http(e.to_string()))?;
@@ -428,12 +429,12 @@ fn spawn_poll(
     tokio::spawn(async move {
         // The poll runs as its own task, so that a panic in it (a bug) is caught here, recorded
         // as the run's error and shown by `status`, instead of leaving the run "running".
-        let poll = tokio::spawn({
+        let mut poll = AbortOnDrop(tokio::spawn({
             let store = store.clone();
             let tenant = tenant.clone();
             async move { poll_tenant(&source, &store, &tenant, settings).await }
-        });
-        let result = match poll.await {
+        }));
+        let result = match (&mut poll.0).await {
             Ok(r) => r.map_err(|e| e.to_string()),
             Err(join) => {
                 let why = format!(
@@ -482,6 +483,16 @@ fn spawn_poll(
         };
         let _ = done.send(Done::Poll { tenant, line });
     })
+}
+
+/// Aborts the task when dropped: the poll task dies with the job that awaits it (shutdown aborts
+/// the job).
+struct AbortOnDrop<T>(JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// The text of a task's panic (or why it ended without a result).
@@ -599,8 +610,10 @@ fn reload(config_path: &Path, plan: Plan, store: &Arc<Mutex<Store>>) -> Plan {
         }
     };
     let built = {
-        let s = store.lock().unwrap_or_else(|p| p.into_inner());
-        Plan::build(config, &s)
+        let mut s = store.lock().unwrap_or_else(|p| p.into_inner());
+        crate::app::reconcile_tenants(&mut s, &config)
+            .map_err(AppError::from)
+            .and_then(|()| Plan::build(config, &s))
     };
     match built {
         Ok(mut p) => {
@@ -634,10 +647,28 @@ async fn shutdown(plan: Plan, store: &Arc<Mutex<Store>>) {
     }
     // A commit or export running on a blocking thread holds the store: wait for it briefly, so the
     // transaction finishes rather than being cut by the exit (SQLite would roll it back anyway).
+    // The runs cut short are closed as `interrupted` (so `status` does not call them running).
+    let cut: Vec<String> = plan
+        .tenants
+        .iter()
+        .filter(|t| t.running.is_some())
+        .map(|t| t.cfg.name.clone())
+        .collect();
     let store = store.clone();
     let waited = tokio::time::timeout(
         SHUTDOWN_WAIT,
-        tokio::task::spawn_blocking(move || drop(store.lock())),
+        tokio::task::spawn_blocking(move || {
+            let mut s = store.lock().unwrap_or_else(|p| p.into_inner());
+            for tenant in &cut {
+                if let Err(e) = s.close_running(
+                    tenant,
+                    crate::store::Outcome::Interrupted,
+                    "stopped by the service's shutdown before it finished",
+                ) {
+                    tracing::warn!(tenant = %tenant, error = %e, "Cannot close the interrupted run.");
+                }
+            }
+        }),
     )
     .await;
     if waited.is_err() {
@@ -645,4 +676,35 @@ async fn shutdown(plan: Plan, store: &Arc<Mutex<Store>>) {
     }
     let _ = std::fs::remove_file(state_path(&plan.config.store.path));
     tracing::info!("Stopped.");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A poll that panics is recorded with its message, not lost as "finished without reporting".
+    #[tokio::test]
+    async fn a_panicking_job_reports_its_message() {
+        let h = tokio::spawn(async { panic!("overflow when adding duration to instant") });
+        let join = h.await.unwrap_err();
+        assert_eq!(
+            panic_message(join),
+            "overflow when adding duration to instant"
+        );
+        let n = 7;
+        let h = tokio::spawn(async move { panic!("index {n} out of range") });
+        assert_eq!(panic_message(h.await.unwrap_err()), "index 7 out of range");
+    }
+
+    /// Dropping the job that awaits a poll aborts the poll (shutdown aborts jobs).
+    #[tokio::test]
+    async fn dropping_the_guard_aborts_the_task() {
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let guard = AbortOnDrop(tokio::spawn(async move {
+            let _tx = tx;
+            std::future::pending::<()>().await;
+        }));
+        drop(guard);
+        assert!(rx.await.is_err(), "the task was dropped, and its sender with it");
+    }
 }

@@ -5,6 +5,7 @@
 //! bound, oldest first" — and knows nothing of cursors or the store. The paging strategy that loses
 //! nothing lives in [`crate::poll`].
 
+pub mod fake;
 pub mod mde;
 
 use crate::alert::{Alert, Invalid};

@@ -10,6 +10,7 @@ use mde_alerts::store::Store;
 use mde_alerts::time::ApiTime;
 use serde_json::Value;
 
+#[allow(dead_code)] // unused since the tests were merged into one crate; -D warnings
 pub const SECRET_ENV: &str = "MDE_ALERTS_TEST_SECRET";
 
 /// A test's own directory and simulator.

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use crate::auth::{AuthError, TokenProvider};
 use crate::budget::Budget;
 use crate::config::{Config, ConfigError};
-use crate::export::{ExportError, Written, run_export};
+use crate::export::{ExportError, Trigger, Written, run_export_as};
 use crate::poll::{PollError, PollReport, PollSettings, poll_tenant};
 use crate::source::mde::MdeSource;
 use crate::store::{Store, StoreError, WriterLock};
@@ -298,7 +298,7 @@ pub fn export_configured(config: &Config, name: Option<&str>) -> Result<Vec<Writ
     let tenants = tenant_names(config);
     let mut all = Vec::new();
     for e in exports {
-        all.extend(run_export(&store, e, &tenants)?);
+        all.extend(run_export_as(&store, e, &tenants, Trigger::Manual)?);
     }
     Ok(all)
 }

@@ -645,18 +645,6 @@ pub struct Filter {
     pub tenants: Vec<String>,
 }
 
-/// The rank of a severity for `min_severity`; unknown values rank above `High`.
-pub fn severity_rank(s: &str) -> u8 {
-    match s {
-        "UnSpecified" => 0,
-        "Informational" => 1,
-        "Low" => 2,
-        "Medium" => 3,
-        "High" => 4,
-        _ => 5,
-    }
-}
-
 /// Snapshot file formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ExportFormat {
@@ -1638,7 +1626,7 @@ fn export(
                 "use one of: Informational | Low | Medium | High",
             ));
         };
-        e.filter.min_severity = Some(severity_rank(k));
+        e.filter.min_severity = Some(crate::alert::vocab::Severity::parse(k).rank());
     }
     e.filter.statuses = string_list(s, "statuses")?;
     e.filter.categories = string_list(s, "categories")?;
@@ -1663,28 +1651,15 @@ fn export(
             ));
         }
         for c in &cols {
-            if !crate::export::KNOWN_COLUMNS.contains(&c.as_str()) {
-                let best = crate::export::KNOWN_COLUMNS
-                    .iter()
-                    .map(|k| {
-                        (
-                            strsim::damerau_levenshtein(&c.to_lowercase(), &k.to_lowercase()),
-                            *k,
-                        )
-                    })
-                    .min();
-                let fix = match best {
-                    Some((d, k)) if d <= 3 => format!("did you mean `{k}`?"),
-                    _ => format!(
-                        "use API property names: {}",
-                        crate::export::KNOWN_COLUMNS.join(", ")
-                    ),
-                };
-                return Err(ConfigError::new(
-                    s.key("columns"),
-                    format!("{c:?} is not a column"),
-                    fix,
-                ));
+            // Any property path is a column (fields Microsoft adds later, old-schema fields);
+            // a name close to a known one only warns.
+            match crate::export::table::check_column(c) {
+                Err(problem) => {
+                    let fix = "write an API property name or a dotted path into one, e.g. \"relatedUser.userName\"";
+                    return Err(ConfigError::new(s.key("columns"), problem, fix));
+                }
+                Ok(Some(hint)) => tracing::warn!(key = %s.key("columns"), "{hint}"),
+                Ok(None) => {}
             }
         }
         e.columns = cols;

@@ -63,15 +63,20 @@ enum Command {
         tenant: Option<String>,
     },
     /// Write snapshot files from the store (no API calls).
+    ///
+    /// A manual export of a `scope = "changed"` export writes the delta since its last scheduled
+    /// run to a timestamped file only: `-latest`, the manifest and the starting point stay the
+    /// schedule's.
     Export {
         /// Only the configured export with this name.
         #[arg(long, conflicts_with_all = ["format", "out"])]
         name: Option<String>,
-        /// Write one ad-hoc file in this format (with --out).
+        /// The format of the ad-hoc file (default: from the extension of --out).
         #[arg(long, value_enum, requires = "out")]
         format: Option<ExportFormat>,
-        /// The ad-hoc file to write (with --format).
-        #[arg(long, requires = "format")]
+        /// Write one ad-hoc file here (only ever replacing a regular file); `-` is standard output.
+        /// The format follows the extension: .csv, .json, .ndjson/.jsonl, .xlsx, .html/.md.
+        #[arg(long)]
         out: Option<PathBuf>,
     },
     /// Write the nightly report (HTML and Markdown) from the store (no API calls).
@@ -79,7 +84,8 @@ enum Command {
         /// "What happened in the last …": new, updated and resolved alerts in this window.
         #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
         window: Duration,
-        /// The directory for report.html and report.md.
+        /// A directory for report.html and report.md, a .html file (with its .md twin beside
+        /// it), a .md file, or `-` for the HTML on standard output.
         #[arg(long)]
         out: PathBuf,
     },
@@ -296,53 +302,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Export { name, format, out } => {
-            let config = load(&cli)?;
-            if format.is_none() {
-                mde_alerts::config::check_export_dirs(&config)?;
-            }
-            if !app::store_exists(&config.store.path) {
-                anyhow::bail!(
-                    "the store {} does not exist yet; run `mde-alerts poll` (or `import`) first",
-                    config.store.path.display()
-                );
-            }
-            match (format, out) {
-                (Some(format), Some(out)) => {
-                    let store = app::open_store(&config)?;
-                    let e = mde_alerts::config::ExportConfig::ad_hoc(*format);
-                    let sel = export::selection_for(&store, &e)?;
-                    for w in export::export_file(&store, &e, &sel, out)? {
-                        println!("wrote {w}");
-                    }
-                }
-                _ => {
-                    for w in app::export_configured(&config, name.as_deref())? {
-                        println!("wrote {w}");
-                    }
-                }
-            }
-            Ok(ExitCode::SUCCESS)
+            export_cmd(&cli, name.as_deref(), *format, out.as_deref())
         }
         Command::Status { json } => status(&cli, *json),
-        Command::Report { window, out } => {
-            let config = load(&cli)?;
-            if !app::store_exists(&config.store.path) {
-                anyhow::bail!(
-                    "the store {} does not exist yet; run `mde-alerts poll` (or `import`) first",
-                    config.store.path.display()
-                );
-            }
-            std::fs::create_dir_all(out)
-                .with_context(|| format!("cannot create {}", out.display()))?;
-            let store = app::open_store(&config)?;
-            let mut e = mde_alerts::config::ExportConfig::ad_hoc(ExportFormat::Report);
-            e.report_window = *window;
-            let sel = export::selection_for(&store, &e)?;
-            for w in export::export_file(&store, &e, &sel, &out.join("report.html"))? {
-                println!("wrote {}", w.path.display());
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Report { window, out } => report_cmd(&cli, *window, out),
         Command::Auth {
             action: AuthAction::Check { tenant, show_token },
         } => {
@@ -729,4 +692,128 @@ fn daemon_state(store: &std::path::Path) -> Option<serde_json::Value> {
     std::path::Path::new(&format!("/proc/{pid}"))
         .exists()
         .then_some(v)
+}
+
+/// Prints a line to standard output. A reader that closed the pipe (`| head`) ends the output
+/// normally: the error is ignored rather than a panic (println!'s behaviour).
+fn say(line: impl std::fmt::Display) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
+}
+
+/// Prints a usage error the way clap does and returns its exit code (2).
+fn usage_error(message: &str) -> ExitCode {
+    let err = <Cli as clap::CommandFactory>::command()
+        .error(clap::error::ErrorKind::ValueValidation, message);
+    let _ = err.print();
+    ExitCode::from(2)
+}
+
+fn is_stdout(out: &std::path::Path) -> bool {
+    out.as_os_str() == "-"
+}
+
+/// The directory a file at `out` is written in.
+fn dir_of(out: &std::path::Path) -> &std::path::Path {
+    out.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."))
+}
+
+/// Removes temp files that killed writers left beside an ad-hoc file. Not fatal: the directory
+/// may be shared, and the file itself can still be written.
+fn clean_temps_beside(out: &std::path::Path) {
+    if let Err(e) = export::remove_stale_temps(dir_of(out)) {
+        tracing::warn!(error = %e, "Could not remove an old temp file; writing anyway.");
+    }
+}
+
+fn require_store(config: &Config) -> anyhow::Result<()> {
+    if !app::store_exists(&config.store.path) {
+        anyhow::bail!(
+            "the store {} does not exist yet; run `mde-alerts poll` (or `import`) first",
+            config.store.path.display()
+        );
+    }
+    Ok(())
+}
+
+/// `export`: the configured exports, or one ad-hoc file (`--out PATH`, `--out -`).
+fn export_cmd(
+    cli: &Cli,
+    name: Option<&str>,
+    format: Option<ExportFormat>,
+    out: Option<&std::path::Path>,
+) -> anyhow::Result<ExitCode> {
+    let format = match (format, out) {
+        (None, Some(out)) => match export::format_for_path(out) {
+            Ok(f) => Some(f),
+            Err(message) => return Ok(usage_error(&message)),
+        },
+        (f, _) => f,
+    };
+    let config = load(cli)?;
+    if out.is_none() {
+        mde_alerts::config::check_export_dirs(&config)?;
+    }
+    require_store(&config)?;
+    let (Some(format), Some(out)) = (format, out) else {
+        for w in app::export_configured(&config, name)? {
+            say(format_args!("wrote {w}"));
+        }
+        return Ok(ExitCode::SUCCESS);
+    };
+    let store = app::open_store(&config)?;
+    let e = mde_alerts::config::ExportConfig::ad_hoc(format);
+    let sel = export::selection_for(&store, &e)?;
+    if is_stdout(out) {
+        if let export::Streamed::Complete(n) =
+            export::write_to(&store, &e, &sel, &mut std::io::stdout().lock())?
+        {
+            tracing::info!(rows = n, "Wrote the export to standard output.");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    clean_temps_beside(out);
+    for w in export::export_file(&store, &e, &sel, out)? {
+        say(format_args!("wrote {w}"));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `report`: the report into a directory (`report.html`, `report.md`), one file, or stdout.
+fn report_cmd(cli: &Cli, window: Duration, out: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let ext = out
+        .extension()
+        .map(|x| x.to_string_lossy().to_ascii_lowercase());
+    let file = match ext.as_deref() {
+        _ if is_stdout(out) => None,
+        Some("html" | "htm" | "md") => Some(out.to_path_buf()),
+        Some(_) if !out.is_dir() => {
+            return Ok(usage_error(&format!(
+                "--out {} is neither a directory nor a .html or .md file; pass a directory (for report.html and report.md), a .html or .md file, or - for standard output",
+                out.display()
+            )));
+        }
+        _ => {
+            std::fs::create_dir_all(out)
+                .with_context(|| format!("cannot create the directory {}", out.display()))?;
+            Some(out.join("report.html"))
+        }
+    };
+    let config = load(cli)?;
+    require_store(&config)?;
+    let store = app::open_store(&config)?;
+    let mut e = mde_alerts::config::ExportConfig::ad_hoc(ExportFormat::Report);
+    e.report_window = window;
+    let sel = export::selection_for(&store, &e)?;
+    let Some(file) = file else {
+        export::write_to(&store, &e, &sel, &mut std::io::stdout().lock())?;
+        return Ok(ExitCode::SUCCESS);
+    };
+    clean_temps_beside(&file);
+    for w in export::export_file(&store, &e, &sel, &file)? {
+        say(format_args!("wrote {}", w.path.display()));
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -32,10 +32,12 @@
 //! * **Creation time**: `alertCreationTime`; when missing, `lastUpdateTime` stands in (the latest
 //!   instant at which the alert certainly existed). This applies to "new", ages and the chart, but
 //!   not to the time to resolve, which skips such alerts rather than invent a duration.
-//! * **Open**: status is not `Resolved` (compared ignoring ASCII case). Unknown statuses are open.
-//! * **Severities** are matched to the five documented values ignoring ASCII case; a blank value
-//!   counts as `UnSpecified`; anything else is shown verbatim as its own row, after the known ones,
-//!   alphabetically.
+//! * **Open**: [`Status::is_open`]: status is not `Resolved` (trimmed, ignoring ASCII case).
+//!   Unknown statuses are open.
+//! * **Severities** are read by [`Severity::parse`]: the five documented values ignoring ASCII
+//!   case, a blank value as `UnSpecified`, anything else verbatim as its own row. Every list is
+//!   most severe first in that one order, so an unknown severity (`Critical`) comes before `High`,
+//!   and "High" figures (the open High count, the recent High table) include unknown severities.
 //! * See [`Figures`] for each number.
 
 use std::cmp::Ordering;
@@ -44,6 +46,8 @@ use std::fmt::{self, Display, Write as _};
 use std::time::Duration;
 
 use chrono::{DateTime, Datelike, NaiveDate, TimeDelta, Utc};
+
+use crate::alert::vocab::{KNOWN_SEVERITIES, Severity, Status};
 
 /// One alert, as the report needs it (the caller extracts these from the stored API JSON).
 #[derive(Debug, Clone)]
@@ -105,9 +109,9 @@ pub struct Figures {
     pub updated_in_window: usize,
     /// Alerts whose `resolvedTime` is within the window, whatever their status now.
     pub resolved_in_window: usize,
-    /// Open alerts (status not `Resolved`) by severity: `High`, `Medium`, `Low`, `Informational`,
-    /// `UnSpecified` (always present, possibly zero), then unknown severities alphabetically (only
-    /// those with open alerts).
+    /// Open alerts (status not `Resolved`) by severity, most severe first: unknown severities
+    /// alphabetically (only those with open alerts; they rank above `High`), then `High`,
+    /// `Medium`, `Low`, `Informational`, `UnSpecified` (always present, possibly zero).
     pub open_by_severity: Vec<(String, usize)>,
     /// Open alerts by age since creation, always the four rows of [`AGE_BUCKETS`]: `< 1 day` is
     /// under 24 h, `1–7 days` is 24 h up to 7 × 24 h, and so on; exactly 30 days is `> 30 days`.
@@ -127,14 +131,12 @@ pub struct Figures {
     pub mean_time_to_resolve: Option<std::time::Duration>,
     /// The last 30 UTC dates (oldest first, today last and partial, every day present), each with
     /// the number of alerts **created** that day by severity. Every day lists the same severities
-    /// in the same order: the five known ones, then unknown ones seen in these 30 days
-    /// alphabetically; past [`MAX_EXTRA_SERIES`] unknown ones, the rest are summed as
-    /// [`OTHER_SEVERITIES`].
+    /// in the same order, most severe first: unknown ones seen in these 30 days alphabetically
+    /// (past [`MAX_EXTRA_SERIES`] of them, the rest are summed as [`OTHER_SEVERITIES`]), then the
+    /// five known ones.
     pub per_day: Vec<(NaiveDate, Vec<(String, usize)>)>,
 }
 
-/// The documented severities, most severe first: the order of every severity list.
-pub const KNOWN_SEVERITIES: [&str; 5] = ["High", "Medium", "Low", "Informational", "UnSpecified"];
 /// The age buckets of [`Figures::open_by_age`], youngest first.
 pub const AGE_BUCKETS: [&str; 4] = ["< 1 day", "1–7 days", "7–30 days", "> 30 days"];
 /// How many unknown severities get their own series in [`Figures::per_day`] and the chart.
@@ -178,40 +180,41 @@ struct Analysis<'a> {
     open_total: usize,
     /// How many alerts the mean time to resolve is over.
     mttr_basis: usize,
-    /// The most recent open High alerts, newest first.
+    /// The most recent open alerts of High severity or above, newest first.
     recent_high: Vec<&'a AlertSummary>,
-    /// Open High alerts in all (the table shows at most [`RECENT_HIGH`]).
+    /// Open alerts of High severity or above in all (the table shows at most [`RECENT_HIGH`]).
     open_high: usize,
 }
 
-/// A severity as counted: one of the known ones (by index) or an unknown text.
+/// A severity as counted: one of the known ones (by index in [`KNOWN_SEVERITIES`]) or an
+/// unknown text (trimmed, borrowed from the alert).
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 enum Sev<'a> {
     Known(usize),
     Unknown(&'a str),
 }
 
-/// Index of `High` in [`KNOWN_SEVERITIES`].
-const HIGH: usize = 0;
-/// Index of `UnSpecified` in [`KNOWN_SEVERITIES`].
-const UNSPECIFIED: usize = 4;
-
 fn classify_severity(s: &str) -> Sev<'_> {
-    let t = s.trim();
-    if t.is_empty() {
-        return Sev::Known(UNSPECIFIED);
-    }
-    match KNOWN_SEVERITIES
-        .iter()
-        .position(|k| k.eq_ignore_ascii_case(t))
-    {
+    let sev = Severity::parse(s);
+    match KNOWN_SEVERITIES.iter().position(|k| *k == sev) {
         Some(i) => Sev::Known(i),
-        None => Sev::Unknown(t),
+        None => Sev::Unknown(s.trim()),
     }
 }
 
-fn is_open(status: &str) -> bool {
-    !status.trim().eq_ignore_ascii_case("Resolved")
+impl Sev<'_> {
+    /// `High` or above ([`Severity::is_high_or_above`]): unknown severities rank above `High`.
+    fn is_high_or_above(self) -> bool {
+        match self {
+            Sev::Known(i) => KNOWN_SEVERITIES[i].is_high_or_above(),
+            Sev::Unknown(_) => true,
+        }
+    }
+}
+
+/// Unknown severities in the one order, most severe first ([`Severity`]'s order, descending).
+fn most_severe_first(names: &mut [&str]) {
+    names.sort_unstable_by_key(|s| std::cmp::Reverse(Severity::parse(s)));
 }
 
 /// `t − d`, saturating at the earliest representable instant.
@@ -285,7 +288,7 @@ fn analyse<'a>(input: &ReportInput<'a>) -> Analysis<'a> {
             }
         }
 
-        if is_open(&a.status) {
+        if Status::parse(&a.status).is_open() {
             open_total += 1;
             match sev {
                 Sev::Known(i) => open_known[i] += 1,
@@ -302,7 +305,7 @@ fn analyse<'a>(input: &ReportInput<'a>) -> Analysis<'a> {
                 3
             };
             open_by_age[bucket] += 1;
-            if sev == Sev::Known(HIGH) {
+            if sev.is_high_or_above() {
                 high.push(a);
             }
         }
@@ -340,20 +343,25 @@ fn analyse<'a>(input: &ReportInput<'a>) -> Analysis<'a> {
         }
     }
 
-    // Severity rows: known ones always, unknown ones alphabetically.
-    let mut open_by_severity: Vec<(String, usize)> = KNOWN_SEVERITIES
-        .iter()
-        .zip(open_known)
-        .map(|(k, n)| ((*k).to_owned(), n))
+    // Severity rows, most severe first: unknown ones (above High), then the known ones always.
+    let mut unknown: Vec<&str> = open_unknown.keys().copied().collect();
+    most_severe_first(&mut unknown);
+    let mut open_by_severity: Vec<(String, usize)> = unknown
+        .into_iter()
+        .map(|s| (s.to_owned(), open_unknown[s]))
         .collect();
-    let mut unknown: Vec<(&str, usize)> = open_unknown.into_iter().collect();
-    unknown.sort_unstable();
-    open_by_severity.extend(unknown.into_iter().map(|(s, n)| (s.to_owned(), n)));
+    open_by_severity.extend(
+        KNOWN_SEVERITIES
+            .iter()
+            .zip(open_known)
+            .map(|(k, n)| (k.as_str().to_owned(), n)),
+    );
 
-    // Per-day series: known, then up to MAX_EXTRA_SERIES unknown ones, then "other".
+    // Per-day series: up to MAX_EXTRA_SERIES unknown ones, then "other", then the known ones.
     let mut extra: Vec<&str> = day_unknown.keys().map(|(_, s)| *s).collect();
     extra.sort_unstable();
     extra.dedup();
+    most_severe_first(&mut extra);
     let folded = extra.len() > MAX_EXTRA_SERIES;
     let shown_extra = &extra[..extra.len().min(MAX_EXTRA_SERIES)];
     let mut per_day = Vec::with_capacity(TREND_DAYS);
@@ -361,11 +369,7 @@ fn analyse<'a>(input: &ReportInput<'a>) -> Analysis<'a> {
         let date = first_day
             .checked_add_days(chrono::Days::new(idx as u64))
             .unwrap_or(NaiveDate::MAX);
-        let mut row: Vec<(String, usize)> = KNOWN_SEVERITIES
-            .iter()
-            .zip(known)
-            .map(|(k, n)| ((*k).to_owned(), *n))
-            .collect();
+        let mut row: Vec<(String, usize)> = Vec::with_capacity(KNOWN_SEVERITIES.len() + 6);
         for s in shown_extra {
             let n = day_unknown.get(&(idx, *s)).copied().unwrap_or(0);
             row.push(((*s).to_owned(), n));
@@ -377,6 +381,12 @@ fn analyse<'a>(input: &ReportInput<'a>) -> Analysis<'a> {
                 .sum();
             row.push((OTHER_SEVERITIES.to_owned(), n));
         }
+        row.extend(
+            KNOWN_SEVERITIES
+                .iter()
+                .zip(known)
+                .map(|(k, n)| (k.as_str().to_owned(), *n)),
+        );
         per_day.push((date, row));
     }
 
@@ -610,7 +620,7 @@ fn series_colors<'s>(names: impl Iterator<Item = &'s str>) -> Vec<&'static str> 
     names
         .map(|n| {
             let c = severity_color(n, unknown);
-            if !KNOWN_SEVERITIES.contains(&n) {
+            if !Severity::parse(n).is_known() {
                 unknown += 1;
             }
             c
@@ -828,7 +838,8 @@ fn write_html(out: &mut String, input: &ReportInput<'_>, a: &Analysis<'_>) -> fm
         out,
         "<footer>\n<p><b>Definitions.</b> Window: {} to {}. New: created in the window. Updated: \
          last updated in the window but created before it. Resolved: resolved time in the window. \
-         Open: status other than Resolved. Mean time to resolve: mean of resolved − created over \
+         Open: status other than Resolved. High: High, or a severity newer than the documented \
+         ones (ranked above High). Mean time to resolve: mean of resolved − created over \
          the {} alerts resolved in the last {TREND_DAYS} days. Timestamps after the report time \
          count as the report time; an alert without a creation time counts as created at its last \
          update.</p>\n<p>Produced by mde-alerts. This page is self-contained: it loads nothing and \
@@ -1286,7 +1297,8 @@ fn write_markdown(out: &mut String, input: &ReportInput<'_>, a: &Analysis<'_>) -
     writeln!(
         out,
         "_Window: {} to {}. New: created in the window; updated: last updated in the window but \
-         created before it; open: status other than Resolved; top lists: alerts updated in the \
+         created before it; open: status other than Resolved; High: High or a severity newer than \
+         the documented ones; top lists: alerts updated in the \
          last {TREND_DAYS} days; mean time to resolve: resolved − created over alerts resolved in \
          the last {TREND_DAYS} days._",
         when(a.window_start),
@@ -1487,12 +1499,13 @@ mod tests {
         assert_eq!(
             f.open_by_severity,
             pairs(&[
+                // Unknown severities rank above High (issue 9 #22).
+                ("Critical", 1),
                 ("High", 2),
                 ("Medium", 1),
                 ("Low", 0),
                 ("Informational", 1),
                 ("UnSpecified", 1),
-                ("Critical", 1),
             ])
         );
         assert_eq!(
@@ -1535,12 +1548,12 @@ mod tests {
         assert_eq!(
             series,
             [
+                "Bogus",
                 "High",
                 "Medium",
                 "Low",
                 "Informational",
-                "UnSpecified",
-                "Bogus"
+                "UnSpecified"
             ]
         );
         assert!(f.per_day.iter().all(|(_, row)| row.len() == series.len()));
@@ -1551,12 +1564,12 @@ mod tests {
                 .map(|(_, row)| row.iter().map(|(_, n)| *n).collect())
                 .unwrap()
         };
-        assert_eq!(counts(day(5, 14)), [2, 0, 1, 0, 1, 0]);
-        assert_eq!(counts(day(5, 13)), [0, 0, 0, 0, 0, 1]);
-        assert_eq!(counts(day(5, 12)), [0, 0, 1, 0, 0, 0]);
-        assert_eq!(counts(day(5, 11)), [0, 1, 0, 0, 0, 0]);
-        assert_eq!(counts(day(5, 9)), [0, 1, 0, 0, 0, 0]);
-        assert_eq!(counts(day(5, 4)), [0, 0, 0, 1, 0, 0]);
+        assert_eq!(counts(day(5, 14)), [0, 2, 0, 1, 0, 1]);
+        assert_eq!(counts(day(5, 13)), [1, 0, 0, 0, 0, 0]);
+        assert_eq!(counts(day(5, 12)), [0, 0, 0, 1, 0, 0]);
+        assert_eq!(counts(day(5, 11)), [0, 0, 1, 0, 0, 0]);
+        assert_eq!(counts(day(5, 9)), [0, 0, 1, 0, 0, 0]);
+        assert_eq!(counts(day(5, 4)), [0, 0, 0, 0, 1, 0]);
         let total: usize = f
             .per_day
             .iter()
@@ -1590,16 +1603,16 @@ mod tests {
         assert!(r.markdown.contains("| 1 | Execution | 4 |"));
         // The Markdown per-day table: 14 days, newest first, with the unknown series as a column.
         assert!(r.markdown.contains(
-            "| Date | High | Medium | Low | Informational | UnSpecified | Bogus | Total |"
+            "| Date | Bogus | High | Medium | Low | Informational | UnSpecified | Total |"
         ));
         assert!(
             r.markdown
-                .contains("| 2026-05-14 Thu | 2 | 0 | 1 | 0 | 1 | 0 | 4 |")
+                .contains("| 2026-05-14 Thu | 0 | 2 | 0 | 1 | 0 | 1 | 4 |")
         );
         assert_eq!(
             r.markdown.matches("| 2026-").count(),
-            MARKDOWN_DAYS + 2,
-            "14 days + 2 recent High"
+            MARKDOWN_DAYS + 3,
+            "14 days + 3 recent High (a6's unknown severity counts as above High)"
         );
         assert!(
             !r.markdown.contains("| 2026-04-30"),
@@ -1650,7 +1663,10 @@ mod tests {
             None,
         ));
         let f = render(&input(&alerts)).figures;
-        assert_eq!(f.open_by_severity[0], ("High".to_owned(), 3));
+        // Unknown ones first (above High), alphabetically; then High, whatever its case.
+        assert_eq!(f.open_by_severity[0].0, "Catastrophic");
+        assert_eq!(f.open_by_severity[1].0, "Critical");
+        assert_eq!(f.open_by_severity[2], ("High".to_owned(), 3));
         assert!(!f.open_by_severity.iter().any(|(k, _)| k == "HIGH"));
     }
 
@@ -1678,8 +1694,9 @@ mod tests {
         );
         let row = &f.per_day[TREND_DAYS - 1].1;
         assert_eq!(row.len(), 5 + MAX_EXTRA_SERIES + 1);
-        assert_eq!(row[5].0, "Sev00");
-        assert_eq!(row.last().unwrap(), &(OTHER_SEVERITIES.to_owned(), 15));
+        assert_eq!(row[0].0, "Sev00");
+        assert_eq!(row[MAX_EXTRA_SERIES], (OTHER_SEVERITIES.to_owned(), 15));
+        assert_eq!(row.last().unwrap().0, "UnSpecified");
     }
 
     const XSS_TITLE: &str = "<script>alert(1)</script>";

@@ -919,7 +919,7 @@ pub struct AlertRow<'a> {
 /// Which alerts to read: the cheap parts in SQL, the list filters on each row.
 #[derive(Debug, Clone, Default)]
 pub struct Selection {
-    /// Status is not `Resolved`.
+    /// Status is open ([`crate::alert::vocab::Status::is_open`]).
     pub open_only: bool,
     /// `lastUpdateTime` at or after this.
     pub updated_since: Option<ApiTime>,
@@ -936,9 +936,11 @@ impl Selection {
         let listed = |list: &[String], v: Option<&str>| {
             list.is_empty() || v.is_some_and(|v| list.iter().any(|x| x.eq_ignore_ascii_case(v)))
         };
-        f.min_severity.is_none_or(|min| {
-            crate::config::severity_rank(r.severity.unwrap_or("UnSpecified")) >= min
-        }) && listed(&f.statuses, r.status)
+        // `open_only` is also narrowed in SQL (exact `Resolved`); this is the full rule.
+        (!self.open_only || crate::alert::vocab::Status::is_open_text(r.status))
+            && f.min_severity
+                .is_none_or(|min| crate::alert::vocab::Severity::of(r.severity).rank() >= min)
+            && listed(&f.statuses, r.status)
             && listed(&f.categories, r.category)
             && listed(&f.tenants, Some(r.tenant))
     }

@@ -354,8 +354,8 @@ fn write_summary(sheet: &mut Worksheet, counts: &Counts, bold: &Format) -> Resul
     let fail = |e| lib_error("cannot write the Summary sheet", e);
     sheet.set_name(SUMMARY_SHEET).map_err(fail)?;
 
-    let severities = ordered(counts.keys().map(|(severity, _)| severity), SEVERITY_ORDER);
-    let statuses = ordered(counts.keys().map(|(_, status)| status), STATUS_ORDER);
+    let severities = by_severity(counts.keys().map(|(severity, _)| severity));
+    let statuses = by_status(counts.keys().map(|(_, status)| status));
     if statuses.len() + 2 > EXCEL_MAX_COLUMNS
         || u64::try_from(severities.len() + 2).unwrap_or(u64::MAX) > EXCEL_MAX_ROWS
     {
@@ -430,21 +430,34 @@ fn write_summary(sheet: &mut Worksheet, counts: &Counts, bold: &Format) -> Resul
     Ok(())
 }
 
-/// Defender's severities, most severe first.
-const SEVERITY_ORDER: &[&str] = &["High", "Medium", "Low", "Informational", "UnSpecified"];
-/// Defender's statuses, in their life's order.
-const STATUS_ORDER: &[&str] = &["New", "InProgress", "Resolved"];
-
-/// The distinct `values`: first those in `known` (compared without case), in its order, then the
-/// others alphabetically (without case, then exactly).
-fn ordered<'a>(values: impl Iterator<Item = &'a String>, known: &[&str]) -> Vec<&'a String> {
+/// The distinct severities, most severe first in the one order of
+/// [`Severity`](crate::alert::vocab::Severity) (unknown values above `High`), ties exactly.
+fn by_severity<'a>(values: impl Iterator<Item = &'a String>) -> Vec<&'a String> {
+    use crate::alert::vocab::Severity;
     let mut distinct: Vec<&String> = values.collect();
     distinct.sort_by_cached_key(|value| {
-        let rank = known
-            .iter()
-            .position(|k| k.eq_ignore_ascii_case(value))
-            .unwrap_or(known.len());
-        (rank, value.to_lowercase(), (*value).clone())
+        (
+            std::cmp::Reverse(Severity::parse(value)),
+            value.to_lowercase(),
+            (*value).clone(),
+        )
+    });
+    distinct.dedup();
+    distinct
+}
+
+/// The distinct statuses: Defender's in their life's order
+/// ([`Status::order`](crate::alert::vocab::Status::order)), then the others alphabetically
+/// (without case, then exactly).
+fn by_status<'a>(values: impl Iterator<Item = &'a String>) -> Vec<&'a String> {
+    use crate::alert::vocab::Status;
+    let mut distinct: Vec<&String> = values.collect();
+    distinct.sort_by_cached_key(|value| {
+        (
+            Status::parse(value).order(),
+            value.to_lowercase(),
+            (*value).clone(),
+        )
     });
     distinct.dedup();
     distinct
@@ -714,7 +727,7 @@ mod tests {
     }
 
     #[test]
-    fn summary_orders_known_values_first_and_totals() {
+    fn summary_orders_by_severity_and_totals() {
         let (result, bytes) = write(Vec::new(), &sample_counts());
         result.expect("written");
         let mut book = workbook(&bytes);
@@ -741,12 +754,13 @@ mod tests {
                 "Total"
             ]
         );
-        assert_eq!(row(1), ["High", "1", "0", "5", "0", "0", "6"]);
-        assert_eq!(row(2), ["Medium", "0", "0", "0", "4", "0", "4"]);
-        assert_eq!(row(3), ["Low", "2", "0", "0", "0", "0", "2"]);
-        assert_eq!(row(4), ["Informational", "0", "3", "0", "0", "0", "3"]);
-        assert_eq!(row(5), ["Alpha", "1", "0", "0", "0", "0", "1"]);
-        assert_eq!(row(6), ["Weird", "0", "0", "0", "0", "7", "7"]);
+        // Unknown severities rank above High (issue 9 #22), alphabetically among themselves.
+        assert_eq!(row(1), ["Alpha", "1", "0", "0", "0", "0", "1"]);
+        assert_eq!(row(2), ["Weird", "0", "0", "0", "0", "7", "7"]);
+        assert_eq!(row(3), ["High", "1", "0", "5", "0", "0", "6"]);
+        assert_eq!(row(4), ["Medium", "0", "0", "0", "4", "0", "4"]);
+        assert_eq!(row(5), ["Low", "2", "0", "0", "0", "0", "2"]);
+        assert_eq!(row(6), ["Informational", "0", "3", "0", "0", "0", "3"]);
         assert_eq!(row(7), ["Total", "4", "3", "5", "4", "7", "23"]);
         assert_eq!(range.height(), 8);
     }
@@ -969,7 +983,13 @@ mod tests {
             .iter()
             .map(|s| (*s).to_owned())
             .collect();
-        let sorted: Vec<&String> = ordered(values.iter(), SEVERITY_ORDER);
-        assert_eq!(sorted, ["High", "low", "Beta", "beta", "zeta"]);
+        let sorted: Vec<&String> = by_severity(values.iter());
+        // Unknown severities rank above High (alphabetically among themselves).
+        assert_eq!(sorted, ["Beta", "beta", "zeta", "High", "low"]);
+        let statuses: Vec<String> = ["Later", "resolved", "New"]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
+        assert_eq!(by_status(statuses.iter()), ["New", "resolved", "Later"]);
     }
 }

@@ -6,15 +6,32 @@
 //! system, and systemd's `PrivateTmp=` gives the service another `/tmp`), with an explicit mode,
 //! flushed and `fsync`ed, renamed over the target, and then the directory is `fsync`ed so the
 //! rename itself survives a power cut (tempfile's `persist` does neither sync). Readers see the old
-//! file or the new one, never a part. Temp files left by a crash start with [`TEMP_PREFIX`] and are
-//! removed before each export.
+//! file or the new one, never a part. Temp files start with [`TEMP_PREFIX`] and the writer's pid;
+//! those of writers no longer running are removed before each export (also in the directory of an
+//! ad-hoc `--out` file).
+//!
+//! Only regular files are ever replaced: a symlink, directory, FIFO, socket or device at a target
+//! path (`--out /dev/stdout` run as root, a stray directory named like `-latest`) is refused with
+//! [`ExportError::NotRegular`], before anything is written. Prune and temp cleanup skip such
+//! entries. `--out -` writes to standard output instead (see [`write_to`]).
 //!
 //! # Files
 //!
 //! `DIR/NAME-YYYYMMDDTHHMMSSZ.EXT` (a `-N` suffix keeps two exports in one second apart), then
-//! `DIR/NAME-latest.EXT` (a hard link to it swapped in by rename, or a copy where links are not
-//! supported), then `DIR/NAME-latest.manifest.json` with the row count and SHA-256; the manifest
-//! is written last, so a reader that trusts it never sees a file it does not describe.
+//! `DIR/NAME-latest.EXT` (a hard link to it, or a copy where links are not supported) and
+//! `DIR/NAME-latest.manifest.json` with the row count and SHA-256.
+//!
+//! **Publishing order** (what a reader can rely on): the timestamped file is complete and synced
+//! first and never changes afterwards. Then the new `-latest` file(s) *and* the new manifest are
+//! staged as complete, synced temp files; only when all of them exist are they renamed into
+//! place, `-latest` first and the manifest last. A full disk or any other failure therefore
+//! strikes before anything is published, and leaves the previous `-latest` and manifest as a
+//! matching pair. Between the two renames (microseconds) a reader may see the new `-latest` with
+//! the old manifest; the manifest names the exact timestamped file it describes (`file`) and its
+//! `sha256`, so a reader that must have a matching pair reads the file the manifest names.
+//!
+//! Retention keeps the newest `keep` timestamped files by modification time, then name, and never
+//! removes a file the same run wrote (after a clock step back, a new file can have an older name).
 //!
 //! # Formats
 //!
@@ -31,7 +48,10 @@
 //!
 //! `scope` (`all`, `open`, `window`, `changed`) and the filters (`min_severity`, `statuses`,
 //! `categories`, `tenants`) select rows; `changed` means "new or changed in the store since this
-//! export last completed", which the store remembers per export name.
+//! export last ran on its schedule (or after a poll)", which the store remembers per export name.
+//! A manual `export` ([`Trigger::Manual`]) of a `changed` export writes that delta to a
+//! timestamped file only: it neither advances the starting point nor touches `-latest` or the
+//! manifest, so the scheduled "what's new" file is never consumed or emptied by hand.
 
 pub mod table;
 
@@ -39,11 +59,12 @@ use std::borrow::Cow;
 use std::fmt;
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+use crate::alert::vocab::{Severity, Status};
 use crate::config::{ExportConfig, ExportFormat, Scope};
 use crate::store::{ForEachError, Selection, Store, StoreError};
 use crate::time::ApiTime;
@@ -57,13 +78,25 @@ pub const KEEP: usize = 10;
 
 pub use table::{DEFAULT_COLUMNS, KNOWN_COLUMNS, formula_guard as guard};
 
-/// Why an export failed. The previous `-latest` files are untouched.
+/// Why an export failed. The previous `-latest` files and manifest are untouched.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ExportError {
     /// Reading the store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Something other than a regular file is where a file would be written or removed.
+    #[error(
+        "{path} is {kind}, not a regular file; mde-alerts only replaces regular files, so nothing was written\n  fix: {fix}"
+    )]
+    NotRegular {
+        /// The path.
+        path: PathBuf,
+        /// What is there ("a symlink", "a directory", …).
+        kind: &'static str,
+        /// What to do.
+        fix: &'static str,
+    },
     /// Writing a file failed.
     #[error(
         "cannot write {path}: {source}\n  fix: check that the directory exists, is writable by this user, and has free space"
@@ -75,13 +108,43 @@ pub enum ExportError {
         #[source]
         source: io::Error,
     },
+    /// Removing an old file failed.
+    #[error(
+        "cannot remove {path}: {source}\n  fix: check the permissions of {path} and its directory"
+    )]
+    Remove {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// The io::Error payload of a refused target, turned back into [`ExportError::NotRegular`].
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{} is {kind}, not a regular file; mde-alerts only replaces regular files\n  fix: {fix}",
+    path.display()
+)]
+struct NotRegularFile {
+    path: PathBuf,
+    kind: &'static str,
+    fix: &'static str,
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> ExportError + '_ {
-    move |source| ExportError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
+    move |e| unwrap_io(path, e)
+}
+
+/// Who started an export: the schedule (a `schedule`d export under `run`, or the exports that
+/// follow a poll), or a person (`export`). Only the schedule consumes a `changed` export's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// `run`'s schedule, or after a poll.
+    Scheduled,
+    /// A manual `export`.
+    Manual,
 }
 
 /// A file written.
@@ -101,13 +164,75 @@ impl fmt::Display for Written {
     }
 }
 
-/// Writes `path` atomically: temp file in the same directory, `mode`, fsync, rename, fsync dir.
-/// `write` gets the temp file itself (buffer it, or seek in it, as the format needs).
-pub fn write_atomic<T>(
+/// What kind of non-regular entry `t` is, for messages.
+fn kind_of(t: fs::FileType) -> &'static str {
+    if t.is_symlink() {
+        "a symlink"
+    } else if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO (named pipe)"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else {
+        "a special file"
+    }
+}
+
+/// Refuses to replace anything but a regular file (or nothing) at `path`. `symlink_metadata`
+/// does not follow a symlink: a rename would replace the link itself (`/dev/stdout` as root).
+pub fn check_target(path: &Path) -> io::Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_file() => Ok(()),
+        Ok(m) => Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            NotRegularFile {
+                path: path.to_path_buf(),
+                kind: kind_of(m.file_type()),
+                fix: "remove or rename it, or choose another path (`--out -` writes to standard output)",
+            },
+        )),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// A complete, synced temp file waiting to be renamed over its target; removed if dropped.
+#[derive(Debug)]
+struct Staged {
+    tmp: PathBuf,
+    target: PathBuf,
+}
+
+impl Staged {
+    /// Renames the temp file over the target (checked again: the check above may be old).
+    fn publish(mut self) -> io::Result<()> {
+        check_target(&self.target)?;
+        fs::rename(&self.tmp, &self.target)?;
+        self.tmp = PathBuf::new();
+        Ok(())
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if !self.tmp.as_os_str().is_empty() {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// Writes a temp file for `path` in its directory: `mode`, `write`, fsync. Not yet visible.
+fn stage<T>(
     path: &Path,
     mode: u32,
     write: impl FnOnce(&mut File) -> io::Result<T>,
-) -> io::Result<T> {
+) -> io::Result<(Staged, T)> {
+    check_target(path)?;
     let dir = parent(path);
     let mut tmp = tempfile::Builder::new()
         .prefix(&temp_prefix())
@@ -118,8 +243,27 @@ pub fn write_atomic<T>(
     tmp.as_file()
         .set_permissions(fs::Permissions::from_mode(mode))?;
     tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    sync_dir(dir)?;
+    let tmp = tmp.into_temp_path().keep().map_err(|e| e.error)?;
+    Ok((
+        Staged {
+            tmp,
+            target: path.to_path_buf(),
+        },
+        out,
+    ))
+}
+
+/// Writes `path` atomically: temp file in the same directory, `mode`, fsync, rename, fsync dir.
+/// `write` gets the temp file itself (buffer it, or seek in it, as the format needs). Anything but
+/// a regular file at `path` is refused (see [`check_target`]).
+pub fn write_atomic<T>(
+    path: &Path,
+    mode: u32,
+    write: impl FnOnce(&mut File) -> io::Result<T>,
+) -> io::Result<T> {
+    let (staged, out) = stage(path, mode, write)?;
+    staged.publish()?;
+    sync_dir(parent(path))?;
     Ok(out)
 }
 
@@ -172,21 +316,38 @@ fn temp_prefix() -> String {
     format!("{TEMP_PREFIX}{}-", std::process::id())
 }
 
-/// Removes temp files that a writer which is no longer running left in `dir`.
-pub fn remove_stale_temps(dir: &Path) -> io::Result<usize> {
+/// Removes the temp files that writers no longer running left in `dir` (this process's own
+/// included: nothing of ours is in progress when an export starts). Only regular files are
+/// removed; anything else named like a temp file is left alone. Errors name the path.
+pub fn remove_stale_temps(dir: &Path) -> Result<usize, ExportError> {
     let mut n = 0;
-    for entry in fs::read_dir(dir)? {
-        let entry = entry?;
+    let entries = fs::read_dir(dir).map_err(|source| ExportError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    for entry in entries {
+        let entry = entry.map_err(|source| ExportError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
         let name = entry.file_name().to_string_lossy().into_owned();
         let Some(rest) = name.strip_prefix(TEMP_PREFIX) else {
             continue;
         };
+        if !entry.file_type().is_ok_and(|t| t.is_file()) {
+            continue;
+        }
         let pid = rest.split('-').next().and_then(|p| p.parse::<u32>().ok());
         let alive = pid
             .is_some_and(|p| p != std::process::id() && Path::new(&format!("/proc/{p}")).exists());
         if !alive {
-            fs::remove_file(entry.path())?;
-            n += 1;
+            let path = entry.path();
+            match fs::remove_file(&path) {
+                Ok(()) => n += 1,
+                // Another cleanup got there first.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(source) => return Err(ExportError::Remove { path, source }),
+            }
         }
     }
     Ok(n)
@@ -206,6 +367,36 @@ impl Write for Hashing<'_> {
     }
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
+    }
+}
+
+/// The format an ad-hoc `--out` file gets from its extension: `.csv`, `.json`, `.ndjson` or
+/// `.jsonl`, `.xlsx`, `.html`/`.htm`/`.md` (the report). `Err` is a usage message naming what to
+/// pass instead.
+pub fn format_for_path(path: &Path) -> Result<ExportFormat, String> {
+    const FIX: &str = "pass --format csv|json|ndjson|xlsx|report, or name the file .csv, .json, .ndjson/.jsonl, .xlsx, or .html/.md for the report";
+    if path.as_os_str() == "-" {
+        return Err(format!(
+            "--out - (standard output) has no extension to take the format from; {FIX}"
+        ));
+    }
+    let ext = path
+        .extension()
+        .map(|x| x.to_string_lossy().to_ascii_lowercase());
+    match ext.as_deref() {
+        Some("csv") => Ok(ExportFormat::Csv),
+        Some("json") => Ok(ExportFormat::Json),
+        Some("ndjson" | "jsonl") => Ok(ExportFormat::Ndjson),
+        Some("xlsx") => Ok(ExportFormat::Xlsx),
+        Some("html" | "htm" | "md") => Ok(ExportFormat::Report),
+        Some(other) => Err(format!(
+            "cannot tell the format of --out {} from its extension .{other}; {FIX}",
+            path.display()
+        )),
+        None => Err(format!(
+            "cannot tell the format of --out {}: it has no extension; {FIX}",
+            path.display()
+        )),
     }
 }
 
@@ -240,10 +431,18 @@ fn json_io(e: serde_json::Error) -> io::Error {
     )
 }
 
-/// Turns an io::Error that carries a store error back into it.
+/// Turns an io::Error that carries a store error or a refused target back into it.
 fn unwrap_io(path: &Path, e: io::Error) -> ExportError {
-    match e.downcast::<StoreError>() {
-        Ok(s) => ExportError::Store(s),
+    let e = match e.downcast::<StoreError>() {
+        Ok(s) => return ExportError::Store(s),
+        Err(e) => e,
+    };
+    match e.downcast::<NotRegularFile>() {
+        Ok(n) => ExportError::NotRegular {
+            path: n.path,
+            kind: n.kind,
+            fix: n.fix,
+        },
         Err(e) => ExportError::Io {
             path: path.to_path_buf(),
             source: e,
@@ -251,47 +450,40 @@ fn unwrap_io(path: &Path, e: io::Error) -> ExportError {
     }
 }
 
+/// The files [`export_file`] writes for `path`: `path` itself, then the evidence file or the
+/// report's Markdown twin.
+fn planned_files(e: &ExportConfig, path: &Path) -> Vec<PathBuf> {
+    let mut v = vec![path.to_path_buf()];
+    if e.format == ExportFormat::Report && !is_markdown(path) {
+        v.push(path.with_extension("md"));
+    } else if e.evidence_separate && e.format != ExportFormat::Report {
+        v.push(evidence_path(path));
+    }
+    v
+}
+
+fn is_markdown(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|x| x.eq_ignore_ascii_case("md"))
+}
+
 /// Writes the alerts `sel` picks as export `e`'s main file to `path`, atomically (and, for a
-/// report, its Markdown twin beside it). No `-latest`, no manifest: see [`run_export`].
+/// report, its Markdown twin beside it, unless `path` is itself `.md`). No `-latest`, no
+/// manifest: see [`run_export`]. Every target is checked before anything is written.
 pub fn export_file(
     store: &Store,
     e: &ExportConfig,
     sel: &Selection,
     path: &Path,
 ) -> Result<Vec<Written>, ExportError> {
+    for p in planned_files(e, path) {
+        check_target(&p).map_err(io_err(&p))?;
+    }
     if e.format == ExportFormat::Report {
         return write_report(store, e, sel, path);
     }
-    let (rows, sha256) = write_atomic(path, e.file_mode, |file| match e.format {
-        ExportFormat::Json => buffered_hashed(file, |w| {
-            w.write_all(b"[")?;
-            let mut first = true;
-            let n = store
-                .for_each_row(sel, |r| {
-                    w.write_all(if first { b"\n" } else { b",\n" })?;
-                    first = false;
-                    w.write_all(r.raw.as_bytes())
-                })
-                .map_err(store_io)?;
-            w.write_all(b"\n]\n")?;
-            Ok(n)
-        }),
-        ExportFormat::Ndjson => buffered_hashed(file, |w| {
-            store
-                .for_each_row(sel, |r| {
-                    w.write_all(one_line(r.raw).as_bytes())?;
-                    w.write_all(b"\n")
-                })
-                .map_err(store_io)
-        }),
-        ExportFormat::Csv => buffered_hashed(file, |w| write_csv(store, e, sel, w, Sheet::Alerts)),
-        ExportFormat::Xlsx => {
-            let rows = write_xlsx(store, e, sel, file)?;
-            Ok((rows, hash_back(file)?))
-        }
-        ExportFormat::Report => unreachable!("handled above"),
-    })
-    .map_err(|err| unwrap_io(path, err))?;
+    let (rows, sha256) = write_atomic(path, e.file_mode, |file| write_main(store, e, sel, file))
+        .map_err(|err| unwrap_io(path, err))?;
     let mut out = vec![Written {
         path: path.to_path_buf(),
         rows,
@@ -310,6 +502,99 @@ pub fn export_file(
         });
     }
     Ok(out)
+}
+
+/// The main file of a CSV, JSON, NDJSON or XLSX export into `file`: rows and SHA-256.
+fn write_main(
+    store: &Store,
+    e: &ExportConfig,
+    sel: &Selection,
+    file: &mut File,
+) -> io::Result<(u64, String)> {
+    match e.format {
+        ExportFormat::Xlsx => {
+            let rows = write_xlsx(store, e, sel, file)?;
+            Ok((rows, hash_back(file)?))
+        }
+        _ => buffered_hashed(file, |w| write_stream(store, e, sel, w)),
+    }
+}
+
+/// CSV, JSON or NDJSON into any writer (a file, or standard output).
+fn write_stream(
+    store: &Store,
+    e: &ExportConfig,
+    sel: &Selection,
+    w: &mut dyn Write,
+) -> io::Result<u64> {
+    match e.format {
+        ExportFormat::Json => {
+            w.write_all(b"[")?;
+            let mut first = true;
+            let n = store
+                .for_each_row(sel, |r| {
+                    w.write_all(if first { b"\n" } else { b",\n" })?;
+                    first = false;
+                    w.write_all(r.raw.as_bytes())
+                })
+                .map_err(store_io)?;
+            w.write_all(b"\n]\n")?;
+            Ok(n)
+        }
+        ExportFormat::Ndjson => store
+            .for_each_row(sel, |r| {
+                w.write_all(one_line(r.raw).as_bytes())?;
+                w.write_all(b"\n")
+            })
+            .map_err(store_io),
+        _ => write_csv(store, e, sel, w, Sheet::Alerts),
+    }
+}
+
+/// How a write to standard output ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Streamed {
+    /// Every row was written.
+    Complete(u64),
+    /// The reader closed the pipe first (`| head`): a normal end, not an error.
+    ReaderClosed,
+}
+
+/// Writes export `e`'s main content to `w` (`--out -`): CSV, JSON and NDJSON stream row by row;
+/// XLSX is built in an unnamed temp file first (a zip needs its end to write its directory); a
+/// report is its HTML page. A closed pipe (EPIPE) ends it as [`Streamed::ReaderClosed`].
+pub fn write_to(
+    store: &Store,
+    e: &ExportConfig,
+    sel: &Selection,
+    w: &mut dyn Write,
+) -> Result<Streamed, ExportError> {
+    let stdout = Path::new("(standard output)");
+    let result = (|| -> io::Result<u64> {
+        let mut buf = BufWriter::with_capacity(1 << 16, w);
+        let n = match e.format {
+            ExportFormat::Xlsx => {
+                let mut tmp = tempfile::tempfile()?;
+                let n = write_xlsx(store, e, sel, &mut tmp)?;
+                io::Seek::rewind(&mut tmp)?;
+                io::copy(&mut tmp, &mut buf)?;
+                n
+            }
+            ExportFormat::Report => {
+                let (report, n) = render_report(store, e, sel)?;
+                buf.write_all(report.html.as_bytes())?;
+                n
+            }
+            _ => write_stream(store, e, sel, &mut buf)?,
+        };
+        buf.flush()?;
+        Ok(n)
+    })();
+    match result {
+        Ok(n) => Ok(Streamed::Complete(n)),
+        Err(err) if err.kind() == io::ErrorKind::BrokenPipe => Ok(Streamed::ReaderClosed),
+        Err(err) => Err(unwrap_io(stdout, err)),
+    }
 }
 
 /// `DIR/NAME-STAMP.csv` → `DIR/NAME-evidence-STAMP.csv` (and `-latest` likewise).
@@ -432,11 +717,13 @@ fn write_xlsx(
     let mut counts = Counts::new();
     store
         .for_each_row(sel, |r| {
+            // One spelling per severity and status, so that `high` and `High` are one row.
+            let status = r.status.map_or_else(
+                || "(none)".to_owned(),
+                |s| Status::parse(s).as_str().to_owned(),
+            );
             *counts
-                .entry((
-                    r.severity.unwrap_or("(none)").to_owned(),
-                    r.status.unwrap_or("(none)").to_owned(),
-                ))
+                .entry((Severity::of(r.severity).as_str().to_owned(), status))
                 .or_default() += 1;
             Ok(())
         })
@@ -470,35 +757,50 @@ fn write_xlsx(
     })
 }
 
-/// The report: HTML at `path` and Markdown beside it (`.md`).
-fn write_report(
+/// Reads the selected alerts and renders the report (and how many alerts it covers).
+fn render_report(
     store: &Store,
     e: &ExportConfig,
     sel: &Selection,
-    path: &Path,
-) -> Result<Vec<Written>, ExportError> {
+) -> io::Result<(crate::report::Report, u64)> {
     let mut alerts = Vec::new();
     store
         .for_each_row(sel, |r| {
             alerts.push(table::summary_of(r.tenant, r.raw).map_err(json_io)?);
             Ok(())
         })
-        .map_err(|err| unwrap_io(path, store_io(err)))?;
+        .map_err(store_io)?;
     let report = crate::report::render(&crate::report::ReportInput {
         generated_at: chrono::Utc::now(),
         window: e.report_window,
         alerts: &alerts,
     });
+    Ok((report, alerts.len() as u64))
+}
+
+/// The report: HTML at `path` and Markdown beside it (`.md`); only Markdown when `path` is `.md`.
+fn write_report(
+    store: &Store,
+    e: &ExportConfig,
+    sel: &Selection,
+    path: &Path,
+) -> Result<Vec<Written>, ExportError> {
+    let (report, rows) = render_report(store, e, sel).map_err(io_err(path))?;
     let md_path = path.with_extension("md");
+    let files: Vec<(&Path, &String)> = if is_markdown(path) {
+        vec![(path, &report.markdown)]
+    } else {
+        vec![(path, &report.html), (md_path.as_path(), &report.markdown)]
+    };
     let mut out = Vec::new();
-    for (p, body) in [(path, &report.html), (md_path.as_path(), &report.markdown)] {
+    for (p, body) in files {
         let sha256 = write_atomic(p, e.file_mode, |file| {
             buffered_hashed(file, |w| w.write_all(body.as_bytes())).map(|((), h)| h)
         })
         .map_err(io_err(p))?;
         out.push(Written {
             path: p.to_path_buf(),
-            rows: alerts.len() as u64,
+            rows,
             sha256,
         });
     }
@@ -519,17 +821,36 @@ pub fn run_after_poll(
     Ok(all)
 }
 
-/// Runs one configured export: timestamped files, `-latest`, manifest, retention, and for scope
-/// `changed` the new starting point. `tenants` are the configured tenants (for the cursors in the
-/// manifest).
+/// Runs one configured export on its schedule (or after a poll): [`run_export_as`] with
+/// [`Trigger::Scheduled`].
 pub fn run_export(
     store: &Store,
     e: &ExportConfig,
     tenants: &[String],
 ) -> Result<Vec<Written>, ExportError> {
+    run_export_as(store, e, tenants, Trigger::Scheduled)
+}
+
+// A failure injected at the manifest, for the test of the publishing order.
+#[cfg(test)]
+thread_local! {
+    static FAIL_MANIFEST: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs one configured export: timestamped files, `-latest`, manifest, retention, and for scope
+/// `changed` the new starting point. `tenants` are the configured tenants (for the cursors in the
+/// manifest). A [`Trigger::Manual`] run of a `changed` export writes only the timestamped
+/// file(s): the delta since the last scheduled run, which it leaves in place (module docs).
+pub fn run_export_as(
+    store: &Store,
+    e: &ExportConfig,
+    tenants: &[String],
+    trigger: Trigger,
+) -> Result<Vec<Written>, ExportError> {
     let dir = &e.dir;
     fs::create_dir_all(dir).map_err(io_err(dir))?;
-    remove_stale_temps(dir).map_err(io_err(dir))?;
+    remove_stale_temps(dir)?;
+    let publish = !(e.scope == Scope::Changed && trigger == Trigger::Manual);
     // Revisions stored from here on belong to the next "changed" file (read first: a revision
     // committed during this export may land in both files, never in neither).
     let covered = store.max_rev()?;
@@ -537,8 +858,10 @@ pub fn run_export(
     let ext = e.format.extension();
     let generated = chrono::Utc::now();
     let stamp = generated.format("%Y%m%dT%H%M%SZ").to_string();
-    // Unique even when two exports land in the same second.
-    let mut n = 0;
+    // Unique even when two exports land in the same second, or the clock stepped back onto an
+    // older name: any entry at a name (a file, a stray directory, a dangling link) skips it.
+    let taken = |p: &Path| fs::symlink_metadata(p).is_ok();
+    let mut n = 0u32;
     let target = loop {
         let stem = if n == 0 {
             format!("{}-{stamp}", e.name)
@@ -546,20 +869,60 @@ pub fn run_export(
             format!("{}-{stamp}-{n}", e.name)
         };
         let candidate = dir.join(format!("{stem}.{ext}"));
-        if !candidate.exists() && !candidate.with_extension("md").exists() {
+        if !planned_files(e, &candidate).iter().any(|p| taken(p)) {
             break candidate;
         }
-        n += 1;
+        n = n.saturating_add(1);
     };
+    let manifest_path = dir.join(format!("{}-latest.manifest.json", e.name));
+    // Refuse what cannot be replaced before writing anything.
+    if publish {
+        for p in planned_files(e, &target) {
+            let l = latest_path(&p, &e.name);
+            check_target(&l).map_err(io_err(&l))?;
+        }
+        check_target(&manifest_path).map_err(io_err(&manifest_path))?;
+    }
     let written = export_file(store, e, &sel, &target)?;
-    let mut latest = Vec::new();
+    if publish {
+        publish_all(store, e, tenants, &written, &manifest_path, generated)?;
+    }
     for w in &written {
-        let l = latest_path(&w.path, &e.name);
-        publish_latest(&w.path, &l, e.file_mode).map_err(io_err(&l))?;
-        latest.push(Written {
-            path: l,
+        if let Some((stem, ext)) = stem_and_ext(&w.path, &e.name) {
+            prune(dir, &stem, &ext, e.keep, &w.path)?;
+        }
+    }
+    if !publish {
+        return Ok(written);
+    }
+    if e.scope == Scope::Changed {
+        store.set_export_last_rev(&e.name, covered)?;
+    }
+    Ok(written
+        .iter()
+        .map(|w| Written {
+            path: latest_path(&w.path, &e.name),
             ..w.clone()
-        });
+        })
+        .collect())
+}
+
+/// Stages every `-latest` file and the manifest, then renames them into place (`-latest` first,
+/// the manifest last) and syncs the directory once: see "Publishing order" in the module docs.
+fn publish_all(
+    store: &Store,
+    e: &ExportConfig,
+    tenants: &[String],
+    written: &[Written],
+    manifest_path: &Path,
+    generated: chrono::DateTime<chrono::Utc>,
+) -> Result<(), ExportError> {
+    let mut staged = Vec::new();
+    let mut latest = Vec::new();
+    for w in written {
+        let l = latest_path(&w.path, &e.name);
+        staged.push(stage_latest(&w.path, &l, e.file_mode).map_err(io_err(&l))?);
+        latest.push(l);
     }
     let mut cursors = serde_json::Map::new();
     for t in tenants {
@@ -574,7 +937,7 @@ pub fn run_export(
         .map(|(w, l)| {
             serde_json::json!({
                 "file": file_name(&w.path),
-                "latest": file_name(&l.path),
+                "latest": file_name(l),
                 "rows": w.rows,
                 "sha256": w.sha256,
             })
@@ -583,7 +946,7 @@ pub fn run_export(
     let main = &written[0];
     let manifest = serde_json::json!({
         "file": file_name(&main.path),
-        "latest": file_name(&latest[0].path),
+        "latest": file_name(&latest[0]),
         "rows": main.rows,
         "sha256": main.sha256,
         "generated_at": ApiTime::from_chrono(generated).to_api_string(),
@@ -599,23 +962,23 @@ pub fn run_export(
         "cursor": cursors,
         "files": files,
     });
-    let manifest_path = dir.join(format!("{}-latest.manifest.json", e.name));
-    write_atomic(&manifest_path, e.file_mode, |file| {
+    let (manifest_staged, ()) = stage(manifest_path, e.file_mode, |file| {
+        #[cfg(test)]
+        if FAIL_MANIFEST.get() {
+            return Err(io::Error::from_raw_os_error(28)); // ENOSPC
+        }
         let mut w = BufWriter::new(file);
         serde_json::to_writer_pretty(&mut w, &manifest)?;
         w.write_all(b"\n")?;
         w.flush()
     })
-    .map_err(io_err(&manifest_path))?;
-    for w in &written {
-        if let Some((stem, ext)) = stem_and_ext(&w.path, &e.name) {
-            prune(dir, &stem, &ext, e.keep).map_err(io_err(dir))?;
-        }
+    .map_err(io_err(manifest_path))?;
+    staged.push(manifest_staged);
+    for s in staged {
+        let target = s.target.clone();
+        s.publish().map_err(io_err(&target))?;
     }
-    if e.scope == Scope::Changed {
-        store.set_export_last_rev(&e.name, covered)?;
-    }
-    Ok(latest)
+    sync_dir(&e.dir).map_err(io_err(&e.dir))
 }
 
 fn file_name(p: &Path) -> String {
@@ -644,40 +1007,78 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Swaps `latest` to the content of `file`: a hard link renamed into place, or a copy.
-fn publish_latest(file: &Path, latest: &Path, mode: u32) -> io::Result<()> {
+/// Stages `latest` with the content of `file`: a hard link under a temp name (the timestamped
+/// file is synced and never changes), or a synced copy where links are not supported.
+fn stage_latest(file: &Path, latest: &Path, mode: u32) -> io::Result<Staged> {
+    check_target(latest)?;
     let dir = parent(latest);
-    let tmp = dir.join(format!("{}latest", temp_prefix()));
-    let _ = fs::remove_file(&tmp);
-    match fs::hard_link(file, &tmp) {
-        Ok(()) => {
-            fs::rename(&tmp, latest)?;
-            sync_dir(dir)
-        }
-        Err(_) => {
-            let mut src = File::open(file)?;
-            write_atomic(latest, mode, |w| io::copy(&mut src, w).map(|_| ()))
+    for _ in 0..16 {
+        let tmp = dir.join(format!(
+            "{}latest-{:016x}",
+            temp_prefix(),
+            rand::random::<u64>()
+        ));
+        match fs::hard_link(file, &tmp) {
+            Ok(()) => {
+                return Ok(Staged {
+                    tmp,
+                    target: latest.to_path_buf(),
+                });
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(_) => break,
         }
     }
+    let mut src = File::open(file)?;
+    stage(latest, mode, |w| io::copy(&mut src, w).map(drop)).map(|(s, ())| s)
 }
 
-/// Keeps the newest `keep` timestamped files of an export: exactly
-/// `NAME-YYYYMMDDTHHMMSSZ[-N].EXT`, so another export whose name starts like this one (`alerts`
-/// and `alerts-1d`) is never touched.
-fn prune(dir: &Path, name: &str, ext: &str, keep: usize) -> io::Result<()> {
-    let mut files: Vec<(String, u32, String)> = fs::read_dir(dir)?
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter_map(|f| {
-            let (stamp, n) = timestamp_of(&f, name, ext)?;
-            Some((stamp, n, f))
-        })
-        .collect();
-    // Timestamps sort as text; a -N suffix sorts after its second.
+/// Keeps the newest `keep` timestamped files of an export, by modification time then name,
+/// always counting `just_written` among them (after a clock step back it may have the oldest
+/// name and time). Only regular files named exactly `NAME-YYYYMMDDTHHMMSSZ[-N].EXT` are
+/// candidates, so another export whose name starts like this one (`alerts` and `alerts-1d`) and
+/// anything that is not a file are never touched.
+fn prune(
+    dir: &Path,
+    name: &str,
+    ext: &str,
+    keep: usize,
+    just_written: &Path,
+) -> Result<(), ExportError> {
+    let own = just_written.file_name();
+    let mut files: Vec<(std::time::SystemTime, String, u32, PathBuf)> = Vec::new();
+    let entries = fs::read_dir(dir).map_err(io_err(dir))?;
+    for entry in entries {
+        let entry = entry.map_err(io_err(dir))?;
+        let f = entry.file_name();
+        if Some(f.as_os_str()) == own {
+            continue;
+        }
+        let f = f.to_string_lossy().into_owned();
+        let Some((stamp, n)) = timestamp_of(&f, name, ext) else {
+            continue;
+        };
+        // DirEntry::metadata does not follow symlinks.
+        let Ok(meta) = entry.metadata() else { continue };
+        if !meta.file_type().is_file() {
+            continue;
+        }
+        let mtime = meta.modified().unwrap_or(std::time::UNIX_EPOCH);
+        files.push((mtime, stamp, n, entry.path()));
+    }
     files.sort();
-    let excess = files.len().saturating_sub(keep);
-    for (_, _, f) in &files[..excess] {
-        fs::remove_file(dir.join(f))?;
+    let excess = files.len().saturating_sub(keep.saturating_sub(1));
+    for (_, _, _, path) in &files[..excess] {
+        match fs::remove_file(path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(ExportError::Remove {
+                    path: path.clone(),
+                    source,
+                });
+            }
+        }
     }
     Ok(())
 }
@@ -747,6 +1148,156 @@ mod tests {
         ] {
             assert_eq!(timestamp_of(other, "alerts", "csv"), None, "{other}");
         }
+    }
+
+    fn csv_export(dir: &Path) -> ExportConfig {
+        ExportConfig {
+            name: "a".into(),
+            dir: dir.to_path_buf(),
+            ..ExportConfig::ad_hoc(ExportFormat::Csv)
+        }
+    }
+
+    fn store_with(dir: &Path, ids: &[&str]) -> Store {
+        let mut store = Store::open(&dir.join("s.db")).unwrap();
+        let mut w = store.writer().unwrap();
+        for id in ids {
+            let a = crate::alert::Alert::parse(&format!(
+                r#"{{"id":"{id}","lastUpdateTime":"2026-01-01T00:00:00Z","severity":"High","status":"New"}}"#
+            ))
+            .unwrap();
+            w.upsert("t", &a).unwrap();
+        }
+        w.commit(None, 0).unwrap();
+        store
+    }
+
+    /// Issue 9 #16: a full disk at the manifest used to leave `-latest` replaced and the
+    /// manifest describing the previous file. Now nothing is published.
+    #[test]
+    fn a_failure_at_the_manifest_publishes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let store = store_with(dir.path(), &["a1"]);
+        let e = csv_export(&out);
+        run_export(&store, &e, &[]).unwrap();
+        let latest = out.join("a-latest.csv");
+        let manifest_path = out.join("a-latest.manifest.json");
+        let before = (
+            fs::read(&latest).unwrap(),
+            fs::read(&manifest_path).unwrap(),
+        );
+        drop(store);
+        let store = store_with(dir.path(), &["a2", "a3"]);
+        FAIL_MANIFEST.set(true);
+        let err = run_export(&store, &e, &[]);
+        FAIL_MANIFEST.set(false);
+        let err = err.unwrap_err().to_string();
+        assert!(err.contains("a-latest.manifest.json"), "{err}");
+        let after = (
+            fs::read(&latest).unwrap(),
+            fs::read(&manifest_path).unwrap(),
+        );
+        assert_eq!(before, after, "-latest and the manifest are the old pair");
+        let m: serde_json::Value = serde_json::from_slice(&after.1).unwrap();
+        assert_eq!(m["sha256"], hex(&Sha256::digest(&after.0)));
+        let temps = fs::read_dir(&out)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with(TEMP_PREFIX)
+            })
+            .count();
+        assert_eq!(temps, 0, "staged files are removed");
+        run_export(&store, &e, &[]).unwrap();
+        let m: serde_json::Value =
+            serde_json::from_slice(&fs::read(&manifest_path).unwrap()).unwrap();
+        assert_eq!(m["rows"], 3);
+        assert_eq!(
+            m["sha256"],
+            hex(&Sha256::digest(fs::read(&latest).unwrap()))
+        );
+    }
+
+    #[test]
+    fn only_regular_files_are_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        fs::write(d.join("file"), b"x").unwrap();
+        std::os::unix::fs::symlink(d.join("file"), d.join("link")).unwrap();
+        std::os::unix::fs::symlink(d.join("nowhere"), d.join("dangling")).unwrap();
+        fs::create_dir(d.join("dir")).unwrap();
+        assert!(check_target(&d.join("file")).is_ok());
+        assert!(check_target(&d.join("absent")).is_ok());
+        for (name, kind) in [
+            ("link", "a symlink"),
+            ("dangling", "a symlink"),
+            ("dir", "a directory"),
+        ] {
+            let err = write_atomic(&d.join(name), 0o640, |w| w.write_all(b"y")).unwrap_err();
+            assert!(err.to_string().contains(kind), "{name}: {err}");
+            match unwrap_io(&d.join(name), err) {
+                ExportError::NotRegular { path, .. } => assert_eq!(path, d.join(name)),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(
+            fs::symlink_metadata(d.join("link"))
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        let err = check_target(Path::new("/dev/null")).unwrap_err();
+        assert!(err.to_string().contains("character device"), "{err}");
+    }
+
+    #[test]
+    fn formats_follow_extensions() {
+        for (p, f) in [
+            ("a.csv", ExportFormat::Csv),
+            ("a.JSON", ExportFormat::Json),
+            ("a.jsonl", ExportFormat::Ndjson),
+            ("a.ndjson", ExportFormat::Ndjson),
+            ("a.xlsx", ExportFormat::Xlsx),
+            ("a.html", ExportFormat::Report),
+            ("a.md", ExportFormat::Report),
+        ] {
+            assert_eq!(format_for_path(Path::new(p)), Ok(f), "{p}");
+        }
+        for p in ["a.txt", "a", "-"] {
+            let e = format_for_path(Path::new(p)).unwrap_err();
+            assert!(e.contains("--format"), "{e}");
+        }
+    }
+
+    /// Issue 9 #17: after a clock step back, the file just written has the oldest name.
+    #[test]
+    fn prune_keeps_the_file_just_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for stamp in ["20991231T000000Z", "20991231T000001Z", "20991231T000002Z"] {
+            fs::write(d.join(format!("a-{stamp}.csv")), b"x").unwrap();
+        }
+        fs::create_dir(d.join("a-20000101T000000Z.csv")).unwrap();
+        let ours = d.join("a-20260101T000000Z.csv");
+        fs::write(&ours, b"x").unwrap();
+        prune(d, "a", "csv", 2, &ours).unwrap();
+        let mut left: Vec<String> = fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                "a-20000101T000000Z.csv",
+                "a-20260101T000000Z.csv",
+                "a-20991231T000002Z.csv"
+            ]
+        );
     }
 
     #[test]

@@ -10,6 +10,12 @@
 //!   sorts time, and become real date cells in XLSX;
 //! - numbers and booleans stay numbers and booleans.
 //!
+//! A column is any property name (fields Microsoft adds later and old-schema fields such as
+//! `alertUser` included), or a dotted path into one: `relatedUser.userName`, `evidence.0.sha1`
+//! (object keys and array indexes). A name that exists as a top-level key wins over a path, so a
+//! property with a dot in its name (`@odata.type`) still works. A path's value is flattened by the
+//! rules above, read by its last segment (`comments.0.createdTime` is a time).
+//!
 //! Only the requested columns are parsed out of each alert; the rest (evidence above all, the bulk
 //! of an alert) is skipped without building a JSON tree.
 
@@ -22,8 +28,9 @@ use serde_json::value::RawValue;
 
 use crate::time::ApiTime;
 
-/// Every column an export may ask for: the alert's API property names, and `tenant` (the store's
-/// name of the tenant the alert came from).
+/// The documented columns: the alert's API property names, and `tenant` (the store's name of the
+/// tenant the alert came from). Any other property or path is allowed too; these only feed the
+/// "did you mean" hint for a name that looks like a typo of one of them.
 pub const KNOWN_COLUMNS: &[&str] = &[
     "tenant",
     "id",
@@ -197,22 +204,114 @@ pub fn pick<'a>(
     Pick { names }.deserialize(&mut de)
 }
 
-/// One alert's row for `columns`.
+/// Checks a configured column name: `Err(problem)` when it cannot be a property path at all,
+/// `Ok(Some(warning))` when it is not a documented column but close to one (a likely typo, kept
+/// all the same: it may be a field this version does not know), `Ok(None)` otherwise.
+pub fn check_column(column: &str) -> Result<Option<String>, String> {
+    if column.is_empty() {
+        return Err("an empty column name".into());
+    }
+    if let Some(bad) = column.chars().find(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!(
+            "column {column:?} contains {bad:?}; property names have no spaces or control characters"
+        ));
+    }
+    if KNOWN_COLUMNS.contains(&column) || top_level_known(column) {
+        return Ok(None);
+    }
+    if column.split('.').any(str::is_empty) {
+        return Err(format!(
+            "column {column:?} has an empty path segment (write \"a.b\", not \"a..b\" or \".a\")"
+        ));
+    }
+    let head = column.split('.').next().unwrap_or(column);
+    if KNOWN_COLUMNS.contains(&head) {
+        return Ok(None);
+    }
+    let lower = head.to_lowercase();
+    let best = KNOWN_COLUMNS
+        .iter()
+        .map(|k| (strsim::damerau_levenshtein(&lower, &k.to_lowercase()), *k))
+        .min();
+    Ok(match best {
+        Some((d, k)) if d <= 2 => Some(format!(
+            "column {column:?} is not a documented alert property; did you mean `{k}`? (kept: it is exported if alerts have it)"
+        )),
+        _ => None,
+    })
+}
+
+/// A dotted name whose first segment is documented (`relatedUser.userName`).
+fn top_level_known(column: &str) -> bool {
+    column.split_once('.').is_some_and(|(head, rest)| {
+        KNOWN_COLUMNS.contains(&head) && !rest.split('.').any(str::is_empty)
+    })
+}
+
+/// One alert's row for `columns` (property names or dotted paths, see the module docs).
 pub fn alert_row<'a>(
     tenant: &'a str,
     raw: &'a str,
     columns: &[&str],
 ) -> Result<Vec<Cell<'a>>, serde_json::Error> {
-    let values = pick(raw, columns)?;
+    // The top-level keys to pick: every column as it is, then the head of every dotted one.
+    let mut names: Vec<&str> = columns.to_vec();
+    names.extend(
+        columns
+            .iter()
+            .filter_map(|c| c.split_once('.').map(|(head, _)| head)),
+    );
+    let values = pick(raw, &names)?;
     Ok(columns
         .iter()
-        .zip(values)
-        .map(|(c, v)| match (*c, v) {
+        .enumerate()
+        .map(|(i, c)| match (*c, values[i]) {
             ("tenant", _) => Cell::Text(Cow::Borrowed(tenant)),
-            (_, None) => Cell::Empty,
             (c, Some(v)) => cell(c, v),
+            (c, None) => match c.split_once('.') {
+                // `pick` fills the first position of a repeated name.
+                Some((head, rest)) => names
+                    .iter()
+                    .position(|n| *n == head)
+                    .and_then(|j| values[j])
+                    .map_or(Cell::Empty, |v| nested(rest, v)),
+                None => Cell::Empty,
+            },
         })
         .collect())
+}
+
+/// The cell at the dotted `path` inside the JSON value `v` (object keys, array indexes).
+fn nested(path: &str, v: &RawValue) -> Cell<'static> {
+    let Ok(mut value) = serde_json::from_str::<Value>(v.get()) else {
+        return Cell::Empty;
+    };
+    for seg in path.split('.') {
+        let next = match &mut value {
+            Value::Object(o) => o.remove(seg),
+            Value::Array(items) => seg
+                .parse::<usize>()
+                .ok()
+                .filter(|i| *i < items.len())
+                .map(|i| items.swap_remove(i)),
+            _ => None,
+        };
+        match next {
+            Some(n) => value = n,
+            None => return Cell::Empty,
+        }
+    }
+    let last = path.rsplit('.').next().unwrap_or(path);
+    match value {
+        Value::Null => Cell::Empty,
+        Value::String(s) => match ApiTime::parse(&s) {
+            Ok(t) if last.ends_with("Time") => Cell::Time(t),
+            _ => Cell::Text(Cow::Owned(s)),
+        },
+        Value::Number(n) => Cell::Number(Cow::Owned(n.to_string())),
+        Value::Bool(b) => Cell::Number(Cow::Owned(b.to_string())),
+        other => Cell::Text(Cow::Owned(flatten(last, &other))),
+    }
 }
 
 fn text_of(v: &Value) -> String {
@@ -435,6 +534,67 @@ mod tests {
             row[7],
             Cell::Time(ApiTime::parse("2024-01-01T00:00:01.2Z").unwrap())
         );
+    }
+
+    #[test]
+    fn any_property_and_dotted_paths_are_columns() {
+        let raw = r##"{"alertUser":"CONTOSO\\bob","future":{"x":[1,2]},"@odata.type":"#a",
+            "relatedUser":{"userName":"alice","domainName":"CONTOSO"},
+            "evidence":[{"sha1":"ab","when":{"createdTime":"2024-01-01T00:00:00Z"}},{"sha1":"=cd"}],
+            "comments":[{"createdTime":"2024-01-02T00:00:00Z"}]}"##;
+        let cols = [
+            "alertUser",
+            "future",
+            "future.x",
+            "future.x.1",
+            "@odata.type",
+            "relatedUser.userName",
+            "relatedUser",
+            "evidence.1.sha1",
+            "evidence.9.sha1",
+            "evidence.0.missing",
+            "comments.0.createdTime",
+            "nothere.at.all",
+        ];
+        let row = alert_row("t", raw, &cols).unwrap();
+        let text: Vec<String> = row.iter().map(|c| c.csv_text(true).into_owned()).collect();
+        assert_eq!(
+            text,
+            [
+                "CONTOSO\\bob",
+                r#"{"x":[1,2]}"#,
+                "1; 2",
+                "2",
+                "#a",
+                "alice",
+                "CONTOSO\\alice",
+                "'=cd",
+                "",
+                "",
+                "2024-01-02T00:00:00.0000000Z",
+                ""
+            ]
+        );
+        assert!(matches!(row[10], Cell::Time(_)));
+        assert!(matches!(row[3], Cell::Number(_)));
+    }
+
+    #[test]
+    fn column_names_warn_on_typos_and_fail_only_when_impossible() {
+        assert_eq!(check_column("title"), Ok(None));
+        assert_eq!(check_column("alertUser"), Ok(None));
+        assert_eq!(check_column("relatedUser.userName"), Ok(None));
+        assert_eq!(check_column("brandNewField"), Ok(None));
+        assert!(check_column("titel").unwrap().unwrap().contains("`title`"));
+        assert!(
+            check_column("Severity")
+                .unwrap()
+                .unwrap()
+                .contains("`severity`")
+        );
+        assert!(check_column("").is_err());
+        assert!(check_column("a..b").is_err());
+        assert!(check_column("my column").is_err());
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod auth;
 mod budget;
 mod cli;
 mod export;
+mod files;
 mod holes;
 mod kill;
 mod loss;

@@ -293,7 +293,8 @@ pub fn export_configured(config: &Config, name: Option<&str>) -> Result<Vec<Writ
         }
         .into());
     }
-    let store = open_store(config)?;
+    let mut store = open_store(config)?;
+    reconcile_tenants(&mut store, config)?;
     crate::config::check_export_dirs(config)?;
     let tenants = tenant_names(config);
     let mut all = Vec::new();

@@ -705,6 +705,9 @@ mod tests {
             std::future::pending::<()>().await;
         }));
         drop(guard);
-        assert!(rx.await.is_err(), "the task was dropped, and its sender with it");
+        assert!(
+            rx.await.is_err(),
+            "the task was dropped, and its sender with it"
+        );
     }
 }

@@ -763,9 +763,10 @@ fn export_cmd(
         }
         return Ok(ExitCode::SUCCESS);
     };
-    let store = app::open_store(&config)?;
+    // Read-only: an ad-hoc file never changes the store.
+    let store = mde_alerts::store::Store::open_read_only(&config.store.path)?;
     let e = mde_alerts::config::ExportConfig::ad_hoc(format);
-    let sel = export::selection_for(&store, &e)?;
+    let sel = export::selection_for(&store, &e, &app::tenant_names(&config))?;
     if is_stdout(out) {
         if let export::Streamed::Complete(n) =
             export::write_to(&store, &e, &sel, &mut std::io::stdout().lock())?
@@ -803,10 +804,10 @@ fn report_cmd(cli: &Cli, window: Duration, out: &std::path::Path) -> anyhow::Res
     };
     let config = load(cli)?;
     require_store(&config)?;
-    let store = app::open_store(&config)?;
+    let store = mde_alerts::store::Store::open_read_only(&config.store.path)?;
     let mut e = mde_alerts::config::ExportConfig::ad_hoc(ExportFormat::Report);
     e.report_window = window;
-    let sel = export::selection_for(&store, &e)?;
+    let sel = export::selection_for(&store, &e, &app::tenant_names(&config))?;
     let Some(file) = file else {
         export::write_to(&store, &e, &sel, &mut std::io::stdout().lock())?;
         return Ok(ExitCode::SUCCESS);

@@ -630,3 +630,177 @@ async fn blocking<T: Send + 'static>(
     .await
     .expect("store task panicked")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::fake::{FakeAlert, FakeSource, OrderBy};
+    use proptest::prelude::*;
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    const SETTINGS: PollSettings = PollSettings {
+        overlap: Duration::from_secs(600),
+        initial_lookback: Duration::from_secs(30 * 86_400),
+        page_size: 1,
+    };
+
+    /// The store's latest raw JSON per alert id.
+    fn stored(store: &Store) -> std::collections::HashMap<String, String> {
+        let mut out = std::collections::HashMap::new();
+        store
+            .for_each_alert(|_, raw| {
+                let v: serde_json::Value = serde_json::from_str(raw).unwrap();
+                let id = v["id"].as_str().unwrap().to_owned();
+                assert!(out.insert(id, raw.to_owned()).is_none(), "stored twice");
+                Ok(())
+            })
+            .unwrap();
+        out
+    }
+
+    /// A change the world undergoes before one call.
+    #[derive(Debug, Clone, Copy)]
+    enum Move {
+        /// `count` alerts are updated at one shared new instant.
+        Update(usize, usize),
+        /// `count` alerts are updated and become visible only three calls later.
+        UpdateLate(usize, usize),
+        /// `count` new alerts appear at one shared instant.
+        Create(usize),
+        /// Nothing.
+        Rest,
+    }
+
+    fn moves() -> impl Strategy<Value = Move> {
+        prop_oneof![
+            (0usize..1_000, 1usize..30).prop_map(|(at, n)| Move::Update(at, n)),
+            (0usize..1_000, 1usize..10).prop_map(|(at, n)| Move::UpdateLate(at, n)),
+            (1usize..30).prop_map(Move::Create),
+            Just(Move::Rest),
+        ]
+    }
+
+    fn apply(m: Move, call: u64, world: &mut Vec<FakeAlert>) {
+        // Updates carry a time a little in the past: "now" as Defender stamped it, or (late
+        // ones) a time the alert is only made visible some calls after.
+        let now = ApiTime::now().minus(Duration::from_secs(2));
+        let mut touch = |at: usize, n: usize, hidden: u32| {
+            if world.is_empty() {
+                return;
+            }
+            let len = world.len();
+            for k in 0..n.min(len) {
+                let a = &mut world[(at + k * 7) % len];
+                a.updated = a.updated.max(now);
+                a.version += 1;
+                a.hidden_for = hidden;
+            }
+        };
+        match m {
+            Move::Update(at, n) => touch(at, n, 0),
+            Move::UpdateLate(at, n) => touch(at, n, 3),
+            Move::Create(n) => {
+                let base = world.len();
+                for k in 0..n {
+                    world.push(FakeAlert::new(
+                        format!("new{call:04}-{:04}", base + k),
+                        now,
+                        Some(now.minus(Duration::from_secs(60))),
+                    ));
+                }
+            }
+            Move::Rest => {}
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]
+
+        /// The pager's model test: whatever the world does while a poll pages through it (alerts
+        /// move, arrive, become visible late, crowd one instant, carry odd creation times) and
+        /// whatever the server does with `$orderby`, one more poll of the settled world leaves the
+        /// store holding every alert exactly once, in its latest state.
+        #[test]
+        fn the_pager_loses_nothing_while_the_world_moves(
+            n in 0usize..160,
+            instants in 1u64..8,
+            page in 1u32..25,
+            order in prop_oneof![Just(OrderBy::Sorted), Just(OrderBy::Refused), Just(OrderBy::Ignored)],
+            script in proptest::collection::vec(moves(), 0..16),
+            odd in 0u8..4,
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let store = Arc::new(Mutex::new(Store::open(&dir.path().join("s.db")).unwrap()));
+            let base = ApiTime::now().minus(Duration::from_secs(7_200));
+            let world: Vec<FakeAlert> = (0..n)
+                .map(|i| {
+                    let created = match (odd, i % 4) {
+                        (1, 0) => None,
+                        (2, 0) => Some(ApiTime::parse("0001-01-01T00:00:00Z").unwrap()),
+                        (3, 0) => Some(ApiTime::parse("9999-12-31T23:59:59Z").unwrap()),
+                        _ => Some(base.minus(Duration::from_secs(i as u64))),
+                    };
+                    FakeAlert::new(
+                        format!("a{i:04}"),
+                        base.plus(Duration::from_secs(i as u64 % instants)),
+                        created,
+                    )
+                })
+                .collect();
+            let source = FakeSource::new(world, order);
+            let mut script = script.into_iter();
+            source.set_mutator(Some(Box::new(move |call, w| {
+                if let Some(m) = script.next() {
+                    apply(m, call, w);
+                }
+            })));
+            let settings = PollSettings { page_size: page, ..SETTINGS };
+            // The first poll may give up on an instant that keeps changing; never silently.
+            let first = block_on(poll_tenant(&source, &store, "t", settings));
+            if let Err(e) = &first {
+                prop_assert!(matches!(e, PollError::Protocol(_)), "{e}");
+            }
+            if let Ok(r) = &first {
+                prop_assert!(r.cursor_after.is_none_or(|c| c <= ApiTime::now()));
+            }
+            source.set_mutator(None);
+            source.with_world(|w| w.iter_mut().for_each(|a| a.hidden_for = 0));
+            let second = block_on(poll_tenant(&source, &store, "t", settings));
+            prop_assert!(second.is_ok(), "{:?}", second.err());
+            let s = store.lock().unwrap();
+            let got = stored(&s);
+            let truth = source.truth();
+            prop_assert_eq!(got.len(), truth.len());
+            for a in &truth {
+                prop_assert_eq!(got.get(&a.id), Some(&a.json()), "alert {} is missing or stale", a.id);
+            }
+        }
+    }
+
+    /// Halving a creation window keeps its open sides open and never loses a tick.
+    #[test]
+    fn splitting_creation_windows_covers_everything() {
+        let t = ApiTime::parse("2026-01-01T00:00:00Z").unwrap();
+        let (lo, hi) = split(Created::Within(None, Some(t))).unwrap();
+        let Created::Within(None, Some(mid)) = lo else {
+            panic!("{lo:?}")
+        };
+        assert_eq!(hi, Created::Within(Some(mid), Some(t)));
+        let (lo, hi) = split(Created::Within(Some(t), None)).unwrap();
+        let Created::Within(Some(a), Some(mid)) = lo else {
+            panic!("{lo:?}")
+        };
+        assert_eq!(a, t);
+        assert_eq!(hi, Created::Within(Some(mid), None));
+        assert!(split(Created::Missing).is_none());
+        let one = ApiTime::from_ticks(t.ticks() + 1);
+        assert!(split(Created::Within(Some(t), Some(one))).is_none());
+    }
+}

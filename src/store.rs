@@ -925,6 +925,9 @@ pub struct Selection {
     pub updated_since: Option<ApiTime>,
     /// Changed in the store after this revision (scope `changed`).
     pub changed_after_rev: Option<i64>,
+    /// Only these tenants: the configured ones, so that rows of a tenant no longer in the config
+    /// (renamed, removed) never appear in a file. Empty: every tenant (no config at hand).
+    pub configured: Vec<String>,
     /// The list filters.
     pub filter: crate::config::Filter,
 }
@@ -943,6 +946,7 @@ impl Selection {
             && listed(&f.statuses, r.status)
             && listed(&f.categories, r.category)
             && listed(&f.tenants, Some(r.tenant))
+            && (self.configured.is_empty() || self.configured.iter().any(|t| t == r.tenant))
     }
 }
 

@@ -400,10 +400,26 @@ pub fn format_for_path(path: &Path) -> Result<ExportFormat, String> {
     }
 }
 
-/// What to select for export `e` now.
-pub fn selection_for(store: &Store, e: &ExportConfig) -> Result<Selection, StoreError> {
+/// What to select for export `e` now, from the rows of the `configured` tenants only. Rows of a
+/// tenant that is in the store but not in the config (renamed or removed) are left out, and a
+/// warning says so.
+pub fn selection_for(
+    store: &Store,
+    e: &ExportConfig,
+    configured: &[String],
+) -> Result<Selection, StoreError> {
+    let names: Vec<&str> = configured.iter().map(String::as_str).collect();
+    let stray = store.unconfigured_tenants(&names)?;
+    if !stray.is_empty() {
+        tracing::warn!(
+            export = %e.name,
+            tenants = %stray.join(", "),
+            "The store holds alerts of tenants that are not in the config; they are left out of this file. Put them back in the config to export them."
+        );
+    }
     let mut sel = Selection {
         filter: e.filter.clone(),
+        configured: configured.to_vec(),
         ..Selection::default()
     };
     match e.scope {
@@ -854,7 +870,7 @@ pub fn run_export_as(
     // Revisions stored from here on belong to the next "changed" file (read first: a revision
     // committed during this export may land in both files, never in neither).
     let covered = store.max_rev()?;
-    let sel = selection_for(store, e)?;
+    let sel = selection_for(store, e, tenants)?;
     let ext = e.format.extension();
     let generated = chrono::Utc::now();
     let stamp = generated.format("%Y%m%dT%H%M%SZ").to_string();

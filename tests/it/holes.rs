@@ -157,9 +157,11 @@ async fn commands_refuse_another_programs_database_and_leave_it_alone() {
             .unwrap();
     }
     let before = std::fs::read(env.store_path()).unwrap();
+    let x = env.path().join("x.csv");
+    let x = x.to_str().unwrap();
     for args in [
         &["status"][..],
-        &["export", "--format", "csv", "--out", "x.csv"][..],
+        &["export", "--format", "csv", "--out", x][..],
         &["poll"][..],
     ] {
         let out = run(&env, args).await;

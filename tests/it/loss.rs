@@ -220,3 +220,42 @@ async fn renaming_a_tenant_keeps_one_row_per_alert() {
     let mut csv = csv::Reader::from_path(env.path().join("exports/alerts-latest.csv")).unwrap();
     assert_eq!(csv.records().count(), 123);
 }
+
+/// Item 4: rows of a tenant that is no longer configured are never exported, and the export says
+/// so, rather than silently mixing another tenant's alerts into the file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exports_leave_out_tenants_that_are_not_configured() {
+    let env = Env::new(
+        sim_config(20, 14, Hazards::default()),
+        Opts {
+            exports: true,
+            ..Opts::default()
+        },
+    )
+    .await;
+    assert!(run(&env, &["poll", "--no-export"]).await.status.success());
+    {
+        let mut s = Store::open(&env.store_path()).unwrap();
+        let mut w = s.writer().unwrap();
+        for i in 0..5 {
+            let a = mde_alerts::alert::Alert::parse(
+                &alert(&format!("gone{i}"), ApiTime::now(), "2026-01-01T00:00:00Z").to_string(),
+            )
+            .unwrap();
+            w.upsert("removed-customer", &a).unwrap();
+        }
+        w.commit(None, 0).unwrap();
+    }
+    let out = run(&env, &["export"]).await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("removed-customer"), "{err}");
+    assert!(err.contains("not in the config"), "{err}");
+    let mut csv = csv::Reader::from_path(env.path().join("exports/alerts-latest.csv")).unwrap();
+    assert_eq!(csv.records().count(), 20);
+    let adhoc = env.path().join("adhoc.json");
+    let out = run(&env, &["export", "--out", adhoc.to_str().unwrap()]).await;
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&adhoc).unwrap()).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 20);
+}

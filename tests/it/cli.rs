@@ -1,6 +1,5 @@
 //! The real binary, as an admin runs it: exit codes, messages, files, and no secret anywhere.
 
-
 use std::path::Path;
 
 use crate::support::*;

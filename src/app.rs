@@ -291,7 +291,8 @@ pub async fn auth_check_within(
     };
     let http =
         crate::http::client(config.poll.request_timeout, &config.http).map_err(AppError::Http)?;
-    let deadline = tokio::time::Instant::now() + limit;
+    let now = tokio::time::Instant::now();
+    let deadline = crate::http::later(now, limit).unwrap_or(now + AUTH_CHECK_LIMIT);
     let secs = limit.as_secs();
     let mut out = Vec::new();
     for t in tenants {

@@ -187,6 +187,19 @@ impl fmt::Display for EntraError {
         if !self.description.is_empty() {
             write!(f, " Entra said: {}", self.description)?;
         }
+        if self.explanation().is_none() {
+            // No advice of our own: Microsoft's lookup page explains every AADSTS code.
+            match self.codes.first() {
+                Some(code) => write!(
+                    f,
+                    " Fix: see https://login.microsoftonline.com/error?code={code} for what this code means."
+                )?,
+                None => write!(
+                    f,
+                    " Fix: check login_url, tenant_id and client_id; `mde-alerts auth check` shows the details."
+                )?,
+            }
+        }
         Ok(())
     }
 }
@@ -612,6 +625,11 @@ mod tests {
         let e = EntraError::parse(400, body).unwrap();
         assert!(e.explanation().is_none());
         assert!(e.to_string().contains("Something new."));
+        assert!(
+            e.to_string()
+                .contains("Fix: see https://login.microsoftonline.com/error?code=123456"),
+            "{e}"
+        );
     }
 
     #[test]

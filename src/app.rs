@@ -316,8 +316,10 @@ pub struct AuthReport {
     pub tenant: String,
     /// The grant used.
     pub grant: &'static str,
-    /// The token's claims (never the token itself).
+    /// The token's claims (never the token itself); null when the token is opaque (not a JWT).
     pub claims: serde_json::Value,
+    /// Whether the claims could be read: an opaque token's cannot, and then only the probe judges.
+    pub claims_readable: bool,
     /// Seconds until the token expires.
     pub expires_in_secs: u64,
     /// The audience is the Defender resource.
@@ -335,21 +337,37 @@ pub struct AuthReport {
 }
 
 impl AuthReport {
-    /// Whether a poll would work.
+    /// Whether a poll would work: the probe succeeded, and the claims (when they can be read)
+    /// show the right audience and permission.
     pub fn ok(&self) -> bool {
-        self.audience_ok && self.permission_ok && self.probe.is_ok()
+        self.probe.is_ok() && (!self.claims_readable || (self.audience_ok && self.permission_ok))
     }
 }
 
 /// The WindowsDefenderATP app's ID: Entra may put it in `aud` instead of the resource URI.
 const WINDOWS_DEFENDER_ATP_APP_ID: &str = "fc780465-2017-40d4-a0c5-307022471b92";
 
-/// Gets a token for each tenant (or `only`), explains its claims, and makes one small API call.
-/// A sign-in failure is reported per tenant; configuration errors stop everything (exit 78).
+/// How long `auth check` may take in all: a check is interactive, and a 429 with a long
+/// `Retry-After` or a server that never answers must not hold it for hours.
+pub const AUTH_CHECK_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Gets a token for each tenant (or `only`), explains its claims, and makes one small API call,
+/// all within [`AUTH_CHECK_LIMIT`]. A sign-in failure is reported per tenant; configuration errors
+/// stop everything (exit 78).
 pub async fn auth_check(
     config: &Config,
     only: Option<&str>,
     show_token: bool,
+) -> Result<Vec<(String, Result<AuthReport, String>)>, AppError> {
+    auth_check_within(config, only, show_token, AUTH_CHECK_LIMIT).await
+}
+
+/// [`auth_check`] with another overall limit.
+pub async fn auth_check_within(
+    config: &Config,
+    only: Option<&str>,
+    show_token: bool,
+    limit: std::time::Duration,
 ) -> Result<Vec<(String, Result<AuthReport, String>)>, AppError> {
     let tenants: Vec<_> = match only {
         Some(name) => vec![config.tenant(name)?],
@@ -357,45 +375,69 @@ pub async fn auth_check(
     };
     let http =
         crate::http::client(config.poll.request_timeout, &config.http).map_err(AppError::Http)?;
+    let now = tokio::time::Instant::now();
+    let deadline = crate::http::later(now, limit).unwrap_or(now + AUTH_CHECK_LIMIT);
+    let secs = limit.as_secs();
     let mut out = Vec::new();
     for t in tenants {
         let tokens = token_provider(&http, t, config)?;
-        let token = match tokens.token().await {
-            Ok(tok) => tok,
-            Err(e) => {
-                out.push((t.name.clone(), Err(e.to_string())));
-                continue;
-            }
-        };
-        let claims = token.claims.clone();
-        let aud = claims["aud"].as_str().unwrap_or("").trim_end_matches('/');
-        let audience_ok =
-            aud == t.resource.trim_end_matches('/') || aud == WINDOWS_DEFENDER_ATP_APP_ID;
-        let mut permissions: Vec<String> = claims["roles"]
-            .as_array()
-            .map(|r| {
-                r.iter()
-                    .filter_map(|x| x.as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default();
-        if let Some(scp) = claims["scp"].as_str() {
-            permissions.extend(scp.split(' ').filter(|x| !x.is_empty()).map(str::to_owned));
-        }
-        let permission_ok = permissions.iter().any(|p| {
-            matches!(
-                p.as_str(),
-                "Alert.Read.All" | "Alert.ReadWrite.All" | "Alert.Read" | "Alert.ReadWrite"
-            )
+        let checked = tokio::time::timeout_at(
+            deadline,
+            check_tenant(config, t, &http, tokens, show_token, deadline, limit),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Err(format!(
+                "no answer within auth check's {secs} s limit (Entra ID at {} or the API at {} is slow or not answering). Fix: check login_url, api_url and the network (DNS, firewall, [http] proxy or HTTPS_PROXY), then try again",
+                t.login_url, t.api_url
+            ))
         });
-        // One call: a fresh budget of the configured quotas is enough.
-        let budget = Arc::new(Budget::new(
-            config.poll.calls_per_minute,
-            config.poll.calls_per_hour,
-            [],
-        ));
-        let source = MdeSource::new(http.clone(), &t.api_url, tokens.clone(), false, budget);
-        let probe = crate::source::AlertSource::fetch(
+        out.push((t.name.clone(), checked));
+    }
+    Ok(out)
+}
+
+/// `auth check` for one tenant.
+async fn check_tenant(
+    config: &Config,
+    t: &crate::config::TenantConfig,
+    http: &reqwest::Client,
+    tokens: Arc<TokenProvider>,
+    show_token: bool,
+    deadline: tokio::time::Instant,
+    limit: std::time::Duration,
+) -> Result<AuthReport, String> {
+    let token = tokens.token().await.map_err(|e| e.to_string())?;
+    let claims = token.claims.clone();
+    let claims_readable = claims.is_object();
+    let aud = claims["aud"].as_str().unwrap_or("").trim_end_matches('/');
+    let audience_ok = aud == t.resource.trim_end_matches('/') || aud == WINDOWS_DEFENDER_ATP_APP_ID;
+    let mut permissions: Vec<String> = claims["roles"]
+        .as_array()
+        .map(|r| {
+            r.iter()
+                .filter_map(|x| x.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Some(scp) = claims["scp"].as_str() {
+        permissions.extend(scp.split(' ').filter(|x| !x.is_empty()).map(str::to_owned));
+    }
+    let permission_ok = permissions.iter().any(|p| {
+        matches!(
+            p.as_str(),
+            "Alert.Read.All" | "Alert.ReadWrite.All" | "Alert.Read" | "Alert.ReadWrite"
+        )
+    });
+    // One call: a fresh budget of the configured quotas is enough.
+    let budget = Arc::new(Budget::new(
+        config.poll.calls_per_minute,
+        config.poll.calls_per_hour,
+        [],
+    ));
+    let source = MdeSource::new(http.clone(), &t.api_url, tokens.clone(), false, budget)
+        .with_deadline(Some(deadline));
+    let probe = crate::source::AlertSource::fetch(
             &source,
             &crate::source::PageRequest {
                 bound: crate::source::Bound::AtOrAfter(
@@ -410,25 +452,28 @@ pub async fn auth_check(
         )
         .await
         .map(drop)
-        .map_err(|e| e.to_string());
-        out.push((
-            t.name.clone(),
-            Ok(AuthReport {
-                tenant: t.name.clone(),
-                grant: tokens.grant_name(),
-                expires_in_secs: token
-                    .expires_at
-                    .saturating_duration_since(tokio::time::Instant::now())
-                    .as_secs(),
-                claims,
-                audience_ok,
-                permissions,
-                permission_ok,
-                certificate: tokens.certificate().map(|(s, d)| (s.to_owned(), d)),
-                probe,
-                raw_token: show_token.then(|| token.bearer().to_owned()),
-            }),
-        ));
-    }
-    Ok(out)
+        .map_err(|e| match e {
+            crate::source::SourceError::Deadline { wait } => format!(
+                "the API asked to wait {} s before the next call (throttled: HTTP 429, or the configured call quota), more than auth check's {} s limit allows; the sign-in itself worked. Fix: try again later; if it persists, another tool may be spending this app's quota",
+                wait.as_secs(),
+                limit.as_secs()
+            ),
+            e => e.to_string(),
+        });
+    Ok(AuthReport {
+        tenant: t.name.clone(),
+        grant: tokens.grant_name(),
+        expires_in_secs: token
+            .expires_at
+            .saturating_duration_since(tokio::time::Instant::now())
+            .as_secs(),
+        claims,
+        claims_readable,
+        audience_ok,
+        permissions,
+        permission_ok,
+        certificate: tokens.certificate().map(|(s, d)| (s.to_owned(), d)),
+        probe,
+        raw_token: show_token.then(|| token.bearer().to_owned()),
+    })
 }

@@ -428,10 +428,39 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 fn print_auth(r: &app::AuthReport) {
+    println!("tenant {}: signed in with {}", r.tenant, r.grant);
+    if !r.claims_readable {
+        // An opaque token (not a JWT): its claims cannot be read here, only the API can judge it.
+        println!(
+            "  claims            cannot be read: the token is opaque (not a JWT), so its audience and permissions are judged by the API probe alone"
+        );
+    } else {
+        print_claims(r);
+    }
+    if let Some((subject, not_after)) = &r.certificate {
+        println!(
+            "  certificate       {subject}, expires {}",
+            not_after.format("%Y-%m-%d")
+        );
+    }
+    match &r.probe {
+        Ok(()) => println!("  API probe         GET /api/alerts?$top=1  [ok]"),
+        Err(e) => println!("  API probe         GET /api/alerts?$top=1  [PROBLEM] {e}"),
+    }
+    println!(
+        "  verdict           {}",
+        if r.ok() {
+            "a poll would work"
+        } else {
+            "a poll would NOT work"
+        }
+    );
+}
+
+fn print_claims(r: &app::AuthReport) {
     let c = &r.claims;
     let s = |k: &str| c[k].as_str().unwrap_or("(absent)").to_owned();
     let mark = |ok: bool| if ok { "ok" } else { "PROBLEM" };
-    println!("tenant {}: signed in with {}", r.tenant, r.grant);
     println!("  tenant (tid)      {}", s("tid"));
     println!(
         "  app (appid)       {}",
@@ -480,24 +509,6 @@ fn print_auth(r: &app::AuthReport) {
             ""
         } else {
             " — grant the WindowsDefenderATP permission Alert.Read.All (application) or Alert.Read (delegated), with admin consent"
-        }
-    );
-    if let Some((subject, not_after)) = &r.certificate {
-        println!(
-            "  certificate       {subject}, expires {}",
-            not_after.format("%Y-%m-%d")
-        );
-    }
-    match &r.probe {
-        Ok(()) => println!("  API probe         GET /api/alerts?$top=1  [ok]"),
-        Err(e) => println!("  API probe         GET /api/alerts?$top=1  [PROBLEM] {e}"),
-    }
-    println!(
-        "  verdict           {}",
-        if r.ok() {
-            "a poll would work"
-        } else {
-            "a poll would NOT work"
         }
     );
 }

@@ -47,9 +47,12 @@ pub enum Invalid {
     /// Not a JSON object.
     #[error("not a JSON object")]
     NotAnObject,
-    /// No string `id`.
+    /// No `id` at all (or `null`).
     #[error("no `id`")]
     MissingId,
+    /// An `id` that cannot be an alert's key (empty, a fraction, an object, …).
+    #[error("`id` is {0}, not a string")]
+    BadId(String),
     /// `lastUpdateTime` missing or unreadable.
     #[error("alert {id}: `lastUpdateTime` {problem}")]
     BadTime {
@@ -73,7 +76,19 @@ impl Alert {
         let obj = value.as_object().ok_or(Invalid::NotAnObject)?;
         let id = match obj.get("id") {
             Some(serde_json::Value::String(s)) if !s.is_empty() => s.clone(),
-            _ => return Err(Invalid::MissingId),
+            // Defender's IDs are strings, but an integer one is kept under its decimal text (the
+            // store keys alerts by that text) rather than dropped: nothing is lost.
+            Some(serde_json::Value::Number(n)) if n.is_i64() || n.is_u64() => n.to_string(),
+            None | Some(serde_json::Value::Null) => return Err(Invalid::MissingId),
+            Some(other) => {
+                return Err(Invalid::BadId(match other {
+                    serde_json::Value::String(_) => "empty".to_owned(),
+                    serde_json::Value::Number(n) => format!("a number with a fraction ({n})"),
+                    serde_json::Value::Bool(b) => format!("{b}"),
+                    serde_json::Value::Array(_) => "an array".to_owned(),
+                    _ => "an object".to_owned(),
+                }));
+            }
         };
         let last_update = match obj.get("lastUpdateTime") {
             Some(serde_json::Value::String(s)) => {
@@ -181,6 +196,30 @@ mod tests {
             Alert::parse(raw(r#"{"id":"x"}"#)).unwrap_err(),
             Invalid::BadTime { .. }
         ));
+    }
+
+    #[test]
+    fn an_integer_id_is_kept_as_text_and_other_ids_are_named() {
+        let a = Alert::parse(raw(
+            r#"{"id":12345,"lastUpdateTime":"2024-01-01T00:00:00Z"}"#,
+        ))
+        .unwrap();
+        assert_eq!(a.id, "12345");
+        for (id, says) in [
+            (
+                "1.5",
+                "`id` is a number with a fraction (1.5), not a string",
+            ),
+            ("\"\"", "`id` is empty, not a string"),
+            ("true", "`id` is true, not a string"),
+            ("{}", "`id` is an object, not a string"),
+        ] {
+            let e = Alert::parse(&format!(
+                r#"{{"id":{id},"lastUpdateTime":"2024-01-01T00:00:00Z"}}"#
+            ))
+            .unwrap_err();
+            assert_eq!(e.to_string(), says);
+        }
     }
 
     #[test]

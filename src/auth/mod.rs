@@ -7,7 +7,12 @@
 //! valid, the old one keeps being used: a short Entra outage must not fail a poll.
 //!
 //! Tokens and secrets are [`SecretString`]s: their `Debug` prints `[REDACTED]`, and only the HTTP
-//! layer calls `expose_secret`.
+//! layer calls `expose_secret`. Every secret and token is also registered with [`redact`], so that
+//! an Entra or API answer echoing it back has it removed before it becomes error text.
+//!
+//! Entra's answer is untrusted like any server's: a redirect is refused (following a 307 would
+//! re-post the secret elsewhere), the body is capped at [`crate::http::MAX_TOKEN_BYTES`], and
+//! `expires_in` is clamped to [`MAX_TOKEN_LIFETIME`] so that no instant arithmetic can overflow.
 
 use std::fmt;
 use std::sync::Arc;
@@ -21,6 +26,9 @@ use url::Url;
 use crate::config::{AuthMethod, TenantConfig, TokenEndpoint};
 
 pub mod cert;
+pub mod redact;
+
+use redact::ServerText;
 
 /// An access token and its timing. `Debug` never shows the token.
 pub struct AccessToken {
@@ -55,10 +63,10 @@ impl fmt::Debug for AccessToken {
 pub struct EntraError {
     /// HTTP status.
     pub status: u16,
-    /// OAuth `error` (`invalid_client`, …).
-    pub error: String,
-    /// The first line of `error_description` (trace and correlation IDs dropped).
-    pub description: String,
+    /// OAuth `error` (`invalid_client`, …), redacted.
+    pub error: ServerText,
+    /// The first line of `error_description` (trace and correlation IDs dropped), redacted.
+    pub description: ServerText,
     /// `error_codes`: the AADSTS numbers.
     pub codes: Vec<u32>,
 }
@@ -67,29 +75,29 @@ impl EntraError {
     /// Parses Entra's JSON error body; `None` when it is not one.
     pub fn parse(status: u16, body: &str) -> Option<EntraError> {
         let v: serde_json::Value = serde_json::from_str(body).ok()?;
-        let error = v.get("error")?.as_str()?.to_owned();
-        let description = v
-            .get("error_description")
-            .and_then(|d| d.as_str())
-            .unwrap_or("")
-            .lines()
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_owned();
+        let error = ServerText::with_limit(v.get("error")?.as_str()?, 80);
+        let description = ServerText::new(
+            v.get("error_description")
+                .and_then(|d| d.as_str())
+                .unwrap_or("")
+                .lines()
+                .next()
+                .unwrap_or(""),
+        );
         let mut codes: Vec<u32> = v
             .get("error_codes")
             .and_then(|c| c.as_array())
             .map(|a| {
                 a.iter()
                     .filter_map(|x| x.as_u64())
-                    .map(|x| x as u32)
+                    .filter_map(|x| u32::try_from(x).ok())
                     .collect()
             })
             .unwrap_or_default();
         if codes.is_empty() {
             // Fall back to the number in "AADSTS7000215: …".
             if let Some(n) = description
+                .as_str()
                 .strip_prefix("AADSTS")
                 .and_then(|r| r.split(':').next())
                 .and_then(|n| n.parse().ok())
@@ -179,32 +187,64 @@ impl fmt::Display for EntraError {
         if !self.description.is_empty() {
             write!(f, " Entra said: {}", self.description)?;
         }
+        if self.explanation().is_none() {
+            // No advice of our own: Microsoft's lookup page explains every AADSTS code.
+            match self.codes.first() {
+                Some(code) => write!(
+                    f,
+                    " Fix: see https://login.microsoftonline.com/error?code={code} for what this code means."
+                )?,
+                None => write!(
+                    f,
+                    " Fix: check login_url, tenant_id and client_id; `mde-alerts auth check` shows the details."
+                )?,
+            }
+        }
         Ok(())
     }
 }
 
-/// Why no token could be had.
+/// Why no token could be had. Every message says it was the sign-in (Entra ID) that failed, so that
+/// a poll's error is not mistaken for the alerts API's.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AuthError {
     /// Entra answered with an error.
-    #[error("Entra refused the token request: {0}")]
+    #[error("sign-in refused by Entra ID: {0}")]
     Entra(EntraError),
     /// Entra could not be reached.
-    #[error("cannot reach Entra at {url}: {reason}")]
+    #[error(
+        "sign-in failed: cannot reach Entra ID at {url}: {reason}. Fix: check login_url, and that this machine can reach that host (DNS, firewall, [http] proxy or HTTPS_PROXY)"
+    )]
     Network {
         /// The token URL (no secrets in it).
         url: String,
-        /// The transport error.
-        reason: String,
+        /// The transport error, without the URL (redacted).
+        reason: ServerText,
     },
     /// Entra answered, but not with a token.
-    #[error("Entra answered HTTP {status} without a usable token: {detail}")]
+    #[error(
+        "sign-in failed: Entra ID at {url} answered HTTP {status} without a usable token: {detail}"
+    )]
     BadResponse {
-        /// HTTP status.
+        /// The token URL.
+        url: String,
+        /// HTTP status (0: nothing was sent).
         status: u16,
-        /// What was wrong.
-        detail: String,
+        /// What was wrong, with the fix when known (redacted).
+        detail: ServerText,
+    },
+    /// Entra's URL answered with a redirect, which is never followed.
+    #[error(
+        "sign-in failed: {url} answered HTTP {status}, a redirect to {location}; Entra ID never redirects token requests, so it was not followed and the credentials went nowhere else. Fix: check login_url (the sign-in host of your cloud, e.g. https://login.microsoftonline.com) and any proxy in between"
+    )]
+    Redirected {
+        /// The token URL.
+        url: String,
+        /// HTTP status (3xx).
+        status: u16,
+        /// Where it pointed (redacted).
+        location: ServerText,
     },
     /// The secret could not be read.
     #[error(transparent)]
@@ -218,7 +258,7 @@ impl AuthError {
             AuthError::Network { .. } => true,
             AuthError::BadResponse { status, .. } => *status >= 500 || *status == 429,
             AuthError::Entra(e) => e.status >= 500 || e.status == 429,
-            AuthError::Config(_) => false,
+            AuthError::Redirected { .. } | AuthError::Config(_) => false,
         }
     }
 }
@@ -260,11 +300,37 @@ impl fmt::Debug for TokenProvider {
 /// The share of a token's life after which it is renewed.
 const RENEW_AT: f64 = 0.8;
 
+/// The longest token life believed: a day. Entra issues tokens for 60–90 minutes; a longer
+/// `expires_in` (up to `99999999999999999999`) is a broken or hostile answer, and believing it
+/// would overflow the instant arithmetic or keep a revoked token for years.
+pub const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
+/// `expires_in` as a lifetime: seconds as a number or a string (v1 sends `"3599"`), any size,
+/// clamped to 1 s ..= [`MAX_TOKEN_LIFETIME`]; `None` when it is missing, negative or not a number.
+fn token_lifetime(v: Option<&serde_json::Value>) -> Option<Duration> {
+    let secs: f64 = match v? {
+        serde_json::Value::Number(n) => n.as_f64()?,
+        serde_json::Value::String(s) => s.trim().parse().ok()?,
+        _ => return None,
+    };
+    if !secs.is_finite() || secs < 0.0 {
+        return None;
+    }
+    let max = MAX_TOKEN_LIFETIME.as_secs_f64();
+    if secs > max {
+        tracing::warn!(
+            expires_in = secs,
+            "Entra gave the token a lifetime of more than a day; believing a day."
+        );
+    }
+    Some(Duration::from_secs_f64(secs.clamp(1.0, max)))
+}
+
 impl TokenProvider {
     /// A provider for `tenant`, reading its secret now.
     pub fn new(http: reqwest::Client, tenant: &TenantConfig) -> Result<Self, AuthError> {
         let grant = match &tenant.auth {
-            AuthMethod::ClientSecret(src) => Grant::Secret(src.read()?),
+            AuthMethod::ClientSecret(src) => Grant::Secret(registered(src.read()?)),
             AuthMethod::Certificate { .. } => Grant::Certificate(cert::Credential::load(tenant)?),
             AuthMethod::Password {
                 username,
@@ -272,8 +338,11 @@ impl TokenProvider {
                 client_secret,
             } => Grant::Password {
                 username: username.clone(),
-                password: password.read()?,
-                client_secret: client_secret.as_ref().map(|s| s.read()).transpose()?,
+                password: registered(password.read()?),
+                client_secret: client_secret
+                    .as_ref()
+                    .map(|s| s.read().map(registered))
+                    .transpose()?,
             },
         };
         let path = match tenant.token_endpoint {
@@ -371,9 +440,13 @@ impl TokenProvider {
                 assertion = c
                     .assertion(&self.client_id, self.token_url.as_str())
                     .map_err(|e| AuthError::BadResponse {
+                        url: self.token_url.to_string(),
                         status: 0,
-                        detail: format!("cannot sign the client assertion: {e}"),
+                        detail: ServerText::new(&format!(
+                            "nothing was sent: cannot sign the client assertion: {e}"
+                        )),
                     })?;
+                redact::register_token(&assertion);
                 form.push(("grant_type", "client_credentials"));
                 form.push((
                     "client_assertion_type",
@@ -399,6 +472,7 @@ impl TokenProvider {
             TokenEndpoint::V2 => form.push(("scope", &scope)),
         }
         let started = Instant::now();
+        let url = self.token_url.to_string();
         let resp = self
             .http
             .post(self.token_url.clone())
@@ -406,50 +480,67 @@ impl TokenProvider {
             .send()
             .await
             .map_err(|e| AuthError::Network {
-                url: self.token_url.to_string(),
-                reason: error_chain(&e),
+                url: url.clone(),
+                reason: ServerText::new(&error_chain(&e.without_url())),
             })?;
         let status = resp.status().as_u16();
-        let body = resp.text().await.map_err(|e| AuthError::Network {
-            url: self.token_url.to_string(),
-            reason: error_chain(&e),
-        })?;
+        if let Some(location) = crate::http::redirect_target(&resp) {
+            return Err(AuthError::Redirected {
+                url,
+                status,
+                location,
+            });
+        }
+        let content_type = crate::http::content_type(&resp);
         if status != 200 {
-            return Err(match EntraError::parse(status, &body) {
+            let body = crate::http::read_error_body(resp).await;
+            let text = String::from_utf8_lossy(&body);
+            return Err(match EntraError::parse(status, &text) {
                 Some(e) => AuthError::Entra(e),
                 None => AuthError::BadResponse {
+                    url,
                     status,
-                    detail: snippet(&body),
+                    detail: ServerText::with_limit(
+                        &crate::http::describe_body(content_type.as_deref(), &body),
+                        1000,
+                    ),
                 },
             });
         }
-        let v: serde_json::Value =
-            serde_json::from_str(&body).map_err(|e| AuthError::BadResponse {
-                status,
-                detail: format!("the body is not JSON ({e})"),
+        let bad = |detail: &str| AuthError::BadResponse {
+            url: url.clone(),
+            status,
+            detail: ServerText::with_limit(detail, 1000),
+        };
+        let body = crate::http::read_body(resp, crate::http::MAX_TOKEN_BYTES)
+            .await
+            .map_err(|e| match e {
+                crate::http::BodyError::Cut(reason) => AuthError::Network {
+                    url: url.clone(),
+                    reason: ServerText::new(&reason),
+                },
+                e => bad(&format!(
+                    "{e}. Fix: check login_url; Entra's token answers are a few KB"
+                )),
             })?;
+        let v: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
+            bad(&format!(
+                "the body is not JSON ({e}): {}",
+                crate::http::describe_body(content_type.as_deref(), &body)
+            ))
+        })?;
         let access = v
             .get("access_token")
             .and_then(|t| t.as_str())
             .filter(|t| !t.is_empty())
-            .ok_or_else(|| AuthError::BadResponse {
-                status,
-                detail: "no access_token in the response".into(),
-            })?;
-        // v1 sends numbers as strings ("3599"), v2 as integers.
-        let expires_in = match v.get("expires_in") {
-            Some(serde_json::Value::Number(n)) => n.as_u64(),
-            Some(serde_json::Value::String(s)) => s.trim().parse().ok(),
-            _ => None,
-        }
-        .ok_or_else(|| AuthError::BadResponse {
-            status,
-            detail: "expires_in is missing or not a number".into(),
-        })?;
-        let life = Duration::from_secs(expires_in.max(1));
+            .ok_or_else(|| bad("no access_token in the response"))?;
+        // Known from now on: an API that echoes it back gets it redacted.
+        redact::register_token(access);
+        let life = token_lifetime(v.get("expires_in"))
+            .ok_or_else(|| bad("expires_in is missing or not a number of seconds"))?;
         let generation = self.issued.fetch_add(1, Ordering::Relaxed) + 1;
         tracing::debug!(
-            lifetime_secs = expires_in,
+            lifetime_secs = life.as_secs(),
             generation,
             "Obtained an access token."
         );
@@ -469,6 +560,7 @@ impl TokenProvider {
         Ok(AccessToken {
             claims,
             secret: SecretString::from(access.to_owned()),
+            // `life` is at most a day: these cannot overflow.
             renew_at: started + life.mul_f64(RENEW_AT),
             expires_at: started + life,
             generation,
@@ -484,26 +576,32 @@ pub fn join_path(base: &Url, path: &str) -> Url {
     u
 }
 
-/// The error and its causes on one line (reqwest hides the useful part in `source()`).
+/// `secret`, after registering it for redaction.
+fn registered(secret: SecretString) -> SecretString {
+    redact::register_secret(secret.expose_secret());
+    secret
+}
+
+/// The error and its causes on one line (reqwest hides the useful part in `source()`). A cause
+/// whose text is already there is left out: many errors repeat their source in their own message
+/// (`… (os error 2): No such file or directory (os error 2)`).
 pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
+        let text = c.to_string();
+        if !text.is_empty() && !s.contains(&text) {
+            s.push_str(": ");
+            s.push_str(&text);
+        }
         cur = c.source();
     }
     s
 }
 
-/// The start of a response body, for error messages.
+/// The start of a response body, for error messages: redacted, one line, cut short.
 pub fn snippet(body: &str) -> String {
-    let cut: String = body.chars().take(200).collect();
-    if cut.len() < body.len() {
-        format!("{cut}…")
-    } else {
-        cut
-    }
+    ServerText::new(body).to_string()
 }
 
 #[cfg(test)]
@@ -515,7 +613,7 @@ mod tests {
         let body = r#"{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value.\r\nTrace ID: 1\r\nCorrelation ID: 2\r\nTimestamp: 2023-05-06 06:03:00Z","error_codes":[7000215],"timestamp":"2023-05-06 06:03:00Z"}"#;
         let e = EntraError::parse(401, body).unwrap();
         assert_eq!(e.codes, vec![7000215]);
-        assert!(!e.description.contains("Trace ID"));
+        assert!(!e.description.as_str().contains("Trace ID"));
         let shown = e.to_string();
         assert!(shown.contains("AADSTS7000215"), "{shown}");
         assert!(shown.contains("not its Secret ID"), "{shown}");
@@ -527,6 +625,11 @@ mod tests {
         let e = EntraError::parse(400, body).unwrap();
         assert!(e.explanation().is_none());
         assert!(e.to_string().contains("Something new."));
+        assert!(
+            e.to_string()
+                .contains("Fix: see https://login.microsoftonline.com/error?code=123456"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -534,6 +637,59 @@ mod tests {
         let body = r#"{"error":"invalid_request","error_description":"AADSTS90002: Tenant 'x' not found."}"#;
         let e = EntraError::parse(400, body).unwrap();
         assert_eq!(e.codes, vec![90002]);
+    }
+
+    #[test]
+    fn error_chain_does_not_repeat_a_cause() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("cannot read /x: {0}")]
+        struct Outer(#[source] std::io::Error);
+        let e = Outer(std::io::Error::from_raw_os_error(2));
+        let shown = error_chain(&e);
+        assert_eq!(shown.matches("os error 2").count(), 1, "{shown}");
+        #[derive(Debug, thiserror::Error)]
+        #[error("request failed")]
+        struct Plain(#[source] std::io::Error);
+        let shown = error_chain(&Plain(std::io::Error::other("reset")));
+        assert_eq!(shown, "request failed: reset");
+    }
+
+    #[test]
+    fn token_lifetimes_are_clamped_not_overflowed() {
+        use serde_json::json;
+        let life = |v: serde_json::Value| token_lifetime(Some(&v));
+        assert_eq!(life(json!(3599)), Some(Duration::from_secs(3599)));
+        assert_eq!(life(json!("3599")), Some(Duration::from_secs(3599)));
+        for huge in [
+            json!(9_300_000_000_000_000_000u64),
+            json!(u64::MAX),
+            serde_json::from_str("99999999999999999999").unwrap(),
+            json!("99999999999999999999"),
+            json!(1e300),
+        ] {
+            assert_eq!(life(huge.clone()), Some(MAX_TOKEN_LIFETIME), "{huge}");
+        }
+        assert_eq!(life(json!(0)), Some(Duration::from_secs(1)));
+        assert_eq!(life(json!(-5)), None);
+        assert_eq!(life(json!("soon")), None);
+        assert_eq!(life(json!(null)), None);
+        assert_eq!(token_lifetime(None), None);
+        // The arithmetic the provider does on it cannot overflow.
+        let _ = Instant::now() + MAX_TOKEN_LIFETIME;
+    }
+
+    #[test]
+    fn entra_error_text_is_redacted() {
+        redact::register_secret("entra-echo-S3cret~value");
+        let body = r#"{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided: client_secret=entra-echo-S3cret~value&client_id=x","error_codes":[7000215, 99999999999]}"#;
+        let e = EntraError::parse(401, body).unwrap();
+        let shown = AuthError::Entra(e.clone()).to_string();
+        assert!(!shown.contains("entra-echo-S3cret"), "{shown}");
+        assert_eq!(
+            e.codes,
+            vec![7000215],
+            "a code beyond u32 is dropped, not wrapped"
+        );
     }
 
     #[test]

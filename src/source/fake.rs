@@ -157,8 +157,8 @@ impl AlertSource for FakeSource {
             return Err(SourceError::Refused {
                 api: "fake",
                 status: 400,
-                code: "InvalidOrderBy".into(),
-                message: "$orderby is not supported".into(),
+                code: crate::auth::redact::ServerText::new("InvalidOrderBy"),
+                message: crate::auth::redact::ServerText::new("$orderby is not supported"),
                 hint: String::new(),
             });
         }

@@ -11,6 +11,11 @@
 //! backfill finishes in the same poll, just later; a 401 renews the token once. Nothing waits past
 //! the poll's deadline (the next scheduled poll).
 //!
+//! The answer is untrusted: a redirect is an error (never followed: the token would go along, and
+//! a foreign host's answer would be stored as alerts), the body is read in chunks up to
+//! [`MAX_PAGE_BYTES`] (error bodies up to a few KB), a `Retry-After` is clamped, and every piece of
+//! server text that reaches an error is redacted ([`ServerText`]).
+//!
 //! `@odata.nextLink` is not followed (Microsoft does not document it for alerts, and reports show
 //! it looping), but it is heeded: a page that carries one is never taken for the last page.
 
@@ -22,11 +27,14 @@ use backon::BackoffBuilder;
 use rand::Rng;
 use url::Url;
 
-use super::{AlertSource, Bound, Created, Page, PageRequest, SourceError, parse_elements};
-use crate::alert::Envelope;
-use crate::auth::{TokenProvider, error_chain, join_path, snippet};
+use super::{AlertSource, Bound, Created, Page, PageRequest, SourceError, decode_page};
+use crate::auth::redact::ServerText;
+use crate::auth::{TokenProvider, error_chain, join_path};
 use crate::budget::Budget;
-use crate::http::{Retry, classify_status, classify_transport, retry_after};
+use crate::http::{
+    BodyError, MAX_PAGE_BYTES, Retry, classify_status, classify_transport, content_type,
+    describe_body, read_body, read_error_body, redirect_target, retry_after,
+};
 
 const API: &str = "Defender for Endpoint";
 
@@ -61,6 +69,7 @@ pub struct MdeSource {
     waited_ms: AtomicU64,
     budget: Arc<Budget>,
     deadline: Option<tokio::time::Instant>,
+    max_page_bytes: usize,
 }
 
 impl MdeSource {
@@ -82,7 +91,14 @@ impl MdeSource {
             waited_ms: AtomicU64::new(0),
             budget,
             deadline: None,
+            max_page_bytes: MAX_PAGE_BYTES,
         }
+    }
+
+    /// Caps a page at `bytes` instead of [`MAX_PAGE_BYTES`] (for tests: the real cap is large).
+    pub fn with_page_limit(mut self, bytes: usize) -> Self {
+        self.max_page_bytes = bytes;
+        self
     }
 
     /// Nothing waits past `deadline` (the next scheduled poll).
@@ -102,14 +118,17 @@ impl MdeSource {
     }
 
     async fn sleep(&self, d: Duration) -> Result<(), SourceError> {
+        // `d` may come from the server: an instant that cannot be represented is past any deadline.
         if let Some(deadline) = self.deadline
-            && tokio::time::Instant::now() + d > deadline
+            && crate::http::later(tokio::time::Instant::now(), d).is_none_or(|t| t > deadline)
         {
             return Err(SourceError::Deadline { wait: d });
         }
         tokio::time::sleep(d).await;
-        self.waited_ms
-            .fetch_add(d.as_millis() as u64, Ordering::Relaxed);
+        self.waited_ms.fetch_add(
+            u64::try_from(d.as_millis()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
         Ok(())
     }
 
@@ -186,40 +205,66 @@ impl MdeSource {
                     SourceError::Unavailable {
                         api: API,
                         attempts: 1,
-                        last: error_chain(&e),
+                        // The URL is in api_url already; its query string is only noise here.
+                        last: ServerText::new(&error_chain(&e.without_url())),
                     },
                     None,
                 )
             })?;
         let status = resp.status().as_u16();
-        let wait = retry_after(resp.headers());
-        let body = resp.bytes().await.map_err(|e| {
-            (
-                Retry::Later,
-                SourceError::Malformed {
+        if let Some(location) = redirect_target(&resp) {
+            return Err((
+                Retry::Never,
+                SourceError::Redirected {
                     api: API,
-                    detail: format!("the body was cut short: {}", error_chain(&e)),
+                    status,
+                    location,
                 },
                 None,
-            )
-        })?;
+            ));
+        }
+        let wait = retry_after(resp.headers());
+        let content_type = content_type(&resp);
         if status == 200 {
-            let env: Envelope<'_> = serde_json::from_slice(&body).map_err(|e| {
+            let body = read_body(resp, self.max_page_bytes)
+                .await
+                .map_err(|e| match e {
+                    BodyError::Cut(reason) => (
+                        Retry::Later,
+                        SourceError::Malformed {
+                            api: API,
+                            detail: ServerText::new(&format!("the body was cut short: {reason}")),
+                        },
+                        None,
+                    ),
+                    why => (Retry::Never, SourceError::TooLarge { api: API, why }, None),
+                })?;
+            return decode_page(&body).map_err(|e| {
+                // An HTML page in place of JSON is a proxy or portal: asking again changes nothing.
+                let retry = if crate::http::is_html(content_type.as_deref(), &body) {
+                    Retry::Never
+                } else {
+                    Retry::Later
+                };
                 (
-                    Retry::Later,
+                    retry,
                     SourceError::Malformed {
                         api: API,
-                        detail: format!("{e} in {} bytes", body.len()),
+                        detail: ServerText::with_limit(
+                            &format!(
+                                "{e} in {} bytes: {}",
+                                body.len(),
+                                describe_body(content_type.as_deref(), &body)
+                            ),
+                            1000,
+                        ),
                     },
                     None,
                 )
-            })?;
-            let mut page = parse_elements(env.value);
-            page.more = env.next_link.is_some();
-            return Ok(page);
+            });
         }
-        let text = String::from_utf8_lossy(&body);
-        let (code, message) = defender_error(&text);
+        let body = read_error_body(resp).await;
+        let (code, message) = defender_error(content_type.as_deref(), &body);
         let retry = classify_status(status);
         if retry == Retry::RenewToken {
             self.tokens.reject(&token).await;
@@ -245,18 +290,21 @@ impl MdeSource {
     }
 }
 
-/// Reads Defender's error body `{"error":{"code","message","target"}}`.
-fn defender_error(body: &str) -> (String, String) {
-    let v: Option<serde_json::Value> = serde_json::from_str(body).ok();
+/// Reads Defender's error body `{"error":{"code","message","target"}}`; any other body (an HTML page
+/// from a proxy, plain text) is described by its content type and a clean snippet. Both redacted.
+fn defender_error(content_type: Option<&str>, body: &[u8]) -> (ServerText, ServerText) {
+    let v: Option<serde_json::Value> = serde_json::from_slice(body).ok();
     let err = v.as_ref().and_then(|v| v.get("error"));
-    let field = |k: &str| {
-        err.and_then(|e| e.get(k))
-            .and_then(|c| c.as_str())
-            .map(str::to_owned)
-    };
+    let field = |k: &str| err.and_then(|e| e.get(k)).and_then(|c| c.as_str());
     match (field("code"), field("message")) {
-        (Some(c), m) => (c, m.unwrap_or_default()),
-        (None, _) => ("(no error code)".to_owned(), snippet(body)),
+        (Some(c), m) => (
+            ServerText::with_limit(c, 80),
+            ServerText::new(m.unwrap_or_default()),
+        ),
+        (None, _) => (
+            ServerText::new("(no error code)"),
+            ServerText::with_limit(&describe_body(content_type, body), 1000),
+        ),
     }
 }
 
@@ -308,19 +356,34 @@ impl AlertSource for MdeSource {
             }
             let Some(delay) = backoff.next() else {
                 return Err(match err {
-                    e @ SourceError::Malformed { .. } => e,
-                    e => SourceError::Unavailable {
+                    // A sign-in failure is the sign-in's, not the API's: its own message says so.
+                    e @ (SourceError::Malformed { .. } | SourceError::Auth(_)) => e,
+                    SourceError::Unavailable { last, .. } => SourceError::Unavailable {
                         api: API,
                         attempts,
-                        last: e.to_string(),
+                        last,
                     },
+                    SourceError::Refused {
+                        status,
+                        code,
+                        message,
+                        ..
+                    } => SourceError::Unavailable {
+                        api: API,
+                        attempts,
+                        last: ServerText::with_limit(
+                            &format!("HTTP {status} {code}: {message}"),
+                            1000,
+                        ),
+                    },
+                    e => e,
                 });
             };
             // A server that says when to come back is believed (never sooner).
             let delay = wait.map_or(delay, |w| w.max(delay));
             tracing::warn!(
                 attempt = attempts,
-                wait_ms = delay.as_millis() as u64,
+                wait_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
                 error = %err,
                 "API call failed; retrying."
             );
@@ -401,10 +464,19 @@ mod tests {
 
     #[test]
     fn defender_error_body_is_read() {
-        let (c, m) =
-            defender_error(r#"{"error":{"code":"Forbidden","message":"no","target":"x"}}"#);
+        let (c, m) = defender_error(
+            Some("application/json"),
+            br#"{"error":{"code":"Forbidden","message":"no","target":"x"}}"#,
+        );
         assert_eq!((c.as_str(), m.as_str()), ("Forbidden", "no"));
-        let (c, _) = defender_error("<html>");
-        assert_eq!(c, "(no error code)");
+        let (c, m) = defender_error(
+            Some("text/html"),
+            b"<html>\r\n<body>Please sign in to the proxy</body></html>",
+        );
+        assert_eq!(c.as_str(), "(no error code)");
+        assert!(m.as_str().contains("text/html"), "{m}");
+        assert!(m.as_str().contains("Please sign in to the proxy"), "{m}");
+        assert!(m.as_str().contains("captive portal"), "{m}");
+        assert!(!m.as_str().contains('\r'), "{m}");
     }
 }

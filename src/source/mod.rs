@@ -8,8 +8,9 @@
 pub mod fake;
 pub mod mde;
 
-use crate::alert::{Alert, Invalid};
+use crate::alert::{Alert, Envelope, Invalid};
 use crate::auth::AuthError;
+use crate::auth::redact::ServerText;
 use crate::time::ApiTime;
 
 /// The lower bound of a page's time filter.
@@ -79,7 +80,7 @@ pub struct Page {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SourceError {
-    /// No token.
+    /// No token: the sign-in (Entra ID) failed, not the API; its message says so.
     #[error(transparent)]
     Auth(#[from] AuthError),
     /// The API refused the request for good (400, 403, 404, or 401 after a fresh token).
@@ -89,10 +90,10 @@ pub enum SourceError {
         api: &'static str,
         /// HTTP status.
         status: u16,
-        /// The API's error code (`Forbidden`, `ODataError`, …).
-        code: String,
-        /// The API's message.
-        message: String,
+        /// The API's error code (`Forbidden`, `ODataError`, …), redacted.
+        code: ServerText,
+        /// The API's message (or a description of a body that is not its error JSON), redacted.
+        message: ServerText,
         /// What to do, when we know.
         hint: String,
     },
@@ -101,8 +102,30 @@ pub enum SourceError {
     Malformed {
         /// Which API.
         api: &'static str,
-        /// What was wrong.
-        detail: String,
+        /// What was wrong, with a snippet of the body (redacted).
+        detail: ServerText,
+    },
+    /// The API answered with a redirect, which is never followed.
+    #[error(
+        "{api} answered HTTP {status}, a redirect to {location}; the Defender API never redirects, so it was not followed (the token went nowhere else and nothing was stored). Fix: check api_url (the Defender API host, e.g. https://api.securitycenter.microsoft.com) and any proxy in between"
+    )]
+    Redirected {
+        /// Which API.
+        api: &'static str,
+        /// HTTP status (3xx).
+        status: u16,
+        /// Where it pointed (redacted).
+        location: ServerText,
+    },
+    /// The page was larger than [`crate::http::MAX_PAGE_BYTES`].
+    #[error(
+        "{api} sent a page too large to read: {why}; nothing from it was stored. Fix: lower poll.page_size (fewer alerts per page), or set poll.expand_evidence = false; a real page of 10,000 alerts with evidence stays well below the limit, so a proxy or server may be broken"
+    )]
+    TooLarge {
+        /// Which API.
+        api: &'static str,
+        /// The limit and what was seen.
+        why: crate::http::BodyError,
     },
     /// Waiting (for budget, `Retry-After` or a backoff) would pass the poll's deadline.
     #[error("stopped before the deadline (the next scheduled poll): the next call could only be made in {}s", .wait.as_secs())]
@@ -111,14 +134,16 @@ pub enum SourceError {
         wait: std::time::Duration,
     },
     /// Transient failures did not clear within the retries.
-    #[error("{api} is not answering properly after {attempts} attempts: {last}")]
+    #[error(
+        "{api} is not answering properly ({attempts} attempts; the last: {last}). Fix: check api_url and that this machine can reach it (DNS, firewall, [http] proxy or HTTPS_PROXY), and Microsoft's service health; the next poll tries again"
+    )]
     Unavailable {
         /// Which API.
         api: &'static str,
         /// Attempts made.
         attempts: u32,
-        /// The last failure.
-        last: String,
+        /// The last failure, without the API's name (redacted).
+        last: ServerText,
     },
 }
 
@@ -147,6 +172,16 @@ pub trait AlertSource: Send + Sync {
     }
 }
 
+/// Turns the body of a `200` answer into a [`Page`]: the envelope (`value`, `@odata.nextLink`) is
+/// parsed once, each element on its own, so one bad element costs only itself. Any bytes may come
+/// in (see the proptest below): the answer is an error or a page, never a panic.
+pub fn decode_page(body: &[u8]) -> Result<Page, serde_json::Error> {
+    let env: Envelope<'_> = serde_json::from_slice(body)?;
+    let mut page = parse_elements(env.value);
+    page.more = env.next_link.is_some();
+    Ok(page)
+}
+
 /// Splits a page's elements into alerts and rejects.
 pub fn parse_elements<'a>(
     elements: impl IntoIterator<Item = &'a serde_json::value::RawValue>,
@@ -160,4 +195,139 @@ pub fn parse_elements<'a>(
         }
     }
     page
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    /// Any JSON value, nested up to `depth`, with numbers at the edges of what JSON tools accept.
+    fn any_json(depth: u32) -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            any::<u64>().prop_map(|n| json!(n)),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(|f| json!(f)),
+            Just(json!(1e308)),
+            Just(json!(-1e308)),
+            Just(json!(u64::MAX)),
+            ".{0,12}".prop_map(Value::String),
+            Just(json!("2024-05-01T10:00:00Z")),
+        ];
+        leaf.prop_recursive(depth, 64, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::btree_map("[a-zA-Z@.]{1,10}", inner, 0..6)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    const KNOWN: [&str; 6] = [
+        "id",
+        "lastUpdateTime",
+        "status",
+        "severity",
+        "category",
+        "alertCreationTime",
+    ];
+
+    /// An element with odd values for the known fields: it may or may not be a valid alert.
+    fn odd_element() -> impl Strategy<Value = Value> {
+        (
+            prop::collection::vec((0..KNOWN.len(), any_json(3)), 0..8),
+            any_json(2),
+        )
+            .prop_map(|(fields, extra)| {
+                let mut m = serde_json::Map::new();
+                for (k, v) in fields {
+                    m.insert(KNOWN[k].to_owned(), v);
+                }
+                m.insert("extra".into(), extra);
+                Value::Object(m)
+            })
+    }
+
+    /// A valid alert (string `id`, readable `lastUpdateTime`) whose other fields, known or not, are
+    /// anything at all.
+    fn valid_alert(n: usize) -> impl Strategy<Value = Value> {
+        (odd_element(), 0u32..2_000_000_000).prop_map(move |(mut v, secs)| {
+            let t = chrono::DateTime::from_timestamp(i64::from(secs), 0).unwrap();
+            v["id"] = json!(format!("da{n}-\u{e9}\"x"));
+            v["lastUpdateTime"] = json!(t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true));
+            v
+        })
+    }
+
+    fn page_of(valid: &[Value], junk: &[Value], junk_first: bool, link: bool) -> Vec<u8> {
+        let mut value: Vec<Value> = Vec::new();
+        let mut j = junk.iter();
+        for v in valid {
+            if junk_first && let Some(x) = j.next() {
+                value.push(x.clone());
+            }
+            value.push(v.clone());
+        }
+        value.extend(j.cloned());
+        let mut env = json!({ "@odata.context": "x", "value": value });
+        if link {
+            env["@odata.nextLink"] = json!("https://next");
+        }
+        serde_json::to_vec(&env).unwrap()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+        #[test]
+        fn arbitrary_bytes_never_panic(body in prop::collection::vec(any::<u8>(), 0..512)) {
+            let _ = decode_page(&body);
+        }
+
+        #[test]
+        fn arbitrary_json_never_panics(v in any_json(6)) {
+            let _ = decode_page(&serde_json::to_vec(&v).unwrap());
+            let _ = decode_page(&serde_json::to_vec(&json!({"value": [v]})).unwrap());
+        }
+
+        #[test]
+        fn valid_alerts_survive_odd_neighbours(
+            valid in (0usize..6).prop_flat_map(|n| (0..n).map(valid_alert).collect::<Vec<_>>()),
+            junk in prop::collection::vec(prop_oneof![odd_element(), any_json(4)], 0..6),
+            junk_first in any::<bool>(),
+            link in any::<bool>(),
+        ) {
+            let body = page_of(&valid, &junk, junk_first, link);
+            let page = decode_page(&body).unwrap();
+            prop_assert_eq!(page.received, valid.len() + junk.len());
+            prop_assert_eq!(page.alerts.len() + page.rejected.len(), page.received);
+            prop_assert_eq!(page.more, link);
+            for v in &valid {
+                let id = v["id"].as_str().unwrap();
+                let got = page.alerts.iter().find(|a| a.id == id);
+                prop_assert!(got.is_some(), "valid alert {} was lost", id);
+                // Verbatim: the text as sent, not a re-serialisation.
+                prop_assert_eq!(&*got.unwrap().raw, serde_json::to_string(v).unwrap());
+            }
+        }
+    }
+
+    #[test]
+    fn deep_nesting_and_huge_numbers_are_not_fatal() {
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        let _ = decode_page(deep.as_bytes());
+        let body = format!(
+            r#"{{"value":[{{"id":"a","lastUpdateTime":"2024-01-01T00:00:00Z","n":99999999999999999999,"x":{}{}}}, {{"id":"b","lastUpdateTime":"2024-01-01T00:00:00Z"}}]}}"#,
+            "[".repeat(5000),
+            "]".repeat(5000)
+        );
+        let page = decode_page(body.as_bytes()).unwrap();
+        assert_eq!(page.received, 2);
+        assert!(page.alerts.iter().any(|a| a.id == "b"));
+    }
 }

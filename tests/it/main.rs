@@ -10,6 +10,7 @@ mod cli;
 mod export;
 mod files;
 mod holes;
+mod hostile;
 mod kill;
 mod loss;
 mod poll;

@@ -1,0 +1,294 @@
+//! Keeps secrets out of text a server sent back.
+//!
+//! A token endpoint, an API or a proxy may echo the request it got (`client_secret=…`,
+//! `Authorization: Bearer …`) in its error text. That text ends up in messages, logs, `runs.error`
+//! and `status`, so it is cleaned in one place: [`ServerText`] is the only way server-supplied
+//! text gets into an error of this crate, and it can only be built by redacting.
+//!
+//! Two nets: every secret this process knows (client secrets, passwords, the proxy password, the
+//! tokens it was issued, in their plain, form-encoded, percent-encoded and JSON-escaped forms) is
+//! replaced wherever it appears; and generic shapes (`Bearer …`, `Authorization: …`,
+//! `client_secret=…`, `password=…`, JWT-looking strings, `user:pass@` in URLs) are replaced even
+//! when the secret is not known here (an old token, another app's secret).
+
+use std::fmt;
+use std::sync::{LazyLock, Mutex};
+
+use regex::Regex;
+use secrecy::{ExposeSecret, SecretString};
+
+/// What replaces a secret.
+pub const REDACTED: &str = "[REDACTED]";
+
+/// Secrets shorter than this are not searched for: they would blank out ordinary words, and Entra
+/// accepts no secret or password that short.
+const MIN_SECRET_LEN: usize = 3;
+
+/// How many issued tokens are remembered. A service renews its token every hour or so; the oldest
+/// (long expired, and JWTs anyway, which the generic pattern catches) are forgotten first.
+const MAX_TOKENS: usize = 64;
+
+/// The longest snippet of a server's answer shown in a message, in characters.
+pub const SNIPPET_CHARS: usize = 200;
+
+#[derive(Default)]
+struct Known {
+    /// Configured secrets (client secrets, passwords, the proxy password): never forgotten.
+    secrets: Vec<SecretString>,
+    /// Issued tokens and assertions, newest last.
+    tokens: std::collections::VecDeque<SecretString>,
+}
+
+static KNOWN: LazyLock<Mutex<Known>> = LazyLock::new(Mutex::default);
+
+/// The forms a secret takes when a server echoes it: as sent in a form body (`+` for space,
+/// `%XX`), percent-encoded with `%20`, lower-case hex, and escaped inside a JSON string.
+fn variants(secret: &str) -> Vec<String> {
+    let form: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+    let pct = form.replace('+', "%20");
+    let lower_hex = lower_percent_hex(&pct);
+    let lower_form = lower_percent_hex(&form);
+    let json = serde_json::to_string(secret)
+        .map(|s| s[1..s.len() - 1].to_owned())
+        .unwrap_or_default();
+    let json_slash = json.replace('/', "\\/");
+    let mut v = vec![
+        secret.to_owned(),
+        form,
+        pct,
+        lower_hex,
+        lower_form,
+        json,
+        json_slash,
+    ];
+    v.retain(|s| s.len() >= MIN_SECRET_LEN);
+    v.sort();
+    v.dedup();
+    v
+}
+
+fn lower_percent_hex(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut hex_left = 0;
+    for c in s.chars() {
+        if c == '%' {
+            hex_left = 2;
+            out.push(c);
+        } else if hex_left > 0 {
+            hex_left -= 1;
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn known() -> std::sync::MutexGuard<'static, Known> {
+    KNOWN.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Remembers a configured secret (client secret, password, proxy password): from now on it is
+/// removed from every server-supplied text, in every form a server may echo it.
+pub fn register_secret(secret: &str) {
+    let mut k = known();
+    for v in variants(secret) {
+        if !k.secrets.iter().any(|s| s.expose_secret() == v) {
+            k.secrets.push(SecretString::from(v));
+        }
+    }
+}
+
+/// Remembers an issued token or signed assertion (the newest [`MAX_TOKENS`] are kept).
+pub fn register_token(token: &str) {
+    let mut k = known();
+    for v in variants(token) {
+        if k.tokens.iter().any(|s| s.expose_secret() == v) {
+            continue;
+        }
+        if k.tokens.len() >= MAX_TOKENS {
+            k.tokens.pop_front();
+        }
+        k.tokens.push_back(SecretString::from(v));
+    }
+}
+
+/// Generic shapes of secrets, with the part to keep in group 1.
+static PATTERNS: LazyLock<Vec<Regex>> = LazyLock::new(|| {
+    [
+        // `Authorization: Bearer x`, `Proxy-Authorization: Basic x`, `"authorization":"x"`.
+        r#"(?i)((?:proxy-)?authorization\\?["']?\s*[:=]\s*\\?["']?)[^\r\n"'\\&,}]+"#,
+        // `Bearer x` anywhere.
+        r"(?i)(\bbearer\s+)[A-Za-z0-9\-._~+/%]+=*",
+        // `client_secret=x`, `"password": "x"`, `client_assertion=x`, `access_token=x`, … (form,
+        // JSON, query string).
+        r#"(?i)(\b(?:client_secret|client_assertion|password|passwd|pwd|access_token|refresh_token|id_token|assertion)\\?["']?\s*[:=]\s*\\?["']?)[^&"'\s,;}\\]+"#,
+        // `scheme://user:password@host`.
+        r"(?i)(\b[a-z][a-z0-9+.\-]*://[^/\s:@]+:)[^/\s@]+@",
+        // A JWT (three base64url parts, the first a JSON object).
+        r"()\beyJ[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]*",
+    ]
+    .iter()
+    .map(|p| Regex::new(p).expect("the redaction patterns are valid"))
+    .collect()
+});
+
+/// `text` with every known secret and every secret-shaped part replaced by [`REDACTED`].
+pub fn redact(text: &str) -> String {
+    let mut out = text.to_owned();
+    {
+        let k = known();
+        let mut all: Vec<&str> = k
+            .secrets
+            .iter()
+            .chain(k.tokens.iter())
+            .map(|s| s.expose_secret())
+            .collect();
+        // Longest first, so that a secret containing another is replaced whole.
+        all.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        for s in all {
+            if out.contains(s) {
+                out = out.replace(s, REDACTED);
+            }
+        }
+    }
+    for re in PATTERNS.iter() {
+        if re.is_match(&out) {
+            out = re
+                .replace_all(&out, |c: &regex::Captures<'_>| {
+                    let keep = c.get(1).map_or("", |m| m.as_str());
+                    if c[0].ends_with('@') {
+                        format!("{keep}{REDACTED}@")
+                    } else {
+                        format!("{keep}{REDACTED}")
+                    }
+                })
+                .into_owned();
+        }
+    }
+    out
+}
+
+/// Text a server sent (an error message, a body, a `Location`), made safe to show and store:
+/// secrets redacted, control characters and line breaks folded into single spaces, and cut to
+/// [`SNIPPET_CHARS`]. The only constructor redacts, so an error field of this type cannot carry
+/// an echoed secret.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ServerText(String);
+
+impl ServerText {
+    /// Cleans `raw` (see the type's doc).
+    pub fn new(raw: &str) -> ServerText {
+        ServerText::with_limit(raw, SNIPPET_CHARS)
+    }
+
+    /// Cleans `raw`, keeping up to `max_chars` characters.
+    pub fn with_limit(raw: &str, max_chars: usize) -> ServerText {
+        // Redact the whole text first: a secret cut by the limit would otherwise show in part.
+        let clean = redact(raw);
+        let mut out = String::new();
+        let mut count = 0;
+        let mut space = false;
+        let mut cut = false;
+        for c in clean.trim().chars() {
+            if c.is_control() || c.is_whitespace() {
+                space = true;
+                continue;
+            }
+            if count >= max_chars {
+                cut = true;
+                break;
+            }
+            if space && !out.is_empty() {
+                out.push(' ');
+                count += 1;
+            }
+            space = false;
+            out.push(c);
+            count += 1;
+        }
+        if cut {
+            out.push('…');
+        }
+        ServerText(out)
+    }
+
+    /// The cleaned text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether nothing is left.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Display for ServerText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_secrets_go_in_every_encoding() {
+        let secret = "Zk8~q.R_w+a/b=c d";
+        register_secret(secret);
+        let form: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+        for echoed in [
+            format!("bad secret {secret} given"),
+            format!("body was grant_type=x&cs={form}&y=1"),
+            format!("body was cs={}", form.replace('+', "%20")),
+            format!("body was cs={}", lower_percent_hex(&form)),
+            format!(r#"{{"echo":{}}}"#, serde_json::to_string(secret).unwrap()),
+        ] {
+            let r = redact(&echoed);
+            assert!(!r.contains(secret), "{r}");
+            assert!(!r.contains(&form), "{r}");
+            assert!(r.contains(REDACTED), "{r}");
+        }
+    }
+
+    #[test]
+    fn generic_shapes_go_even_when_unknown() {
+        for (echoed, gone) in [
+            ("Authorization: Bearer abc.def-ghi", "abc.def-ghi"),
+            ("header authorization=Basic dXNlcjpwYXNz", "dXNlcjpwYXNz"),
+            ("client_secret=unknown-s3cret&scope=x", "unknown-s3cret"),
+            (r#"{"password": "hunter22"}"#, "hunter22"),
+            (r#"{\"client_secret\":\"escaped-one\"}"#, "escaped-one"),
+            ("client_assertion=eyJhbGciOi.eyJzdWIiOi.c2ln", "eyJzdWIiOi"),
+            ("token eyJhbGciOiJ.eyJhdWQiOiJ.sig_part here", "eyJhdWQiOiJ"),
+            ("via http://user:pr0xy-pw@proxy:3128/", "pr0xy-pw"),
+        ] {
+            let r = redact(echoed);
+            assert!(!r.contains(gone), "{echoed} -> {r}");
+            assert!(r.contains(REDACTED), "{echoed} -> {r}");
+        }
+        // Ordinary text is left alone.
+        let plain =
+            "AADSTS50126: Error validating credentials due to invalid username or password.";
+        assert_eq!(redact(plain), plain);
+    }
+
+    #[test]
+    fn server_text_is_one_short_clean_line() {
+        let t = ServerText::new("<html>\r\n  <title>Sign in</title>\u{1b}[31m\n</html>");
+        assert_eq!(t.as_str(), "<html> <title>Sign in</title> [31m </html>");
+        let long = "x".repeat(1000);
+        let t = ServerText::new(&long);
+        assert_eq!(t.as_str().chars().count(), SNIPPET_CHARS + 1);
+        assert!(t.as_str().ends_with('…'));
+        // A secret straddling the cut is redacted, not shown in part.
+        register_token("tok-straddling-the-cut-0123456789");
+        let t = ServerText::new(&format!(
+            "{}tok-straddling-the-cut-0123456789",
+            "y".repeat(SNIPPET_CHARS - 5)
+        ));
+        assert!(!t.as_str().contains("tok-s"), "{t}");
+    }
+}

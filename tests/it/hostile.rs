@@ -1,0 +1,570 @@
+//! Misbehaving servers: redirects, endless and huge bodies, echoed secrets, absurd numbers, HTML
+//! where JSON belongs, opaque tokens, and an API that throttles or never answers. Each is a small
+//! raw HTTP/1.1 server on loopback that answers as a broken or hostile Entra, Defender or proxy
+//! would, and counts what it was sent and what it managed to write.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::support::*;
+use mde_alerts::sim::{DEMO_CLIENT_ID, DEMO_TENANT_ID, Hazards};
+
+/// One request as the server saw it.
+#[derive(Clone, Debug)]
+struct Req {
+    method: String,
+    path: String,
+    /// The head and body as received, for servers that echo them.
+    text: String,
+    body: String,
+}
+
+/// What the server does with a request.
+enum Answer {
+    /// A complete answer; `{ECHO}` in the body is replaced by the request as received (head and
+    /// body) and `{BODY}` by the request body alone.
+    Fixed {
+        status: u16,
+        headers: Vec<(&'static str, String)>,
+        body: String,
+    },
+    /// `200`, chunked, and chunks forever (until the client goes away).
+    Endless,
+    /// A head announcing `length` bytes, then nothing.
+    Announce { length: u64 },
+    /// Accept the request and never answer.
+    Silent,
+}
+
+fn json(status: u16, body: impl Into<String>) -> Answer {
+    Answer::Fixed {
+        status,
+        headers: vec![("Content-Type", "application/json".into())],
+        body: body.into(),
+    }
+}
+
+type Handler = Arc<dyn Fn(&Req) -> Answer + Send + Sync>;
+
+/// A server and what it saw.
+struct Hostile {
+    url: String,
+    connections: Arc<AtomicUsize>,
+    written: Arc<AtomicU64>,
+}
+
+async fn hostile(handler: impl Fn(&Req) -> Answer + Send + Sync + 'static) -> Hostile {
+    let handler: Handler = Arc::new(handler);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let connections = Arc::new(AtomicUsize::new(0));
+    let written = Arc::new(AtomicU64::new(0));
+    let (c, w) = (connections.clone(), written.clone());
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            c.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(serve_one(stream, handler.clone(), w.clone()));
+        }
+    });
+    Hostile {
+        url,
+        connections,
+        written,
+    }
+}
+
+async fn serve_one(mut s: tokio::net::TcpStream, handler: Handler, written: Arc<AtomicU64>) {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        match s.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().ok())?
+        })
+        .unwrap_or(0);
+    while buf.len() < head_end + length {
+        match s.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let mut first = head.lines().next().unwrap_or("").split(' ');
+    let req = Req {
+        method: first.next().unwrap_or("").to_owned(),
+        path: first.next().unwrap_or("").to_owned(),
+        text: String::from_utf8_lossy(&buf).into_owned(),
+        body: String::from_utf8_lossy(&buf[head_end..]).into_owned(),
+    };
+    match handler(&req) {
+        Answer::Fixed {
+            status,
+            headers,
+            body,
+        } => {
+            let body = body
+                .replace("{ECHO}", &req.text)
+                .replace("{BODY}", &req.body);
+            let mut out = format!(
+                "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n",
+                body.len()
+            );
+            for (k, v) in headers {
+                out.push_str(&format!("{k}: {v}\r\n"));
+            }
+            out.push_str("\r\n");
+            out.push_str(&body);
+            let _ = s.write_all(out.as_bytes()).await;
+        }
+        Answer::Endless => {
+            let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
+            if s.write_all(head.as_bytes()).await.is_err() {
+                return;
+            }
+            let data = vec![b' '; 64 * 1024];
+            let mut chunk = format!("{:x}\r\n", data.len()).into_bytes();
+            chunk.extend_from_slice(&data);
+            chunk.extend_from_slice(b"\r\n");
+            // `{"value":[` and then whitespace, forever.
+            let _ = s.write_all(b"a\r\n{\"value\":[\r\n").await;
+            while s.write_all(&chunk).await.is_ok() {
+                written.fetch_add(chunk.len() as u64, Ordering::SeqCst);
+            }
+        }
+        Answer::Announce { length } => {
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\r\n{{\"value\":["
+            );
+            let _ = s.write_all(head.as_bytes()).await;
+            tokio::time::sleep(Duration::from_secs(60)).await;
+        }
+        Answer::Silent => tokio::time::sleep(Duration::from_secs(600)).await,
+    }
+}
+
+/// A token answer with `access_token` and the raw JSON `expires_in`.
+fn token(access: &str, expires_in: &str) -> Answer {
+    json(
+        200,
+        format!(r#"{{"token_type":"Bearer","expires_in":{expires_in},"access_token":"{access}"}}"#),
+    )
+}
+
+fn is_token(r: &Req) -> bool {
+    r.method == "POST" && r.path.contains("/oauth2/")
+}
+
+/// A config whose tenant signs in at `login` and reads alerts at `api`, with a client secret file.
+fn write_config(env: &Env, login: &str, api: &str, secret: &str) {
+    let path = env.path().join("secret");
+    std::fs::write(&path, secret).unwrap();
+    let mode = <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o600);
+    std::fs::set_permissions(&path, mode).unwrap();
+    let text = format!(
+        r#"[[tenants]]
+name = "t1"
+tenant_id = "{DEMO_TENANT_ID}"
+client_id = "{DEMO_CLIENT_ID}"
+client_secret_file = "secret"
+login_url = "{login}"
+api_url = "{api}"
+
+[poll]
+# Hourly: a poll's deadline (the next tick) is then always well under a clamped day-long wait.
+schedule = "0 0 * * * *"
+page_size = 100
+request_timeout = "20s"
+calls_per_minute = 100000
+calls_per_hour = 1000000
+
+[store]
+path = "alerts.db"
+"#
+    );
+    std::fs::write(&env.config_path, text).unwrap();
+}
+
+async fn env() -> Env {
+    Env::new(sim_config(3, 90, Hazards::default()), Opts::default()).await
+}
+
+fn text(o: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn sim_secret() -> &'static str {
+    mde_alerts::sim::DEMO_CLIENT_SECRET
+}
+
+const ALERT_PAGE: &str =
+    r#"{"value":[{"id":"foreign-1","lastUpdateTime":"2024-05-01T10:00:00Z","title":"planted"}]}"#;
+
+/// Item 6: a redirect from the token endpoint or the alerts API is an error naming where it
+/// pointed; the target (which would get the secret, or plant alerts) is never contacted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirects_are_never_followed() {
+    let env = env().await;
+    let target = hostile(|r| {
+        if is_token(r) {
+            token("stolen", "3600")
+        } else {
+            json(200, ALERT_PAGE)
+        }
+    })
+    .await;
+    let to = format!("{}/steal", target.url);
+    let redirector = hostile(move |r| Answer::Fixed {
+        status: if is_token(r) { 307 } else { 302 },
+        headers: vec![("Location", to.clone())],
+        body: String::new(),
+    })
+    .await;
+    // The token endpoint redirects: the secret must not be re-posted to the target.
+    write_config(&env, &redirector.url, &env.sim.url(), sim_secret());
+    let out = run(&env, &["poll"]).await;
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains(&format!("a redirect to {}/steal", target.url)),
+        "{t}"
+    );
+    assert!(t.contains("not followed"), "{t}");
+    // The alerts API redirects: the foreign answer must not be stored.
+    write_config(&env, &env.sim.url(), &redirector.url, sim_secret());
+    let out = run(&env, &["poll"]).await;
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t.contains("HTTP 302, a redirect to"), "{t}");
+    assert!(redirector.connections.load(Ordering::SeqCst) >= 2);
+    assert_eq!(
+        target.connections.load(Ordering::SeqCst),
+        0,
+        "a redirect was followed"
+    );
+    assert!(
+        stored(&env.store_path()).is_empty(),
+        "a foreign answer was stored"
+    );
+}
+
+/// Item 7: an endless token body and a page announcing 4 GiB fail at once with the limit named;
+/// an endless page is cut at the (here lowered) page limit. Memory and time stay bounded: the
+/// servers manage to write little more than the limit plus socket buffers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endless_and_huge_bodies_are_capped() {
+    let env = env().await;
+    let endless_token = hostile(|_| Answer::Endless).await;
+    write_config(&env, &endless_token.url, &env.sim.url(), sim_secret());
+    let started = Instant::now();
+    let out = run(&env, &["poll"]).await;
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t.contains("larger than the 256 KiB limit"), "{t}");
+    assert!(started.elapsed() < Duration::from_secs(15), "{t}");
+    assert!(endless_token.written.load(Ordering::SeqCst) < 64 << 20);
+
+    let announced = hostile(|_| Answer::Announce { length: 4 << 30 }).await;
+    write_config(&env, &env.sim.url(), &announced.url, sim_secret());
+    let started = Instant::now();
+    let out = run(&env, &["poll"]).await;
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t.contains("larger than the 512 MiB limit"), "{t}");
+    assert!(t.contains("announced 4294967296 bytes"), "{t}");
+    assert!(t.contains("poll.page_size"), "{t}");
+    assert!(started.elapsed() < Duration::from_secs(15), "{t}");
+
+    // An endless page, in process with a 1 MiB cap (the real 512 MiB would take a while to send).
+    let endless_page = hostile(|_| Answer::Endless).await;
+    write_config(&env, &env.sim.url(), &endless_page.url, sim_secret());
+    let config = env.config();
+    let tenant = &config.tenants[0];
+    let http = mde_alerts::http::client(Duration::from_secs(20), &config.http).unwrap();
+    let tokens = Arc::new(mde_alerts::auth::TokenProvider::new(http.clone(), tenant).unwrap());
+    let budget = Arc::new(mde_alerts::budget::Budget::new(1000, 1000, []));
+    let source =
+        mde_alerts::source::mde::MdeSource::new(http, &tenant.api_url, tokens, false, budget)
+            .with_page_limit(1 << 20);
+    let started = Instant::now();
+    let err = mde_alerts::source::AlertSource::fetch(
+        &source,
+        &mde_alerts::source::PageRequest {
+            bound: mde_alerts::source::Bound::AtOrAfter(mde_alerts::time::ApiTime::now()),
+            before: None,
+            created: None,
+            ordered: true,
+            top: 100,
+            skip: 0,
+        },
+    )
+    .await
+    .unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("larger than the 1 MiB limit"), "{msg}");
+    assert!(started.elapsed() < Duration::from_secs(15), "{msg}");
+    assert_eq!(
+        mde_alerts::source::AlertSource::calls(&source),
+        1,
+        "a page too large is not asked for again"
+    );
+    assert!(endless_page.written.load(Ordering::SeqCst) < 32 << 20);
+}
+
+/// Item 8: servers echoing the posted form and the `Authorization` header in their errors: the
+/// secret and the token appear nowhere (output, logs, `runs.error`, `status`), though the errors
+/// themselves are shown and stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn echoed_secrets_and_tokens_are_redacted_everywhere() {
+    let env = env().await;
+    let secret = "Qx7~Lm.Echo_me+pl/us=";
+    let form_secret: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+    let token_value = "opaque-token-0123456789abcdef";
+    let mut hay = String::new();
+    // 1. Entra echoes the request in its error JSON, and (second server) in a plain-text 400.
+    let entra_json = hostile(move |_| {
+        json(
+            401,
+            r#"{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret. Request was: {BODY}","error_codes":[7000215]}"#,
+        )
+    })
+    .await;
+    let entra_text = hostile(move |_| Answer::Fixed {
+        status: 400,
+        headers: vec![("Content-Type", "text/plain".into())],
+        body: "bad request: {BODY} in {ECHO}".into(),
+    })
+    .await;
+    // 2. The API echoes the request (with its Authorization header) in its error.
+    let api = hostile(move |r| {
+        if is_token(r) {
+            token(token_value, "3600")
+        } else if r.path.contains("%24top=1&") || r.path.ends_with("%24top=1") {
+            Answer::Fixed {
+                status: 400,
+                headers: vec![],
+                body: "you sent {ECHO}".into(),
+            }
+        } else {
+            json(
+                403,
+                r#"{"error":{"code":"Forbidden","message":"denied for {AUTH}"}}"#.replace(
+                    "{AUTH}",
+                    &format!("Authorization: Bearer {token_value}; token={token_value}"),
+                ),
+            )
+        }
+    })
+    .await;
+    for login in [&entra_json.url, &entra_text.url] {
+        write_config(&env, login, &env.sim.url(), secret);
+        for args in [&["poll"][..], &["auth", "check"], &["status"]] {
+            let out = run(&env, args).await;
+            hay.push_str(&text(&out));
+        }
+    }
+    write_config(&env, &api.url, &api.url, secret);
+    for args in [
+        &["poll"][..],
+        &["auth", "check"],
+        &["status"],
+        &["status", "--json"],
+    ] {
+        let out = run(&env, args).await;
+        hay.push_str(&text(&out));
+    }
+    // The echoes did arrive and were shown, redacted.
+    assert!(hay.contains("AADSTS7000215"), "{hay}");
+    assert!(hay.contains("HTTP 403 Forbidden"), "{hay}");
+    assert!(hay.contains("[REDACTED]"), "{hay}");
+    let mut stores = String::new();
+    for f in ["alerts.db", "alerts.db-wal"] {
+        if let Ok(b) = std::fs::read(env.path().join(f)) {
+            stores.push_str(&String::from_utf8_lossy(&b));
+        }
+    }
+    assert!(stores.contains("[REDACTED]"), "the errors were stored");
+    for (name, h) in [("output", &hay), ("store", &stores)] {
+        assert!(!h.contains(secret), "the secret leaked into {name}: {h}");
+        assert!(
+            !h.contains(&form_secret),
+            "the encoded secret leaked into {name}: {h}"
+        );
+        assert!(
+            !h.contains(token_value),
+            "the token leaked into {name}: {h}"
+        );
+    }
+}
+
+/// Item 10: absurd numbers from servers (`expires_in` beyond any instant, `Retry-After` of
+/// 2^64-1 seconds or the year 9999) do not panic: the lifetime is clamped, the wait ends the poll
+/// as partial at its deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn absurd_server_numbers_do_not_panic() {
+    let env = env().await;
+    for expires in ["9300000000000000000", "99999999999999999999", "\"1e30\""] {
+        let srv = hostile(move |r| {
+            if is_token(r) {
+                token("tok-a", expires)
+            } else {
+                json(200, r#"{"value":[]}"#)
+            }
+        })
+        .await;
+        write_config(&env, &srv.url, &srv.url, sim_secret());
+        let out = run(&env, &["poll"]).await;
+        assert_eq!(out.status.code(), Some(0), "{expires}: {}", text(&out));
+    }
+    for after in ["18446744073709551615", "Fri, 31 Dec 9999 23:59:59 GMT"] {
+        let srv = hostile(move |r| {
+            if is_token(r) {
+                token("tok-b", "3600")
+            } else {
+                Answer::Fixed {
+                    status: 429,
+                    headers: vec![("Retry-After", after.to_owned())],
+                    body: String::new(),
+                }
+            }
+        })
+        .await;
+        write_config(&env, &srv.url, &srv.url, sim_secret());
+        let out = run(&env, &["poll"]).await;
+        let t = text(&out);
+        assert_ne!(out.status.code(), Some(101), "{after}: {t}");
+        assert!(!t.contains("panicked"), "{after}: {t}");
+        assert!(t.contains("stopped at the deadline"), "{after}: {t}");
+    }
+}
+
+/// Item 11: `auth check` gives up at its limit instead of waiting out a long `Retry-After` (at
+/// once, since the wait cannot fit) or a server that never answers, and exits 1 saying so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_check_has_a_deadline() {
+    let env = env().await;
+    let throttling = hostile(|_| Answer::Fixed {
+        status: 429,
+        headers: vec![("Retry-After", "7200".into())],
+        body: String::new(),
+    })
+    .await;
+    write_config(&env, &env.sim.url(), &throttling.url, sim_secret());
+    let started = Instant::now();
+    let out = tokio::time::timeout(Duration::from_secs(40), run(&env, &["auth", "check"]))
+        .await
+        .expect("auth check waited out a two-hour Retry-After");
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t.contains("wait 7200 s"), "{t}");
+    assert!(t.contains("auth check's 60 s limit"), "{t}");
+    assert!(t.contains("the sign-in itself worked"), "{t}");
+    assert!(started.elapsed() < Duration::from_secs(30), "{t}");
+
+    // A server that accepts and never answers, with a 2 s limit (the real one is 60 s).
+    let silent = hostile(|_| Answer::Silent).await;
+    write_config(&env, &env.sim.url(), &silent.url, sim_secret());
+    let config = env.config();
+    let started = Instant::now();
+    let reports = mde_alerts::app::auth_check_within(&config, None, false, Duration::from_secs(2))
+        .await
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let msg = reports[0].1.as_ref().unwrap_err();
+    assert!(
+        msg.contains("no answer within auth check's 2 s limit"),
+        "{msg}"
+    );
+    assert!(msg.contains("Fix:"), "{msg}");
+}
+
+/// Item 24: a sign-in that cannot reach Entra says it was the sign-in, names the URL once, and
+/// gives a fix; it is not blamed on the Defender API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_in_failure_is_named_once_with_a_fix() {
+    let env = env().await;
+    // Nothing listens on port 1.
+    write_config(&env, "http://127.0.0.1:1", &env.sim.url(), sim_secret());
+    let out = run(&env, &["poll"]).await;
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    let line = t
+        .lines()
+        .find(|l| l.starts_with("error: t1: poll failed:"))
+        .unwrap_or_else(|| panic!("{t}"));
+    assert!(
+        line.contains("sign-in failed: cannot reach Entra ID at"),
+        "{line}"
+    );
+    assert_eq!(line.matches("127.0.0.1:1/").count(), 1, "{line}");
+    assert!(line.contains("Fix: check login_url"), "{line}");
+    assert!(!line.contains("Defender for Endpoint"), "{line}");
+}
+
+/// Item 24: an HTML page where JSON belongs (a proxy's login page) is shown: its content type, a
+/// clean snippet and the likely cause; and it is not asked for six more times.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_html_answer_is_shown_with_a_hint() {
+    let env = env().await;
+    let portal = hostile(|_| Answer::Fixed {
+        status: 200,
+        headers: vec![("Content-Type", "text/html; charset=utf-8".into())],
+        body: "<!DOCTYPE html>\r\n<html><head><title>Corporate proxy</title></head>\r\n<body>\x1b[2JSign in to continue</body></html>".into(),
+    })
+    .await;
+    write_config(&env, &env.sim.url(), &portal.url, sim_secret());
+    let out = run(&env, &["poll"]).await;
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t.contains("text/html; charset=utf-8"), "{t}");
+    assert!(t.contains("<title>Corporate proxy</title>"), "{t}");
+    assert!(t.contains("proxy or captive portal"), "{t}");
+    assert!(!t.contains('\x1b'), "control characters are dropped: {t}");
+    assert_eq!(portal.connections.load(Ordering::SeqCst), 1, "{t}");
+}
+
+/// Item 27: an opaque (non-JWT) token whose probe succeeds: `auth check` says the claims cannot
+/// be read and judges by the probe.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_opaque_token_is_judged_by_the_probe() {
+    let env = env().await;
+    let srv = hostile(|r| {
+        if is_token(r) {
+            token("opaque-not-a-jwt", "3600")
+        } else {
+            json(200, r#"{"value":[]}"#)
+        }
+    })
+    .await;
+    write_config(&env, &srv.url, &srv.url, sim_secret());
+    let out = run(&env, &["auth", "check"]).await;
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(
+        t.contains("cannot be read: the token is opaque (not a JWT)"),
+        "{t}"
+    );
+    assert!(
+        t.contains("API probe         GET /api/alerts?$top=1  [ok]"),
+        "{t}"
+    );
+    assert!(t.contains("a poll would work"), "{t}");
+    assert!(!t.contains("PROBLEM"), "{t}");
+}

@@ -472,6 +472,7 @@ impl Store {
             path,
             stored_at: now_text(),
             counts: Counts::default(),
+            same_time: 0,
         })
     }
 
@@ -748,6 +749,8 @@ pub struct Writer<'a> {
     path: PathBuf,
     stored_at: String,
     counts: Counts,
+    /// Updates that replaced a different version with the same `lastUpdateTime`.
+    same_time: u64,
 }
 
 impl Writer<'_> {
@@ -776,6 +779,10 @@ impl Writer<'_> {
             Some((stored, _)) if t < *stored => return Ok(Upsert::Stale),
             Some((stored, hash)) if t == *stored && hash.as_slice() == a.hash => {
                 return Ok(Upsert::Unchanged);
+            }
+            Some((stored, _)) if t == *stored => {
+                self.same_time += 1;
+                Upsert::Updated
             }
             Some(_) => Upsert::Updated,
         };
@@ -860,6 +867,12 @@ impl Writer<'_> {
             .and_then(|mut s| s.execute(params![tenant, to.ticks(), self.stored_at]))
             .map(|_| ())
             .map_err(|e| self.err(e))
+    }
+
+    /// Updates so far that replaced a different version with the same `lastUpdateTime` (the
+    /// dedup rule cannot order them: the later write wins, both stay in the history).
+    pub fn same_time_changes(&self) -> u64 {
+        self.same_time
     }
 
     /// What this transaction did so far.

@@ -2,7 +2,6 @@
 //! user meets is shown with its AADSTS code and what to do, bad credential files exit 78 naming
 //! the key, and no secret, password, key or token leaks anywhere.
 
-
 use std::path::{Path, PathBuf};
 
 use crate::support::*;

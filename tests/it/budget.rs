@@ -1,7 +1,6 @@
 //! The API budget and faults: wait for budget rather than be throttled, honour 429, retry what is
 //! transient, one writer per store, and a full disk that loses nothing.
 
-
 use std::time::{Duration, Instant};
 
 use crate::support::*;

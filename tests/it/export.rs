@@ -1,7 +1,6 @@
 //! Snapshot files that spreadsheets, scripts and people can trust: exact round trips, scopes and
 //! filters, atomic `-latest` files under a reader in a loop, retention, and bad configs.
 
-
 use std::path::{Path, PathBuf};
 
 use crate::support::*;

@@ -5,7 +5,6 @@
 //!
 //! `MDE_ALERTS_KILL_ROUNDS` raises the number of kills (default 30) for a longer soak.
 
-
 use std::time::{Duration, Instant};
 
 use crate::support::*;

@@ -8,6 +8,7 @@ mod auth;
 mod budget;
 mod cli;
 mod export;
+mod input;
 mod kill;
 mod poll;
 mod regression;

@@ -1,7 +1,6 @@
 //! Behaviour of the poller against the simulator: correctness while the API moves, budget, and
 //! bad pages.
 
-
 use std::time::{Duration, Instant};
 
 use crate::support::*;

@@ -1,6 +1,5 @@
 //! Regression tests, one per defect found in review, named after what went wrong.
 
-
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -1,6 +1,5 @@
 //! `mde-alerts run` as systemd runs it: schedules, sd_notify, watchdog, signals, and the unit files.
 
-
 use std::os::unix::net::UnixDatagram;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -10,8 +10,6 @@ use mde_alerts::store::Store;
 use mde_alerts::time::ApiTime;
 use serde_json::Value;
 
-pub const SECRET_ENV: &str = "MDE_ALERTS_TEST_SECRET";
-
 /// A test's own directory and simulator.
 pub struct Env {
     pub dir: tempfile::TempDir,

@@ -189,10 +189,13 @@ impl Default for LogConfig {
 /// Reads only the `[log]` table, leniently, so that logging can start before the whole config is
 /// validated (its errors are then reported through that logging).
 pub fn peek_log(path: &Path) -> LogConfig {
-    let Ok(text) = std::fs::read_to_string(path) else {
+    let Ok(bytes) = read_small_file(path, CONFIG_FILE_CAP) else {
         return LogConfig::default();
     };
-    let Ok(table) = text.parse::<Table>() else {
+    let Ok(text) = String::from_utf8(bytes) else {
+        return LogConfig::default();
+    };
+    let Ok(table) = text.trim_start_matches('\u{feff}').parse::<Table>() else {
         return LogConfig::default();
     };
     let log = table.get("log").and_then(|l| l.as_table());
@@ -394,6 +397,18 @@ impl SecretSource {
                 "put the client secret's value (not its ID) there",
             ));
         }
+        // Entra shows two columns for a secret: "Value" (once, at creation) and "Secret ID", a
+        // GUID. A secret value is never GUID-shaped, so this is the usual copy-paste mistake;
+        // saying so here beats Entra's AADSTS7000215 after a round trip.
+        if self.key().contains("client_secret") && is_guid(trimmed.trim()) {
+            return Err(ConfigError::new(
+                self.key(),
+                "this looks like the Secret ID (a GUID), not the secret's Value (the value is not shown)",
+                "in the Entra admin center, App registrations > your app > Certificates & secrets, copy the \
+                 Value column, not the Secret ID; the Value is shown only right after the secret is created, \
+                 so create a new secret if it is no longer shown",
+            ));
+        }
         Ok(SecretString::from(trimmed.to_owned()))
     }
 
@@ -424,7 +439,8 @@ impl fmt::Display for SecretSource {
 /// Warns when a file holding a secret may be read by others than its owner.
 pub fn warn_if_shared(key: &str, path: &Path) {
     use std::os::unix::fs::PermissionsExt;
-    if let Ok(meta) = std::fs::metadata(path) {
+    // Only regular files: anything else is refused when read, with its own message.
+    if let Some(meta) = std::fs::metadata(path).ok().filter(|m| m.is_file()) {
         let mode = meta.permissions().mode() & 0o777;
         if mode & 0o077 != 0 {
             tracing::warn!(
@@ -439,12 +455,111 @@ pub fn warn_if_shared(key: &str, path: &Path) {
 
 fn read_secret_file(key: &str, path: &Path) -> Result<String, ConfigError> {
     warn_if_shared(key, path);
-    std::fs::read_to_string(path).map_err(|e| {
+    let bytes = read_key_file(key, path, "secret file")?;
+    String::from_utf8(bytes).map_err(|_| {
         ConfigError::new(
             key,
-            format!("cannot read the secret file {}: {e}", path.display()),
-            "check the path and that the service's user may read it (mode 0600 or 0640)",
+            format!("the secret file {} is not UTF-8 text", path.display()),
+            "write only the secret's value into it, as plain text",
         )
+    })
+}
+
+/// The most a file holding a secret, a password or a PEM key or certificate may hold: they are
+/// a few KB, and a path at something bigger is a mistake.
+pub const KEY_FILE_CAP: u64 = 64 * 1024;
+/// The most a CA file may hold: a bundle of a few hundred certificates.
+const CA_FILE_CAP: u64 = 4 * 1024 * 1024;
+/// The most the config file may hold.
+const CONFIG_FILE_CAP: u64 = 1024 * 1024;
+
+/// Why [`read_small_file`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SmallFileError {
+    /// Opening or reading failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// It is a FIFO, a device, a directory or a socket.
+    #[error("it is {0}, not a regular file")]
+    NotRegular(&'static str),
+    /// It is larger than the cap.
+    #[error("it holds more than {cap} bytes", cap = .0)]
+    TooLarge(u64),
+}
+
+/// Reads a small regular file whole, and nothing else: a FIFO would block forever and a device
+/// such as `/dev/zero` would fill memory. The file is opened with `O_NONBLOCK` (opening a FIFO
+/// then does not wait for a writer), checked with `fstat` on the open descriptor (no race with a
+/// rename), and read with a cap (a file may grow after `fstat`, and `/proc` files report size 0).
+pub fn read_small_file(path: &Path, cap: u64) -> Result<Vec<u8>, SmallFileError> {
+    use std::io::Read;
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    let meta = f.metadata()?;
+    let t = meta.file_type();
+    if !t.is_file() {
+        return Err(SmallFileError::NotRegular(if t.is_dir() {
+            "a directory"
+        } else if t.is_fifo() {
+            "a FIFO (named pipe)"
+        } else if t.is_char_device() {
+            "a character device"
+        } else if t.is_block_device() {
+            "a block device"
+        } else if t.is_socket() {
+            "a socket"
+        } else {
+            "a special file"
+        }));
+    }
+    if meta.len() > cap {
+        return Err(SmallFileError::TooLarge(cap));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    f.take(cap + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > cap {
+        return Err(SmallFileError::TooLarge(cap));
+    }
+    Ok(bytes)
+}
+
+/// Reads a small file the config points at (`what`: "secret file", "certificate file", …), with
+/// errors that name the key and the fix. At most [`KEY_FILE_CAP`] bytes.
+pub fn read_key_file(key: &str, path: &Path, what: &str) -> Result<Vec<u8>, ConfigError> {
+    read_capped(key, path, what, KEY_FILE_CAP)
+}
+
+fn read_capped(key: &str, path: &Path, what: &str, cap: u64) -> Result<Vec<u8>, ConfigError> {
+    let leaf = key.rsplit('.').next().unwrap_or(key);
+    read_small_file(path, cap).map_err(|e| match e {
+        SmallFileError::Io(e) => ConfigError::new(
+            key,
+            format!("cannot read the {what} {}: {e}", path.display()),
+            "check the path and that the service's user may read it (mode 0600 or 0640)",
+        ),
+        SmallFileError::NotRegular(kind) => ConfigError::new(
+            key,
+            format!("the {what} {} is {kind}, not a regular file", path.display()),
+            format!(
+                "point {leaf} at a regular file holding only the {}; a pipe or a device would hang or never end",
+                what.trim_end_matches(" file")
+            ),
+        ),
+        SmallFileError::TooLarge(cap) => ConfigError::new(
+            key,
+            format!(
+                "the {what} {} is larger than {} KiB, far more than it should hold",
+                path.display(),
+                cap / 1024
+            ),
+            format!(
+                "point {leaf} at the file that holds only the {}",
+                what.trim_end_matches(" file")
+            ),
+        ),
     })
 }
 
@@ -676,16 +791,30 @@ impl ExportFormat {
 impl Config {
     /// Reads and validates the file at `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            let fix = if e.kind() == std::io::ErrorKind::NotFound {
-                "create it from config.example.toml, or point --config / MDE_ALERTS_CONFIG at yours"
-            } else {
-                "check the path and the file's permissions"
+        let bytes = read_small_file(path, CONFIG_FILE_CAP).map_err(|e| {
+            let fix = match &e {
+                SmallFileError::Io(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    "create it from config.example.toml, or point --config / MDE_ALERTS_CONFIG at yours"
+                }
+                SmallFileError::Io(_) => "check the path and the file's permissions",
+                _ => "point --config / MDE_ALERTS_CONFIG at the TOML file (config.example.toml documents it)",
             };
             ConfigError::new("(file)", format!("cannot read the config file: {e}"), fix)
                 .in_file(path)
         })?;
-        Self::parse(&text, path).map_err(|e| e.in_file(path))
+        let text = String::from_utf8(bytes).map_err(|e| {
+            ConfigError::new(
+                "(file)",
+                format!(
+                    "the config file is not UTF-8 text (at byte {})",
+                    e.utf8_error().valid_up_to()
+                ),
+                "save it as UTF-8",
+            )
+            .in_file(path)
+        })?;
+        // Windows editors may start the file with a byte-order mark, which TOML does not allow.
+        Self::parse(text.trim_start_matches('\u{feff}'), path).map_err(|e| e.in_file(path))
     }
 
     /// Validates config text; relative paths are taken from `path`'s directory.
@@ -693,7 +822,10 @@ impl Config {
         let table: Table = text.parse().map_err(|e: toml::de::Error| {
             ConfigError::new(
                 "(syntax)",
-                format!("the file is not valid TOML: {}", e.to_string().trim_end()),
+                format!(
+                    "the file is not valid TOML: {}",
+                    redact_snippet(e.to_string().trim_end())
+                ),
                 "fix the syntax at the line shown; config.example.toml has a working example",
             )
         })?;
@@ -1064,6 +1196,65 @@ fn is_guid(s: &str) -> bool {
             .all(|(p, n)| p.len() == n && p.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
+/// A DNS name such as `contoso.onmicrosoft.com`: it becomes part of the token URL's path, so
+/// nothing else (`/`, `..`, spaces) may get there.
+fn is_domain(s: &str) -> bool {
+    let labels: Vec<&str> = s.split('.').collect();
+    s.len() <= 253
+        && labels.len() >= 2
+        && labels.iter().all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
+        && !labels
+            .last()
+            .is_some_and(|l| l.chars().all(|c| c.is_ascii_digit()))
+}
+
+/// The GUID config.example.toml ships with.
+const PLACEHOLDER_GUID: &str = "00000000-0000-0000-0000-000000000000";
+
+/// Removes what may be secret from a TOML error's snippet of the file: the user info of URLs
+/// (`http://user:password@proxy`) and the value of any key about a secret or a password.
+fn redact_snippet(text: &str) -> String {
+    text.lines()
+        .map(|line| {
+            let lower = line.to_ascii_lowercase();
+            let mut line = line.to_owned();
+            if (lower.contains("secret") || lower.contains("password"))
+                && let Some(eq) = line.find('=')
+            {
+                line.truncate(eq + 1);
+                line.push_str(" [redacted]");
+            }
+            redact_userinfo(&line)
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// `scheme://user:password@host` → `scheme://[redacted]@host`, anywhere in `line`.
+fn redact_userinfo(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut rest = line;
+    while let Some(i) = rest.find("://") {
+        out.push_str(&rest[..i + 3]);
+        rest = &rest[i + 3..];
+        let end = rest
+            .find(|c: char| c.is_whitespace() || matches!(c, '/' | '"' | '\'' | '?' | '#'))
+            .unwrap_or(rest.len());
+        if let Some(at) = rest[..end].rfind('@') {
+            out.push_str("[redacted]");
+            rest = &rest[at..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 fn valid_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
@@ -1088,10 +1279,10 @@ fn tenant(s: &Section<'_>, base: &Path) -> Result<TenantConfig, ConfigError> {
         "tenant_id",
         "copy the Directory (tenant) ID from the app registration's overview in the Entra admin center",
     )?;
-    if !is_guid(tenant_id) && !tenant_id.contains('.') {
+    if !is_guid(tenant_id) && !is_domain(tenant_id) {
         return Err(ConfigError::new(
             s.key("tenant_id"),
-            format!("{tenant_id:?} is neither a GUID nor a domain"),
+            format!("{tenant_id:?} is neither a GUID nor a domain name"),
             "use the Directory (tenant) ID, e.g. 00000000-0000-0000-0000-000000000000, or a verified \
              domain such as contoso.onmicrosoft.com",
         ));
@@ -1255,13 +1446,12 @@ fn tenant(s: &Section<'_>, base: &Path) -> Result<TenantConfig, ConfigError> {
     };
     let schedule = match s.str("schedule")? {
         None => None,
-        Some(text) => Some(parse_cron(text).map_err(|err| {
-            ConfigError::new(
-                s.key("schedule"),
-                format!("{text:?} is not a cron schedule ({err})"),
-                "write six fields, seconds first, in UTC, e.g. \"0 */5 * * * *\"; leave it out to use [poll] schedule",
-            )
-        })?),
+        Some(text) => Some(schedule(
+            s,
+            "schedule",
+            text,
+            "write six fields, seconds first, in UTC, e.g. \"0 */5 * * * *\"; leave it out to use [poll] schedule",
+        )?),
     };
     Ok(TenantConfig {
         schedule,
@@ -1285,6 +1475,32 @@ pub fn parse_cron(text: &str) -> Result<croner::Cron, croner::errors::CronError>
         .seconds(croner::parser::Seconds::Optional)
         .build()
         .parse(text)
+}
+
+/// A schedule must fire within this long: one that does not (`0 0 0 30 2 *`, 30 February) would
+/// leave the service waiting for ever without a word.
+const SCHEDULE_HORIZON: chrono::Duration = chrono::Duration::days(5 * 366);
+
+/// The schedule at key `k`: a valid cron expression that fires within five years.
+fn schedule(s: &Section<'_>, k: &str, text: &str, fix: &str) -> Result<croner::Cron, ConfigError> {
+    let cron = parse_cron(text).map_err(|err| {
+        ConfigError::new(
+            s.key(k),
+            format!("{text:?} is not a cron schedule ({err})"),
+            fix,
+        )
+    })?;
+    let now = chrono::Utc::now();
+    match cron.find_next_occurrence(&now, false) {
+        Ok(next) if next - now <= SCHEDULE_HORIZON => Ok(cron),
+        _ => Err(ConfigError::new(
+            s.key(k),
+            format!(
+                "{text:?} never fires: no time in the next five years matches it (a day that does not exist, such as 30 February?)"
+            ),
+            fix,
+        )),
+    }
 }
 
 /// The typical gap between two firings of `cron` (the shortest of the next few).
@@ -1395,13 +1611,7 @@ fn http(owned: &OwnedSection, base: &Path) -> Result<HttpConfig, ConfigError> {
     };
     let ca_file = s.path("ca_file", base)?;
     if let Some(p) = &ca_file {
-        let pem = std::fs::read(p).map_err(|e| {
-            ConfigError::new(
-                s.key("ca_file"),
-                format!("cannot read {}: {e}", p.display()),
-                "name a readable PEM file with the CA certificate(s) to trust",
-            )
-        })?;
+        let pem = read_capped(&s.key("ca_file"), p, "CA file", CA_FILE_CAP)?;
         if reqwest::Certificate::from_pem_bundle(&pem).map_or(true, |c| c.is_empty()) {
             return Err(ConfigError::new(
                 s.key("ca_file"),
@@ -1424,13 +1634,12 @@ fn poll(owned: &OwnedSection, loopback_only: bool) -> Result<PollConfig, ConfigE
     let s = owned.borrow();
     s.check_keys(POLL_KEYS)?;
     let schedule_text = s.str("schedule")?.unwrap_or("0 */5 * * * *");
-    let schedule = parse_cron(schedule_text).map_err(|e| {
-        ConfigError::new(
-            s.key("schedule"),
-            format!("{schedule_text:?} is not a cron schedule ({e})"),
-            "write six fields, seconds first, in UTC: \"0 */5 * * * *\" polls every five minutes",
-        )
-    })?;
+    let schedule = schedule(
+        &s,
+        "schedule",
+        schedule_text,
+        "write six fields, seconds first, in UTC: \"0 */5 * * * *\" polls every five minutes",
+    )?;
     let mut initial_lookback = s
         .duration("initial_lookback")?
         .unwrap_or(Duration::from_secs(30 * 86_400));
@@ -1686,15 +1895,12 @@ fn export(
     e.crlf = s.choice("line_ending", &[("crlf", true), ("lf", false)], true)?;
     e.formula_guard = s.bool("formula_guard")?.unwrap_or(true);
     if let Some(text) = s.str("schedule")? {
-        e.schedule = Some(
-            parse_cron(text).map_err(|err| {
-                    ConfigError::new(
-                        s.key("schedule"),
-                        format!("{text:?} is not a cron schedule ({err})"),
-                        "write six fields, seconds first, in UTC: \"0 0 6 * * *\" is every day at 06:00 UTC; leave it out to export after every poll",
-                    )
-                })?,
-        );
+        e.schedule = Some(schedule(
+            s,
+            "schedule",
+            text,
+            "write six fields, seconds first, in UTC: \"0 0 6 * * *\" is every day at 06:00 UTC; leave it out to export after every poll",
+        )?);
     }
     e.keep = match s.int("keep")? {
         None => 10,
@@ -1746,6 +1952,95 @@ pub fn check_export_dirs(config: &Config) -> Result<(), ConfigError> {
             )
             .in_file(&config.path));
         }
+    }
+    Ok(())
+}
+
+impl Config {
+    /// What `config check` adds to loading: everything a poll or the service needs that a valid
+    /// file does not prove, checked without calling Microsoft, so that "ok" means a poll will not
+    /// refuse to start: no placeholder IDs left from the example, every secret readable (and not
+    /// a Secret ID), the store's directory usable and every export directory writable.
+    pub fn check_ready(&self) -> Result<(), ConfigError> {
+        for t in &self.tenants {
+            for (k, value, fix) in [
+                (
+                    "tenant_id",
+                    &t.tenant_id,
+                    "copy the Directory (tenant) ID from the app registration's overview in the Entra admin center",
+                ),
+                (
+                    "client_id",
+                    &t.client_id,
+                    "copy the Application (client) ID from the app registration's overview in the Entra admin center",
+                ),
+            ] {
+                if value == PLACEHOLDER_GUID {
+                    return Err(ConfigError::new(
+                        t.key(k),
+                        "is still the example's placeholder (all zeros)",
+                        fix,
+                    )
+                    .in_file(&self.path));
+                }
+            }
+            t.check_secrets().map_err(|e| e.in_file_of(self))?;
+        }
+        check_store_dir(self)?;
+        check_export_dirs(self)
+    }
+}
+
+/// Checks that the store can be created or written where `[store] path` says, as `poll` will
+/// need: its directory exists and takes new files (SQLite adds `-wal` and `-shm` beside it), and
+/// an existing store is a regular file this user may write.
+pub fn check_store_dir(config: &Config) -> Result<(), ConfigError> {
+    let path = &config.store.path;
+    let err = |problem: String, fix: &str| {
+        ConfigError::new("store.path", problem, fix).in_file(&config.path)
+    };
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if !dir.is_dir() {
+        return Err(err(
+            format!("the directory {} does not exist", dir.display()),
+            "create it (the systemd unit's StateDirectory= does this), or change [store] path",
+        ));
+    }
+    if let Ok(meta) = std::fs::metadata(path) {
+        if !meta.is_file() {
+            return Err(err(
+                format!("{} exists and is not a regular file", path.display()),
+                "point [store] path at a file name (the store is created on the first poll)",
+            ));
+        }
+        if let Err(e) = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+        {
+            return Err(err(
+                format!(
+                    "the store {} cannot be written by this user: {e}",
+                    path.display()
+                ),
+                "run as the service's user, or give it write access to the store",
+            ));
+        }
+    }
+    if let Err(e) = tempfile::Builder::new()
+        .prefix(".mde-alerts-check-")
+        .tempfile_in(dir)
+    {
+        return Err(err(
+            format!(
+                "{} does not take new files for this user ({e}); SQLite needs to create its -wal and -shm files there",
+                dir.display()
+            ),
+            "give the service's user write access to the directory (the unit's StateDirectory=), or change [store] path",
+        ));
     }
     Ok(())
 }
@@ -1996,6 +2291,245 @@ dir = "out"
         assert_eq!(e.key, "poll.schedule");
         let e = err(&GOOD.replace("overlap = \"5m\"", "overlap = \"5 parsecs\""));
         assert_eq!(e.key, "poll.overlap");
+    }
+
+    /// Issue 9 item 8: a syntax error on the proxy line showed the line, password and all.
+    #[test]
+    fn toml_syntax_errors_do_not_show_secrets() {
+        for bad in [
+            "[http]\nproxy = \"http://svc:hunter2@proxy.example:3128\n",
+            "[http]\nproxy = http://svc:hunter2@proxy.example:3128\n",
+            "[[tenants]]\nclient_secret = hunter2\n",
+            "[[tenants]]\npassword_file = \"/x\" hunter2\n",
+        ] {
+            let e = err(bad);
+            assert_eq!(e.key, "(syntax)");
+            assert!(!e.to_string().contains("hunter2"), "{e}");
+            assert!(e.problem.contains("line 2"), "{e}");
+        }
+        assert_eq!(
+            redact_userinfo("a https://u:p@h/x and ftp://h/y@z \"socks5://q@r\""),
+            "a https://[redacted]@h/x and ftp://h/y@z \"socks5://[redacted]@r\""
+        );
+    }
+
+    /// Issue 9 item 25: `tenant_id` goes into the token URL's path.
+    #[test]
+    fn tenant_id_is_a_guid_or_a_domain_name() {
+        for good in [
+            "contoso.onmicrosoft.com",
+            "a-b.example",
+            "11111111-2222-3333-4444-555555555555",
+        ] {
+            parse(&GOOD.replace("11111111-2222-3333-4444-555555555555", good)).unwrap();
+        }
+        for bad in [
+            "../../x",
+            "contoso.com/../x",
+            "a b.com",
+            "contoso",
+            "-a.com",
+            "1.2.3.4",
+            "a..b",
+            "x.com.",
+        ] {
+            let e = err(&GOOD.replace("11111111-2222-3333-4444-555555555555", bad));
+            assert_eq!(e.key, "tenants[0].tenant_id", "{bad}");
+        }
+    }
+
+    /// Issue 9 item 25: a schedule that never fires was accepted.
+    #[test]
+    fn a_schedule_that_never_fires_is_an_error() {
+        let e = err(&GOOD.replace("[poll]", "[poll]\nschedule = \"0 0 0 30 2 *\""));
+        assert_eq!(e.key, "poll.schedule");
+        assert!(e.problem.contains("never fires"), "{e}");
+        let e = err(&GOOD.replace("[poll]", "schedule = \"0 0 0 31 4 *\"\n[poll]"));
+        assert_eq!(e.key, "tenants[0].schedule");
+        let e = err(&(GOOD.to_owned() + "schedule = \"0 0 0 30 2 *\"\n"));
+        assert_eq!(e.key, "exports[0].schedule");
+        // Leap days come round within five years.
+        parse(&GOOD.replace("[poll]", "[poll]\nschedule = \"0 0 0 29 2 *\"")).unwrap();
+    }
+
+    fn secret_from_file(content: &[u8]) -> Result<SecretString, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s");
+        std::fs::write(&path, content).unwrap();
+        SecretSource::File {
+            key: "tenants[0].client_secret_file".into(),
+            path,
+        }
+        .read()
+    }
+
+    /// Issue 9 item 25: the Secret ID pasted for the Value.
+    #[test]
+    fn a_secret_id_is_not_taken_for_the_secret() {
+        let e = secret_from_file(b"2b7f1c1e-0d4e-4a4e-9b1a-7f3e2c1d0a9b\n").unwrap_err();
+        assert_eq!(e.key, "tenants[0].client_secret_file");
+        assert!(e.problem.contains("Secret ID"), "{e}");
+        assert!(!e.to_string().contains("2b7f1c1e"), "{e}");
+        secret_from_file(b"Abc8Q~not-a-guid.value\n").unwrap();
+    }
+
+    /// Issue 9 item 9: `/dev/zero` filled memory, a FIFO hung.
+    #[test]
+    fn secret_paths_that_are_not_small_regular_files_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let big = dir.path().join("big");
+        std::fs::write(&big, vec![b'x'; 70_000]).unwrap();
+        for (path, says) in [
+            (Path::new("/dev/zero"), "character device"),
+            (fifo.as_path(), "FIFO"),
+            (dir.path(), "directory"),
+            (big.as_path(), "larger than 64 KiB"),
+        ] {
+            let src = SecretSource::File {
+                key: "tenants[0].client_secret_file".into(),
+                path: path.to_path_buf(),
+            };
+            let e = src.read().unwrap_err();
+            assert_eq!(e.key, "tenants[0].client_secret_file");
+            assert!(e.problem.contains(says), "{e}");
+            assert!(e.fix.contains("client_secret_file"), "{e}");
+        }
+        let e = err(&GOOD.replace("[poll]", "[http]\nca_file = \"/dev/zero\"\n[poll]"));
+        assert_eq!(e.key, "http.ca_file");
+        assert!(e.problem.contains("character device"), "{e}");
+    }
+
+    /// Issue 9 item 25: the example's zeros passed `config check`.
+    #[test]
+    fn check_ready_refuses_placeholders_and_unusable_dirs() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        let good = GOOD.replace("TEST_SECRET_VAR", "TEST_SECRET_VAR_READY");
+        // SAFETY: see display_never_shows_the_secret; this variable is unique to this test.
+        unsafe { std::env::set_var("TEST_SECRET_VAR_READY", "Abc8Q~value") };
+        Config::parse(&good, &path).unwrap().check_ready().unwrap();
+        for k in ["tenant_id", "client_id"] {
+            let zeros = match k {
+                "tenant_id" => {
+                    good.replace("11111111-2222-3333-4444-555555555555", PLACEHOLDER_GUID)
+                }
+                _ => good.replace("AAAAAAAA-bbbb-cccc-dddd-eeeeeeeeeeee", PLACEHOLDER_GUID),
+            };
+            let e = Config::parse(&zeros, &path)
+                .unwrap()
+                .check_ready()
+                .unwrap_err();
+            assert_eq!(e.key, format!("tenants[0].{k}"));
+            assert!(e.problem.contains("placeholder"), "{e}");
+        }
+        std::fs::write(dir.path().join("file"), "").unwrap();
+        let e = Config::parse(&good.replace("dir = \"out\"", "dir = \"file/out\""), &path)
+            .unwrap()
+            .check_ready()
+            .unwrap_err();
+        assert_eq!(e.key, "exports[0].dir");
+        let e = Config::parse(
+            &good.replace("path = \"alerts.db\"", "path = \"nodir/a.db\""),
+            &path,
+        )
+        .unwrap()
+        .check_ready()
+        .unwrap_err();
+        assert_eq!(e.key, "store.path");
+        let e = Config::parse(
+            &good.replace("path = \"alerts.db\"", "path = \"out\""),
+            &path,
+        )
+        .unwrap()
+        .check_ready()
+        .unwrap_err();
+        assert_eq!(e.key, "store.path");
+    }
+
+    /// Pieces the config mutation fuzzer splices in.
+    const TOKENS: &[&str] = &[
+        "=",
+        "\"",
+        "[",
+        "]",
+        "[[",
+        "]]",
+        "\n",
+        "#",
+        "'",
+        "{",
+        "}",
+        ",",
+        ".",
+        "0",
+        "-1",
+        "1e999",
+        "true",
+        "\"\"",
+        "\"x\"",
+        "\"0 0 0 30 2 *\"",
+        "\"../x\"",
+        "\"/dev/zero\"",
+        "[poll]",
+        "[[exports]]",
+        "[[tenants]]",
+        "name",
+        "schedule",
+        "tenant_id",
+        "ca_file",
+        "proxy",
+        "\"http://u:p@h\"",
+        "\u{feff}",
+        "\u{0}",
+        "é",
+        "9999999999999999999999",
+    ];
+
+    fn check_config_error(
+        r: Result<Config, ConfigError>,
+    ) -> Result<(), proptest::test_runner::TestCaseError> {
+        if let Err(e) = r {
+            // A ConfigError is what main maps to exit 78; it must say where and what to do.
+            proptest::prop_assert!(!e.key.is_empty(), "{e}");
+            proptest::prop_assert!(!e.problem.is_empty() && !e.fix.is_empty(), "{e}");
+        }
+        Ok(())
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 200, failure_persistence: None, ..Default::default() })]
+
+        /// The config loader on arbitrary text: no panic, and every error names a key and a fix.
+        #[test]
+        fn fuzz_config_arbitrary_text(text in "\\PC{0,400}") {
+            check_config_error(parse(&text))?;
+        }
+
+        /// The config loader on a valid config with pieces removed, replaced or added.
+        #[test]
+        fn fuzz_config_mutated(
+            edits in proptest::collection::vec(
+                (proptest::prelude::any::<proptest::sample::Index>(), 0u8..3, 0..TOKENS.len()),
+                1..5,
+            ),
+        ) {
+            let mut text: Vec<char> = GOOD.chars().collect();
+            for (at, kind, token) in edits {
+                let i = at.index(text.len() + 1);
+                let end = (i + 1 + token % 8).min(text.len());
+                match kind {
+                    0 if i < text.len() => { text.drain(i..end); }
+                    1 if i < text.len() => { text.splice(i..end, TOKENS[token].chars()); }
+                    _ => { text.splice(i..i, TOKENS[token].chars()); }
+                }
+            }
+            let text: String = text.into_iter().collect();
+            check_config_error(parse(&text))?;
+        }
     }
 
     #[test]

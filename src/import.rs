@@ -10,12 +10,23 @@
 //! - `alert\nalert\n…` — NDJSON.
 //!
 //! serde_json's own streaming API cannot yield the elements of an array nested in an object one at
-//! a time, nor report byte offsets, which is why this scanner exists.
+//! a time, nor report positions in the whole file, which is why this scanner exists.
 //!
-//! All files of one import go into **one transaction**: a file with a syntax error is reported with
-//! its byte offset, and nothing of the import is kept. Elements that are valid JSON but not valid
-//! alerts (no `id`, unreadable `lastUpdateTime`) are counted and logged, as in a poll. The dedup
-//! rule is the poll's: the newest version of each alert wins whatever the order in the files.
+//! A top-level object is a saved response only when it has a `value` array and otherwise only
+//! `@odata.*` keys; one with `id` or `lastUpdateTime` is an alert (which may well have a `value`
+//! field of its own). Anything else is an error with its position: an object is never dropped
+//! without a word.
+//!
+//! Files are UTF-8, with or without a byte-order mark, or UTF-16 (what Windows PowerShell 5.1's
+//! `Out-File` and `>` write), which is transcoded while streaming. Numbers beyond the range of a
+//! double (`1e400`) are kept verbatim in the stored text; only the content hash sees them as text.
+//!
+//! All files of one import go into **one transaction**: a file with a syntax error is reported as
+//! `file:line:column` with the element's index, and nothing of the import is kept. Elements that
+//! are valid JSON but not valid alerts (no `id`, unreadable `lastUpdateTime`) are counted and
+//! logged, as in a poll. The dedup rule is the poll's: the newest version of each alert wins
+//! whatever the order in the files; two different versions with the *same* `lastUpdateTime` cannot
+//! be ordered, so the one read last wins, both stay in the history, and a warning names the alert.
 //! Importing never moves the poll cursor: a file says nothing about what the API has that it lacks.
 //!
 //! Parsing (JSON and hashing) and SQLite writing run on two threads joined by a bounded channel, so
@@ -27,7 +38,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
 use crate::alert::{Alert, Invalid};
-use crate::store::{Counts, Outcome, Store, StoreError};
+use crate::store::{Counts, Outcome, Store, StoreError, Upsert};
 
 /// Why an import failed; nothing of it was kept.
 #[derive(Debug, thiserror::Error)]
@@ -42,14 +53,21 @@ pub enum ImportError {
         #[source]
         source: io::Error,
     },
-    /// The file is not valid JSON / NDJSON.
-    #[error("{file}: malformed at byte {offset}: {detail}; nothing was imported")]
+    /// The file is not valid JSON / NDJSON, or holds a value that is neither an alert nor a saved
+    /// API response.
+    #[error("{}:{line}:{column}: {detail} ({context}); nothing was imported", file.display())]
     Malformed {
         /// The file.
         file: PathBuf,
-        /// Byte offset of the problem (of the element's start, for errors inside an element).
+        /// The line of the problem, from 1.
+        line: u64,
+        /// The column of the problem, from 1, in characters.
+        column: u64,
+        /// The byte offset of the problem in the file's UTF-8 text (after any transcoding).
         offset: u64,
-        /// What is wrong.
+        /// Which element: "in element 3", "after element 3", "before the first element".
+        context: String,
+        /// What is wrong, and the fix when there is one.
         detail: String,
     },
     /// The store failed; the transaction was rolled back.
@@ -64,13 +82,57 @@ pub struct ImportReport {
     pub counts: Counts,
     /// Elements read.
     pub elements: u64,
+    /// Versions that replaced a different version with the same `lastUpdateTime` (both are kept
+    /// in the history; each was warned about).
+    pub same_time: u64,
+}
+
+/// A place in a file's text: line and column from 1 (the column in characters, as editors count
+/// them), and the byte offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    /// The line, from 1.
+    pub line: u64,
+    /// The column, from 1, in characters.
+    pub column: u64,
+    /// Bytes before this place.
+    pub offset: u64,
+}
+
+impl Position {
+    const START: Position = Position {
+        line: 1,
+        column: 1,
+        offset: 0,
+    };
+
+    /// Moves this position over `bytes` (which start at it).
+    fn advance(&mut self, bytes: &[u8]) {
+        self.offset += bytes.len() as u64;
+        match memchr::memrchr(b'\n', bytes) {
+            Some(last) => {
+                self.line += memchr::memchr_iter(b'\n', bytes).count() as u64;
+                self.column = 1 + chars(&bytes[last + 1..]);
+            }
+            None => self.column += chars(bytes),
+        }
+    }
+}
+
+/// UTF-8 characters in `b`: the bytes that are not continuation bytes.
+fn chars(b: &[u8]) -> u64 {
+    b.iter().filter(|&&c| (c as i8) >= -0x40).count() as u64
 }
 
 /// A failure while scanning.
 #[derive(Debug)]
 enum ScanError {
     Io(io::Error),
-    Syntax { offset: u64, detail: String },
+    Syntax {
+        at: Position,
+        context: String,
+        detail: String,
+    },
     Stop,
 }
 
@@ -82,8 +144,57 @@ impl From<io::Error> for ScanError {
 
 const CHUNK: usize = 1 << 20;
 
-/// What the scanner calls with each element: its byte offset and its bytes.
-type OnElement<'a> = dyn FnMut(u64, &[u8]) -> Result<(), ScanError> + 'a;
+/// Finds positions in the scanner's buffer, moving forward only: the text before the last place
+/// found may be gone.
+struct Locator<'a> {
+    buf: &'a [u8],
+    base: u64,
+    at: &'a mut Position,
+}
+
+impl Locator<'_> {
+    /// The position of byte `offset`; `offset` must not be before the last one asked for (if it
+    /// is, that one is returned).
+    fn find(&mut self, offset: u64) -> Position {
+        if offset > self.at.offset {
+            let from = (self.at.offset - self.base) as usize;
+            let to = ((offset - self.base) as usize).min(self.buf.len());
+            if to > from {
+                self.at.advance(&self.buf[from..to]);
+            }
+        }
+        *self.at
+    }
+}
+
+/// One element, as the scanner hands it over.
+struct Element<'a> {
+    /// Its byte offset.
+    offset: u64,
+    /// Its index in the file, from 1.
+    index: u64,
+    /// Its text.
+    bytes: &'a [u8],
+    loc: Locator<'a>,
+}
+
+impl Element<'_> {
+    /// The position of the byte `i` of the element.
+    fn position(&mut self, i: usize) -> Position {
+        self.loc.find(self.offset + i as u64)
+    }
+
+    fn error(&mut self, i: usize, detail: String) -> ScanError {
+        ScanError::Syntax {
+            at: self.position(i),
+            context: format!("in element {}", self.index),
+            detail,
+        }
+    }
+}
+
+/// What the scanner calls with each element.
+type OnElement<'a> = dyn FnMut(Element<'_>) -> Result<(), ScanError> + 'a;
 
 /// A byte cursor over a reader that keeps only what is needed: from the start of the element being
 /// captured (the mark), or from the current position.
@@ -95,17 +206,29 @@ struct Scanner<R> {
     base: u64,
     mark: Option<usize>,
     eof: bool,
+    /// Bytes asked of the reader at a time.
+    chunk: usize,
+    /// The last position worked out; never before `base` (it is moved up before text is dropped).
+    at: Position,
+    /// Elements started so far.
+    elements: u64,
+    /// Whether the scanner is inside element number `elements`.
+    inside: bool,
 }
 
 impl<R: Read> Scanner<R> {
-    fn new(r: R) -> Self {
+    fn new(r: R, chunk: usize) -> Self {
         Scanner {
             r,
-            buf: Vec::with_capacity(CHUNK),
+            buf: Vec::with_capacity(chunk),
             pos: 0,
             base: 0,
             mark: None,
             eof: false,
+            chunk,
+            at: Position::START,
+            elements: 0,
+            inside: false,
         }
     }
 
@@ -113,11 +236,34 @@ impl<R: Read> Scanner<R> {
         self.base + self.pos as u64
     }
 
-    fn syntax<T>(&self, detail: impl Into<String>) -> Result<T, ScanError> {
+    fn position(&mut self, offset: u64) -> Position {
+        Locator {
+            buf: &self.buf,
+            base: self.base,
+            at: &mut self.at,
+        }
+        .find(offset)
+    }
+
+    fn context(&self) -> String {
+        match (self.inside, self.elements) {
+            (true, n) => format!("in element {n}"),
+            (false, 0) => "before the first element".into(),
+            (false, n) => format!("after element {n}"),
+        }
+    }
+
+    fn syntax_at<T>(&mut self, offset: u64, detail: impl Into<String>) -> Result<T, ScanError> {
         Err(ScanError::Syntax {
-            offset: self.offset(),
+            at: self.position(offset),
+            context: self.context(),
             detail: detail.into(),
         })
+    }
+
+    fn syntax<T>(&mut self, detail: impl Into<String>) -> Result<T, ScanError> {
+        let offset = self.offset();
+        self.syntax_at(offset, detail)
     }
 
     /// Makes sure `buf[pos]` exists; false at end of input.
@@ -129,6 +275,8 @@ impl<R: Read> Scanner<R> {
             return Ok(false);
         }
         let keep = self.mark.unwrap_or(self.pos);
+        // Count the lines of what is dropped, so that later positions are still right.
+        self.position(self.base + keep as u64);
         self.buf.drain(..keep);
         self.base += keep as u64;
         self.pos -= keep;
@@ -136,7 +284,7 @@ impl<R: Read> Scanner<R> {
             *m -= keep;
         }
         let old = self.buf.len();
-        self.buf.resize(old + CHUNK, 0);
+        self.buf.resize(old + self.chunk, 0);
         let n = loop {
             match self.r.read(&mut self.buf[old..]) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -182,10 +330,7 @@ impl<R: Read> Scanner<R> {
                 self.pos += 1;
                 Ok(())
             }
-            Some(b) => self.syntax(format!(
-                "expected `{}`, found `{}`",
-                what as char, b as char
-            )),
+            Some(b) => self.syntax(format!("expected `{}`, found `{}`", what as char, shown(b))),
             None => self.syntax(format!(
                 "expected `{}`, found the end of the file",
                 what as char
@@ -196,11 +341,16 @@ impl<R: Read> Scanner<R> {
     /// Skips a string; `pos` is at its opening quote.
     fn skip_string(&mut self) -> Result<(), ScanError> {
         let start = self.offset();
+        // Without a mark the start may be dropped before the end is found: place it now (this
+        // happens only for the few strings outside elements).
+        let start_at = self.mark.is_none().then(|| self.position(start));
         self.pos += 1;
         loop {
             if !self.fill()? {
+                let at = start_at.unwrap_or_else(|| self.position(start));
                 return Err(ScanError::Syntax {
-                    offset: start,
+                    at,
+                    context: self.context(),
                     detail: "a string that never ends (the file is cut short?)".into(),
                 });
             }
@@ -226,6 +376,7 @@ impl<R: Read> Scanner<R> {
     /// Reads a (short) string such as an object key, unescaped.
     fn read_key(&mut self) -> Result<String, ScanError> {
         let start = self.pos;
+        let start_offset = self.offset();
         let had_mark = self.mark;
         if had_mark.is_none() {
             self.mark = Some(start);
@@ -236,10 +387,17 @@ impl<R: Read> Scanner<R> {
         let m = self.mark.unwrap_or(0);
         let raw = &self.buf[m + offset_in_mark..self.pos];
         let key: Result<String, _> = serde_json::from_slice(raw);
+        let result = match key {
+            Ok(k) => Ok(k),
+            Err(e) => self.syntax_at(
+                start_offset,
+                format!("bad object key: {}", serde_message(&e)),
+            ),
+        };
         if had_mark.is_none() {
             self.mark = None;
         }
-        key.or_else(|e| self.syntax(format!("bad object key: {e}")))
+        result
     }
 
     /// Skips one JSON value of any kind, tracking nesting; `pos` is at its first byte.
@@ -285,15 +443,32 @@ impl<R: Read> Scanner<R> {
         }
     }
 
+    /// Hands the element `buf[m..pos]`, which starts at `offset`, to `f`.
+    fn emit(&mut self, offset: u64, m: usize, f: &mut OnElement<'_>) -> Result<(), ScanError> {
+        let el = Element {
+            offset,
+            index: self.elements,
+            bytes: &self.buf[m..self.pos],
+            loc: Locator {
+                buf: &self.buf,
+                base: self.base,
+                at: &mut self.at,
+            },
+        };
+        f(el)
+    }
+
     /// Captures one value and hands its bytes to `f`.
     fn element(&mut self, f: &mut OnElement<'_>) -> Result<(), ScanError> {
         self.peek_token()?;
         let start_offset = self.offset();
         self.mark = Some(self.pos);
+        self.elements += 1;
+        self.inside = true;
         self.skip_value()?;
+        self.inside = false;
         let m = self.mark.take().unwrap_or(0);
-        let (buf, pos) = (&self.buf, self.pos);
-        f(start_offset, &buf[m..pos])
+        self.emit(start_offset, m, f)
     }
 
     /// The elements of an array; `pos` is at `[`.
@@ -312,19 +487,29 @@ impl<R: Read> Scanner<R> {
                     return Ok(());
                 }
                 Some(b) => {
-                    return self.syntax(format!("expected `,` or `]`, found `{}`", b as char));
+                    return self.syntax(format!("expected `,` or `]`, found `{}`", shown(b)));
                 }
                 None => return self.syntax("the file ends inside an array (cut short?)"),
             }
         }
     }
 
-    /// A top-level object: a response envelope (its `value` array is streamed) or one alert.
+    /// A top-level object: a saved response (its `value` array is streamed) or one alert.
+    ///
+    /// A response has a `value` array and otherwise only `@odata.*` keys. The array is streamed
+    /// as soon as it is met after nothing but `@odata.*` keys, since it may be hundreds of
+    /// megabytes; a key after it that a response does not have is then an error (the import is one
+    /// transaction, so the elements already read are not kept). An object with `id` or
+    /// `lastUpdateTime` is an alert, whatever else it has; any other object is an error.
     fn object(&mut self, f: &mut OnElement<'_>) -> Result<(), ScanError> {
         let start_offset = self.offset();
         self.mark = Some(self.pos);
+        self.elements += 1;
+        self.inside = true;
         self.expect(b'{')?;
-        let mut envelope = false;
+        let mut streamed = false;
+        let mut alert = false;
+        let mut others: Vec<String> = Vec::new();
         if self.peek_token()? == Some(b'}') {
             self.pos += 1;
         } else {
@@ -332,17 +517,45 @@ impl<R: Read> Scanner<R> {
                 match self.peek_token()? {
                     Some(b'"') => {}
                     Some(b) => {
-                        return self.syntax(format!("expected a key, found `{}`", b as char));
+                        return self.syntax(format!("expected a key, found `{}`", shown(b)));
                     }
                     None => return self.syntax("the file ends inside an object (cut short?)"),
                 }
+                let key_offset = self.offset();
+                // After a streamed array nothing is marked: place the key before it is dropped.
+                let key_at = streamed.then(|| self.position(key_offset));
                 let key = self.read_key()?;
                 self.expect(b':')?;
-                if key == "value" && self.peek_token()? == Some(b'[') {
-                    envelope = true;
-                    self.mark = None;
-                    self.array(f)?;
+                let odata = key.starts_with("@odata.");
+                if key == "value" && !alert && others.is_empty() && !streamed {
+                    if self.peek_token()? == Some(b'[') {
+                        // A saved response: its elements are the alerts.
+                        streamed = true;
+                        self.mark = None;
+                        self.elements -= 1;
+                        self.inside = false;
+                        self.array(f)?;
+                    } else {
+                        others.push(key);
+                        self.skip_value()?;
+                    }
+                } else if streamed && !odata {
+                    return Err(ScanError::Syntax {
+                        at: key_at.unwrap_or(Position::START),
+                        context: self.context(),
+                        detail: format!(
+                            "this object's `value` array was read as the alerts of a saved API response, \
+                             but the object also has the key {key:?}, which a response does not have; \
+                             if each such object is one alert, put its `id` before `value` \
+                             (e.g. `jq -c '{{id}} + .' FILE > fixed.ndjson`)"
+                        ),
+                    });
                 } else {
+                    if key == "id" || key == "lastUpdateTime" {
+                        alert = true;
+                    } else if !odata {
+                        others.push(key);
+                    }
                     self.skip_value()?;
                 }
                 match self.peek_token()? {
@@ -352,18 +565,43 @@ impl<R: Read> Scanner<R> {
                         break;
                     }
                     Some(b) => {
-                        return self.syntax(format!("expected `,` or `}}`, found `{}`", b as char));
+                        return self.syntax(format!("expected `,` or `}}`, found `{}`", shown(b)));
                     }
                     None => return self.syntax("the file ends inside an object (cut short?)"),
                 }
             }
         }
-        if envelope {
+        if streamed {
             return Ok(());
         }
+        self.inside = false;
+        if !alert {
+            self.inside = true;
+            let keys = if others.is_empty() {
+                "it has no keys but `@odata.*` ones".to_owned()
+            } else {
+                let shown: Vec<String> = others.iter().take(5).map(|k| format!("{k:?}")).collect();
+                format!(
+                    "its keys: {}{}",
+                    shown.join(", "),
+                    if others.len() > 5 { ", …" } else { "" }
+                )
+            };
+            let hint = if others.iter().any(|k| k == "error") {
+                "; it looks like a saved error response: save a successful one"
+            } else {
+                ""
+            };
+            return self.syntax_at(
+                start_offset,
+                format!(
+                    "an object that is neither an alert (no `id` or `lastUpdateTime`) nor a saved \
+                     API response (`{{\"value\": [alerts…]}}`); {keys}{hint}"
+                ),
+            );
+        }
         let m = self.mark.take().unwrap_or(0);
-        let (buf, pos) = (&self.buf, self.pos);
-        f(start_offset, &buf[m..pos])
+        self.emit(start_offset, m, f)
     }
 
     /// Every alert in the input, in order.
@@ -376,7 +614,7 @@ impl<R: Read> Scanner<R> {
                 Some(b) => {
                     return self.syntax(format!(
                         "expected `{{` or `[`, found `{}`: not a saved API response, a JSON array or NDJSON",
-                        b as char
+                        shown(b)
                     ));
                 }
             }
@@ -384,14 +622,234 @@ impl<R: Read> Scanner<R> {
     }
 }
 
-/// Calls `f` with each element (its byte offset and bytes) of a JSON/NDJSON stream.
-fn scan(r: impl Read, f: &mut OnElement<'_>) -> Result<(), ScanError> {
-    Scanner::new(r).run(f)
+/// A byte as a message shows it: ASCII as itself, anything else as its hex value (a lone byte of
+/// a multi-byte character is no character).
+fn shown(b: u8) -> String {
+    if b.is_ascii_graphic() {
+        (b as char).to_string()
+    } else {
+        format!("byte 0x{b:02X}")
+    }
 }
 
+/// serde_json's message without its " at line L column C", which is relative to the element.
+fn serde_message(e: &serde_json::Error) -> String {
+    let s = e.to_string();
+    match s.rfind(" at line ") {
+        Some(i) => s[..i].to_owned(),
+        None => s,
+    }
+}
+
+/// The byte index in `text` of serde_json's (line, column) (both from 1, column in bytes).
+fn byte_index(text: &[u8], line: usize, column: usize) -> usize {
+    if line == 0 {
+        return 0;
+    }
+    let line_start = if line == 1 {
+        0
+    } else {
+        memchr::memchr_iter(b'\n', text)
+            .nth(line - 2)
+            .map_or(text.len(), |i| i + 1)
+    };
+    (line_start + column.saturating_sub(1)).min(text.len())
+}
+
+/// Calls `f` with each element of a JSON/NDJSON stream.
+fn scan(r: impl Read, f: &mut OnElement<'_>) -> Result<(), ScanError> {
+    Scanner::new(r, CHUNK).run(f)
+}
+
+/// Parses an element; a number beyond a double's range (`1e400`) does not make the alert
+/// unreadable: it is read as its text (the stored alert keeps it verbatim anyway).
+fn parse_value(text: &str) -> Result<serde_json::Value, serde_json::Error> {
+    serde_json::from_str(text).or_else(|e| match quote_huge_numbers(text) {
+        Some(t) => serde_json::from_str(&t).map_err(|_| e),
+        None => Err(e),
+    })
+}
+
+/// `text` with every number that is too large for a double made a string; `None` when there is
+/// none.
+fn quote_huge_numbers(text: &str) -> Option<String> {
+    let b = text.as_bytes();
+    let mut out = String::new();
+    let (mut i, mut copied) = (0, 0);
+    while i < b.len() {
+        match b[i] {
+            b'"' => {
+                i += 1;
+                while i < b.len() {
+                    match b[i] {
+                        b'\\' => i += 2,
+                        b'"' => {
+                            i += 1;
+                            break;
+                        }
+                        _ => i += 1,
+                    }
+                }
+            }
+            b'-' | b'0'..=b'9' => {
+                let start = i;
+                while i < b.len() && matches!(b[i], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9')
+                {
+                    i += 1;
+                }
+                let number = &text[start..i];
+                if number.parse::<f64>().is_ok_and(f64::is_infinite) {
+                    out.push_str(&text[copied..start]);
+                    out.push('"');
+                    out.push_str(number);
+                    out.push('"');
+                    copied = i;
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    (copied > 0).then(|| {
+        out.push_str(&text[copied..]);
+        out
+    })
+}
+
+/// The file's text as UTF-8: a UTF-8 byte-order mark is skipped, UTF-16 (with a mark, or
+/// recognised by the zero bytes of its first character, as RFC 4627 describes) is transcoded
+/// while it is read.
+fn decoded(mut f: File, file: &Path) -> Result<Box<dyn Read + Send>, ImportError> {
+    let mut head = [0u8; 4];
+    let mut n = 0;
+    while n < head.len() {
+        match f.read(&mut head[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(source) => {
+                return Err(ImportError::Io {
+                    file: file.to_path_buf(),
+                    source,
+                });
+            }
+        }
+    }
+    let head = &head[..n];
+    let rest = |skip: usize| io::Cursor::new(head[skip..].to_vec()).chain(f);
+    Ok(match head {
+        [0, 0, 0xFE, 0xFF] | [0xFF, 0xFE, 0, 0] | [0, 0, 0, _] | [_, 0, 0, 0] => {
+            return Err(ImportError::Malformed {
+                file: file.to_path_buf(),
+                line: 1,
+                column: 1,
+                offset: 0,
+                context: "before the first element".into(),
+                detail: "the file is UTF-32, which is not read; convert it to UTF-8, e.g. \
+                         `iconv -f UTF-32 -t UTF-8 FILE > FILE.utf8.json`"
+                    .into(),
+            });
+        }
+        [0xEF, 0xBB, 0xBF, ..] => Box::new(rest(3)),
+        [0xFF, 0xFE, ..] => Box::new(Utf16::new(rest(2), encoding_rs::UTF_16LE)),
+        [0xFE, 0xFF, ..] => Box::new(Utf16::new(rest(2), encoding_rs::UTF_16BE)),
+        // JSON text has no NUL byte: a zero in the first character is UTF-16 without a mark.
+        [a, 0, ..] if *a != 0 => Box::new(Utf16::new(rest(0), encoding_rs::UTF_16LE)),
+        [0, a, ..] if *a != 0 => Box::new(Utf16::new(rest(0), encoding_rs::UTF_16BE)),
+        _ => Box::new(rest(0)),
+    })
+}
+
+/// A reader that transcodes UTF-16 to UTF-8 as it goes (encoding_rs). Malformed UTF-16 (an
+/// unpaired surrogate, an odd number of bytes) is an error, not a replacement character: the
+/// import would otherwise store altered alerts.
+struct Utf16<R> {
+    inner: R,
+    decoder: encoding_rs::Decoder,
+    input: Box<[u8]>,
+    in_range: (usize, usize),
+    output: Box<[u8]>,
+    out_range: (usize, usize),
+    /// Bytes of the input decoded so far (after the byte-order mark).
+    consumed: u64,
+    eof: bool,
+    done: bool,
+}
+
+impl<R: Read> Utf16<R> {
+    fn new(inner: R, encoding: &'static encoding_rs::Encoding) -> Self {
+        Utf16 {
+            inner,
+            decoder: encoding.new_decoder_without_bom_handling(),
+            input: vec![0; 64 * 1024].into_boxed_slice(),
+            in_range: (0, 0),
+            output: vec![0; 128 * 1024].into_boxed_slice(),
+            out_range: (0, 0),
+            consumed: 0,
+            eof: false,
+            done: false,
+        }
+    }
+}
+
+impl<R: Read> Read for Utf16<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            let (s, e) = self.out_range;
+            if s < e {
+                let n = (e - s).min(buf.len());
+                buf[..n].copy_from_slice(&self.output[s..s + n]);
+                self.out_range.0 += n;
+                return Ok(n);
+            }
+            if self.done {
+                return Ok(0);
+            }
+            if self.in_range.0 == self.in_range.1 && !self.eof {
+                let n = loop {
+                    match self.inner.read(&mut self.input) {
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        other => break other?,
+                    }
+                };
+                self.in_range = (0, n);
+                self.eof = n == 0;
+            }
+            let (s, e) = self.in_range;
+            let (result, read, written) = self.decoder.decode_to_utf8_without_replacement(
+                &self.input[s..e],
+                &mut self.output,
+                self.eof,
+            );
+            self.in_range.0 += read;
+            self.consumed += read as u64;
+            self.out_range = (0, written);
+            match result {
+                encoding_rs::DecoderResult::InputEmpty => self.done = self.eof,
+                encoding_rs::DecoderResult::OutputFull => {}
+                encoding_rs::DecoderResult::Malformed(bad, after) => {
+                    let at = self
+                        .consumed
+                        .saturating_sub(u64::from(bad) + u64::from(after));
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!(
+                            "the file is not valid UTF-16 (an unpaired surrogate or a cut-off \
+                             character about {at} bytes into the text); re-save it as UTF-8"
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// One element for the writer thread: its index, and the alert or why it is not one (with where).
+type Item = (u64, Result<Alert, (Position, Invalid)>);
 /// What the parser thread sends the writer thread.
-type Batch = Vec<Result<Alert, (u64, Invalid)>>;
+type Batch = Vec<Item>;
 const BATCH: usize = 512;
+/// Same-time conflicts warned about one by one; the rest are only counted.
+const SAME_TIME_WARNINGS: u64 = 20;
 
 /// Imports `files` for `tenant` in one transaction.
 pub fn import(
@@ -420,29 +878,64 @@ fn import_inner(
 ) -> Result<ImportReport, ImportError> {
     let mut writer = store.writer()?;
     let mut elements = 0u64;
+    let mut same_time = 0u64;
     for file in files {
         let f = File::open(file).map_err(|source| ImportError::Io {
             file: file.clone(),
             source,
         })?;
+        let reader = decoded(f, file)?;
         let (tx, rx) = mpsc::sync_channel::<Batch>(8);
         let parse_result = std::thread::scope(|scope| {
             let rx = rx; // owned here, so that it can be dropped before the join below
-            let parser = scope.spawn(move || parse_file(f, tx));
+            let parser = scope.spawn(move || parse_file(reader, tx));
             let mut store_err = None;
             'batches: for batch in rx.iter() {
-                for item in batch {
+                for (index, item) in batch {
                     elements += 1;
                     match item {
                         Ok(a) => {
-                            if let Err(e) = writer.upsert(tenant, &a) {
-                                store_err = Some(e);
-                                break 'batches;
+                            let before = writer.same_time_changes();
+                            match writer.upsert(tenant, &a) {
+                                Ok(Upsert::Updated) if writer.same_time_changes() > before => {
+                                    same_time += 1;
+                                    if same_time <= SAME_TIME_WARNINGS {
+                                        tracing::warn!(
+                                            file = %file.display(),
+                                            element = index,
+                                            alert = %a.id,
+                                            last_update_time = %a.last_update.to_api_string(),
+                                            "Alert {} has two different versions with the same lastUpdateTime {}: the one read last (element {index} of {}) is now its current state; both are kept in its history.",
+                                            a.id,
+                                            a.last_update.to_api_string(),
+                                            file.display()
+                                        );
+                                    } else if same_time == SAME_TIME_WARNINGS + 1 {
+                                        tracing::warn!(
+                                            "More alerts have two versions with the same lastUpdateTime; they are counted, not listed."
+                                        );
+                                    }
+                                }
+                                Ok(_) => {}
+                                Err(e) => {
+                                    store_err = Some(e);
+                                    break 'batches;
+                                }
                             }
                         }
-                        Err((offset, why)) => {
+                        Err((at, why)) => {
                             writer.add_invalid(1);
-                            tracing::warn!(file = %file.display(), offset, error = %why, "Skipped an element that is not a valid alert.");
+                            tracing::warn!(
+                                file = %file.display(),
+                                line = at.line,
+                                column = at.column,
+                                element = index,
+                                error = %why,
+                                "{}:{}:{}: element {index} is not a valid alert ({why}); skipped and counted as invalid.",
+                                file.display(),
+                                at.line,
+                                at.column
+                            );
                         }
                     }
                 }
@@ -460,10 +953,20 @@ fn import_inner(
                     source,
                 });
             }
-            (Err(ScanError::Syntax { offset, detail }), None) => {
+            (
+                Err(ScanError::Syntax {
+                    at,
+                    context,
+                    detail,
+                }),
+                None,
+            ) => {
                 return Err(ImportError::Malformed {
                     file: file.clone(),
-                    offset,
+                    line: at.line,
+                    column: at.column,
+                    offset: at.offset,
+                    context,
                     detail,
                 });
             }
@@ -477,47 +980,60 @@ fn import_inner(
         }
     }
     let counts = writer.commit(Some(run), 0)?;
-    Ok(ImportReport { counts, elements })
+    Ok(ImportReport {
+        counts,
+        elements,
+        same_time,
+    })
+}
+
+/// Parses one element: its text, its JSON, then the alert (or why it is none).
+fn parse_element(el: &mut Element<'_>) -> Result<Item, ScanError> {
+    let bytes = el.bytes;
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        el.error(
+            e.valid_up_to(),
+            "not valid UTF-8 (save the file as UTF-8 or UTF-16)".into(),
+        )
+    })?;
+    let value = parse_value(text).map_err(|e| {
+        let i = byte_index(bytes, e.line(), e.column());
+        el.error(i, serde_message(&e))
+    })?;
+    let alert = Alert::from_value(text, &value).map_err(|why| (el.position(0), why));
+    Ok((el.index, alert))
 }
 
 /// The parser thread: scan, parse and hash, send in batches.
-fn parse_file(f: File, tx: mpsc::SyncSender<Batch>) -> Result<(), ScanError> {
+fn parse_file(reader: Box<dyn Read + Send>, tx: mpsc::SyncSender<Batch>) -> Result<(), ScanError> {
     let mut batch: Batch = Vec::with_capacity(BATCH);
-    let mut on_element = |offset: u64, bytes: &[u8]| -> Result<(), ScanError> {
-        let text = std::str::from_utf8(bytes).map_err(|e| ScanError::Syntax {
-            offset: offset + e.valid_up_to() as u64,
-            detail: "not valid UTF-8".into(),
-        })?;
-        let value: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| ScanError::Syntax {
-                offset,
-                detail: format!("in the element starting here: {e}"),
-            })?;
-        batch.push(Alert::from_value(text, &value).map_err(|why| (offset, why)));
+    let mut on_element = |mut el: Element<'_>| -> Result<(), ScanError> {
+        batch.push(parse_element(&mut el)?);
         if batch.len() >= BATCH {
             let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
             tx.send(full).map_err(|_| ScanError::Stop)?;
         }
         Ok(())
     };
-    scan(io::BufReader::with_capacity(0, f), &mut on_element)?;
+    scan(reader, &mut on_element)?;
     if !batch.is_empty() {
         tx.send(batch).map_err(|_| ScanError::Stop)?;
     }
     Ok(())
 }
 
-/// Elements of a JSON/NDJSON text, for tests and tools: `(offset, text)`.
-pub fn split(text: &str) -> Result<Vec<(u64, String)>, (u64, String)> {
+/// Elements of a JSON/NDJSON text, for tests and tools: `(offset, text)`, or where and why the
+/// text is malformed.
+pub fn split(text: &str) -> Result<Vec<(u64, String)>, (Position, String)> {
     let mut out = Vec::new();
-    let mut f = |o: u64, b: &[u8]| -> Result<(), ScanError> {
-        out.push((o, String::from_utf8_lossy(b).into_owned()));
+    let mut f = |el: Element<'_>| -> Result<(), ScanError> {
+        out.push((el.offset, String::from_utf8_lossy(el.bytes).into_owned()));
         Ok(())
     };
     match scan(text.as_bytes(), &mut f) {
         Ok(()) => Ok(out),
-        Err(ScanError::Syntax { offset, detail }) => Err((offset, detail)),
-        Err(e) => Err((0, format!("{e:?}"))),
+        Err(ScanError::Syntax { at, detail, .. }) => Err((at, detail)),
+        Err(e) => Err((Position::START, format!("{e:?}"))),
     }
 }
 
@@ -529,9 +1045,48 @@ pub fn display(p: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn texts(s: &str) -> Vec<String> {
         split(s).unwrap().into_iter().map(|(_, t)| t).collect()
+    }
+
+    /// A reader that returns one byte at a time: every refill path, and text dropped after every
+    /// byte.
+    struct OneByte<'a>(&'a [u8]);
+    impl Read for OneByte<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.0.is_empty() || buf.is_empty() {
+                return Ok(0);
+            }
+            buf[0] = self.0[0];
+            self.0 = &self.0[1..];
+            Ok(1)
+        }
+    }
+
+    /// The position of `offset` in `text`, the slow way.
+    fn naive(text: &[u8], offset: u64) -> Position {
+        let mut p = Position::START;
+        p.advance(&text[..offset as usize]);
+        p
+    }
+
+    /// Scans and parses as the import does; the elements' indexes, or the error.
+    fn scan_parse(r: impl Read) -> Result<Vec<u64>, ScanError> {
+        scan_parse_chunked(r, CHUNK)
+    }
+
+    /// The same, asking the reader for `chunk` bytes at a time: with [`OneByte`] and a small
+    /// chunk, text is dropped and refilled all the time.
+    fn scan_parse_chunked(r: impl Read, chunk: usize) -> Result<Vec<u64>, ScanError> {
+        let mut seen = Vec::new();
+        Scanner::new(r, chunk).run(&mut |mut el: Element<'_>| {
+            let (index, _) = parse_element(&mut el)?;
+            seen.push(index);
+            Ok(())
+        })?;
+        Ok(seen)
     }
 
     #[test]
@@ -549,13 +1104,60 @@ mod tests {
             texts("{\"id\":\"a\"}\n{\"id\":\"b\"}\n"),
             vec![r#"{"id":"a"}"#, r#"{"id":"b"}"#]
         );
-        // two saved responses back to back
+        // two saved responses back to back, one with a next link after its value
         assert_eq!(
-            texts(r#"{"value":[{"id":"a"}]}{"value":[]} {"value":[{"id":"c"}]}"#).len(),
+            texts(
+                r#"{"value":[{"id":"a"}],"@odata.nextLink":"n"}{"value":[]} {"value":[{"id":"c"}]}"#
+            )
+            .len(),
             2
         );
         assert!(texts("[]").is_empty());
         assert!(texts("  \n").is_empty());
+    }
+
+    /// Issue 9 item 5: an alert with a `value` array of its own was taken for a saved response
+    /// and vanished.
+    #[test]
+    fn an_alert_with_a_value_array_is_an_alert() {
+        for alert in [
+            r#"{"id":"a","value":[1,2],"lastUpdateTime":"2024-01-01T00:00:00Z"}"#,
+            r#"{"lastUpdateTime":"2024-01-01T00:00:00Z","value":[{"id":"x"}],"id":"a"}"#,
+            r##"{"@odata.type":"#alert","id":"a","value":[]}"##,
+            r#"{"value":"text","id":"a"}"#,
+        ] {
+            assert_eq!(texts(alert), vec![alert.to_owned()], "{alert}");
+            assert_eq!(texts(&format!("{alert}\n{alert}")).len(), 2, "{alert}");
+        }
+    }
+
+    /// Issue 9 item 5: anything that is neither an alert nor a response is an error with its
+    /// position, never dropped.
+    #[test]
+    fn objects_that_are_neither_are_errors_with_positions() {
+        for (text, offset, says) in [
+            ("{\"id\":\"a\"}\n{\"name\":\"x\"}", 11, "\"name\""),
+            ("{}", 0, "no keys"),
+            ("{\"@odata.context\":\"x\"}", 0, "no keys"),
+            ("{\"@odata.context\":\"x\",\"value\":null}", 0, "\"value\""),
+            (
+                "{\"error\":{\"code\":\"Unauthorized\"}}",
+                0,
+                "error response",
+            ),
+            ("{\"foo\":1,\"value\":[{\"id\":\"a\"}]}", 0, "\"foo\""),
+            // A response's array is streamed; a key after it that a response lacks is an error.
+            (
+                "{\"value\":[{\"id\":\"a\"}],\n \"id\":\"b\"}",
+                24,
+                "put its `id` before",
+            ),
+        ] {
+            let (at, detail) = split(text).unwrap_err();
+            assert_eq!(at.offset, offset, "{text}: {detail}");
+            assert_eq!(at, naive(text.as_bytes(), offset), "{text}");
+            assert!(detail.contains(says), "{text}: {detail}");
+        }
     }
 
     #[test]
@@ -570,7 +1172,7 @@ mod tests {
     }
 
     #[test]
-    fn malformed_inputs_report_offsets() {
+    fn malformed_inputs_report_positions() {
         for (bad, at_least) in [
             ("[{\"id\":\"a\"} {\"id\":\"b\"}]", 11),
             ("{\"value\":[{\"id\":\"a\"}", 20),
@@ -578,34 +1180,177 @@ mod tests {
             ("hello", 0),
             ("{\"value\":[{\"id\":\"a\"}],}", 21),
         ] {
-            let (offset, detail) = split(bad).unwrap_err();
-            assert!(offset as usize >= at_least, "{bad}: {offset} {detail}");
-            assert!(offset as usize <= bad.len(), "{bad}: {offset}");
+            let (at, detail) = split(bad).unwrap_err();
+            assert!(at.offset as usize >= at_least, "{bad}: {at:?} {detail}");
+            assert!(at.offset as usize <= bad.len(), "{bad}: {at:?}");
+            assert_eq!(at, naive(bad.as_bytes(), at.offset), "{bad}");
         }
+    }
+
+    /// Issue 9 item 19: line and column (in characters), not a byte offset, and the element.
+    #[test]
+    fn errors_give_line_column_and_element() {
+        let text = "{\"id\":\"ä\",\"lastUpdateTime\":\"2024-01-01T00:00:00Z\"}\n\
+                    {\"id\":\"b\",\"lastUpdateTime\":\"2024-01-01T00:00:00Z\"}\n\
+                    {\"id\":\"ö\", \"x\": [1, 2,, 3]}\n";
+        for chunked in [false, true] {
+            let r = if chunked {
+                scan_parse_chunked(OneByte(text.as_bytes()), 3)
+            } else {
+                scan_parse(text.as_bytes())
+            };
+            let Err(ScanError::Syntax {
+                at,
+                context,
+                detail,
+            }) = r
+            else {
+                panic!("{r:?}")
+            };
+            assert_eq!((at.line, at.column), (3, 23), "{detail}");
+            assert_eq!(context, "in element 3");
+            assert!(!detail.contains("at line"), "{detail}");
+        }
+        let bad_utf8 = b"{\"id\":\"a\"}\n{\"id\":\"b\xff\"}";
+        let Err(ScanError::Syntax { at, context, .. }) = scan_parse(&bad_utf8[..]) else {
+            panic!()
+        };
+        assert_eq!(
+            (at.line, at.column, context.as_str()),
+            (2, 9, "in element 2")
+        );
     }
 
     #[test]
     fn chunk_boundaries_do_not_matter() {
-        // A reader that returns one byte at a time exercises every refill path.
-        struct OneByte<'a>(&'a [u8]);
-        impl Read for OneByte<'_> {
-            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-                if self.0.is_empty() || buf.is_empty() {
-                    return Ok(0);
-                }
-                buf[0] = self.0[0];
-                self.0 = &self.0[1..];
-                Ok(1)
-            }
-        }
         let s = r#"{"@odata.context":"x","value":[{"id":"a\\\"","n":[1,2,{"x":"}"}]},{"id":"b"}]}"#;
         let mut got = Vec::new();
-        scan(OneByte(s.as_bytes()), &mut |_, b| {
-            got.push(String::from_utf8(b.to_vec()).unwrap());
-            Ok(())
-        })
-        .unwrap();
+        Scanner::new(OneByte(s.as_bytes()), 4)
+            .run(&mut |el: Element<'_>| {
+                got.push(String::from_utf8(el.bytes.to_vec()).unwrap());
+                Ok(())
+            })
+            .unwrap();
         assert_eq!(got, texts(s));
         assert_eq!(got.len(), 2);
+    }
+
+    /// Issue 9 item 19: a number beyond a double fails only… nothing: the alert is read, its text
+    /// kept.
+    #[test]
+    fn huge_numbers_do_not_fail_the_alert() {
+        let text = r#"{"id":"a","lastUpdateTime":"2024-01-01T00:00:00Z","n":1e400,"m":-2E+999,"s":"1e400","k":[12,1.5e3]}"#;
+        assert!(serde_json::from_str::<serde_json::Value>(text).is_err());
+        let v = parse_value(text).unwrap();
+        assert_eq!(v["n"], "1e400");
+        assert_eq!(v["m"], "-2E+999");
+        assert_eq!(v["k"][1], 1500.0);
+        let a = Alert::from_value(text, &v).unwrap();
+        assert!(a.raw.contains("\"n\":1e400"));
+        assert_eq!(quote_huge_numbers(r#"{"a":"1e400","b":1}"#), None);
+        // Still an error when the problem is not a number.
+        assert!(parse_value(r#"{"a":1e400,}"#).is_err());
+    }
+
+    fn decode(bytes: &[u8]) -> Result<String, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.json");
+        std::fs::write(&path, bytes).unwrap();
+        let mut r = decoded(File::open(&path).unwrap(), &path).map_err(|e| e.to_string())?;
+        let mut out = String::new();
+        r.read_to_string(&mut out).map_err(|e| e.to_string())?;
+        Ok(out)
+    }
+
+    /// Issue 9 item 19: Windows PowerShell writes UTF-8 with a BOM and UTF-16.
+    #[test]
+    fn bom_and_utf16_are_read() {
+        let text = "[{\"id\":\"ä€😀\"}]\r\n";
+        let utf16 = |be: bool, bom: bool| {
+            let mut out: Vec<u8> = Vec::new();
+            let units = bom
+                .then_some(0xFEFFu16)
+                .into_iter()
+                .chain(text.encode_utf16());
+            for u in units {
+                out.extend(if be { u.to_be_bytes() } else { u.to_le_bytes() });
+            }
+            out
+        };
+        let mut bom8 = b"\xEF\xBB\xBF".to_vec();
+        bom8.extend(text.as_bytes());
+        for bytes in [
+            text.as_bytes().to_vec(),
+            bom8,
+            utf16(false, true),
+            utf16(true, true),
+            utf16(false, false),
+            utf16(true, false),
+        ] {
+            assert_eq!(decode(&bytes).unwrap(), text, "{bytes:?}");
+        }
+        // Tiny and empty files.
+        assert_eq!(decode(b"[]").unwrap(), "[]");
+        assert_eq!(decode(b"").unwrap(), "");
+        // Broken UTF-16 is an error, not replacement characters.
+        let mut broken = utf16(false, true);
+        broken.extend([0x00, 0xD8, b'x', 0]); // an unpaired high surrogate
+        assert!(decode(&broken).unwrap_err().contains("not valid UTF-16"));
+        let e = decode(&[0xFF, 0xFE, 0, 0, b'[', 0, 0, 0]).unwrap_err();
+        assert!(e.contains("UTF-32"), "{e}");
+    }
+
+    /// A few valid inputs, for the mutation fuzzer.
+    const SEEDS: &[&str] = &[
+        "{\"@odata.context\":\"x\",\"value\":[{\"id\":\"a\",\"lastUpdateTime\":\"2024-01-01T00:00:00Z\",\"e\":[{\"k\":\"]}\\\"\"}]},{\"id\":\"b\",\"lastUpdateTime\":\"2024-01-02T00:00:00.1234567Z\"}]}",
+        "[\n  {\"id\": \"a\", \"lastUpdateTime\": \"2024-01-01T00:00:00Z\", \"n\": 1e400},\n  {\"id\": \"b\", \"value\": [1]}\n]",
+        "{\"id\":\"a\",\"lastUpdateTime\":\"2024-01-01T00:00:00Z\",\"t\":\"ä\"}\n{\"id\":\"b\",\"lastUpdateTime\":\"x\"}\n",
+    ];
+
+    /// Checks a scan's outcome: no panic got here; an error carries a true position.
+    fn check(input: &[u8], r: Result<Vec<u64>, ScanError>) -> Result<(), TestCaseError> {
+        match r {
+            Ok(indexes) => {
+                let want: Vec<u64> = (1..=indexes.len() as u64).collect();
+                prop_assert_eq!(indexes, want);
+            }
+            Err(ScanError::Syntax { at, context, .. }) => {
+                prop_assert!(at.offset <= input.len() as u64);
+                prop_assert_eq!(at, naive(input, at.offset));
+                prop_assert!(context.contains("element"));
+            }
+            Err(e) => prop_assert!(false, "{e:?}"),
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// The import scanner on arbitrary bytes: no panic, and every error has its position.
+        #[test]
+        fn fuzz_scanner_arbitrary_bytes(input in proptest::collection::vec(any::<u8>(), 0..300)) {
+            check(&input, scan_parse_chunked(&input[..], 64))?;
+            check(&input, scan_parse_chunked(OneByte(&input), 5))?;
+        }
+
+        /// The import scanner on valid inputs with a few bytes changed, dropped or added.
+        #[test]
+        fn fuzz_scanner_mutated_inputs(
+            seed in 0..SEEDS.len(),
+            edits in proptest::collection::vec((any::<prop::sample::Index>(), 0u8..3, any::<u8>()), 1..6),
+        ) {
+            let mut input = SEEDS[seed].as_bytes().to_vec();
+            for (at, kind, byte) in edits {
+                let i = at.index(input.len() + 1);
+                match kind {
+                    0 if i < input.len() => input[i] = byte,
+                    1 if i < input.len() => { input.remove(i); }
+                    _ => input.insert(i, *b"{}[],:\"\\ \n0e-".get(byte as usize % 14).unwrap_or(&byte)),
+                }
+            }
+            check(&input, scan_parse_chunked(&input[..], 64))?;
+            check(&input, scan_parse_chunked(OneByte(&input), 5))?;
+        }
     }
 }

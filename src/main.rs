@@ -299,6 +299,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 c.stale,
                 c.invalid
             );
+            if r.same_time > 0 {
+                eprintln!(
+                    "warning: {} times a version replaced a different version of the same alert with the same lastUpdateTime; the one read last is the current state, and both are kept in the alert's history (the warnings above name the alerts)",
+                    r.same_time
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Export { name, format, out } => {
@@ -346,10 +352,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let config = load(&cli)?;
             print!("{config}");
-            for t in &config.tenants {
-                t.check_secrets().map_err(|e| e.in_file_of(&config))?;
-            }
-            println!("ok: the config is valid and every secret is readable");
+            // The checks `poll` makes before it starts, so that "ok" means it will not refuse.
+            config.check_ready()?;
+            println!(
+                "ok: the config is valid, every secret is readable, and the store and export directories can be written"
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo { dir } => {

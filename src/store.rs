@@ -700,6 +700,7 @@ impl Store {
             path,
             stored_at: now_text(),
             counts: Counts::default(),
+            same_time: 0,
         })
     }
 
@@ -1028,6 +1029,8 @@ pub struct Writer<'a> {
     path: PathBuf,
     stored_at: String,
     counts: Counts,
+    /// Updates that replaced a different version with the same `lastUpdateTime`.
+    same_time: u64,
 }
 
 impl Writer<'_> {
@@ -1056,6 +1059,10 @@ impl Writer<'_> {
             Some((stored, _)) if t < *stored => return Ok(Upsert::Stale),
             Some((stored, hash)) if t == *stored && hash.as_slice() == a.hash => {
                 return Ok(Upsert::Unchanged);
+            }
+            Some((stored, _)) if t == *stored => {
+                self.same_time += 1;
+                Upsert::Updated
             }
             Some(_) => Upsert::Updated,
         };
@@ -1162,6 +1169,12 @@ impl Writer<'_> {
             .and_then(|mut s| s.execute(params![tenant, to.ticks()]))
             .map(|_| ())
             .map_err(|e| self.err(e))
+    }
+
+    /// Updates so far that replaced a different version with the same `lastUpdateTime` (the
+    /// dedup rule cannot order them: the later write wins, both stay in the history).
+    pub fn same_time_changes(&self) -> u64 {
+        self.same_time
     }
 
     /// What this transaction did so far.

@@ -49,13 +49,9 @@ impl fmt::Debug for Credential {
     }
 }
 
+/// Through the config's reader: regular files only, at most 64 KiB (a FIFO would hang).
 fn read(key: &str, path: &Path, what: &str) -> Result<Vec<u8>, ConfigError> {
-    std::fs::read(path).map_err(|e| ConfigError {
-        file: None,
-        key: key.to_owned(),
-        problem: format!("cannot read the {what} {}: {e}", path.display()),
-        fix: "check the path and that the service's user may read the file".into(),
-    })
+    crate::config::read_key_file(key, path, what)
 }
 
 fn pems(key: &str, path: &Path, bytes: &[u8]) -> Result<Vec<Pem>, ConfigError> {

@@ -239,7 +239,11 @@ async fn import_reads_every_shape_and_rejects_malformed_files_whole() {
     .await;
     let t = text(&out);
     assert_eq!(out.status.code(), Some(1), "{t}");
-    assert!(t.contains("malformed at byte"), "{t}");
+    // file:line:column of the cut, and the element it is in.
+    assert!(
+        t.contains(&format!("{}:1:", bad.display())) && t.contains("in element 2"),
+        "{t}"
+    );
     assert!(t.contains("nothing was imported"), "{t}");
     assert_eq!(
         Store::open(&env.store_path())

@@ -11,6 +11,7 @@ mod export;
 mod files;
 mod holes;
 mod hostile;
+mod input;
 mod kill;
 mod loss;
 mod poll;

@@ -37,6 +37,8 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use crate::alert::{Alert, Invalid};
 use crate::store::{Counts, Outcome, Store, StoreError, Upsert};
 
@@ -73,6 +75,14 @@ pub enum ImportError {
     /// The store failed; the transaction was rolled back.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A signal stopped the import; the transaction was rolled back.
+    #[error(
+        "stopped by a signal after {elements} elements; nothing was imported (an import is one transaction)"
+    )]
+    Interrupted {
+        /// Elements read before the signal.
+        elements: u64,
+    },
 }
 
 /// What an import did.
@@ -857,10 +867,22 @@ pub fn import(
     tenant: &str,
     files: &[PathBuf],
 ) -> Result<ImportReport, ImportError> {
+    import_until(store, tenant, files, &AtomicBool::new(false))
+}
+
+/// [`import`], stopping (and rolling back) when `stop` is set: Ctrl-C on a long import ends it
+/// with its run recorded as `interrupted`, not left "running".
+pub fn import_until(
+    store: &mut Store,
+    tenant: &str,
+    files: &[PathBuf],
+    stop: &AtomicBool,
+) -> Result<ImportReport, ImportError> {
     let run = store.begin_run(tenant, "import")?;
-    let result = import_inner(store, tenant, files, run);
+    let result = import_inner(store, tenant, files, run, stop);
     let (outcome, err) = match &result {
         Ok(_) => (Outcome::Ok, None),
+        Err(e @ ImportError::Interrupted { .. }) => (Outcome::Interrupted, Some(e.to_string())),
         Err(e) => (Outcome::Failed, Some(e.to_string())),
     };
     // Recording the outcome is best effort when the store itself failed.
@@ -875,6 +897,7 @@ fn import_inner(
     tenant: &str,
     files: &[PathBuf],
     run: crate::store::RunId,
+    stop: &AtomicBool,
 ) -> Result<ImportReport, ImportError> {
     let mut writer = store.writer()?;
     let mut elements = 0u64;
@@ -890,7 +913,12 @@ fn import_inner(
             let rx = rx; // owned here, so that it can be dropped before the join below
             let parser = scope.spawn(move || parse_file(reader, tx));
             let mut store_err = None;
+            let mut interrupted = false;
             'batches: for batch in rx.iter() {
+                if stop.load(Ordering::Relaxed) {
+                    interrupted = true;
+                    break 'batches;
+                }
                 for (index, item) in batch {
                     elements += 1;
                     match item {
@@ -943,8 +971,12 @@ fn import_inner(
             // With the receiver gone, a parser blocked on a full channel gets an error and stops.
             drop(rx);
             let parsed = parser.join().expect("parser thread panicked");
-            (parsed, store_err)
+            (parsed, store_err, interrupted)
         });
+        let parse_result = match parse_result {
+            (_, _, true) => return Err(ImportError::Interrupted { elements }),
+            (parsed, store_err, false) => (parsed, store_err),
+        };
         match parse_result {
             (_, Some(e)) => return Err(e.into()),
             (Err(ScanError::Io(source)), None) => {

@@ -197,6 +197,7 @@ pub async fn poll_tenant<S: AlertSource>(
         pages: 0,
         settles_at: now.minus(settings.overlap).minus(CLOCK_SKEW),
         future: 0,
+        order_proven: false,
     };
     let start = match (settled_before, cursor_before) {
         (Some(s), _) => s,
@@ -310,6 +311,9 @@ struct Pager<'a, S> {
     settles_at: ApiTime,
     /// Alerts stored (new or changed) dated in the future.
     future: u64,
+    /// A full page of this poll was checked to hold every alert before its last instant: the
+    /// server really sorts (see `run`).
+    order_proven: bool,
 }
 
 impl<S: AlertSource> Pager<'_, S> {
@@ -338,20 +342,7 @@ impl<S: AlertSource> Pager<'_, S> {
             };
             let (lo, hi) = match range {
                 Some(Range::Sorted(lo, hi)) => (lo, hi),
-                Some(Range::Unsorted) => {
-                    // Keyset paging is only safe on sorted pages. Nothing from this page is
-                    // trusted; the windows pager starts again from the same bound.
-                    tracing::warn!(
-                        tenant = self.tenant,
-                        "The API ignored $orderby (a page was not in time order); falling back to bounded time windows."
-                    );
-                    self.mode = Mode::Windows(WhyWindows::Ignored);
-                    let from = match bound {
-                        Bound::AtOrAfter(t) | Bound::Exactly(t) => t,
-                        Bound::After(t) => t.plus(TICK),
-                    };
-                    return self.windows(from).await;
-                }
+                Some(Range::Unsorted) => return self.order_ignored(bound).await,
                 None if full => {
                     return Err(PollError::Protocol(format!(
                         "a full page of {} elements had no valid alert; the pager cannot advance past it",
@@ -363,6 +354,24 @@ impl<S: AlertSource> Pager<'_, S> {
                     return Ok(());
                 }
             };
+            // A full page that merely *looks* sorted proves nothing: a server that ignores
+            // `$orderby` can hand out a few alerts that happen to be in order while older ones
+            // wait on later pages, and keyset paging would then step over them for good. So the
+            // first full page of each poll is checked once: everything before its last instant
+            // must already be on it (one more call, only on polls that fill a page).
+            if full && !self.order_proven && hi > since(bound) {
+                let check = self.fetch(bound, Some(hi), None, true, 0).await?;
+                let on_page: HashSet<&str> = page.alerts.iter().map(|a| a.id.as_str()).collect();
+                if self.is_full(&check)
+                    || check
+                        .alerts
+                        .iter()
+                        .any(|a| !on_page.contains(a.id.as_str()))
+                {
+                    return self.order_ignored(bound).await;
+                }
+                self.order_proven = true;
+            }
             if full && lo == hi {
                 self.commit(page, Some(hi)).await?;
                 self.read_instant(hi, true).await?;
@@ -375,6 +384,21 @@ impl<S: AlertSource> Pager<'_, S> {
             }
             bound = Bound::AtOrAfter(hi);
         }
+    }
+
+    /// The server sent pages out of time order (or a page that only looked sorted): nothing from
+    /// the page is trusted, and the windows pager starts again from the same bound.
+    async fn order_ignored(&mut self, bound: Bound) -> Result<(), PollError> {
+        tracing::warn!(
+            tenant = self.tenant,
+            "The API ignored $orderby (its pages are not in time order); falling back to bounded time windows."
+        );
+        self.mode = Mode::Windows(WhyWindows::Ignored);
+        let from = match bound {
+            Bound::AtOrAfter(t) | Bound::Exactly(t) => t,
+            Bound::After(t) => t.plus(TICK),
+        };
+        self.windows(from).await
     }
 
     /// The fallback when `$orderby` is refused or ignored: read `[lo, hi)` windows in ascending
@@ -596,6 +620,14 @@ fn split(window: Created) -> Option<(Created, Created)> {
 /// One tick of the API's clock (100 ns).
 const TICK: Duration = Duration::from_nanos(100);
 
+/// The earliest time a bound admits (`gt T` admits nothing at `T` itself, which is what the
+/// order check needs: "is anything between the bound and the page's last instant missing?").
+fn since(bound: Bound) -> ApiTime {
+    match bound {
+        Bound::AtOrAfter(t) | Bound::Exactly(t) | Bound::After(t) => t,
+    }
+}
+
 /// A page's time span.
 enum Range {
     /// In ascending order, from the first to the last.
@@ -721,7 +753,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]
+        #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
 
         /// The pager's model test: whatever the world does while a poll pages through it (alerts
         /// move, arrive, become visible late, crowd one instant, carry odd creation times) and
@@ -782,6 +814,69 @@ mod tests {
                 prop_assert_eq!(got.get(&a.id), Some(&a.json()), "alert {} is missing or stale", a.id);
             }
         }
+    }
+
+    /// Found by the model test: a server that ignores `$orderby` answered a full first page that
+    /// happened to look sorted (an old alert, then one just updated); keyset paging stepped from
+    /// the new alert's time and never read the 143 older ones, and both polls said ok. The first
+    /// full page of a poll is now checked.
+    #[test]
+    fn a_page_that_only_looks_sorted_is_not_trusted() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Mutex::new(Store::open(&dir.path().join("s.db")).unwrap()));
+        let base = ApiTime::now().minus(Duration::from_secs(7_200));
+        let mut world: Vec<FakeAlert> = (0..145)
+            .map(|i| {
+                FakeAlert::new(
+                    format!("a{i:04}"),
+                    base,
+                    Some(base.minus(Duration::from_secs(i))),
+                )
+            })
+            .collect();
+        // Reverse id order puts a0144 (old) before a0143 (just updated): it looks ascending.
+        let now = ApiTime::now().minus(Duration::from_secs(2));
+        for id in [136, 143] {
+            world[id].updated = now;
+            world[id].version += 1;
+        }
+        let source = FakeSource::new(world, OrderBy::Ignored);
+        let settings = PollSettings {
+            page_size: 2,
+            ..SETTINGS
+        };
+        let r = block_on(poll_tenant(&source, &store, "t", settings)).unwrap();
+        assert_eq!(r.mode, Mode::Windows(WhyWindows::Ignored));
+        assert_eq!(stored(&store.lock().unwrap()).len(), 145);
+    }
+
+    /// A server that sorts pays one extra call for the proof, once per poll that fills a page.
+    #[test]
+    fn the_order_check_costs_one_call_per_busy_poll() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Mutex::new(Store::open(&dir.path().join("s.db")).unwrap()));
+        let base = ApiTime::now().minus(Duration::from_secs(7_200));
+        let world: Vec<FakeAlert> = (0..100)
+            .map(|i| {
+                FakeAlert::new(
+                    format!("a{i:04}"),
+                    base.plus(Duration::from_secs(i)),
+                    Some(base),
+                )
+            })
+            .collect();
+        let source = FakeSource::new(world, OrderBy::Sorted);
+        let settings = PollSettings {
+            page_size: 10,
+            ..SETTINGS
+        };
+        let r = block_on(poll_tenant(&source, &store, "t", settings)).unwrap();
+        assert_eq!(r.mode, Mode::Keyset);
+        // 100 alerts, pages of 10 overlapping by one alert: 11 full pages and a short one, plus
+        // the check.
+        assert_eq!(r.api_calls, 13, "{r}");
+        let quiet = block_on(poll_tenant(&source, &store, "t", settings)).unwrap();
+        assert_eq!(quiet.api_calls, 1, "a quiet poll costs one call: {quiet}");
     }
 
     /// Halving a creation window keeps its open sides open and never loses a tick.

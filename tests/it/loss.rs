@@ -141,7 +141,7 @@ async fn a_partial_poll_resumes_where_it_stopped() {
         async move { poll_tenant(&source, &store, "t1", settings).await.unwrap() }
     };
     let mut outcomes = Vec::new();
-    for _ in 0..8 {
+    for _ in 0..10 {
         // Two calls a poll, then the budget's wait passes the deadline.
         let r = poll(Budget::new(2, 10_000, Vec::new())).await;
         outcomes.push(r.outcome);
@@ -152,7 +152,9 @@ async fn a_partial_poll_resumes_where_it_stopped() {
         assert!(r.to_string().contains("resumes from"), "{r}");
     }
     assert_eq!(outcomes.last(), Some(&Outcome::Ok), "{outcomes:?}");
-    assert!(outcomes.len() <= 5, "{outcomes:?}");
+    // Seven pages, one per poll (each poll's other call proves the server sorts): the old pager
+    // re-read the first two pages for ever.
+    assert!(outcomes.len() <= 8, "{outcomes:?}");
     assert_matches_truth(&env);
 
     // A poll that cannot make a single call before its deadline made no progress: it is

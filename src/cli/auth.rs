@@ -1,0 +1,130 @@
+//! `mde-alerts auth check`: sign in, explain the token's claims, probe the API; exit 0 only if a
+//! poll would work.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use mde_alerts::app;
+use mde_alerts::error::Error;
+
+pub async fn run(config: &Path, tenant: Option<&str>, show_token: bool) -> Result<ExitCode, Error> {
+    let config = super::load(config)?;
+    let reports = app::auth_check(&config, tenant, show_token).await?;
+    let mut all_ok = true;
+    for (name, r) in &reports {
+        match r {
+            Err(e) => {
+                all_ok = false;
+                outln!("tenant {name}: sign-in FAILED\n  {e}")?;
+            }
+            Ok(r) => {
+                all_ok &= r.ok();
+                print_auth(r)?;
+            }
+        }
+    }
+    for (_, r) in &reports {
+        if let Ok(app::AuthReport {
+            raw_token: Some(t), ..
+        }) = r
+        {
+            errln!(
+                "warning: the next line is a live access token to your Defender alerts; do not paste it anywhere you would not paste a password"
+            );
+            outln!("{t}")?;
+        }
+    }
+    Ok(if all_ok {
+        ExitCode::SUCCESS
+    } else {
+        super::failed()
+    })
+}
+
+fn print_auth(r: &app::AuthReport) -> Result<(), Error> {
+    outln!("tenant {}: signed in with {}", r.tenant, r.grant)?;
+    if !r.claims_readable {
+        // An opaque token (not a JWT): its claims cannot be read here, only the API can judge it.
+        outln!(
+            "  claims            cannot be read: the token is opaque (not a JWT), so its audience and permissions are judged by the API probe alone"
+        )?;
+    } else {
+        print_claims(r)?;
+    }
+    if let Some((subject, not_after)) = &r.certificate {
+        outln!(
+            "  certificate       {subject}, expires {}",
+            not_after.format("%Y-%m-%d")
+        )?;
+    }
+    match &r.probe {
+        Ok(()) => outln!("  API probe         GET /api/alerts?$top=1  [ok]")?,
+        Err(e) => outln!("  API probe         GET /api/alerts?$top=1  [PROBLEM] {e}")?,
+    }
+    outln!(
+        "  verdict           {}",
+        if r.ok() {
+            "a poll would work"
+        } else {
+            "a poll would NOT work"
+        }
+    )?;
+    Ok(())
+}
+
+fn print_claims(r: &app::AuthReport) -> Result<(), Error> {
+    let c = &r.claims;
+    let s = |k: &str| c[k].as_str().unwrap_or("(absent)").to_owned();
+    let mark = |ok: bool| if ok { "ok" } else { "PROBLEM" };
+    outln!("  tenant (tid)      {}", s("tid"))?;
+    outln!(
+        "  app (appid)       {}",
+        c["appid"]
+            .as_str()
+            .or(c["azp"].as_str())
+            .unwrap_or("(absent)")
+    )?;
+    if let Some(upn) = c["upn"].as_str() {
+        outln!("  user (upn)        {upn}")?;
+    }
+    outln!("  issuer (iss)      {}", s("iss"))?;
+    outln!(
+        "  audience (aud)    {}  [{}]{}",
+        s("aud"),
+        mark(r.audience_ok),
+        if r.audience_ok {
+            ""
+        } else {
+            " — Defender for Endpoint needs a token for https://api.securitycenter.microsoft.com; another audience gets 403"
+        }
+    )?;
+    let expiry = c["exp"]
+        .as_i64()
+        .and_then(|e| chrono::DateTime::<chrono::Utc>::from_timestamp(e, 0))
+        .map(|d| d.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_else(|| "(absent)".into());
+    outln!(
+        "  expires           {expiry} (in {} min)",
+        r.expires_in_secs / 60
+    )?;
+    let kind = if c["scp"].is_string() {
+        "delegated (scp)"
+    } else {
+        "application (roles)"
+    };
+    outln!(
+        "  permissions       {kind}: {}  [{}]{}",
+        if r.permissions.is_empty() {
+            "(none)".into()
+        } else {
+            r.permissions.join(", ")
+        },
+        mark(r.permission_ok),
+        if r.permission_ok {
+            ""
+        } else {
+            " — grant the WindowsDefenderATP permission Alert.Read.All (application) or Alert.Read (delegated), with admin consent"
+        }
+    )?;
+    Ok(())
+}

@@ -1,0 +1,42 @@
+//! `mde-alerts demo`: the product working in one minute against the built-in simulator, and what
+//! to try next.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use mde_alerts::error::Error;
+
+pub async fn run(dir: &Path) -> Result<ExitCode, Error> {
+    outln!("Starting the built-in Defender simulator and polling it…")?;
+    let report = mde_alerts::demo::run(dir).await?;
+    if let Some((signal, _)) = report.polls.iter().find_map(|p| p.interrupted.as_ref()) {
+        errln!("demo interrupted by {signal}");
+        return Ok(ExitCode::from(signal.exit_code()));
+    }
+    let labels = ["first poll  ", "second poll "];
+    for (p, label) in report.polls.iter().zip(labels) {
+        for r in &p.ok {
+            outln!("{label} {r}")?;
+        }
+    }
+    let failed: Vec<_> = report.polls.iter().flat_map(|p| &p.failed).collect();
+    for (t, e) in &failed {
+        errln!("error: {t}: {e}");
+    }
+    outln!()?;
+    if let Some(p) = report.polls.get(1) {
+        for w in &p.exported {
+            outln!("wrote {w}")?;
+        }
+    }
+    let cfg = report.config.display();
+    let me = super::invocation();
+    outln!(
+        "\nTry next:\n  {me} --config {cfg} status\n  {me} --config {cfg} export --format ndjson --out alerts.ndjson\n  {me} --config {cfg} config check\n  {me} simulate --port 8443   # a simulator to point a config at\n\nFor a real tenant: copy config.example.toml to /etc/mde-alerts/config.toml and fill in your app registration."
+    )?;
+    Ok(if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        super::failed()
+    })
+}

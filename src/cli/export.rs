@@ -1,0 +1,90 @@
+//! `mde-alerts export`: the configured snapshots, or one ad-hoc file (`--out PATH`, `--out -`),
+//! from the store; no API calls. An ad-hoc file opens the store read-only.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use mde_alerts::app;
+use mde_alerts::config::{Config, ExportFormat};
+use mde_alerts::error::Error;
+use mde_alerts::export;
+
+/// `export`: the configured exports, or one ad-hoc file (`--out PATH`, `--out -`).
+pub fn run(
+    config: &Path,
+    name: Option<&str>,
+    format: Option<ExportFormat>,
+    out: Option<&std::path::Path>,
+) -> Result<ExitCode, Error> {
+    let format = match (format, out) {
+        (None, Some(out)) => match export::format_for_path(out) {
+            Ok(f) => Some(f),
+            Err(message) => return Ok(super::usage_error(&message)),
+        },
+        (f, _) => f,
+    };
+    let config = super::load(config)?;
+    if out.is_none() {
+        mde_alerts::config::check_export_dirs(&config)?;
+    }
+    require_store(&config)?;
+    let (Some(format), Some(out)) = (format, out) else {
+        for w in app::export_configured(&config, name)? {
+            outln!("wrote {w}")?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    };
+    // Read-only: an ad-hoc file never changes the store.
+    let store = mde_alerts::store::Store::open_read_only(&config.store.path)?;
+    let e = mde_alerts::config::ExportConfig::ad_hoc(format);
+    let sel = export::selection_for(&store, &e, &app::tenant_names(&config))?;
+    if is_stdout(out) {
+        if let export::Streamed::Complete(n) =
+            export::write_to(&store, &e, &sel, &mut std::io::stdout().lock())?
+        {
+            tracing::info!(rows = n, "Wrote the export to standard output.");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    clean_temps_beside(out);
+    for w in export::export_file(&store, &e, &sel, out)? {
+        outln!("wrote {w}")?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(super) fn is_stdout(out: &std::path::Path) -> bool {
+    out.as_os_str() == "-"
+}
+
+/// The directory a file at `out` is written in.
+fn dir_of(out: &std::path::Path) -> &std::path::Path {
+    out.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."))
+}
+
+/// Removes temp files that killed writers left beside an ad-hoc file. Not fatal: the directory
+/// may be shared, and the file itself can still be written.
+pub(super) fn clean_temps_beside(out: &std::path::Path) {
+    if let Err(e) = export::remove_stale_temps(dir_of(out)) {
+        tracing::warn!(error = %e, "Could not remove an old temp file; writing anyway.");
+    }
+}
+
+/// Refuses to create an empty store: exports and reports read one that a poll or import made.
+pub(super) fn require_store(config: &Config) -> Result<(), Error> {
+    if app::store_exists(&config.store.path) {
+        return Ok(());
+    }
+    Err(Error::Io {
+        what: format!(
+            "the store {} does not exist yet",
+            config.store.path.display()
+        ),
+        source: std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "run `mde-alerts poll` (or `import`) first",
+        ),
+    })
+}

@@ -1,0 +1,308 @@
+//! The command line: clap's types, and one file per command. Each command parses its arguments,
+//! calls the library, and prints; the rules live in the library (`health`, `app`, `export`, …),
+//! so that the service and the tests use the same ones.
+//!
+//! Output goes through [`outln!`], which turns a reader that closed the pipe (`status | head -1`)
+//! into a normal end (exit 0) instead of println!'s panic; messages on stderr go through
+//! [`errln!`], which never fails.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use mde_alerts::config::{Config, DEFAULT_CONFIG_PATH, ExportFormat};
+use mde_alerts::error::Error;
+
+/// Writes a line to standard output; `Err` (to be `?`-ed) when the reader has gone.
+macro_rules! outln {
+    () => {
+        $crate::cli::write_out(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::write_out(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// Writes a line to standard error, ignoring failure (there is nowhere left to report it).
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
+mod auth;
+mod config_check;
+mod demo;
+mod export;
+mod import;
+mod poll;
+mod report;
+mod simulate;
+mod status;
+
+/// Export Microsoft Defender for Endpoint alerts to SQLite and CSV/JSON snapshots: every alert, in
+/// its latest state, exactly once.
+#[derive(Parser, Debug)]
+#[command(
+    name = "mde-alerts",
+    version,
+    about,
+    long_about = None,
+    after_help = "The config is read from --config, else $MDE_ALERTS_CONFIG, else /etc/mde-alerts/config.toml \
+(config.example.toml documents every key).\n\nExit codes: 0 success; 1 the run failed (API, sign-in, store) or \
+`status` found a tenant unhealthy; 2 usage; 78 configuration error (systemd does not restart on it); \
+130 or 143 when SIGINT or SIGTERM stopped a poll or import (what was stored is kept and said).\n\n\
+Start here:\n  mde-alerts demo                 see it work against the built-in simulator\n  \
+mde-alerts config check         validate /etc/mde-alerts/config.toml\n  mde-alerts auth check           sign in and check the app's permissions\n  \
+mde-alerts poll                 one poll and the exports that follow it\n  mde-alerts run                  the service (see systemd/mde-alerts.service)"
+)]
+pub struct Cli {
+    /// The config file.
+    #[arg(long, global = true, env = "MDE_ALERTS_CONFIG", default_value = DEFAULT_CONFIG_PATH)]
+    pub config: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run as a service: poll and export on their schedules until SIGTERM (systemd Type=notify).
+    Run,
+    /// Poll each tenant once now, then write the configured exports.
+    Poll {
+        /// Poll only this tenant.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Do not write the exports afterwards.
+        #[arg(long)]
+        no_export: bool,
+    },
+    /// Load saved API responses ({"value":[…]}), JSON arrays or NDJSON into the store.
+    Import {
+        /// Files to import, all in one transaction.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// The tenant the alerts belong to (default: the first configured).
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Write snapshot files from the store (no API calls).
+    ///
+    /// A manual export of a `scope = "changed"` export writes the delta since its last scheduled
+    /// run to a timestamped file only: `-latest`, the manifest and the starting point stay the
+    /// schedule's.
+    Export {
+        /// Only the configured export with this name.
+        #[arg(long, conflicts_with_all = ["format", "out"])]
+        name: Option<String>,
+        /// The format of the ad-hoc file (default: from the extension of --out).
+        #[arg(long, value_enum, requires = "out")]
+        format: Option<ExportFormat>,
+        /// Write one ad-hoc file here (only ever replacing a regular file); `-` is standard output.
+        /// The format follows the extension: .csv, .json, .ndjson/.jsonl, .xlsx, .html/.md.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Write the nightly report (HTML and Markdown) from the store (no API calls).
+    Report {
+        /// "What happened in the last …": new, updated and resolved alerts in this window.
+        #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
+        window: Duration,
+        /// A directory for report.html and report.md, a .html file (with its .md twin beside
+        /// it), a .md file, or `-` for the HTML on standard output.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Show each tenant's cursor, last runs and alert counts; exit 1 when the last run failed.
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Sign in and report the token's audience, permissions and expiry (never the token).
+    Auth {
+        #[command(subcommand)]
+        action: AuthAction,
+    },
+    /// Check the config file.
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+    /// Start the built-in simulator, poll it, export, and show where the files are.
+    Demo {
+        /// Where to put the config, store and files.
+        #[arg(long, default_value = "./mde-alerts-demo")]
+        dir: PathBuf,
+    },
+    /// Print shell completions (bash, zsh, fish, elvish, powershell) to stdout.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to stdout.
+    Manpage,
+    /// Run the Defender/Entra simulator alone, for trying configs.
+    Simulate {
+        /// Port on 127.0.0.1.
+        #[arg(long, default_value_t = 8443)]
+        port: u16,
+        /// Alerts present at start.
+        #[arg(long, default_value_t = 500)]
+        alerts: usize,
+        /// Share of API calls answered with a fault (0.0–1.0).
+        #[arg(long, default_value_t = 0.0)]
+        fault_rate: f64,
+        /// Token lifetime in seconds.
+        #[arg(long, default_value_t = 3599)]
+        token_lifetime: u64,
+        /// Update a few alerts and create one every this many seconds (0: never).
+        #[arg(long, default_value_t = 5)]
+        mutate_every: u64,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuthAction {
+    /// Get a token, explain its claims, and make one small API call; exit 0 only if a poll would
+    /// work.
+    Check {
+        /// Check only this tenant.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Also print the raw access token (it grants access to your alerts: handle with care).
+        #[arg(long)]
+        show_token: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConfigAction {
+    /// Validate the config and print the resolved settings, secrets redacted.
+    Check,
+}
+
+/// Writes to standard output (see [`outln!`]).
+pub fn write_out(args: std::fmt::Arguments<'_>) -> Result<(), Error> {
+    use std::io::Write as _;
+    std::io::stdout()
+        .lock()
+        .write_fmt(args)
+        .map_err(Error::io("cannot write to standard output"))
+}
+
+/// Runs the command.
+pub async fn run(cli: Cli) -> Result<ExitCode, Error> {
+    let path = cli.config.as_path();
+    match &cli.command {
+        Command::Run => {
+            let config = load(path)?;
+            mde_alerts::daemon::run(path, config).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            let mut out = Vec::new();
+            clap_complete::generate(*shell, &mut cmd, "mde-alerts", &mut out);
+            write_out(format_args!("{}", String::from_utf8_lossy(&out)))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Manpage => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            clap_mangen::Man::new(cmd)
+                .render(&mut std::io::stdout())
+                .map_err(Error::io("cannot write the man page"))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Poll { tenant, no_export } => poll::run(path, tenant.as_deref(), !no_export).await,
+        Command::Import { files, tenant } => import::run(path, files, tenant.as_deref()).await,
+        Command::Export { name, format, out } => {
+            export::run(path, name.as_deref(), *format, out.as_deref())
+        }
+        Command::Status { json } => status::run(path, *json),
+        Command::Report { window, out } => report::run(path, *window, out),
+        Command::Auth {
+            action: AuthAction::Check { tenant, show_token },
+        } => auth::run(path, tenant.as_deref(), *show_token).await,
+        Command::Config {
+            action: ConfigAction::Check,
+        } => config_check::run(path),
+        Command::Demo { dir } => demo::run(dir).await,
+        Command::Simulate {
+            port,
+            alerts,
+            fault_rate,
+            token_lifetime,
+            mutate_every,
+        } => simulate::run(*port, *alerts, *fault_rate, *token_lifetime, *mutate_every).await,
+    }
+}
+
+/// Reads the config.
+pub fn load(path: &Path) -> Result<Config, Error> {
+    Ok(Config::load(path)?)
+}
+
+/// Prints a usage error the way clap does and returns its exit code (2).
+pub fn usage_error(message: &str) -> ExitCode {
+    let err = <Cli as clap::CommandFactory>::command()
+        .error(clap::error::ErrorKind::ValueValidation, message);
+    let _ = err.print();
+    ExitCode::from(mde_alerts::error::EXIT_USAGE)
+}
+
+/// The exit code of a run that failed (1).
+pub fn failed() -> ExitCode {
+    ExitCode::from(mde_alerts::error::EXIT_FAILED)
+}
+
+/// How the user can run this binary again, for the lines that suggest a next command: plain
+/// `mde-alerts` when that is what `PATH` finds, `cargo run --` under `cargo run` (a fresh clone has
+/// no installed binary), else this binary's full path.
+pub fn invocation() -> String {
+    let me = std::env::current_exe().ok();
+    let on_path = std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|dir| {
+            let candidate = dir.join("mde-alerts");
+            match (
+                candidate.canonicalize(),
+                me.as_ref().and_then(|m| m.canonicalize().ok()),
+            ) {
+                (Ok(c), Some(m)) => c == m,
+                _ => false,
+            }
+        })
+    });
+    if on_path {
+        "mde-alerts".into()
+    } else if std::env::var_os("CARGO").is_some() {
+        "cargo run --".into()
+    } else {
+        me.map(|m| m.display().to_string())
+            .unwrap_or_else(|| "mde-alerts".into())
+    }
+}
+
+/// Logs to stderr: text (no timestamps and no colour under journald, which adds its own) or JSON
+/// lines (`[log] format = "json"`); `RUST_LOG` overrides `[log] level`.
+pub fn init_logging(config: &Path) {
+    use tracing_subscriber::EnvFilter;
+    let log = mde_alerts::config::peek_log(config);
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&log.level))
+        .unwrap_or_else(|_| EnvFilter::new("warn,mde_alerts=info"));
+    let journald = std::env::var_os("JOURNAL_STREAM").is_some();
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(!journald && std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    match (log.json, journald) {
+        (true, _) => builder.json().init(),
+        (false, true) => builder.without_time().init(),
+        (false, false) => builder.init(),
+    }
+}

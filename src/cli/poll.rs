@@ -1,0 +1,44 @@
+//! `mde-alerts poll`: one poll of each tenant (or one), then the exports that follow a poll.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use mde_alerts::app;
+use mde_alerts::error::Error;
+
+pub async fn run(config: &Path, tenant: Option<&str>, export: bool) -> Result<ExitCode, Error> {
+    let config = super::load(config)?;
+    let summary = app::poll(&config, tenant, export).await?;
+    for r in &summary.ok {
+        outln!("{r}")?;
+    }
+    for w in &summary.exported {
+        outln!("wrote {w}")?;
+    }
+    for (t, e) in &summary.failed {
+        errln!("error: {t}: poll failed: {e}");
+    }
+    if let Some((signal, run)) = &summary.interrupted {
+        match run {
+            Some(r) => errln!(
+                "interrupted by {signal}: {}: {} new, {} updated, {} unchanged in {} committed page{} stored before the signal; cursor {}. `status` shows the run as interrupted; the next poll continues from where this one stopped.",
+                r.tenant,
+                r.counts.new,
+                r.counts.updated,
+                r.counts.unchanged,
+                r.pages,
+                if r.pages == 1 { "" } else { "s" },
+                r.cursor_after
+                    .map(|c| c.to_api_string())
+                    .unwrap_or_else(|| "(none yet)".into())
+            ),
+            None => errln!("interrupted by {signal} before the poll started; nothing was stored"),
+        }
+        return Ok(ExitCode::from(signal.exit_code()));
+    }
+    Ok(if summary.failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        super::failed()
+    })
+}

@@ -1,0 +1,52 @@
+//! `mde-alerts report`: the nightly report from the store (read-only), into a directory, a file or
+//! standard output.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use mde_alerts::app;
+use mde_alerts::config::ExportFormat;
+use mde_alerts::error::Error;
+use mde_alerts::export;
+
+use super::export::{clean_temps_beside, is_stdout, require_store};
+
+/// `report`: the report into a directory (`report.html`, `report.md`), one file, or stdout.
+pub fn run(config: &Path, window: Duration, out: &std::path::Path) -> Result<ExitCode, Error> {
+    let ext = out
+        .extension()
+        .map(|x| x.to_string_lossy().to_ascii_lowercase());
+    let file = match ext.as_deref() {
+        _ if is_stdout(out) => None,
+        Some("html" | "htm" | "md") => Some(out.to_path_buf()),
+        Some(_) if !out.is_dir() => {
+            return Ok(super::usage_error(&format!(
+                "--out {} is neither a directory nor a .html or .md file; pass a directory (for report.html and report.md), a .html or .md file, or - for standard output",
+                out.display()
+            )));
+        }
+        _ => {
+            std::fs::create_dir_all(out).map_err(Error::io(format!(
+                "cannot create the directory {}",
+                out.display()
+            )))?;
+            Some(out.join("report.html"))
+        }
+    };
+    let config = super::load(config)?;
+    require_store(&config)?;
+    let store = mde_alerts::store::Store::open_read_only(&config.store.path)?;
+    let mut e = mde_alerts::config::ExportConfig::ad_hoc(ExportFormat::Report);
+    e.report_window = window;
+    let sel = export::selection_for(&store, &e, &app::tenant_names(&config))?;
+    let Some(file) = file else {
+        export::write_to(&store, &e, &sel, &mut std::io::stdout().lock())?;
+        return Ok(ExitCode::SUCCESS);
+    };
+    clean_temps_beside(&file);
+    for w in export::export_file(&store, &e, &sel, &file)? {
+        outln!("wrote {}", w.path.display())?;
+    }
+    Ok(ExitCode::SUCCESS)
+}

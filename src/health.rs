@@ -1,0 +1,216 @@
+//! Is each tenant healthy? The rules `status` applies (and exits 1 on) in one place, and the
+//! report it prints as a typed, serde-derived structure: `status --json` is a file other programs
+//! read, so its shape is checked by the compiler at both ends.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::metrics::LastRun as LastPoll;
+use crate::store::{RunRow, Store, StoreError};
+use crate::time::ApiTime;
+
+/// One tenant's health, as `status --json` prints it (one object per tenant, in an array).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TenantStatus {
+    /// The tenant's configured name.
+    pub tenant: String,
+    /// Whether the tenant needs no attention.
+    pub healthy: bool,
+    /// What is wrong (or, for a healthy tenant, worth knowing), in words.
+    pub problem: Option<String>,
+    /// Alerts stored.
+    pub alerts: u64,
+    /// Alerts by status.
+    pub alerts_by_status: BTreeMap<String, u64>,
+    /// Alerts by severity.
+    pub alerts_by_severity: BTreeMap<String, u64>,
+    /// The cursor: the newest `lastUpdateTime` stored by a poll.
+    pub cursor: Option<String>,
+    /// When the last poll that made progress finished.
+    pub last_success: Option<String>,
+    /// How long ago that was.
+    pub last_success_age_secs: Option<u64>,
+    /// The next scheduled poll, when the service runs.
+    pub next_poll: Option<String>,
+    /// Whether the service (`run`) is running.
+    pub daemon_running: bool,
+    /// The newest run of any kind.
+    pub last_run: Option<RunSummary>,
+}
+
+/// A run, as `status` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSummary {
+    /// `poll` or `import`.
+    pub kind: String,
+    /// Start (RFC 3339).
+    pub started_at: String,
+    /// End (RFC 3339), if it ended.
+    pub finished_at: Option<String>,
+    /// `running`, `ok`, `partial`, `stalled`, `failed`, `interrupted`.
+    pub outcome: String,
+    /// HTTP calls to the API.
+    pub api_calls: i64,
+    /// 429 answers.
+    pub throttled: i64,
+    /// Time spent waiting for budget, `Retry-After` and backoffs.
+    pub waited_secs: i64,
+    /// Pages committed.
+    pub pages: i64,
+    /// New alerts.
+    pub new: u64,
+    /// Alerts replaced by a newer version.
+    pub updated: u64,
+    /// Versions seen again.
+    pub unchanged: u64,
+    /// Older versions ignored.
+    pub stale: u64,
+    /// Elements that were not valid alerts.
+    pub invalid: u64,
+    /// The error, if it failed.
+    pub error: Option<String>,
+}
+
+impl From<&RunRow> for RunSummary {
+    fn from(r: &RunRow) -> Self {
+        RunSummary {
+            kind: r.kind.clone(),
+            started_at: r.started_at.clone(),
+            finished_at: r.finished_at.clone(),
+            outcome: r.outcome.clone(),
+            api_calls: r.api_calls,
+            throttled: r.throttled,
+            waited_secs: r.waited_ms / 1000,
+            pages: r.pages,
+            new: r.counts.new,
+            updated: r.counts.updated,
+            unchanged: r.counts.unchanged,
+            stale: r.counts.stale,
+            invalid: r.counts.invalid,
+            error: r.error.clone(),
+        }
+    }
+}
+
+/// The health rules: unhealthy when no poll has run or made progress, when the last poll failed
+/// or was interrupted, or when the last poll that made progress is older than `max_age`. A
+/// `stalled` poll (stopped at its deadline without progress) is not a success: healthy only while
+/// an earlier success is within `max_age`, and said so.
+pub fn verdict(
+    last_poll: Option<&LastPoll>,
+    success_age: Option<Duration>,
+    max_age: Duration,
+) -> (bool, Option<String>) {
+    let stalled = last_poll.is_some_and(|p| p.outcome == "stalled");
+    match (last_poll, success_age) {
+        (None, _) => (false, Some("no poll has run yet".to_owned())),
+        (Some(p), _) if matches!(p.outcome.as_str(), "failed" | "interrupted") => {
+            (false, Some(format!("the last poll {}", p.outcome)))
+        }
+        (_, None) if stalled => (
+            false,
+            Some("no poll has made progress yet: the last one stopped at its deadline without reading anything new".to_owned()),
+        ),
+        (_, None) => (false, Some("no poll has succeeded yet".to_owned())),
+        (_, Some(age)) if age > max_age => (
+            false,
+            Some(format!(
+                "the last successful poll is {} old (more than [health] max_age {}){}",
+                humantime::format_duration(Duration::from_secs(age.as_secs())),
+                humantime::format_duration(max_age),
+                if stalled {
+                    "; the polls since made no progress"
+                } else {
+                    ""
+                }
+            )),
+        ),
+        _ if stalled => (
+            true,
+            Some("the last poll made no progress (it stopped at its deadline); unhealthy if none does within [health] max_age".to_owned()),
+        ),
+        _ => (true, None),
+    }
+}
+
+/// Reads one tenant's status from the store. `next_poll` comes from the running service.
+pub fn tenant_status(
+    store: &Store,
+    tenant: &str,
+    max_age: Duration,
+    next_poll: Option<String>,
+    daemon_running: bool,
+) -> Result<TenantStatus, StoreError> {
+    let now = ApiTime::now();
+    let f = crate::metrics::tenant_figures(store, tenant)?;
+    let success_age = f.last_success.map(|s| {
+        let ticks = now.ticks().saturating_sub(s.ticks()).max(0) as u64;
+        Duration::from_nanos(ticks.saturating_mul(100))
+    });
+    let (healthy, problem) = verdict(f.last_poll.as_ref(), success_age, max_age);
+    let mut alerts_by_status = BTreeMap::new();
+    let mut alerts_by_severity = BTreeMap::new();
+    let mut alerts = 0u64;
+    for ((sev, st), n) in &f.alerts {
+        alerts += n;
+        *alerts_by_status.entry(st.clone()).or_insert(0) += n;
+        *alerts_by_severity.entry(sev.clone()).or_insert(0) += n;
+    }
+    let last_run = store.runs(Some(tenant), 1)?.first().map(RunSummary::from);
+    Ok(TenantStatus {
+        tenant: tenant.to_owned(),
+        healthy,
+        problem,
+        alerts,
+        alerts_by_status,
+        alerts_by_severity,
+        cursor: store.cursor(tenant)?.map(|c| c.to_api_string()),
+        last_success: f.last_success.map(|s| s.to_api_string()),
+        last_success_age_secs: success_age.map(|a| a.as_secs()),
+        next_poll,
+        daemon_running,
+        last_run,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn poll(outcome: &str) -> LastPoll {
+        LastPoll {
+            at: ApiTime::now(),
+            outcome: outcome.into(),
+            duration_secs: 1.0,
+            api_calls: 1,
+            throttled: 0,
+            error: None,
+        }
+    }
+
+    const HOUR: Duration = Duration::from_secs(3_600);
+
+    #[test]
+    fn the_health_rules() {
+        let min = Some(Duration::from_secs(60));
+        let day = Some(Duration::from_secs(86_400));
+        assert!(!verdict(None, None, HOUR).0);
+        assert!(verdict(Some(&poll("ok")), min, HOUR).0);
+        assert!(verdict(Some(&poll("partial")), min, HOUR).0);
+        assert!(!verdict(Some(&poll("failed")), min, HOUR).0);
+        assert!(!verdict(Some(&poll("interrupted")), min, HOUR).0);
+        assert!(!verdict(Some(&poll("ok")), day, HOUR).0);
+        // Stalled: healthy while an earlier success is recent, and said so; not after max_age.
+        let (ok, why) = verdict(Some(&poll("stalled")), min, HOUR);
+        assert!(ok);
+        assert!(why.unwrap().contains("no progress"));
+        let (ok, why) = verdict(Some(&poll("stalled")), day, HOUR);
+        assert!(!ok);
+        assert!(why.unwrap().contains("made no progress"));
+        let (ok, why) = verdict(Some(&poll("stalled")), None, HOUR);
+        assert!(!ok);
+        assert!(why.unwrap().contains("no poll has made progress"));
+    }
+}

@@ -197,3 +197,84 @@ async fn status_does_not_write_the_store() {
     );
     assert_eq!(std::fs::read(env.store_path()).unwrap(), before);
 }
+
+/// Item 12: a reader that closes the pipe early (`status --json | head -1`, `config check | true`)
+/// made the command panic ("failed printing to stdout: Broken pipe", exit 101). A closed pipe is
+/// now a normal end: exit 0, no panic, on every command that prints.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_pipe_is_a_normal_end() {
+    let env = Env::new(sim_config(30, 25, Hazards::default()), Opts::default()).await;
+    assert!(run(&env, &["poll"]).await.status.success());
+    for args in [
+        &["status"][..],
+        &["status", "--json"][..],
+        &["config", "check"][..],
+        &["completions", "bash"][..],
+        &["manpage"][..],
+        &["export", "--format", "json", "--out", "-"][..],
+        &["poll"][..],
+        &["auth", "check"][..],
+    ] {
+        let mut child = std::process::Command::new(bin())
+            .arg("--config")
+            .arg(&env.config_path)
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The reader is gone before the first byte is written.
+        drop(child.stdout.take());
+        let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+            .await
+            .unwrap()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
+    }
+}
+
+/// Item 13: Ctrl-C on `import` killed it without a word and left its run "running". The import
+/// now stops at its next batch, rolls back (it is one transaction), records the run as
+/// `interrupted`, says so and exits 130.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_during_import_rolls_back_and_records_the_run() {
+    let env = Env::new(sim_config(0, 26, Hazards::default()), Opts::default()).await;
+    let file = env.path().join("big.ndjson");
+    {
+        use std::io::Write;
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&file).unwrap());
+        for i in 0..400_000 {
+            writeln!(
+                f,
+                r#"{{"id":"da{i:08}","lastUpdateTime":"2026-11-01T00:00:{:02}.{i:07}Z","status":"New","severity":"Low","title":"imported alert number {i}"}}"#,
+                i % 60
+            )
+            .unwrap();
+        }
+    }
+    let child = tokio::process::Command::new(bin())
+        .arg("--config")
+        .arg(&env.config_path)
+        .arg("import")
+        .arg(&file)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    signal(&child, "-INT");
+    let out = tokio::time::timeout(Duration::from_secs(20), child.wait_with_output())
+        .await
+        .expect("import did not stop within 20 s of SIGINT")
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains("interrupted by SIGINT"), "{err}");
+    assert!(err.contains("nothing was imported"), "{err}");
+    let store = Store::open(&env.store_path()).unwrap();
+    assert!(store.alert_counts().unwrap().is_empty(), "rolled back");
+    assert_eq!(store.runs(Some("t1"), 1).unwrap()[0].outcome, "interrupted");
+}

@@ -5,11 +5,10 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use crate::auth::{AuthError, TokenProvider};
-use crate::budget::Budget;
 use crate::config::{Config, ConfigError};
+use crate::env::{Environment, TenantEnv};
 use crate::export::{ExportError, Trigger, Written, run_export_as};
-use crate::poll::{PollError, PollReport, PollSettings, poll_tenant};
-use crate::source::mde::MdeSource;
+use crate::poll::{PollError, PollReport, poll_tenant};
 use crate::store::{Store, StoreError, WriterLock};
 
 /// Why a command failed.
@@ -144,11 +143,10 @@ pub async fn poll(
         None => config.tenants.iter().collect(),
     };
     // Secrets first: a missing one is a configuration error, reported before anything runs.
-    let http =
-        crate::http::client(config.poll.request_timeout, &config.http).map_err(AppError::Http)?;
+    let env = Environment::new(config)?;
     let mut providers = Vec::new();
     for t in &tenants {
-        providers.push(token_provider(&http, t, config)?);
+        providers.push(env.tokens(t, config)?);
     }
     // An export directory that cannot be written is a configuration error, found before any API
     // call is spent.
@@ -159,11 +157,7 @@ pub async fn poll(
     let _lock = WriterLock::acquire(&config.store.path, WRITER_WAIT)?;
     let store = Arc::new(Mutex::new(open_store(config)?));
     reconcile_tenants(&mut store.lock().unwrap_or_else(|p| p.into_inner()), config)?;
-    let settings = PollSettings {
-        overlap: config.poll.overlap,
-        initial_lookback: config.poll.initial_lookback,
-        page_size: config.poll.page_size,
-    };
+    let settings = env.poll_settings();
     let deadline = poll_deadline(&config.poll.schedule);
     let mut summary = PollSummary::default();
     let stop = stop_signal()
@@ -175,19 +169,12 @@ pub async fn poll(
             let s = store.lock().unwrap_or_else(|p| p.into_inner());
             s.recent_calls(&t.name)?
         };
-        let budget = Arc::new(Budget::new(
-            config.poll.calls_per_minute,
-            config.poll.calls_per_hour,
-            history,
-        ));
-        let source = MdeSource::new(
-            http.clone(),
-            &t.api_url,
+        let tenant = TenantEnv {
+            cfg: (*t).clone(),
             tokens,
-            config.poll.expand_evidence,
-            budget,
-        )
-        .with_deadline(deadline);
+            budget: env.budget(history),
+        };
+        let source = env.source(&tenant, deadline);
         let result = tokio::select! {
             r = poll_tenant(&source, &store, &t.name, settings) => r,
             signal = &mut stop => {
@@ -373,17 +360,21 @@ pub async fn auth_check_within(
         Some(name) => vec![config.tenant(name)?],
         None => config.tenants.iter().collect(),
     };
-    let http =
-        crate::http::client(config.poll.request_timeout, &config.http).map_err(AppError::Http)?;
+    let env = Environment::new(config)?;
     let now = tokio::time::Instant::now();
     let deadline = crate::http::later(now, limit).unwrap_or(now + AUTH_CHECK_LIMIT);
     let secs = limit.as_secs();
     let mut out = Vec::new();
     for t in tenants {
-        let tokens = token_provider(&http, t, config)?;
+        let tenant = TenantEnv {
+            cfg: t.clone(),
+            tokens: env.tokens(t, config)?,
+            // One call: a fresh budget of the configured quotas is enough.
+            budget: env.budget(Vec::new()),
+        };
         let checked = tokio::time::timeout_at(
             deadline,
-            check_tenant(config, t, &http, tokens, show_token, deadline, limit),
+            check_tenant(&env, tenant, show_token, deadline, limit),
         )
         .await
         .unwrap_or_else(|_| {
@@ -399,14 +390,13 @@ pub async fn auth_check_within(
 
 /// `auth check` for one tenant.
 async fn check_tenant(
-    config: &Config,
-    t: &crate::config::TenantConfig,
-    http: &reqwest::Client,
-    tokens: Arc<TokenProvider>,
+    env: &Environment,
+    tenant: TenantEnv,
     show_token: bool,
     deadline: tokio::time::Instant,
     limit: std::time::Duration,
 ) -> Result<AuthReport, String> {
+    let (t, tokens) = (&tenant.cfg, &tenant.tokens);
     let token = tokens.token().await.map_err(|e| e.to_string())?;
     let claims = token.claims.clone();
     let claims_readable = claims.is_object();
@@ -429,14 +419,7 @@ async fn check_tenant(
             "Alert.Read.All" | "Alert.ReadWrite.All" | "Alert.Read" | "Alert.ReadWrite"
         )
     });
-    // One call: a fresh budget of the configured quotas is enough.
-    let budget = Arc::new(Budget::new(
-        config.poll.calls_per_minute,
-        config.poll.calls_per_hour,
-        [],
-    ));
-    let source = MdeSource::new(http.clone(), &t.api_url, tokens.clone(), false, budget)
-        .with_deadline(Some(deadline));
+    let source = env.source(&tenant, Some(deadline));
     let probe = crate::source::AlertSource::fetch(
             &source,
             &crate::source::PageRequest {

@@ -14,6 +14,7 @@ pub mod budget;
 pub mod config;
 pub mod daemon;
 pub mod demo;
+pub mod env;
 pub mod error;
 pub mod export;
 pub mod health;

@@ -29,6 +29,15 @@ pub enum AppError {
     Http(String),
 }
 
+impl From<crate::env::EnvError> for AppError {
+    fn from(e: crate::env::EnvError) -> Self {
+        match e {
+            crate::env::EnvError::Config(c) => AppError::Config(c),
+            crate::env::EnvError::Http(h) => AppError::Http(h),
+        }
+    }
+}
+
 impl From<AuthError> for AppError {
     fn from(e: AuthError) -> Self {
         match e {

@@ -9,12 +9,23 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use crate::app::AppError;
 use crate::auth::{AuthError, TokenProvider};
 use crate::budget::Budget;
-use crate::config::{Config, TenantConfig};
+use crate::config::{Config, ConfigError, TenantConfig};
 use crate::poll::PollSettings;
 use crate::source::mde::MdeSource;
+
+/// Why the pieces could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EnvError {
+    /// A secret, key or certificate the config names cannot be used (exit 78).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The HTTP client or a token provider could not be built.
+    #[error("cannot set up HTTPS: {0}")]
+    Http(String),
+}
 
 /// The pieces every tenant of one config shares.
 #[derive(Debug, Clone)]
@@ -38,9 +49,9 @@ pub struct TenantEnv {
 
 impl Environment {
     /// Builds the HTTP client (proxy, private CA, timeouts, no redirects) for `config`.
-    pub fn new(config: &Config) -> Result<Environment, AppError> {
+    pub fn new(config: &Config) -> Result<Environment, EnvError> {
         let http = crate::http::client(config.poll.request_timeout, &config.http)
-            .map_err(AppError::Http)?;
+            .map_err(EnvError::Http)?;
         Ok(Environment {
             http,
             settings: PollSettings {
@@ -69,12 +80,12 @@ impl Environment {
         &self,
         t: &TenantConfig,
         config: &Config,
-    ) -> Result<Arc<TokenProvider>, AppError> {
+    ) -> Result<Arc<TokenProvider>, EnvError> {
         TokenProvider::new(self.http.clone(), t)
             .map(Arc::new)
             .map_err(|e| match e {
-                AuthError::Config(c) => AppError::Config(c.in_file_of(config)),
-                other => AppError::Http(other.to_string()),
+                AuthError::Config(c) => EnvError::Config(c.in_file_of(config)),
+                other => EnvError::Http(other.to_string()),
             })
     }
 

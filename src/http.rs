@@ -41,7 +41,7 @@ pub fn client(request_timeout: Duration, net: &HttpConfig) -> Result<reqwest::Cl
         if let Some(user) = &p.username {
             let pass = p.password.as_ref().map(|s| s.expose_secret()).unwrap_or("");
             // A proxy or server that echoes `Proxy-Authorization` must not get it shown.
-            crate::auth::redact::register_secret(pass);
+            crate::redact::register_secret(pass);
             proxy = proxy.basic_auth(user, pass);
         }
         b = b.proxy(proxy);
@@ -52,7 +52,7 @@ pub fn client(request_timeout: Duration, net: &HttpConfig) -> Result<reqwest::Cl
             .map_err(|e| format!("{} is not a PEM bundle: {e}", ca.display()))?;
         b = b.tls_certs_merge(certs);
     }
-    b.build().map_err(|e| crate::auth::error_chain(&e))
+    b.build().map_err(|e| error_chain(&e))
 }
 
 /// What the caller should do after a failed call.
@@ -170,7 +170,7 @@ pub async fn read_body(mut resp: reqwest::Response, limit: usize) -> Result<Vec<
     while let Some(chunk) = resp
         .chunk()
         .await
-        .map_err(|e| BodyError::Cut(crate::auth::error_chain(&e.without_url())))?
+        .map_err(|e| BodyError::Cut(error_chain(&e.without_url())))?
     {
         if body.len() + chunk.len() > limit {
             return Err(BodyError::TooLarge {
@@ -199,7 +199,7 @@ pub async fn read_error_body(mut resp: reqwest::Response) -> Vec<u8> {
 
 /// Where a redirect answer pointed (its `Location`, cleaned for display), or `None` when the
 /// answer is not a redirect. Redirects are never followed; the caller turns this into an error.
-pub fn redirect_target(resp: &reqwest::Response) -> Option<crate::auth::redact::ServerText> {
+pub fn redirect_target(resp: &reqwest::Response) -> Option<crate::redact::ServerText> {
     if !resp.status().is_redirection() {
         return None;
     }
@@ -208,7 +208,7 @@ pub fn redirect_target(resp: &reqwest::Response) -> Option<crate::auth::redact::
         .get(reqwest::header::LOCATION)
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
         .unwrap_or_else(|| "(no Location header)".to_owned());
-    Some(crate::auth::redact::ServerText::new(&location))
+    Some(crate::redact::ServerText::new(&location))
 }
 
 /// A body that is not what was expected, described for a person: its content type, a short clean
@@ -216,7 +216,7 @@ pub fn redirect_target(resp: &reqwest::Response) -> Option<crate::auth::redact::
 /// captive portal answered instead of the real server.
 pub fn describe_body(content_type: Option<&str>, body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
-    let snippet = crate::auth::redact::ServerText::new(&text);
+    let snippet = crate::redact::ServerText::new(&text);
     let ct = content_type.unwrap_or("no content type");
     let mut s = if snippet.is_empty() {
         format!("{ct}, empty")
@@ -243,7 +243,37 @@ pub fn content_type(resp: &reqwest::Response) -> Option<String> {
     resp.headers()
         .get(reqwest::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(|s| crate::auth::redact::ServerText::with_limit(s, 80).to_string())
+        .map(|s| crate::redact::ServerText::with_limit(s, 80).to_string())
+}
+
+/// Appends `path` to a base URL that may itself carry a path (private endpoints, simulators).
+pub fn join_path(base: &url::Url, path: &str) -> url::Url {
+    let mut u = base.clone();
+    let joined = format!("{}/{}", base.path().trim_end_matches('/'), path);
+    u.set_path(&joined);
+    u
+}
+
+/// The error and its causes on one line (reqwest hides the useful part in `source()`). A cause
+/// whose text is already there is left out: many errors repeat their source in their own message
+/// (`… (os error 2): No such file or directory (os error 2)`).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let text = c.to_string();
+        if !text.is_empty() && !s.contains(&text) {
+            s.push_str(": ");
+            s.push_str(&text);
+        }
+        cur = c.source();
+    }
+    s
+}
+
+/// The start of a response body, for error messages: redacted, one line, cut short.
+pub fn snippet(body: &str) -> String {
+    crate::redact::ServerText::new(body).to_string()
 }
 
 #[cfg(test)]

@@ -37,7 +37,7 @@ fn main() -> ExitCode {
         // The reader went away (`| head -1`): a normal end, not a failure.
         Err(e) if e.is_broken_pipe() => ExitCode::SUCCESS,
         Err(e) => {
-            errln!("error: {}", mde_alerts::auth::error_chain(&e));
+            errln!("error: {}", mde_alerts::http::error_chain(&e));
             ExitCode::from(e.exit_code())
         }
     }

@@ -26,9 +26,9 @@ use url::Url;
 use crate::config::{AuthMethod, TenantConfig, TokenEndpoint};
 
 pub mod cert;
-pub mod redact;
 
-use redact::ServerText;
+use crate::http::{error_chain, join_path};
+use crate::redact::{self, ServerText};
 
 /// An access token and its timing. `Debug` never shows the token.
 pub struct AccessToken {
@@ -568,40 +568,10 @@ impl TokenProvider {
     }
 }
 
-/// Appends `path` to a base URL that may itself carry a path (private endpoints, simulators).
-pub fn join_path(base: &Url, path: &str) -> Url {
-    let mut u = base.clone();
-    let joined = format!("{}/{}", base.path().trim_end_matches('/'), path);
-    u.set_path(&joined);
-    u
-}
-
 /// `secret`, after registering it for redaction.
 fn registered(secret: SecretString) -> SecretString {
     redact::register_secret(secret.expose_secret());
     secret
-}
-
-/// The error and its causes on one line (reqwest hides the useful part in `source()`). A cause
-/// whose text is already there is left out: many errors repeat their source in their own message
-/// (`… (os error 2): No such file or directory (os error 2)`).
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let text = c.to_string();
-        if !text.is_empty() && !s.contains(&text) {
-            s.push_str(": ");
-            s.push_str(&text);
-        }
-        cur = c.source();
-    }
-    s
-}
-
-/// The start of a response body, for error messages: redacted, one line, cut short.
-pub fn snippet(body: &str) -> String {
-    ServerText::new(body).to_string()
 }
 
 #[cfg(test)]

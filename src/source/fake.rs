@@ -157,8 +157,8 @@ impl AlertSource for FakeSource {
             return Err(SourceError::Refused {
                 api: "fake",
                 status: 400,
-                code: crate::auth::redact::ServerText::new("InvalidOrderBy"),
-                message: crate::auth::redact::ServerText::new("$orderby is not supported"),
+                code: crate::redact::ServerText::new("InvalidOrderBy"),
+                message: crate::redact::ServerText::new("$orderby is not supported"),
                 hint: String::new(),
             });
         }

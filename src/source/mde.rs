@@ -28,13 +28,14 @@ use rand::Rng;
 use url::Url;
 
 use super::{AlertSource, Bound, Created, Page, PageRequest, SourceError, decode_page};
-use crate::auth::redact::ServerText;
-use crate::auth::{TokenProvider, error_chain, join_path};
+use crate::auth::TokenProvider;
 use crate::budget::Budget;
 use crate::http::{
     BodyError, MAX_PAGE_BYTES, Retry, classify_status, classify_transport, content_type,
     describe_body, read_body, read_error_body, redirect_target, retry_after,
 };
+use crate::http::{error_chain, join_path};
+use crate::redact::ServerText;
 
 const API: &str = "Defender for Endpoint";
 

@@ -10,7 +10,7 @@ pub mod mde;
 
 use crate::alert::{Alert, Envelope, Invalid};
 use crate::auth::AuthError;
-use crate::auth::redact::ServerText;
+use crate::redact::ServerText;
 use crate::time::ApiTime;
 
 /// The lower bound of a page's time filter.

@@ -106,9 +106,11 @@ pub fn verdict(
     let stalled = last_poll.is_some_and(|p| p.outcome == "stalled");
     match (last_poll, success_age) {
         (None, _) => (false, Some("no poll has run yet".to_owned())),
-        (Some(p), _) if matches!(p.outcome.as_str(), "failed" | "interrupted") => {
-            (false, Some(format!("the last poll {}", p.outcome)))
-        }
+        (Some(p), _) if p.outcome == "failed" => (false, Some("the last poll failed".to_owned())),
+        (Some(p), _) if p.outcome == "interrupted" => (
+            false,
+            Some("the last poll was interrupted before it finished".to_owned()),
+        ),
         (_, None) if stalled => (
             false,
             Some("no poll has made progress yet: the last one stopped at its deadline without reading anything new".to_owned()),

@@ -112,6 +112,16 @@ pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     )
 }
 
+/// The server's clock from its `Date` header (an HTTP date, one-second precision), if it sent a
+/// readable one.
+pub fn server_date(headers: &reqwest::header::HeaderMap) -> Option<crate::time::ApiTime> {
+    let v = headers.get(reqwest::header::DATE)?.to_str().ok()?;
+    let when = chrono::DateTime::parse_from_rfc2822(v.trim()).ok()?;
+    Some(crate::time::ApiTime::from_chrono(
+        when.with_timezone(&chrono::Utc),
+    ))
+}
+
 /// `now + d`, or `None` when that instant cannot be represented (a server-chosen `d`): callers
 /// treat `None` as "later than any deadline", never as a panic.
 pub fn later(now: tokio::time::Instant, d: Duration) -> Option<tokio::time::Instant> {

@@ -197,7 +197,7 @@ pub async fn poll_tenant<S: AlertSource>(
         pages: 0,
         settles_at: now.minus(settings.overlap).minus(CLOCK_SKEW),
         future: 0,
-        order_proven: false,
+        overlap: settings.overlap,
     };
     let start = match (settled_before, cursor_before) {
         (Some(s), _) => s,
@@ -226,8 +226,11 @@ pub async fn poll_tenant<S: AlertSource>(
             w.record_calls(&tenant, &unsaved)?;
             if result_kind == Outcome::Ok {
                 // Read to the end: everything updated before the poll began (less the overlap)
-                // has been seen, whatever the last alert's time.
-                w.advance_settled(&tenant, settles_at)?;
+                // has been seen, whatever the last alert's time. Never past the cursor: the
+                // watermark does not pass what the server's own timestamps proved.
+                if let Some(c) = w.cursor(&tenant)? {
+                    w.advance_settled(&tenant, settles_at.min(c))?;
+                }
             }
             w.commit(None, 0)?;
             let settled_after = s.settled(&tenant)?;
@@ -311,9 +314,8 @@ struct Pager<'a, S> {
     settles_at: ApiTime,
     /// Alerts stored (new or changed) dated in the future.
     future: u64,
-    /// A full page of this poll was checked to hold every alert before its last instant: the
-    /// server really sorts (see `run`).
-    order_proven: bool,
+    /// The overlap, for lowering `settles_at` to the server's clock.
+    overlap: Duration,
 }
 
 impl<S: AlertSource> Pager<'_, S> {
@@ -355,11 +357,12 @@ impl<S: AlertSource> Pager<'_, S> {
                 }
             };
             // A full page that merely *looks* sorted proves nothing: a server that ignores
-            // `$orderby` can hand out a few alerts that happen to be in order while older ones
-            // wait on later pages, and keyset paging would then step over them for good. So the
-            // first full page of each poll is checked once: everything before its last instant
-            // must already be on it (one more call, only on polls that fill a page).
-            if full && !self.order_proven && hi > since(bound) {
+            // `$orderby` can hand out alerts that happen to be in order (creation order, say)
+            // while older ones wait on later pages, and keyset paging would then step over them
+            // for good. So every full page proves it: everything before its last instant must
+            // already be on it. One more call per full page; a short page (every quiet poll) is
+            // complete whatever the order, and needs none.
+            if full && hi > since(bound) {
                 let check = self.fetch(bound, Some(hi), None, true, 0).await?;
                 let on_page: HashSet<&str> = page.alerts.iter().map(|a| a.id.as_str()).collect();
                 if self.is_full(&check)
@@ -370,7 +373,6 @@ impl<S: AlertSource> Pager<'_, S> {
                 {
                     return self.order_ignored(bound).await;
                 }
-                self.order_proven = true;
             }
             if full && lo == hi {
                 self.commit(page, Some(hi)).await?;
@@ -532,6 +534,14 @@ impl<S: AlertSource> Pager<'_, S> {
             skip,
         };
         let page = self.source.fetch(&req).await?;
+        // When this machine's clock runs ahead of the server's, the watermark follows the
+        // server's: everything settled must have been read `overlap` after its update by the
+        // clock that stamped it.
+        if let Some(served) = page.served_at {
+            self.settles_at = self
+                .settles_at
+                .min(served.minus(self.overlap).minus(CLOCK_SKEW));
+        }
         for r in &page.rejected {
             tracing::warn!(
                 tenant = self.tenant,
@@ -764,7 +774,12 @@ mod tests {
             n in 0usize..160,
             instants in 1u64..8,
             page in 1u32..25,
-            order in prop_oneof![Just(OrderBy::Sorted), Just(OrderBy::Refused), Just(OrderBy::Ignored)],
+            order in prop_oneof![
+                Just(OrderBy::Sorted),
+                Just(OrderBy::Refused),
+                Just(OrderBy::Ignored),
+                Just(OrderBy::ByCreation),
+            ],
             script in proptest::collection::vec(moves(), 0..16),
             odd in 0u8..4,
         ) {
@@ -850,9 +865,10 @@ mod tests {
         assert_eq!(stored(&store.lock().unwrap()).len(), 145);
     }
 
-    /// A server that sorts pays one extra call for the proof, once per poll that fills a page.
+    /// A server that sorts pays one extra call per full page for the proof; a quiet poll still
+    /// costs one call.
     #[test]
-    fn the_order_check_costs_one_call_per_busy_poll() {
+    fn the_order_check_costs_one_call_per_full_page() {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(Mutex::new(Store::open(&dir.path().join("s.db")).unwrap()));
         let base = ApiTime::now().minus(Duration::from_secs(7_200));
@@ -873,10 +889,58 @@ mod tests {
         let r = block_on(poll_tenant(&source, &store, "t", settings)).unwrap();
         assert_eq!(r.mode, Mode::Keyset);
         // 100 alerts, pages of 10 overlapping by one alert: 11 full pages and a short one, plus
-        // the check.
-        assert_eq!(r.api_calls, 13, "{r}");
+        // one check per full page.
+        assert_eq!(r.api_calls, 23, "{r}");
         let quiet = block_on(poll_tenant(&source, &store, "t", settings)).unwrap();
         assert_eq!(quiet.api_calls, 1, "a quiet poll costs one call: {quiet}");
+    }
+
+    /// Adversarial review: a server that ignores `$orderby` and answers in creation order sent
+    /// pages that each looked sorted ([a1 a2], [a2 a3], [a3]); the pager jumped to a3's time and
+    /// never read a4 and a5. Every full page now proves it holds everything before its last
+    /// instant.
+    #[test]
+    fn creation_order_pages_that_look_sorted_lose_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Mutex::new(Store::open(&dir.path().join("s.db")).unwrap()));
+        let base = ApiTime::now().minus(Duration::from_secs(7_200));
+        let min = |m: u64| base.plus(Duration::from_secs(60 * m));
+        let world = [(1, 1), (2, 2), (3, 10), (4, 4), (5, 5)]
+            .into_iter()
+            .map(|(c, u)| FakeAlert::new(format!("a{c}"), min(u), Some(min(c))))
+            .collect();
+        let source = FakeSource::new(world, OrderBy::ByCreation);
+        let settings = PollSettings {
+            page_size: 2,
+            ..SETTINGS
+        };
+        let r = block_on(poll_tenant(&source, &store, "t", settings)).unwrap();
+        assert_eq!(stored(&store.lock().unwrap()).len(), 5, "{r}");
+        assert_eq!(r.mode, Mode::Windows(WhyWindows::Ignored));
+    }
+
+    /// Adversarial review: with this machine's clock two hours ahead of the server's, a complete
+    /// poll moved the watermark to "our now − overlap", past alerts the server had not yet
+    /// stamped; the next one was never read. The watermark follows the server's `Date` and never
+    /// passes the cursor.
+    #[test]
+    fn a_clock_ahead_of_the_server_loses_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Mutex::new(Store::open(&dir.path().join("s.db")).unwrap()));
+        let behind = Duration::from_secs(2 * 3_600);
+        let server_now = || ApiTime::now().minus(behind);
+        let a = FakeAlert::new("a", server_now().minus(Duration::from_secs(1_800)), None);
+        let source = FakeSource::new(vec![a], OrderBy::Sorted).with_server_clock_behind(behind);
+        let settings = PollSettings {
+            page_size: 10,
+            ..SETTINGS
+        };
+        block_on(poll_tenant(&source, &store, "t", settings)).unwrap();
+        // Stamped by the server's clock, and visible three minutes late.
+        let late = server_now().minus(Duration::from_secs(180));
+        source.with_world(|w| w.push(FakeAlert::new("b", late, None)));
+        block_on(poll_tenant(&source, &store, "t", settings)).unwrap();
+        assert_eq!(stored(&store.lock().unwrap()).len(), 2);
     }
 
     /// Halving a creation window keeps its open sides open and never loses a tick.

@@ -113,6 +113,29 @@ pub fn register_token(token: &str) {
     }
 }
 
+/// `text` with every known secret and token (in every form) replaced by the redaction marker, and
+/// nothing else changed; borrowed when there is none (the usual case: one substring search per
+/// known form).
+pub fn scrub_known(text: &str) -> std::borrow::Cow<'_, str> {
+    let k = known();
+    let mut all: Vec<&str> = k
+        .secrets
+        .iter()
+        .chain(k.tokens.iter())
+        .map(|s| s.expose_secret())
+        .filter(|s| text.contains(*s))
+        .collect();
+    if all.is_empty() {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    all.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    let mut out = text.to_owned();
+    for s in all {
+        out = out.replace(s, REDACTED);
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// Generic shapes of secrets, with the part to keep in group 1.
 static PATTERNS: LazyLock<Vec<Regex>> = LazyLock::new(|| {
     [

@@ -1158,6 +1158,19 @@ impl Writer<'_> {
             .map_err(|e| self.err(e))
     }
 
+    /// The tenant's cursor as this transaction sees it.
+    pub fn cursor(&self, tenant: &str) -> Result<Option<ApiTime>, StoreError> {
+        self.tx
+            .query_row(
+                "SELECT last_update_time FROM cursors WHERE tenant = ?1",
+                [tenant],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()
+            .map(|o| o.map(ApiTime::from_ticks))
+            .map_err(|e| self.err(e))
+    }
+
     /// Moves the settled watermark forward to `to` (never back) without touching the cursor: a
     /// poll that read to the end proves more than its last alert's time. No-op before the first
     /// cursor exists.

@@ -50,6 +50,20 @@ impl ApiTime {
             })
     }
 
+    /// Parses a timestamp as [`ApiTime::parse`] does, and also one written without an offset
+    /// (`2026-12-01T13:40:41.610`, .NET's "unspecified kind"), taken as UTC: Defender's times are
+    /// UTC, and an alert must not be dropped for a missing `Z`.
+    pub fn parse_lenient(text: &str) -> Result<Self, BadTime> {
+        Self::parse(text).or_else(|e| {
+            let t = text.trim();
+            ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"]
+                .iter()
+                .find_map(|f| chrono::NaiveDateTime::parse_from_str(t, f).ok())
+                .map(|n| Self::from_chrono(n.and_utc()))
+                .ok_or(e)
+        })
+    }
+
     /// Converts from chrono, truncating to 100 ns.
     pub fn from_chrono(t: DateTime<Utc>) -> Self {
         let secs = t.timestamp();
@@ -106,6 +120,26 @@ impl fmt::Debug for ApiTime {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An alert whose `lastUpdateTime` lacks its `Z` (.NET's unspecified kind) used to be dropped
+    /// as invalid while the cursor moved past it (adversarial review): it is read as UTC.
+    #[test]
+    fn a_timestamp_without_offset_is_read_as_utc() {
+        let z = ApiTime::parse("2026-12-01T13:40:41.610Z").unwrap();
+        assert_eq!(
+            ApiTime::parse_lenient("2026-12-01T13:40:41.610").unwrap(),
+            z
+        );
+        assert_eq!(
+            ApiTime::parse_lenient("2026-12-01 13:40:41.610").unwrap(),
+            z
+        );
+        assert!(ApiTime::parse_lenient("yesterday").is_err());
+        assert!(
+            ApiTime::parse("2026-12-01T13:40:41.610").is_err(),
+            "strict stays strict"
+        );
+    }
 
     #[test]
     fn equal_instants_compare_equal_across_digit_counts() {

@@ -92,7 +92,7 @@ impl Alert {
         };
         let last_update = match obj.get("lastUpdateTime") {
             Some(serde_json::Value::String(s)) => {
-                ApiTime::parse(s).map_err(|e| Invalid::BadTime {
+                ApiTime::parse_lenient(s).map_err(|e| Invalid::BadTime {
                     id: id.clone(),
                     problem: e.to_string(),
                 })?
@@ -118,7 +118,7 @@ impl Alert {
             created: obj
                 .get("alertCreationTime")
                 .and_then(|v| v.as_str())
-                .and_then(|s| ApiTime::parse(s).ok()),
+                .and_then(|s| ApiTime::parse_lenient(s).ok()),
         };
         let hash = canonical_hash(value);
         Ok(Alert {

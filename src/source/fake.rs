@@ -62,6 +62,9 @@ pub enum OrderBy {
     Refused,
     /// Accepted, but pages come in reverse id order.
     Ignored,
+    /// Accepted, but pages come in creation order: often close to update order, so pages look
+    /// sorted while an alert updated later waits behind newer ones.
+    ByCreation,
 }
 
 /// What a test may do to the world before each call.
@@ -71,6 +74,8 @@ pub type Mutator = Box<dyn FnMut(u64, &mut Vec<FakeAlert>) + Send>;
 pub struct FakeSource {
     state: Mutex<State>,
     order: OrderBy,
+    /// How far the server's clock is behind this machine's (its `Date` header), if it sends one.
+    server_behind: Option<std::time::Duration>,
 }
 
 struct State {
@@ -97,7 +102,14 @@ impl FakeSource {
                 mutate: None,
             }),
             order,
+            server_behind: None,
         }
+    }
+
+    /// The server sends a `Date` this far behind this machine's clock.
+    pub fn with_server_clock_behind(mut self, by: std::time::Duration) -> Self {
+        self.server_behind = Some(by);
+        self
     }
 
     /// Calls `f(call number, world)` before every call from now on (`None` stops it).
@@ -165,6 +177,8 @@ impl AlertSource for FakeSource {
         let mut hits: Vec<&FakeAlert> = s.alerts.iter().filter(|a| matches(a, r)).collect();
         if r.ordered && self.order == OrderBy::Sorted {
             hits.sort_by(|a, b| a.updated.cmp(&b.updated).then(a.id.cmp(&b.id)));
+        } else if self.order == OrderBy::ByCreation {
+            hits.sort_by(|a, b| a.created.cmp(&b.created).then(a.id.cmp(&b.id)));
         } else {
             // An order that is stable for `$skip` but unrelated to time.
             hits.sort_by(|a, b| b.id.cmp(&a.id));
@@ -180,6 +194,7 @@ impl AlertSource for FakeSource {
             alerts,
             rejected: Vec::new(),
             more: false,
+            served_at: self.server_behind.map(|b| ApiTime::now().minus(b)),
         })
     }
 

@@ -225,6 +225,7 @@ impl MdeSource {
             ));
         }
         let wait = retry_after(resp.headers());
+        let served_at = crate::http::server_date(resp.headers());
         let content_type = content_type(&resp);
         if status == 200 {
             let body = read_body(resp, self.max_page_bytes)
@@ -240,29 +241,34 @@ impl MdeSource {
                     ),
                     why => (Retry::Never, SourceError::TooLarge { api: API, why }, None),
                 })?;
-            return decode_page(&body).map_err(|e| {
-                // An HTML page in place of JSON is a proxy or portal: asking again changes nothing.
-                let retry = if crate::http::is_html(content_type.as_deref(), &body) {
-                    Retry::Never
-                } else {
-                    Retry::Later
-                };
-                (
-                    retry,
-                    SourceError::Malformed {
-                        api: API,
-                        detail: ServerText::with_limit(
-                            &format!(
-                                "{e} in {} bytes: {}",
-                                body.len(),
-                                describe_body(content_type.as_deref(), &body)
+            return decode_page(&body)
+                .map(|mut page| {
+                    page.served_at = served_at;
+                    page
+                })
+                .map_err(|e| {
+                    // An HTML page in place of JSON is a proxy or portal: asking again changes nothing.
+                    let retry = if crate::http::is_html(content_type.as_deref(), &body) {
+                        Retry::Never
+                    } else {
+                        Retry::Later
+                    };
+                    (
+                        retry,
+                        SourceError::Malformed {
+                            api: API,
+                            detail: ServerText::with_limit(
+                                &format!(
+                                    "{e} in {} bytes: {}",
+                                    body.len(),
+                                    describe_body(content_type.as_deref(), &body)
+                                ),
+                                1000,
                             ),
-                            1000,
-                        ),
-                    },
-                    None,
-                )
-            });
+                        },
+                        None,
+                    )
+                });
         }
         let body = read_error_body(resp).await;
         let (code, message) = defender_error(content_type.as_deref(), &body);

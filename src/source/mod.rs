@@ -74,6 +74,9 @@ pub struct Page {
     pub received: usize,
     /// The server said there is more (`@odata.nextLink`): the page is not the end, however short.
     pub more: bool,
+    /// The server's clock when it answered (its `Date` header), when it sent one: the pager's
+    /// settled watermark follows the server's clock, not only this machine's.
+    pub served_at: Option<ApiTime>,
 }
 
 /// Why a page could not be had.
@@ -189,7 +192,11 @@ pub fn parse_elements<'a>(
     let mut page = Page::default();
     for (index, el) in elements.into_iter().enumerate() {
         page.received += 1;
-        match Alert::parse(el.get()) {
+        // A server that echoes a known secret or token into alert data (a title, a comment) must
+        // not get it into the store or an export: known values only, never patterns, since a
+        // command line with someone else's token is evidence.
+        let text = crate::redact::scrub_known(el.get());
+        match Alert::parse(&text) {
             Ok(a) => page.alerts.push(a),
             Err(why) => page.rejected.push(Rejected { index, why }),
         }

@@ -80,6 +80,7 @@ impl AlertSource for Fake {
             alerts,
             rejected: vec![],
             more: false,
+            served_at: None,
         })
     }
     fn calls(&self) -> u64 {

@@ -19,6 +19,7 @@ pub mod http;
 pub mod import;
 pub mod metrics;
 pub mod poll;
+pub mod preflight;
 pub mod report;
 pub mod sim;
 pub mod source;

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use crate::support::*;
-use mde_alerts::config::{Config, KEYS};
+use mde_alerts::config::{Config, keys};
 use mde_alerts::sim::Hazards;
 use mde_alerts::store::Store;
 
@@ -21,8 +21,8 @@ fn example_config_loads_and_documents_every_key() {
     let c = Config::load(&path).unwrap();
     assert_eq!(c.tenants[0].name, "contoso");
     let text = std::fs::read_to_string(&path).unwrap();
-    for (section, keys) in KEYS {
-        for k in *keys {
+    for (section, keys) in keys() {
+        for k in keys {
             let documented = text.lines().any(|l| {
                 let l = l.trim_start_matches(['#', ' ']);
                 l.starts_with(&format!("{k} ="))

@@ -21,29 +21,37 @@ use super::error::fail;
 use super::{AssertionAlgorithm, Cloud, ExportFormat, Region, TokenEndpoint};
 
 /// The whole file.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RawConfig {
     /// `[[tenants]]`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tenants: Vec<RawTenant>,
     /// `[poll]`.
+    #[serde(skip_serializing_if = "is_default")]
     pub poll: RawPoll,
     /// `[store]`.
+    #[serde(skip_serializing_if = "is_default")]
     pub store: RawStore,
     /// `[[exports]]`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub exports: Vec<RawExport>,
     /// `[http]`.
+    #[serde(skip_serializing_if = "is_default")]
     pub http: RawHttp,
     /// `[health]`.
+    #[serde(skip_serializing_if = "is_default")]
     pub health: RawHealth,
     /// `[metrics]`.
+    #[serde(skip_serializing_if = "is_default")]
     pub metrics: RawMetrics,
     /// `[log]`.
+    #[serde(skip_serializing_if = "is_default")]
     pub log: RawLog,
 }
 
 /// One `[[tenants]]` block.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RawTenant {
     pub name: Option<String>,
@@ -72,7 +80,7 @@ pub struct RawTenant {
 }
 
 /// `[poll]`.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RawPoll {
     pub schedule: Option<String>,
@@ -86,14 +94,14 @@ pub struct RawPoll {
 }
 
 /// `[store]`.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RawStore {
     pub path: Option<String>,
 }
 
 /// One `[[exports]]` block.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RawExport {
     pub name: Option<String>,
@@ -121,7 +129,7 @@ pub struct RawExport {
 }
 
 /// `[http]`.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RawHttp {
     pub proxy: Option<String>,
@@ -129,26 +137,31 @@ pub struct RawHttp {
 }
 
 /// `[health]`.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RawHealth {
     pub max_age: Option<HumanDuration>,
 }
 
 /// `[metrics]`.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RawMetrics {
     pub textfile: Option<String>,
 }
 
 /// `[log]`.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RawLog {
     #[serde(deserialize_with = "choice")]
     pub format: Option<LogFormat>,
     pub level: Option<String>,
+}
+
+/// Leaves a section nobody set out of the written file.
+fn is_default<T: Default + PartialEq>(t: &T) -> bool {
+    *t == T::default()
 }
 
 /// The file's sections and the raw struct of each, for listing keys: `""` is the top level.
@@ -320,3 +333,22 @@ impl Choice for Region {}
 impl Choice for TokenEndpoint {}
 impl Choice for AssertionAlgorithm {}
 impl Choice for ExportFormat {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The tests' config builder writes these structs with `toml`: what it writes must read back
+    /// the same, choices and durations included.
+    #[test]
+    fn a_raw_config_round_trips_through_toml() {
+        let raw: RawConfig = toml::from_str(include_str!("../../config.example.toml")).unwrap();
+        let text = toml::to_string(&raw).unwrap();
+        let again: RawConfig = toml::from_str(&text).unwrap();
+        assert_eq!(raw, again, "{text}");
+        assert!(
+            !text.contains("[http]"),
+            "unset sections are left out: {text}"
+        );
+    }
+}

@@ -219,10 +219,7 @@ scope = "changed"
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keep_retention_manifest_evidence_and_no_temp_files() {
     let env = env_with_exports(60, "[[exports]]\nname = \"a\"\nformat = \"csv\"\ndir = \"out\"\nkeep = 3\nevidence = \"separate\"\nfile_mode = \"0644\"\n").await;
-    let text = std::fs::read_to_string(&env.config_path)
-        .unwrap()
-        .replace("expand_evidence = false", "expand_evidence = true");
-    std::fs::write(&env.config_path, text).unwrap();
+    env.edit_config(|c| c.poll.expand_evidence = Some(true));
     assert!(run(&env, &["poll"]).await.status.success());
     for _ in 0..5 {
         let out = run(&env, &["export"]).await;

@@ -2,10 +2,10 @@
 //!
 //! Loading happens in two steps, so that nothing past this module handles a string where a type
 //! belongs: the file is deserialized into [`raw`] structs that mirror it key for key
-//! (`deny_unknown_fields`), then [`validate`] turns those into the typed config, with defaults,
+//! (`deny_unknown_fields`), then `validate` turns those into the typed config, with defaults,
 //! relative paths resolved and the project's own checks. Every error, from either step, names the
 //! exact key (`tenants[0].client_id`), says what was found and gives the fix, and an unknown key
-//! suggests the key the admin probably meant ([`error`]). A configuration error exits with code 78
+//! suggests the key the admin probably meant (`error`). A configuration error exits with code 78
 //! (`EX_CONFIG`), which the systemd unit lists in `RestartPreventExitStatus=` so a broken file does
 //! not cause a restart loop.
 //!

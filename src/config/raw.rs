@@ -1,5 +1,5 @@
 //! The file as written: serde structs that mirror the TOML, key for key. This is the one place a
-//! key is listed — the validation in [`super::validate`], the "did you mean" hint, the test that
+//! key is listed — the validation in `config::validate`, the "did you mean" hint, the test that
 //! `config.example.toml` documents every key and the tests' config builder all read it from here.
 //!
 //! Everything is optional at this stage (`#[serde(default)]`), so that a missing key is reported
@@ -181,7 +181,7 @@ pub fn sections() -> Vec<(&'static str, &'static [&'static str])> {
 }
 
 /// A humantime duration (`"90s"`, `"10m"`, `"30d"`). Written by hand rather than with
-/// `humantime-serde` so that a bad value keeps its message and its fix (see [`fail`]).
+/// `humantime-serde` so that a bad value keeps its message and its fix (see `error::fail`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HumanDuration(pub Duration);
 

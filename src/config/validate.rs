@@ -241,21 +241,6 @@ const CERT_KEYS: &[&str] = &[
 const PASSWORD_KEYS: &[&str] = &["username", "password_env", "password_file"];
 const CLIENT_SECRET_KEYS: &[&str] = &["client_secret_env", "client_secret_file"];
 
-/// Whether the tenant block sets key `k` (one of the keys that belong to a sign-in method).
-fn sets(t: &RawTenant, k: &str) -> bool {
-    match k {
-        "certificate_file" => t.certificate_file.is_some(),
-        "private_key_file" => t.private_key_file.is_some(),
-        "assertion_algorithm" => t.assertion_algorithm.is_some(),
-        "username" => t.username.is_some(),
-        "password_env" => t.password_env.is_some(),
-        "password_file" => t.password_file.is_some(),
-        "client_secret_env" => t.client_secret_env.is_some(),
-        "client_secret_file" => t.client_secret_file.is_some(),
-        _ => false,
-    }
-}
-
 fn tenant(at: &At<'_>, t: &RawTenant, base: &Path) -> Result<TenantConfig, ConfigError> {
     let name = at.required(
         "name",
@@ -300,8 +285,10 @@ fn tenant(at: &At<'_>, t: &RawTenant, base: &Path) -> Result<TenantConfig, Confi
         AuthKind::Certificate => "certificate",
         AuthKind::Password => "password",
     };
+    // The keys this block sets, read back from the raw struct rather than listed again here.
+    let set = toml::Table::try_from(t).unwrap_or_default();
     let only_for = |keys: &[&str], method: &str| -> Result<(), ConfigError> {
-        match keys.iter().find(|k| sets(t, k)) {
+        match keys.iter().find(|k| set.contains_key(**k)) {
             Some(k) => Err(at.error(
                 k,
                 format!("is only used with auth = \"{method}\", but auth = \"{auth_name}\""),
@@ -799,4 +786,34 @@ fn export(
         })?;
     }
     Ok(e)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::Config;
+
+    /// A key of another sign-in method is named, not ignored.
+    #[test]
+    fn keys_of_another_sign_in_method_are_refused() {
+        let text = "[[tenants]]\nname = \"a\"\ntenant_id = \"contoso.com\"\n\
+                    client_id = \"11111111-2222-3333-4444-555555555555\"\n\
+                    client_secret_env = \"X\"\n";
+        for (extra, key) in [
+            (
+                "private_key_file = \"k.pem\"",
+                "tenants[0].private_key_file",
+            ),
+            ("username = \"u@contoso.com\"", "tenants[0].username"),
+            (
+                "auth = \"certificate\"\ncertificate_file = \"c.pem\"",
+                "tenants[0].client_secret_env",
+            ),
+        ] {
+            let e = Config::parse(&format!("{text}{extra}\n"), Path::new("c.toml")).unwrap_err();
+            assert_eq!(e.key, key, "{e}");
+            assert!(e.problem.contains("is only used with auth"), "{e}");
+        }
+    }
 }

@@ -22,6 +22,7 @@ pub mod http;
 pub mod import;
 pub mod metrics;
 pub mod poll;
+pub mod preflight;
 pub mod redact;
 pub mod report;
 pub mod sim;

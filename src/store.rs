@@ -26,6 +26,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use rusqlite_migration::{M, Migrations};
 
 use crate::alert::Alert;
+pub use crate::alert::filter::Filter;
 use crate::time::ApiTime;
 
 /// The schema, in order. Never edit a released migration; add a new one.
@@ -930,7 +931,7 @@ pub struct Selection {
     /// (renamed, removed) never appear in a file. Empty: every tenant (no config at hand).
     pub configured: Vec<String>,
     /// The list filters.
-    pub filter: crate::config::Filter,
+    pub filter: Filter,
 }
 
 impl Selection {

@@ -5,6 +5,8 @@
 //! sorted, no insignificant whitespace) so that the same alert saved pretty-printed in a file and
 //! received compact from the API is recognised as the same version.
 
+pub mod columns;
+pub mod filter;
 pub mod vocab;
 
 use serde::Deserialize;

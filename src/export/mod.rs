@@ -53,7 +53,10 @@
 //! timestamped file only: it neither advances the starting point nor touches `-latest` or the
 //! manifest, so the scheduled "what's new" file is never consumed or emptied by hand.
 
+mod probe;
 pub mod table;
+
+pub use probe::check_export_dirs;
 
 use std::borrow::Cow;
 use std::fmt;

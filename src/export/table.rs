@@ -28,74 +28,8 @@ use serde_json::value::RawValue;
 
 use crate::time::ApiTime;
 
-/// The documented columns: the alert's API property names, and `tenant` (the store's name of the
-/// tenant the alert came from). Any other property or path is allowed too; these only feed the
-/// "did you mean" hint for a name that looks like a typo of one of them.
-pub const KNOWN_COLUMNS: &[&str] = &[
-    "tenant",
-    "id",
-    "title",
-    "description",
-    "severity",
-    "status",
-    "classification",
-    "determination",
-    "category",
-    "detectionSource",
-    "detectorId",
-    "threatName",
-    "threatFamilyName",
-    "investigationState",
-    "assignedTo",
-    "alertCreationTime",
-    "firstEventTime",
-    "lastEventTime",
-    "lastUpdateTime",
-    "resolvedTime",
-    "incidentId",
-    "investigationId",
-    "machineId",
-    "computerDnsName",
-    "rbacGroupName",
-    "aadTenantId",
-    "mitreTechniques",
-    "relatedUser",
-    "loggedOnUsers",
-    "comments",
-    "evidence",
-    "domains",
-];
-
-/// The default columns, in a stable order: what an analyst scans first, then the rest.
-pub const DEFAULT_COLUMNS: &[&str] = &[
-    "id",
-    "title",
-    "severity",
-    "status",
-    "category",
-    "detectionSource",
-    "computerDnsName",
-    "relatedUser",
-    "assignedTo",
-    "classification",
-    "determination",
-    "alertCreationTime",
-    "lastUpdateTime",
-    "resolvedTime",
-    "firstEventTime",
-    "lastEventTime",
-    "incidentId",
-    "investigationId",
-    "threatName",
-    "threatFamilyName",
-    "mitreTechniques",
-    "comments",
-    "investigationState",
-    "machineId",
-    "rbacGroupName",
-    "tenant",
-    "description",
-];
+// The column catalogue is domain vocabulary, shared with the config's validation.
+pub use crate::alert::columns::{DEFAULT_COLUMNS, KNOWN_COLUMNS, check_column};
 
 /// The columns of `NAME-evidence` files: the alert, then every documented evidence property.
 pub const EVIDENCE_COLUMNS: &[&str] = &[
@@ -202,50 +136,6 @@ pub fn pick<'a>(
 ) -> Result<Vec<Option<&'a RawValue>>, serde_json::Error> {
     let mut de = serde_json::Deserializer::from_str(raw);
     Pick { names }.deserialize(&mut de)
-}
-
-/// Checks a configured column name: `Err(problem)` when it cannot be a property path at all,
-/// `Ok(Some(warning))` when it is not a documented column but close to one (a likely typo, kept
-/// all the same: it may be a field this version does not know), `Ok(None)` otherwise.
-pub fn check_column(column: &str) -> Result<Option<String>, String> {
-    if column.is_empty() {
-        return Err("an empty column name".into());
-    }
-    if let Some(bad) = column.chars().find(|c| c.is_whitespace() || c.is_control()) {
-        return Err(format!(
-            "column {column:?} contains {bad:?}; property names have no spaces or control characters"
-        ));
-    }
-    if KNOWN_COLUMNS.contains(&column) || top_level_known(column) {
-        return Ok(None);
-    }
-    if column.split('.').any(str::is_empty) {
-        return Err(format!(
-            "column {column:?} has an empty path segment (write \"a.b\", not \"a..b\" or \".a\")"
-        ));
-    }
-    let head = column.split('.').next().unwrap_or(column);
-    if KNOWN_COLUMNS.contains(&head) {
-        return Ok(None);
-    }
-    let lower = head.to_lowercase();
-    let best = KNOWN_COLUMNS
-        .iter()
-        .map(|k| (strsim::damerau_levenshtein(&lower, &k.to_lowercase()), *k))
-        .min();
-    Ok(match best {
-        Some((d, k)) if d <= 2 => Some(format!(
-            "column {column:?} is not a documented alert property; did you mean `{k}`? (kept: it is exported if alerts have it)"
-        )),
-        _ => None,
-    })
-}
-
-/// A dotted name whose first segment is documented (`relatedUser.userName`).
-fn top_level_known(column: &str) -> bool {
-    column.split_once('.').is_some_and(|(head, rest)| {
-        KNOWN_COLUMNS.contains(&head) && !rest.split('.').any(str::is_empty)
-    })
 }
 
 /// One alert's row for `columns` (property names or dotted paths, see the module docs).
@@ -577,24 +467,6 @@ mod tests {
         );
         assert!(matches!(row[10], Cell::Time(_)));
         assert!(matches!(row[3], Cell::Number(_)));
-    }
-
-    #[test]
-    fn column_names_warn_on_typos_and_fail_only_when_impossible() {
-        assert_eq!(check_column("title"), Ok(None));
-        assert_eq!(check_column("alertUser"), Ok(None));
-        assert_eq!(check_column("relatedUser.userName"), Ok(None));
-        assert_eq!(check_column("brandNewField"), Ok(None));
-        assert!(check_column("titel").unwrap().unwrap().contains("`title`"));
-        assert!(
-            check_column("Severity")
-                .unwrap()
-                .unwrap()
-                .contains("`severity`")
-        );
-        assert!(check_column("").is_err());
-        assert!(check_column("a..b").is_err());
-        assert!(check_column("my column").is_err());
     }
 
     #[test]

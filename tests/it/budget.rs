@@ -42,7 +42,7 @@ async fn a_throttled_backfill_finishes_in_one_poll() {
             throttled_sim(32),
             Opts {
                 page_size: 600,
-                extra_poll: "calls_per_minute = 5",
+                calls_per_minute: Some(5),
                 ..Opts::default()
             },
         )
@@ -82,15 +82,12 @@ async fn a_poll_stops_at_its_deadline_and_the_next_continues() {
         sim_config(1_000, 33, Hazards::default()),
         Opts {
             page_size: 200,
-            extra_poll: "calls_per_minute = 2",
+            calls_per_minute: Some(2),
             ..Opts::default()
         },
     )
     .await;
-    let text = std::fs::read_to_string(&env.config_path)
-        .unwrap()
-        .replace("schedule = \"0 0 0 * * *\"", "schedule = \"* * * * * *\"");
-    std::fs::write(&env.config_path, text).unwrap();
+    env.edit_config(|c| c.poll.schedule = Some("* * * * * *".into()));
     let out = run(&env, &["poll"]).await;
     let t =
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);

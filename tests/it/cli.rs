@@ -3,7 +3,8 @@
 use std::path::Path;
 
 use crate::support::*;
-use mde_alerts::config::{Config, KEYS};
+use mde_alerts::config::raw::LogFormat;
+use mde_alerts::config::{Config, TokenEndpoint, keys};
 use mde_alerts::sim::Hazards;
 use mde_alerts::store::Store;
 
@@ -21,8 +22,8 @@ fn example_config_loads_and_documents_every_key() {
     let c = Config::load(&path).unwrap();
     assert_eq!(c.tenants[0].name, "contoso");
     let text = std::fs::read_to_string(&path).unwrap();
-    for (section, keys) in KEYS {
-        for k in *keys {
+    for (section, keys) in keys() {
+        for k in keys {
             let documented = text.lines().any(|l| {
                 let l = l.trim_start_matches(['#', ' ']);
                 l.starts_with(&format!("{k} ="))
@@ -53,6 +54,7 @@ async fn config_error(env: &Env, config: &str, key: &str) {
 async fn bad_configs_exit_78_naming_the_key() {
     let env = Env::new(sim_config(10, 1, Hazards::default()), Opts::default()).await;
     let good = std::fs::read_to_string(&env.config_path).unwrap();
+    let base = env.raw_config();
     config_error(&env, "[[tenants]\nname = ", "(syntax)").await;
     config_error(
         &env,
@@ -68,28 +70,26 @@ async fn bad_configs_exit_78_naming_the_key() {
     .await;
     config_error(
         &env,
-        &good.replace(
-            "client_secret_file = \"secret\"",
-            "client_secret_env = \"NO_SUCH_VAR_4711\"",
-        ),
+        &config::changed(&base, |c| {
+            c.tenants[0].client_secret_file = None;
+            c.tenants[0].client_secret_env = Some("NO_SUCH_VAR_4711".into());
+        }),
         "tenants[0].client_secret_env",
     )
     .await;
     config_error(
         &env,
-        &good.replace(
-            "client_secret_file = \"secret\"",
-            "client_secret_file = \"missing-file\"",
-        ),
+        &config::changed(&base, |c| {
+            c.tenants[0].client_secret_file = Some("missing-file".into())
+        }),
         "tenants[0].client_secret_file",
     )
     .await;
     config_error(
         &env,
-        &good.replace(
-            &format!("api_url = \"{}\"", env.sim.url()),
-            "api_url = \"http://alerts.example.com\"",
-        ),
+        &config::changed(&base, |c| {
+            c.tenants[0].api_url = Some("http://alerts.example.com".into())
+        }),
         "tenants[0].api_url",
     )
     .await;
@@ -350,11 +350,7 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_v1_token_endpoint_works_too() {
     let env = Env::new(sim_config(50, 6, Hazards::default()), Opts::default()).await;
-    let config = std::fs::read_to_string(&env.config_path).unwrap().replace(
-        "client_secret_file",
-        "token_endpoint = \"v1\"\nclient_secret_file",
-    );
-    std::fs::write(&env.config_path, config).unwrap();
+    env.edit_config(|c| c.tenants[0].token_endpoint = Some(TokenEndpoint::V1));
     let out = run(&env, &["poll"]).await;
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("50 new"));
@@ -418,9 +414,11 @@ async fn simulate_serves_a_config_that_polls() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_logs_and_health_max_age() {
     let env = Env::new(sim_config(20, 7, Hazards::default()), Opts::default()).await;
-    let config = std::fs::read_to_string(&env.config_path).unwrap()
-        + "\n[log]\nformat = \"json\"\nlevel = \"info\"\n\n[health]\nmax_age = \"4s\"\n";
-    std::fs::write(&env.config_path, config).unwrap();
+    env.edit_config(|c| {
+        c.log.format = Some(LogFormat::Json);
+        c.log.level = Some("info".into());
+        c.health.max_age = Some(config::duration("4s"));
+    });
     let out = run_with(&env, &["poll"], |c| {
         c.env_remove("RUST_LOG");
     })

@@ -4,7 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use crate::support::*;
-use mde_alerts::config::Config;
+use mde_alerts::config::raw::{EvidenceMode, MinSeverity, RawExport, ScopeKind};
+use mde_alerts::config::{Config, ExportFormat};
 use mde_alerts::sim::Hazards;
 use mde_alerts::store::Store;
 
@@ -17,11 +18,15 @@ fn text(o: &std::process::Output) -> String {
 }
 
 /// A config with one tenant (the simulator's) and the given export blocks.
-async fn env_with_exports(alerts: usize, exports: &str) -> Env {
+async fn env_with_exports(alerts: usize, exports: Vec<RawExport>) -> Env {
     let env = Env::new(sim_config(alerts, 51, Hazards::default()), Opts::default()).await;
-    let text = std::fs::read_to_string(&env.config_path).unwrap() + "\n" + exports;
-    std::fs::write(&env.config_path, text).unwrap();
+    env.edit_config(|c| c.exports = exports);
     env
+}
+
+/// A CSV export called `name` into `out`.
+fn csv(name: &str) -> RawExport {
+    config::export(name, ExportFormat::Csv, "out")
 }
 
 fn read_csv(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
@@ -58,7 +63,18 @@ fn timestamped(dir: &Path, stem: &str, ext: &str) -> Vec<PathBuf> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tricky_text_round_trips_exactly_through_a_real_csv_reader() {
-    let env = env_with_exports(0, "[[exports]]\nname = \"a\"\nformat = \"csv\"\ndir = \"out\"\ncolumns = [\"id\", \"title\", \"description\", \"relatedUser\", \"incidentId\"]\n").await;
+    let env = env_with_exports(
+        0,
+        vec![RawExport {
+            columns: Some(
+                ["id", "title", "description", "relatedUser", "incidentId"]
+                    .map(String::from)
+                    .to_vec(),
+            ),
+            ..csv("a")
+        }],
+    )
+    .await;
     let titles = [
         "Ünïcødé — 日本語 🚨 \u{200b}",
         "quotes \"inside\" and 'single'",
@@ -121,7 +137,14 @@ async fn tricky_text_round_trips_exactly_through_a_real_csv_reader() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_export_equals_the_stored_api_objects() {
-    let env = env_with_exports(200, "[[exports]]\nname = \"j\"\nformat = \"json\"\ndir = \"out\"\n\n[[exports]]\nname = \"n\"\nformat = \"ndjson\"\ndir = \"out\"\n").await;
+    let env = env_with_exports(
+        200,
+        vec![
+            config::export("j", ExportFormat::Json, "out"),
+            config::export("n", ExportFormat::Ndjson, "out"),
+        ],
+    )
+    .await;
     let out = run(&env, &["poll"]).await;
     assert!(out.status.success(), "{}", text(&out));
     let stored = stored(&env.store_path());
@@ -144,32 +167,26 @@ async fn json_export_equals_the_stored_api_objects() {
 async fn scopes_and_filters_select_the_right_alerts() {
     let env = env_with_exports(
         300,
-        r#"[[exports]]
-name = "open"
-format = "csv"
-dir = "out"
-scope = "open"
-
-[[exports]]
-name = "high"
-format = "csv"
-dir = "out"
-min_severity = "High"
-statuses = ["New", "InProgress"]
-
-[[exports]]
-name = "recent"
-format = "csv"
-dir = "out"
-scope = "window"
-window = "2d"
-
-[[exports]]
-name = "changed"
-format = "json"
-dir = "out"
-scope = "changed"
-"#,
+        vec![
+            RawExport {
+                scope: Some(ScopeKind::Open),
+                ..csv("open")
+            },
+            RawExport {
+                min_severity: Some(MinSeverity::High),
+                statuses: Some(vec!["New".into(), "InProgress".into()]),
+                ..csv("high")
+            },
+            RawExport {
+                scope: Some(ScopeKind::Window),
+                window: Some(config::duration("2d")),
+                ..csv("recent")
+            },
+            RawExport {
+                scope: Some(ScopeKind::Changed),
+                ..config::export("changed", ExportFormat::Json, "out")
+            },
+        ],
     )
     .await;
     assert!(run(&env, &["poll"]).await.status.success());
@@ -218,11 +235,17 @@ scope = "changed"
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keep_retention_manifest_evidence_and_no_temp_files() {
-    let env = env_with_exports(60, "[[exports]]\nname = \"a\"\nformat = \"csv\"\ndir = \"out\"\nkeep = 3\nevidence = \"separate\"\nfile_mode = \"0644\"\n").await;
-    let text = std::fs::read_to_string(&env.config_path)
-        .unwrap()
-        .replace("expand_evidence = false", "expand_evidence = true");
-    std::fs::write(&env.config_path, text).unwrap();
+    let env = env_with_exports(
+        60,
+        vec![RawExport {
+            keep: Some(3),
+            evidence: Some(EvidenceMode::Separate),
+            file_mode: Some("0644".into()),
+            ..csv("a")
+        }],
+    )
+    .await;
+    env.edit_config(|c| c.poll.expand_evidence = Some(true));
     assert!(run(&env, &["poll"]).await.status.success());
     for _ in 0..5 {
         let out = run(&env, &["export"]).await;
@@ -266,7 +289,11 @@ async fn keep_retention_manifest_evidence_and_no_temp_files() {
 /// missing file.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readers_never_see_a_partial_or_missing_latest_file() {
-    let env = env_with_exports(400, "[[exports]]\nname = \"a\"\nformat = \"csv\"\ndir = \"out\"\n\n[[exports]]\nname = \"j\"\nformat = \"json\"\ndir = \"out\"\n").await;
+    let env = env_with_exports(
+        400,
+        vec![csv("a"), config::export("j", ExportFormat::Json, "out")],
+    )
+    .await;
     assert!(run(&env, &["poll"]).await.status.success());
     let dir = env.path().join("out");
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -303,11 +330,7 @@ async fn readers_never_see_a_partial_or_missing_latest_file() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failure_mid_export_leaves_the_previous_latest_intact() {
-    let env = env_with_exports(
-        100,
-        "[[exports]]\nname = \"a\"\nformat = \"csv\"\ndir = \"out\"\n",
-    )
-    .await;
+    let env = env_with_exports(100, vec![csv("a")]).await;
     assert!(run(&env, &["poll"]).await.status.success());
     let latest = env.path().join("out/a-latest.csv");
     let before = std::fs::read(&latest).unwrap();
@@ -333,7 +356,7 @@ async fn a_failure_mid_export_leaves_the_previous_latest_intact() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_export_configs_exit_78_naming_the_key() {
-    let env = env_with_exports(10, "").await;
+    let env = env_with_exports(10, Vec::new()).await;
     let base = std::fs::read_to_string(&env.config_path).unwrap();
     let cases = [
         (
@@ -394,7 +417,17 @@ async fn bad_export_configs_exit_78_naming_the_key() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn xlsx_and_report_exports() {
-    let env = env_with_exports(150, "[[exports]]\nname = \"book\"\nformat = \"xlsx\"\ndir = \"out\"\n\n[[exports]]\nname = \"nightly\"\nformat = \"report\"\ndir = \"out\"\nwindow = \"7d\"\n").await;
+    let env = env_with_exports(
+        150,
+        vec![
+            config::export("book", ExportFormat::Xlsx, "out"),
+            RawExport {
+                window: Some(config::duration("7d")),
+                ..config::export("nightly", ExportFormat::Report, "out")
+            },
+        ],
+    )
+    .await;
     let out = run(&env, &["poll"]).await;
     assert!(out.status.success(), "{}", text(&out));
     let dir = env.path().join("out");

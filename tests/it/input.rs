@@ -7,6 +7,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::support::*;
+use mde_alerts::config::ExportFormat;
+use mde_alerts::config::raw::{AuthKind, RawConfig, RawTenant};
 use mde_alerts::sim::Hazards;
 use mde_alerts::store::Store;
 
@@ -247,6 +249,9 @@ async fn same_time_versions_are_warned_about_and_both_kept() {
     assert_eq!(current["title"], "a different title, same lastUpdateTime");
 }
 
+/// The GUID config.example.toml ships with.
+const PLACEHOLDER: &str = "00000000-0000-0000-0000-000000000000";
+
 fn mkfifo(path: &Path) {
     let status = std::process::Command::new("mkfifo")
         .arg(path)
@@ -286,7 +291,7 @@ async fn expect_78(env: &Env, config: &str, args: &[&str], key: &str, says: &str
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secret_paths_that_are_not_small_regular_files_exit_78() {
     let env = env().await;
-    let good = std::fs::read_to_string(&env.config_path).unwrap();
+    let base = env.raw_config();
     let fifo = env.path().join("fifo");
     mkfifo(&fifo);
     let big = env.path().join("big");
@@ -294,21 +299,22 @@ async fn secret_paths_that_are_not_small_regular_files_exit_78() {
     let fifo = fifo.display().to_string();
     let big = big.display().to_string();
     for (path, says) in [(&fifo, "FIFO"), (&big, "larger than 64 KiB")] {
-        let config = good.replace(
-            "client_secret_file = \"secret\"",
-            &format!("client_secret_file = \"{path}\""),
-        );
+        let config = config::changed(&base, |c| {
+            c.tenants[0].client_secret_file = Some(path.clone())
+        });
         for args in [&["config", "check"][..], &["poll"]] {
             expect_78(&env, &config, args, "tenants[0].client_secret_file", says).await;
         }
-        let config = good.replace(
-            "client_secret_file = \"secret\"",
-            &format!("auth = \"certificate\"\ncertificate_file = \"{path}\""),
-        );
+        let config = config::changed(&base, |c| {
+            let t = &mut c.tenants[0];
+            t.client_secret_file = None;
+            t.auth = Some(AuthKind::Certificate);
+            t.certificate_file = Some(path.clone());
+        });
         let check = &["config", "check"][..];
         expect_78(&env, &config, check, "tenants[0].certificate_file", says).await;
     }
-    let config = format!("{good}\n[http]\nca_file = \"{fifo}\"\n");
+    let config = config::changed(&base, |c| c.http.ca_file = Some(fifo.clone()));
     expect_78(&env, &config, &["config", "check"], "http.ca_file", "FIFO").await;
     // The config file itself, and a systemd credential.
     let out = tokio::time::timeout(
@@ -326,11 +332,13 @@ async fn secret_paths_that_are_not_small_regular_files_exit_78() {
     let creds = env.path().join("creds");
     std::fs::create_dir(&creds).unwrap();
     mkfifo(&creds.join("client_secret"));
-    std::fs::write(
-        &env.config_path,
-        good.replace("client_secret_file = \"secret\"\n", ""),
-    )
-    .unwrap();
+    env.write_config(&RawConfig {
+        tenants: vec![RawTenant {
+            client_secret_file: None,
+            ..base.tenants[0].clone()
+        }],
+        ..base.clone()
+    });
     let out = tokio::time::timeout(
         Duration::from_secs(30),
         run_with(&env, &["config", "check"], |c| {
@@ -365,32 +373,33 @@ async fn toml_errors_do_not_show_the_proxy_password() {
 async fn config_check_fails_where_a_poll_would() {
     let env = env().await;
     let good = std::fs::read_to_string(&env.config_path).unwrap();
+    let base = env.raw_config();
     let check = &["config", "check"][..];
     // An export directory that cannot be created (a file is in the way).
     std::fs::write(env.path().join("a-file"), "").unwrap();
-    let config = format!(
-        "{good}\n[[exports]]\nname = \"alerts\"\nformat = \"csv\"\ndir = \"a-file/exports\"\n"
-    );
+    let config = config::changed(&base, |c| {
+        c.exports = vec![config::export(
+            "alerts",
+            ExportFormat::Csv,
+            "a-file/exports",
+        )];
+    });
     expect_78(&env, &config, check, "exports[0].dir", "cannot be written").await;
     // A store in a directory that does not exist.
-    let config = good.replace("path = \"alerts.db\"", "path = \"no-such-dir/alerts.db\"");
+    let config = config::changed(&base, |c| {
+        c.store.path = Some("no-such-dir/alerts.db".into())
+    });
     expect_78(&env, &config, check, "store.path", "does not exist").await;
     // The example's placeholders.
-    let config = good.replace(
-        mde_alerts::sim::DEMO_TENANT_ID,
-        "00000000-0000-0000-0000-000000000000",
-    );
+    let config = config::changed(&base, |c| c.tenants[0].tenant_id = Some(PLACEHOLDER.into()));
     expect_78(&env, &config, check, "tenants[0].tenant_id", "placeholder").await;
-    let config = good.replace(
-        mde_alerts::sim::DEMO_CLIENT_ID,
-        "00000000-0000-0000-0000-000000000000",
-    );
+    let config = config::changed(&base, |c| c.tenants[0].client_id = Some(PLACEHOLDER.into()));
     expect_78(&env, &config, check, "tenants[0].client_id", "placeholder").await;
     // A schedule that never fires, and a tenant_id that is a path.
-    let config = good.replace("schedule = \"0 0 0 * * *\"", "schedule = \"0 0 0 30 2 *\"");
+    let config = config::changed(&base, |c| c.poll.schedule = Some("0 0 0 30 2 *".into()));
     expect_78(&env, &config, check, "poll.schedule", "never fires").await;
     expect_78(&env, &config, &["poll"], "poll.schedule", "never fires").await;
-    let config = good.replace(mde_alerts::sim::DEMO_TENANT_ID, "../../x");
+    let config = config::changed(&base, |c| c.tenants[0].tenant_id = Some("../../x".into()));
     expect_78(
         &env,
         &config,
@@ -413,10 +422,9 @@ async fn config_check_fails_where_a_poll_would() {
         "6f1e2d3c-4b5a-4978-8a1b-2c3d4e5f6a7b\n",
     )
     .unwrap();
-    let config = good.replace(
-        "client_secret_file = \"secret\"",
-        "client_secret_file = \"secret-id\"",
-    );
+    let config = config::changed(&base, |c| {
+        c.tenants[0].client_secret_file = Some("secret-id".into())
+    });
     for args in [check, &["poll"]] {
         let t = expect_78(
             &env,

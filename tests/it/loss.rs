@@ -198,10 +198,7 @@ async fn renaming_a_tenant_keeps_one_row_per_alert() {
     .await;
     let s = app::poll(&env.config(), None, true).await.unwrap();
     assert!(s.failed.is_empty(), "{:?}", s.failed);
-    let text = std::fs::read_to_string(&env.config_path)
-        .unwrap()
-        .replace("name = \"t1\"", "name = \"contoso\"");
-    std::fs::write(&env.config_path, text).unwrap();
+    env.edit_config(|c| c.tenants[0].name = Some("contoso".into()));
     env.sim.update_random(5);
     env.sim.create(3);
     let out = run(&env, &["poll"]).await;

@@ -87,12 +87,8 @@ async fn stop(child: &mut tokio::process::Child) -> String {
     err
 }
 
-fn every_second(env: &Env, extra: &str) {
-    let text = std::fs::read_to_string(&env.config_path)
-        .unwrap()
-        .replace("schedule = \"0 0 0 * * *\"", "schedule = \"* * * * * *\"")
-        + extra;
-    std::fs::write(&env.config_path, text).unwrap();
+fn every_second(env: &Env) {
+    env.edit_config(|c| c.poll.schedule = Some("* * * * * *".into()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -105,10 +101,8 @@ async fn run_polls_exports_notifies_and_stops_cleanly() {
         },
     )
     .await;
-    every_second(
-        &env,
-        "\n[metrics]\ntextfile = \"metrics/mde_alerts.prom\"\n",
-    );
+    every_second(&env);
+    env.edit_config(|c| c.metrics.textfile = Some("metrics/mde_alerts.prom".into()));
     std::fs::create_dir_all(env.path().join("metrics")).unwrap();
     let notify = Notify::new(env.path());
     let mut child = spawn_run(&env, &notify, 1_000_000);
@@ -181,11 +175,8 @@ async fn a_wedged_poll_starves_the_watchdog_and_overlapping_ticks_are_skipped() 
         ..Hazards::default()
     };
     let env = Env::new(sim_config(50, 62, hazards), Opts::default()).await;
-    every_second(&env, "");
-    let text = std::fs::read_to_string(&env.config_path)
-        .unwrap()
-        .replace("request_timeout = \"20s\"", "request_timeout = \"120s\"");
-    std::fs::write(&env.config_path, text).unwrap();
+    every_second(&env);
+    env.edit_config(|c| c.poll.request_timeout = Some(config::duration("120s")));
     let notify = Notify::new(env.path());
     let mut child = spawn_run(&env, &notify, 1_000_000);
     tokio::time::sleep(Duration::from_secs(12)).await;
@@ -214,7 +205,7 @@ async fn a_wedged_poll_starves_the_watchdog_and_overlapping_ticks_are_skipped() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_with_a_broken_config_keeps_the_old_one_running() {
     let env = Env::new(sim_config(50, 63, Hazards::default()), Opts::default()).await;
-    every_second(&env, "");
+    every_second(&env);
     let notify = Notify::new(env.path());
     let mut child = spawn_run(&env, &notify, 0);
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -244,10 +235,7 @@ async fn sighup_with_a_broken_config_keeps_the_old_one_running() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_on_a_read_only_path_fails_run_at_start_with_78() {
     let env = Env::new(sim_config(5, 64, Hazards::default()), Opts::default()).await;
-    let text = std::fs::read_to_string(&env.config_path)
-        .unwrap()
-        .replace("path = \"alerts.db\"", "path = \"/sys/mde-alerts.db\"");
-    std::fs::write(&env.config_path, text).unwrap();
+    env.edit_config(|c| c.store.path = Some("/sys/mde-alerts.db".into()));
     let out = run(&env, &["run"]).await;
     let t = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(78), "{t}");
@@ -323,7 +311,7 @@ async fn sighup_picks_up_a_rotated_secret() {
     let mut cfg = sim_config(30, 65, Hazards::default());
     cfg.token_lifetime = Duration::from_secs(2);
     let env = Env::new(cfg, Opts::default()).await;
-    every_second(&env, "");
+    every_second(&env);
     let notify = Notify::new(env.path());
     let mut child = spawn_run(&env, &notify, 0);
     tokio::time::sleep(Duration::from_secs(2)).await;

@@ -1,5 +1,7 @@
 //! Shared test helpers: a simulator, a config pointing at it, the oracle comparison.
 
+pub mod config;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -18,7 +20,8 @@ pub struct Env {
 }
 
 pub struct Opts {
-    pub extra_poll: &'static str,
+    /// `[poll] calls_per_minute`; unset, the quotas are far above Defender's.
+    pub calls_per_minute: Option<i64>,
     pub page_size: u32,
     pub overlap: &'static str,
     pub expand: bool,
@@ -28,7 +31,7 @@ pub struct Opts {
 impl Default for Opts {
     fn default() -> Self {
         Opts {
-            extra_poll: "",
+            calls_per_minute: None,
             page_size: 100,
             overlap: "10m",
             expand: false,
@@ -78,48 +81,9 @@ impl Env {
     }
 }
 
+/// The text of the config `opts` describe (see [`config::base`]).
 pub fn config_text(sim: &Simulator, o: &Opts) -> String {
-    let exports = if o.exports {
-        "[[exports]]\nname = \"alerts\"\nformat = \"csv\"\ndir = \"exports\"\n\n[[exports]]\nname = \"alerts-json\"\nformat = \"json\"\ndir = \"exports\"\n"
-    } else {
-        ""
-    };
-    format!(
-        r#"[[tenants]]
-name = "t1"
-tenant_id = "{tenant}"
-client_id = "{client}"
-client_secret_file = "secret"
-login_url = "{url}"
-api_url = "{url}"
-
-[poll]
-schedule = "0 0 0 * * *"
-page_size = {page}
-overlap = "{overlap}"
-initial_lookback = "30d"
-expand_evidence = {expand}
-request_timeout = "20s"
-{quotas}{extra_poll}
-
-[store]
-path = "alerts.db"
-
-{exports}"#,
-        tenant = mde_alerts::sim::DEMO_TENANT_ID,
-        client = mde_alerts::sim::DEMO_CLIENT_ID,
-        url = sim.url(),
-        page = o.page_size,
-        overlap = o.overlap,
-        expand = o.expand,
-        extra_poll = o.extra_poll,
-        // The tests spend far more calls than Defender's quota, against their own simulator.
-        quotas = if o.extra_poll.contains("calls_per") {
-            ""
-        } else {
-            "calls_per_minute = 100000\ncalls_per_hour = 1000000\n"
-        },
-    )
+    config::to_toml(&config::base(sim, o))
 }
 
 /// The store's latest state: id → (lastUpdateTime, JSON).

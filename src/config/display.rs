@@ -1,0 +1,115 @@
+//! The resolved settings as `config check` prints them. Secrets are never read here: only where
+//! they come from is shown.
+
+use std::fmt;
+
+use super::{AuthMethod, Config};
+
+impl fmt::Display for Config {
+    /// The resolved settings, as `config check` prints them. Secrets are never read here: only
+    /// where they come from is shown.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "config: {}", self.path.display())?;
+        for t in &self.tenants {
+            writeln!(f, "tenant {}:", t.name)?;
+            writeln!(f, "  tenant_id      {}", t.tenant_id)?;
+            writeln!(f, "  client_id      {}", t.client_id)?;
+            match &t.auth {
+                AuthMethod::ClientSecret(src) => writeln!(
+                    f,
+                    "  auth           client_secret, read from {src} (value redacted)"
+                )?,
+                AuthMethod::Certificate {
+                    certificate_file,
+                    private_key_file,
+                    algorithm,
+                } => {
+                    writeln!(
+                        f,
+                        "  auth           certificate {} ({algorithm:?} assertion)",
+                        certificate_file.display()
+                    )?;
+                    match private_key_file {
+                        Some(k) => {
+                            writeln!(f, "  private key    {} (contents redacted)", k.display())?
+                        }
+                        None => writeln!(
+                            f,
+                            "  private key    in the certificate file (contents redacted)"
+                        )?,
+                    }
+                }
+                AuthMethod::Password {
+                    username,
+                    password,
+                    client_secret,
+                } => {
+                    writeln!(f, "  auth           password (delegated) as {username}")?;
+                    writeln!(f, "  password       read from {password} (value redacted)")?;
+                    match client_secret {
+                        Some(src) => {
+                            writeln!(f, "  client secret  read from {src} (value redacted)")?
+                        }
+                        None => writeln!(f, "  client secret  none (public client)")?,
+                    }
+                }
+            }
+            writeln!(f, "  cloud          {:?}", t.cloud)?;
+            if let Some(r) = t.region {
+                writeln!(f, "  region         {r:?}")?;
+            }
+            writeln!(f, "  login          {}", t.login_url)?;
+            writeln!(f, "  api            {}", t.api_url)?;
+            writeln!(f, "  resource       {}", t.resource)?;
+            writeln!(f, "  token endpoint {:?}", t.token_endpoint)?;
+        }
+        let p = &self.poll;
+        writeln!(f, "poll:")?;
+        writeln!(f, "  schedule         {} (UTC)", p.schedule.as_str())?;
+        writeln!(
+            f,
+            "  initial_lookback {}",
+            humantime::format_duration(p.initial_lookback)
+        )?;
+        writeln!(
+            f,
+            "  overlap          {}",
+            humantime::format_duration(p.overlap)
+        )?;
+        writeln!(f, "  page_size        {}", p.page_size)?;
+        writeln!(f, "  expand_evidence  {}", p.expand_evidence)?;
+        writeln!(
+            f,
+            "  request_timeout  {}",
+            humantime::format_duration(p.request_timeout)
+        )?;
+        writeln!(
+            f,
+            "  API budget       {} calls/minute, {} calls/hour per tenant",
+            p.calls_per_minute, p.calls_per_hour
+        )?;
+        writeln!(f, "store: {}", self.store.path.display())?;
+        match &self.http.proxy {
+            Some(p) => writeln!(f, "proxy: {p}")?,
+            None => writeln!(f, "proxy: from HTTPS_PROXY / NO_PROXY, if set")?,
+        }
+        if let Some(ca) = &self.http.ca_file {
+            writeln!(f, "extra CA: {}", ca.display())?;
+        }
+        for e in &self.exports {
+            writeln!(
+                f,
+                "export {}: {:?} into {}, scope {}, {}",
+                e.name,
+                e.format,
+                e.dir.display(),
+                e.scope,
+                match &e.schedule {
+                    Some(c) => format!("on schedule {} (UTC)", c.as_str()),
+                    None => "after every successful poll".into(),
+                }
+            )?;
+        }
+        Ok(())
+    }
+}

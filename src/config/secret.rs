@@ -1,0 +1,139 @@
+//! Where a tenant's secrets come from, and reading them. Secrets are not read while loading: they
+//! are read on demand ([`SecretSource::read`], through the checks in `preflight`), so that `export`
+//! and `import`, which never talk to Microsoft, work for a user who cannot read the secret.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use secrecy::SecretString;
+
+use super::error::ConfigError;
+use super::files::read_key_file;
+use super::validate::is_guid;
+
+/// Where a secret comes from. The secret itself is only read by [`SecretSource::read`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    /// An environment variable of this name.
+    Env {
+        /// The config key that named it.
+        key: String,
+        /// The variable's name.
+        var: String,
+    },
+    /// A file holding only the secret (a trailing newline is ignored).
+    File {
+        /// The config key that named it.
+        key: String,
+        /// The file.
+        path: PathBuf,
+    },
+    /// A systemd credential (`LoadCredential=`), read from `$CREDENTIALS_DIRECTORY/<name>`.
+    Credential {
+        /// The credential's name.
+        name: String,
+        /// The key to mention when it is missing.
+        key: String,
+    },
+}
+
+impl SecretSource {
+    /// Reads the secret. Errors name the config key that pointed at it.
+    pub fn read(&self) -> Result<SecretString, ConfigError> {
+        let value = match self {
+            SecretSource::Env { key, var } => std::env::var(var).map_err(|_| {
+                ConfigError::new(
+                    key.clone(),
+                    format!("the environment variable {var} is not set (or not valid UTF-8)"),
+                    format!("export {var}=<the client secret's value>, or use client_secret_file"),
+                )
+            })?,
+            SecretSource::File { key, path } => read_secret_file(key, path)?,
+            SecretSource::Credential { name, key } => {
+                let dir = std::env::var_os("CREDENTIALS_DIRECTORY").ok_or_else(|| {
+                    ConfigError::new(
+                        key.clone(),
+                        "no client secret is configured",
+                        "set client_secret_env = \"MDE_ALERTS_CLIENT_SECRET\" (and export it) or \
+                         client_secret_file = \"/etc/mde-alerts/client_secret\", or pass the systemd \
+                         credential `client_secret` with LoadCredential=",
+                    )
+                })?;
+                read_secret_file(key, &Path::new(&dir).join(name))?
+            }
+        };
+        let trimmed = value.trim_end_matches(['\r', '\n']);
+        if trimmed.is_empty() {
+            return Err(ConfigError::new(
+                self.key(),
+                "the secret is empty",
+                "put the client secret's value (not its ID) there",
+            ));
+        }
+        // Entra shows two columns for a secret: "Value" (once, at creation) and "Secret ID", a
+        // GUID. A secret value is never GUID-shaped, so this is the usual copy-paste mistake;
+        // saying so here beats Entra's AADSTS7000215 after a round trip.
+        if self.key().contains("client_secret") && is_guid(trimmed.trim()) {
+            return Err(ConfigError::new(
+                self.key(),
+                "this looks like the Secret ID (a GUID), not the secret's Value (the value is not shown)",
+                "in the Entra admin center, App registrations > your app > Certificates & secrets, copy the \
+                 Value column, not the Secret ID; the Value is shown only right after the secret is created, \
+                 so create a new secret if it is no longer shown",
+            ));
+        }
+        Ok(SecretString::from(trimmed.to_owned()))
+    }
+
+    fn key(&self) -> String {
+        match self {
+            SecretSource::Env { key, .. }
+            | SecretSource::File { key, .. }
+            | SecretSource::Credential { key, .. } => key.clone(),
+        }
+    }
+}
+
+impl fmt::Display for SecretSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SecretSource::Env { var, .. } => write!(f, "environment variable {var}"),
+            SecretSource::File { path, .. } => write!(f, "file {}", path.display()),
+            SecretSource::Credential { name, .. } => {
+                write!(
+                    f,
+                    "systemd credential {name} ($CREDENTIALS_DIRECTORY/{name})"
+                )
+            }
+        }
+    }
+}
+
+/// Warns when a file holding a secret may be read by others than its owner.
+pub fn warn_if_shared(key: &str, path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    // Only regular files: anything else is refused when read, with its own message.
+    if let Some(meta) = std::fs::metadata(path).ok().filter(|m| m.is_file()) {
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                key,
+                file = %path.display(),
+                mode = format!("{mode:o}"),
+                "This secret file may be read by group or others; run `chmod 600` on it (or use a systemd credential)."
+            );
+        }
+    }
+}
+
+fn read_secret_file(key: &str, path: &Path) -> Result<String, ConfigError> {
+    warn_if_shared(key, path);
+    let bytes = read_key_file(key, path, "secret file")?;
+    String::from_utf8(bytes).map_err(|_| {
+        ConfigError::new(
+            key,
+            format!("the secret file {} is not UTF-8 text", path.display()),
+            "write only the secret's value into it, as plain text",
+        )
+    })
+}

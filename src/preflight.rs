@@ -1,0 +1,119 @@
+//! What `config check`, `poll` and the service check before they start, beyond a file that loads:
+//! every secret readable, certificates that load, no placeholder left from the example, a store
+//! and export directories this user can write. It sits above the config, auth and export
+//! modules, which each own one of these checks, so that none of them needs the others.
+
+use std::path::Path;
+
+use crate::config::{AuthMethod, Config, ConfigError, SecretSource, TenantConfig};
+
+impl TenantConfig {
+    /// Reads every secret this tenant's sign-in needs (to check they are readable).
+    pub fn check_secrets(&self) -> Result<(), ConfigError> {
+        match &self.auth {
+            AuthMethod::ClientSecret(src) => src.read().map(drop),
+            AuthMethod::Certificate { .. } => crate::auth::cert::Credential::load(self).map(drop),
+            AuthMethod::Password {
+                password,
+                client_secret,
+                ..
+            } => {
+                password.read()?;
+                client_secret
+                    .as_ref()
+                    .map(SecretSource::read)
+                    .transpose()
+                    .map(drop)
+            }
+        }
+    }
+}
+
+impl Config {
+    /// What `config check` adds to loading: everything a poll or the service needs that a valid
+    /// file does not prove, checked without calling Microsoft, so that "ok" means a poll will not
+    /// refuse to start: no placeholder IDs left from the example, every secret readable (and not
+    /// a Secret ID), the store's directory usable and every export directory writable.
+    pub fn check_ready(&self) -> Result<(), ConfigError> {
+        for t in &self.tenants {
+            for (k, value, fix) in [
+                (
+                    "tenant_id",
+                    &t.tenant_id,
+                    "copy the Directory (tenant) ID from the app registration's overview in the Entra admin center",
+                ),
+                (
+                    "client_id",
+                    &t.client_id,
+                    "copy the Application (client) ID from the app registration's overview in the Entra admin center",
+                ),
+            ] {
+                if value == crate::config::PLACEHOLDER_GUID {
+                    return Err(ConfigError::new(
+                        t.key(k),
+                        "is still the example's placeholder (all zeros)",
+                        fix,
+                    )
+                    .in_file(&self.path));
+                }
+            }
+            t.check_secrets().map_err(|e| e.in_file_of(self))?;
+        }
+        check_store_dir(self)?;
+        crate::export::check_export_dirs(self)
+    }
+}
+
+/// Checks that the store can be created or written where `[store] path` says, as `poll` will
+/// need: its directory exists and takes new files (SQLite adds `-wal` and `-shm` beside it), and
+/// an existing store is a regular file this user may write.
+pub fn check_store_dir(config: &Config) -> Result<(), ConfigError> {
+    let path = &config.store.path;
+    let err = |problem: String, fix: &str| {
+        ConfigError::new("store.path", problem, fix).in_file(&config.path)
+    };
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if !dir.is_dir() {
+        return Err(err(
+            format!("the directory {} does not exist", dir.display()),
+            "create it (the systemd unit's StateDirectory= does this), or change [store] path",
+        ));
+    }
+    if let Ok(meta) = std::fs::metadata(path) {
+        if !meta.is_file() {
+            return Err(err(
+                format!("{} exists and is not a regular file", path.display()),
+                "point [store] path at a file name (the store is created on the first poll)",
+            ));
+        }
+        if let Err(e) = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+        {
+            return Err(err(
+                format!(
+                    "the store {} cannot be written by this user: {e}",
+                    path.display()
+                ),
+                "run as the service's user, or give it write access to the store",
+            ));
+        }
+    }
+    if let Err(e) = tempfile::Builder::new()
+        .prefix(".mde-alerts-check-")
+        .tempfile_in(dir)
+    {
+        return Err(err(
+            format!(
+                "{} does not take new files for this user ({e}); SQLite needs to create its -wal and -shm files there",
+                dir.display()
+            ),
+            "give the service's user write access to the directory (the unit's StateDirectory=), or change [store] path",
+        ));
+    }
+    Ok(())
+}

@@ -24,4 +24,3 @@ pub mod sim;
 pub mod source;
 pub mod store;
 pub mod time;
-pub mod xlsx;

@@ -38,7 +38,7 @@
 //!   spreadsheet would execute neutralised (`formula_guard`, OWASP's rule; the `csv` crate does
 //!   not do this). `evidence = "separate"` adds `NAME-evidence` files, one row per evidence item.
 //! - **XLSX**: the same columns with real date cells, a frozen header and an autofilter, and a
-//!   second sheet of counts by severity and status ([`crate::xlsx`]).
+//!   second sheet of counts by severity and status ([`xlsx`]).
 //! - **JSON / NDJSON**: each alert exactly as the API last returned it, unknown fields included.
 //! - **report**: the nightly HTML page and its Markdown twin ([`crate::report`]).
 //!
@@ -64,13 +64,13 @@ pub mod error;
 pub mod json;
 pub mod manifest;
 pub mod table;
+pub mod xlsx;
 
 use std::fmt;
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use crate::alert::vocab::{Severity, Status};
 use crate::config::{ExportConfig, ExportFormat, Scope};
 use crate::store::{Selection, Store, StoreError};
 use crate::time::ApiTime;
@@ -242,7 +242,7 @@ fn write_main(
 ) -> io::Result<(u64, String)> {
     match e.format {
         ExportFormat::Xlsx => {
-            let rows = write_xlsx(store, e, sel, file)?;
+            let rows = xlsx::export_xlsx(store, e, sel, file)?;
             Ok((rows, hash_back(file)?))
         }
         _ => buffered_hashed(file, |w| write_stream(store, e, sel, w)),
@@ -287,7 +287,7 @@ pub fn write_to(
         let n = match e.format {
             ExportFormat::Xlsx => {
                 let mut tmp = tempfile::tempfile()?;
-                let n = write_xlsx(store, e, sel, &mut tmp)?;
+                let n = xlsx::export_xlsx(store, e, sel, &mut tmp)?;
                 io::Seek::rewind(&mut tmp)?;
                 io::copy(&mut tmp, &mut buf)?;
                 n
@@ -346,58 +346,6 @@ fn split_stamp(stem: &str) -> Option<(String, String)> {
             && rest.as_bytes().get(9) == Some(&b'T')
             && rest.as_bytes().get(16) == Some(&b'Z');
         ok.then(|| (stem[..i].to_owned(), rest[1..].to_owned()))
-    })
-}
-
-/// Streams the selected alerts into an XLSX workbook: rows go to the writer on its own thread
-/// through a bounded channel, so memory stays flat.
-fn write_xlsx(
-    store: &Store,
-    e: &ExportConfig,
-    sel: &Selection,
-    file: &mut File,
-) -> io::Result<u64> {
-    use crate::xlsx::{Cell as X, Counts};
-    let mut counts = Counts::new();
-    store
-        .for_each_row(sel, |r| {
-            // One spelling per severity and status, so that `high` and `High` are one row.
-            let status = r.status.map_or_else(
-                || "(none)".to_owned(),
-                |s| Status::parse(s).as_str().to_owned(),
-            );
-            *counts
-                .entry((Severity::of(r.severity).as_str().to_owned(), status))
-                .or_default() += 1;
-            Ok(())
-        })
-        .map_err(store_io)?;
-    let columns: Vec<&str> = e.columns.iter().map(String::as_str).collect();
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<X>>(1024);
-    std::thread::scope(|scope| {
-        let writer =
-            scope.spawn(|| crate::xlsx::write_xlsx(&mut *file, &columns, rx.into_iter(), &counts));
-        let fed = store.for_each_row(sel, |r| {
-            let row = table::alert_row(r.tenant, r.raw, &columns).map_err(json_io)?;
-            let cells = row
-                .into_iter()
-                .map(|c| match c {
-                    table::Cell::Empty => X::Empty,
-                    table::Cell::Text(t) => X::Text(t.into_owned()),
-                    table::Cell::Number(n) => match n.parse::<f64>() {
-                        Ok(f) => X::Number(f),
-                        Err(_) => X::Text(n.into_owned()),
-                    },
-                    table::Cell::Time(t) => X::Time(t.to_chrono()),
-                })
-                .collect();
-            tx.send(cells)
-                .map_err(|_| io::Error::other("the spreadsheet writer stopped"))
-        });
-        drop(tx);
-        let written = writer.join().expect("xlsx writer panicked");
-        fed.map_err(store_io)?;
-        written.map_err(|err| io::Error::other(err.to_string()))
     })
 }
 

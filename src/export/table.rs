@@ -128,7 +128,8 @@ pub const EVIDENCE_COLUMNS: &[&str] = &[
     "userPrincipalName",
 ];
 
-/// One cell, before it is written as CSV text or an XLSX cell.
+/// One cell, before it is written as CSV text or an XLSX cell: the one cell type of every
+/// tabular format, so CSV and XLSX cannot disagree on what a value is.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Cell<'a> {
     /// Nothing (null or absent).
@@ -142,6 +143,16 @@ pub enum Cell<'a> {
 }
 
 impl Cell<'_> {
+    /// The cell with its text owned, to hand to another thread (the XLSX writer).
+    pub fn into_owned(self) -> Cell<'static> {
+        match self {
+            Cell::Empty => Cell::Empty,
+            Cell::Text(t) => Cell::Text(Cow::Owned(t.into_owned())),
+            Cell::Number(n) => Cell::Number(Cow::Owned(n.into_owned())),
+            Cell::Time(t) => Cell::Time(t),
+        }
+    }
+
     /// The CSV text of the cell, guarded against formula injection when `guard` is set.
     pub fn csv_text(&self, guard: bool) -> Cow<'_, str> {
         match self {

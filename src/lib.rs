@@ -19,7 +19,6 @@ pub mod http;
 pub mod import;
 pub mod metrics;
 pub mod poll;
-pub mod report;
 pub mod sim;
 pub mod source;
 pub mod store;

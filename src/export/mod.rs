@@ -40,7 +40,7 @@
 //! - **XLSX**: the same columns with real date cells, a frozen header and an autofilter, and a
 //!   second sheet of counts by severity and status ([`xlsx`]).
 //! - **JSON / NDJSON**: each alert exactly as the API last returned it, unknown fields included.
-//! - **report**: the nightly HTML page and its Markdown twin ([`crate::report`]).
+//! - **report**: the nightly HTML page and its Markdown twin ([`report`]).
 //!
 //! # Which alerts
 //!
@@ -63,6 +63,7 @@ pub mod csv;
 pub mod error;
 pub mod json;
 pub mod manifest;
+pub mod report;
 pub mod table;
 pub mod xlsx;
 
@@ -77,7 +78,7 @@ use crate::time::ApiTime;
 
 use self::atomic::{buffered_hashed, hash_back, prune, stage, stage_latest};
 use self::csv::{Sheet, write_csv};
-use self::error::{io_err, json_io, store_io, unwrap_io};
+use self::error::{io_err, unwrap_io};
 use self::manifest::{Manifest, ManifestFile};
 
 pub use self::atomic::{TEMP_PREFIX, check_target, remove_stale_temps, write_atomic};
@@ -191,7 +192,7 @@ fn planned_files(e: &ExportConfig, path: &Path) -> Vec<PathBuf> {
     v
 }
 
-fn is_markdown(path: &Path) -> bool {
+pub(crate) fn is_markdown(path: &Path) -> bool {
     path.extension()
         .is_some_and(|x| x.eq_ignore_ascii_case("md"))
 }
@@ -209,7 +210,7 @@ pub fn export_file(
         check_target(&p).map_err(io_err(&p))?;
     }
     if e.format == ExportFormat::Report {
-        return write_report(store, e, sel, path);
+        return report::write_report(store, e, sel, path);
     }
     let (rows, sha256) = write_atomic(path, e.file_mode, |file| write_main(store, e, sel, file))
         .map_err(|err| unwrap_io(path, err))?;
@@ -293,7 +294,7 @@ pub fn write_to(
                 n
             }
             ExportFormat::Report => {
-                let (report, n) = render_report(store, e, sel)?;
+                let (report, n) = report::render_report(store, e, sel)?;
                 buf.write_all(report.html.as_bytes())?;
                 n
             }
@@ -347,56 +348,6 @@ fn split_stamp(stem: &str) -> Option<(String, String)> {
             && rest.as_bytes().get(16) == Some(&b'Z');
         ok.then(|| (stem[..i].to_owned(), rest[1..].to_owned()))
     })
-}
-
-/// Reads the selected alerts and renders the report (and how many alerts it covers).
-fn render_report(
-    store: &Store,
-    e: &ExportConfig,
-    sel: &Selection,
-) -> io::Result<(crate::report::Report, u64)> {
-    let mut alerts = Vec::new();
-    store
-        .for_each_row(sel, |r| {
-            alerts.push(table::summary_of(r.tenant, r.raw).map_err(json_io)?);
-            Ok(())
-        })
-        .map_err(store_io)?;
-    let report = crate::report::render(&crate::report::ReportInput {
-        generated_at: chrono::Utc::now(),
-        window: e.report_window,
-        alerts: &alerts,
-    });
-    Ok((report, alerts.len() as u64))
-}
-
-/// The report: HTML at `path` and Markdown beside it (`.md`); only Markdown when `path` is `.md`.
-fn write_report(
-    store: &Store,
-    e: &ExportConfig,
-    sel: &Selection,
-    path: &Path,
-) -> Result<Vec<Written>, ExportError> {
-    let (report, rows) = render_report(store, e, sel).map_err(io_err(path))?;
-    let md_path = path.with_extension("md");
-    let files: Vec<(&Path, &String)> = if is_markdown(path) {
-        vec![(path, &report.markdown)]
-    } else {
-        vec![(path, &report.html), (md_path.as_path(), &report.markdown)]
-    };
-    let mut out = Vec::new();
-    for (p, body) in files {
-        let sha256 = write_atomic(p, e.file_mode, |file| {
-            buffered_hashed(file, |w| w.write_all(body.as_bytes())).map(|((), h)| h)
-        })
-        .map_err(io_err(p))?;
-        out.push(Written {
-            path: p.to_path_buf(),
-            rows,
-            sha256,
-        });
-    }
-    Ok(out)
 }
 
 /// Runs the exports without a `schedule`: they follow every successful poll (scheduled ones

@@ -428,7 +428,7 @@ pub fn evidence_rows<'a>(
 pub fn summary_of(
     tenant: &str,
     raw: &str,
-) -> Result<crate::report::AlertSummary, serde_json::Error> {
+) -> Result<super::report::AlertSummary, serde_json::Error> {
     const FIELDS: &[&str] = &[
         "id",
         "title",
@@ -453,7 +453,7 @@ pub fn summary_of(
             .and_then(|t| ApiTime::parse(&t).ok())
             .map(ApiTime::to_chrono)
     };
-    Ok(crate::report::AlertSummary {
+    Ok(super::report::AlertSummary {
         tenant: tenant.to_owned(),
         id: text(0).unwrap_or_default(),
         title: text(1).unwrap_or_default(),

@@ -192,7 +192,7 @@ fn planned_files(e: &ExportConfig, path: &Path) -> Vec<PathBuf> {
     v
 }
 
-pub(crate) fn is_markdown(path: &Path) -> bool {
+fn is_markdown(path: &Path) -> bool {
     path.extension()
         .is_some_and(|x| x.eq_ignore_ascii_case("md"))
 }
@@ -210,7 +210,7 @@ pub fn export_file(
         check_target(&p).map_err(io_err(&p))?;
     }
     if e.format == ExportFormat::Report {
-        return report::write_report(store, e, sel, path);
+        return write_report(store, e, sel, path);
     }
     let (rows, sha256) = write_atomic(path, e.file_mode, |file| write_main(store, e, sel, file))
         .map_err(|err| unwrap_io(path, err))?;
@@ -294,7 +294,7 @@ pub fn write_to(
                 n
             }
             ExportFormat::Report => {
-                let (report, n) = report::render_report(store, e, sel)?;
+                let (report, n) = report::from_store(store, e, sel)?;
                 buf.write_all(report.html.as_bytes())?;
                 n
             }
@@ -348,6 +348,35 @@ fn split_stamp(stem: &str) -> Option<(String, String)> {
             && rest.as_bytes().get(16) == Some(&b'Z');
         ok.then(|| (stem[..i].to_owned(), rest[1..].to_owned()))
     })
+}
+
+/// The report: HTML at `path` and Markdown beside it (`.md`); only Markdown when `path` is `.md`.
+fn write_report(
+    store: &Store,
+    e: &ExportConfig,
+    sel: &Selection,
+    path: &Path,
+) -> Result<Vec<Written>, ExportError> {
+    let (report, rows) = report::from_store(store, e, sel).map_err(io_err(path))?;
+    let md_path = path.with_extension("md");
+    let files: Vec<(&Path, &String)> = if is_markdown(path) {
+        vec![(path, &report.markdown)]
+    } else {
+        vec![(path, &report.html), (md_path.as_path(), &report.markdown)]
+    };
+    let mut out = Vec::new();
+    for (p, body) in files {
+        let sha256 = write_atomic(p, e.file_mode, |file| {
+            buffered_hashed(file, |w| w.write_all(body.as_bytes())).map(|((), h)| h)
+        })
+        .map_err(io_err(p))?;
+        out.push(Written {
+            path: p.to_path_buf(),
+            rows,
+            sha256,
+        });
+    }
+    Ok(out)
 }
 
 /// Runs the exports without a `schedule`: they follow every successful poll (scheduled ones

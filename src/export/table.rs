@@ -424,49 +424,6 @@ pub fn evidence_rows<'a>(
         .collect()
 }
 
-/// What the nightly report needs of one alert.
-pub fn summary_of(
-    tenant: &str,
-    raw: &str,
-) -> Result<super::report::AlertSummary, serde_json::Error> {
-    const FIELDS: &[&str] = &[
-        "id",
-        "title",
-        "severity",
-        "status",
-        "category",
-        "computerDnsName",
-        "alertCreationTime",
-        "lastUpdateTime",
-        "resolvedTime",
-    ];
-    let v = pick(raw, FIELDS)?;
-    let text = |i: usize| -> Option<String> {
-        v[i].and_then(|r| {
-            serde_json::from_str::<Option<String>>(r.get())
-                .ok()
-                .flatten()
-        })
-    };
-    let time = |i: usize| {
-        text(i)
-            .and_then(|t| ApiTime::parse(&t).ok())
-            .map(ApiTime::to_chrono)
-    };
-    Ok(super::report::AlertSummary {
-        tenant: tenant.to_owned(),
-        id: text(0).unwrap_or_default(),
-        title: text(1).unwrap_or_default(),
-        severity: text(2).unwrap_or_else(|| "UnSpecified".into()),
-        status: text(3).unwrap_or_else(|| "Unknown".into()),
-        category: text(4),
-        device: text(5),
-        created: time(6),
-        updated: time(7).unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC),
-        resolved: time(8),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,7 @@
 use chrono::Datelike;
 
 use super::figures::Figures;
-use super::view::{num, series_colors};
+use super::format::{num, series_colors};
 
 const W: f64 = 1040.0;
 const H: f64 = 300.0;

@@ -8,8 +8,43 @@ use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 
-use super::{AlertSummary, ReportInput};
 use crate::alert::vocab::{KNOWN_SEVERITIES, Severity, Status};
+
+/// One alert, as the report needs it (the caller extracts these from the stored API JSON).
+#[derive(Debug, Clone)]
+pub struct AlertSummary {
+    /// The tenant's configured name.
+    pub tenant: String,
+    /// Defender's alert ID.
+    pub id: String,
+    /// `title`.
+    pub title: String,
+    /// `severity`: `High`, `Medium`, `Low`, `Informational`, `UnSpecified` or anything newer
+    /// (unknown values are shown, never dropped).
+    pub severity: String,
+    /// `status`: `New`, `InProgress`, `Resolved` or anything newer (anything but `Resolved` is open).
+    pub status: String,
+    /// `category`.
+    pub category: Option<String>,
+    /// `computerDnsName`.
+    pub device: Option<String>,
+    /// `alertCreationTime`.
+    pub created: Option<DateTime<Utc>>,
+    /// `lastUpdateTime`.
+    pub updated: DateTime<Utc>,
+    /// `resolvedTime`.
+    pub resolved: Option<DateTime<Utc>>,
+}
+
+/// What to report on.
+pub struct ReportInput<'a> {
+    /// The report's "now": every window and age is measured back from it.
+    pub generated_at: DateTime<Utc>,
+    /// The headline window, e.g. 24 h for "what happened in the last 24 hours".
+    pub window: std::time::Duration,
+    /// Every alert in its latest state (tested up to 100,000).
+    pub alerts: &'a [AlertSummary],
+}
 
 /// The numbers, so tests (and the caller's log line) can check them without parsing HTML.
 ///

@@ -6,9 +6,9 @@
 //! The CSV and JSON exports answer "give me every alert"; a manager asks "what happened last night,
 //! what is still open, and is it getting better?". This module turns the alerts, each in its latest
 //! state, into those numbers ([`Figures`], in [`figures`]) and two renderings of them ([`Report`]).
-//! [`render`] does no I/O: [`write_report`] reads the store, builds [`AlertSummary`] values and
-//! writes the files (atomically, as the exports do), so the rest is a pure function that tests
-//! can check exactly.
+//! [`render`] does no I/O: [`from_store`] reads the store, builds [`AlertSummary`] values and
+//! the export writes the files (atomically, as every export does), so the rest is a pure
+//! function that tests can check exactly.
 //!
 //! # Safety of the output
 //!
@@ -47,61 +47,23 @@
 mod chart;
 pub(crate) mod escape;
 mod figures;
+mod format;
 mod html;
 mod markdown;
 mod view;
 
 use std::io;
-use std::path::Path;
 
-use chrono::{DateTime, Utc};
-
-use super::atomic::{buffered_hashed, write_atomic};
-use super::error::{io_err, json_io, store_io};
-use super::{ExportError, Written, is_markdown};
+use super::error::{json_io, store_io};
+use super::table::pick;
 use crate::config::ExportConfig;
 use crate::store::{Selection, Store};
+use crate::time::ApiTime;
 
 pub use figures::{
-    AGE_BUCKETS, Figures, MARKDOWN_DAYS, MAX_EXTRA_SERIES, OTHER_SEVERITIES, RECENT_HIGH, TOP_N,
-    TREND_DAYS,
+    AGE_BUCKETS, AlertSummary, Figures, MARKDOWN_DAYS, MAX_EXTRA_SERIES, OTHER_SEVERITIES,
+    RECENT_HIGH, ReportInput, TOP_N, TREND_DAYS,
 };
-
-/// One alert, as the report needs it (the caller extracts these from the stored API JSON).
-#[derive(Debug, Clone)]
-pub struct AlertSummary {
-    /// The tenant's configured name.
-    pub tenant: String,
-    /// Defender's alert ID.
-    pub id: String,
-    /// `title`.
-    pub title: String,
-    /// `severity`: `High`, `Medium`, `Low`, `Informational`, `UnSpecified` or anything newer
-    /// (unknown values are shown, never dropped).
-    pub severity: String,
-    /// `status`: `New`, `InProgress`, `Resolved` or anything newer (anything but `Resolved` is open).
-    pub status: String,
-    /// `category`.
-    pub category: Option<String>,
-    /// `computerDnsName`.
-    pub device: Option<String>,
-    /// `alertCreationTime`.
-    pub created: Option<DateTime<Utc>>,
-    /// `lastUpdateTime`.
-    pub updated: DateTime<Utc>,
-    /// `resolvedTime`.
-    pub resolved: Option<DateTime<Utc>>,
-}
-
-/// What to report on.
-pub struct ReportInput<'a> {
-    /// The report's "now": every window and age is measured back from it.
-    pub generated_at: DateTime<Utc>,
-    /// The headline window, e.g. 24 h for "what happened in the last 24 hours".
-    pub window: std::time::Duration,
-    /// Every alert in its latest state (tested up to 100,000).
-    pub alerts: &'a [AlertSummary],
-}
 
 /// A rendered report.
 #[derive(Debug, Clone, PartialEq)]
@@ -130,7 +92,7 @@ pub fn render(input: &ReportInput<'_>) -> Report {
 }
 
 /// Reads the selected alerts and renders the report (and how many alerts it covers).
-pub(crate) fn render_report(
+pub(crate) fn from_store(
     store: &Store,
     e: &ExportConfig,
     sel: &Selection,
@@ -138,7 +100,7 @@ pub(crate) fn render_report(
     let mut alerts = Vec::new();
     store
         .for_each_row(sel, |r| {
-            alerts.push(super::table::summary_of(r.tenant, r.raw).map_err(json_io)?);
+            alerts.push(summary_of(r.tenant, r.raw).map_err(json_io)?);
             Ok(())
         })
         .map_err(store_io)?;
@@ -150,33 +112,44 @@ pub(crate) fn render_report(
     Ok((report, alerts.len() as u64))
 }
 
-/// The report: HTML at `path` and Markdown beside it (`.md`); only Markdown when `path` is `.md`.
-pub(crate) fn write_report(
-    store: &Store,
-    e: &ExportConfig,
-    sel: &Selection,
-    path: &Path,
-) -> Result<Vec<Written>, ExportError> {
-    let (report, rows) = render_report(store, e, sel).map_err(io_err(path))?;
-    let md_path = path.with_extension("md");
-    let files: Vec<(&Path, &String)> = if is_markdown(path) {
-        vec![(path, &report.markdown)]
-    } else {
-        vec![(path, &report.html), (md_path.as_path(), &report.markdown)]
-    };
-    let mut out = Vec::new();
-    for (p, body) in files {
-        let sha256 = write_atomic(p, e.file_mode, |file| {
-            buffered_hashed(file, |w| w.write_all(body.as_bytes())).map(|((), h)| h)
+/// What the nightly report needs of one alert.
+fn summary_of(tenant: &str, raw: &str) -> Result<AlertSummary, serde_json::Error> {
+    const FIELDS: &[&str] = &[
+        "id",
+        "title",
+        "severity",
+        "status",
+        "category",
+        "computerDnsName",
+        "alertCreationTime",
+        "lastUpdateTime",
+        "resolvedTime",
+    ];
+    let v = pick(raw, FIELDS)?;
+    let text = |i: usize| -> Option<String> {
+        v[i].and_then(|r| {
+            serde_json::from_str::<Option<String>>(r.get())
+                .ok()
+                .flatten()
         })
-        .map_err(io_err(p))?;
-        out.push(Written {
-            path: p.to_path_buf(),
-            rows,
-            sha256,
-        });
-    }
-    Ok(out)
+    };
+    let time = |i: usize| {
+        text(i)
+            .and_then(|t| ApiTime::parse(&t).ok())
+            .map(ApiTime::to_chrono)
+    };
+    Ok(AlertSummary {
+        tenant: tenant.to_owned(),
+        id: text(0).unwrap_or_default(),
+        title: text(1).unwrap_or_default(),
+        severity: text(2).unwrap_or_else(|| "UnSpecified".into()),
+        status: text(3).unwrap_or_else(|| "Unknown".into()),
+        category: text(4),
+        device: text(5),
+        created: time(6),
+        updated: time(7).unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC),
+        resolved: time(8),
+    })
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use chrono::{DateTime, NaiveDate, TimeDelta, TimeZone, Utc};
 
 use super::chart::nice_axis;
 use super::escape::{Html, MAX_SHOWN_CHARS, Md};
-use super::view::{human_duration, human_window, num};
+use super::format::{human_duration, human_window, num};
 use super::*;
 
 fn now() -> DateTime<Utc> {

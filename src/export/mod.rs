@@ -2,11 +2,9 @@
 //!
 //! # Atomicity
 //!
-//! Every file is written to a temp file in the *same directory* (rename only works within one file
-//! system, and systemd's `PrivateTmp=` gives the service another `/tmp`), with an explicit mode,
-//! flushed and `fsync`ed, renamed over the target, and then the directory is `fsync`ed so the
-//! rename itself survives a power cut (tempfile's `persist` does neither sync). Readers see the old
-//! file or the new one, never a part. Temp files start with [`TEMP_PREFIX`] and the writer's pid;
+//! Every file is written to a temp file in the *same directory*, with an explicit mode, flushed and
+//! `fsync`ed, renamed over the target, and then the directory is `fsync`ed ([`atomic`]). Readers
+//! see the old file or the new one, never a part. Temp files start with [`TEMP_PREFIX`] and the writer's pid;
 //! those of writers no longer running are removed before each export (also in the directory of an
 //! ad-hoc `--out` file).
 //!
@@ -40,9 +38,9 @@
 //!   spreadsheet would execute neutralised (`formula_guard`, OWASP's rule; the `csv` crate does
 //!   not do this). `evidence = "separate"` adds `NAME-evidence` files, one row per evidence item.
 //! - **XLSX**: the same columns with real date cells, a frozen header and an autofilter, and a
-//!   second sheet of counts by severity and status ([`crate::xlsx`]).
+//!   second sheet of counts by severity and status ([`xlsx`]).
 //! - **JSON / NDJSON**: each alert exactly as the API last returned it, unknown fields included.
-//! - **report**: the nightly HTML page and its Markdown twin ([`crate::report`]).
+//! - **report**: the nightly HTML page and its Markdown twin ([`report`]).
 //!
 //! # Which alerts
 //!
@@ -50,95 +48,50 @@
 //! `categories`, `tenants`) select rows; `changed` means "new or changed in the store since this
 //! export last ran on its schedule (or after a poll)", which the store remembers per export name.
 //! A manual `export` ([`Trigger::Manual`]) of a `changed` export writes that delta to a
-//! timestamped file only: it neither advances the starting point nor touches `-latest` or the
-//! manifest, so the scheduled "what's new" file is never consumed or emptied by hand.
+//!
+//! # Layout
+//!
+//! This module decides *what* to write and in which order (files, `-latest`, manifest,
+//! retention); each format lives in its own module and only turns rows into bytes:
+//! [`csv`], [`json`], [`xlsx`] and [`report`] (HTML and Markdown from templates), all fed by
+//! [`table`] (columns and the one [`Cell`](table::Cell) type) or the report's own summaries.
+//! [`atomic`] owns the file rules, [`manifest`] the manifest's typed contract, [`error`] the
+//! one error type.
 
+pub mod atomic;
+pub mod csv;
+pub mod error;
+pub mod json;
+pub mod manifest;
 mod probe;
+pub mod report;
 pub mod table;
+pub mod xlsx;
 
 pub use probe::check_export_dirs;
 
-use std::borrow::Cow;
 use std::fmt;
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
-
-use crate::alert::vocab::{Severity, Status};
 use crate::config::{ExportConfig, ExportFormat, Scope};
-use crate::store::{ForEachError, Selection, Store, StoreError};
+use crate::store::{Selection, Store, StoreError};
 use crate::time::ApiTime;
 
-/// Temp files start with this; anything with it in an export directory is a leftover.
-pub const TEMP_PREFIX: &str = ".mde-alerts-tmp-";
+use self::atomic::{buffered_hashed, hash_back, prune, stage, stage_latest};
+use self::csv::{Sheet, write_csv};
+use self::error::{io_err, unwrap_io};
+use self::manifest::{Manifest, ManifestFile};
+
+pub use self::atomic::{TEMP_PREFIX, check_target, remove_stale_temps, write_atomic};
+pub use self::error::ExportError;
+pub use table::{DEFAULT_COLUMNS, KNOWN_COLUMNS, formula_guard as guard};
+
 /// The mode of every file written (owner read-write, group read).
 pub const FILE_MODE: u32 = 0o640;
 /// Timestamped files kept per export; older ones are removed.
 pub const KEEP: usize = 10;
-
-pub use table::{DEFAULT_COLUMNS, KNOWN_COLUMNS, formula_guard as guard};
-
-/// Why an export failed. The previous `-latest` files and manifest are untouched.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ExportError {
-    /// Reading the store failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// Something other than a regular file is where a file would be written or removed.
-    #[error(
-        "{path} is {kind}, not a regular file; mde-alerts only replaces regular files, so nothing was written\n  fix: {fix}"
-    )]
-    NotRegular {
-        /// The path.
-        path: PathBuf,
-        /// What is there ("a symlink", "a directory", …).
-        kind: &'static str,
-        /// What to do.
-        fix: &'static str,
-    },
-    /// Writing a file failed.
-    #[error(
-        "cannot write {path}: {source}\n  fix: check that the directory exists, is writable by this user, and has free space"
-    )]
-    Io {
-        /// The file or directory.
-        path: PathBuf,
-        /// The error.
-        #[source]
-        source: io::Error,
-    },
-    /// Removing an old file failed.
-    #[error(
-        "cannot remove {path}: {source}\n  fix: check the permissions of {path} and its directory"
-    )]
-    Remove {
-        /// The file.
-        path: PathBuf,
-        /// The error.
-        #[source]
-        source: io::Error,
-    },
-}
-
-/// The io::Error payload of a refused target, turned back into [`ExportError::NotRegular`].
-#[derive(Debug, thiserror::Error)]
-#[error(
-    "{} is {kind}, not a regular file; mde-alerts only replaces regular files\n  fix: {fix}",
-    path.display()
-)]
-struct NotRegularFile {
-    path: PathBuf,
-    kind: &'static str,
-    fix: &'static str,
-}
-
-fn io_err(path: &Path) -> impl FnOnce(io::Error) -> ExportError + '_ {
-    move |e| unwrap_io(path, e)
-}
 
 /// Who started an export: the schedule (a `schedule`d export under `run`, or the exports that
 /// follow a poll), or a person (`export`). Only the schedule consumes a `changed` export's state.
@@ -164,212 +117,6 @@ pub struct Written {
 impl fmt::Display for Written {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} ({} alerts)", self.path.display(), self.rows)
-    }
-}
-
-/// What kind of non-regular entry `t` is, for messages.
-fn kind_of(t: fs::FileType) -> &'static str {
-    if t.is_symlink() {
-        "a symlink"
-    } else if t.is_dir() {
-        "a directory"
-    } else if t.is_fifo() {
-        "a FIFO (named pipe)"
-    } else if t.is_socket() {
-        "a socket"
-    } else if t.is_char_device() {
-        "a character device"
-    } else if t.is_block_device() {
-        "a block device"
-    } else {
-        "a special file"
-    }
-}
-
-/// Refuses to replace anything but a regular file (or nothing) at `path`. `symlink_metadata`
-/// does not follow a symlink: a rename would replace the link itself (`/dev/stdout` as root).
-pub fn check_target(path: &Path) -> io::Result<()> {
-    match fs::symlink_metadata(path) {
-        Ok(m) if m.file_type().is_file() => Ok(()),
-        Ok(m) => Err(io::Error::new(
-            io::ErrorKind::AlreadyExists,
-            NotRegularFile {
-                path: path.to_path_buf(),
-                kind: kind_of(m.file_type()),
-                fix: "remove or rename it, or choose another path (`--out -` writes to standard output)",
-            },
-        )),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e),
-    }
-}
-
-/// A complete, synced temp file waiting to be renamed over its target; removed if dropped.
-#[derive(Debug)]
-struct Staged {
-    tmp: PathBuf,
-    target: PathBuf,
-}
-
-impl Staged {
-    /// Renames the temp file over the target (checked again: the check above may be old).
-    fn publish(mut self) -> io::Result<()> {
-        check_target(&self.target)?;
-        fs::rename(&self.tmp, &self.target)?;
-        self.tmp = PathBuf::new();
-        Ok(())
-    }
-}
-
-impl Drop for Staged {
-    fn drop(&mut self) {
-        if !self.tmp.as_os_str().is_empty() {
-            let _ = fs::remove_file(&self.tmp);
-        }
-    }
-}
-
-/// Writes a temp file for `path` in its directory: `mode`, `write`, fsync. Not yet visible.
-fn stage<T>(
-    path: &Path,
-    mode: u32,
-    write: impl FnOnce(&mut File) -> io::Result<T>,
-) -> io::Result<(Staged, T)> {
-    check_target(path)?;
-    let dir = parent(path);
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&temp_prefix())
-        .permissions(fs::Permissions::from_mode(mode))
-        .tempfile_in(dir)?;
-    let out = write(tmp.as_file_mut())?;
-    // The umask may have narrowed the mode given at creation.
-    tmp.as_file()
-        .set_permissions(fs::Permissions::from_mode(mode))?;
-    tmp.as_file().sync_all()?;
-    let tmp = tmp.into_temp_path().keep().map_err(|e| e.error)?;
-    Ok((
-        Staged {
-            tmp,
-            target: path.to_path_buf(),
-        },
-        out,
-    ))
-}
-
-/// Writes `path` atomically: temp file in the same directory, `mode`, fsync, rename, fsync dir.
-/// `write` gets the temp file itself (buffer it, or seek in it, as the format needs). Anything but
-/// a regular file at `path` is refused (see [`check_target`]).
-pub fn write_atomic<T>(
-    path: &Path,
-    mode: u32,
-    write: impl FnOnce(&mut File) -> io::Result<T>,
-) -> io::Result<T> {
-    let (staged, out) = stage(path, mode, write)?;
-    staged.publish()?;
-    sync_dir(parent(path))?;
-    Ok(out)
-}
-
-/// Runs `write` through a buffer and a SHA-256, returning its result and the digest.
-fn buffered_hashed<T>(
-    file: &mut File,
-    write: impl FnOnce(&mut dyn Write) -> io::Result<T>,
-) -> io::Result<(T, String)> {
-    let mut buf = BufWriter::with_capacity(1 << 20, file);
-    let mut h = Hashing {
-        inner: &mut buf,
-        hash: Sha256::new(),
-    };
-    let out = write(&mut h)?;
-    let digest = hex(&h.hash.finalize());
-    buf.flush()?;
-    Ok((out, digest))
-}
-
-/// SHA-256 of a file already written (formats that seek, like XLSX).
-fn hash_back(file: &mut File) -> io::Result<String> {
-    use std::io::{Read, Seek};
-    file.flush()?;
-    file.rewind()?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(hex(&h.finalize()))
-}
-
-fn parent(path: &Path) -> &Path {
-    path.parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."))
-}
-
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
-/// This process's temp-file prefix: `.mde-alerts-tmp-PID-`, so that a cleanup can tell a crashed
-/// writer's leftovers from another live writer's work in progress.
-fn temp_prefix() -> String {
-    format!("{TEMP_PREFIX}{}-", std::process::id())
-}
-
-/// Removes the temp files that writers no longer running left in `dir` (this process's own
-/// included: nothing of ours is in progress when an export starts). Only regular files are
-/// removed; anything else named like a temp file is left alone. Errors name the path.
-pub fn remove_stale_temps(dir: &Path) -> Result<usize, ExportError> {
-    let mut n = 0;
-    let entries = fs::read_dir(dir).map_err(|source| ExportError::Io {
-        path: dir.to_path_buf(),
-        source,
-    })?;
-    for entry in entries {
-        let entry = entry.map_err(|source| ExportError::Io {
-            path: dir.to_path_buf(),
-            source,
-        })?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(rest) = name.strip_prefix(TEMP_PREFIX) else {
-            continue;
-        };
-        if !entry.file_type().is_ok_and(|t| t.is_file()) {
-            continue;
-        }
-        let pid = rest.split('-').next().and_then(|p| p.parse::<u32>().ok());
-        let alive = pid
-            .is_some_and(|p| p != std::process::id() && Path::new(&format!("/proc/{p}")).exists());
-        if !alive {
-            let path = entry.path();
-            match fs::remove_file(&path) {
-                Ok(()) => n += 1,
-                // Another cleanup got there first.
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(source) => return Err(ExportError::Remove { path, source }),
-            }
-        }
-    }
-    Ok(n)
-}
-
-/// A writer that hashes what passes through it.
-struct Hashing<'a> {
-    inner: &'a mut dyn Write,
-    hash: Sha256,
-}
-
-impl Write for Hashing<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hash.update(&buf[..n]);
-        Ok(n)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
     }
 }
 
@@ -436,39 +183,6 @@ pub fn selection_for(
     Ok(sel)
 }
 
-fn store_io(e: ForEachError) -> io::Error {
-    match e {
-        ForEachError::Io(e) => e,
-        ForEachError::Store(s) => io::Error::other(s),
-    }
-}
-
-fn json_io(e: serde_json::Error) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::InvalidData,
-        format!("a stored alert cannot be read: {e}"),
-    )
-}
-
-/// Turns an io::Error that carries a store error or a refused target back into it.
-fn unwrap_io(path: &Path, e: io::Error) -> ExportError {
-    let e = match e.downcast::<StoreError>() {
-        Ok(s) => return ExportError::Store(s),
-        Err(e) => e,
-    };
-    match e.downcast::<NotRegularFile>() {
-        Ok(n) => ExportError::NotRegular {
-            path: n.path,
-            kind: n.kind,
-            fix: n.fix,
-        },
-        Err(e) => ExportError::Io {
-            path: path.to_path_buf(),
-            source: e,
-        },
-    }
-}
-
 /// The files [`export_file`] writes for `path`: `path` itself, then the evidence file or the
 /// report's Markdown twin.
 fn planned_files(e: &ExportConfig, path: &Path) -> Vec<PathBuf> {
@@ -532,7 +246,7 @@ fn write_main(
 ) -> io::Result<(u64, String)> {
     match e.format {
         ExportFormat::Xlsx => {
-            let rows = write_xlsx(store, e, sel, file)?;
+            let rows = xlsx::export_xlsx(store, e, sel, file)?;
             Ok((rows, hash_back(file)?))
         }
         _ => buffered_hashed(file, |w| write_stream(store, e, sel, w)),
@@ -547,25 +261,8 @@ fn write_stream(
     w: &mut dyn Write,
 ) -> io::Result<u64> {
     match e.format {
-        ExportFormat::Json => {
-            w.write_all(b"[")?;
-            let mut first = true;
-            let n = store
-                .for_each_row(sel, |r| {
-                    w.write_all(if first { b"\n" } else { b",\n" })?;
-                    first = false;
-                    w.write_all(r.raw.as_bytes())
-                })
-                .map_err(store_io)?;
-            w.write_all(b"\n]\n")?;
-            Ok(n)
-        }
-        ExportFormat::Ndjson => store
-            .for_each_row(sel, |r| {
-                w.write_all(one_line(r.raw).as_bytes())?;
-                w.write_all(b"\n")
-            })
-            .map_err(store_io),
+        ExportFormat::Json => json::write_json(store, sel, w),
+        ExportFormat::Ndjson => json::write_ndjson(store, sel, w),
         _ => write_csv(store, e, sel, w, Sheet::Alerts),
     }
 }
@@ -594,13 +291,13 @@ pub fn write_to(
         let n = match e.format {
             ExportFormat::Xlsx => {
                 let mut tmp = tempfile::tempfile()?;
-                let n = write_xlsx(store, e, sel, &mut tmp)?;
+                let n = xlsx::export_xlsx(store, e, sel, &mut tmp)?;
                 io::Seek::rewind(&mut tmp)?;
                 io::copy(&mut tmp, &mut buf)?;
                 n
             }
             ExportFormat::Report => {
-                let (report, n) = render_report(store, e, sel)?;
+                let (report, n) = report::from_store(store, e, sel)?;
                 buf.write_all(report.html.as_bytes())?;
                 n
             }
@@ -656,147 +353,6 @@ fn split_stamp(stem: &str) -> Option<(String, String)> {
     })
 }
 
-/// Which table a CSV holds.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Sheet {
-    Alerts,
-    Evidence,
-}
-
-fn write_csv(
-    store: &Store,
-    e: &ExportConfig,
-    sel: &Selection,
-    w: &mut dyn Write,
-    sheet: Sheet,
-) -> io::Result<u64> {
-    if e.bom {
-        w.write_all("\u{feff}".as_bytes())?;
-    }
-    let mut csv = csv::WriterBuilder::new()
-        .terminator(if e.crlf {
-            csv::Terminator::CRLF
-        } else {
-            csv::Terminator::Any(b'\n')
-        })
-        .from_writer(w);
-    let columns: Vec<&str> = e.columns.iter().map(String::as_str).collect();
-    match sheet {
-        Sheet::Alerts => csv.write_record(&columns).map_err(csv_io)?,
-        Sheet::Evidence => csv.write_record(table::EVIDENCE_COLUMNS).map_err(csv_io)?,
-    }
-    let mut n = 0u64;
-    store
-        .for_each_row(sel, |r| {
-            let rows = match sheet {
-                Sheet::Alerts => {
-                    vec![table::alert_row(r.tenant, r.raw, &columns).map_err(json_io)?]
-                }
-                Sheet::Evidence => table::evidence_rows(r.tenant, r.raw).map_err(json_io)?,
-            };
-            for row in rows {
-                csv.write_record(row.iter().map(|c| c.csv_text(e.formula_guard).into_owned()))
-                    .map_err(csv_io)?;
-                n += 1;
-            }
-            Ok(())
-        })
-        .map_err(store_io)?;
-    csv.flush()?;
-    Ok(n)
-}
-
-fn csv_io(e: csv::Error) -> io::Error {
-    match e.into_kind() {
-        csv::ErrorKind::Io(e) => e,
-        other => io::Error::other(format!("{other:?}")),
-    }
-}
-
-/// The alert on one line: stored JSON from a pretty-printed import may span lines.
-fn one_line(raw: &str) -> Cow<'_, str> {
-    if !raw.contains('\n') && !raw.contains('\r') {
-        return Cow::Borrowed(raw);
-    }
-    match serde_json::from_str::<serde_json::Value>(raw) {
-        Ok(v) => Cow::Owned(v.to_string()),
-        Err(_) => Cow::Owned(raw.replace(['\n', '\r'], " ")),
-    }
-}
-
-/// Streams the selected alerts into an XLSX workbook: rows go to the writer on its own thread
-/// through a bounded channel, so memory stays flat.
-fn write_xlsx(
-    store: &Store,
-    e: &ExportConfig,
-    sel: &Selection,
-    file: &mut File,
-) -> io::Result<u64> {
-    use crate::xlsx::{Cell as X, Counts};
-    let mut counts = Counts::new();
-    store
-        .for_each_row(sel, |r| {
-            // One spelling per severity and status, so that `high` and `High` are one row.
-            let status = r.status.map_or_else(
-                || "(none)".to_owned(),
-                |s| Status::parse(s).as_str().to_owned(),
-            );
-            *counts
-                .entry((Severity::of(r.severity).as_str().to_owned(), status))
-                .or_default() += 1;
-            Ok(())
-        })
-        .map_err(store_io)?;
-    let columns: Vec<&str> = e.columns.iter().map(String::as_str).collect();
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<X>>(1024);
-    std::thread::scope(|scope| {
-        let writer =
-            scope.spawn(|| crate::xlsx::write_xlsx(&mut *file, &columns, rx.into_iter(), &counts));
-        let fed = store.for_each_row(sel, |r| {
-            let row = table::alert_row(r.tenant, r.raw, &columns).map_err(json_io)?;
-            let cells = row
-                .into_iter()
-                .map(|c| match c {
-                    table::Cell::Empty => X::Empty,
-                    table::Cell::Text(t) => X::Text(t.into_owned()),
-                    table::Cell::Number(n) => match n.parse::<f64>() {
-                        Ok(f) => X::Number(f),
-                        Err(_) => X::Text(n.into_owned()),
-                    },
-                    table::Cell::Time(t) => X::Time(t.to_chrono()),
-                })
-                .collect();
-            tx.send(cells)
-                .map_err(|_| io::Error::other("the spreadsheet writer stopped"))
-        });
-        drop(tx);
-        let written = writer.join().expect("xlsx writer panicked");
-        fed.map_err(store_io)?;
-        written.map_err(|err| io::Error::other(err.to_string()))
-    })
-}
-
-/// Reads the selected alerts and renders the report (and how many alerts it covers).
-fn render_report(
-    store: &Store,
-    e: &ExportConfig,
-    sel: &Selection,
-) -> io::Result<(crate::report::Report, u64)> {
-    let mut alerts = Vec::new();
-    store
-        .for_each_row(sel, |r| {
-            alerts.push(table::summary_of(r.tenant, r.raw).map_err(json_io)?);
-            Ok(())
-        })
-        .map_err(store_io)?;
-    let report = crate::report::render(&crate::report::ReportInput {
-        generated_at: chrono::Utc::now(),
-        window: e.report_window,
-        alerts: &alerts,
-    });
-    Ok((report, alerts.len() as u64))
-}
-
 /// The report: HTML at `path` and Markdown beside it (`.md`); only Markdown when `path` is `.md`.
 fn write_report(
     store: &Store,
@@ -804,7 +360,7 @@ fn write_report(
     sel: &Selection,
     path: &Path,
 ) -> Result<Vec<Written>, ExportError> {
-    let (report, rows) = render_report(store, e, sel).map_err(io_err(path))?;
+    let (report, rows) = report::from_store(store, e, sel).map_err(io_err(path))?;
     let md_path = path.with_extension("md");
     let files: Vec<(&Path, &String)> = if is_markdown(path) {
         vec![(path, &report.markdown)]
@@ -943,44 +499,35 @@ fn publish_all(
         staged.push(stage_latest(&w.path, &l, e.file_mode).map_err(io_err(&l))?);
         latest.push(l);
     }
-    let mut cursors = serde_json::Map::new();
+    let mut cursor = std::collections::BTreeMap::new();
     for t in tenants {
-        cursors.insert(
-            t.clone(),
-            store.cursor(t)?.map(|c| c.to_api_string()).into(),
-        );
+        cursor.insert(t.clone(), store.cursor(t)?.map(|c| c.to_api_string()));
     }
-    let files: Vec<serde_json::Value> = written
+    let files = written
         .iter()
         .zip(&latest)
-        .map(|(w, l)| {
-            serde_json::json!({
-                "file": file_name(&w.path),
-                "latest": file_name(l),
-                "rows": w.rows,
-                "sha256": w.sha256,
-            })
+        .map(|(w, l)| ManifestFile {
+            file: file_name(&w.path),
+            latest: file_name(l),
+            rows: w.rows,
+            sha256: w.sha256.clone(),
         })
         .collect();
     let main = &written[0];
-    let manifest = serde_json::json!({
-        "file": file_name(&main.path),
-        "latest": file_name(&latest[0]),
-        "rows": main.rows,
-        "sha256": main.sha256,
-        "generated_at": ApiTime::from_chrono(generated).to_api_string(),
-        "format": format!("{:?}", e.format).to_lowercase(),
-        "columns": matches!(e.format, ExportFormat::Csv | ExportFormat::Xlsx).then_some(&e.columns),
-        "scope": e.scope.to_string(),
-        "filter": {
-            "min_severity": e.filter.min_severity,
-            "statuses": e.filter.statuses,
-            "categories": e.filter.categories,
-            "tenants": e.filter.tenants,
-        },
-        "cursor": cursors,
-        "files": files,
-    });
+    let manifest = Manifest {
+        file: file_name(&main.path),
+        latest: file_name(&latest[0]),
+        rows: main.rows,
+        sha256: main.sha256.clone(),
+        generated_at: ApiTime::from_chrono(generated).to_api_string(),
+        format: format!("{:?}", e.format).to_lowercase(),
+        columns: matches!(e.format, ExportFormat::Csv | ExportFormat::Xlsx)
+            .then(|| e.columns.clone()),
+        scope: e.scope.to_string(),
+        filter: (&e.filter).into(),
+        cursor,
+        files,
+    };
     let (manifest_staged, ()) = stage(manifest_path, e.file_mode, |file| {
         #[cfg(test)]
         if FAIL_MANIFEST.get() {
@@ -993,11 +540,7 @@ fn publish_all(
     })
     .map_err(io_err(manifest_path))?;
     staged.push(manifest_staged);
-    for s in staged {
-        let target = s.target.clone();
-        s.publish().map_err(io_err(&target))?;
-    }
-    sync_dir(&e.dir).map_err(io_err(&e.dir))
+    atomic::publish_in_order(staged, &e.dir)
 }
 
 fn file_name(p: &Path) -> String {
@@ -1022,152 +565,11 @@ fn stem_and_ext(written: &Path, name: &str) -> Option<(String, String)> {
     (stem == name || stem == format!("{name}-evidence")).then(|| (stem, ext.to_owned()))
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Stages `latest` with the content of `file`: a hard link under a temp name (the timestamped
-/// file is synced and never changes), or a synced copy where links are not supported.
-fn stage_latest(file: &Path, latest: &Path, mode: u32) -> io::Result<Staged> {
-    check_target(latest)?;
-    let dir = parent(latest);
-    for _ in 0..16 {
-        let tmp = dir.join(format!(
-            "{}latest-{:016x}",
-            temp_prefix(),
-            rand::random::<u64>()
-        ));
-        match fs::hard_link(file, &tmp) {
-            Ok(()) => {
-                return Ok(Staged {
-                    tmp,
-                    target: latest.to_path_buf(),
-                });
-            }
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-            Err(_) => break,
-        }
-    }
-    let mut src = File::open(file)?;
-    stage(latest, mode, |w| io::copy(&mut src, w).map(drop)).map(|(s, ())| s)
-}
-
-/// Keeps the newest `keep` timestamped files of an export, by modification time then name,
-/// always counting `just_written` among them (after a clock step back it may have the oldest
-/// name and time). Only regular files named exactly `NAME-YYYYMMDDTHHMMSSZ[-N].EXT` are
-/// candidates, so another export whose name starts like this one (`alerts` and `alerts-1d`) and
-/// anything that is not a file are never touched.
-fn prune(
-    dir: &Path,
-    name: &str,
-    ext: &str,
-    keep: usize,
-    just_written: &Path,
-) -> Result<(), ExportError> {
-    let own = just_written.file_name();
-    let mut files: Vec<(std::time::SystemTime, String, u32, PathBuf)> = Vec::new();
-    let entries = fs::read_dir(dir).map_err(io_err(dir))?;
-    for entry in entries {
-        let entry = entry.map_err(io_err(dir))?;
-        let f = entry.file_name();
-        if Some(f.as_os_str()) == own {
-            continue;
-        }
-        let f = f.to_string_lossy().into_owned();
-        let Some((stamp, n)) = timestamp_of(&f, name, ext) else {
-            continue;
-        };
-        // DirEntry::metadata does not follow symlinks.
-        let Ok(meta) = entry.metadata() else { continue };
-        if !meta.file_type().is_file() {
-            continue;
-        }
-        let mtime = meta.modified().unwrap_or(std::time::UNIX_EPOCH);
-        files.push((mtime, stamp, n, entry.path()));
-    }
-    files.sort();
-    let excess = files.len().saturating_sub(keep.saturating_sub(1));
-    for (_, _, _, path) in &files[..excess] {
-        match fs::remove_file(path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(source) => {
-                return Err(ExportError::Remove {
-                    path: path.clone(),
-                    source,
-                });
-            }
-        }
-    }
-    Ok(())
-}
-
-/// `Some((stamp, n))` when `file` is `NAME-YYYYMMDDTHHMMSSZ[-N].EXT`.
-fn timestamp_of(file: &str, name: &str, ext: &str) -> Option<(String, u32)> {
-    let rest = file.strip_prefix(name)?.strip_prefix('-')?;
-    let rest = rest.strip_suffix(ext)?.strip_suffix('.')?;
-    let (stamp, n) = match rest.split_once('-') {
-        Some((s, n)) => (s, n.parse::<u32>().ok()?),
-        None => (rest, 0),
-    };
-    let b = stamp.as_bytes();
-    let shape = b.len() == 16
-        && b[8] == b'T'
-        && b[15] == b'Z'
-        && b[..8].iter().chain(&b[9..15]).all(u8::is_ascii_digit);
-    shape.then(|| (stamp.to_owned(), n))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn atomic_write_replaces_and_leaves_no_temp() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("f.txt");
-        write_atomic(&p, 0o640, |w| w.write_all(b"one")).unwrap();
-        write_atomic(&p, 0o640, |w| w.write_all(b"two")).unwrap();
-        assert_eq!(fs::read_to_string(&p).unwrap(), "two");
-        let mode = fs::metadata(&p).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o640);
-        let err = write_atomic(&p, 0o640, |w| {
-            w.write_all(b"half")?;
-            Err::<(), _>(io::Error::other("boom"))
-        });
-        assert!(err.is_err());
-        assert_eq!(
-            fs::read_to_string(&p).unwrap(),
-            "two",
-            "a failed write keeps the old file"
-        );
-        assert_eq!(
-            fs::read_dir(dir.path()).unwrap().count(),
-            1,
-            "no temp file left"
-        );
-    }
-
-    #[test]
-    fn only_this_exports_timestamped_files_match() {
-        assert_eq!(
-            timestamp_of("alerts-20261126T120000Z.csv", "alerts", "csv"),
-            Some(("20261126T120000Z".into(), 0))
-        );
-        assert_eq!(
-            timestamp_of("alerts-20261126T120000Z-2.csv", "alerts", "csv"),
-            Some(("20261126T120000Z".into(), 2))
-        );
-        for other in [
-            "alerts-latest.csv",
-            "alerts-1d-latest.csv",
-            "alerts-1d-20261126T120000Z.csv",
-            "alerts-20261126T120000Z.json",
-            "alerts-20261126T120000Z.csv.tmp",
-        ] {
-            assert_eq!(timestamp_of(other, "alerts", "csv"), None, "{other}");
-        }
-    }
+    use crate::export::atomic::hex;
+    use sha2::{Digest, Sha256};
 
     fn csv_export(dir: &Path) -> ExportConfig {
         ExportConfig {
@@ -1242,38 +644,6 @@ mod tests {
     }
 
     #[test]
-    fn only_regular_files_are_replaced() {
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path();
-        fs::write(d.join("file"), b"x").unwrap();
-        std::os::unix::fs::symlink(d.join("file"), d.join("link")).unwrap();
-        std::os::unix::fs::symlink(d.join("nowhere"), d.join("dangling")).unwrap();
-        fs::create_dir(d.join("dir")).unwrap();
-        assert!(check_target(&d.join("file")).is_ok());
-        assert!(check_target(&d.join("absent")).is_ok());
-        for (name, kind) in [
-            ("link", "a symlink"),
-            ("dangling", "a symlink"),
-            ("dir", "a directory"),
-        ] {
-            let err = write_atomic(&d.join(name), 0o640, |w| w.write_all(b"y")).unwrap_err();
-            assert!(err.to_string().contains(kind), "{name}: {err}");
-            match unwrap_io(&d.join(name), err) {
-                ExportError::NotRegular { path, .. } => assert_eq!(path, d.join(name)),
-                other => panic!("{other:?}"),
-            }
-        }
-        assert!(
-            fs::symlink_metadata(d.join("link"))
-                .unwrap()
-                .file_type()
-                .is_symlink()
-        );
-        let err = check_target(Path::new("/dev/null")).unwrap_err();
-        assert!(err.to_string().contains("character device"), "{err}");
-    }
-
-    #[test]
     fn formats_follow_extensions() {
         for (p, f) in [
             ("a.csv", ExportFormat::Csv),
@@ -1291,58 +661,11 @@ mod tests {
             assert!(e.contains("--format"), "{e}");
         }
     }
-
-    /// Issue 9 #17: after a clock step back, the file just written has the oldest name.
-    #[test]
-    fn prune_keeps_the_file_just_written() {
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path();
-        for stamp in ["20991231T000000Z", "20991231T000001Z", "20991231T000002Z"] {
-            fs::write(d.join(format!("a-{stamp}.csv")), b"x").unwrap();
-        }
-        fs::create_dir(d.join("a-20000101T000000Z.csv")).unwrap();
-        let ours = d.join("a-20260101T000000Z.csv");
-        fs::write(&ours, b"x").unwrap();
-        prune(d, "a", "csv", 2, &ours).unwrap();
-        let mut left: Vec<String> = fs::read_dir(d)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .collect();
-        left.sort();
-        assert_eq!(
-            left,
-            [
-                "a-20000101T000000Z.csv",
-                "a-20260101T000000Z.csv",
-                "a-20991231T000002Z.csv"
-            ]
-        );
-    }
-
-    #[test]
-    fn one_line_flattens_pretty_json() {
-        assert_eq!(one_line("{\n \"a\": 1\n}"), r#"{"a":1}"#);
-        assert_eq!(one_line(r#"{"a":1}"#), r#"{"a":1}"#);
-    }
 }
 
 #[cfg(test)]
 mod naming_tests {
     use super::*;
-
-    #[test]
-    fn only_dead_writers_temp_files_are_removed() {
-        // Review: a cleanup must not delete another live writer's temp file.
-        let dir = tempfile::tempdir().unwrap();
-        let live = dir.path().join(format!("{TEMP_PREFIX}1-abc")); // pid 1 is always alive
-        let dead = dir.path().join(format!("{TEMP_PREFIX}4294967-abc"));
-        let ours = dir.path().join(format!("{}old", temp_prefix()));
-        for p in [&live, &dead, &ours] {
-            std::fs::write(p, b"x").unwrap();
-        }
-        assert_eq!(remove_stale_temps(dir.path()).unwrap(), 2);
-        assert!(live.exists() && !dead.exists() && !ours.exists());
-    }
 
     #[test]
     fn evidence_and_latest_names() {

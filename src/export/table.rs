@@ -62,7 +62,8 @@ pub const EVIDENCE_COLUMNS: &[&str] = &[
     "userPrincipalName",
 ];
 
-/// One cell, before it is written as CSV text or an XLSX cell.
+/// One cell, before it is written as CSV text or an XLSX cell: the one cell type of every
+/// tabular format, so CSV and XLSX cannot disagree on what a value is.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Cell<'a> {
     /// Nothing (null or absent).
@@ -76,6 +77,16 @@ pub enum Cell<'a> {
 }
 
 impl Cell<'_> {
+    /// The cell with its text owned, to hand to another thread (the XLSX writer).
+    pub fn into_owned(self) -> Cell<'static> {
+        match self {
+            Cell::Empty => Cell::Empty,
+            Cell::Text(t) => Cell::Text(Cow::Owned(t.into_owned())),
+            Cell::Number(n) => Cell::Number(Cow::Owned(n.into_owned())),
+            Cell::Time(t) => Cell::Time(t),
+        }
+    }
+
     /// The CSV text of the cell, guarded against formula injection when `guard` is set.
     pub fn csv_text(&self, guard: bool) -> Cow<'_, str> {
         match self {
@@ -301,49 +312,6 @@ pub fn evidence_rows<'a>(
             Ok(row)
         })
         .collect()
-}
-
-/// What the nightly report needs of one alert.
-pub fn summary_of(
-    tenant: &str,
-    raw: &str,
-) -> Result<crate::report::AlertSummary, serde_json::Error> {
-    const FIELDS: &[&str] = &[
-        "id",
-        "title",
-        "severity",
-        "status",
-        "category",
-        "computerDnsName",
-        "alertCreationTime",
-        "lastUpdateTime",
-        "resolvedTime",
-    ];
-    let v = pick(raw, FIELDS)?;
-    let text = |i: usize| -> Option<String> {
-        v[i].and_then(|r| {
-            serde_json::from_str::<Option<String>>(r.get())
-                .ok()
-                .flatten()
-        })
-    };
-    let time = |i: usize| {
-        text(i)
-            .and_then(|t| ApiTime::parse(&t).ok())
-            .map(ApiTime::to_chrono)
-    };
-    Ok(crate::report::AlertSummary {
-        tenant: tenant.to_owned(),
-        id: text(0).unwrap_or_default(),
-        title: text(1).unwrap_or_default(),
-        severity: text(2).unwrap_or_else(|| "UnSpecified".into()),
-        status: text(3).unwrap_or_else(|| "Unknown".into()),
-        category: text(4),
-        device: text(5),
-        created: time(6),
-        updated: time(7).unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC),
-        resolved: time(8),
-    })
 }
 
 #[cfg(test)]

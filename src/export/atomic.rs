@@ -1,0 +1,450 @@
+//! Writing files so that a reader never sees a part of one (issue 9's rules, in one place).
+//!
+//! Every file is written to a temp file in the *same directory* (rename only works within one file
+//! system, and systemd's `PrivateTmp=` gives the service another `/tmp`), with an explicit mode,
+//! flushed and `fsync`ed, renamed over the target, and then the directory is `fsync`ed so the
+//! rename itself survives a power cut. Hand-written on top of `tempfile` rather than its
+//! `persist`, because `persist` syncs neither the file nor the directory and creates files 0600.
+//!
+//! - Only regular files are ever replaced: a symlink, directory, FIFO, socket or device at a
+//!   target is refused ([`check_target`]) before anything is written, and again just before the
+//!   rename. Prune and temp cleanup skip such entries.
+//! - Several files are published together by staging them all first ([`stage`],
+//!   [`stage_latest`]) and renaming them only when every one exists ([`publish_in_order`]): a
+//!   failure strikes before anything is visible. The caller orders them (manifest last).
+//! - Temp files start with [`TEMP_PREFIX`] and the writer's pid, so that [`remove_stale_temps`]
+//!   removes only those of writers no longer running.
+//! - [`prune`] keeps the newest timestamped files and never the one just written.
+
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use super::error::{ExportError, NotRegularFile, io_err, kind_of};
+
+/// Temp files start with this; anything with it in an export directory is a leftover.
+pub const TEMP_PREFIX: &str = ".mde-alerts-tmp-";
+
+/// Refuses to replace anything but a regular file (or nothing) at `path`. `symlink_metadata`
+/// does not follow a symlink: a rename would replace the link itself (`/dev/stdout` as root).
+pub fn check_target(path: &Path) -> io::Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_file() => Ok(()),
+        Ok(m) => Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            NotRegularFile {
+                path: path.to_path_buf(),
+                kind: kind_of(m.file_type()),
+                fix: "remove or rename it, or choose another path (`--out -` writes to standard output)",
+            },
+        )),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// A complete, synced temp file waiting to be renamed over its target; removed if dropped.
+#[derive(Debug)]
+pub(crate) struct Staged {
+    tmp: PathBuf,
+    target: PathBuf,
+}
+
+impl Staged {
+    /// Renames the temp file over the target (checked again: the check above may be old).
+    fn publish(mut self) -> io::Result<()> {
+        check_target(&self.target)?;
+        fs::rename(&self.tmp, &self.target)?;
+        self.tmp = PathBuf::new();
+        Ok(())
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if !self.tmp.as_os_str().is_empty() {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// Writes a temp file for `path` in its directory: `mode`, `write`, fsync. Not yet visible.
+pub(crate) fn stage<T>(
+    path: &Path,
+    mode: u32,
+    write: impl FnOnce(&mut File) -> io::Result<T>,
+) -> io::Result<(Staged, T)> {
+    check_target(path)?;
+    let dir = parent(path);
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&temp_prefix())
+        .permissions(fs::Permissions::from_mode(mode))
+        .tempfile_in(dir)?;
+    let out = write(tmp.as_file_mut())?;
+    // The umask may have narrowed the mode given at creation.
+    tmp.as_file()
+        .set_permissions(fs::Permissions::from_mode(mode))?;
+    tmp.as_file().sync_all()?;
+    let tmp = tmp.into_temp_path().keep().map_err(|e| e.error)?;
+    Ok((
+        Staged {
+            tmp,
+            target: path.to_path_buf(),
+        },
+        out,
+    ))
+}
+
+/// Renames every staged file into place in the order given, then syncs `dir` once. A file that
+/// cannot be published leaves the ones after it unpublished (and their temp files removed).
+pub(crate) fn publish_in_order(staged: Vec<Staged>, dir: &Path) -> Result<(), ExportError> {
+    for s in staged {
+        let target = s.target.clone();
+        s.publish().map_err(io_err(&target))?;
+    }
+    sync_dir(dir).map_err(io_err(dir))
+}
+
+/// Writes `path` atomically: temp file in the same directory, `mode`, fsync, rename, fsync dir.
+/// `write` gets the temp file itself (buffer it, or seek in it, as the format needs). Anything but
+/// a regular file at `path` is refused (see [`check_target`]).
+pub fn write_atomic<T>(
+    path: &Path,
+    mode: u32,
+    write: impl FnOnce(&mut File) -> io::Result<T>,
+) -> io::Result<T> {
+    let (staged, out) = stage(path, mode, write)?;
+    staged.publish()?;
+    sync_dir(parent(path))?;
+    Ok(out)
+}
+
+/// Runs `write` through a buffer and a SHA-256, returning its result and the digest.
+pub(crate) fn buffered_hashed<T>(
+    file: &mut File,
+    write: impl FnOnce(&mut dyn Write) -> io::Result<T>,
+) -> io::Result<(T, String)> {
+    let mut buf = BufWriter::with_capacity(1 << 20, file);
+    let mut h = Hashing {
+        inner: &mut buf,
+        hash: Sha256::new(),
+    };
+    let out = write(&mut h)?;
+    let digest = hex(&h.hash.finalize());
+    buf.flush()?;
+    Ok((out, digest))
+}
+
+/// SHA-256 of a file already written (formats that seek, like XLSX).
+pub(crate) fn hash_back(file: &mut File) -> io::Result<String> {
+    use std::io::{Read, Seek};
+    file.flush()?;
+    file.rewind()?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex(&h.finalize()))
+}
+
+/// A writer that hashes what passes through it.
+struct Hashing<'a> {
+    inner: &'a mut dyn Write,
+    hash: Sha256,
+}
+
+impl Write for Hashing<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hash.update(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Lower-case hex, as the manifest writes digests.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The directory of `path` (`.` for a bare file name).
+pub(crate) fn parent(path: &Path) -> &Path {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// This process's temp-file prefix: `.mde-alerts-tmp-PID-`, so that a cleanup can tell a crashed
+/// writer's leftovers from another live writer's work in progress.
+fn temp_prefix() -> String {
+    format!("{TEMP_PREFIX}{}-", std::process::id())
+}
+
+/// Removes the temp files that writers no longer running left in `dir` (this process's own
+/// included: nothing of ours is in progress when an export starts). Only regular files are
+/// removed; anything else named like a temp file is left alone. Errors name the path.
+pub fn remove_stale_temps(dir: &Path) -> Result<usize, ExportError> {
+    let mut n = 0;
+    let entries = fs::read_dir(dir).map_err(|source| ExportError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    for entry in entries {
+        let entry = entry.map_err(|source| ExportError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix(TEMP_PREFIX) else {
+            continue;
+        };
+        if !entry.file_type().is_ok_and(|t| t.is_file()) {
+            continue;
+        }
+        let pid = rest.split('-').next().and_then(|p| p.parse::<u32>().ok());
+        let alive = pid
+            .is_some_and(|p| p != std::process::id() && Path::new(&format!("/proc/{p}")).exists());
+        if !alive {
+            let path = entry.path();
+            match fs::remove_file(&path) {
+                Ok(()) => n += 1,
+                // Another cleanup got there first.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(source) => return Err(ExportError::Remove { path, source }),
+            }
+        }
+    }
+    Ok(n)
+}
+
+/// Stages `latest` with the content of `file`: a hard link under a temp name (the timestamped
+/// file is synced and never changes), or a synced copy where links are not supported.
+pub(crate) fn stage_latest(file: &Path, latest: &Path, mode: u32) -> io::Result<Staged> {
+    check_target(latest)?;
+    let dir = parent(latest);
+    for _ in 0..16 {
+        let tmp = dir.join(format!(
+            "{}latest-{:016x}",
+            temp_prefix(),
+            rand::random::<u64>()
+        ));
+        match fs::hard_link(file, &tmp) {
+            Ok(()) => {
+                return Ok(Staged {
+                    tmp,
+                    target: latest.to_path_buf(),
+                });
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(_) => break,
+        }
+    }
+    let mut src = File::open(file)?;
+    stage(latest, mode, |w| io::copy(&mut src, w).map(drop)).map(|(s, ())| s)
+}
+
+/// Keeps the newest `keep` timestamped files of an export, by modification time then name,
+/// always counting `just_written` among them (after a clock step back it may have the oldest
+/// name and time). Only regular files named exactly `NAME-YYYYMMDDTHHMMSSZ[-N].EXT` are
+/// candidates, so another export whose name starts like this one (`alerts` and `alerts-1d`) and
+/// anything that is not a file are never touched.
+pub(crate) fn prune(
+    dir: &Path,
+    name: &str,
+    ext: &str,
+    keep: usize,
+    just_written: &Path,
+) -> Result<(), ExportError> {
+    let own = just_written.file_name();
+    let mut files: Vec<(std::time::SystemTime, String, u32, PathBuf)> = Vec::new();
+    let entries = fs::read_dir(dir).map_err(io_err(dir))?;
+    for entry in entries {
+        let entry = entry.map_err(io_err(dir))?;
+        let f = entry.file_name();
+        if Some(f.as_os_str()) == own {
+            continue;
+        }
+        let f = f.to_string_lossy().into_owned();
+        let Some((stamp, n)) = timestamp_of(&f, name, ext) else {
+            continue;
+        };
+        // DirEntry::metadata does not follow symlinks.
+        let Ok(meta) = entry.metadata() else { continue };
+        if !meta.file_type().is_file() {
+            continue;
+        }
+        let mtime = meta.modified().unwrap_or(std::time::UNIX_EPOCH);
+        files.push((mtime, stamp, n, entry.path()));
+    }
+    files.sort();
+    let excess = files.len().saturating_sub(keep.saturating_sub(1));
+    for (_, _, _, path) in &files[..excess] {
+        match fs::remove_file(path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(ExportError::Remove {
+                    path: path.clone(),
+                    source,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `Some((stamp, n))` when `file` is `NAME-YYYYMMDDTHHMMSSZ[-N].EXT`.
+fn timestamp_of(file: &str, name: &str, ext: &str) -> Option<(String, u32)> {
+    let rest = file.strip_prefix(name)?.strip_prefix('-')?;
+    let rest = rest.strip_suffix(ext)?.strip_suffix('.')?;
+    let (stamp, n) = match rest.split_once('-') {
+        Some((s, n)) => (s, n.parse::<u32>().ok()?),
+        None => (rest, 0),
+    };
+    let b = stamp.as_bytes();
+    let shape = b.len() == 16
+        && b[8] == b'T'
+        && b[15] == b'Z'
+        && b[..8].iter().chain(&b[9..15]).all(u8::is_ascii_digit);
+    shape.then(|| (stamp.to_owned(), n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::export::error::unwrap_io;
+
+    #[test]
+    fn atomic_write_replaces_and_leaves_no_temp() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f.txt");
+        write_atomic(&p, 0o640, |w| w.write_all(b"one")).unwrap();
+        write_atomic(&p, 0o640, |w| w.write_all(b"two")).unwrap();
+        assert_eq!(fs::read_to_string(&p).unwrap(), "two");
+        let mode = fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o640);
+        let err = write_atomic(&p, 0o640, |w| {
+            w.write_all(b"half")?;
+            Err::<(), _>(io::Error::other("boom"))
+        });
+        assert!(err.is_err());
+        assert_eq!(
+            fs::read_to_string(&p).unwrap(),
+            "two",
+            "a failed write keeps the old file"
+        );
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temp file left"
+        );
+    }
+
+    #[test]
+    fn only_this_exports_timestamped_files_match() {
+        assert_eq!(
+            timestamp_of("alerts-20261126T120000Z.csv", "alerts", "csv"),
+            Some(("20261126T120000Z".into(), 0))
+        );
+        assert_eq!(
+            timestamp_of("alerts-20261126T120000Z-2.csv", "alerts", "csv"),
+            Some(("20261126T120000Z".into(), 2))
+        );
+        for other in [
+            "alerts-latest.csv",
+            "alerts-1d-latest.csv",
+            "alerts-1d-20261126T120000Z.csv",
+            "alerts-20261126T120000Z.json",
+            "alerts-20261126T120000Z.csv.tmp",
+        ] {
+            assert_eq!(timestamp_of(other, "alerts", "csv"), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn only_regular_files_are_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        fs::write(d.join("file"), b"x").unwrap();
+        std::os::unix::fs::symlink(d.join("file"), d.join("link")).unwrap();
+        std::os::unix::fs::symlink(d.join("nowhere"), d.join("dangling")).unwrap();
+        fs::create_dir(d.join("dir")).unwrap();
+        assert!(check_target(&d.join("file")).is_ok());
+        assert!(check_target(&d.join("absent")).is_ok());
+        for (name, kind) in [
+            ("link", "a symlink"),
+            ("dangling", "a symlink"),
+            ("dir", "a directory"),
+        ] {
+            let err = write_atomic(&d.join(name), 0o640, |w| w.write_all(b"y")).unwrap_err();
+            assert!(err.to_string().contains(kind), "{name}: {err}");
+            match unwrap_io(&d.join(name), err) {
+                ExportError::NotRegular { path, .. } => assert_eq!(path, d.join(name)),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(
+            fs::symlink_metadata(d.join("link"))
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        let err = check_target(Path::new("/dev/null")).unwrap_err();
+        assert!(err.to_string().contains("character device"), "{err}");
+    }
+
+    /// Issue 9 #17: after a clock step back, the file just written has the oldest name.
+    #[test]
+    fn prune_keeps_the_file_just_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for stamp in ["20991231T000000Z", "20991231T000001Z", "20991231T000002Z"] {
+            fs::write(d.join(format!("a-{stamp}.csv")), b"x").unwrap();
+        }
+        fs::create_dir(d.join("a-20000101T000000Z.csv")).unwrap();
+        let ours = d.join("a-20260101T000000Z.csv");
+        fs::write(&ours, b"x").unwrap();
+        prune(d, "a", "csv", 2, &ours).unwrap();
+        let mut left: Vec<String> = fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                "a-20000101T000000Z.csv",
+                "a-20260101T000000Z.csv",
+                "a-20991231T000002Z.csv"
+            ]
+        );
+    }
+
+    #[test]
+    fn only_dead_writers_temp_files_are_removed() {
+        // Review: a cleanup must not delete another live writer's temp file.
+        let dir = tempfile::tempdir().unwrap();
+        let live = dir.path().join(format!("{TEMP_PREFIX}1-abc")); // pid 1 is always alive
+        let dead = dir.path().join(format!("{TEMP_PREFIX}4294967-abc"));
+        let ours = dir.path().join(format!("{}old", temp_prefix()));
+        for p in [&live, &dead, &ours] {
+            std::fs::write(p, b"x").unwrap();
+        }
+        assert_eq!(remove_stale_temps(dir.path()).unwrap(), 2);
+        assert!(live.exists() && !dead.exists() && !ours.exists());
+    }
+}

@@ -1,0 +1,127 @@
+//! Why an export failed, as one typed error for every format and for the file handling.
+//!
+//! The writers work on `io::Write`/`io::Result` (what `csv`, `serde_json` and `rust_xlsxwriter`
+//! speak), so a store error or a refused target travels inside an `io::Error` and is unwrapped
+//! back into its own variant here ([`unwrap_io`]) rather than flattened into text.
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::FileTypeExt;
+use std::path::{Path, PathBuf};
+
+use crate::store::StoreError;
+
+/// Why an export failed. The previous `-latest` files and manifest are untouched.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExportError {
+    /// Reading the store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Something other than a regular file is where a file would be written or removed.
+    #[error(
+        "{path} is {kind}, not a regular file; mde-alerts only replaces regular files, so nothing was written\n  fix: {fix}"
+    )]
+    NotRegular {
+        /// The path.
+        path: PathBuf,
+        /// What is there ("a symlink", "a directory", …).
+        kind: &'static str,
+        /// What to do.
+        fix: &'static str,
+    },
+    /// Writing a file failed.
+    #[error(
+        "cannot write {path}: {source}\n  fix: check that the directory exists, is writable by this user, and has free space"
+    )]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
+    /// Removing an old file failed.
+    #[error(
+        "cannot remove {path}: {source}\n  fix: check the permissions of {path} and its directory"
+    )]
+    Remove {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// The io::Error payload of a refused target, turned back into [`ExportError::NotRegular`].
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{} is {kind}, not a regular file; mde-alerts only replaces regular files\n  fix: {fix}",
+    path.display()
+)]
+pub(crate) struct NotRegularFile {
+    pub(crate) path: PathBuf,
+    pub(crate) kind: &'static str,
+    pub(crate) fix: &'static str,
+}
+
+/// What kind of non-regular entry `t` is, for messages.
+pub(crate) fn kind_of(t: fs::FileType) -> &'static str {
+    if t.is_symlink() {
+        "a symlink"
+    } else if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO (named pipe)"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else {
+        "a special file"
+    }
+}
+
+/// `map_err` helper: an io::Error at `path` as an [`ExportError`] (see [`unwrap_io`]).
+pub(crate) fn io_err(path: &Path) -> impl FnOnce(io::Error) -> ExportError + '_ {
+    move |e| unwrap_io(path, e)
+}
+
+/// Turns an io::Error that carries a store error or a refused target back into it.
+pub(crate) fn unwrap_io(path: &Path, e: io::Error) -> ExportError {
+    let e = match e.downcast::<StoreError>() {
+        Ok(s) => return ExportError::Store(s),
+        Err(e) => e,
+    };
+    match e.downcast::<NotRegularFile>() {
+        Ok(n) => ExportError::NotRegular {
+            path: n.path,
+            kind: n.kind,
+            fix: n.fix,
+        },
+        Err(e) => ExportError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        },
+    }
+}
+
+/// A store error met while streaming rows, carried through the writer's `io::Error` (and
+/// unwrapped again by [`unwrap_io`]).
+pub(crate) fn store_io(e: crate::store::ForEachError) -> io::Error {
+    match e {
+        crate::store::ForEachError::Io(e) => e,
+        crate::store::ForEachError::Store(s) => io::Error::other(s),
+    }
+}
+
+/// A stored alert that is not the JSON it was when stored.
+pub(crate) fn json_io(e: serde_json::Error) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("a stored alert cannot be read: {e}"),
+    )
+}

@@ -1,0 +1,55 @@
+//! JSON and NDJSON: each alert exactly as the API last returned it (unknown fields kept), copied
+//! from the store's text without parsing, except that NDJSON needs each alert on one line.
+
+use std::borrow::Cow;
+use std::io::{self, Write};
+
+use super::error::store_io;
+use crate::store::{Selection, Store};
+
+/// A JSON array of the selected alerts, one per line; returns the alerts written.
+pub(crate) fn write_json(store: &Store, sel: &Selection, w: &mut dyn Write) -> io::Result<u64> {
+    w.write_all(b"[")?;
+    let mut first = true;
+    let n = store
+        .for_each_row(sel, |r| {
+            w.write_all(if first { b"\n" } else { b",\n" })?;
+            first = false;
+            w.write_all(r.raw.as_bytes())
+        })
+        .map_err(store_io)?;
+    w.write_all(b"\n]\n")?;
+    Ok(n)
+}
+
+/// One alert object a line; returns the alerts written.
+pub(crate) fn write_ndjson(store: &Store, sel: &Selection, w: &mut dyn Write) -> io::Result<u64> {
+    store
+        .for_each_row(sel, |r| {
+            w.write_all(one_line(r.raw).as_bytes())?;
+            w.write_all(b"\n")
+        })
+        .map_err(store_io)
+}
+
+/// The alert on one line: stored JSON from a pretty-printed import may span lines.
+fn one_line(raw: &str) -> Cow<'_, str> {
+    if !raw.contains('\n') && !raw.contains('\r') {
+        return Cow::Borrowed(raw);
+    }
+    match serde_json::from_str::<serde_json::Value>(raw) {
+        Ok(v) => Cow::Owned(v.to_string()),
+        Err(_) => Cow::Owned(raw.replace(['\n', '\r'], " ")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_line_flattens_pretty_json() {
+        assert_eq!(one_line("{\n \"a\": 1\n}"), r#"{"a":1}"#);
+        assert_eq!(one_line(r#"{"a":1}"#), r#"{"a":1}"#);
+    }
+}

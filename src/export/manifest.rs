@@ -1,0 +1,128 @@
+//! `NAME-latest.manifest.json`: the file contract a downstream reader checks before it trusts
+//! `NAME-latest.*` (design.md §5, README "Files").
+//!
+//! One typed struct, written by the export and readable by anyone (tests, a future `status`),
+//! so that a field added or renamed is a compile error at both ends rather than a silent drift.
+//! Fields are declared in alphabetical order, which is the order the earlier `json!` manifest
+//! had (serde_json sorts map keys): files written before and after this change diff cleanly.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// The manifest of one export run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// The CSV/XLSX columns, in order; `null` for the formats without columns.
+    pub columns: Option<Vec<String>>,
+    /// Each configured tenant's poll cursor (canonical API time) when the export ran; `null`
+    /// for a tenant never polled.
+    pub cursor: BTreeMap<String, Option<String>>,
+    /// The timestamped file this manifest describes (the main file).
+    pub file: String,
+    /// Every file of the run: the main file, then the evidence file or the report's Markdown.
+    pub files: Vec<ManifestFile>,
+    /// The export's filters.
+    pub filter: ManifestFilter,
+    /// `csv`, `json`, `ndjson`, `xlsx` or `report`.
+    pub format: String,
+    /// When the export ran (canonical API time: seven fractional digits, `Z`).
+    pub generated_at: String,
+    /// The `-latest` name of the main file.
+    pub latest: String,
+    /// Data rows (alerts) in the main file.
+    pub rows: u64,
+    /// The scope, as the config reads it (`all`, `open`, `window 1day`, `changed`).
+    pub scope: String,
+    /// SHA-256 of the main file, lower-case hex.
+    pub sha256: String,
+}
+
+/// One file of a run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestFile {
+    /// The timestamped file.
+    pub file: String,
+    /// Its `-latest` name.
+    pub latest: String,
+    /// Data rows in it.
+    pub rows: u64,
+    /// Its SHA-256, lower-case hex.
+    pub sha256: String,
+}
+
+/// The filters of the export, as configured (empty lists mean "any").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestFilter {
+    /// `categories`.
+    pub categories: Vec<String>,
+    /// `min_severity` as its rank: 0 (`UnSpecified`) to 4 (`High`).
+    pub min_severity: Option<u8>,
+    /// `statuses`.
+    pub statuses: Vec<String>,
+    /// `tenants`.
+    pub tenants: Vec<String>,
+}
+
+impl From<&crate::config::Filter> for ManifestFilter {
+    fn from(f: &crate::config::Filter) -> Self {
+        ManifestFilter {
+            categories: f.categories.clone(),
+            min_severity: f.min_severity,
+            statuses: f.statuses.clone(),
+            tenants: f.tenants.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The shape the earlier `json!` manifest had, key for key (and in the same order).
+    #[test]
+    fn the_file_contract_is_unchanged() {
+        let m = Manifest {
+            columns: None,
+            cursor: BTreeMap::from([("contoso".to_owned(), None)]),
+            file: "a-20260101T000000Z.json".into(),
+            files: vec![ManifestFile {
+                file: "a-20260101T000000Z.json".into(),
+                latest: "a-latest.json".into(),
+                rows: 2,
+                sha256: "ab".into(),
+            }],
+            filter: ManifestFilter {
+                categories: vec![],
+                min_severity: Some(3),
+                statuses: vec!["New".into()],
+                tenants: vec![],
+            },
+            format: "json".into(),
+            generated_at: "2026-01-01T00:00:00.0000000Z".into(),
+            latest: "a-latest.json".into(),
+            rows: 2,
+            scope: "all".into(),
+            sha256: "ab".into(),
+        };
+        let old = serde_json::json!({
+            "file": "a-20260101T000000Z.json",
+            "latest": "a-latest.json",
+            "rows": 2,
+            "sha256": "ab",
+            "generated_at": "2026-01-01T00:00:00.0000000Z",
+            "format": "json",
+            "columns": null,
+            "scope": "all",
+            "filter": {"min_severity": 3, "statuses": ["New"], "categories": [], "tenants": []},
+            "cursor": {"contoso": null},
+            "files": [{"file": "a-20260101T000000Z.json", "latest": "a-latest.json", "rows": 2, "sha256": "ab"}],
+        });
+        assert_eq!(
+            serde_json::to_string_pretty(&m).unwrap(),
+            serde_json::to_string_pretty(&old).unwrap()
+        );
+        let back: Manifest = serde_json::from_value(old).unwrap();
+        assert_eq!(back, m);
+    }
+}

@@ -1,0 +1,268 @@
+//! One view model for both renderings: every number formatted, every list in its order, every
+//! choice (which rows, which colour, "—" for no value) made here once, so that the HTML and the
+//! Markdown templates only lay it out and cannot disagree on a figure.
+//!
+//! Alert-supplied strings stay raw here (borrowed from the alerts): the templates' escapers
+//! make them inert, and the `shown`/`md_cell` filters cut them for display.
+
+use super::chart::{self, Chart};
+use super::figures::{Analysis, MARKDOWN_DAYS, ReportInput, TREND_DAYS};
+use super::format::{human_duration, human_window, num, pct, series_colors, when};
+
+/// The report, ready to lay out.
+pub(super) struct View<'a> {
+    /// `generated_at`, as printed.
+    pub generated: String,
+    /// The window's length, in words (`24 hours`).
+    pub window: String,
+    /// The window's start, as printed.
+    pub window_start: String,
+    /// The tenants seen, by name (Markdown lists them all).
+    pub tenants: Vec<&'a str>,
+    /// The first [`MAX_TENANTS_SHOWN`] of them (HTML header), and how many more there are.
+    pub tenants_shown: Vec<&'a str>,
+    /// See `tenants_shown`.
+    pub more_tenants: usize,
+    /// Alerts on record.
+    pub alerts: String,
+    /// New in the window.
+    pub new_in_window: String,
+    /// Older alerts updated in the window.
+    pub updated_in_window: String,
+    /// Resolved in the window.
+    pub resolved_in_window: String,
+    /// Open now.
+    pub open_total: String,
+    /// Open High severity (or above).
+    pub open_high: String,
+    /// Whether there are any (the HTML marks the figure).
+    pub any_open_high: bool,
+    /// Mean time to resolve, or `—`.
+    pub mttr: String,
+    /// How many alerts that mean is over.
+    pub mttr_basis: String,
+    /// Open alerts by severity, then by age.
+    pub shares: [ShareTable<'a>; 2],
+    /// Top categories, then top devices.
+    pub tops: [TopList<'a>; 2],
+    /// Days of the trend (and the chart's basis).
+    pub trend_days: usize,
+    /// The per-day chart (HTML).
+    pub chart: Chart<'a>,
+    /// The per-day table (Markdown): the series, then the last [`MARKDOWN_DAYS`] days newest
+    /// first.
+    pub day_series: Vec<&'a str>,
+    /// The rows of that table.
+    pub day_rows: Vec<DayRow>,
+    /// The most recent open High alerts.
+    pub recent_high: Vec<HighRow<'a>>,
+    /// Whether the alerts come from more than one tenant (adds a Tenant column).
+    pub multi_tenant: bool,
+}
+
+/// Open alerts split by one property, with shares.
+pub(super) struct ShareTable<'a> {
+    /// The section's title.
+    pub title: &'static str,
+    /// The HTML note under it.
+    pub note: &'static str,
+    /// The first column's header.
+    pub what: &'static str,
+    /// Whether the labels come from alerts (Markdown escapes them) or are ours.
+    pub from_alerts: bool,
+    /// Whether rows get a colour swatch (severities).
+    pub swatches: bool,
+    /// The rows.
+    pub rows: Vec<ShareRow<'a>>,
+    /// The total.
+    pub total: String,
+    /// `100%`, or `—` for an empty total.
+    pub total_share: &'static str,
+}
+
+/// One row of a [`ShareTable`].
+pub(super) struct ShareRow<'a> {
+    /// The label.
+    pub label: &'a str,
+    /// The count.
+    pub count: String,
+    /// The share, one decimal, without `%`.
+    pub share: String,
+    /// The bar's colour.
+    pub color: &'static str,
+    /// Whether the count is zero (greyed out).
+    pub zero: bool,
+}
+
+/// A top-10 list.
+pub(super) struct TopList<'a> {
+    /// The section's title.
+    pub title: &'static str,
+    /// The first column's header.
+    pub what: &'static str,
+    /// The same, lower case, for "No alerts with a … in this period."
+    pub what_lower: String,
+    /// The rows: rank, label, count, bar width (one decimal).
+    pub rows: Vec<(usize, &'a str, String, String)>,
+}
+
+/// One day of the Markdown per-day table.
+pub(super) struct DayRow {
+    /// `2026-05-14 Thu`.
+    pub date: String,
+    /// The count per series.
+    pub counts: Vec<String>,
+    /// The day's total.
+    pub total: String,
+}
+
+/// One row of the recent High alerts table.
+pub(super) struct HighRow<'a> {
+    /// Creation time (`—` when missing).
+    pub created: String,
+    /// Title.
+    pub title: &'a str,
+    /// Alert ID.
+    pub id: &'a str,
+    /// Device (`—` when missing).
+    pub device: &'a str,
+    /// Tenant.
+    pub tenant: &'a str,
+    /// Status.
+    pub status: &'a str,
+}
+
+/// Tenants named in the HTML header; a long list ends with "and N more".
+const MAX_TENANTS_SHOWN: usize = 12;
+
+/// The bar colour of rows without a swatch.
+const NEUTRAL: &str = "#8c959f";
+
+impl<'a> View<'a> {
+    /// The view of `input`, analysed as `a`.
+    pub(super) fn new(input: &ReportInput<'a>, a: &'a Analysis<'a>) -> Self {
+        let f = &a.figures;
+        let share =
+            |title, note, what, rows: &'a [(String, usize)], colors: Option<Vec<&'static str>>| {
+                let from_alerts = colors.is_some();
+                ShareTable {
+                    title,
+                    note,
+                    what,
+                    from_alerts,
+                    swatches: from_alerts,
+                    rows: rows
+                        .iter()
+                        .enumerate()
+                        .map(|(i, (label, n))| ShareRow {
+                            label,
+                            count: num(*n),
+                            share: format!("{:.1}", pct(*n, a.open_total)),
+                            color: colors
+                                .as_ref()
+                                .and_then(|c| c.get(i))
+                                .copied()
+                                .unwrap_or(NEUTRAL),
+                            zero: *n == 0,
+                        })
+                        .collect(),
+                    total: num(a.open_total),
+                    total_share: if a.open_total > 0 { "100%" } else { "—" },
+                }
+            };
+        let top = |title, what: &'static str, rows: &'a [(String, usize)]| {
+            let max = rows.first().map(|r| r.1).unwrap_or(0);
+            TopList {
+                title,
+                what,
+                what_lower: what.to_lowercase(),
+                rows: rows
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (label, n))| {
+                        (
+                            i + 1,
+                            label.as_str(),
+                            num(*n),
+                            format!("{:.1}", pct(*n, max)),
+                        )
+                    })
+                    .collect(),
+            }
+        };
+        let days = &f.per_day[f.per_day.len().saturating_sub(MARKDOWN_DAYS)..];
+        View {
+            generated: when(input.generated_at),
+            window: human_window(input.window),
+            window_start: when(a.window_start),
+            tenants: a.tenants.clone(),
+            tenants_shown: a.tenants.iter().take(MAX_TENANTS_SHOWN).copied().collect(),
+            more_tenants: a.tenants.len().saturating_sub(MAX_TENANTS_SHOWN),
+            alerts: num(input.alerts.len()),
+            new_in_window: num(f.new_in_window),
+            updated_in_window: num(f.updated_in_window),
+            resolved_in_window: num(f.resolved_in_window),
+            open_total: num(a.open_total),
+            open_high: num(a.open_high),
+            any_open_high: a.open_high > 0,
+            mttr: f
+                .mean_time_to_resolve
+                .map(human_duration)
+                .unwrap_or_else(|| "—".to_owned()),
+            mttr_basis: num(a.mttr_basis),
+            shares: [
+                share(
+                    "Open alerts by severity",
+                    "Status is not Resolved.",
+                    "Severity",
+                    &f.open_by_severity,
+                    Some(series_colors(
+                        f.open_by_severity.iter().map(|(s, _)| s.as_str()),
+                    )),
+                ),
+                share(
+                    "Open alerts by age",
+                    "Time since the alert was created.",
+                    "Age",
+                    &f.open_by_age,
+                    None,
+                ),
+            ],
+            tops: [
+                top("Top categories", "Category", &f.top_categories),
+                top("Top devices", "Device", &f.top_devices),
+            ],
+            trend_days: TREND_DAYS,
+            chart: chart::chart(f),
+            day_series: days
+                .first()
+                .map(|(_, row)| row.iter().map(|(s, _)| s.as_str()).collect())
+                .unwrap_or_default(),
+            day_rows: days
+                .iter()
+                .rev()
+                .map(|(date, row)| DayRow {
+                    date: date.format("%Y-%m-%d %a").to_string(),
+                    counts: row.iter().map(|(_, n)| num(*n)).collect(),
+                    total: num(row.iter().map(|(_, n)| n).sum()),
+                })
+                .collect(),
+            recent_high: a
+                .recent_high
+                .iter()
+                .map(|alert| HighRow {
+                    created: alert
+                        .created
+                        .map(|c| c.format("%Y-%m-%d %H:%M").to_string())
+                        .unwrap_or_else(|| "—".to_owned()),
+                    title: &alert.title,
+                    id: &alert.id,
+                    device: alert.device.as_deref().unwrap_or("—"),
+                    tenant: &alert.tenant,
+                    status: &alert.status,
+                })
+                .collect(),
+            multi_tenant: a.tenants.len() > 1,
+        }
+    }
+}

@@ -12,14 +12,13 @@ use mde_alerts::store::Store;
 pub fn run(config: &Path, json: bool) -> Result<ExitCode, Error> {
     let config = super::load(config)?;
     let store = Store::open_read_only(&config.store.path)?;
-    let daemon = daemon_state(&config.store.path);
+    let daemon = mde_alerts::daemon::state::read(&config.store.path);
     let mut all = Vec::new();
     for t in &config.tenants {
-        let next = daemon.as_ref().and_then(|d| {
-            d["tenants"][&t.name]["next_poll"]
-                .as_str()
-                .map(str::to_owned)
-        });
+        let next = daemon
+            .as_ref()
+            .and_then(|d| d.tenants.get(&t.name))
+            .map(|s| s.next_poll.to_rfc3339());
         all.push(tenant_status(
             &store,
             &t.name,
@@ -91,12 +90,4 @@ fn print(t: &TenantStatus) -> Result<(), Error> {
         Some(n) => outln!("  next poll {n} (daemon running)"),
         None => outln!("  daemon not running"),
     }
-}
-
-/// The running daemon's state file, if its process is alive.
-fn daemon_state(store: &Path) -> Option<serde_json::Value> {
-    let text = std::fs::read_to_string(mde_alerts::daemon::state_path(store)).ok()?;
-    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-    let pid = v["pid"].as_u64()?;
-    Path::new(&format!("/proc/{pid}")).exists().then_some(v)
 }

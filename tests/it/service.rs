@@ -1,10 +1,15 @@
-//! `mde-alerts run` as systemd runs it: schedules, sd_notify, watchdog, signals, and the unit files.
+//! `mde-alerts run`: schedules, sd_notify, watchdog, signals, and the unit files.
+//!
+//! The scheduling behaviour is driven in-process ([`daemon::serve`] with ticks the test sends and
+//! the events it watches), so no test waits for a clock; the real binary is run only for what
+//! needs a process: sd_notify over the socket, SIGTERM, SIGHUP, exit codes, the unit files.
 
 use std::os::unix::net::UnixDatagram;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::support::*;
+use mde_alerts::daemon::{self, Control, Driver, Event, JobKey, Remote, Tick};
 use mde_alerts::sim::{FaultKind, Hazards};
 
 /// A fake systemd notify socket that records every message.
@@ -49,6 +54,128 @@ impl Notify {
     fn has(&self, what: &str) -> bool {
         self.all().iter().any(|(_, m)| m.contains(what))
     }
+    /// Waits up to 5 s for a message containing `what`.
+    async fn wait_for(&self, what: &str, count: usize) {
+        let start = Instant::now();
+        while self.all().iter().filter(|(_, m)| m.contains(what)).count() < count {
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "no {count}× {what} in {:?}",
+                self.all()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// The service running in this process, driven by the test.
+struct InProcess {
+    remote: Remote,
+    task: tokio::task::JoinHandle<Result<(), mde_alerts::app::AppError>>,
+    schedule: String,
+    seen: Vec<Event>,
+}
+
+impl InProcess {
+    /// Starts the loop on `env`'s config; `tune` sets the watchdog or the grace.
+    async fn start(env: &Env, tune: impl FnOnce(&mut Driver)) -> InProcess {
+        let config = env.config();
+        let schedule = daemon::schedule_key(&config.poll.schedule);
+        let (mut driver, remote) = Driver::manual();
+        tune(&mut driver);
+        let path = env.config_path.clone();
+        let task = tokio::spawn(async move { daemon::serve(&path, config, driver).await });
+        let mut service = InProcess {
+            remote,
+            task,
+            schedule,
+            seen: Vec::new(),
+        };
+        service
+            .until(|e| e == &Event::Notify("READY=1".into()))
+            .await;
+        service
+    }
+
+    /// Fires the poll schedule now.
+    fn tick(&self) {
+        let tick = Tick {
+            schedule: self.schedule.clone(),
+            at: chrono::Utc::now(),
+        };
+        self.remote.ticks.send(tick).unwrap();
+    }
+
+    /// Reads events until `done` says so (at most 10 s); returns those read.
+    async fn until(&mut self, done: impl Fn(&Event) -> bool) -> Vec<Event> {
+        let mut read = Vec::new();
+        loop {
+            let e = tokio::time::timeout(Duration::from_secs(10), self.remote.events.recv())
+                .await
+                .unwrap_or_else(|_| panic!("waited 10 s; saw {read:?}"))
+                .expect("the loop ended");
+            self.seen.push(e.clone());
+            read.push(e.clone());
+            if done(&e) {
+                return read;
+            }
+        }
+    }
+
+    /// Fires the schedule and waits for the poll of `t1` to finish; returns whether it succeeded.
+    async fn poll(&mut self) -> bool {
+        self.tick();
+        let events = self
+            .until(|e| {
+                matches!(
+                    e,
+                    Event::Finished {
+                        key: JobKey::Poll(_),
+                        ..
+                    }
+                )
+            })
+            .await;
+        matches!(events.last(), Some(Event::Finished { ok: true, .. }))
+    }
+
+    async fn reload(&mut self) -> Event {
+        self.remote.control.send(Control::Reload).unwrap();
+        self.until(|e| matches!(e, Event::Reloaded | Event::ReloadRejected(_)))
+            .await
+            .pop()
+            .unwrap()
+    }
+
+    /// Stops the loop: it must return Ok within 5 s. Returns every event seen.
+    async fn stop(mut self) -> Vec<Event> {
+        self.remote.control.send(Control::Stop).unwrap();
+        let result = tokio::time::timeout(Duration::from_secs(5), self.task)
+            .await
+            .expect("no stop within 5 s")
+            .unwrap();
+        assert!(result.is_ok(), "{result:?}");
+        while let Ok(e) = self.remote.events.try_recv() {
+            self.seen.push(e);
+        }
+        self.seen
+    }
+}
+
+fn notified(events: &[Event], what: &str) -> bool {
+    events
+        .iter()
+        .any(|e| matches!(e, Event::Notify(m) if m.contains(what)))
+}
+
+async fn status_json(env: &Env) -> serde_json::Value {
+    let out = run(env, &["status", "--json"]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 fn spawn_run(env: &Env, notify: &Notify, watchdog_usec: u64) -> tokio::process::Child {
@@ -91,8 +218,10 @@ fn every_second(env: &Env) {
     env.edit_config(|c| c.poll.schedule = Some("* * * * * *".into()));
 }
 
+/// Polls repeat, each followed by the exports and the metrics; one token serves them all;
+/// `status` sees the running service; the stop is clean and leaves complete files.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn run_polls_exports_notifies_and_stops_cleanly() {
+async fn the_service_polls_exports_publishes_and_stops_cleanly() {
     let env = Env::new(
         sim_config(200, 61, Hazards::default()),
         Opts {
@@ -104,18 +233,14 @@ async fn run_polls_exports_notifies_and_stops_cleanly() {
     every_second(&env);
     env.edit_config(|c| c.metrics.textfile = Some("metrics/mde_alerts.prom".into()));
     std::fs::create_dir_all(env.path().join("metrics")).unwrap();
-    let notify = Notify::new(env.path());
-    let mut child = spawn_run(&env, &notify, 1_000_000);
-    let mutator = env.sim.spawn_mutator(Duration::from_millis(300), 2, 1);
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    // status works while the daemon runs, and knows the next poll.
-    let out = run(&env, &["status", "--json"]).await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut service = InProcess::start(&env, |_| {}).await;
+    let mutator = env.sim.spawn_mutator(Duration::from_millis(100), 2, 1);
+    for _ in 0..3 {
+        assert!(service.poll().await, "{:?}", service.seen);
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    // status works while the service runs, and knows the next poll.
+    let s = status_json(&env).await;
     assert_eq!(s[0]["daemon_running"], true);
     assert!(s[0]["next_poll"].is_string(), "{s}");
     assert_eq!(s[0]["healthy"], true);
@@ -146,14 +271,15 @@ async fn run_polls_exports_notifies_and_stops_cleanly() {
         prom.contains("mde_alerts_token_expiry_timestamp_seconds{tenant=\"t1\"}"),
         "{prom}"
     );
-    let stopped = Instant::now();
-    stop(&mut child).await;
-    assert!(stopped.elapsed() < Duration::from_secs(5));
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    for what in ["READY=1", "STATUS=", "WATCHDOG=1", "STOPPING=1"] {
-        assert!(notify.has(what), "no {what} in {:?}", notify.all());
+    let events = service.stop().await;
+    for what in ["READY=1", "STATUS=", "STOPPING=1"] {
+        assert!(notified(&events, what), "no {what} in {events:?}");
     }
-    assert!(notify.has("ok: "), "STATUS after a run: {:?}", notify.all());
+    assert!(notified(&events, "ok: "), "STATUS after a run: {events:?}");
+    assert!(
+        !daemon::state_path(&env.store_path()).exists(),
+        "the state file goes with the service"
+    );
     let leftovers = temp_files(&env.path().join("exports"));
     assert!(leftovers.is_empty(), "{leftovers:?}");
     // Every -latest file is complete.
@@ -164,8 +290,31 @@ async fn run_polls_exports_notifies_and_stops_cleanly() {
     assert!(json.len() >= 200);
 }
 
+/// The real binary under systemd's eyes: tokio-cron-scheduler fires the schedule, sd_notify
+/// carries READY, STATUS after a poll, WATCHDOG and STOPPING, `status` sees it running, and
+/// SIGTERM ends it with 0 within seconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_notifies_systemd_and_stops_on_sigterm() {
+    let env = Env::new(sim_config(50, 66, Hazards::default()), Opts::default()).await;
+    every_second(&env);
+    let notify = Notify::new(env.path());
+    let mut child = spawn_run(&env, &notify, 1_000_000);
+    notify.wait_for("ok: ", 1).await;
+    let s = status_json(&env).await;
+    assert_eq!(s[0]["daemon_running"], true);
+    assert!(s[0]["next_poll"].is_string(), "{s}");
+    assert_eq!(s[0]["healthy"], true);
+    let stopped = Instant::now();
+    stop(&mut child).await;
+    assert!(stopped.elapsed() < Duration::from_secs(5));
+    notify.wait_for("STOPPING=1", 1).await;
+    for what in ["READY=1", "STATUS=", "WATCHDOG=1", "STOPPING=1"] {
+        assert!(notify.has(what), "no {what} in {:?}", notify.all());
+    }
+}
+
 /// A wedged poll (the API hangs) stops the watchdog pings, and the ticks that find it running are
-/// skipped, not doubled.
+/// skipped, not doubled; the stop closes its run as interrupted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wedged_poll_starves_the_watchdog_and_overlapping_ticks_are_skipped() {
     let hazards = Hazards {
@@ -177,52 +326,109 @@ async fn a_wedged_poll_starves_the_watchdog_and_overlapping_ticks_are_skipped() 
     let env = Env::new(sim_config(50, 62, hazards), Opts::default()).await;
     every_second(&env);
     env.edit_config(|c| c.poll.request_timeout = Some(config::duration("120s")));
-    let notify = Notify::new(env.path());
-    let mut child = spawn_run(&env, &notify, 1_000_000);
-    tokio::time::sleep(Duration::from_secs(12)).await;
-    let pings: Vec<Instant> = notify
-        .all()
-        .into_iter()
-        .filter(|(_, m)| m.contains("WATCHDOG=1"))
-        .map(|(t, _)| t)
-        .collect();
-    assert!(!pings.is_empty(), "pings before the wedge");
-    let last_ping = *pings.last().unwrap();
+    // The poll's deadline is its next tick, at most 1 s away; a 300 ms grace stands in for 5 s.
+    let mut service = InProcess::start(&env, |d| {
+        d.watchdog = Some(Duration::from_millis(50));
+        d.wedge_grace = Duration::from_millis(300);
+    })
+    .await;
+    let t1 = JobKey::Poll("t1".into());
+    service.tick();
+    service.until(|e| e == &Event::Started(t1.clone())).await;
+    for _ in 0..2 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        service.tick();
+        service.until(|e| e == &Event::Skipped(t1.clone())).await;
+    }
+    let before = service.until(|e| matches!(e, Event::Wedged(_))).await;
+    assert_eq!(before.last(), Some(&Event::Wedged(t1.clone())));
     assert!(
-        last_ping.elapsed() > Duration::from_secs(3),
-        "the watchdog is still fed while the poll is wedged"
+        service
+            .seen
+            .iter()
+            .any(|e| e == &Event::Notify("WATCHDOG=1".into())),
+        "pings before the wedge: {:?}",
+        service.seen
     );
+    tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
         env.sim.stats().alert_calls,
         1,
         "overlapping ticks must not start another poll"
     );
-    let err = stop(&mut child).await;
-    assert!(err.contains("this tick is skipped"), "{err}");
-    assert!(err.contains("watchdog is no longer fed"), "{err}");
+    let events = service.stop().await;
+    let wedged_at = events
+        .iter()
+        .position(|e| matches!(e, Event::Wedged(_)))
+        .unwrap();
+    let pings_after = events[wedged_at..]
+        .iter()
+        .filter(|e| *e == &Event::Notify("WATCHDOG=1".into()))
+        .count();
+    assert_eq!(
+        pings_after, 0,
+        "the watchdog is still fed while the poll is wedged"
+    );
+    assert!(
+        events[wedged_at..]
+            .iter()
+            .filter(|e| matches!(e, Event::Wedged(_)))
+            .count()
+            >= 5,
+        "every watchdog period withholds its ping: {events:?}"
+    );
+    let store = mde_alerts::store::Store::open_read_only(&env.store_path()).unwrap();
+    let runs = store.runs(Some("t1"), 1).unwrap();
+    assert_eq!(runs[0].outcome, "interrupted", "{runs:?}");
 }
 
+/// SIGHUP with a broken config keeps the running one polling; a good one is taken.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sighup_with_a_broken_config_keeps_the_old_one_running() {
+async fn a_reload_with_a_broken_config_keeps_the_old_one_running() {
     let env = Env::new(sim_config(50, 63, Hazards::default()), Opts::default()).await;
     every_second(&env);
-    let notify = Notify::new(env.path());
-    let mut child = spawn_run(&env, &notify, 0);
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut service = InProcess::start(&env, |_| {}).await;
+    assert!(service.poll().await);
     let good = std::fs::read_to_string(&env.config_path).unwrap();
     std::fs::write(&env.config_path, good.replace("page_size", "pagesize")).unwrap();
-    signal(&child, "-HUP");
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    match service.reload().await {
+        Event::ReloadRejected(why) => {
+            assert!(
+                why.contains("new config is invalid; keeping the running one"),
+                "{why}"
+            );
+            assert!(why.contains("poll.pagesize"), "the log says why: {why}");
+        }
+        other => panic!("{other:?}"),
+    }
     let calls = env.sim.stats().alert_calls;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(service.poll().await);
     assert!(
         env.sim.stats().alert_calls > calls,
         "polling goes on with the old config"
     );
-    // A good config is taken.
+    std::fs::write(&env.config_path, &good).unwrap();
+    assert_eq!(service.reload().await, Event::Reloaded);
+    assert!(service.poll().await, "and with the new one");
+    service.stop().await;
+}
+
+/// The real binary's SIGHUP: RELOADING=1 then READY=1, a broken config logged and kept out, a
+/// good one taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_real_service() {
+    let env = Env::new(sim_config(5, 63, Hazards::default()), Opts::default()).await;
+    let notify = Notify::new(env.path());
+    let mut child = spawn_run(&env, &notify, 0);
+    notify.wait_for("READY=1", 1).await;
+    let good = std::fs::read_to_string(&env.config_path).unwrap();
+    std::fs::write(&env.config_path, good.replace("page_size", "pagesize")).unwrap();
+    signal(&child, "-HUP");
+    notify.wait_for("READY=1", 2).await;
     std::fs::write(&env.config_path, &good).unwrap();
     signal(&child, "-HUP");
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    notify.wait_for("READY=1", 3).await;
+    assert!(notify.has("RELOADING=1"), "{:?}", notify.all());
     let err = stop(&mut child).await;
     assert!(
         err.contains("new config is invalid; keeping the running one"),
@@ -307,29 +513,27 @@ fn the_unit_verifies_and_is_hardened() {
 /// Review #2-2: SIGHUP kept the old token provider, so a client secret rotated in place was not
 /// picked up until a restart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sighup_picks_up_a_rotated_secret() {
+async fn a_reload_picks_up_a_rotated_secret() {
     let mut cfg = sim_config(30, 65, Hazards::default());
     cfg.token_lifetime = Duration::from_secs(2);
     let env = Env::new(cfg, Opts::default()).await;
     every_second(&env);
-    let notify = Notify::new(env.path());
-    let mut child = spawn_run(&env, &notify, 0);
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut service = InProcess::start(&env, |_| {}).await;
+    assert!(service.poll().await);
     let rotated_at = mde_alerts::time::ApiTime::now();
     env.sim.set_client_secret("rotated-secret-value");
     std::fs::write(env.path().join("secret"), "rotated-secret-value\n").unwrap();
-    signal(&child, "-HUP");
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The old token is still valid: only a new provider asks for a new one.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(service.reload().await, Event::Reloaded);
     let issued = env.sim.stats().tokens_issued;
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(service.poll().await, "{:?}", service.seen);
     assert!(
         env.sim.stats().tokens_issued > issued,
         "new tokens with the rotated secret"
     );
-    stop(&mut child).await;
-    // Polls succeeded after the rotation (the very last one may have been cut by SIGTERM).
-    let out = run(&env, &["status", "--json"]).await;
-    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    service.stop().await;
+    let s = status_json(&env).await;
     let last_success =
         mde_alerts::time::ApiTime::parse(s[0]["last_success"].as_str().unwrap()).unwrap();
     assert!(

@@ -1,0 +1,210 @@
+//! The daemon's two kinds of job as tasks: a tenant's poll (followed by the exports without a
+//! schedule) and a scheduled export. Each reports to the loop with a [`Done`] when it ends.
+
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::Plan;
+use crate::app::tenant_names;
+use crate::export::{run_after_poll, run_export};
+use crate::poll::{PollSettings, poll_tenant};
+use crate::source::mde::MdeSource;
+use crate::store::Store;
+
+/// What a finished job reports to the loop.
+pub(super) enum Done {
+    Poll {
+        tenant: String,
+        line: Result<String, String>,
+    },
+    Export {
+        name: String,
+        result: Result<usize, String>,
+    },
+}
+
+pub(super) fn spawn_poll(
+    plan: &Plan,
+    tenant: &str,
+    store: Arc<Mutex<Store>>,
+    deadline: Option<tokio::time::Instant>,
+    done: mpsc::UnboundedSender<Done>,
+) -> Option<JoinHandle<()>> {
+    let t = plan.tenants.get(tenant)?;
+    let source = MdeSource::new(
+        plan.http.clone(),
+        &t.cfg.api_url,
+        t.tokens.clone(),
+        plan.config.poll.expand_evidence,
+        t.budget.clone(),
+    )
+    .with_deadline(deadline);
+    let settings = PollSettings {
+        overlap: plan.config.poll.overlap,
+        initial_lookback: plan.config.poll.initial_lookback,
+        page_size: plan.config.poll.page_size,
+    };
+    let tenant = t.cfg.name.clone();
+    let exports = plan.config.exports.clone();
+    let tenants = tenant_names(&plan.config);
+    Some(tokio::spawn(async move {
+        // The poll runs as its own task, so that a panic in it (a bug) is caught here, recorded
+        // as the run's error and shown by `status`, instead of leaving the run "running".
+        let mut poll = AbortOnDrop(tokio::spawn({
+            let store = store.clone();
+            let tenant = tenant.clone();
+            async move { poll_tenant(&source, &store, &tenant, settings).await }
+        }));
+        let result = match (&mut poll.0).await {
+            Ok(r) => r.map_err(|e| e.to_string()),
+            Err(join) => {
+                let why = format!(
+                    "the poll panicked (a bug in mde-alerts; please report it with the log): {}",
+                    panic_message(join)
+                );
+                let closed = tokio::task::spawn_blocking({
+                    let store = store.clone();
+                    let tenant = tenant.clone();
+                    let why = why.clone();
+                    move || {
+                        let mut s = store.lock().unwrap_or_else(|p| p.into_inner());
+                        s.close_running(&tenant, crate::store::Outcome::Failed, &why)
+                    }
+                })
+                .await;
+                if let Ok(Err(e)) = closed {
+                    tracing::error!(tenant = %tenant, error = %e, "Cannot record the panic in the store.");
+                }
+                Err(why)
+            }
+        };
+        let line = match result {
+            Ok(r) => {
+                tracing::info!("{r}");
+                // Exports without a schedule follow every successful poll.
+                if exports.iter().any(|e| e.schedule.is_none()) {
+                    let store = store.clone();
+                    let exported = tokio::task::spawn_blocking(move || {
+                        let s = store.lock().unwrap_or_else(|p| p.into_inner());
+                        run_after_poll(&s, &exports, &tenants)
+                    })
+                    .await;
+                    match exported {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(e)) => tracing::error!(error = %e, "Export after the poll failed."),
+                        Err(e) => tracing::error!(error = %e, "Export task failed."),
+                    }
+                }
+                Ok(short_line(&r))
+            }
+            Err(e) => {
+                tracing::error!(tenant = %tenant, error = %e, "Poll failed; everything stored before the failure is kept.");
+                Err(e)
+            }
+        };
+        let _ = done.send(Done::Poll { tenant, line });
+    }))
+}
+
+/// Aborts the task when dropped: the poll task dies with the job that awaits it (shutdown aborts
+/// the job).
+struct AbortOnDrop<T>(JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The text of a task's panic (or why it ended without a result).
+fn panic_message(join: tokio::task::JoinError) -> String {
+    match join.try_into_panic() {
+        Ok(payload) => payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "(no message)".into()),
+        Err(join) => join.to_string(),
+    }
+}
+
+fn short_line(r: &crate::poll::PollReport) -> String {
+    format!(
+        "{} new, {} updated{}",
+        r.counts.new,
+        r.counts.updated,
+        match r.outcome {
+            crate::store::Outcome::Partial => " (partial)",
+            crate::store::Outcome::Stalled => " (stalled: no progress)",
+            _ => "",
+        }
+    )
+}
+
+pub(super) fn spawn_export(
+    plan: &Plan,
+    name: &str,
+    store: Arc<Mutex<Store>>,
+    done: mpsc::UnboundedSender<Done>,
+) -> Option<JoinHandle<()>> {
+    let e = plan.config.exports.iter().find(|e| e.name == name)?.clone();
+    let tenants = tenant_names(&plan.config);
+    Some(tokio::spawn(async move {
+        let name = e.name.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            let s = store.lock().unwrap_or_else(|p| p.into_inner());
+            run_export(&s, &e, &tenants)
+        })
+        .await;
+        let result = match result {
+            Ok(Ok(w)) => {
+                for f in &w {
+                    tracing::info!(file = %f.path.display(), rows = f.rows, "Export written.");
+                }
+                Ok(w.len())
+            }
+            Ok(Err(err)) => {
+                tracing::error!(export = %name, error = %err, "Export failed; the previous files are kept.");
+                Err(err.to_string())
+            }
+            Err(err) => Err(err.to_string()),
+        };
+        let _ = done.send(Done::Export { name, result });
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A poll that panics is recorded with its message, not lost as "finished without reporting".
+    #[tokio::test]
+    async fn a_panicking_job_reports_its_message() {
+        let h = tokio::spawn(async { panic!("overflow when adding duration to instant") });
+        let join = h.await.unwrap_err();
+        assert_eq!(
+            panic_message(join),
+            "overflow when adding duration to instant"
+        );
+        let n = 7;
+        let h = tokio::spawn(async move { panic!("index {n} out of range") });
+        assert_eq!(panic_message(h.await.unwrap_err()), "index 7 out of range");
+    }
+
+    /// Dropping the job that awaits a poll aborts the poll (shutdown aborts jobs).
+    #[tokio::test]
+    async fn dropping_the_guard_aborts_the_task() {
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let guard = AbortOnDrop(tokio::spawn(async move {
+            let _tx = tx;
+            std::future::pending::<()>().await;
+        }));
+        drop(guard);
+        assert!(
+            rx.await.is_err(),
+            "the task was dropped, and its sender with it"
+        );
+    }
+}

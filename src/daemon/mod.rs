@@ -1,0 +1,647 @@
+//! `mde-alerts run`: the service. Polls each tenant and writes each scheduled export on its cron
+//! schedule until SIGTERM, and talks to systemd.
+//!
+//! **Decision (issue 10): tokio-cron-scheduler fires the schedules, our rules decide.** The
+//! product's design card names tokio-cron-scheduler, and since issue 10 it fires every schedule
+//! ([`ticker`]: UTC only, one cron job per distinct expression, however many tenants share it).
+//! Each firing is a tick into this loop; what a tick starts is decided by [`scheduler`], a pure
+//! module tested on fixed instants, because the crate lacks what we need: it has no guard against
+//! overlapping runs (its issue #83), its time-zone constructors run an hour off after a DST
+//! change (#107), and it cannot stagger tenants. (Until issue 10 we ran our own loop over croner
+//! schedules for the same reasons; the rules below are unchanged.) All schedules are UTC, and:
+//!
+//! - **No overlap**: a tick that finds the tenant's last poll still running is skipped and logged,
+//!   never doubled. Each poll's deadline is its next tick, so a poll gives way on its own.
+//! - **Staggered tenants**: tenant *i* of *n* fires `i × min(interval, 60 s) / n` after the tick,
+//!   so fifty tenants do not hit Entra and Defender in the same second. A tick is noticed up to
+//!   half a second late (tokio-cron-scheduler looks every 500 ms); the stagger counts from the
+//!   cron time, so only tenant 0 starts that late.
+//! - **One token per lifetime**: each tenant keeps its token provider and API budget for the life
+//!   of the process (and across SIGHUP if the tenant is unchanged).
+//! - **Watchdog from the loop**: `WATCHDOG=1` is sent at half of `WATCHDOG_USEC`, from the
+//!   scheduler loop itself, and only while no job has overrun its deadline by more than
+//!   [`WEDGE_GRACE`]: a wedged poll stops the pings, and systemd restarts the service. The unit's
+//!   `WatchdogSec=` must exceed the longest legitimate overrun (one request timeout).
+//! - **READY=1** once the config is valid, the secrets are readable and the store is open and
+//!   migrated — not waiting for Microsoft, so an API outage is not a start failure.
+//! - **STATUS=** after every run: "last poll 12:05:01 ok: 3 new, 5 updated; next 12:10:00".
+//! - **A panicking poll** (a bug) runs as its own task, so the panic is recorded as the run's
+//!   error (and shown by `status`) instead of leaving the run "running".
+//! - **SIGTERM/SIGINT**: no new work; running jobs are cancelled (a commit in progress finishes,
+//!   or SQLite rolls it back) and their runs closed as `interrupted`, `STOPPING=1`, exit 0 within
+//!   seconds. Temp files of an export cut short are removed by the next export; `-latest` files
+//!   are never partial.
+//! - **SIGHUP**: the config is read again (renamed tenants reconciled in the store, as at start);
+//!   a broken one is logged and the running one kept; running jobs are adopted by name.
+//!
+//! [`run`] wires signals, tokio-cron-scheduler and sd_notify to [`serve`]; a test drives
+//! [`serve`] in-process with a [`Driver`] of its own: ticks it sends, a clock, a stop, and the
+//! [`Event`]s it watches.
+
+mod jobs;
+pub mod scheduler;
+pub mod state;
+mod systemd;
+mod ticker;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::app::{AppError, tenant_names};
+use crate::auth::TokenProvider;
+use crate::budget::Budget;
+use crate::config::{Config, ConfigError, TenantConfig};
+use crate::store::{Store, StoreError, WriterLock};
+
+pub use scheduler::{Clock, JobKey, SystemClock, Tick, TokioClock, schedule_key};
+pub use state::{DaemonState, state_path};
+
+use jobs::{Done, spawn_export, spawn_poll};
+use scheduler::{Due, Scheduler};
+use systemd::{Outlet, Watchdog};
+
+/// How long a job may overrun its deadline before the watchdog stops being fed.
+pub const WEDGE_GRACE: Duration = Duration::from_secs(5);
+
+/// How long shutdown waits for a commit in progress.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(3);
+
+/// What the loop does, for an observer (an in-process test watches these instead of the log).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// A notice as systemd receives it: `READY=1`, `STATUS=…`, `WATCHDOG=1`, `STOPPING=1`.
+    Notify(String),
+    /// A job started.
+    Started(JobKey),
+    /// A tick found the job still running and was skipped.
+    Skipped(JobKey),
+    /// A job finished (`ok`: it succeeded).
+    Finished {
+        /// The job.
+        key: JobKey,
+        /// It succeeded.
+        ok: bool,
+    },
+    /// A poll overran its deadline and the grace: the watchdog ping was withheld.
+    Wedged(JobKey),
+    /// A reload took the new config.
+    Reloaded,
+    /// A reload kept the running config, for this reason.
+    ReloadRejected(String),
+}
+
+/// What a driver asks of the loop (SIGHUP, SIGTERM/SIGINT in the service).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// Read the config again.
+    Reload,
+    /// Stop: cancel running jobs and return.
+    Stop,
+}
+
+/// Where the ticks come from.
+#[derive(Debug)]
+pub enum Ticks {
+    /// tokio-cron-scheduler fires the config's schedules.
+    Cron,
+    /// The driver sends them (a test).
+    Manual(mpsc::UnboundedReceiver<Tick>),
+}
+
+/// What drives [`serve`]: the service's is [`run`]'s; a test builds its own with
+/// [`Driver::manual`].
+pub struct Driver {
+    /// The time.
+    pub clock: Arc<dyn Clock>,
+    /// The ticks.
+    pub ticks: Ticks,
+    /// Reload and stop; the loop also stops when every sender is gone.
+    pub control: mpsc::UnboundedReceiver<Control>,
+    /// The observer of [`Event`]s.
+    pub events: Option<mpsc::UnboundedSender<Event>>,
+    /// Ping the watchdog this often (half of systemd's `WATCHDOG_USEC`).
+    pub watchdog: Option<Duration>,
+    /// How long a poll may overrun its deadline before the pings stop ([`WEDGE_GRACE`]).
+    pub wedge_grace: Duration,
+    /// Talk to systemd's notify socket.
+    pub systemd: bool,
+}
+
+/// The test's side of a [`Driver::manual`].
+pub struct Remote {
+    /// Send ticks.
+    pub ticks: mpsc::UnboundedSender<Tick>,
+    /// Send reload and stop.
+    pub control: mpsc::UnboundedSender<Control>,
+    /// Receive what the loop does.
+    pub events: mpsc::UnboundedReceiver<Event>,
+}
+
+impl Driver {
+    /// A driver for a test: ticks, control and events through channels, the system clock, no
+    /// systemd, no watchdog (set one on the driver to watch the pings).
+    pub fn manual() -> (Driver, Remote) {
+        let (ticks_tx, ticks_rx) = mpsc::unbounded_channel();
+        let (control_tx, control_rx) = mpsc::unbounded_channel();
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let driver = Driver {
+            clock: Arc::new(SystemClock),
+            ticks: Ticks::Manual(ticks_rx),
+            control: control_rx,
+            events: Some(events_tx),
+            watchdog: None,
+            wedge_grace: WEDGE_GRACE,
+            systemd: false,
+        };
+        let remote = Remote {
+            ticks: ticks_tx,
+            control: control_tx,
+            events: events_rx,
+        };
+        (driver, remote)
+    }
+}
+
+/// Why the service could not set itself up (beyond the config and the store).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DaemonError {
+    /// A signal handler could not be installed.
+    #[error("cannot listen for {name}")]
+    Signal {
+        /// The signal.
+        name: &'static str,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// tokio-cron-scheduler could not start or take a schedule.
+    #[error("cannot schedule the polls with tokio-cron-scheduler")]
+    Cron(#[source] tokio_cron_scheduler::JobSchedulerError),
+}
+
+impl From<DaemonError> for AppError {
+    /// Compatibility until the top-level error (issue 10 item 7): `main` reads the exit code off
+    /// `AppError`, and a `DaemonError` is a plain failure (exit 1), as before.
+    fn from(e: DaemonError) -> AppError {
+        AppError::Http(format!("{:#}", anyhow::Error::from(e)))
+    }
+}
+
+/// A tenant's long-lived state.
+struct TenantRt {
+    cfg: TenantConfig,
+    tokens: Arc<TokenProvider>,
+    budget: Arc<Budget>,
+}
+
+/// Everything built from one config.
+struct Plan {
+    config: Config,
+    http: reqwest::Client,
+    tenants: HashMap<String, TenantRt>,
+    sched: Scheduler<JoinHandle<()>>,
+}
+
+impl Plan {
+    /// Builds the jobs of `config`. Secrets, certificates, quotas and network settings are read
+    /// afresh (a reload must pick up a rotated secret); running jobs are moved over by
+    /// [`Scheduler::adopt`]. Budgets start from the calls the store recorded.
+    fn build(
+        config: Config,
+        store: &Store,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Plan, AppError> {
+        let http = crate::http::client(config.poll.request_timeout, &config.http)
+            .map_err(AppError::Http)?;
+        let mut tenants = HashMap::new();
+        for t in &config.tenants {
+            let tokens = crate::app::token_provider(&http, t, &config)?;
+            let budget = Arc::new(Budget::new(
+                config.poll.calls_per_minute,
+                config.poll.calls_per_hour,
+                store.recent_calls(&t.name)?,
+            ));
+            tenants.insert(
+                t.name.clone(),
+                TenantRt {
+                    cfg: t.clone(),
+                    tokens,
+                    budget,
+                },
+            );
+        }
+        let polls = config
+            .tenants
+            .iter()
+            .map(|t| {
+                let cron = t.schedule.as_ref().unwrap_or(&config.poll.schedule);
+                (t.name.clone(), cron.clone())
+            })
+            .collect();
+        let exports = config
+            .exports
+            .iter()
+            .filter_map(|e| e.schedule.clone().map(|c| (e.name.clone(), c)))
+            .collect();
+        Ok(Plan {
+            sched: Scheduler::new(polls, exports, now),
+            config,
+            http,
+            tenants,
+        })
+    }
+
+    /// The next start of any job, or in an hour if there is none.
+    fn next_start(&self, now: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
+        self.sched
+            .next_start_any(now)
+            .unwrap_or(now + chrono::Duration::hours(1))
+    }
+}
+
+/// Rewrites the state file for `status`; a failure is logged, the service goes on.
+fn write_state(plan: &Plan, clock: &dyn Clock) {
+    let now = clock.now();
+    let state = DaemonState {
+        pid: std::process::id(),
+        written_at: now,
+        tenants: plan
+            .sched
+            .polls(now)
+            .into_iter()
+            .map(|(t, next_poll, running)| {
+                (t.to_owned(), state::TenantState { next_poll, running })
+            })
+            .collect(),
+    };
+    if let Err(state::StateError::Write { path, source }) = state.write(&plan.config.store.path) {
+        tracing::warn!(error = %source, file = %path.display(), "Cannot write the daemon state file.");
+    }
+}
+
+fn write_metrics(plan: &Plan, store: &Arc<Mutex<Store>>) {
+    let Some(path) = &plan.config.metrics_textfile else {
+        return;
+    };
+    // Never block the scheduler loop behind a long export: the next run writes the metrics.
+    let Ok(s) = store.try_lock() else {
+        tracing::debug!("The store is busy; the metrics are written after the next run.");
+        return;
+    };
+    let expiry: Vec<(String, i64)> = plan
+        .config
+        .tenants
+        .iter()
+        .filter_map(|t| {
+            let rt = plan.tenants.get(&t.name)?;
+            rt.tokens.current_expiry().map(|e| (t.name.clone(), e))
+        })
+        .collect();
+    if let Err(e) = crate::metrics::publish(path, &s, &tenant_names(&plan.config), &expiry) {
+        tracing::warn!(error = %e, "Cannot read the figures for the metrics.");
+    }
+}
+
+/// Runs the service until SIGTERM or SIGINT: signals, tokio-cron-scheduler and systemd wired to
+/// [`serve`].
+pub async fn run(config_path: &Path, config: Config) -> Result<(), AppError> {
+    let listen = |kind: SignalKind, name: &'static str| {
+        signal(kind).map_err(|source| DaemonError::Signal { name, source })
+    };
+    let mut term = listen(SignalKind::terminate(), "SIGTERM")?;
+    let mut int = listen(SignalKind::interrupt(), "SIGINT")?;
+    let mut hup = listen(SignalKind::hangup(), "SIGHUP")?;
+    let (control, control_rx) = mpsc::unbounded_channel();
+    // Signals become controls; the task ends with the loop (its receiver gone).
+    tokio::spawn(async move {
+        loop {
+            let c = tokio::select! {
+                _ = term.recv() => Control::Stop,
+                _ = int.recv() => Control::Stop,
+                _ = hup.recv() => Control::Reload,
+            };
+            if control.send(c).is_err() {
+                return;
+            }
+        }
+    });
+    let driver = Driver {
+        clock: Arc::new(SystemClock),
+        ticks: Ticks::Cron,
+        control: control_rx,
+        events: None,
+        watchdog: systemd::watchdog_period(),
+        wedge_grace: WEDGE_GRACE,
+        systemd: true,
+    };
+    serve(config_path, config, driver).await
+}
+
+/// Runs the service's loop with `driver` until it says stop: opens the store, builds the jobs,
+/// then starts what is due, finishes what reports, reloads and pings the watchdog.
+pub async fn serve(config_path: &Path, config: Config, driver: Driver) -> Result<(), AppError> {
+    let Driver {
+        clock,
+        ticks,
+        mut control,
+        events,
+        watchdog,
+        wedge_grace,
+        systemd,
+    } = driver;
+    let out = Outlet { systemd, events };
+    let (_lock, store) = startup(&config)?;
+    let store = Arc::new(Mutex::new(store));
+    let mut plan = {
+        let mut s = store.lock().unwrap_or_else(|p| p.into_inner());
+        crate::app::reconcile_tenants(&mut s, &config)?;
+        Plan::build(config, &s, clock.now())?
+    };
+    let (mut ticker, mut ticks) = match ticks {
+        Ticks::Cron => {
+            let (tx, rx) = mpsc::unbounded_channel();
+            let mut ticker = ticker::Ticker::start(tx).await.map_err(DaemonError::Cron)?;
+            ticker
+                .set(&plan.sched.schedules())
+                .await
+                .map_err(DaemonError::Cron)?;
+            (Some(ticker), rx)
+        }
+        Ticks::Manual(rx) => (None, rx),
+    };
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
+    let mut watchdog = watchdog.map(|p| Watchdog::new(p, clock.instant()));
+    out.notify(sd_notify::NotifyState::Ready);
+    let first = plan.next_start(clock.now());
+    out.notify(sd_notify::NotifyState::Status(&systemd::started(first)));
+    tracing::info!(
+        tenants = plan.sched.poll_count(),
+        first = %first.format("%Y-%m-%d %H:%M:%S UTC"),
+        "mde-alerts is running."
+    );
+    write_state(&plan, clock.as_ref());
+    loop {
+        let mut wake = match plan.sched.next_wakeup() {
+            Some(at) => clock.instant_at(at),
+            None => clock.instant() + Duration::from_secs(3600),
+        };
+        if let Some(w) = &watchdog {
+            wake = wake.min(w.next());
+        }
+        tokio::select! {
+            _ = tokio::time::sleep_until(wake) => {}
+            Some(tick) = ticks.recv() => {
+                plan.sched.tick(&tick);
+            }
+            c = control.recv() => match c {
+                Some(Control::Reload) => {
+                    out.notify(sd_notify::NotifyState::Reloading);
+                    plan = reload(config_path, plan, &store, clock.as_ref(), &out);
+                    if let Some(t) = &mut ticker
+                        && let Err(e) = t.set(&plan.sched.schedules()).await
+                    {
+                        tracing::error!(error = %e, "SIGHUP: tokio-cron-scheduler did not take the new schedules.");
+                    }
+                    write_state(&plan, clock.as_ref());
+                    out.notify(sd_notify::NotifyState::Ready);
+                }
+                Some(Control::Stop) | None => break,
+            },
+            Some(done) = done_rx.recv() => {
+                finish(&mut plan, done, &store, clock.as_ref(), &out);
+                continue;
+            }
+        }
+        // A job that ended without reporting must not block its tenant forever.
+        plan.sched.sweep(JoinHandle::is_finished);
+        let now = clock.now();
+        for due in plan.sched.due(now) {
+            match due {
+                Due::Skip(key) => {
+                    match &key {
+                        JobKey::Poll(t) => tracing::warn!(
+                            tenant = %t,
+                            "The previous poll is still running; this tick is skipped."
+                        ),
+                        JobKey::Export(e) => tracing::warn!(
+                            export = %e,
+                            "The previous export is still running; this tick is skipped."
+                        ),
+                    }
+                    out.event(Event::Skipped(key));
+                }
+                Due::Start { key, deadline } => {
+                    let deadline = deadline.map(|d| clock.instant_at(d));
+                    let handle = match &key {
+                        JobKey::Poll(t) => {
+                            spawn_poll(&plan, t, store.clone(), deadline, done_tx.clone())
+                        }
+                        JobKey::Export(e) => spawn_export(&plan, e, store.clone(), done_tx.clone()),
+                    };
+                    if let Some(handle) = handle {
+                        plan.sched.start(&key, handle, deadline);
+                        out.event(Event::Started(key));
+                    }
+                }
+            }
+        }
+        write_state(&plan, clock.as_ref());
+        if let Some(w) = &mut watchdog
+            && w.due(clock.instant())
+        {
+            match plan.sched.wedged(clock.instant(), wedge_grace) {
+                None => out.notify(sd_notify::NotifyState::Watchdog),
+                Some(key) => {
+                    let (JobKey::Poll(name) | JobKey::Export(name)) = key;
+                    tracing::error!(
+                        tenant = %name,
+                        "A poll has overrun its deadline; the watchdog is no longer fed, so systemd will restart the service."
+                    );
+                    out.event(Event::Wedged(key.clone()));
+                }
+            }
+        }
+    }
+    if let Some(t) = ticker {
+        t.stop().await;
+    }
+    shutdown(plan, &store, &out).await;
+    Ok(())
+}
+
+fn finish(plan: &mut Plan, done: Done, store: &Arc<Mutex<Store>>, clock: &dyn Clock, out: &Outlet) {
+    match done {
+        Done::Poll { tenant, line } => {
+            let key = JobKey::Poll(tenant);
+            plan.sched.finish(&key);
+            let now = clock.now();
+            let JobKey::Poll(tenant) = &key else {
+                unreachable!()
+            };
+            let status = systemd::after_poll(tenant, now, &line, plan.next_start(now));
+            out.notify(sd_notify::NotifyState::Status(&status));
+            write_metrics(plan, store);
+            out.event(Event::Finished {
+                key,
+                ok: line.is_ok(),
+            });
+        }
+        Done::Export { name, result } => {
+            if let Err(err) = &result {
+                out.notify(sd_notify::NotifyState::Status(&systemd::export_failed(
+                    &name, err,
+                )));
+            }
+            let key = JobKey::Export(name);
+            plan.sched.finish(&key);
+            out.event(Event::Finished {
+                key,
+                ok: result.is_ok(),
+            });
+        }
+    }
+    write_state(plan, clock);
+}
+
+/// Reads the config again; on any problem logs why and keeps `plan`.
+fn reload(
+    config_path: &Path,
+    plan: Plan,
+    store: &Arc<Mutex<Store>>,
+    clock: &dyn Clock,
+    out: &Outlet,
+) -> Plan {
+    let reject = |why: &str, error: Option<String>, plan: Plan| {
+        match &error {
+            Some(e) => tracing::error!(error = %e, "{why}"),
+            None => tracing::error!("{why}"),
+        }
+        out.event(Event::ReloadRejected(match error {
+            Some(e) => format!("{why} {e}"),
+            None => why.to_owned(),
+        }));
+        plan
+    };
+    let fresh = Config::load(config_path).and_then(|c| {
+        crate::config::check_export_dirs(&c)?;
+        for t in &c.tenants {
+            t.check_secrets().map_err(|e| e.in_file_of(&c))?;
+        }
+        Ok(c)
+    });
+    let config = match fresh {
+        Ok(c) if c.store.path != plan.config.store.path => {
+            return reject(
+                "SIGHUP: the new config moves the store; restart the service for that. Keeping the running config.",
+                None,
+                plan,
+            );
+        }
+        Ok(c) => c,
+        Err(e) => {
+            return reject(
+                "SIGHUP: the new config is invalid; keeping the running one.",
+                Some(e.to_string()),
+                plan,
+            );
+        }
+    };
+    let built = {
+        let mut s = store.lock().unwrap_or_else(|p| p.into_inner());
+        crate::app::reconcile_tenants(&mut s, &config)
+            .map_err(AppError::from)
+            .and_then(|()| Plan::build(config, &s, clock.now()))
+    };
+    match built {
+        Ok(mut p) => {
+            p.sched.adopt(plan.sched);
+            tracing::info!(
+                tenants = p.sched.poll_count(),
+                exports = p.config.exports.len(),
+                "SIGHUP: configuration reloaded."
+            );
+            out.event(Event::Reloaded);
+            p
+        }
+        Err(e) => reject(
+            "SIGHUP: the new config cannot be used; keeping the running one.",
+            Some(e.to_string()),
+            plan,
+        ),
+    }
+}
+
+async fn shutdown(plan: Plan, store: &Arc<Mutex<Store>>, out: &Outlet) {
+    out.notify(sd_notify::NotifyState::Stopping);
+    tracing::info!("Stopping: no new work; cancelling running jobs.");
+    let mut cut = Vec::new();
+    for (key, r) in plan.sched.running() {
+        r.handle.abort();
+        if let JobKey::Poll(t) = key {
+            cut.push(t.clone());
+        }
+    }
+    // A commit or export running on a blocking thread holds the store: wait for it briefly, so the
+    // transaction finishes rather than being cut by the exit (SQLite would roll it back anyway).
+    // The runs cut short are closed as `interrupted` (so `status` does not call them running).
+    let store = store.clone();
+    let waited = tokio::time::timeout(
+        SHUTDOWN_WAIT,
+        tokio::task::spawn_blocking(move || {
+            let mut s = store.lock().unwrap_or_else(|p| p.into_inner());
+            for tenant in &cut {
+                if let Err(e) = s.close_running(
+                    tenant,
+                    crate::store::Outcome::Interrupted,
+                    "stopped by the service's shutdown before it finished",
+                ) {
+                    tracing::warn!(tenant = %tenant, error = %e, "Cannot close the interrupted run.");
+                }
+            }
+        }),
+    )
+    .await;
+    if waited.is_err() {
+        tracing::warn!("A store operation was still running at shutdown; SQLite rolls it back.");
+    }
+    let _ = std::fs::remove_file(state_path(&plan.config.store.path));
+    tracing::info!("Stopped.");
+}
+
+/// Startup problems that mean "fix the config": exit 78, and systemd does not restart.
+fn startup(config: &Config) -> Result<(WriterLock, Store), AppError> {
+    crate::config::check_export_dirs(config)?;
+    let to_config = |e: StoreError| -> AppError {
+        match e {
+            StoreError::Open { path, reason, fix } => AppError::Config(ConfigError {
+                file: Some(config.path.clone()),
+                key: "store.path".into(),
+                problem: format!("the store {} cannot be opened: {reason}", path.display()),
+                fix,
+            }),
+            StoreError::Disk { path, reason } => AppError::Config(ConfigError {
+                file: Some(config.path.clone()),
+                key: "store.path".into(),
+                problem: format!("the store {} cannot be written: {reason}", path.display()),
+                fix: "put the store on a writable local file system (the unit's StateDirectory=)"
+                    .into(),
+            }),
+            other => AppError::Store(other),
+        }
+    };
+    let lock =
+        WriterLock::acquire(&config.store.path, crate::app::WRITER_WAIT).map_err(to_config)?;
+    let mut store = Store::open(&config.store.path).map_err(to_config)?;
+    // A store that opens but cannot be written (a read-only mount) must fail now, not at the
+    // first commit.
+    store.check_writable().map_err(to_config)?;
+    Ok((lock, store))
+}

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use crate::support::*;
 use mde_alerts::config::Config;
-use mde_alerts::sim::Hazards;
 use mde_alerts::store::Store;
+use mde_sim::Hazards;
 
 fn text(o: &std::process::Output) -> String {
     format!(

@@ -7,8 +7,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::support::*;
-use mde_alerts::sim::Hazards;
 use mde_alerts::store::Store;
+use mde_sim::Hazards;
 
 fn text(o: &std::process::Output) -> String {
     format!(
@@ -377,12 +377,12 @@ async fn config_check_fails_where_a_poll_would() {
     expect_78(&env, &config, check, "store.path", "does not exist").await;
     // The example's placeholders.
     let config = good.replace(
-        mde_alerts::sim::DEMO_TENANT_ID,
+        mde_sim::DEMO_TENANT_ID,
         "00000000-0000-0000-0000-000000000000",
     );
     expect_78(&env, &config, check, "tenants[0].tenant_id", "placeholder").await;
     let config = good.replace(
-        mde_alerts::sim::DEMO_CLIENT_ID,
+        mde_sim::DEMO_CLIENT_ID,
         "00000000-0000-0000-0000-000000000000",
     );
     expect_78(&env, &config, check, "tenants[0].client_id", "placeholder").await;
@@ -390,7 +390,7 @@ async fn config_check_fails_where_a_poll_would() {
     let config = good.replace("schedule = \"0 0 0 * * *\"", "schedule = \"0 0 0 30 2 *\"");
     expect_78(&env, &config, check, "poll.schedule", "never fires").await;
     expect_78(&env, &config, &["poll"], "poll.schedule", "never fires").await;
-    let config = good.replace(mde_alerts::sim::DEMO_TENANT_ID, "../../x");
+    let config = good.replace(mde_sim::DEMO_TENANT_ID, "../../x");
     expect_78(
         &env,
         &config,

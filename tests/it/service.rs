@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::support::*;
-use mde_alerts::sim::{FaultKind, Hazards};
+use mde_sim::{FaultKind, Hazards};
 
 /// A fake systemd notify socket that records every message.
 struct Notify {

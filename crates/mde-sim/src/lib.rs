@@ -22,7 +22,9 @@
 // The simulator's helpers return axum `Response`s as their error type: that is what every handler
 // answers with, and boxing them would only add noise to test-only code paths.
 #![allow(clippy::result_large_err)]
+#![warn(missing_docs)]
 
+mod clock;
 pub mod odata;
 
 use std::collections::{BTreeMap, HashMap};
@@ -39,7 +41,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Map, Value, json};
 
-use crate::time::ApiTime;
+use crate::clock::{SIM_TICK, defender_time, parse_ticks, sim_now};
 
 /// The tenant the demo and tests use.
 pub const DEMO_TENANT_ID: &str = "3f0c1c4e-5d55-4a55-9a0e-5e1d9c0d1e11";
@@ -47,7 +49,9 @@ pub const DEMO_TENANT_ID: &str = "3f0c1c4e-5d55-4a55-9a0e-5e1d9c0d1e11";
 pub const DEMO_CLIENT_ID: &str = "8d4c7b2a-1e3f-4a5b-9c6d-7e8f9a0b1c2d";
 /// The demo app's client secret (a simulator credential, worthless anywhere else).
 pub const DEMO_CLIENT_SECRET: &str = "sim-secret-Qx7~not-a-real-secret";
-const RESOURCE: &str = crate::config::MDE_RESOURCE;
+/// Defender for Endpoint's resource (token audience); mde-alerts' `config::MDE_RESOURCE` is the
+/// same text (a test in `tests/it` holds them together).
+pub const RESOURCE: &str = "https://api.securitycenter.microsoft.com";
 
 /// Faults and quirks to inject. All off by default.
 #[derive(Debug, Clone)]
@@ -292,30 +296,6 @@ impl Drop for Simulator {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-    }
-}
-
-/// Defender's clock ticks at 1/300 s (an SQL `datetime`): many alerts share a `lastUpdateTime`.
-const SIM_TICK: i64 = 33_333;
-
-fn sim_now() -> i64 {
-    let t = ApiTime::now().ticks();
-    t - t.rem_euclid(SIM_TICK)
-}
-
-/// Defender's text form: fractional digits vary, trailing zeros dropped.
-fn defender_time(ticks: i64) -> String {
-    let s = ApiTime::from_ticks(ticks).to_api_string();
-    // "YYYY-MM-DDTHH:MM:SS.fffffffZ"
-    let (head, frac) = s.split_at(19);
-    let digits = frac
-        .trim_start_matches('.')
-        .trim_end_matches('Z')
-        .trim_end_matches('0');
-    if digits.is_empty() {
-        format!("{head}Z")
-    } else {
-        format!("{head}.{digits}Z")
     }
 }
 
@@ -590,8 +570,9 @@ impl State {
 pub struct TruthAlert {
     /// The alert's id.
     pub id: String,
-    /// Its latest `lastUpdateTime`.
-    pub last_update: ApiTime,
+    /// Its latest `lastUpdateTime`, in 100 ns ticks since the Unix epoch (`ApiTime::from_ticks`
+    /// in mde-alerts turns it into an instant).
+    pub last_update: i64,
     /// Its latest JSON, as `/api/alerts` serves it (with or without evidence).
     pub json: Value,
 }
@@ -688,8 +669,8 @@ impl Simulator {
         let ticks = obj
             .get("lastUpdateTime")
             .and_then(|v| v.as_str())
-            .and_then(|t| ApiTime::parse(t).ok())
-            .map_or(0, ApiTime::ticks);
+            .and_then(parse_ticks)
+            .unwrap_or(0);
         self.lock().alerts.entry(id).or_default().push(Version {
             ticks,
             visible_at: Instant::now(),
@@ -735,7 +716,7 @@ impl Simulator {
                 let v = versions.last()?;
                 Some(TruthAlert {
                     id: id.clone(),
-                    last_update: ApiTime::from_ticks(v.ticks),
+                    last_update: v.ticks,
                     json: Value::Object(served(&v.json, expand_evidence)),
                 })
             })
@@ -794,8 +775,7 @@ pub fn backfill(
             let t = v
                 .get("lastUpdateTime")
                 .and_then(|t| t.as_str())
-                .and_then(|t| ApiTime::parse(t).ok())
-                .map(ApiTime::ticks)
+                .and_then(parse_ticks)
                 .unwrap_or(now);
             // Older or newer than the copy already written.
             let delta = g.rng.random_range(1..3_600) * 10_000_000;
@@ -1645,16 +1625,6 @@ fn page(st: &mut State, raw: Option<&str>) -> Result<Vec<u8>, Response> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn defender_time_drops_trailing_zeros() {
-        let t = ApiTime::parse("2024-01-01T00:00:01.2500000Z")
-            .unwrap()
-            .ticks();
-        assert_eq!(defender_time(t), "2024-01-01T00:00:01.25Z");
-        let t = ApiTime::parse("2024-01-01T00:00:01Z").unwrap().ticks();
-        assert_eq!(defender_time(t), "2024-01-01T00:00:01Z");
-    }
 
     #[test]
     fn alerts_are_realistic_in_size() {

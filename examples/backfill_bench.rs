@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use mde_alerts::sim::{Hazards, SimConfig, Simulator};
+use mde_sim::{Hazards, SimConfig, Simulator};
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
@@ -33,17 +33,14 @@ async fn main() -> anyhow::Result<()> {
         t0.elapsed().as_secs_f64()
     );
     let dir = tempfile::tempdir()?;
-    std::fs::write(
-        dir.path().join("secret"),
-        mde_alerts::sim::DEMO_CLIENT_SECRET,
-    )?;
+    std::fs::write(dir.path().join("secret"), mde_sim::DEMO_CLIENT_SECRET)?;
     let config = dir.path().join("config.toml");
     std::fs::write(
         &config,
         format!(
             "[[tenants]]\nname = \"bench\"\ntenant_id = \"{}\"\nclient_id = \"{}\"\nclient_secret_file = \"secret\"\nlogin_url = \"{url}\"\napi_url = \"{url}\"\n\n[poll]\nschedule = \"0 0 0 * * *\"\npage_size = {page}\nexpand_evidence = true\ninitial_lookback = \"30d\"\n\n[store]\npath = \"alerts.db\"\n",
-            mde_alerts::sim::DEMO_TENANT_ID,
-            mde_alerts::sim::DEMO_CLIENT_ID,
+            mde_sim::DEMO_TENANT_ID,
+            mde_sim::DEMO_CLIENT_ID,
             url = sim.url()
         ),
     )?;

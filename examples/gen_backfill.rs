@@ -9,7 +9,7 @@ fn main() -> std::io::Result<()> {
     let n: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(100_000);
     let dup: f64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(0.2);
     let f = std::fs::File::create(&out)?;
-    mde_alerts::sim::backfill(BufWriter::with_capacity(1 << 20, f), n, dup, 7)?;
+    mde_sim::backfill(BufWriter::with_capacity(1 << 20, f), n, dup, 7)?;
     eprintln!(
         "wrote {n} alerts ({:.0} % other versions) to {out}",
         dup * 100.0

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use crate::app::{self, AppError, PollSummary};
 use crate::config::Config;
-use crate::sim::{Hazards, SimConfig, Simulator};
+use mde_sim::{Hazards, SimConfig, Simulator};
 
 /// What the demo did.
 #[derive(Debug)]

@@ -4,7 +4,8 @@
 //! leaked secret, a clear message for every misconfiguration, a small API budget, speed.
 //!
 //! Modules follow the data's path: [`config`] → [`auth`] → [`source`] → [`store`] → [`export`];
-//! [`poll`] drives one cycle; [`sim`] stands in for Microsoft in the demo and the tests.
+//! [`poll`] drives one cycle; the simulator (crate `mde_sim`, also reachable as [`sim`]) stands in
+//! for Microsoft in the demo and the tests.
 #![warn(missing_docs)]
 
 pub mod alert;
@@ -24,7 +25,6 @@ pub mod metrics;
 pub mod poll;
 pub mod preflight;
 pub mod redact;
-pub mod sim;
 pub mod source;
 pub mod store;
 pub mod time;

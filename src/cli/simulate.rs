@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use mde_alerts::error::Error;
-use mde_alerts::sim;
+use mde_sim as sim;
 
 pub async fn run(
     port: u16,

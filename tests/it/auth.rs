@@ -5,9 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::support::*;
-use mde_alerts::sim::{
-    DEMO_CLIENT_ID, DEMO_PASSWORD, DEMO_TENANT_ID, DEMO_USER, Hazards, SimConfig,
-};
+use mde_sim::{DEMO_CLIENT_ID, DEMO_PASSWORD, DEMO_TENANT_ID, DEMO_USER, Hazards, SimConfig};
 
 /// A self-signed RSA certificate valid from `from_days` to `to_days` relative to today.
 struct Cert {
@@ -188,7 +186,7 @@ async fn every_listed_entra_error_is_explained() {
             code: "AADSTS7000222",
             explanation: "has expired",
             identity: Box::new(|c| c.identity.secret_expired = true),
-            auth: secret_auth(mde_alerts::sim::DEMO_CLIENT_SECRET),
+            auth: secret_auth(mde_sim::DEMO_CLIENT_SECRET),
             tenant: DEMO_TENANT_ID,
             client: DEMO_CLIENT_ID,
         },
@@ -244,7 +242,7 @@ async fn every_listed_entra_error_is_explained() {
             code: "AADSTS500011",
             explanation: "not provisioned",
             identity: Box::new(|c| c.identity.resource_provisioned = false),
-            auth: secret_auth(mde_alerts::sim::DEMO_CLIENT_SECRET),
+            auth: secret_auth(mde_sim::DEMO_CLIENT_SECRET),
             tenant: DEMO_TENANT_ID,
             client: DEMO_CLIENT_ID,
         },
@@ -390,7 +388,7 @@ async fn auth_check_reports_missing_permissions_and_can_show_the_token() {
         Opts::default(),
     )
     .await;
-    let s = put(env.path(), "s", mde_alerts::sim::DEMO_CLIENT_SECRET);
+    let s = put(env.path(), "s", mde_sim::DEMO_CLIENT_SECRET);
     write_config(&env, &format!("client_secret_file = \"{s}\""));
     let out = run(&env, &["auth", "check"]).await;
     let t = out_text(&out);
@@ -550,7 +548,7 @@ async fn forward_proxy() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>
 async fn requests_go_through_the_configured_proxy_with_its_credentials() {
     let env = Env::new(sim_with(|_| {}), Opts::default()).await;
     let (proxy, seen) = forward_proxy().await;
-    let s = put(env.path(), "s", mde_alerts::sim::DEMO_CLIENT_SECRET);
+    let s = put(env.path(), "s", mde_sim::DEMO_CLIENT_SECRET);
     write_config(&env, &format!("client_secret_file = \"{s}\""));
     let with_creds = proxy.replace("http://", "http://svc%40proxy:p%40ss@");
     std::fs::write(
@@ -595,7 +593,7 @@ async fn requests_go_through_the_configured_proxy_with_its_credentials() {
 async fn a_secret_file_others_may_read_is_warned_about() {
     use std::os::unix::fs::PermissionsExt;
     let env = Env::new(sim_with(|_| {}), Opts::default()).await;
-    let s = put(env.path(), "s", mde_alerts::sim::DEMO_CLIENT_SECRET);
+    let s = put(env.path(), "s", mde_sim::DEMO_CLIENT_SECRET);
     write_config(&env, &format!("client_secret_file = \"{s}\""));
     std::fs::set_permissions(&s, std::fs::Permissions::from_mode(0o644)).unwrap();
     let out = run(&env, &["config", "check"]).await;
@@ -629,7 +627,7 @@ async fn a_certificate_near_expiry_is_warned_about() {
 async fn the_standard_proxy_variables_apply_without_a_configured_proxy() {
     let env = Env::new(sim_with(|_| {}), Opts::default()).await;
     let (proxy, seen) = forward_proxy().await;
-    let s = put(env.path(), "s", mde_alerts::sim::DEMO_CLIENT_SECRET);
+    let s = put(env.path(), "s", mde_sim::DEMO_CLIENT_SECRET);
     write_config(&env, &format!("client_secret_file = \"{s}\""));
     let out = run_with(&env, &["poll"], |c| {
         c.env("HTTP_PROXY", &proxy)
@@ -641,4 +639,11 @@ async fn the_standard_proxy_variables_apply_without_a_configured_proxy() {
     assert!(out.status.success(), "{}", out_text(&out));
     let seen = seen.lock().unwrap().clone();
     assert!(seen.iter().any(|l| l.contains("/api/alerts")), "{seen:?}");
+}
+
+/// The simulator keeps its own copy of Defender's resource (it cannot depend on mde-alerts); a
+/// token for any other audience would be refused, so the two must not drift apart.
+#[test]
+fn simulator_serves_the_resource_mde_alerts_asks_for() {
+    assert_eq!(mde_sim::RESOURCE, mde_alerts::config::MDE_RESOURCE);
 }

@@ -5,10 +5,11 @@ use std::time::{Duration, Instant};
 
 use crate::support::*;
 use mde_alerts::app;
-use mde_alerts::sim::{FaultKind, Hazards};
 use mde_alerts::store::{Outcome, Store};
+use mde_alerts::time::ApiTime;
+use mde_sim::{FaultKind, Hazards};
 
-fn throttled_sim(seed: u64) -> mde_alerts::sim::SimConfig {
+fn throttled_sim(seed: u64) -> mde_sim::SimConfig {
     sim_config(
         3_000,
         seed,
@@ -232,7 +233,7 @@ async fn a_full_disk_stops_the_poll_with_the_store_intact() {
         .sim
         .truth(false)
         .into_iter()
-        .filter(|t| Some(t.last_update) < new_cursor)
+        .filter(|t| Some(ApiTime::from_ticks(t.last_update)) < new_cursor)
         .all(|t| after.contains_key(&t.id));
     assert!(covered, "the cursor moved past alerts that were not stored");
     assert!(new_cursor >= cursor);

@@ -5,8 +5,8 @@ use std::path::Path;
 use crate::support::*;
 use mde_alerts::config::raw::LogFormat;
 use mde_alerts::config::{Config, TokenEndpoint, keys};
-use mde_alerts::sim::Hazards;
 use mde_alerts::store::Store;
+use mde_sim::Hazards;
 
 fn text(o: &std::process::Output) -> String {
     format!(
@@ -289,7 +289,7 @@ async fn secrets_and_tokens_never_leak() {
         },
     )
     .await;
-    let secret = mde_alerts::sim::DEMO_CLIENT_SECRET;
+    let secret = mde_sim::DEMO_CLIENT_SECRET;
     let mut outputs = String::new();
     for args in [
         &["poll"][..],

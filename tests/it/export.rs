@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use crate::support::*;
 use mde_alerts::config::raw::{EvidenceMode, MinSeverity, RawExport, ScopeKind};
 use mde_alerts::config::{Config, ExportFormat};
-use mde_alerts::sim::Hazards;
 use mde_alerts::store::Store;
+use mde_sim::Hazards;
 
 fn text(o: &std::process::Output) -> String {
     format!(

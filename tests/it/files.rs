@@ -6,7 +6,7 @@ use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
 use crate::support::*;
-use mde_alerts::sim::Hazards;
+use mde_sim::Hazards;
 
 fn text(o: &std::process::Output) -> String {
     format!(

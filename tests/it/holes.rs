@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use mde_alerts::sim::{FaultKind, Hazards};
 use mde_alerts::store::Store;
+use mde_sim::{FaultKind, Hazards};
 
 use crate::support::*;
 

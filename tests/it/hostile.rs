@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::*;
-use mde_alerts::sim::{DEMO_CLIENT_ID, DEMO_TENANT_ID, Hazards};
+use mde_sim::{DEMO_CLIENT_ID, DEMO_TENANT_ID, Hazards};
 
 /// One request as the server saw it.
 #[derive(Clone, Debug)]
@@ -211,7 +211,7 @@ fn text(o: &std::process::Output) -> String {
 }
 
 fn sim_secret() -> &'static str {
-    mde_alerts::sim::DEMO_CLIENT_SECRET
+    mde_sim::DEMO_CLIENT_SECRET
 }
 
 const ALERT_PAGE: &str =

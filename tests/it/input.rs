@@ -9,8 +9,8 @@ use std::time::Duration;
 use crate::support::*;
 use mde_alerts::config::ExportFormat;
 use mde_alerts::config::raw::{AuthKind, RawConfig, RawTenant};
-use mde_alerts::sim::Hazards;
 use mde_alerts::store::Store;
+use mde_sim::Hazards;
 
 fn text(o: &std::process::Output) -> String {
     format!(

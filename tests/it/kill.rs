@@ -8,8 +8,8 @@
 use std::time::{Duration, Instant};
 
 use crate::support::*;
-use mde_alerts::sim::Hazards;
 use mde_alerts::store::Store;
+use mde_sim::Hazards;
 use rand::{Rng, SeedableRng};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,10 +7,10 @@ use std::time::{Duration, SystemTime};
 use mde_alerts::app;
 use mde_alerts::budget::Budget;
 use mde_alerts::poll::{PollSettings, poll_tenant};
-use mde_alerts::sim::Hazards;
 use mde_alerts::source::mde::MdeSource;
 use mde_alerts::store::{Outcome, Store};
 use mde_alerts::time::ApiTime;
+use mde_sim::Hazards;
 use serde_json::json;
 
 use crate::support::*;

@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 use crate::support::*;
 use mde_alerts::app;
 use mde_alerts::auth::TokenProvider;
-use mde_alerts::sim::{FaultKind, Hazards};
 use mde_alerts::store::Store;
 use mde_alerts::time::ApiTime;
+use mde_sim::{FaultKind, Hazards};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn first_poll_stores_everything_and_quiet_poll_costs_one_call() {
@@ -125,7 +125,10 @@ async fn skip_pager_would_lose_alerts_in_the_same_simulator() {
         .sim
         .truth(false)
         .into_iter()
-        .filter(|t| t.last_update <= cursor && seen.get(&t.id) != Some(&t.last_update))
+        .filter(|t| {
+            let last = ApiTime::from_ticks(t.last_update);
+            last <= cursor && seen.get(&t.id) != Some(&last)
+        })
         .count();
     assert!(
         lost > 0,

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::*;
 use mde_alerts::daemon::{self, Control, Driver, Event, JobKey, Remote, Tick};
-use mde_alerts::sim::{FaultKind, Hazards};
+use mde_sim::{FaultKind, Hazards};
 
 /// A fake systemd notify socket that records every message.
 struct Notify {

@@ -3,7 +3,7 @@
 
 use mde_alerts::config::ExportFormat;
 use mde_alerts::config::raw::{HumanDuration, RawConfig, RawExport, RawTenant};
-use mde_alerts::sim::Simulator;
+use mde_sim::Simulator;
 
 use super::{Env, Opts};
 
@@ -13,8 +13,8 @@ pub fn base(sim: &Simulator, o: &Opts) -> RawConfig {
     let mut c = RawConfig::default();
     c.tenants.push(RawTenant {
         name: Some("t1".into()),
-        tenant_id: Some(mde_alerts::sim::DEMO_TENANT_ID.into()),
-        client_id: Some(mde_alerts::sim::DEMO_CLIENT_ID.into()),
+        tenant_id: Some(mde_sim::DEMO_TENANT_ID.into()),
+        client_id: Some(mde_sim::DEMO_CLIENT_ID.into()),
         client_secret_file: Some("secret".into()),
         login_url: Some(sim.url()),
         api_url: Some(sim.url()),

@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use mde_alerts::config::Config;
-use mde_alerts::sim::{Hazards, SimConfig, Simulator, TruthAlert};
 use mde_alerts::store::Store;
 use mde_alerts::time::ApiTime;
+use mde_sim::{Hazards, SimConfig, Simulator, TruthAlert};
 use serde_json::Value;
 
 /// A test's own directory and simulator.
@@ -149,7 +149,7 @@ pub fn diff(stored: &HashMap<String, (ApiTime, Value)>, truth: &[TruthAlert]) ->
         match stored.get(&t.id) {
             None => d.missing.push(t.id.clone()),
             Some((time, json)) => {
-                if *time != t.last_update || *json != t.json {
+                if *time != ApiTime::from_ticks(t.last_update) || *json != t.json {
                     d.stale.push(t.id.clone());
                 }
             }

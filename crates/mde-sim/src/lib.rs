@@ -1,0 +1,304 @@
+//! A Defender for Endpoint and Entra ID simulator, as nasty as the real thing.
+//!
+//! No machine that builds or tests mde-alerts reaches Microsoft, so this stands in for it in the
+//! demo, in `mde-alerts simulate`, and in every integration test. It serves:
+//!
+//! - Entra's v1 and v2 token endpoints (`/{tenant}/oauth2/token`, `/{tenant}/oauth2/v2.0/token`):
+//!   client credentials with a secret; JWTs whose lifetime is configurable so tests can force
+//!   expiry; Entra's error bodies (AADSTS codes) for a wrong tenant, client or secret.
+//! - `GET /api/alerts` (and `/api/v1.0/alerts`): `$filter` (see [`odata`]), `$orderby`, `$top` ≤
+//!   10,000, `$skip`, `$expand=evidence`, Defender's error bodies, the bearer token checked for
+//!   signature, audience and expiry.
+//!
+//! And the hazards of `design.md` §2, each a switch in [`Hazards`]: alerts changing while a client
+//! pages ([`Simulator::update_random`], [`Hazards::mutate_per_page`], [`Simulator::spawn_mutator`]),
+//! late visibility (a version becomes visible after its `lastUpdateTime`), many alerts sharing one
+//! `lastUpdateTime` (batch updates, and a clock with Defender's 1/300 s granularity), unknown
+//! fields and enum values, 429 with `Retry-After`, 500 and 503, truncated and non-JSON bodies, slow
+//! responses, invalid elements inside a page, and `$orderby` refused.
+//!
+//! [`Simulator::truth`] is the oracle the tests compare the store against.
+//!
+//! It is a crate of its own so that the product library carries neither its 4k lines nor axum.
+//! Layout: this file holds the public surface ([`Simulator`], [`SimConfig`], [`Stats`]) and the
+//! shared state; `entra` answers the token endpoints, `defender` the alerts endpoint, `generator`
+//! makes and changes alerts, `hazards` lists the faults, `truth` is the oracle, [`odata`] the
+//! `$filter` language, and `clock` converts Defender's 100 ns ticks (through chrono).
+#![warn(missing_docs)]
+
+mod clock;
+mod defender;
+mod entra;
+mod generator;
+mod hazards;
+pub mod odata;
+mod truth;
+
+pub use crate::entra::{DEMO_PASSWORD, DEMO_USER, Identity, SimUser};
+pub use crate::generator::backfill;
+pub use crate::hazards::{FaultKind, Hazards};
+pub use crate::truth::TruthAlert;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::routing::{get, post};
+use serde_json::{Map, Value};
+
+use crate::clock::parse_ticks;
+use crate::generator::Generator;
+
+/// The tenant the demo and tests use.
+pub const DEMO_TENANT_ID: &str = "3f0c1c4e-5d55-4a55-9a0e-5e1d9c0d1e11";
+/// The demo app's client ID.
+pub const DEMO_CLIENT_ID: &str = "8d4c7b2a-1e3f-4a5b-9c6d-7e8f9a0b1c2d";
+/// The demo app's client secret (a simulator credential, worthless anywhere else).
+pub const DEMO_CLIENT_SECRET: &str = "sim-secret-Qx7~not-a-real-secret";
+/// Defender for Endpoint's resource (token audience); mde-alerts' `config::MDE_RESOURCE` is the
+/// same text (a test in `tests/it` holds them together).
+pub const RESOURCE: &str = "https://api.securitycenter.microsoft.com";
+
+/// How the simulator starts.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// The one tenant it knows.
+    pub tenant_id: String,
+    /// The one app it knows.
+    pub client_id: String,
+    /// That app's secret.
+    pub client_secret: String,
+    /// Lifetime of issued tokens.
+    pub token_lifetime: Duration,
+    /// Alerts present at start.
+    pub initial_alerts: usize,
+    /// Their `lastUpdateTime`s are spread over this span before now.
+    pub history: Duration,
+    /// Seed for every random choice.
+    pub seed: u64,
+    /// Faults and quirks.
+    pub hazards: Hazards,
+    /// Sign-in: registered certificate, users, expired secret, permissions.
+    pub identity: Identity,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            tenant_id: DEMO_TENANT_ID.into(),
+            client_id: DEMO_CLIENT_ID.into(),
+            client_secret: DEMO_CLIENT_SECRET.into(),
+            token_lifetime: Duration::from_secs(3599),
+            initial_alerts: 200,
+            history: Duration::from_secs(20 * 86_400),
+            seed: 1,
+            hazards: Hazards::default(),
+            identity: Identity::default(),
+        }
+    }
+}
+
+/// Counters, for budget assertions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Requests to the token endpoints.
+    pub token_requests: u64,
+    /// Tokens issued.
+    pub tokens_issued: u64,
+    /// Requests to `/api/alerts`, whatever the answer.
+    pub alert_calls: u64,
+    /// Of those, answered with an injected fault.
+    pub faults: u64,
+    /// Of those, rejected with 401.
+    pub unauthorized: u64,
+    /// Of those, rejected with 429 by the quota (not injected faults).
+    pub throttled: u64,
+    /// Alert updates applied.
+    pub updates: u64,
+}
+
+/// One version of an alert.
+#[derive(Debug, Clone)]
+pub(crate) struct Version {
+    pub(crate) ticks: i64,
+    pub(crate) visible_at: Instant,
+    pub(crate) json: Map<String, Value>,
+}
+
+/// The world behind the endpoints: configuration, every version of every alert, counters and
+/// keys. One mutex guards it; every handler holds it only while it computes its answer.
+pub(crate) struct State {
+    pub(crate) cfg: SimConfig,
+    pub(crate) alerts: BTreeMap<String, Vec<Version>>,
+    pub(crate) maker: Generator,
+    pub(crate) stats: Stats,
+    pub(crate) key: jsonwebtoken::EncodingKey,
+    pub(crate) decoding: jsonwebtoken::DecodingKey,
+    pub(crate) issued: Vec<String>,
+    /// Accepted `/api/alerts` calls of the last hour, for the quota.
+    pub(crate) quota_calls: VecDeque<Instant>,
+}
+
+/// The state as the handlers share it.
+pub(crate) type Shared = Arc<Mutex<State>>;
+
+/// A running simulator. Dropping it stops the server.
+pub struct Simulator {
+    state: Arc<Mutex<State>>,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl std::fmt::Debug for Simulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Simulator")
+            .field("addr", &self.addr)
+            .finish()
+    }
+}
+
+impl Drop for Simulator {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+impl Simulator {
+    /// Starts a simulator on `127.0.0.1:port` (0: any free port).
+    pub async fn start(cfg: SimConfig, port: u16) -> std::io::Result<Simulator> {
+        let secret = format!("sim-signing-key-{}", cfg.seed);
+        let mut state = State {
+            maker: Generator::new(cfg.seed, &cfg.tenant_id),
+            cfg: cfg.clone(),
+            alerts: BTreeMap::new(),
+            stats: Stats::default(),
+            key: jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+            decoding: jsonwebtoken::DecodingKey::from_secret(secret.as_bytes()),
+            issued: Vec::new(),
+            quota_calls: VecDeque::new(),
+        };
+        state.populate();
+        let state = Arc::new(Mutex::new(state));
+        let app = Router::new()
+            .route(
+                "/{tenant}/oauth2/token",
+                post(entra::token_v1).get(entra::token_get),
+            )
+            .route(
+                "/{tenant}/oauth2/v2.0/token",
+                post(entra::token_v2).get(entra::token_get),
+            )
+            .route("/api/alerts", get(defender::alerts))
+            .route("/api/v1.0/alerts", get(defender::alerts))
+            .fallback(defender::not_found)
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+        let addr = listener.local_addr()?;
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await;
+        });
+        Ok(Simulator {
+            state,
+            addr,
+            shutdown: Some(tx),
+        })
+    }
+
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// `http://127.0.0.1:PORT`, for `login_url` and `api_url`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Updates `n` random alerts at one shared new `lastUpdateTime`.
+    pub fn update_random(&self, n: usize) {
+        self.lock().update_random(n);
+    }
+
+    /// Creates `n` new alerts.
+    pub fn create(&self, n: usize) {
+        self.lock().create(n);
+    }
+
+    /// Stores `json` as the newest version of its alert, visible now, whatever its
+    /// `lastUpdateTime` says (tests use it for odd data: a timestamp from the future, say).
+    pub fn put_alert(&self, json: Value) {
+        let Some(obj) = json.as_object().cloned() else {
+            return;
+        };
+        let id = obj
+            .get("id")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_owned();
+        let ticks = obj
+            .get("lastUpdateTime")
+            .and_then(|v| v.as_str())
+            .and_then(parse_ticks)
+            .unwrap_or(0);
+        self.lock().alerts.entry(id).or_default().push(Version {
+            ticks,
+            visible_at: Instant::now(),
+            json: obj,
+        });
+    }
+
+    /// Rotates the app's client secret (the old one stops working at once).
+    pub fn set_client_secret(&self, secret: &str) {
+        self.lock().cfg.client_secret = secret.to_owned();
+    }
+
+    /// Replaces the hazards.
+    pub fn set_hazards(&self, h: Hazards) {
+        self.lock().cfg.hazards = h;
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> Stats {
+        self.lock().stats
+    }
+
+    /// Every token issued so far (the first thousand), for tests that grep for leaks.
+    pub fn issued_tokens(&self) -> Vec<String> {
+        self.lock().issued.clone()
+    }
+
+    /// Starts a background task that, every `every`, updates `batch` alerts at one shared instant
+    /// and creates `new` alerts. It stops when the returned handle is dropped.
+    pub fn spawn_mutator(&self, every: Duration, batch: usize, new: usize) -> Mutator {
+        let state = self.state.clone();
+        let handle = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+                s.update_random(batch);
+                s.create(new);
+            }
+        });
+        Mutator(handle)
+    }
+}
+
+/// A running mutator; dropping it stops the changes.
+#[derive(Debug)]
+pub struct Mutator(tokio::task::JoinHandle<()>);
+
+impl Drop for Mutator {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}

@@ -62,6 +62,9 @@ pub enum Retry {
     Later,
     /// Renew the token once, then try again.
     RenewToken,
+    /// Try again once, then give up: an HTML page where JSON belongs is a gateway's passing
+    /// hiccup or a proxy's login page, and only the first goes away when asked again.
+    Once,
     /// Do not retry: the request itself is wrong or not allowed.
     Never,
 }

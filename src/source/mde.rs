@@ -247,9 +247,10 @@ impl MdeSource {
                     page
                 })
                 .map_err(|e| {
-                    // An HTML page in place of JSON is a proxy or portal: asking again changes nothing.
+                    // An HTML page in place of JSON: a gateway's hiccup (asked again, it passes) or a
+                    // proxy's login page (it does not): one more try tells them apart.
                     let retry = if crate::http::is_html(content_type.as_deref(), &body) {
-                        Retry::Never
+                        Retry::Once
                     } else {
                         Retry::Later
                     };
@@ -339,6 +340,8 @@ impl AlertSource for MdeSource {
                     continue;
                 }
                 Retry::RenewToken => Retry::Never,
+                Retry::Once if attempts >= 2 => Retry::Never,
+                Retry::Once => Retry::Later,
                 r => r,
             };
             if retry == Retry::Never {

@@ -81,6 +81,18 @@ pub(crate) fn read_capped(
 ) -> Result<Vec<u8>, ConfigError> {
     let leaf = key.rsplit('.').next().unwrap_or(key);
     read_small_file(path, cap).map_err(|e| match e {
+        // A path to nothing may be a secret pasted in place of its file's path: not echoed.
+        SmallFileError::Io(e)
+            if e.kind() == std::io::ErrorKind::NotFound && what == "secret file" =>
+        {
+            ConfigError::new(
+                key,
+                format!(
+                    "the {what} it names does not exist (the value is not shown, in case it is the secret itself)"
+                ),
+                format!("write the path of a file that holds only the secret, e.g. \"/etc/mde-alerts/{leaf}\" (without _file)"),
+            )
+        }
         SmallFileError::Io(e) => ConfigError::new(
             key,
             format!("cannot read the {what} {}: {e}", path.display()),

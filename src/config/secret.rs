@@ -42,11 +42,27 @@ impl SecretSource {
     pub fn read(&self) -> Result<SecretString, ConfigError> {
         let value = match self {
             SecretSource::Env { key, var } => std::env::var(var).map_err(|_| {
-                ConfigError::new(
-                    key.clone(),
-                    format!("the environment variable {var} is not set (or not valid UTF-8)"),
-                    format!("export {var}=<the client secret's value>, or use client_secret_file"),
-                )
+                let what = if key.contains("password") {
+                    "the password"
+                } else {
+                    "the client secret's value"
+                };
+                let file_key = key.rsplit('.').next().unwrap_or(key).replace("_env", "_file");
+                if shown_name(var) {
+                    ConfigError::new(
+                        key.clone(),
+                        format!("the environment variable {var} is not set (or not valid UTF-8)"),
+                        format!("export {var}=<{what}>, or use {file_key}"),
+                    )
+                } else {
+                    ConfigError::new(
+                        key.clone(),
+                        "names an environment variable that is not set (the name is not shown: it is not in capitals, so it may be the secret itself)",
+                        format!(
+                            "write the name of a variable holding {what} (e.g. MDE_ALERTS_PASSWORD) and export it, or use {file_key}"
+                        ),
+                    )
+                }
             })?,
             SecretSource::File { key, path } => read_secret_file(key, path)?,
             SecretSource::Credential { name, key } => {
@@ -97,8 +113,21 @@ impl SecretSource {
 impl fmt::Display for SecretSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            SecretSource::Env { var, .. } => write!(f, "environment variable {var}"),
-            SecretSource::File { path, .. } => write!(f, "file {}", path.display()),
+            SecretSource::Env { var, .. } if shown_name(var) => {
+                write!(f, "environment variable {var}")
+            }
+            SecretSource::Env { .. } => write!(
+                f,
+                "an environment variable (its name is not shown: not in capitals, it may be the secret itself)"
+            ),
+            SecretSource::File { path, .. } if path.exists() => {
+                write!(f, "file {}", path.display())
+            }
+            // A path to nothing may be a secret pasted in place of a path: not shown.
+            SecretSource::File { .. } => write!(
+                f,
+                "a file that does not exist (its path is not shown, in case it is the secret itself)"
+            ),
             SecretSource::Credential { name, .. } => {
                 write!(
                     f,
@@ -107,6 +136,14 @@ impl fmt::Display for SecretSource {
             }
         }
     }
+}
+
+/// Whether an environment variable's name may be shown: names are conventionally in capitals
+/// (`MDE_ALERTS_CLIENT_SECRET`); anything else in a `*_env` key may be a pasted password
+/// (`Welcome_2024`), so it is never echoed.
+fn shown_name(var: &str) -> bool {
+    var.chars()
+        .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
 }
 
 /// Warns when a file holding a secret may be read by others than its owner.

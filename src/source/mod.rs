@@ -210,6 +210,19 @@ mod tests {
     use proptest::prelude::*;
     use serde_json::{Value, json};
 
+    /// Adversarial review: a server that echoed the request's token into an alert's title got it
+    /// into the store and the CSV. Known secrets and tokens are scrubbed from alert text; other
+    /// text (a command line with a stranger's token, which is evidence) is kept.
+    #[test]
+    fn known_secrets_echoed_into_alert_data_are_scrubbed() {
+        crate::redact::register_token("eyJhbGciOi.echoed-into-an-alert.SECRETTOKEN123456");
+        let body = br#"{"value":[{"id":"da1","lastUpdateTime":"2026-11-01T00:00:00Z","title":"Bearer eyJhbGciOi.echoed-into-an-alert.SECRETTOKEN123456","commandLine":"curl -H 'Authorization: Bearer attacker-token'"}]}"#;
+        let page = decode_page(body).unwrap();
+        let raw = &page.alerts[0].raw;
+        assert!(!raw.contains("SECRETTOKEN123456"), "{raw}");
+        assert!(raw.contains("attacker-token"), "evidence is kept: {raw}");
+    }
+
     /// Any JSON value, nested up to `depth`, with numbers at the edges of what JSON tools accept.
     fn any_json(depth: u32) -> impl Strategy<Value = Value> {
         let leaf = prop_oneof![

@@ -278,3 +278,37 @@ async fn ctrl_c_during_import_rolls_back_and_records_the_run() {
     assert!(store.alert_counts().unwrap().is_empty(), "rolled back");
     assert_eq!(store.runs(Some("t1"), 1).unwrap()[0].outcome, "interrupted");
 }
+
+/// Adversarial review: a password pasted into `password_env` was echoed when it happened to look
+/// like a variable name (`Welcome_2024`), and one pasted into `client_secret_file` when it held a
+/// `/`; the fix for `password_env` spoke of the client secret. Neither value is shown now.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pasted_secrets_in_env_and_file_keys_are_never_echoed() {
+    use mde_alerts::config::raw::AuthKind;
+    let env = Env::new(sim_config(5, 27, Hazards::default()), Opts::default()).await;
+    env.edit_config(|c| {
+        let t = &mut c.tenants[0];
+        t.auth = Some(AuthKind::Password);
+        t.username = Some("svc@contoso.com".into());
+        t.password_env = Some("Welcome_2024".into());
+    });
+    let out = run(&env, &["config", "check"]).await;
+    let all =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{all}");
+    assert!(!all.contains("Welcome_2024"), "{all}");
+    assert!(all.contains("password_env"), "{all}");
+    assert!(
+        !all.contains("client secret's value"),
+        "the fix is about the password: {all}"
+    );
+
+    let env = Env::new(sim_config(5, 28, Hazards::default()), Opts::default()).await;
+    env.edit_config(|c| c.tenants[0].client_secret_file = Some("P4ss/word1~x".into()));
+    let out = run(&env, &["config", "check"]).await;
+    let all =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{all}");
+    assert!(!all.contains("P4ss/word1"), "{all}");
+    assert!(all.contains("client_secret_file"), "{all}");
+}

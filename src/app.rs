@@ -160,7 +160,7 @@ pub async fn poll(
     // An export directory that cannot be written is a configuration error, found before any API
     // call is spent.
     if export {
-        crate::config::check_export_dirs(config)?;
+        crate::export::check_export_dirs(config)?;
     }
     // One writer per store: a second poll or import waits briefly, then says who holds it.
     let _lock = WriterLock::acquire(&config.store.path, WRITER_WAIT)?;
@@ -291,7 +291,7 @@ pub fn export_configured(config: &Config, name: Option<&str>) -> Result<Vec<Writ
     }
     let mut store = open_store(config)?;
     reconcile_tenants(&mut store, config)?;
-    crate::config::check_export_dirs(config)?;
+    crate::export::check_export_dirs(config)?;
     let tenants = tenant_names(config);
     let mut all = Vec::new();
     for e in exports {

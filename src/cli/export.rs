@@ -25,7 +25,7 @@ pub fn run(
     };
     let config = super::load(config)?;
     if out.is_none() {
-        mde_alerts::config::check_export_dirs(&config)?;
+        mde_alerts::export::check_export_dirs(&config)?;
     }
     require_store(&config)?;
     let (Some(format), Some(out)) = (format, out) else {

@@ -40,10 +40,6 @@ pub use validate::RawFile;
 
 use files::CONFIG_FILE_CAP;
 
-/// Compatibility shim for `main.rs` and `app.rs` (issue 10): the export directories are probed
-/// by the export module; remove once the callers use [`crate::export::check_export_dirs`].
-pub use crate::export::check_export_dirs;
-
 /// Where the config is looked for when neither `--config` nor `MDE_ALERTS_CONFIG` is given.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/mde-alerts/config.toml";
 /// The resource (audience) Defender for Endpoint tokens must be issued for in commercial clouds; a

@@ -531,7 +531,7 @@ fn reload(
         plan
     };
     let fresh = Config::load(config_path).and_then(|c| {
-        crate::config::check_export_dirs(&c)?;
+        crate::export::check_export_dirs(&c)?;
         for t in &c.tenants {
             t.check_secrets().map_err(|e| e.in_file_of(&c))?;
         }
@@ -618,7 +618,7 @@ async fn shutdown(plan: Plan, store: &Arc<Mutex<Store>>, out: &Outlet) {
 
 /// Startup problems that mean "fix the config": exit 78, and systemd does not restart.
 fn startup(config: &Config) -> Result<(WriterLock, Store), AppError> {
-    crate::config::check_export_dirs(config)?;
+    crate::export::check_export_dirs(config)?;
     let to_config = |e: StoreError| -> AppError {
         match e {
             StoreError::Open { path, reason, fix } => AppError::Config(ConfigError {

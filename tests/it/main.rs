@@ -13,6 +13,7 @@ mod holes;
 mod hostile;
 mod input;
 mod kill;
+mod layout;
 mod loss;
 mod poll;
 mod regression;

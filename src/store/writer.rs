@@ -1,0 +1,211 @@
+//! The write transaction: a page of alerts, the cursor it allows and the run's counters, committed
+//! together or not at all; rolled back when dropped.
+
+use std::path::PathBuf;
+
+use rusqlite::{OptionalExtension, params};
+
+use super::{Counts, RunId, StoreError, Upsert, classify, unix_ms};
+use crate::alert::Alert;
+use crate::time::ApiTime;
+
+/// One write transaction: upserts, the cursor, a run's counters. Dropped without
+/// [`Writer::commit`], it rolls back.
+pub struct Writer<'a> {
+    pub(super) tx: rusqlite::Transaction<'a>,
+    pub(super) path: PathBuf,
+    pub(super) stored_at: String,
+    pub(super) counts: Counts,
+    /// Updates that replaced a different version with the same `lastUpdateTime`.
+    pub(super) same_time: u64,
+}
+
+impl Writer<'_> {
+    fn err(&self, e: rusqlite::Error) -> StoreError {
+        classify(&self.path, e)
+    }
+
+    /// Applies the dedup rule to one alert.
+    pub fn upsert(&mut self, tenant: &str, a: &Alert) -> Result<Upsert, StoreError> {
+        let outcome = self.upsert_inner(tenant, a).map_err(|e| self.err(e))?;
+        self.counts.add(outcome);
+        Ok(outcome)
+    }
+
+    fn upsert_inner(&mut self, tenant: &str, a: &Alert) -> rusqlite::Result<Upsert> {
+        let current: Option<(i64, Vec<u8>)> = self
+            .tx
+            .prepare_cached(
+                "SELECT last_update_time, content_hash FROM alerts WHERE tenant = ?1 AND id = ?2",
+            )?
+            .query_row(params![tenant, a.id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        let t = a.last_update.ticks();
+        let outcome = match &current {
+            None => Upsert::New,
+            Some((stored, _)) if t < *stored => return Ok(Upsert::Stale),
+            Some((stored, hash)) if t == *stored && hash.as_slice() == a.hash => {
+                return Ok(Upsert::Unchanged);
+            }
+            Some((stored, _)) if t == *stored => {
+                self.same_time += 1;
+                Upsert::Updated
+            }
+            Some(_) => Upsert::Updated,
+        };
+        let inserted = self
+            .tx
+            .prepare_cached(
+                "INSERT INTO alert_revisions (tenant, alert_id, last_update_time, content_hash, raw, stored_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (tenant, alert_id, content_hash) DO NOTHING",
+            )?
+            .execute(params![tenant, a.id, t, &a.hash[..], &*a.raw, self.stored_at])?;
+        let rev: i64 = if inserted == 1 {
+            self.tx.last_insert_rowid()
+        } else {
+            // This exact version was stored before (the alert went back to it): reuse it.
+            self.tx
+                .prepare_cached(
+                    "SELECT rev FROM alert_revisions WHERE tenant = ?1 AND alert_id = ?2 AND content_hash = ?3",
+                )?
+                .query_row(params![tenant, a.id, &a.hash[..]], |r| r.get(0))?
+        };
+        let f = &a.fields;
+        self.tx
+            .prepare_cached(
+                "INSERT INTO alerts (tenant, id, rev, last_update_time, content_hash, status, severity, category, created, first_stored_at, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10) \
+                 ON CONFLICT (tenant, id) DO UPDATE SET rev = excluded.rev, last_update_time = excluded.last_update_time, \
+                 content_hash = excluded.content_hash, status = excluded.status, severity = excluded.severity, \
+                 category = excluded.category, created = excluded.created, updated_at = excluded.updated_at",
+            )?
+            .execute(params![
+                tenant,
+                a.id,
+                rev,
+                t,
+                &a.hash[..],
+                f.status,
+                f.severity,
+                f.category,
+                f.created.map(ApiTime::ticks),
+                self.stored_at
+            ])?;
+        Ok(outcome)
+    }
+
+    /// Records API calls for the budget, and forgets those older than an hour.
+    pub fn record_calls(
+        &mut self,
+        tenant: &str,
+        calls: &[std::time::SystemTime],
+    ) -> Result<(), StoreError> {
+        let run = || -> rusqlite::Result<()> {
+            let mut ins = self
+                .tx
+                .prepare_cached("INSERT INTO api_calls (tenant, at_ms) VALUES (?1, ?2)")?;
+            for c in calls {
+                ins.execute(params![tenant, unix_ms(*c)])?;
+            }
+            self.tx
+                .prepare_cached("DELETE FROM api_calls WHERE tenant = ?1 AND at_ms <= ?2")?
+                .execute(params![
+                    tenant,
+                    unix_ms(std::time::SystemTime::now()) - 3_600_000
+                ])?;
+            Ok(())
+        };
+        run().map_err(|e| classify(&self.path, e))
+    }
+
+    /// Counts rejected elements.
+    pub fn add_invalid(&mut self, n: u64) {
+        self.counts.invalid += n;
+    }
+
+    /// Moves the tenant's cursor forward to `to` and its settled watermark forward to `settled`
+    /// (neither ever moves back).
+    pub fn advance_cursor(
+        &mut self,
+        tenant: &str,
+        to: ApiTime,
+        settled: ApiTime,
+    ) -> Result<(), StoreError> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO cursors (tenant, last_update_time, updated_at, settled) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (tenant) DO UPDATE SET last_update_time = max(last_update_time, excluded.last_update_time), \
+                 settled = max(coalesce(settled, excluded.settled), excluded.settled), \
+                 updated_at = excluded.updated_at",
+            )
+            .and_then(|mut s| {
+                s.execute(params![tenant, to.ticks(), self.stored_at, settled.ticks()])
+            })
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    /// The tenant's cursor as this transaction sees it.
+    pub fn cursor(&self, tenant: &str) -> Result<Option<ApiTime>, StoreError> {
+        self.tx
+            .query_row(
+                "SELECT last_update_time FROM cursors WHERE tenant = ?1",
+                [tenant],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()
+            .map(|o| o.map(ApiTime::from_ticks))
+            .map_err(|e| self.err(e))
+    }
+
+    /// Moves the settled watermark forward to `to` (never back) without touching the cursor: a
+    /// poll that read to the end proves more than its last alert's time. No-op before the first
+    /// cursor exists.
+    pub fn advance_settled(&mut self, tenant: &str, to: ApiTime) -> Result<(), StoreError> {
+        self.tx
+            .prepare_cached(
+                "UPDATE cursors SET settled = max(coalesce(settled, ?2), ?2) WHERE tenant = ?1",
+            )
+            .and_then(|mut s| s.execute(params![tenant, to.ticks()]))
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    /// Updates so far that replaced a different version with the same `lastUpdateTime` (the
+    /// dedup rule cannot order them: the later write wins, both stay in the history).
+    pub fn same_time_changes(&self) -> u64 {
+        self.same_time
+    }
+
+    /// What this transaction did so far.
+    pub fn counts(&self) -> Counts {
+        self.counts
+    }
+
+    /// Commits, adding this transaction's counts (and one page) to the run.
+    pub fn commit(self, run: Option<RunId>, api_calls: u64) -> Result<Counts, StoreError> {
+        let c = self.counts;
+        if let Some(run) = run {
+            self.tx
+                .execute(
+                    "UPDATE runs SET pages = pages + 1, new = new + ?2, updated = updated + ?3, \
+                     unchanged = unchanged + ?4, stale = stale + ?5, invalid = invalid + ?6, api_calls = ?7, \
+                     cursor_after = (SELECT c.last_update_time FROM cursors c WHERE c.tenant = runs.tenant) \
+                     WHERE id = ?1",
+                    params![
+                        run.0,
+                        c.new as i64,
+                        c.updated as i64,
+                        c.unchanged as i64,
+                        c.stale as i64,
+                        c.invalid as i64,
+                        api_calls as i64
+                    ],
+                )
+                .map_err(|e| classify(&self.path, e))?;
+        }
+        let path = self.path.clone();
+        self.tx.commit().map_err(|e| classify(&path, e))?;
+        Ok(c)
+    }
+}

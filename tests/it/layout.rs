@@ -1,0 +1,102 @@
+//! The layout's rules, checked on every `cargo test` (issue 10): modules follow the data's path
+//! with no import circle, `main.rs` stays thin, and no source file grows past ~800 lines of code
+//! (tests, comments and blank lines not counted).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            rust_files(&p, out);
+        } else if p.extension().is_some_and(|x| x == "rs") {
+            out.push(p);
+        }
+    }
+}
+
+/// The code of a file: up to its `#[cfg(test)]` module, without comments and blank lines.
+fn code(path: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let end = text.find("#[cfg(test)]\nmod tests").unwrap_or(text.len());
+    text[..end]
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("//"))
+        .map(str::to_owned)
+        .collect()
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
+}
+
+#[test]
+fn no_import_circle_between_the_library_modules() {
+    let src = root().join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut edges: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for f in &files {
+        let rel = f.strip_prefix(&src).unwrap().to_string_lossy().into_owned();
+        if rel == "lib.rs" || rel == "main.rs" || rel.starts_with("cli/") {
+            continue;
+        }
+        let module = rel
+            .split('/')
+            .next()
+            .unwrap()
+            .trim_end_matches(".rs")
+            .to_owned();
+        for line in code(f) {
+            for part in line.split("crate::").skip(1) {
+                let target: String = part
+                    .chars()
+                    .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                    .collect();
+                if !target.is_empty() && target != module {
+                    edges.entry(module.clone()).or_default().insert(target);
+                }
+            }
+        }
+    }
+    // A module is on a circle when it can reach itself.
+    for start in edges.keys() {
+        let mut seen = BTreeSet::new();
+        let mut stack: Vec<&String> = edges[start].iter().collect();
+        while let Some(m) = stack.pop() {
+            assert_ne!(
+                m, start,
+                "`{start}` imports itself through a circle: {edges:#?}"
+            );
+            if seen.insert(m.clone()) {
+                stack.extend(edges.get(m).into_iter().flatten());
+            }
+        }
+    }
+}
+
+#[test]
+fn main_is_thin_and_no_file_is_too_long() {
+    let main = std::fs::read_to_string(root().join("src/main.rs")).unwrap();
+    assert!(
+        main.lines().count() < 100,
+        "src/main.rs has grown past 100 lines"
+    );
+    let mut files = Vec::new();
+    rust_files(&root().join("src"), &mut files);
+    rust_files(&root().join("crates"), &mut files);
+    for f in files {
+        // Test-only files (declared under `#[cfg(test)]`) are not product code.
+        if f.file_name().is_some_and(|n| n == "tests.rs") {
+            continue;
+        }
+        let n = code(&f).len();
+        assert!(
+            n <= 820,
+            "{} has {n} lines of code (at most ~800)",
+            f.display()
+        );
+    }
+}

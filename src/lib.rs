@@ -4,8 +4,9 @@
 //! leaked secret, a clear message for every misconfiguration, a small API budget, speed.
 //!
 //! Modules follow the data's path: [`config`] → [`auth`] → [`source`] → [`store`] → [`export`];
-//! [`poll`] drives one cycle; the simulator (crate `mde_sim`, also reachable as [`sim`]) stands in
-//! for Microsoft in the demo and the tests.
+//! [`poll`] drives one cycle, [`daemon`] runs the service; the simulator (crate `mde_sim`) stands
+//! in for Microsoft in the demo and the tests. `docs/ARCHITECTURE.md` draws the path and says which
+//! module owns what.
 #![warn(missing_docs)]
 
 pub mod alert;

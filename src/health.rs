@@ -38,6 +38,9 @@ pub struct TenantStatus {
     pub daemon_running: bool,
     /// The newest run of any kind.
     pub last_run: Option<RunSummary>,
+    /// Elements the API sent that were not valid alerts, kept verbatim in `rejected_elements`.
+    #[serde(default)]
+    pub rejected: u64,
 }
 
 /// A run, as `status` shows it.
@@ -151,7 +154,19 @@ pub fn tenant_status(
         let ticks = now.ticks().saturating_sub(s.ticks()).max(0) as u64;
         Duration::from_nanos(ticks.saturating_mul(100))
     });
-    let (healthy, problem) = verdict(f.last_poll.as_ref(), success_age, max_age);
+    let (healthy, mut problem) = verdict(f.last_poll.as_ref(), success_age, max_age);
+    let rejected = store.rejected_count(tenant)?;
+    if rejected > 0 {
+        let note = format!(
+            "{rejected} element{} the API sent {} not valid alerts (no id, or an unreadable lastUpdateTime); kept verbatim in the store's rejected_elements table, not in exports",
+            if rejected == 1 { "" } else { "s" },
+            if rejected == 1 { "was" } else { "were" }
+        );
+        problem = Some(match problem {
+            Some(p) => format!("{p}; {note}"),
+            None => note,
+        });
+    }
     let mut alerts_by_status = BTreeMap::new();
     let mut alerts_by_severity = BTreeMap::new();
     let mut alerts = 0u64;
@@ -174,6 +189,7 @@ pub fn tenant_status(
         next_poll,
         daemon_running,
         last_run,
+        rejected,
     })
 }
 

@@ -575,7 +575,9 @@ impl<S: AlertSource> Pager<'_, S> {
                     future.push((a.id.clone(), a.last_update));
                 }
             }
-            w.add_invalid(page.rejected.len() as u64);
+            for r in &page.rejected {
+                w.reject(&tenant, &r.why.to_string(), &r.raw)?;
+            }
             if let (Some(c), Some(st)) = (cursor, settled) {
                 w.advance_cursor(&tenant, c, st)?;
             }

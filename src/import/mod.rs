@@ -189,6 +189,24 @@ fn import_inner(
             file: file.clone(),
             source,
         })?;
+        // A device (`/dev/zero`) never ends and a directory has no text: only regular files, and
+        // FIFOs (`import <(curl …)`), which end when their writer does.
+        let meta = f.metadata().map_err(|source| ImportError::Io {
+            file: file.clone(),
+            source,
+        })?;
+        if !meta.is_file() && !std::os::unix::fs::FileTypeExt::is_fifo(&meta.file_type()) {
+            return Err(ImportError::Io {
+                file: file.clone(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "it is not a regular file (a device or a directory); nothing was imported",
+                ),
+            });
+        }
+        if meta.is_file() && meta.len() == 0 {
+            tracing::warn!(file = %file.display(), "The file is empty (a failed download?); it holds no alerts.");
+        }
         let reader = decoded(f, file)?;
         let (tx, rx) = mpsc::sync_channel::<Batch>(8);
         let parse_result = std::thread::scope(|scope| {

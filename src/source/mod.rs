@@ -61,6 +61,8 @@ pub struct Rejected {
     pub index: usize,
     /// Why.
     pub why: Invalid,
+    /// The element as received (known secrets scrubbed), kept by the store.
+    pub raw: Box<str>,
 }
 
 /// A page as received.
@@ -198,7 +200,11 @@ pub fn parse_elements<'a>(
         let text = crate::redact::scrub_known(el.get());
         match Alert::parse(&text) {
             Ok(a) => page.alerts.push(a),
-            Err(why) => page.rejected.push(Rejected { index, why }),
+            Err(why) => page.rejected.push(Rejected {
+                index,
+                why,
+                raw: text.into(),
+            }),
         }
     }
     page

@@ -44,6 +44,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0004_export_rev.sql"),
     include_str!("../../migrations/0005_settled.sql"),
     include_str!("../../migrations/0006_tenants.sql"),
+    include_str!("../../migrations/0007_rejected.sql"),
 ];
 
 fn migrations() -> Migrations<'static> {
@@ -424,6 +425,19 @@ impl Store {
         run(&tx, &mut changes).map_err(|e| classify(&path, e))?;
         tx.commit().map_err(|e| classify(&path, e))?;
         Ok(changes)
+    }
+
+    /// How many elements of the tenant's pages were not valid alerts (kept in
+    /// `rejected_elements`).
+    pub fn rejected_count(&self, tenant: &str) -> Result<u64, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT count(*) FROM rejected_elements WHERE tenant = ?1",
+                [tenant],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n.max(0) as u64)
+            .map_err(|e| self.err(e))
     }
 
     /// Tenant names that have alerts in the store but are not among `configured`: their alerts

@@ -123,6 +123,29 @@ impl Writer<'_> {
         self.counts.invalid += n;
     }
 
+    /// Keeps an element that is not a valid alert, verbatim and once (counted as invalid): what
+    /// the API sent is never dropped, even when it cannot be stored as an alert.
+    pub fn reject(&mut self, tenant: &str, reason: &str, raw: &str) -> Result<(), StoreError> {
+        self.counts.invalid += 1;
+        let hash = blake3::hash(raw.as_bytes());
+        self.tx
+            .prepare_cached(
+                "INSERT INTO rejected_elements (tenant, reason, raw, hash, stored_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (tenant, hash) DO NOTHING",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    tenant,
+                    reason,
+                    raw,
+                    &hash.as_bytes()[..],
+                    self.stored_at
+                ])
+            })
+            .map(drop)
+            .map_err(|e| classify(&self.path, e))
+    }
+
     /// Moves the tenant's cursor forward to `to` and its settled watermark forward to `settled`
     /// (neither ever moves back).
     pub fn advance_cursor(

@@ -312,3 +312,13 @@ async fn pasted_secrets_in_env_and_file_keys_are_never_echoed() {
     assert!(!all.contains("P4ss/word1"), "{all}");
     assert!(all.contains("client_secret_file"), "{all}");
 }
+
+/// Adversarial review: `import /dev/zero` was read as UTF-32 text; a device is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_refuses_a_device() {
+    let env = Env::new(sim_config(0, 29, Hazards::default()), Opts::default()).await;
+    let out = run(&env, &["import", "/dev/zero"]).await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("not a regular file"), "{err}");
+}

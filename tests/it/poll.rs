@@ -191,6 +191,23 @@ async fn invalid_elements_are_counted_and_the_rest_is_stored() {
     env.sim.set_hazards(Hazards::default());
     app::poll(&config, None, false).await.unwrap();
     assert_matches_truth(&env);
+    // Adversarial review: what is not a valid alert is kept verbatim, never dropped, and `status`
+    // says so.
+    let kept = Store::open(&env.store_path())
+        .unwrap()
+        .rejected_count("t1")
+        .unwrap();
+    assert!(kept >= 3, "{kept}");
+    let out = crate::support::run(&env, &["status", "--json"]).await;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v[0]["rejected"], kept);
+    assert!(
+        v[0]["problem"]
+            .as_str()
+            .unwrap()
+            .contains("rejected_elements"),
+        "{v}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

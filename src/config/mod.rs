@@ -525,7 +525,11 @@ pub fn parse_cron(text: &str) -> Result<croner::Cron, croner::errors::CronError>
 
 /// The typical gap between two firings of `cron` (the shortest of the next few).
 pub fn cron_interval(cron: &croner::Cron) -> Duration {
-    let now = chrono::Utc::now();
+    cron_interval_at(cron, chrono::Utc::now())
+}
+
+/// [`cron_interval`] after `now` (the daemon's scheduler passes its own clock).
+pub fn cron_interval_at(cron: &croner::Cron, now: chrono::DateTime<chrono::Utc>) -> Duration {
     let times: Vec<_> = cron.iter_after(now).take(4).collect();
     times
         .windows(2)

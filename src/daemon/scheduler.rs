@@ -131,15 +131,10 @@ pub fn stagger(i: usize, n: usize, interval: Duration) -> Duration {
     interval.min(Duration::from_secs(60)) * i / n
 }
 
-/// The typical gap between two firings of `cron` after `now` (the shortest of the next few), as
-/// `config::cron_interval` computes it at the current time.
+/// The typical gap between two firings of `cron` after `now`: the config's one definition, at an
+/// injected instant.
 pub fn interval_at(cron: &Cron, now: DateTime<Utc>) -> Duration {
-    let times: Vec<_> = cron.iter_after(now).take(4).collect();
-    times
-        .windows(2)
-        .filter_map(|w| (w[1] - w[0]).to_std().ok())
-        .min()
-        .unwrap_or(Duration::from_secs(300))
+    crate::config::cron_interval_at(cron, now)
 }
 
 /// The first firing of `cron` after `after`, plus `offset`. A schedule with no next firing (the

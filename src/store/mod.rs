@@ -335,15 +335,7 @@ impl Store {
 
     /// The tenant's cursor: the largest `lastUpdateTime` committed by a poll.
     pub fn cursor(&self, tenant: &str) -> Result<Option<ApiTime>, StoreError> {
-        self.conn
-            .query_row(
-                "SELECT last_update_time FROM cursors WHERE tenant = ?1",
-                [tenant],
-                |r| r.get::<_, i64>(0),
-            )
-            .optional()
-            .map(|o| o.map(ApiTime::from_ticks))
-            .map_err(|e| self.err(e))
+        read_cursor(&self.conn, tenant).map_err(|e| self.err(e))
     }
 
     /// The tenant's settled watermark, where the next poll starts (see `migrations/0005_settled.sql`).
@@ -832,6 +824,17 @@ pub enum ForEachError {
     /// The consumer failed (usually writing a file).
     #[error(transparent)]
     Io(std::io::Error),
+}
+
+/// The tenant's cursor, inside a transaction or not.
+fn read_cursor(conn: &Connection, tenant: &str) -> rusqlite::Result<Option<ApiTime>> {
+    conn.query_row(
+        "SELECT last_update_time FROM cursors WHERE tenant = ?1",
+        [tenant],
+        |r| r.get::<_, i64>(0),
+    )
+    .optional()
+    .map(|o| o.map(ApiTime::from_ticks))
 }
 
 /// What to do when a store cannot be read.

@@ -170,15 +170,7 @@ impl Writer<'_> {
 
     /// The tenant's cursor as this transaction sees it.
     pub fn cursor(&self, tenant: &str) -> Result<Option<ApiTime>, StoreError> {
-        self.tx
-            .query_row(
-                "SELECT last_update_time FROM cursors WHERE tenant = ?1",
-                [tenant],
-                |r| r.get::<_, i64>(0),
-            )
-            .optional()
-            .map(|o| o.map(ApiTime::from_ticks))
-            .map_err(|e| self.err(e))
+        super::read_cursor(&self.tx, tenant).map_err(|e| self.err(e))
     }
 
     /// Moves the settled watermark forward to `to` (never back) without touching the cursor: a

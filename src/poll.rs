@@ -547,7 +547,7 @@ impl<S: AlertSource> Pager<'_, S> {
                 tenant = self.tenant,
                 index = r.index,
                 error = %r.why,
-                "Skipped an element of the page that is not a valid alert; the rest of the page is stored."
+                "An element of the page is not a valid alert: it is kept verbatim in the store (rejected_elements), and the rest of the page is stored as alerts."
             );
         }
         Ok(page)

@@ -128,6 +128,7 @@ pub fn scrub_known(text: &str) -> std::borrow::Cow<'_, str> {
     if all.is_empty() {
         return std::borrow::Cow::Borrowed(text);
     }
+    // Longest first, so that a secret containing another is replaced whole.
     all.sort_by_key(|s| std::cmp::Reverse(s.len()));
     let mut out = text.to_owned();
     for s in all {
@@ -158,23 +159,8 @@ static PATTERNS: LazyLock<Vec<Regex>> = LazyLock::new(|| {
 
 /// `text` with every known secret and every secret-shaped part replaced by [`REDACTED`].
 pub fn redact(text: &str) -> String {
-    let mut out = text.to_owned();
-    {
-        let k = known();
-        let mut all: Vec<&str> = k
-            .secrets
-            .iter()
-            .chain(k.tokens.iter())
-            .map(|s| s.expose_secret())
-            .collect();
-        // Longest first, so that a secret containing another is replaced whole.
-        all.sort_by_key(|s| std::cmp::Reverse(s.len()));
-        for s in all {
-            if out.contains(s) {
-                out = out.replace(s, REDACTED);
-            }
-        }
-    }
+    // Known values first (longest first, in `scrub_known`), then the generic shapes.
+    let mut out = scrub_known(text).into_owned();
     for re in PATTERNS.iter() {
         if re.is_match(&out) {
             out = re

@@ -54,12 +54,7 @@ pub fn token_provider(
     tenant: &crate::config::TenantConfig,
     config: &Config,
 ) -> Result<Arc<TokenProvider>, AppError> {
-    TokenProvider::new(http.clone(), tenant)
-        .map(Arc::new)
-        .map_err(|e| match e {
-            AuthError::Config(c) => AppError::Config(c.in_file_of(config)),
-            other => AppError::Http(other.to_string()),
-        })
+    Ok(crate::env::tokens(http, tenant, config)?)
 }
 
 /// The outcome of `poll` for every tenant.

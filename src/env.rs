@@ -81,12 +81,7 @@ impl Environment {
         t: &TenantConfig,
         config: &Config,
     ) -> Result<Arc<TokenProvider>, EnvError> {
-        TokenProvider::new(self.http.clone(), t)
-            .map(Arc::new)
-            .map_err(|e| match e {
-                AuthError::Config(c) => EnvError::Config(c.in_file_of(config)),
-                other => EnvError::Http(other.to_string()),
-            })
+        tokens(&self.http, t, config)
     }
 
     /// A tenant's API budget of the configured quotas; `history` is the calls the store recorded
@@ -106,4 +101,19 @@ impl Environment {
         )
         .with_deadline(deadline)
     }
+}
+
+/// A tenant's token provider on `http` (see [`Environment::tokens`]; the service, which keeps its
+/// own client across reloads, reaches it through `app::token_provider`).
+pub fn tokens(
+    http: &reqwest::Client,
+    t: &TenantConfig,
+    config: &Config,
+) -> Result<Arc<TokenProvider>, EnvError> {
+    TokenProvider::new(http.clone(), t)
+        .map(Arc::new)
+        .map_err(|e| match e {
+            AuthError::Config(c) => EnvError::Config(c.in_file_of(config)),
+            other => EnvError::Http(other.to_string()),
+        })
 }

@@ -80,7 +80,21 @@ use std::fmt;
 
 use chrono::{DateTime, Utc};
 
-pub use parse::parse_filter;
+pub use parse::{parse_filter, parse_filter_in};
+
+/// Which API's property names a filter is written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Dialect {
+    /// Defender for Endpoint's `/api/alerts`: its thirteen properties (see the module
+    /// documentation); `in` is refused.
+    #[default]
+    Defender,
+    /// Microsoft Graph's `security/alerts_v2`: the eight documented filterable properties
+    /// `assignedTo`, `classification`, `determination`, `createdDateTime`,
+    /// `lastUpdateDateTime`, `severity`, `serviceSource` and `status`, and the `in` operator
+    /// (`serviceSource in ('a', 'b')`, read as a chain of `eq` joined by `or`).
+    Graph,
+}
 
 /// The deepest nesting of parentheses and `not` that [`parse_filter`]
 /// accepts. Parsing and evaluation recurse once per level, so this bounds
@@ -137,6 +151,16 @@ pub enum Property {
     Severity,
     /// `category` (string).
     Category,
+    /// Graph's `createdDateTime` (datetime).
+    CreatedDateTime,
+    /// Graph's `lastUpdateDateTime` (datetime).
+    LastUpdateDateTime,
+    /// Graph's `serviceSource` (string).
+    ServiceSource,
+    /// Graph's `classification` (string).
+    Classification,
+    /// Graph's `determination` (string).
+    Determination,
 }
 
 /// The type of a [`Property`].
@@ -174,6 +198,18 @@ impl Property {
         Property::Category,
     ];
 
+    /// The properties of Graph's alerts_v2 that are documented as filterable.
+    pub(super) const GRAPH: [Property; 8] = [
+        Property::AssignedTo,
+        Property::Classification,
+        Property::Determination,
+        Property::CreatedDateTime,
+        Property::LastUpdateDateTime,
+        Property::Severity,
+        Property::ServiceSource,
+        Property::Status,
+    ];
+
     /// The key under which the property is stored in an alert's JSON object.
     #[must_use]
     pub fn json_key(self) -> &'static str {
@@ -191,6 +227,11 @@ impl Property {
             Property::Status => "status",
             Property::Severity => "severity",
             Property::Category => "category",
+            Property::CreatedDateTime => "createdDateTime",
+            Property::LastUpdateDateTime => "lastUpdateDateTime",
+            Property::ServiceSource => "serviceSource",
+            Property::Classification => "classification",
+            Property::Determination => "determination",
         }
     }
 
@@ -200,24 +241,35 @@ impl Property {
             | Property::LastUpdateTime
             | Property::LastEventTime
             | Property::FirstEventTime
-            | Property::ResolvedTime => Kind::DateTime,
+            | Property::ResolvedTime
+            | Property::CreatedDateTime
+            | Property::LastUpdateDateTime => Kind::DateTime,
             Property::IncidentId | Property::InvestigationId => Kind::Integer,
             Property::Id
             | Property::AssignedTo
             | Property::DetectionSource
             | Property::Status
             | Property::Severity
-            | Property::Category => Kind::String,
+            | Property::Category
+            | Property::ServiceSource
+            | Property::Classification
+            | Property::Determination => Kind::String,
         }
     }
 
-    /// Looks a property up by name, case-insensitively.
-    pub(super) fn from_name(name: &str) -> Option<Property> {
-        if name.eq_ignore_ascii_case("asssignedTo") {
-            return Some(Property::AssignedTo);
-        }
-        Property::ALL
-            .into_iter()
+    /// Looks a property of `dialect` up by name, case-insensitively.
+    pub(super) fn from_name(name: &str, dialect: Dialect) -> Option<Property> {
+        let all: &[Property] = match dialect {
+            Dialect::Defender => {
+                if name.eq_ignore_ascii_case("asssignedTo") {
+                    return Some(Property::AssignedTo);
+                }
+                &Property::ALL
+            }
+            Dialect::Graph => &Property::GRAPH,
+        };
+        all.iter()
+            .copied()
             .find(|p| p.json_key().eq_ignore_ascii_case(name))
     }
 }

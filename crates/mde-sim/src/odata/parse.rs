@@ -1,7 +1,7 @@
 //! The recursive-descent parser and type checker of a `$filter`.
 
 use super::lex::{Tok, Token, lex};
-use super::{CmpOp, Expr, FilterError, Kind, Literal, MAX_DEPTH, Property};
+use super::{CmpOp, Dialect, Expr, FilterError, Kind, Literal, MAX_DEPTH, Property};
 
 /// Parses and type-checks a `$filter` expression (already percent-decoded).
 ///
@@ -11,11 +11,21 @@ use super::{CmpOp, Expr, FilterError, Kind, Literal, MAX_DEPTH, Property};
 /// property, a malformed literal, a type mismatch or nesting deeper than
 /// [`MAX_DEPTH`].
 pub fn parse_filter(input: &str) -> Result<Expr, FilterError> {
+    parse_filter_in(input, Dialect::Defender)
+}
+
+/// Parses and type-checks a `$filter` expression written in `dialect`'s property names.
+///
+/// # Errors
+///
+/// As [`parse_filter`]; a property of the other dialect is unknown.
+pub fn parse_filter_in(input: &str, dialect: Dialect) -> Result<Expr, FilterError> {
     let tokens = lex(input)?;
     let mut parser = Parser {
         tokens: tokens.into_iter(),
         end: input.len(),
         depth: 0,
+        dialect,
     };
     if parser.peek_is(|k| matches!(k, Tok::End)) {
         return Err(FilterError::new("The $filter expression is empty."));
@@ -43,6 +53,7 @@ struct Parser<'a> {
     /// Byte length of the filter, the position of [`Tok::End`].
     end: usize,
     depth: usize,
+    dialect: Dialect,
 }
 
 impl<'a> Parser<'a> {
@@ -152,19 +163,28 @@ impl<'a> Parser<'a> {
                 format!("the function '{name}' is not supported"),
             ));
         }
-        let Some(property) = Property::from_name(name) else {
+        let Some(property) = Property::from_name(name, self.dialect) else {
             let what = if ["null", "true", "false"]
                 .iter()
                 .any(|k| name.eq_ignore_ascii_case(k))
             {
                 format!("expected a property name on the left of a comparison, found '{name}'")
             } else {
-                format!("Could not find a property named '{name}' on type 'Alert'")
+                let ty = match self.dialect {
+                    Dialect::Defender => "Alert",
+                    Dialect::Graph => "microsoft.graph.security.alert",
+                };
+                format!("Could not find a property named '{name}' on type '{ty}'")
             };
             return Err(FilterError::at(name_pos, what));
         };
 
         let op_tok = self.advance();
+        if self.dialect == Dialect::Graph
+            && matches!(op_tok.kind, Tok::Word(w) if w.eq_ignore_ascii_case("in"))
+        {
+            return self.parse_in_list(property, name);
+        }
         let op = match op_tok.kind {
             Tok::Word(word) => CmpOp::from_keyword(word).ok_or_else(|| {
                 let what = if UNSUPPORTED_OPERATORS
@@ -217,7 +237,7 @@ impl<'a> Parser<'a> {
             {
                 return Err(type_error(&value_tok));
             }
-            (Tok::Word(w), _) if Property::from_name(w).is_some() => {
+            (Tok::Word(w), _) if Property::from_name(w, self.dialect).is_some() => {
                 return Err(FilterError::at(
                     value_tok.pos,
                     format!(
@@ -246,6 +266,54 @@ impl<'a> Parser<'a> {
             property,
             op,
             value,
+        })
+    }
+
+    /// `'(' literal (',' literal)* ')'` after `property in`: one `eq` per literal, joined by
+    /// `or`.
+    fn parse_in_list(&mut self, property: Property, name: &str) -> Result<Expr, FilterError> {
+        let open = self.advance();
+        if open.kind != Tok::LParen {
+            return Err(FilterError::at(
+                open.pos,
+                format!("expected '(' after '{name} in', found {}", open.describe()),
+            ));
+        }
+        let mut terms = Vec::new();
+        loop {
+            let tok = self.advance();
+            let value = match (&tok.kind, property.kind()) {
+                (Tok::Str(s), Kind::String) => Literal::String(s.clone()),
+                (Tok::Int(n), Kind::Integer) => Literal::Integer(*n),
+                (Tok::DateTime(t), Kind::DateTime) => Literal::DateTime(*t),
+                (Tok::Word(w), _) if w.eq_ignore_ascii_case("null") => Literal::Null,
+                _ => {
+                    return Err(FilterError::at(
+                        tok.pos,
+                        format!(
+                            "expected a {} literal in the list of '{name} in', found {}",
+                            property.kind().describe(),
+                            tok.describe()
+                        ),
+                    ));
+                }
+            };
+            terms.push(Expr::Compare {
+                property,
+                op: CmpOp::Eq,
+                value,
+            });
+            let next = self.advance();
+            match next.kind {
+                Tok::Comma => {}
+                Tok::RParen => break,
+                _ => return Err(unclosed_group(open.pos, &next)),
+            }
+        }
+        Ok(if terms.len() == 1 {
+            terms.remove(0)
+        } else {
+            Expr::Or(terms)
         })
     }
 }

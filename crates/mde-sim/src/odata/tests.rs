@@ -1178,3 +1178,44 @@ proptest! {
         prop_assert_eq!(literal, Some(t), "{}", text);
     }
 }
+
+#[test]
+fn graph_dialect_has_graph_names_and_in() {
+    let g = |f: &str| parse_filter_in(f, Dialect::Graph);
+    let alert = obj(json!({
+        "serviceSource": "microsoftDefenderForOffice365",
+        "lastUpdateDateTime": "2024-05-01T10:00:00.5Z",
+        "createdDateTime": null,
+        "status": "inProgress",
+    }));
+    let m = |f: &str| g(f).unwrap_or_else(|e| panic!("{f}: {e}")).matches(&alert);
+    assert!(m("lastUpdateDateTime gt 2024-05-01T10:00:00Z"));
+    assert!(m("createdDateTime eq null"));
+    assert!(!m("createdDateTime ne null"));
+    assert!(m(
+        "serviceSource in ('microsoftDefenderForEndpoint', 'microsoftDefenderForOffice365')"
+    ));
+    assert!(!m("serviceSource in ('microsoftDefenderForEndpoint')"));
+    assert!(m(
+        "serviceSource eq 'x' or serviceSource eq 'microsoftDefenderForOffice365'"
+    ));
+    assert!(m("status eq 'inProgress' and not (severity eq 'high')"));
+    // Defender's names are not Graph's, and the other way round.
+    for bad in [
+        "lastUpdateTime gt 2024-05-01T10:00:00Z",
+        "investigationState eq 'Queued'",
+        "serviceSource in ()",
+        "serviceSource in ('a' 'b')",
+        "lastUpdateDateTime in ('a')",
+    ] {
+        assert!(g(bad).is_err(), "{bad} should be refused");
+    }
+    assert!(
+        g("investigationState eq 'Queued'")
+            .unwrap_err()
+            .to_string()
+            .contains("microsoft.graph.security.alert")
+    );
+    assert!(parse_filter("lastUpdateDateTime gt 2024-05-01T10:00:00Z").is_err());
+    assert!(parse_filter("serviceSource eq 'x'").is_err());
+}

@@ -14,7 +14,7 @@ use rand::Rng;
 use serde_json::{Map, Value, json};
 
 use crate::clock::{defender_time, sim_now};
-use crate::hazards::{ALL_FAULTS, FaultKind};
+use crate::hazards::FaultKind;
 use crate::truth::served;
 use crate::{RESOURCE, Shared, State, odata};
 
@@ -215,25 +215,17 @@ pub(crate) async fn alerts(
             );
             return r;
         }
-        let fault = if h.fault_rate > 0.0 && st.maker.rng.random_bool(h.fault_rate.clamp(0.0, 1.0))
-        {
+        let fault = h.draw_fault(&mut st.maker.rng).map(|kind| {
             st.stats.faults += 1;
-            let kinds: &[FaultKind] = if h.fault_kinds.is_empty() {
-                &ALL_FAULTS
-            } else {
-                &h.fault_kinds
-            };
-            Some(match kinds[st.maker.rng.random_range(0..kinds.len())] {
+            match kind {
                 FaultKind::TooManyRequests => Fault::TooMany(h.retry_after_secs),
                 FaultKind::Internal => Fault::Internal,
                 FaultKind::Unavailable => Fault::Unavailable,
                 FaultKind::Truncated => Fault::Truncated,
                 FaultKind::NotJson => Fault::Garbage,
                 FaultKind::Slow => Fault::Slow(h.slow_delay),
-            })
-        } else {
-            None
-        };
+            }
+        });
         let answer = match &fault {
             Some(Fault::TooMany(_) | Fault::Internal | Fault::Unavailable | Fault::Garbage) => None,
             _ => Some(page(&mut st, raw.as_deref())),
@@ -288,7 +280,11 @@ pub(crate) async fn alerts(
 }
 
 /// Records a call against the quota, or says how long until one is allowed.
-fn quota_wait(calls: &mut VecDeque<Instant>, per_minute: u32, per_hour: u32) -> Option<Duration> {
+pub(crate) fn quota_wait(
+    calls: &mut VecDeque<Instant>,
+    per_minute: u32,
+    per_hour: u32,
+) -> Option<Duration> {
     let now = Instant::now();
     let (minute, hour) = (Duration::from_secs(60), Duration::from_secs(3600));
     while calls
@@ -317,7 +313,7 @@ fn quota_wait(calls: &mut VecDeque<Instant>, per_minute: u32, per_hour: u32) -> 
     }
 }
 
-fn ok_json(body: Vec<u8>) -> Response {
+pub(crate) fn ok_json(body: Vec<u8>) -> Response {
     (
         StatusCode::OK,
         [

@@ -13,7 +13,25 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use crate::{RESOURCE, Shared, SimConfig};
+use crate::{GRAPH_ROOTS, RESOURCE, Shared, SimConfig};
+
+/// The Graph root a scope names: `https://graph.microsoft.com/.default` and
+/// `https://graph.microsoft.com/SecurityAlert.Read.All` both name `https://graph.microsoft.com`.
+fn graph_root_of(scope: &str) -> Option<&'static str> {
+    scope.split_whitespace().find_map(|s| {
+        GRAPH_ROOTS.iter().copied().find(|r| {
+            s.len() > r.len()
+                && s[..r.len()].eq_ignore_ascii_case(r)
+                && s[r.len()..].starts_with('/')
+        })
+    })
+}
+
+/// Whether a token for `audience` is a Graph token.
+fn is_graph(audience: &str) -> bool {
+    let a = audience.trim_end_matches('/');
+    GRAPH_ROOTS.iter().any(|r| a.eq_ignore_ascii_case(r))
+}
 
 /// What Entra knows about the app and its users.
 #[derive(Debug, Clone)]
@@ -34,6 +52,9 @@ pub struct Identity {
     /// How far Entra's clock is ahead of this machine's, in seconds (assertions outside their
     /// validity window get AADSTS700024).
     pub clock_skew_secs: i64,
+    /// Microsoft Graph permissions: the `roles` of app tokens for a Graph root, and (space
+    /// separated) the `scp` of user tokens for one. `[]` for a "permission missing" test.
+    pub graph_roles: Vec<String>,
 }
 
 /// A user for the password grant.
@@ -79,6 +100,7 @@ impl Default for Identity {
             roles: vec!["Alert.Read.All".into()],
             scopes: "Alert.Read".into(),
             clock_skew_secs: 0,
+            graph_roles: vec!["SecurityAlert.Read.All".into()],
         }
     }
 }
@@ -194,6 +216,9 @@ fn token(s: Shared, tenant: String, form: HashMap<String, String>, v2: bool) -> 
             );
         }
         match get("scope") {
+            Some(sc) if graph_root_of(sc).is_some() => {
+                graph_root_of(sc).unwrap_or_default().to_owned()
+            }
             Some(sc) => sc
                 .split_whitespace()
                 .find(|x| x.ends_with("/.default"))
@@ -323,9 +348,15 @@ fn token(s: Shared, tenant: String, form: HashMap<String, String>, v2: bool) -> 
         "ver": "1.0",
         "uti": format!("sim{}", st.stats.token_requests),
     });
+    let graph = is_graph(&audience);
+    let scopes = if graph {
+        id.graph_roles.join(" ")
+    } else {
+        id.scopes.clone()
+    };
     match &user {
         Some(upn) => {
-            claims["scp"] = Value::from(id.scopes.clone());
+            claims["scp"] = Value::from(scopes.clone());
             claims["upn"] = Value::from(upn.clone());
             claims["amr"] = json!(["pwd"]);
             claims["appidacr"] = Value::from(if get("client_secret").is_some() {
@@ -335,7 +366,11 @@ fn token(s: Shared, tenant: String, form: HashMap<String, String>, v2: bool) -> 
             });
         }
         None => {
-            claims["roles"] = json!(id.roles);
+            claims["roles"] = if graph {
+                json!(id.graph_roles)
+            } else {
+                json!(id.roles)
+            };
             claims["appidacr"] = Value::from(if get("client_assertion").is_some() {
                 "2"
             } else {
@@ -365,7 +400,7 @@ fn token(s: Shared, tenant: String, form: HashMap<String, String>, v2: bool) -> 
         })
     };
     if user.is_some() {
-        body["scope"] = Value::from(id.scopes.clone());
+        body["scope"] = Value::from(scopes);
     }
     axum::Json(body).into_response()
 }

@@ -241,26 +241,80 @@ impl State {
             }
             self.alerts.insert(id, versions);
         }
+        // Alerts of the other Defender products, which only Graph returns.
+        let extra = self
+            .graph_maker
+            .share_of(self.cfg.initial_alerts, self.cfg.graph_only_share);
+        for _ in 0..extra {
+            let rng = &mut self.graph_maker.rng;
+            let created = now - rng.random_range(0..span);
+            let updated = created + rng.random_range(0..=(now - created)).min(span);
+            let updated = updated - updated.rem_euclid(SIM_TICK);
+            let (id, mut json) = self.graph_maker.new_alert(created, updated);
+            if self.graph_maker.rng.random_bool(0.2) {
+                self.graph_maker.change(&mut json, updated);
+            }
+            self.graph_alerts.insert(
+                id,
+                vec![Version {
+                    ticks: updated,
+                    visible_at: Instant::now(),
+                    json,
+                }],
+            );
+        }
     }
 
     /// When a new version becomes visible: now, or up to `late_delay` later for a `late_fraction`
     /// of them (Defender's late visibility).
     pub(crate) fn visible_at(&mut self) -> Instant {
-        let h = &self.cfg.hazards;
-        if h.late_fraction > 0.0 && self.maker.rng.random_bool(h.late_fraction.clamp(0.0, 1.0)) {
-            let max = h.late_delay.as_millis().max(1) as u64;
-            Instant::now() + Duration::from_millis(self.maker.rng.random_range(0..=max))
-        } else {
-            Instant::now()
+        late(&self.cfg.hazards, &mut self.maker.rng)
+    }
+
+    /// The same for a Graph-only alert, with Graph's hazards and random numbers.
+    fn graph_visible_at(&mut self) -> Instant {
+        let h = self.graph_hazards();
+        late(&h, &mut self.graph_maker.rng)
+    }
+
+    /// Updates `n` random Graph-only alerts at `ticks`.
+    fn update_graph_only(&mut self, n: usize, ticks: i64) {
+        let len = self.graph_alerts.len();
+        if len == 0 || n == 0 {
+            return;
+        }
+        let ids: Vec<String> = (0..n)
+            .map(|_| self.graph_maker.rng.random_range(0..len))
+            .filter_map(|i| self.graph_alerts.keys().nth(i).cloned())
+            .collect();
+        for id in ids {
+            let Some(latest) = self.graph_alerts.get(&id).and_then(|v| v.last()).cloned() else {
+                continue;
+            };
+            // Stored by `put_alert` in Defender's shape: not changed here.
+            if latest.ticks >= ticks || !crate::graph::is_graph_shaped(&latest.json) {
+                continue;
+            }
+            let mut json = latest.json;
+            self.graph_maker.change(&mut json, ticks);
+            let visible_at = self.graph_visible_at();
+            self.graph_alerts.entry(id).or_default().push(Version {
+                ticks,
+                visible_at,
+                json,
+            });
+            self.stats.graph_updates += 1;
         }
     }
 
     /// Updates `n` random alerts, all at one new `lastUpdateTime` (an automated investigation).
     pub(crate) fn update_random(&mut self, n: usize) {
+        let ticks = sim_now();
+        let graph_n = self.graph_maker.share_of(n, self.cfg.graph_only_share);
+        self.update_graph_only(graph_n, ticks);
         if self.alerts.is_empty() || n == 0 {
             return;
         }
-        let ticks = sim_now();
         let ids: Vec<String> = {
             let len = self.alerts.len();
             (0..n)
@@ -301,6 +355,30 @@ impl State {
                 }],
             );
         }
+        let extra = self.graph_maker.share_of(n, self.cfg.graph_only_share);
+        for _ in 0..extra {
+            let (id, json) = self.graph_maker.new_alert(ticks, ticks);
+            let visible_at = self.graph_visible_at();
+            self.graph_alerts.insert(
+                id,
+                vec![Version {
+                    ticks,
+                    visible_at,
+                    json,
+                }],
+            );
+        }
+    }
+}
+
+/// When a new version becomes visible under `h`: now, or up to `late_delay` later for a
+/// `late_fraction` of them.
+fn late(h: &crate::Hazards, rng: &mut StdRng) -> Instant {
+    if h.late_fraction > 0.0 && rng.random_bool(h.late_fraction.clamp(0.0, 1.0)) {
+        let max = h.late_delay.as_millis().max(1) as u64;
+        Instant::now() + Duration::from_millis(rng.random_range(0..=max))
+    } else {
+        Instant::now()
     }
 }
 

@@ -1,4 +1,4 @@
-//! The hazards of `design.md` §2 that the Defender endpoint injects, each a switch.
+//! The hazards of `design.md` §2 that the Defender and Graph endpoints inject, each a switch.
 
 use std::time::Duration;
 
@@ -31,6 +31,26 @@ pub struct Hazards {
     /// Server-driven paging: answer at most this many alerts, with `@odata.nextLink` when more
     /// match (the real API does this on some endpoints; not documented for alerts).
     pub server_page: Option<usize>,
+    /// Graph only: what `security/alerts_v2` does with `$orderby` (undocumented there).
+    pub graph_orderby: GraphOrderBy,
+    /// Graph only: `@odata.nextLink` points at another host ([`Hazards::graph_foreign_host`]),
+    /// for a test that the client never follows it (and never sends it a token).
+    pub graph_foreign_next_link: bool,
+    /// The base URL of that other host (`https://evil.example` when `None`); a test may point
+    /// it at a second simulator to see what reaches it.
+    pub graph_foreign_host: Option<String>,
+}
+
+/// What Graph's `security/alerts_v2` does with `$orderby`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GraphOrderBy {
+    /// `lastUpdateDateTime` and `createdDateTime`, `asc` or `desc`, work.
+    #[default]
+    Supported,
+    /// 400 `BadRequest` "$orderby is not supported".
+    Refused,
+    /// Accepted and silently ignored: newest first.
+    Ignored,
 }
 
 /// A fault the simulator can inject into an `/api/alerts` answer.
@@ -74,6 +94,24 @@ impl Default for Hazards {
             fault_kinds: Vec::new(),
             rate_limit: None,
             server_page: None,
+            graph_orderby: GraphOrderBy::Supported,
+            graph_foreign_next_link: false,
+            graph_foreign_host: None,
         }
+    }
+}
+
+impl Hazards {
+    /// Draws the fault for one call, if any (and counts nothing).
+    pub(crate) fn draw_fault(&self, rng: &mut impl rand::Rng) -> Option<FaultKind> {
+        if self.fault_rate <= 0.0 || !rng.random_bool(self.fault_rate.clamp(0.0, 1.0)) {
+            return None;
+        }
+        let kinds: &[FaultKind] = if self.fault_kinds.is_empty() {
+            &ALL_FAULTS
+        } else {
+            &self.fault_kinds
+        };
+        Some(kinds[rng.random_range(0..kinds.len())])
     }
 }

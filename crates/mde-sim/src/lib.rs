@@ -9,6 +9,10 @@
 //! - `GET /api/alerts` (and `/api/v1.0/alerts`): `$filter` (see [`odata`]), `$orderby`, `$top` ≤
 //!   10,000, `$skip`, `$expand=evidence`, Defender's error bodies, the bearer token checked for
 //!   signature, audience and expiry.
+//! - `GET /v1.0/security/alerts_v2` (and `…/alerts_v2/{id}`): Microsoft Graph's view of the same
+//!   world, plus alerts of other Defender products and minus a few endpoint ones; Graph's query
+//!   options, `@odata.nextLink` paging, evolvable enums, error bodies and token checks. See
+//!   [`graph`](crate::graph_view) for the mapping and the rules.
 //!
 //! And the hazards of `design.md` §2, each a switch in [`Hazards`]: alerts changing while a client
 //! pages ([`Simulator::update_random`], [`Hazards::mutate_per_page`], [`Simulator::spawn_mutator`]),
@@ -17,25 +21,32 @@
 //! fields and enum values, 429 with `Retry-After`, 500 and 503, truncated and non-JSON bodies, slow
 //! responses, invalid elements inside a page, and `$orderby` refused.
 //!
-//! [`Simulator::truth`] is the oracle the tests compare the store against.
+//! [`Simulator::truth`] is the oracle the tests compare the store against;
+//! [`Simulator::graph_truth`] the one for Graph. [`Simulator::requests`] lists what reached the
+//! server, and whether it carried a token.
 //!
 //! It is a crate of its own so that the product library carries neither its 4k lines nor axum.
 //! Layout: this file holds the public surface ([`Simulator`], [`SimConfig`], [`Stats`]) and the
 //! shared state; `entra` answers the token endpoints, `defender` the alerts endpoint, `generator`
 //! makes and changes alerts, `hazards` lists the faults, `truth` is the oracle, [`odata`] the
-//! `$filter` language, and `clock` converts Defender's 100 ns ticks (through chrono).
+//! `$filter` language, `graph` serves alerts_v2 (its view, its own alerts, its endpoint), and
+//! `clock` converts Defender's 100 ns ticks (through chrono).
 #![warn(missing_docs)]
 
 mod clock;
 mod defender;
 mod entra;
 mod generator;
+mod graph;
 mod hazards;
 pub mod odata;
 mod truth;
 
 pub use crate::entra::{DEMO_PASSWORD, DEMO_USER, Identity, SimUser};
 pub use crate::generator::backfill;
+pub use crate::graph::{
+    GRAPH_ROOT, GRAPH_ROOTS, GraphOrderBy, RequestSeen, graph_view, mask_unknown_enums,
+};
 pub use crate::hazards::{FaultKind, Hazards};
 pub use crate::truth::TruthAlert;
 
@@ -82,6 +93,17 @@ pub struct SimConfig {
     pub hazards: Hazards,
     /// Sign-in: registered certificate, users, expired secret, permissions.
     pub identity: Identity,
+    /// Graph-only alerts (other Defender products, never in `/api/alerts`) per endpoint alert:
+    /// at start, and with every [`Simulator::create`] and [`Simulator::update_random`] (0.1).
+    pub graph_only_share: f64,
+    /// Share of endpoint alerts that alerts_v2 leaves out (suppressed by a tuning rule, or
+    /// standalone outside an incident), chosen by id (0.02).
+    pub mde_only_share: f64,
+    /// Hazards of alerts_v2 when they differ from `hazards` (`None`: the same).
+    pub graph_hazards: Option<Hazards>,
+    /// The one Graph root alerts_v2 accepts as a token's audience (`None`: any of
+    /// [`GRAPH_ROOTS`]), to test that a client asks for the right cloud's token.
+    pub graph_audience: Option<String>,
 }
 
 impl Default for SimConfig {
@@ -96,6 +118,10 @@ impl Default for SimConfig {
             seed: 1,
             hazards: Hazards::default(),
             identity: Identity::default(),
+            graph_only_share: 0.1,
+            mde_only_share: 0.02,
+            graph_hazards: None,
+            graph_audience: None,
         }
     }
 }
@@ -115,8 +141,22 @@ pub struct Stats {
     pub unauthorized: u64,
     /// Of those, rejected with 429 by the quota (not injected faults).
     pub throttled: u64,
-    /// Alert updates applied.
+    /// Alert updates applied (endpoint alerts).
     pub updates: u64,
+    /// Requests to Graph's alerts_v2, whatever the answer.
+    pub graph_calls: u64,
+    /// Of those that passed the token checks, without `Prefer: include-unknown-enum-members`.
+    pub graph_without_prefer: u64,
+    /// Of those, rejected with 401.
+    pub graph_unauthorized: u64,
+    /// Of those, rejected with 403 (the role is missing).
+    pub graph_forbidden: u64,
+    /// Of those, rejected with 429 by the quota.
+    pub graph_throttled: u64,
+    /// Of those, answered with an injected fault.
+    pub graph_faults: u64,
+    /// Updates applied to Graph-only alerts.
+    pub graph_updates: u64,
 }
 
 /// One version of an alert.
@@ -139,6 +179,24 @@ pub(crate) struct State {
     pub(crate) issued: Vec<String>,
     /// Accepted `/api/alerts` calls of the last hour, for the quota.
     pub(crate) quota_calls: VecDeque<Instant>,
+    /// The alerts only Graph returns, in Graph's shape.
+    pub(crate) graph_alerts: BTreeMap<String, Vec<Version>>,
+    /// Makes and changes them, and draws Graph's faults.
+    pub(crate) graph_maker: graph::GraphMaker,
+    /// Accepted alerts_v2 calls of the last hour, for its own quota.
+    pub(crate) graph_quota_calls: VecDeque<Instant>,
+    /// What reached the server.
+    pub(crate) requests: VecDeque<RequestSeen>,
+}
+
+impl State {
+    /// The hazards alerts_v2 applies.
+    pub(crate) fn graph_hazards(&self) -> Hazards {
+        self.cfg
+            .graph_hazards
+            .clone()
+            .unwrap_or_else(|| self.cfg.hazards.clone())
+    }
 }
 
 /// The state as the handlers share it.
@@ -181,6 +239,10 @@ impl Simulator {
             decoding: jsonwebtoken::DecodingKey::from_secret(secret.as_bytes()),
             issued: Vec::new(),
             quota_calls: VecDeque::new(),
+            graph_alerts: BTreeMap::new(),
+            graph_maker: graph::GraphMaker::new(cfg.seed, &cfg.tenant_id),
+            graph_quota_calls: VecDeque::new(),
+            requests: VecDeque::new(),
         };
         state.populate();
         let state = Arc::new(Mutex::new(state));
@@ -195,7 +257,13 @@ impl Simulator {
             )
             .route("/api/alerts", get(defender::alerts))
             .route("/api/v1.0/alerts", get(defender::alerts))
-            .fallback(defender::not_found)
+            .route("/v1.0/security/alerts_v2", get(graph::alerts_v2))
+            .route("/v1.0/security/alerts_v2/{id}", get(graph::alert_v2))
+            .fallback(not_found)
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                graph::record,
+            ))
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
         let addr = listener.local_addr()?;
@@ -235,6 +303,12 @@ impl Simulator {
 
     /// Stores `json` as the newest version of its alert, visible now, whatever its
     /// `lastUpdateTime` says (tests use it for odd data: a timestamp from the future, say).
+    ///
+    /// A Graph-only alert is accepted too: JSON whose `serviceSource` is not
+    /// `microsoftDefenderForEndpoint` (in Defender's shape, then served through
+    /// [`graph_view`], or already in Graph's), or any JSON in Graph's shape (a
+    /// `lastUpdateDateTime` and no `lastUpdateTime`), served as it is. Neither reaches
+    /// `/api/alerts` or [`Simulator::truth`].
     pub fn put_alert(&self, json: Value) {
         let Some(obj) = json.as_object().cloned() else {
             return;
@@ -244,16 +318,25 @@ impl Simulator {
             .and_then(|v| v.as_str())
             .unwrap_or_default()
             .to_owned();
+        let graph_only = graph::is_graph_shaped(&obj) || graph::service_of(&obj) != graph::ENDPOINT;
         let ticks = obj
             .get("lastUpdateTime")
+            .or_else(|| obj.get("lastUpdateDateTime"))
             .and_then(|v| v.as_str())
             .and_then(parse_ticks)
             .unwrap_or(0);
-        self.lock().alerts.entry(id).or_default().push(Version {
+        let version = Version {
             ticks,
             visible_at: Instant::now(),
             json: obj,
-        });
+        };
+        let mut st = self.lock();
+        let world = if graph_only {
+            &mut st.graph_alerts
+        } else {
+            &mut st.alerts
+        };
+        world.entry(id).or_default().push(version);
     }
 
     /// Rotates the app's client secret (the old one stops working at once).
@@ -290,6 +373,28 @@ impl Simulator {
             }
         });
         Mutator(handle)
+    }
+}
+
+/// 404 with Graph's error body under `/v1.0/` and `/beta/`, Defender's elsewhere.
+async fn not_found(uri: axum::http::Uri) -> axum::response::Response {
+    let p = uri.path();
+    if p.starts_with("/v1.0/") || p.starts_with("/beta/") {
+        let ids = (
+            "6f1c0a52-0000-4000-8000-000000000404".to_owned(),
+            "6f1c0a52-0000-4000-8000-000000000404".to_owned(),
+        );
+        graph::graph_error(
+            axum::http::StatusCode::NOT_FOUND,
+            "BadRequest",
+            &format!(
+                "Resource not found for the segment '{}'.",
+                p.rsplit('/').next().unwrap_or("")
+            ),
+            &ids,
+        )
+    } else {
+        defender::not_found().await
     }
 }
 

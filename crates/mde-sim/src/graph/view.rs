@@ -58,7 +58,7 @@ fn severity(v: Option<&Value>) -> Value {
 }
 
 /// Defender's `detectionSource` texts and their Graph members.
-const DETECTION_SOURCES: &[(&str, &str)] = &[
+pub(super) const DETECTION_SOURCES: &[(&str, &str)] = &[
     ("WindowsDefenderAtp", "microsoftDefenderForEndpoint"),
     ("WindowsDefenderAv", "antivirus"),
     ("WindowsDefenderSmartScreen", "smartScreen"),

@@ -20,9 +20,9 @@ use crate::{GRAPH_ROOTS, RESOURCE, Shared, SimConfig};
 fn graph_root_of(scope: &str) -> Option<&'static str> {
     scope.split_whitespace().find_map(|s| {
         GRAPH_ROOTS.iter().copied().find(|r| {
-            s.len() > r.len()
-                && s[..r.len()].eq_ignore_ascii_case(r)
-                && s[r.len()..].starts_with('/')
+            s.get(..r.len())
+                .is_some_and(|head| head.eq_ignore_ascii_case(r))
+                && s.get(r.len()..).is_some_and(|tail| tail.starts_with('/'))
         })
     })
 }

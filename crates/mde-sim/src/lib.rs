@@ -12,7 +12,7 @@
 //! - `GET /v1.0/security/alerts_v2` (and `…/alerts_v2/{id}`): Microsoft Graph's view of the same
 //!   world, plus alerts of other Defender products and minus a few endpoint ones; Graph's query
 //!   options, `@odata.nextLink` paging, evolvable enums, error bodies and token checks. See
-//!   [`graph`](crate::graph_view) for the mapping and the rules.
+//!   [`graph`] for the mapping and the rules.
 //!
 //! And the hazards of `design.md` §2, each a switch in [`Hazards`]: alerts changing while a client
 //! pages ([`Simulator::update_random`], [`Hazards::mutate_per_page`], [`Simulator::spawn_mutator`]),
@@ -37,7 +37,7 @@ mod clock;
 mod defender;
 mod entra;
 mod generator;
-mod graph;
+pub mod graph;
 mod hazards;
 pub mod odata;
 mod truth;

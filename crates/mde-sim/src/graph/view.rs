@@ -232,10 +232,10 @@ pub(crate) fn view_map(m: &Map<String, Value>) -> Map<String, Value> {
     let get = |k: &str| m.get(k).cloned().unwrap_or(Value::Null);
     let id = m.get("id").and_then(Value::as_str).unwrap_or_default();
     let service = service_of(m).to_owned();
-    let provider_id = if service == ENDPOINT || id.len() <= 2 {
-        id.to_owned()
-    } else {
-        id[2..].to_owned()
+    // Other products' ids are a two-letter prefix and the provider's own id.
+    let provider_id = match id.get(2..) {
+        Some(rest) if service != ENDPOINT && !rest.is_empty() => rest.to_owned(),
+        _ => id.to_owned(),
     };
     let tenant = m.get("aadTenantId").and_then(Value::as_str);
     let incident = match m.get("incidentId") {

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use crate::auth::{AuthError, TokenProvider};
+use crate::config::SourceKind;
 use crate::config::{Config, ConfigError};
 use crate::env::{Environment, TenantEnv};
 use crate::export::{ExportError, Trigger, Written, run_export_as};
@@ -161,7 +162,6 @@ pub async fn poll(
     let _lock = WriterLock::acquire(&config.store.path, WRITER_WAIT)?;
     let store = Arc::new(Mutex::new(open_store(config)?));
     reconcile_tenants(&mut store.lock().unwrap_or_else(|p| p.into_inner()), config)?;
-    let settings = env.poll_settings();
     let deadline = poll_deadline(&config.poll.schedule);
     let mut summary = PollSummary::default();
     let stop = stop_signal()
@@ -176,8 +176,9 @@ pub async fn poll(
         let tenant = TenantEnv {
             cfg: (*t).clone(),
             tokens,
-            budget: env.budget(history),
+            budget: env.budget(t.source, history),
         };
+        let settings = env.poll_settings(t.source);
         let source = env.source(&tenant, deadline);
         let result = tokio::select! {
             r = poll_tenant(&source, &store, &t.name, settings) => r,
@@ -321,7 +322,13 @@ pub struct AuthReport {
     pub permission_ok: bool,
     /// The certificate's subject and expiry, for a certificate grant.
     pub certificate: Option<(String, chrono::DateTime<chrono::Utc>)>,
-    /// One `GET /api/alerts?$top=1` with the token: `Ok` or why not.
+    /// Which API the tenant reads.
+    pub source: crate::config::SourceKind,
+    /// The audience the token must have (Defender's resource, or this cloud's Graph root).
+    pub audience: String,
+    /// The probe's request, for the report (`GET /api/alerts?$top=1`).
+    pub probe_request: &'static str,
+    /// One `$top=1` request to the alerts API with the token: `Ok` or why not.
     pub probe: Result<(), String>,
     /// The raw token, only when asked for.
     pub raw_token: Option<String>,
@@ -337,6 +344,8 @@ impl AuthReport {
 
 /// The WindowsDefenderATP app's ID: Entra may put it in `aud` instead of the resource URI.
 const WINDOWS_DEFENDER_ATP_APP_ID: &str = "fc780465-2017-40d4-a0c5-307022471b92";
+/// Microsoft Graph's app ID, which Entra may put in `aud` instead of the Graph root.
+const MICROSOFT_GRAPH_APP_ID: &str = "00000003-0000-0000-c000-000000000000";
 
 /// How long `auth check` may take in all: a check is interactive, and a 429 with a long
 /// `Retry-After` or a server that never answers must not hold it for hours.
@@ -374,7 +383,7 @@ pub async fn auth_check_within(
             cfg: t.clone(),
             tokens: env.tokens(t, config)?,
             // One call: a fresh budget of the configured quotas is enough.
-            budget: env.budget(Vec::new()),
+            budget: env.budget(t.source, Vec::new()),
         };
         let checked = tokio::time::timeout_at(
             deadline,
@@ -383,8 +392,13 @@ pub async fn auth_check_within(
         .await
         .unwrap_or_else(|_| {
             Err(format!(
-                "no answer within auth check's {secs} s limit (Entra ID at {} or the API at {} is slow or not answering). Fix: check login_url, api_url and the network (DNS, firewall, [http] proxy or HTTPS_PROXY), then try again",
-                t.login_url, t.api_url
+                "no answer within auth check's {secs} s limit (Entra ID at {} or the API at {} is slow or not answering). Fix: check login_url, {} and the network (DNS, firewall, [http] proxy or HTTPS_PROXY), then try again",
+                t.login_url,
+                t.endpoint(),
+                match t.source {
+                    SourceKind::Mde => "api_url",
+                    SourceKind::Graph => "graph_url",
+                }
             ))
         });
         out.push((t.name.clone(), checked));
@@ -405,7 +419,13 @@ async fn check_tenant(
     let claims = token.claims.clone();
     let claims_readable = claims.is_object();
     let aud = claims["aud"].as_str().unwrap_or("").trim_end_matches('/');
-    let audience_ok = aud == t.resource.trim_end_matches('/') || aud == WINDOWS_DEFENDER_ATP_APP_ID;
+    let audience = t.audience();
+    let audience_ok = aud == audience.trim_end_matches('/')
+        || aud
+            == match t.source {
+                SourceKind::Mde => WINDOWS_DEFENDER_ATP_APP_ID,
+                SourceKind::Graph => MICROSOFT_GRAPH_APP_ID,
+            };
     let mut permissions: Vec<String> = claims["roles"]
         .as_array()
         .map(|r| {
@@ -417,11 +437,16 @@ async fn check_tenant(
     if let Some(scp) = claims["scp"].as_str() {
         permissions.extend(scp.split(' ').filter(|x| !x.is_empty()).map(str::to_owned));
     }
-    let permission_ok = permissions.iter().any(|p| {
-        matches!(
+    let permission_ok = permissions.iter().any(|p| match t.source {
+        SourceKind::Mde => matches!(
             p.as_str(),
             "Alert.Read.All" | "Alert.ReadWrite.All" | "Alert.Read" | "Alert.ReadWrite"
-        )
+        ),
+        // Application or delegated: Graph names both the same.
+        SourceKind::Graph => matches!(
+            p.as_str(),
+            "SecurityAlert.Read.All" | "SecurityAlert.ReadWrite.All"
+        ),
     });
     let source = env.source(&tenant, Some(deadline));
     let probe = crate::source::AlertSource::fetch(
@@ -460,6 +485,12 @@ async fn check_tenant(
         permissions,
         permission_ok,
         certificate: tokens.certificate().map(|(s, d)| (s.to_owned(), d)),
+        source: t.source,
+        audience,
+        probe_request: match t.source {
+            SourceKind::Mde => "GET /api/alerts?$top=1",
+            SourceKind::Graph => "GET /v1.0/security/alerts_v2?$top=1",
+        },
         probe,
         raw_token: show_token.then(|| token.bearer().to_owned()),
     })

@@ -15,6 +15,10 @@ use std::time::{Duration, SystemTime};
 pub const DEFENDER_PER_MINUTE: u32 = 100;
 /// Defender's documented hourly quota.
 pub const DEFENDER_PER_HOUR: u32 = 1_500;
+/// Microsoft Graph's quota for alerts: 150 requests per minute per app per tenant.
+pub const GRAPH_PER_MINUTE: u32 = 150;
+/// Graph documents no hourly quota for alerts: the minute's, sixty times.
+pub const GRAPH_PER_HOUR: u32 = GRAPH_PER_MINUTE * 60;
 
 const MINUTE: Duration = Duration::from_secs(60);
 const HOUR: Duration = Duration::from_secs(3_600);

@@ -11,9 +11,10 @@ use std::time::SystemTime;
 
 use crate::auth::{AuthError, TokenProvider};
 use crate::budget::Budget;
-use crate::config::{Config, ConfigError, TenantConfig};
+use crate::config::PollConfig;
+use crate::config::{Config, ConfigError, SourceKind, TenantConfig};
 use crate::poll::PollSettings;
-use crate::source::mde::MdeSource;
+use crate::source::client::ApiSource;
 
 /// Why the pieces could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -31,9 +32,7 @@ pub enum EnvError {
 #[derive(Debug, Clone)]
 pub struct Environment {
     http: reqwest::Client,
-    settings: PollSettings,
-    quotas: (u32, u32),
-    expand_evidence: bool,
+    poll: PollConfig,
 }
 
 /// One tenant's long-lived pieces.
@@ -54,13 +53,7 @@ impl Environment {
             .map_err(EnvError::Http)?;
         Ok(Environment {
             http,
-            settings: PollSettings {
-                overlap: config.poll.overlap,
-                initial_lookback: config.poll.initial_lookback,
-                page_size: config.poll.page_size,
-            },
-            quotas: (config.poll.calls_per_minute, config.poll.calls_per_hour),
-            expand_evidence: config.poll.expand_evidence,
+            poll: config.poll.clone(),
         })
     }
 
@@ -69,9 +62,13 @@ impl Environment {
         &self.http
     }
 
-    /// How a poll pages.
-    pub fn poll_settings(&self) -> PollSettings {
-        self.settings
+    /// How a poll of a tenant reading `source` pages (Graph's `$top` is at most 1,000).
+    pub fn poll_settings(&self, source: SourceKind) -> PollSettings {
+        PollSettings {
+            overlap: self.poll.overlap,
+            initial_lookback: self.poll.initial_lookback,
+            page_size: self.poll.page_size(source),
+        }
     }
 
     /// A tenant's token provider. A missing secret or a bad certificate is a configuration error
@@ -84,22 +81,37 @@ impl Environment {
         tokens(&self.http, t, config)
     }
 
-    /// A tenant's API budget of the configured quotas; `history` is the calls the store recorded
-    /// in the last hour, so that the budget outlives the process.
-    pub fn budget(&self, history: Vec<SystemTime>) -> Arc<Budget> {
-        Arc::new(Budget::new(self.quotas.0, self.quotas.1, history))
+    /// A tenant's API budget of the quotas of the API it reads (Defender 100/min and 1,500/h,
+    /// Graph 150/min, or the configured ones); `history` is the calls the store recorded in the
+    /// last hour, so that the budget outlives the process.
+    pub fn budget(&self, source: SourceKind, history: Vec<SystemTime>) -> Arc<Budget> {
+        let (minute, hour) = self.poll.quotas(source);
+        Arc::new(Budget::new(minute, hour, history))
     }
 
     /// The source that reads `tenant`'s alerts, giving up on waits past `deadline`.
-    pub fn source(&self, tenant: &TenantEnv, deadline: Option<tokio::time::Instant>) -> MdeSource {
-        MdeSource::new(
-            self.http.clone(),
+    pub fn source(&self, tenant: &TenantEnv, deadline: Option<tokio::time::Instant>) -> ApiSource {
+        source(&self.http, &self.poll, tenant).with_deadline(deadline)
+    }
+}
+
+/// The source that reads `tenant`'s alerts through `http` (see [`Environment::source`]).
+pub fn source(http: &reqwest::Client, poll: &PollConfig, tenant: &TenantEnv) -> ApiSource {
+    match tenant.cfg.source {
+        SourceKind::Mde => ApiSource::mde(
+            http.clone(),
             &tenant.cfg.api_url,
             tenant.tokens.clone(),
-            self.expand_evidence,
+            poll.expand_evidence,
             tenant.budget.clone(),
-        )
-        .with_deadline(deadline)
+        ),
+        SourceKind::Graph => ApiSource::graph(
+            http.clone(),
+            &tenant.cfg.graph_url,
+            tenant.tokens.clone(),
+            tenant.cfg.services.clone(),
+            tenant.budget.clone(),
+        ),
     }
 }
 

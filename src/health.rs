@@ -41,6 +41,9 @@ pub struct TenantStatus {
     /// Elements the API sent that were not valid alerts, kept verbatim in `rejected_elements`.
     #[serde(default)]
     pub rejected: u64,
+    /// What the admin should act on though the tenant is healthy (the MDE API's switch-off).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// A run, as `status` shows it.
@@ -190,6 +193,7 @@ pub fn tenant_status(
         daemon_running,
         last_run,
         rejected,
+        warnings: Vec::new(),
     })
 }
 

@@ -13,6 +13,7 @@ pub mod alert;
 pub mod app;
 pub mod auth;
 pub mod budget;
+pub mod compare;
 pub mod config;
 pub mod daemon;
 pub mod demo;

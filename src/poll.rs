@@ -41,7 +41,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::config::MAX_LOOKBACK;
-use crate::source::{AlertSource, Bound, Created, Page, PageRequest, SourceError};
+use crate::source::{AlertSource, Bound, Created, NextLink, Page, PageRequest, SourceError};
 use crate::store::{Counts, Outcome, RunFigures, RunId, Store, StoreError, Upsert};
 use crate::time::ApiTime;
 
@@ -164,6 +164,14 @@ pub enum PollError {
 /// The most passes over one instant before giving up (alerts at it keep changing).
 const MAX_TIE_PASSES: u32 = 8;
 
+/// Whether `now` (a [`AlertSource::services`] text) reads products `covered` did not.
+fn widens(covered: &str, now: &str) -> bool {
+    if covered == "all" {
+        return false;
+    }
+    now == "all" || now.split(',').any(|s| !covered.split(',').any(|c| c == s))
+}
+
 /// Polls one tenant. The store is shared behind a mutex and only touched from blocking threads.
 pub async fn poll_tenant<S: AlertSource>(
     source: &S,
@@ -173,12 +181,13 @@ pub async fn poll_tenant<S: AlertSource>(
 ) -> Result<PollReport, PollError> {
     let started = Instant::now();
     let calls_before = source.calls();
-    let (cursor_before, settled_before, run) = blocking(store, {
+    let (cursor_before, settled_before, owner_before, run) = blocking(store, {
         let tenant = tenant.to_owned();
         move |s| {
             Ok((
                 s.cursor(&tenant)?,
                 s.settled(&tenant)?,
+                s.cursor_owner(&tenant)?,
                 s.begin_run(&tenant, "poll")?,
             ))
         }
@@ -203,6 +212,33 @@ pub async fn poll_tenant<S: AlertSource>(
         (Some(s), _) => s,
         (None, Some(c)) => c.minus(settings.overlap),
         (None, None) => now.minus(settings.initial_lookback),
+    };
+    // A tenant switched to the other API (MDE → Graph) keeps its cursor, less one overlap: the
+    // two APIs need not make an alert visible at the same moment, and re-reading costs only
+    // `Unchanged` rows (the same alert under Graph is one more revision of the same row).
+    let services = source.services();
+    let start = match (&owner_before, cursor_before) {
+        // The cursor covers only the products it was moved for: products added to `services`
+        // (or brought in by the switch to Graph) are read back as on a first poll.
+        (Some((_, covered)), Some(_)) if widens(covered, &services) => {
+            tracing::info!(
+                tenant,
+                from = %covered,
+                to = %services,
+                "The tenant now reads more Defender products; this poll reads back initial_lookback for them."
+            );
+            start.min(now.minus(settings.initial_lookback))
+        }
+        (Some((api, _)), Some(c)) if api != source.name() => {
+            tracing::info!(
+                tenant,
+                from = %api,
+                to = source.name(),
+                "The tenant switched APIs; this poll re-reads one overlap before the cursor."
+            );
+            start.min(c.minus(settings.overlap))
+        }
+        _ => start,
     }
     .max(now.minus(MAX_LOOKBACK));
     let result = pager.run(start).await;
@@ -487,20 +523,36 @@ impl<S: AlertSource> Pager<'_, S> {
         ordered: bool,
     ) -> Result<(), PollError> {
         let mut previous: Option<HashSet<String>> = None;
+        let max_skip = self.source.max_skip();
         for _pass in 0..MAX_TIE_PASSES {
             let mut ids = HashSet::new();
             let mut skip = 0u32;
+            let mut link: Option<NextLink> = None;
             loop {
-                let page = self
-                    .fetch(Bound::Exactly(t), None, Some(window), ordered, skip)
-                    .await?;
+                let page = match link.take() {
+                    Some(l) => self.follow(&l).await?,
+                    None => {
+                        self.fetch(Bound::Exactly(t), None, Some(window), ordered, skip)
+                            .await?
+                    }
+                };
                 let full = self.is_full(&page);
+                let next = page.next.clone();
                 ids.extend(page.alerts.iter().map(|a| a.id.clone()));
                 self.commit(page, Some(t)).await?;
                 if !full {
                     break;
                 }
                 skip = skip.saturating_add(self.top);
+                // Past the API's `$skip` limit (Graph: 500) the server's own continuation is
+                // the only way on; it was checked to point at the configured API.
+                if skip > max_skip {
+                    link = Some(next.ok_or_else(|| {
+                        PollError::Protocol(format!(
+                            "more alerts share the instant {t} and one creation time than the API lets a client page through ($skip at most {max_skip}), and it sent no usable @odata.nextLink; will try again next poll"
+                        ))
+                    })?);
+                }
             }
             if previous.as_ref().is_some_and(|p| p.is_subset(&ids)) {
                 return Ok(());
@@ -534,6 +586,12 @@ impl<S: AlertSource> Pager<'_, S> {
             skip,
         };
         let page = self.source.fetch(&req).await?;
+        self.observe(&page);
+        Ok(page)
+    }
+
+    /// What every page teaches besides its alerts: the server's clock, and its invalid elements.
+    fn observe(&mut self, page: &Page) {
         // When this machine's clock runs ahead of the server's, the watermark follows the
         // server's: everything settled must have been read `overlap` after its update by the
         // clock that stamped it.
@@ -550,6 +608,12 @@ impl<S: AlertSource> Pager<'_, S> {
                 "An element of the page is not a valid alert: it is kept verbatim in the store (rejected_elements), and the rest of the page is stored as alerts."
             );
         }
+    }
+
+    /// The page behind a `nextLink`, handled as [`Pager::fetch`] handles a page.
+    async fn follow(&mut self, link: &NextLink) -> Result<Page, PollError> {
+        let page = self.source.follow(link).await?;
+        self.observe(&page);
         Ok(page)
     }
 
@@ -558,6 +622,8 @@ impl<S: AlertSource> Pager<'_, S> {
         let run = self.run;
         let calls = self.source.calls() - self.calls_before;
         let made = self.source.take_unsaved_calls();
+        let api = self.source.name();
+        let services = self.source.services();
         // A timestamp from the future (a bad clock upstream) must not carry the cursor past alerts
         // still to come, nor shrink the next poll's overlap: the cursor never passes this
         // machine's clock. (Everything up to the page's last time is read, so `now` is proven.)
@@ -579,7 +645,7 @@ impl<S: AlertSource> Pager<'_, S> {
                 w.reject(&tenant, &r.why.to_string(), &r.raw)?;
             }
             if let (Some(c), Some(st)) = (cursor, settled) {
-                w.advance_cursor(&tenant, c, st)?;
+                w.advance_cursor(&tenant, c, st, (api, &services))?;
             }
             Ok((w.commit(Some(run), calls)?, future))
         })
@@ -673,6 +739,28 @@ async fn blocking<T: Send + 'static>(
     })
     .await
     .expect("store task panicked")
+}
+
+#[cfg(test)]
+mod widen_tests {
+    use super::widens;
+
+    #[test]
+    fn more_products_widen_the_scope_fewer_do_not() {
+        let e = "microsoftDefenderForEndpoint";
+        assert!(!widens(e, e));
+        assert!(widens(e, "all"));
+        assert!(!widens("all", e));
+        assert!(!widens("all", "all"));
+        assert!(widens(
+            e,
+            "microsoftDefenderForEndpoint,microsoftDefenderForOffice365"
+        ));
+        assert!(!widens(
+            "microsoftDefenderForEndpoint,microsoftDefenderForOffice365",
+            e
+        ));
+    }
 }
 
 #[cfg(test)]

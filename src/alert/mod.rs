@@ -14,11 +14,14 @@ use serde_json::value::RawValue;
 
 use crate::time::ApiTime;
 
-/// A valid alert: it has an `id` and a parseable `lastUpdateTime`.
+/// A valid alert: it has an `id` and a parseable `lastUpdateTime` (MDE API) or
+/// `lastUpdateDateTime` (Graph).
 #[derive(Debug, Clone)]
 pub struct Alert {
-    /// Defender's alert ID (opaque).
+    /// Defender's alert ID (opaque; for endpoint alerts Graph's `id` is the MDE API's `da…` id).
     pub id: String,
+    /// Which API's JSON shape `raw` is in.
+    pub shape: Shape,
     /// `lastUpdateTime`, the polling cursor's axis.
     pub last_update: ApiTime,
     /// The JSON object exactly as received (valid JSON: it was parsed to build this).
@@ -29,7 +32,10 @@ pub struct Alert {
     pub fields: Indexed,
 }
 
-/// The indexed columns. Enums stay strings: an unknown value is kept, never rejected.
+/// The indexed columns, in the MDE API's vocabulary whichever API sent the alert (Graph's
+/// `inProgress` is indexed as `InProgress`, its `unknown` severity as `UnSpecified`), so that
+/// filters, `status` and the report count both alike. Enums stay strings: an unknown value is
+/// kept, never rejected.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Indexed {
     /// `status` (`New`, `InProgress`, `Resolved`, … or anything newer).
@@ -38,8 +44,54 @@ pub struct Indexed {
     pub severity: Option<String>,
     /// `category`.
     pub category: Option<String>,
-    /// `alertCreationTime`.
+    /// `alertCreationTime` (Graph: `createdDateTime`).
     pub created: Option<ApiTime>,
+    /// Graph's `serviceSource` (the Defender product); `None` for the MDE API's alerts, which are
+    /// all endpoint alerts.
+    pub service: Option<String>,
+}
+
+/// The JSON shape of an alert: which API it came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Shape {
+    /// Defender for Endpoint's `/api/alerts` (`lastUpdateTime`, PascalCase enums).
+    Mde,
+    /// Graph's `security/alerts_v2` (`lastUpdateDateTime`, camelCase enums, typed evidence).
+    Graph,
+}
+
+impl Shape {
+    /// The name the store records with each revision (`mde`, `graph`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Shape::Mde => "mde",
+            Shape::Graph => "graph",
+        }
+    }
+
+    /// The shape of a JSON object: Graph's when it has `lastUpdateDateTime` and no
+    /// `lastUpdateTime`.
+    pub fn of(obj: &serde_json::Map<String, serde_json::Value>) -> Shape {
+        if !obj.contains_key("lastUpdateTime") && obj.contains_key("lastUpdateDateTime") {
+            Shape::Graph
+        } else {
+            Shape::Mde
+        }
+    }
+
+    fn last_update_key(self) -> &'static str {
+        match self {
+            Shape::Mde => "lastUpdateTime",
+            Shape::Graph => "lastUpdateDateTime",
+        }
+    }
+
+    fn created_key(self) -> &'static str {
+        match self {
+            Shape::Mde => "alertCreationTime",
+            Shape::Graph => "createdDateTime",
+        }
+    }
 }
 
 /// Why an element of a page is not a usable alert. Such elements are counted and logged; the rest
@@ -55,7 +107,7 @@ pub enum Invalid {
     /// An `id` that cannot be an alert's key (empty, a fraction, an object, …).
     #[error("`id` is {0}, not a string")]
     BadId(String),
-    /// `lastUpdateTime` missing or unreadable.
+    /// `lastUpdateTime` (Graph: `lastUpdateDateTime`) missing or unreadable.
     #[error("alert {id}: `lastUpdateTime` {problem}")]
     BadTime {
         /// The alert.
@@ -92,7 +144,8 @@ impl Alert {
                 }));
             }
         };
-        let last_update = match obj.get("lastUpdateTime") {
+        let shape = Shape::of(obj);
+        let last_update = match obj.get(shape.last_update_key()) {
             Some(serde_json::Value::String(s)) => {
                 ApiTime::parse_lenient(s).map_err(|e| Invalid::BadTime {
                     id: id.clone(),
@@ -113,18 +166,37 @@ impl Alert {
             }
         };
         let text = |k: &str| obj.get(k).and_then(|v| v.as_str()).map(str::to_owned);
-        let fields = Indexed {
-            status: text("status"),
-            severity: text("severity"),
-            category: text("category"),
-            created: obj
-                .get("alertCreationTime")
-                .and_then(|v| v.as_str())
-                .and_then(|s| ApiTime::parse_lenient(s).ok()),
+        let created = obj
+            .get(shape.created_key())
+            .and_then(|v| v.as_str())
+            .and_then(|s| ApiTime::parse_lenient(s).ok());
+        let fields = match shape {
+            Shape::Mde => Indexed {
+                status: text("status"),
+                severity: text("severity"),
+                category: text("category"),
+                created,
+                service: None,
+            },
+            Shape::Graph => Indexed {
+                status: text("status").map(|s| vocab::Status::parse(&s).as_str().to_owned()),
+                severity: text("severity").map(|s| {
+                    // Graph's `unknown` is the MDE API's `UnSpecified`.
+                    if s.eq_ignore_ascii_case("unknown") {
+                        vocab::Severity::UnSpecified.as_str().to_owned()
+                    } else {
+                        vocab::Severity::parse(&s).as_str().to_owned()
+                    }
+                }),
+                category: text("category"),
+                created,
+                service: text("serviceSource"),
+            },
         };
         let hash = canonical_hash(value);
         Ok(Alert {
             id,
+            shape,
             last_update,
             raw: raw.into(),
             hash,

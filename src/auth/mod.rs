@@ -356,7 +356,7 @@ impl TokenProvider {
             endpoint: tenant.token_endpoint,
             client_id: tenant.client_id.clone(),
             grant,
-            resource: tenant.resource.clone(),
+            resource: tenant.audience(),
             cache: tokio::sync::Mutex::new(None),
             issued: AtomicU64::new(0),
         })

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use mde_alerts::app;
+use mde_alerts::config::SourceKind;
 use mde_alerts::error::Error;
 
 pub async fn run(config: &Path, tenant: Option<&str>, show_token: bool) -> Result<ExitCode, Error> {
@@ -58,8 +59,14 @@ fn print_auth(r: &app::AuthReport) -> Result<(), Error> {
         )?;
     }
     match &r.probe {
-        Ok(()) => outln!("  API probe         GET /api/alerts?$top=1  [ok]")?,
-        Err(e) => outln!("  API probe         GET /api/alerts?$top=1  [PROBLEM] {e}")?,
+        Ok(()) => outln!("  API probe         {}  [ok]", r.probe_request)?,
+        Err(e) => outln!("  API probe         {}  [PROBLEM] {e}", r.probe_request)?,
+    }
+    if r.source == SourceKind::Mde {
+        outln!(
+            "  warning           {}",
+            mde_alerts::config::mde_deprecation()
+        )?;
     }
     outln!(
         "  verdict           {}",
@@ -93,9 +100,16 @@ fn print_claims(r: &app::AuthReport) -> Result<(), Error> {
         s("aud"),
         mark(r.audience_ok),
         if r.audience_ok {
-            ""
+            String::new()
         } else {
-            " — Defender for Endpoint needs a token for https://api.securitycenter.microsoft.com; another audience gets 403"
+            format!(
+                " — {} needs a token for {}; another audience gets 401 or 403",
+                match r.source {
+                    SourceKind::Mde => "Defender for Endpoint",
+                    SourceKind::Graph => "Microsoft Graph",
+                },
+                r.audience
+            )
         }
     )?;
     let expiry = c["exp"]
@@ -121,9 +135,12 @@ fn print_claims(r: &app::AuthReport) -> Result<(), Error> {
         },
         mark(r.permission_ok),
         if r.permission_ok {
-            ""
+            String::new()
         } else {
-            " — grant the WindowsDefenderATP permission Alert.Read.All (application) or Alert.Read (delegated), with admin consent"
+            match r.source {
+                SourceKind::Mde => " — grant the WindowsDefenderATP permission Alert.Read.All (application) or Alert.Read (delegated), with admin consent".to_owned(),
+                SourceKind::Graph => format!(" — SecurityAlert.Read.All is missing. Fix: {}", mde_alerts::source::graph::GRANT),
+            }
         }
     )?;
     Ok(())

@@ -34,6 +34,7 @@ macro_rules! errln {
 }
 
 mod auth;
+mod compare;
 mod config_check;
 mod demo;
 mod export;
@@ -115,6 +116,21 @@ pub enum Command {
         /// it), a .md file, or `-` for the HTML on standard output.
         #[arg(long)]
         out: PathBuf,
+    },
+    /// Read the MDE API and Graph over the same window and show what a switch to Graph changes:
+    /// alerts only one API returns, and alerts whose status or severity differ (needs both
+    /// permissions; the store is not touched).
+    Compare {
+        /// Compare only this tenant.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// How far back to read.
+        #[arg(long, default_value = "7d", value_parser = humantime::parse_duration)]
+        since: Duration,
+        /// Print JSON: {"tenants": [{"name", "mde": {"alerts"}, "graph": {"alerts"}, "only_in_mde",
+        /// "only_in_graph", "different"}]}.
+        #[arg(long)]
+        json: bool,
     },
     /// Show each tenant's cursor, last runs and alert counts; exit 1 when the last run failed.
     Status {
@@ -223,6 +239,11 @@ pub async fn run(cli: Cli) -> Result<ExitCode, Error> {
             export::run(path, name.as_deref(), *format, out.as_deref())
         }
         Command::Status { json } => status::run(path, *json),
+        Command::Compare {
+            tenant,
+            since,
+            json,
+        } => compare::run(path, tenant.as_deref(), *since, *json).await,
         Command::Report { window, out } => report::run(path, *window, out),
         Command::Auth {
             action: AuthAction::Check { tenant, show_token },

@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
+use mde_alerts::config::{SourceKind, mde_deprecation};
 use mde_alerts::error::Error;
 use mde_alerts::health::{TenantStatus, tenant_status};
 use mde_alerts::store::Store;
@@ -19,13 +20,17 @@ pub fn run(config: &Path, json: bool) -> Result<ExitCode, Error> {
             .as_ref()
             .and_then(|d| d.tenants.get(&t.name))
             .map(|s| s.next_poll.to_rfc3339());
-        all.push(tenant_status(
+        let mut status = tenant_status(
             &store,
             &t.name,
             config.health.max_age,
             next,
             daemon.is_some(),
-        )?);
+        )?;
+        if t.source == SourceKind::Mde {
+            status.warnings.push(mde_deprecation());
+        }
+        all.push(status);
     }
     if json {
         let text = serde_json::to_string_pretty(&all)
@@ -34,6 +39,9 @@ pub fn run(config: &Path, json: bool) -> Result<ExitCode, Error> {
     } else {
         for t in &all {
             print(t)?;
+            for w in &t.warnings {
+                outln!("  warning: {w}")?;
+            }
         }
     }
     Ok(if all.iter().all(|t| t.healthy) {

@@ -59,8 +59,29 @@ impl fmt::Display for Config {
                 writeln!(f, "  region         {r:?}")?;
             }
             writeln!(f, "  login          {}", t.login_url)?;
-            writeln!(f, "  api            {}", t.api_url)?;
-            writeln!(f, "  resource       {}", t.resource)?;
+            match t.source {
+                super::SourceKind::Mde => {
+                    writeln!(
+                        f,
+                        "  source         mde (Defender for Endpoint /api/alerts)"
+                    )?;
+                    writeln!(f, "  api            {}", t.api_url)?;
+                }
+                super::SourceKind::Graph => {
+                    writeln!(
+                        f,
+                        "  source         graph (Microsoft Graph security/alerts_v2)"
+                    )?;
+                    writeln!(f, "  graph          {}", t.graph_url)?;
+                    match &t.services {
+                        super::Services::All => writeln!(f, "  services       all")?,
+                        super::Services::Only(l) => {
+                            writeln!(f, "  services       {}", l.join(", "))?
+                        }
+                    }
+                }
+            }
+            writeln!(f, "  resource       {}", t.audience())?;
             writeln!(f, "  token endpoint {:?}", t.token_endpoint)?;
         }
         let p = &self.poll;
@@ -76,7 +97,11 @@ impl fmt::Display for Config {
             "  overlap          {}",
             humantime::format_duration(p.overlap)
         )?;
-        writeln!(f, "  page_size        {}", p.page_size)?;
+        writeln!(
+            f,
+            "  page_size        {} (Graph tenants: {})",
+            p.page_size, p.graph_page_size
+        )?;
         writeln!(f, "  expand_evidence  {}", p.expand_evidence)?;
         writeln!(
             f,

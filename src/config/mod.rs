@@ -45,6 +45,24 @@ pub const DEFAULT_CONFIG_PATH: &str = "/etc/mde-alerts/config.toml";
 /// The resource (audience) Defender for Endpoint tokens must be issued for in commercial clouds; a
 /// token for any other audience gets 403 even on the newer API host.
 pub const MDE_RESOURCE: &str = "https://api.securitycenter.microsoft.com";
+
+/// The day Microsoft switches the Defender for Endpoint API off (message center MC1220762): after
+/// it, `/api/alerts` "no longer functions" and only Microsoft Graph serves alerts.
+pub const MDE_SWITCH_OFF: &str = "2027-02-01";
+
+/// The warning every MDE tenant gets (in `config check`, `auth check` and `status`) until it is
+/// switched: the date and the fix. After the date it says the API is off.
+pub fn mde_deprecation() -> String {
+    let off = chrono::NaiveDate::from_ymd_opt(2027, 2, 1).expect("a real date");
+    let past = chrono::Utc::now().date_naive() >= off;
+    format!(
+        "this tenant reads the Defender for Endpoint API, which Microsoft {} on {MDE_SWITCH_OFF} (MC1220762). Fix: grant the app Microsoft Graph's SecurityAlert.Read.All (application permission, admin consent), run `mde-alerts compare` to see what changes, then set source = \"graph\" in its [[tenants]] block (see the README's migration section)",
+        if past { "switched off" } else { "switches off" }
+    )
+}
+
+/// Microsoft Graph's commercial (and GCC) root; its token audience and `.default` scope.
+pub const GRAPH_ROOT: &str = "https://graph.microsoft.com";
 /// Defender keeps alerts for 180 days; asking for more only earns a 400.
 pub const MAX_LOOKBACK: Duration = Duration::from_secs(180 * 86_400);
 /// The GUID config.example.toml ships with; `config check` refuses it.
@@ -199,7 +217,79 @@ pub struct TenantConfig {
     pub token_endpoint: TokenEndpoint,
     /// This tenant's own poll schedule, instead of `[poll] schedule`.
     pub schedule: Option<croner::Cron>,
+    /// Which API the poll reads.
+    pub source: SourceKind,
+    /// Microsoft Graph's root for this cloud (or `graph_url`), e.g. `https://graph.microsoft.com`.
+    pub graph_url: Url,
+    /// Graph's token audience in this cloud (`graph_url` does not change it, as `api_url` does not
+    /// change `resource`).
+    pub graph_resource: String,
+    /// Which Defender products' alerts a Graph tenant exports.
+    pub services: Services,
 }
+
+/// Which API a tenant's alerts are read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    /// Defender for Endpoint's `GET /api/alerts` (switched off on [`MDE_SWITCH_OFF`]).
+    Mde,
+    /// Microsoft Graph's `GET /v1.0/security/alerts_v2`.
+    Graph,
+}
+
+impl SourceKind {
+    /// The name written in the config and the store (`mde`, `graph`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::Mde => "mde",
+            SourceKind::Graph => "graph",
+        }
+    }
+}
+
+/// The Defender products whose alerts a Graph tenant exports (Graph's `serviceSource`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Services {
+    /// Every product (`["all"]`): no `serviceSource` clause.
+    All,
+    /// Only these (`serviceSource eq '…'`), each one of [`SERVICE_SOURCES`].
+    Only(Vec<&'static str>),
+}
+
+impl Services {
+    /// Endpoint alerts only, the same alerts the MDE API returns: the default.
+    pub fn endpoint() -> Services {
+        Services::Only(vec!["microsoftDefenderForEndpoint"])
+    }
+
+    /// Whether an alert with this `serviceSource` belongs (an alert without one does only under
+    /// `All`).
+    pub fn admits(&self, service: Option<&str>) -> bool {
+        match self {
+            Services::All => true,
+            Services::Only(list) => {
+                service.is_some_and(|s| list.iter().any(|k| k.eq_ignore_ascii_case(s)))
+            }
+        }
+    }
+}
+
+/// Graph's documented `serviceSource` members (microsoft.graph.security.serviceSource).
+pub const SERVICE_SOURCES: &[&str] = &[
+    "microsoftDefenderForEndpoint",
+    "microsoftDefenderForIdentity",
+    "microsoftDefenderForCloudApps",
+    "microsoftDefenderForOffice365",
+    "microsoft365Defender",
+    "azureAdIdentityProtection",
+    "microsoftAppGovernance",
+    "dataLossPrevention",
+    "microsoftDefenderForCloud",
+    "microsoftSentinel",
+    "microsoftInsiderRiskManagement",
+    "unknown",
+];
 
 /// Entra's two token endpoints; both issue the same Defender token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -262,6 +352,35 @@ impl TenantConfig {
     /// The full name of one of this tenant's keys (`tenants[0].certificate_file`).
     pub fn key(&self, k: &str) -> String {
         format!("{}.{k}", self.key_prefix)
+    }
+
+    /// The host of the API this tenant reads (`api_url` or `graph_url`).
+    pub fn endpoint(&self) -> &Url {
+        match self.source {
+            SourceKind::Mde => &self.api_url,
+            SourceKind::Graph => &self.graph_url,
+        }
+    }
+
+    /// The token audience for `source`: Defender's resource, or the Graph root.
+    pub fn resource_for(&self, source: SourceKind) -> String {
+        match source {
+            SourceKind::Mde => self.resource.clone(),
+            SourceKind::Graph => self.graph_resource.clone(),
+        }
+    }
+
+    /// This tenant as if it read `source` (the `compare` command signs in to both APIs).
+    pub fn reading(&self, source: SourceKind) -> TenantConfig {
+        TenantConfig {
+            source,
+            ..self.clone()
+        }
+    }
+
+    /// The token audience of the API this tenant reads.
+    pub fn audience(&self) -> String {
+        self.resource_for(self.source)
     }
 }
 
@@ -332,6 +451,30 @@ pub struct PollConfig {
     pub calls_per_minute: u32,
     /// API calls allowed per hour per tenant (Defender: 1,500).
     pub calls_per_hour: u32,
+    /// `$top` for Graph tenants: `page_size`, at most Graph's 1,000.
+    pub graph_page_size: u32,
+    /// Calls per minute for Graph tenants (Graph: 150 per app per tenant).
+    pub graph_calls_per_minute: u32,
+    /// Calls per hour for Graph tenants (Graph sets no hourly quota: 60 × the minute's).
+    pub graph_calls_per_hour: u32,
+}
+
+impl PollConfig {
+    /// `(per minute, per hour)` for a tenant reading `source`.
+    pub fn quotas(&self, source: SourceKind) -> (u32, u32) {
+        match source {
+            SourceKind::Mde => (self.calls_per_minute, self.calls_per_hour),
+            SourceKind::Graph => (self.graph_calls_per_minute, self.graph_calls_per_hour),
+        }
+    }
+
+    /// `$top` for a tenant reading `source`.
+    pub fn page_size(&self, source: SourceKind) -> u32 {
+        match source {
+            SourceKind::Mde => self.page_size,
+            SourceKind::Graph => self.graph_page_size,
+        }
+    }
 }
 
 /// The SQLite store.

@@ -18,7 +18,7 @@ use serde::de::{DeserializeOwned, Deserializer, Error as _, IntoDeserializer};
 use serde::{Deserialize, Serialize};
 
 use super::error::fail;
-use super::{AssertionAlgorithm, Cloud, ExportFormat, Region, TokenEndpoint};
+use super::{AssertionAlgorithm, Cloud, ExportFormat, Region, SourceKind, TokenEndpoint};
 
 /// The whole file.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
@@ -77,6 +77,10 @@ pub struct RawTenant {
     #[serde(deserialize_with = "choice")]
     pub token_endpoint: Option<TokenEndpoint>,
     pub schedule: Option<String>,
+    #[serde(deserialize_with = "choice")]
+    pub source: Option<SourceKind>,
+    pub graph_url: Option<String>,
+    pub services: Option<Vec<String>>,
 }
 
 /// `[poll]`.
@@ -329,6 +333,12 @@ pub enum LogFormat {
 impl Choice for LogFormat {}
 
 impl Choice for Cloud {}
+impl Choice for SourceKind {
+    const WHAT: &'static str = "an alerts API";
+    const FIX: Option<&'static str> = Some(
+        "use \"mde\" (the Defender for Endpoint API, switched off on 2027-02-01) or \"graph\" (Microsoft Graph security/alerts_v2)",
+    );
+}
 impl Choice for Region {}
 impl Choice for TokenEndpoint {}
 impl Choice for AssertionAlgorithm {}

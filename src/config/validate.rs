@@ -17,8 +17,9 @@ use super::raw::{
 };
 use super::{
     AssertionAlgorithm, AuthMethod, Cloud, Config, ExportConfig, ExportFormat, HealthConfig,
-    HttpConfig, LogConfig, MAX_LOOKBACK, MDE_RESOURCE, PollConfig, ProxyConfig, Scope,
-    SecretSource, StoreConfig, TenantConfig, TokenEndpoint, cron_interval, is_loopback, parse_cron,
+    HttpConfig, LogConfig, MAX_LOOKBACK, MDE_RESOURCE, PollConfig, ProxyConfig, SERVICE_SOURCES,
+    Scope, SecretSource, Services, SourceKind, StoreConfig, TenantConfig, TokenEndpoint,
+    cron_interval, is_loopback, parse_cron,
 };
 
 /// A parsed file and where it is (relative paths in it are taken from its directory).
@@ -96,8 +97,9 @@ impl TryFrom<RawFile> for Config {
             }
         }
         // Quotas above Defender's are accepted only when every tenant talks to a local simulator.
-        let loopback_only = tenants.iter().all(|t| is_loopback(&t.api_url));
-        let poll = poll(&At("poll"), &raw.poll, loopback_only)?;
+        let loopback_only = tenants.iter().all(|t| is_loopback(t.endpoint()));
+        let sources: HashSet<SourceKind> = tenants.iter().map(|t| t.source).collect();
+        let poll = poll(&At("poll"), &raw.poll, loopback_only, &sources)?;
         let http = http(&At("http"), &raw.http, base)?;
         let health = HealthConfig {
             max_age: dur(raw.health.max_age).unwrap_or(cron_interval(&poll.schedule) * 3),
@@ -359,6 +361,14 @@ fn tenant(at: &At<'_>, t: &RawTenant, base: &Path) -> Result<TenantConfig, Confi
     };
     let cloud = t.cloud.unwrap_or(Cloud::Commercial);
     let region = t.region;
+    let source = t.source.unwrap_or(SourceKind::Mde);
+    if region.is_some() && source == SourceKind::Graph {
+        return Err(at.error(
+            "region",
+            "Microsoft Graph has no regional hosts (region picks a Defender API host)",
+            "remove region: a Graph tenant reads https://graph.microsoft.com (or its cloud's Graph host)",
+        ));
+    }
     if region.is_some() && cloud != Cloud::Commercial {
         return Err(at.error(
             "region",
@@ -393,6 +403,26 @@ fn tenant(at: &At<'_>, t: &RawTenant, base: &Path) -> Result<TenantConfig, Confi
         Some(u) => endpoint_url(at, "api_url", u)?,
         None => Url::parse(&api_default).expect("built-in URL"),
     };
+    // Graph's host per cloud: GCC moves from its own Defender host to the *global* Graph host.
+    let (graph_default, graph_resource) = match cloud {
+        Cloud::Commercial | Cloud::Gcc => (super::GRAPH_ROOT, super::GRAPH_ROOT),
+        Cloud::GccHigh => ("https://graph.microsoft.us", "https://graph.microsoft.us"),
+        Cloud::Dod => (
+            "https://dod-graph.microsoft.us",
+            "https://dod-graph.microsoft.us",
+        ),
+    };
+    let graph_url = match &t.graph_url {
+        Some(u) => endpoint_url(at, "graph_url", u)?,
+        None => Url::parse(graph_default).expect("built-in URL"),
+    };
+    let services = services(at, t.services.as_deref())?;
+    if t.services.is_some() && source == SourceKind::Mde {
+        tracing::warn!(
+            key = %at.key("services"),
+            "services applies to Graph tenants only (source = \"graph\"); the MDE API returns endpoint alerts only."
+        );
+    }
     let schedule = t
         .schedule
         .as_deref()
@@ -418,8 +448,72 @@ fn tenant(at: &At<'_>, t: &RawTenant, base: &Path) -> Result<TenantConfig, Confi
         api_url,
         resource: resource.to_owned(),
         token_endpoint: t.token_endpoint.unwrap_or(TokenEndpoint::V2),
+        source,
+        graph_url,
+        graph_resource: graph_resource.to_owned(),
+        services,
     })
 }
+
+/// `services`: Graph's `serviceSource` names (any case), or `["all"]`.
+fn services(at: &At<'_>, list: Option<&[String]>) -> Result<Services, ConfigError> {
+    let Some(list) = list else {
+        return Ok(Services::endpoint());
+    };
+    if list.is_empty() {
+        return Err(at.error(
+            "services",
+            "is empty, so no alert would be exported",
+            "leave it out for endpoint alerts only, or write [\"all\"] for every Defender product",
+        ));
+    }
+    if list.iter().any(|s| s.eq_ignore_ascii_case("all")) {
+        if list.len() > 1 {
+            return Err(at.error(
+                "services",
+                "\"all\" is given together with other names",
+                "write either [\"all\"] or a list of products",
+            ));
+        }
+        return Ok(Services::All);
+    }
+    let mut out: Vec<&'static str> = Vec::new();
+    for name in list {
+        let Some(known) = SERVICE_SOURCES
+            .iter()
+            .find(|k| k.eq_ignore_ascii_case(name.trim()))
+        else {
+            let near = SERVICE_SOURCES
+                .iter()
+                .map(|k| {
+                    (
+                        strsim::damerau_levenshtein(&name.to_lowercase(), &k.to_lowercase()),
+                        *k,
+                    )
+                })
+                .min()
+                .filter(|(d, _)| *d <= 4)
+                .map(|(_, k)| format!("did you mean {k:?}? "))
+                .unwrap_or_default();
+            return Err(at.error(
+                "services",
+                format!("{name:?} is not a Defender product Graph knows"),
+                format!(
+                    "{near}use Graph's serviceSource names: {}, or [\"all\"]",
+                    SERVICE_SOURCES.join(", ")
+                ),
+            ));
+        };
+        if !out.contains(known) {
+            out.push(known);
+        }
+    }
+    Ok(Services::Only(out))
+}
+
+/// Graph's largest `$top` (the security API's documented constraint; Elastic lowered its own
+/// default to it after failures above).
+pub const GRAPH_MAX_TOP: u32 = 1_000;
 
 /// A schedule must fire within this long: one that does not (`0 0 0 30 2 *`, 30 February) would
 /// leave the service waiting for ever without a word.
@@ -558,7 +652,12 @@ fn percent_decode(s: &str) -> String {
         .unwrap_or_default()
 }
 
-fn poll(at: &At<'_>, p: &RawPoll, loopback_only: bool) -> Result<PollConfig, ConfigError> {
+fn poll(
+    at: &At<'_>,
+    p: &RawPoll,
+    loopback_only: bool,
+    sources: &HashSet<SourceKind>,
+) -> Result<PollConfig, ConfigError> {
     let schedule = schedule(
         at,
         "schedule",
@@ -589,6 +688,7 @@ fn poll(at: &At<'_>, p: &RawPoll, loopback_only: bool) -> Result<PollConfig, Con
         ));
     }
     let page_size = match p.page_size {
+        // Defender's maximum; a Graph tenant's `$top` is capped at Graph's 1,000.
         None => 10_000,
         Some(n @ 1..=10_000) => n as u32,
         Some(n) => {
@@ -607,25 +707,42 @@ fn poll(at: &At<'_>, p: &RawPoll, loopback_only: bool) -> Result<PollConfig, Con
             "a page of 10,000 alerts can take a minute; use e.g. \"120s\"",
         ));
     }
-    let quota = |k: &str, value: Option<i64>, max: u32| -> Result<u32, ConfigError> {
+    use crate::budget::{DEFENDER_PER_HOUR, DEFENDER_PER_MINUTE, GRAPH_PER_HOUR, GRAPH_PER_MINUTE};
+    // An explicit quota applies to every tenant, capped by the quota of the API each reads; it may
+    // go up to the largest quota among the APIs configured.
+    let (max_minute, max_hour) = if sources.contains(&SourceKind::Graph) {
+        (GRAPH_PER_MINUTE, GRAPH_PER_HOUR)
+    } else {
+        (DEFENDER_PER_MINUTE, DEFENDER_PER_HOUR)
+    };
+    let quota = |k: &str, value: Option<i64>, max: u32| -> Result<Option<u32>, ConfigError> {
         match value {
-            None => Ok(max),
-            Some(n) if (1..=i64::from(max)).contains(&n) => Ok(n as u32),
-            // Above Defender's quota only makes sense against a simulator or private endpoint.
-            Some(n) if (1..=1_000_000).contains(&n) && loopback_only => Ok(n as u32),
+            None => Ok(None),
+            Some(n) if (1..=i64::from(max)).contains(&n) => Ok(Some(n as u32)),
+            // Above Microsoft's quota only makes sense against a simulator or private endpoint.
+            Some(n) if (1..=1_000_000).contains(&n) && loopback_only => Ok(Some(n as u32)),
             Some(n) => Err(at.error(
                 k,
                 format!("{n} is out of range"),
                 format!(
-                    "use 1 to {max} (Defender's quota); set it lower when other tools share the app"
+                    "use 1 to {max} (the API's quota: Defender 100/min and 1,500/h, Graph 150/min); set it lower when other tools share the app"
                 ),
             )),
         }
     };
-    use crate::budget::{DEFENDER_PER_HOUR, DEFENDER_PER_MINUTE};
+    let minute = quota("calls_per_minute", p.calls_per_minute, max_minute)?;
+    let hour = quota("calls_per_hour", p.calls_per_hour, max_hour)?;
+    let cap = |v: Option<u32>, api: u32| match v {
+        None => api,
+        Some(n) if loopback_only => n,
+        Some(n) => n.min(api),
+    };
     Ok(PollConfig {
-        calls_per_minute: quota("calls_per_minute", p.calls_per_minute, DEFENDER_PER_MINUTE)?,
-        calls_per_hour: quota("calls_per_hour", p.calls_per_hour, DEFENDER_PER_HOUR)?,
+        calls_per_minute: cap(minute, DEFENDER_PER_MINUTE),
+        calls_per_hour: cap(hour, DEFENDER_PER_HOUR),
+        graph_calls_per_minute: cap(minute, GRAPH_PER_MINUTE),
+        graph_calls_per_hour: cap(hour, GRAPH_PER_HOUR),
+        graph_page_size: page_size.min(GRAPH_MAX_TOP),
         schedule,
         initial_lookback,
         overlap,

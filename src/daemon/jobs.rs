@@ -10,7 +10,6 @@ use super::Plan;
 use crate::app::tenant_names;
 use crate::export::{run_after_poll, run_export};
 use crate::poll::{PollSettings, poll_tenant};
-use crate::source::mde::MdeSource;
 use crate::store::Store;
 
 /// What a finished job reports to the loop.
@@ -33,18 +32,11 @@ pub(super) fn spawn_poll(
     done: mpsc::UnboundedSender<Done>,
 ) -> Option<JoinHandle<()>> {
     let t = plan.tenants.get(tenant)?;
-    let source = MdeSource::new(
-        plan.http.clone(),
-        &t.cfg.api_url,
-        t.tokens.clone(),
-        plan.config.poll.expand_evidence,
-        t.budget.clone(),
-    )
-    .with_deadline(deadline);
+    let source = crate::env::source(&plan.http, &plan.config.poll, t).with_deadline(deadline);
     let settings = PollSettings {
         overlap: plan.config.poll.overlap,
         initial_lookback: plan.config.poll.initial_lookback,
-        page_size: plan.config.poll.page_size,
+        page_size: plan.config.poll.page_size(t.cfg.source),
     };
     let tenant = t.cfg.name.clone();
     let exports = plan.config.exports.clone();

@@ -54,9 +54,9 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::app::{AppError, tenant_names};
-use crate::auth::TokenProvider;
 use crate::budget::Budget;
-use crate::config::{Config, ConfigError, TenantConfig};
+use crate::config::{Config, ConfigError};
+use crate::env::TenantEnv;
 use crate::store::{Store, StoreError, WriterLock};
 
 pub use scheduler::{Clock, JobKey, SystemClock, Tick, TokioClock, schedule_key};
@@ -195,18 +195,11 @@ impl From<DaemonError> for AppError {
     }
 }
 
-/// A tenant's long-lived state.
-struct TenantRt {
-    cfg: TenantConfig,
-    tokens: Arc<TokenProvider>,
-    budget: Arc<Budget>,
-}
-
 /// Everything built from one config.
 struct Plan {
     config: Config,
     http: reqwest::Client,
-    tenants: HashMap<String, TenantRt>,
+    tenants: HashMap<String, TenantEnv>,
     sched: Scheduler<JoinHandle<()>>,
 }
 
@@ -224,14 +217,11 @@ impl Plan {
         let mut tenants = HashMap::new();
         for t in &config.tenants {
             let tokens = crate::app::token_provider(&http, t, &config)?;
-            let budget = Arc::new(Budget::new(
-                config.poll.calls_per_minute,
-                config.poll.calls_per_hour,
-                store.recent_calls(&t.name)?,
-            ));
+            let (minute, hour) = config.poll.quotas(t.source);
+            let budget = Arc::new(Budget::new(minute, hour, store.recent_calls(&t.name)?));
             tenants.insert(
                 t.name.clone(),
-                TenantRt {
+                TenantEnv {
                     cfg: t.clone(),
                     tokens,
                     budget,

@@ -190,6 +190,8 @@ impl AlertSource for FakeSource {
             .map(|a| Alert::parse(&a.json()).expect("the fake's JSON is valid"))
             .collect();
         Ok(Page {
+            next: None,
+            next_text: None,
             received: alerts.len(),
             alerts,
             rejected: Vec::new(),

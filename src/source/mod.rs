@@ -1,11 +1,15 @@
-//! Where alerts come from: a seam, so that the Graph `security/alerts_v2` source can follow the MDE
-//! one (Microsoft has announced the MDE API's retirement).
+//! Where alerts come from: Defender for Endpoint's `/api/alerts` ([`mde`], switched off by
+//! Microsoft on 2027-02-01) or Microsoft Graph's `security/alerts_v2` ([`graph`]), both over one
+//! HTTP client ([`client`]), and a scripted in-memory source for tests ([`fake`]).
 //!
-//! A source answers one question — "give me a page of alerts whose `lastUpdateTime` is within this
+//! A source answers one question — "give me a page of alerts whose last update is within this
 //! bound, oldest first" — and knows nothing of cursors or the store. The paging strategy that loses
-//! nothing lives in [`crate::poll`].
+//! nothing lives in [`crate::poll`]; it checks the order of every page, because neither API
+//! documents `$orderby` for alerts.
 
+pub mod client;
 pub mod fake;
+pub mod graph;
 pub mod mde;
 
 use crate::alert::{Alert, Envelope, Invalid};
@@ -79,7 +83,16 @@ pub struct Page {
     /// The server's clock when it answered (its `Date` header), when it sent one: the pager's
     /// settled watermark follows the server's clock, not only this machine's.
     pub served_at: Option<ApiTime>,
+    /// The `@odata.nextLink`, when it points at the configured API (checked by the source).
+    pub next: Option<NextLink>,
+    /// The `@odata.nextLink` as sent, before that check.
+    pub next_text: Option<String>,
 }
+
+/// An `@odata.nextLink` that points at the configured API (scheme, host, port and path): an
+/// opaque URL the pager may follow; the token goes nowhere else.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NextLink(pub(crate) url::Url);
 
 /// Why a page could not be had.
 #[derive(Debug, thiserror::Error)]
@@ -112,7 +125,7 @@ pub enum SourceError {
     },
     /// The API answered with a redirect, which is never followed.
     #[error(
-        "{api} answered HTTP {status}, a redirect to {location}; the Defender API never redirects, so it was not followed (the token went nowhere else and nothing was stored). Fix: check api_url (the Defender API host, e.g. https://api.securitycenter.microsoft.com) and any proxy in between"
+        "{api} answered HTTP {status}, a redirect to {location}; the alerts APIs never redirect, so it was not followed (the token went nowhere else and nothing was stored). Fix: check api_url (the Defender API host, e.g. https://api.securitycenter.microsoft.com) or graph_url (e.g. https://graph.microsoft.com) and any proxy in between"
     )]
     Redirected {
         /// Which API.
@@ -140,7 +153,7 @@ pub enum SourceError {
     },
     /// Transient failures did not clear within the retries.
     #[error(
-        "{api} is not answering properly ({attempts} attempts; the last: {last}). Fix: check api_url and that this machine can reach it (DNS, firewall, [http] proxy or HTTPS_PROXY), and Microsoft's service health; the next poll tries again"
+        "{api} is not answering properly ({attempts} attempts; the last: {last}). Fix: check api_url (graph_url for a Graph tenant) and that this machine can reach it (DNS, firewall, [http] proxy or HTTPS_PROXY), and Microsoft's service health; the next poll tries again"
     )]
     Unavailable {
         /// Which API.
@@ -161,6 +174,26 @@ pub trait AlertSource: Send + Sync {
         &self,
         request: &PageRequest,
     ) -> impl std::future::Future<Output = Result<Page, SourceError>> + Send;
+    /// Fetches the page behind a `nextLink` this source returned.
+    fn follow(
+        &self,
+        link: &NextLink,
+    ) -> impl std::future::Future<Output = Result<Page, SourceError>> + Send {
+        let _ = link;
+        std::future::ready(Err(SourceError::Malformed {
+            api: "this source",
+            detail: ServerText::new("it sends no nextLink"),
+        }))
+    }
+    /// The Defender products this source reads, as Graph names them: `all`, or the names
+    /// joined by commas in a stable order. The MDE API reads endpoint alerts only.
+    fn services(&self) -> String {
+        "microsoftDefenderForEndpoint".to_owned()
+    }
+    /// The largest `$skip` the API accepts (Graph: 500; above, the pager follows `nextLink`).
+    fn max_skip(&self) -> u32 {
+        u32::MAX
+    }
     /// API calls made so far (every HTTP request, retries included).
     fn calls(&self) -> u64;
     /// Calls made since the last time this was asked, to be recorded in the store for the budget.
@@ -184,6 +217,7 @@ pub fn decode_page(body: &[u8]) -> Result<Page, serde_json::Error> {
     let env: Envelope<'_> = serde_json::from_slice(body)?;
     let mut page = parse_elements(env.value);
     page.more = env.next_link.is_some();
+    page.next_text = env.next_link;
     Ok(page)
 }
 

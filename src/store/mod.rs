@@ -45,6 +45,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0005_settled.sql"),
     include_str!("../../migrations/0006_tenants.sql"),
     include_str!("../../migrations/0007_rejected.sql"),
+    include_str!("../../migrations/0008_source_api.sql"),
 ];
 
 fn migrations() -> Migrations<'static> {
@@ -339,6 +340,26 @@ impl Store {
     }
 
     /// The tenant's settled watermark, where the next poll starts (see `migrations/0005_settled.sql`).
+    /// Which API (`mde`, `graph`) last moved the tenant's cursor; `None` before its first poll.
+    pub fn cursor_api(&self, tenant: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.cursor_owner(tenant)?.map(|o| o.0))
+    }
+
+    /// Which API and which Defender products ([`crate::source::AlertSource::services`]) last
+    /// moved the tenant's cursor; `None` before its first poll. Stores from before they were
+    /// recorded read as the MDE API's endpoint alerts.
+    pub fn cursor_owner(&self, tenant: &str) -> Result<Option<(String, String)>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT coalesce(api, 'mde'), coalesce(services, 'microsoftDefenderForEndpoint') FROM cursors WHERE tenant = ?1",
+                [tenant],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// The tenant's settled watermark (see [`crate::poll`]).
     pub fn settled(&self, tenant: &str) -> Result<Option<ApiTime>, StoreError> {
         self.conn
             .query_row(
@@ -966,13 +987,13 @@ mod tests {
         let t0 = ApiTime::parse("2023-01-01T00:00:00Z").unwrap();
         {
             let mut w = s.writer().unwrap();
-            w.advance_cursor("t", t1, t1).unwrap();
+            w.advance_cursor("t", t1, t1, ("mde", "x")).unwrap();
             // dropped: rolled back
         }
         assert_eq!(s.cursor("t").unwrap(), None);
         let mut w = s.writer().unwrap();
-        w.advance_cursor("t", t1, t1).unwrap();
-        w.advance_cursor("t", t0, t0).unwrap();
+        w.advance_cursor("t", t1, t1, ("mde", "x")).unwrap();
+        w.advance_cursor("t", t0, t0, ("mde", "x")).unwrap();
         w.commit(None, 0).unwrap();
         assert_eq!(s.cursor("t").unwrap(), Some(t1));
     }

@@ -56,10 +56,10 @@ impl Writer<'_> {
         let inserted = self
             .tx
             .prepare_cached(
-                "INSERT INTO alert_revisions (tenant, alert_id, last_update_time, content_hash, raw, stored_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (tenant, alert_id, content_hash) DO NOTHING",
+                "INSERT INTO alert_revisions (tenant, alert_id, last_update_time, content_hash, raw, stored_at, api) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (tenant, alert_id, content_hash) DO NOTHING",
             )?
-            .execute(params![tenant, a.id, t, &a.hash[..], &*a.raw, self.stored_at])?;
+            .execute(params![tenant, a.id, t, &a.hash[..], &*a.raw, self.stored_at, a.shape.as_str()])?;
         let rev: i64 = if inserted == 1 {
             self.tx.last_insert_rowid()
         } else {
@@ -147,22 +147,31 @@ impl Writer<'_> {
     }
 
     /// Moves the tenant's cursor forward to `to` and its settled watermark forward to `settled`
-    /// (neither ever moves back).
+    /// (neither ever moves back), recording which API and Defender products (`(api, services)`,
+    /// see [`super::Store::cursor_owner`]) moved them.
     pub fn advance_cursor(
         &mut self,
         tenant: &str,
         to: ApiTime,
         settled: ApiTime,
+        (api, services): (&str, &str),
     ) -> Result<(), StoreError> {
         self.tx
             .prepare_cached(
-                "INSERT INTO cursors (tenant, last_update_time, updated_at, settled) VALUES (?1, ?2, ?3, ?4) \
+                "INSERT INTO cursors (tenant, last_update_time, updated_at, settled, api, services) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
                  ON CONFLICT (tenant) DO UPDATE SET last_update_time = max(last_update_time, excluded.last_update_time), \
                  settled = max(coalesce(settled, excluded.settled), excluded.settled), \
-                 updated_at = excluded.updated_at",
+                 updated_at = excluded.updated_at, api = excluded.api, services = excluded.services",
             )
             .and_then(|mut s| {
-                s.execute(params![tenant, to.ticks(), self.stored_at, settled.ticks()])
+                s.execute(params![
+                    tenant,
+                    to.ticks(),
+                    self.stored_at,
+                    settled.ticks(),
+                    api,
+                    services
+                ])
             })
             .map(|_| ())
             .map_err(|e| self.err(e))

@@ -203,7 +203,7 @@ async fn a_full_disk_stops_the_poll_with_the_store_intact() {
     let tokens =
         Arc::new(mde_alerts::auth::TokenProvider::new(http.clone(), &config.tenants[0]).unwrap());
     let budget = Arc::new(mde_alerts::budget::Budget::new(100, 1_500, []));
-    let source = mde_alerts::source::mde::MdeSource::new(
+    let source = mde_alerts::source::client::ApiSource::mde(
         http,
         &config.tenants[0].api_url,
         tokens,

@@ -301,7 +301,7 @@ async fn endless_and_huge_bodies_are_capped() {
     let tokens = Arc::new(mde_alerts::auth::TokenProvider::new(http.clone(), tenant).unwrap());
     let budget = Arc::new(mde_alerts::budget::Budget::new(1000, 1000, []));
     let source =
-        mde_alerts::source::mde::MdeSource::new(http, &tenant.api_url, tokens, false, budget)
+        mde_alerts::source::client::ApiSource::mde(http, &tenant.api_url, tokens, false, budget)
             .with_page_limit(1 << 20);
     let started = Instant::now();
     let err = mde_alerts::source::AlertSource::fetch(

@@ -3,17 +3,29 @@
 //! SIGKILL at random instants. After the storm, the store must hold every alert exactly once in
 //! its latest state — checked against the simulator's truth — and pass SQLite's integrity check.
 //!
+//! The same storm runs against Graph's `alerts_v2`, whose `$orderby` is honoured, refused or
+//! silently ignored, changing from one run to the next.
+//!
 //! `MDE_ALERTS_KILL_ROUNDS` raises the number of kills (default 30) for a longer soak.
 
 use std::time::{Duration, Instant};
 
 use crate::support::*;
 use mde_alerts::store::Store;
-use mde_sim::Hazards;
+use mde_sim::{GraphOrderBy, Hazards, TruthAlert};
 use rand::{Rng, SeedableRng};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_polls_resume_without_gaps_or_duplicates() {
+    storm(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_graph_polls_resume_without_gaps_or_duplicates_in_every_orderby_mode() {
+    storm(true).await;
+}
+
+async fn storm(graph: bool) {
     let rounds: usize = std::env::var("MDE_ALERTS_KILL_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -27,15 +39,23 @@ async fn killed_polls_resume_without_gaps_or_duplicates() {
         invalid_element_rate: 0.05,
         ..Hazards::default()
     };
-    let mut cfg = sim_config(1_500, 42, hazards);
+    let mut cfg = sim_config(1_500, 42, hazards.clone());
     cfg.token_lifetime = Duration::from_secs(2);
     let mut opts = Opts {
         page_size: 150,
         overlap: "30s",
         exports: true,
+        graph,
         ..Opts::default()
     };
-    let env = Env::new(cfg, Opts { ..opts }).await;
+    let env = Env::new(cfg, Opts { ..opts.clone() }).await;
+    let truth = |env: &Env| -> Vec<TruthAlert> {
+        if graph {
+            env.sim.graph_truth(&["microsoftDefenderForEndpoint"])
+        } else {
+            env.sim.truth(false)
+        }
+    };
     let mutator = env.sim.spawn_mutator(Duration::from_millis(5), 2, 1);
     let mut rng = rand::rngs::StdRng::seed_from_u64(4242);
     let deadline = Instant::now() + Duration::from_secs(90);
@@ -44,6 +64,17 @@ async fn killed_polls_resume_without_gaps_or_duplicates() {
         // Pages of 100–200, different for each run.
         opts.page_size = rng.random_range(100..=200);
         env.rewrite(&opts);
+        if graph {
+            let modes = [
+                GraphOrderBy::Supported,
+                GraphOrderBy::Refused,
+                GraphOrderBy::Ignored,
+            ];
+            env.sim.set_hazards(Hazards {
+                graph_orderby: modes[rng.random_range(0..3)],
+                ..hazards.clone()
+            });
+        }
         let mut child = tokio::process::Command::new(bin())
             .arg("--config")
             .arg(&env.config_path)
@@ -90,10 +121,10 @@ async fn killed_polls_resume_without_gaps_or_duplicates() {
     }
     let out = last.expect("no poll succeeded after the kills");
     let report = String::from_utf8_lossy(&out.stdout);
-    let d = diff(&stored(&env.store_path()), &env.sim.truth(false));
+    let d = diff(&stored(&env.store_path()), &truth(&env));
     eprintln!(
         "{killed} kills, {completed} completed polls, {} alerts, {} updates; final: {report}",
-        env.sim.truth(false).len(),
+        truth(&env).len(),
         env.sim.stats().updates
     );
     assert!(
@@ -111,7 +142,7 @@ async fn killed_polls_resume_without_gaps_or_duplicates() {
     .unwrap();
     assert_eq!(
         json.len(),
-        env.sim.truth(false).len(),
+        truth(&env).len(),
         "the export has every alert once"
     );
 }

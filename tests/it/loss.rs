@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use mde_alerts::app;
 use mde_alerts::budget::Budget;
 use mde_alerts::poll::{PollSettings, poll_tenant};
-use mde_alerts::source::mde::MdeSource;
+use mde_alerts::source::client::ApiSource;
 use mde_alerts::store::{Outcome, Store};
 use mde_alerts::time::ApiTime;
 use mde_sim::Hazards;
@@ -129,7 +129,7 @@ async fn a_partial_poll_resumes_where_it_stopped() {
         page_size: 100,
     };
     let poll = |budget: Budget| {
-        let source = MdeSource::new(
+        let source = ApiSource::mde(
             http.clone(),
             &t.api_url,
             tokens.clone(),

@@ -9,6 +9,7 @@ mod budget;
 mod cli;
 mod export;
 mod files;
+mod graph;
 mod holes;
 mod hostile;
 mod input;

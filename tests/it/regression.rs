@@ -79,8 +79,7 @@ impl AlertSource for Fake {
             received: alerts.len(),
             alerts,
             rejected: vec![],
-            more: false,
-            served_at: None,
+            ..Page::default()
         })
     }
     fn calls(&self) -> u64 {

@@ -1,8 +1,8 @@
 //! A typed config builder: tests say what they configure with the config's own raw structs
 //! ([`mde_alerts::config::raw`]), serialized with `toml`, instead of editing TOML text.
 
-use mde_alerts::config::ExportFormat;
 use mde_alerts::config::raw::{HumanDuration, RawConfig, RawExport, RawTenant};
+use mde_alerts::config::{ExportFormat, SourceKind};
 use mde_sim::Simulator;
 
 use super::{Env, Opts};
@@ -18,6 +18,9 @@ pub fn base(sim: &Simulator, o: &Opts) -> RawConfig {
         client_secret_file: Some("secret".into()),
         login_url: Some(sim.url()),
         api_url: Some(sim.url()),
+        source: o.graph.then_some(SourceKind::Graph),
+        graph_url: Some(sim.url()),
+        services: o.services.clone(),
         ..RawTenant::default()
     });
     let p = &mut c.poll;

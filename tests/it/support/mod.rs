@@ -19,6 +19,7 @@ pub struct Env {
     pub config_path: PathBuf,
 }
 
+#[derive(Clone)]
 pub struct Opts {
     /// `[poll] calls_per_minute`; unset, the quotas are far above Defender's.
     pub calls_per_minute: Option<i64>,
@@ -26,6 +27,10 @@ pub struct Opts {
     pub overlap: &'static str,
     pub expand: bool,
     pub exports: bool,
+    /// Read Graph's `alerts_v2` (`source = "graph"`) instead of the MDE API.
+    pub graph: bool,
+    /// `services` for a Graph tenant; `None` leaves the key out (endpoint alerts only).
+    pub services: Option<Vec<String>>,
 }
 
 impl Default for Opts {
@@ -36,6 +41,8 @@ impl Default for Opts {
             overlap: "10m",
             expand: false,
             exports: false,
+            graph: false,
+            services: None,
         }
     }
 }
@@ -95,7 +102,13 @@ pub fn stored(path: &Path) -> HashMap<String, (ApiTime, Value)> {
         .for_each_alert(|_, raw| {
             let v: Value = serde_json::from_str(raw).unwrap();
             let id = v["id"].as_str().unwrap().to_owned();
-            let t = ApiTime::parse(v["lastUpdateTime"].as_str().unwrap()).unwrap();
+            // Either API's shape: the MDE API's `lastUpdateTime`, Graph's `lastUpdateDateTime`.
+            let time = v
+                .get("lastUpdateTime")
+                .or_else(|| v.get("lastUpdateDateTime"))
+                .and_then(Value::as_str)
+                .unwrap();
+            let t = ApiTime::parse(time).unwrap();
             if out.insert(id, (t, v)).is_some() {
                 dups += 1;
             }

@@ -1,0 +1,161 @@
+//! Microsoft Graph's `GET /v1.0/security/alerts_v2`, the MDE API's successor: its query and what
+//! its errors mean. The HTTP machinery is [`super::client`]'s.
+//!
+//! What Graph does not document, and how the pager copes (`defender-api.md` §4.2a):
+//!
+//! - `$orderby` is undocumented (the documented order is newest first). We ask for
+//!   `lastUpdateDateTime asc` and [`crate::poll`] checks every page; when Graph refuses (400) or
+//!   ignores it, the pager reads bounded time windows instead.
+//! - `$top` is at most 1,000 (the config caps `page_size` for Graph tenants) and `$skip` at most
+//!   500 ([`MAX_SKIP`]): an instant shared by more alerts than a page is split by
+//!   `createdDateTime` before any `$skip`, and past 500 the pager follows `@odata.nextLink` —
+//!   only on the configured host (see [`super::client`]).
+//! - Newer enum members come back as `unknownFutureValue` unless the request says
+//!   `Prefer: include-unknown-enum-members`, which every request does.
+//! - Graph returns every Defender product's alerts; `services` becomes a `serviceSource` clause.
+
+use super::{Bound, Created, PageRequest};
+use crate::config::Services;
+
+/// The API's name in messages.
+pub const API: &str = "Microsoft Graph (security/alerts_v2)";
+/// The alerts path under the Graph root.
+pub const PATH: &str = "v1.0/security/alerts_v2";
+/// Graph's largest `$skip` (the security API's documented constraint; above it, 400).
+pub const MAX_SKIP: u32 = 500;
+
+/// The query string for a request.
+pub fn query(r: &PageRequest, services: &Services) -> Vec<(&'static str, String)> {
+    let mut filter = match r.bound {
+        Bound::AtOrAfter(t) => format!("lastUpdateDateTime ge {}", t.to_api_string()),
+        Bound::After(t) => format!("lastUpdateDateTime gt {}", t.to_api_string()),
+        Bound::Exactly(t) => format!("lastUpdateDateTime eq {}", t.to_api_string()),
+    };
+    if let Some(t) = r.before {
+        filter.push_str(&format!(" and lastUpdateDateTime lt {}", t.to_api_string()));
+    }
+    match r.created {
+        Some(Created::Within(a, b)) => {
+            if let Some(a) = a {
+                filter.push_str(&format!(" and createdDateTime ge {}", a.to_api_string()));
+            }
+            if let Some(b) = b {
+                filter.push_str(&format!(" and createdDateTime lt {}", b.to_api_string()));
+            }
+            if a.is_none() && b.is_none() {
+                filter.push_str(" and createdDateTime ne null");
+            }
+        }
+        Some(Created::Missing) => filter.push_str(" and createdDateTime eq null"),
+        None => {}
+    }
+    if let Services::Only(list) = services {
+        let clauses: Vec<String> = list
+            .iter()
+            .map(|s| format!("serviceSource eq '{s}'"))
+            .collect();
+        match clauses.len() {
+            0 => {}
+            1 => filter.push_str(&format!(" and {}", clauses[0])),
+            _ => filter.push_str(&format!(" and ({})", clauses.join(" or "))),
+        }
+    }
+    let mut q = vec![("$filter", filter)];
+    if r.ordered {
+        q.push(("$orderby", "lastUpdateDateTime asc".to_owned()));
+    }
+    q.push(("$top", r.top.to_string()));
+    if r.skip > 0 {
+        q.push(("$skip", r.skip.min(MAX_SKIP).to_string()));
+    }
+    q
+}
+
+/// The fix for Graph's missing permission, in the words of the Entra portal.
+pub const GRANT: &str = "in Entra ID open App registrations → the app → API permissions → Add a permission → Microsoft Graph → Application permissions → SecurityAlert.Read.All → Grant admin consent (it is a Microsoft Graph permission, not WindowsDefenderATP's Alert.Read.All; with auth = \"password\" grant it as a delegated permission and give the user Security Reader or higher)";
+
+/// What to do about a refusal, by HTTP status and Graph's error code.
+pub fn hint(status: u16, code: &str) -> String {
+    match status {
+        401 => " — the token was rejected even after renewal: its audience must be this cloud's Graph root (https://graph.microsoft.com; graph.microsoft.us for GCC High, dod-graph.microsoft.us for DoD) and tenant_id must be right".to_owned(),
+        403 => format!(" — the app lacks SecurityAlert.Read.All. Fix: {GRANT}"),
+        400 => format!(" — Graph rejected the query ({code}); if graph_url points at a proxy or private endpoint, check that it passes $filter, $orderby, $top and $skip unchanged"),
+        404 => " — check graph_url: alerts live at /v1.0/security/alerts_v2 under the Graph root (e.g. https://graph.microsoft.com)".to_owned(),
+        429 => " — Graph's quota (150 requests/min per app per tenant) is spent; another tool may share the app".to_owned(),
+        _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time::ApiTime;
+    use std::time::Duration;
+
+    #[test]
+    fn query_uses_graph_names_and_the_service_clause() {
+        let t = ApiTime::parse("2024-05-01T10:00:00.5Z").unwrap();
+        let q = query(
+            &PageRequest {
+                bound: Bound::AtOrAfter(t),
+                before: Some(t.plus(Duration::from_secs(1))),
+                created: None,
+                ordered: true,
+                top: 1000,
+                skip: 0,
+            },
+            &Services::endpoint(),
+        );
+        assert_eq!(
+            q,
+            vec![
+                ("$filter", "lastUpdateDateTime ge 2024-05-01T10:00:00.5000000Z and lastUpdateDateTime lt 2024-05-01T10:00:01.5000000Z and serviceSource eq 'microsoftDefenderForEndpoint'".to_owned()),
+                ("$orderby", "lastUpdateDateTime asc".to_owned()),
+                ("$top", "1000".to_owned()),
+            ]
+        );
+        let q = query(
+            &PageRequest {
+                bound: Bound::Exactly(t),
+                before: None,
+                created: Some(Created::Within(Some(t), None)),
+                ordered: false,
+                top: 10,
+                skip: 900,
+            },
+            &Services::All,
+        );
+        assert_eq!(
+            q[0].1,
+            "lastUpdateDateTime eq 2024-05-01T10:00:00.5000000Z and createdDateTime ge 2024-05-01T10:00:00.5000000Z"
+        );
+        assert!(
+            q.contains(&("$skip", "500".to_owned())),
+            "never above Graph's limit"
+        );
+        let two = Services::Only(vec![
+            "microsoftDefenderForEndpoint",
+            "microsoftDefenderForOffice365",
+        ]);
+        let q = query(
+            &PageRequest {
+                bound: Bound::After(t),
+                before: None,
+                created: Some(Created::Missing),
+                ordered: false,
+                top: 1,
+                skip: 0,
+            },
+            &two,
+        );
+        assert!(q[0].1.ends_with("createdDateTime eq null and (serviceSource eq 'microsoftDefenderForEndpoint' or serviceSource eq 'microsoftDefenderForOffice365')"), "{}", q[0].1);
+    }
+
+    #[test]
+    fn a_missing_permission_says_what_to_grant() {
+        let h = hint(403, "Forbidden");
+        assert!(h.contains("Microsoft Graph → Application permissions → SecurityAlert.Read.All"));
+        assert!(h.contains("Grant admin consent"));
+        assert!(h.contains("not WindowsDefenderATP"));
+    }
+}

@@ -22,6 +22,8 @@ pub struct DemoReport {
     pub config: PathBuf,
     /// The two polls.
     pub polls: Vec<PollSummary>,
+    /// What switching the MDE tenant to Graph would change (`compare`).
+    pub comparison: Option<crate::compare::TenantComparison>,
 }
 
 /// Why the demo failed.
@@ -133,6 +135,21 @@ client_secret_file = "client_secret"
 # The simulator stood in for Microsoft here; it stopped when the demo ended.
 login_url = "{url}"
 api_url = "{url}"
+graph_url = "{url}"
+
+# The same tenant read through Microsoft Graph's security/alerts_v2, the MDE API's successor
+# (Microsoft switches the MDE API off on 2027-02-01), with every Defender product's alerts: the
+# exports show both tenants in one vocabulary. `compare` shows what a switch would change.
+[[tenants]]
+name = "demo-graph"
+tenant_id = "{tenant}"
+client_id = "{client}"
+auth = "client_secret"
+client_secret_file = "client_secret"
+source = "graph"
+services = ["all"]
+login_url = "{url}"
+graph_url = "{url}"
 
 [poll]
 schedule = "0 */5 * * * *"
@@ -166,6 +183,7 @@ dir = "exports"
         return Ok(DemoReport {
             config: config_path,
             polls: vec![first],
+            comparison: None,
         });
     }
     // Analysts resolve and comment on alerts, an investigation updates a batch at one instant,
@@ -174,8 +192,14 @@ dir = "exports"
     sim.update_random(10);
     sim.create(7);
     let second = app::poll(&config, None, true).await?;
+    // What switching the MDE tenant to Graph would change, as `compare` shows it.
+    let comparison =
+        crate::compare::compare(&config, Some("demo"), Duration::from_secs(30 * 86_400))
+            .await?
+            .pop();
     Ok(DemoReport {
         config: config_path,
         polls: vec![first, second],
+        comparison,
     })
 }

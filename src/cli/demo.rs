@@ -23,6 +23,22 @@ pub async fn run(dir: &Path) -> Result<ExitCode, Error> {
     for (t, e) in &failed {
         errln!("error: {t}: {e}");
     }
+    if let Some(c) = report.comparison.as_ref().filter(|c| !c.complete()) {
+        for e in [&c.mde.error, &c.graph.error].into_iter().flatten() {
+            errln!("compare: {e}");
+        }
+    }
+    if let Some(c) = report.comparison.as_ref().filter(|c| c.complete()) {
+        outln!(
+            "compare      tenant {}: the MDE API returned {} alerts, Graph {}; {} only in the MDE API (alerts_v2 leaves out tuned and standalone alerts), {} only in Graph, {} with a different status or severity",
+            c.name,
+            c.mde.alerts,
+            c.graph.alerts,
+            c.only_in_mde.len(),
+            c.only_in_graph.len(),
+            c.different.len()
+        )?;
+    }
     outln!()?;
     if let Some(p) = report.polls.get(1) {
         for w in &p.exported {

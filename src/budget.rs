@@ -20,8 +20,13 @@ pub const GRAPH_PER_MINUTE: u32 = 150;
 /// Graph documents no hourly quota for alerts: the minute's, sixty times.
 pub const GRAPH_PER_HOUR: u32 = GRAPH_PER_MINUTE * 60;
 
-const MINUTE: Duration = Duration::from_secs(60);
-const HOUR: Duration = Duration::from_secs(3_600);
+/// The windows are this much longer than the API's: a slot is taken when a request is about to
+/// leave, but the server counts it when it arrives, and a slow request (a loaded machine, a proxy)
+/// arrives later than the next one's — without a margin, the server's window then holds one
+/// call more than ours and answers 429 (seen under load in `budget::a_throttled_backfill…`).
+const SLACK: Duration = Duration::from_secs(2);
+const MINUTE: Duration = Duration::from_secs(60 + SLACK.as_secs());
+const HOUR: Duration = Duration::from_secs(3_600 + SLACK.as_secs());
 
 /// Why no slot could be had.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -158,12 +163,14 @@ mod tests {
         let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
         let history: Vec<_> = (0..5).map(|i| t0 + Duration::from_secs(i * 10)).collect();
         let b = Budget::new(5, 1_500, history);
-        // Five calls at 0,10,…,40 s: the sixth may go when the first is a minute old.
+        // Five calls at 0,10,…,40 s: the sixth may go when the first is a minute old, plus the
+        // slack for requests that reach the server late.
         assert_eq!(
             at(&b, t0 + Duration::from_secs(45)),
-            Duration::from_secs(15)
+            Duration::from_secs(15) + SLACK
         );
-        assert_eq!(at(&b, t0 + Duration::from_secs(60)), Duration::ZERO);
+        assert_eq!(at(&b, t0 + Duration::from_secs(60)), SLACK);
+        assert_eq!(at(&b, t0 + Duration::from_secs(60) + SLACK), Duration::ZERO);
     }
 
     #[test]
@@ -173,9 +180,9 @@ mod tests {
         let b = Budget::new(100, 20, history);
         // 20 calls over 38 minutes: the 21st waits until the first is an hour old.
         let now = t0 + Duration::from_secs(40 * 60);
-        assert_eq!(at(&b, now), Duration::from_secs(20 * 60));
-        // Calls older than an hour no longer count.
-        assert_eq!(at(&b, t0 + Duration::from_secs(3_600)), Duration::ZERO);
+        assert_eq!(at(&b, now), Duration::from_secs(20 * 60) + SLACK);
+        // Calls older than an hour (and the slack) no longer count.
+        assert_eq!(at(&b, t0 + Duration::from_secs(3_600) + SLACK), Duration::ZERO);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 pub mod columns;
 pub mod filter;
+pub mod graph;
 pub mod vocab;
 
 use serde::Deserialize;

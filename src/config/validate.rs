@@ -751,6 +751,18 @@ fn export(
             "remove it",
         ));
     }
+    if let Some(shape) = x.shape {
+        // Only JSON has a shape to choose: CSV, XLSX and the report always read Graph alerts in
+        // the MDE vocabulary, so a `shape` there would promise a choice that does not exist.
+        if !matches!(format, ExportFormat::Json | ExportFormat::Ndjson) {
+            return Err(at.error(
+                "shape",
+                "is only used with format = \"json\" or \"ndjson\" (CSV, XLSX and the report always use the MDE API's names and values)",
+                "remove it",
+            ));
+        }
+        e.shape = shape;
+    }
     e.bom = x.bom.unwrap_or(true);
     e.crlf = x.line_ending != Some(LineEnding::Lf);
     e.formula_guard = x.formula_guard.unwrap_or(true);

@@ -106,13 +106,17 @@ pub fn into_mde_shape(value: Value) -> Value {
 /// (an MDE alert, or text that is not a JSON object), whose text is then used as stored.
 ///
 /// Cheap for MDE text, which is what a store mostly holds: a stored MDE alert always has the key
-/// `"lastUpdateTime"` and never `"lastUpdateDateTime"`, so two substring searches (SIMD, no
-/// parse) settle it; only text that may be Graph-shaped is parsed, and the parse decides.
+/// `lastUpdateTime` and never `lastUpdateDateTime`, so two substring searches (SIMD, no parse)
+/// settle it; only text that may be Graph-shaped is parsed, and the parse decides. The needles
+/// leave out the quotes: memchr's prefilter looks for a needle's rarest bytes, and in JSON a
+/// quote is anything but rare (with them, the scan took about twice as long).
 pub fn mde_shape_of_text(raw: &str) -> Option<Value> {
-    use memchr::memmem;
+    use memchr::memmem::Finder;
+    use std::sync::LazyLock;
+    static GRAPH: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("lastUpdateDateTime"));
+    static MDE: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("lastUpdateTime"));
     let bytes = raw.as_bytes();
-    let maybe = memmem::find(bytes, b"\"lastUpdateDateTime\"").is_some()
-        || memmem::find(bytes, b"\"lastUpdateTime\"").is_none();
+    let maybe = GRAPH.find(bytes).is_some() || MDE.find(bytes).is_none();
     if !maybe {
         return None;
     }

@@ -182,7 +182,10 @@ mod tests {
         let now = t0 + Duration::from_secs(40 * 60);
         assert_eq!(at(&b, now), Duration::from_secs(20 * 60) + SLACK);
         // Calls older than an hour (and the slack) no longer count.
-        assert_eq!(at(&b, t0 + Duration::from_secs(3_600) + SLACK), Duration::ZERO);
+        assert_eq!(
+            at(&b, t0 + Duration::from_secs(3_600) + SLACK),
+            Duration::ZERO
+        );
     }
 
     #[test]

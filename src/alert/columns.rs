@@ -38,6 +38,31 @@ pub const KNOWN_COLUMNS: &[&str] = &[
     "comments",
     "evidence",
     "domains",
+    // Graph alerts_v2 only (kept under their own names when a Graph alert is exported).
+    "serviceSource",
+    "productName",
+    "providerAlertId",
+    "alertWebUrl",
+    "incidentWebUrl",
+    "recommendedActions",
+    "actorDisplayName",
+    "systemTags",
+    "categories",
+    "alertPolicyId",
+    "customDetails",
+    "additionalData",
+];
+
+/// Graph alerts_v2 names of MDE properties: exports read a Graph alert in the MDE shape
+/// (`alert::graph`), so a column must use the MDE name.
+pub const GRAPH_RENAMED: &[(&str, &str)] = &[
+    ("createdDateTime", "alertCreationTime"),
+    ("lastUpdateDateTime", "lastUpdateTime"),
+    ("resolvedDateTime", "resolvedTime"),
+    ("firstActivityDateTime", "firstEventTime"),
+    ("lastActivityDateTime", "lastEventTime"),
+    ("threatDisplayName", "threatName"),
+    ("tenantId", "aadTenantId"),
 ];
 
 /// The default columns, in a stable order: what an analyst scans first, then the rest.
@@ -95,6 +120,11 @@ pub fn check_column(column: &str) -> Result<Option<String>, String> {
     if KNOWN_COLUMNS.contains(&head) {
         return Ok(None);
     }
+    if let Some((_, mde)) = GRAPH_RENAMED.iter().find(|(g, _)| *g == head) {
+        return Ok(Some(format!(
+            "column {column:?} is Graph alerts_v2's name for `{mde}`; exports read every alert in the MDE API's shape, so use `{mde}` (kept, but it stays empty)"
+        )));
+    }
     let lower = head.to_lowercase();
     let best = KNOWN_COLUMNS
         .iter()
@@ -132,6 +162,22 @@ mod tests {
                 .unwrap()
                 .contains("`severity`")
         );
+        assert_eq!(check_column("serviceSource"), Ok(None));
+        assert!(
+            check_column("serviceSorce")
+                .unwrap()
+                .unwrap()
+                .contains("`serviceSource`")
+        );
+        assert!(
+            check_column("lastUpdateDateTime")
+                .unwrap()
+                .unwrap()
+                .contains("`lastUpdateTime`")
+        );
+        for c in DEFAULT_COLUMNS {
+            assert!(KNOWN_COLUMNS.contains(c), "{c}");
+        }
         assert!(check_column("").is_err());
         assert!(check_column("a..b").is_err());
         assert!(check_column("my column").is_err());

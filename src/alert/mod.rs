@@ -7,6 +7,7 @@
 
 pub mod columns;
 pub mod filter;
+pub mod graph;
 pub mod vocab;
 
 use serde::Deserialize;
@@ -72,7 +73,7 @@ impl Shape {
     /// The shape of a JSON object: Graph's when it has `lastUpdateDateTime` and no
     /// `lastUpdateTime`.
     pub fn of(obj: &serde_json::Map<String, serde_json::Value>) -> Shape {
-        if !obj.contains_key("lastUpdateTime") && obj.contains_key("lastUpdateDateTime") {
+        if graph::is_graph(obj) {
             Shape::Graph
         } else {
             Shape::Mde

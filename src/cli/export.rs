@@ -1,11 +1,12 @@
 //! `mde-alerts export`: the configured snapshots, or one ad-hoc file (`--out PATH`, `--out -`),
-//! from the store; no API calls. An ad-hoc file opens the store read-only.
+//! from the store; no API calls. An ad-hoc file opens the store read-only; `--shape mde` writes
+//! its JSON in the MDE API's shape (Graph alerts mapped).
 
 use std::path::Path;
 use std::process::ExitCode;
 
 use mde_alerts::app;
-use mde_alerts::config::{Config, ExportFormat};
+use mde_alerts::config::{Config, ExportFormat, ExportShape};
 use mde_alerts::error::Error;
 use mde_alerts::export;
 
@@ -15,6 +16,7 @@ pub fn run(
     name: Option<&str>,
     format: Option<ExportFormat>,
     out: Option<&std::path::Path>,
+    shape: Option<ExportShape>,
 ) -> Result<ExitCode, Error> {
     let format = match (format, out) {
         (None, Some(out)) => match export::format_for_path(out) {
@@ -23,6 +25,12 @@ pub fn run(
         },
         (f, _) => f,
     };
+    if shape.is_some() && !matches!(format, Some(ExportFormat::Json | ExportFormat::Ndjson)) {
+        // The same rule as the config's `shape`: only JSON has a shape to choose.
+        return Ok(super::usage_error(
+            "--shape is only used with a JSON or NDJSON file (CSV, XLSX and the report always use the MDE API's names and values); remove it, or write .json/.ndjson",
+        ));
+    }
     let config = super::load(config)?;
     if out.is_none() {
         mde_alerts::export::check_export_dirs(&config)?;
@@ -36,7 +44,10 @@ pub fn run(
     };
     // Read-only: an ad-hoc file never changes the store.
     let store = mde_alerts::store::Store::open_read_only(&config.store.path)?;
-    let e = mde_alerts::config::ExportConfig::ad_hoc(format);
+    let e = mde_alerts::config::ExportConfig {
+        shape: shape.unwrap_or_default(),
+        ..mde_alerts::config::ExportConfig::ad_hoc(format)
+    };
     let sel = export::selection_for(&store, &e, &app::tenant_names(&config))?;
     if is_stdout(out) {
         if let export::Streamed::Complete(n) =

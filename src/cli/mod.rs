@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-use mde_alerts::config::{Config, DEFAULT_CONFIG_PATH, ExportFormat};
+use mde_alerts::config::{Config, DEFAULT_CONFIG_PATH, ExportFormat, ExportShape};
 use mde_alerts::error::Error;
 
 /// Writes a line to standard output; `Err` (to be `?`-ed) when the reader has gone.
@@ -106,6 +106,10 @@ pub enum Command {
         /// The format follows the extension: .csv, .json, .ndjson/.jsonl, .xlsx, .html/.md.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// JSON/NDJSON of the ad-hoc file: `verbatim` (each alert as its API returned it) or
+        /// `mde` (Graph alerts_v2 alerts in the MDE API's shape, for scripts written for it).
+        #[arg(long, value_enum, requires = "out")]
+        shape: Option<ExportShape>,
     },
     /// Write the nightly report (HTML and Markdown) from the store (no API calls).
     Report {
@@ -235,9 +239,12 @@ pub async fn run(cli: Cli) -> Result<ExitCode, Error> {
         }
         Command::Poll { tenant, no_export } => poll::run(path, tenant.as_deref(), !no_export).await,
         Command::Import { files, tenant } => import::run(path, files, tenant.as_deref()).await,
-        Command::Export { name, format, out } => {
-            export::run(path, name.as_deref(), *format, out.as_deref())
-        }
+        Command::Export {
+            name,
+            format,
+            out,
+            shape,
+        } => export::run(path, name.as_deref(), *format, out.as_deref(), *shape),
         Command::Status { json } => status::run(path, *json),
         Command::Compare {
             tenant,

@@ -515,6 +515,8 @@ pub struct ExportConfig {
     pub file_mode: u32,
     /// The report's window (format `report`).
     pub report_window: Duration,
+    /// JSON/NDJSON: the alerts as stored, or all in the MDE API's shape.
+    pub shape: ExportShape,
 }
 
 impl ExportConfig {
@@ -538,6 +540,7 @@ impl ExportConfig {
             keep: 10,
             file_mode: 0o640,
             report_window: Duration::from_secs(86_400),
+            shape: ExportShape::Verbatim,
         }
     }
 }
@@ -580,6 +583,27 @@ pub enum ExportFormat {
     Xlsx,
     /// The nightly report: a self-contained HTML page and the same numbers in Markdown.
     Report,
+}
+
+/// The JSON shape of a JSON or NDJSON export (`shape`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExportShape {
+    /// Each alert exactly as the API that fed it returned it (MDE or Graph `alerts_v2`).
+    #[default]
+    Verbatim,
+    /// Each alert in the MDE API's shape: Graph `alerts_v2` alerts mapped (README, "Graph
+    /// alerts_v2 → MDE field mapping"), so scripts written against `/api/alerts` keep working.
+    Mde,
+}
+
+impl fmt::Display for ExportShape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ExportShape::Verbatim => "verbatim",
+            ExportShape::Mde => "mde",
+        })
+    }
 }
 
 impl ExportFormat {

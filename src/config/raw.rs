@@ -18,7 +18,9 @@ use serde::de::{DeserializeOwned, Deserializer, Error as _, IntoDeserializer};
 use serde::{Deserialize, Serialize};
 
 use super::error::fail;
-use super::{AssertionAlgorithm, Cloud, ExportFormat, Region, SourceKind, TokenEndpoint};
+use super::{
+    AssertionAlgorithm, Cloud, ExportFormat, ExportShape, Region, SourceKind, TokenEndpoint,
+};
 
 /// The whole file.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
@@ -130,6 +132,16 @@ pub struct RawExport {
     pub schedule: Option<String>,
     pub keep: Option<i64>,
     pub file_mode: Option<String>,
+    #[serde(deserialize_with = "choice")]
+    pub shape: Option<ExportShape>,
+}
+
+impl Choice for ExportShape {
+    const WHAT: &'static str = "a JSON shape";
+    const FIX: Option<&'static str> = Some(
+        "use \"verbatim\" (each alert as the API returned it) or \"mde\" (Graph alerts in the MDE API's shape)",
+    );
+    const ANY_CASE: bool = false;
 }
 
 /// `[http]`.

@@ -1,10 +1,12 @@
 //! CSV: what a spreadsheet opens. UTF-8 with a BOM and CRLF line ends when configured (Excel
 //! wants both), a header of API property names, one row per alert (or per evidence item), cells
-//! flattened and formula-guarded by [`table`](super::table).
+//! flattened and formula-guarded by [`table`](super::table). A Graph alert is read in the MDE
+//! shape ([`rows`](super::rows)), so the header and the values are the same whichever API fed it.
 
 use std::io::{self, Write};
 
 use super::error::{json_io, store_io};
+use super::rows::{self, Want};
 use super::table::{self, Cell};
 use crate::config::ExportConfig;
 use crate::store::{Selection, Store};
@@ -42,25 +44,25 @@ pub(crate) fn write_csv(
         Sheet::Evidence => csv.write_record(table::EVIDENCE_COLUMNS).map_err(csv_io)?,
     }
     let mut n = 0u64;
-    store
-        .for_each_row(sel, |r| {
-            let rows = match sheet {
-                Sheet::Alerts => {
-                    vec![table::alert_row(r.tenant, r.raw, &columns).map_err(json_io)?]
-                }
-                Sheet::Evidence => table::evidence_rows(r.tenant, r.raw).map_err(json_io)?,
-            };
-            for row in rows {
-                csv.write_record(
-                    row.iter()
-                        .map(|c: &Cell<'_>| c.csv_text(e.formula_guard).into_owned()),
-                )
-                .map_err(csv_io)?;
-                n += 1;
+    rows::for_each(store, sel, Want::Mde, |row| {
+        let r = &row.mde;
+        let rows = match sheet {
+            Sheet::Alerts => {
+                vec![table::alert_row(r.tenant, r.raw, &columns).map_err(json_io)?]
             }
-            Ok(())
-        })
-        .map_err(store_io)?;
+            Sheet::Evidence => table::evidence_rows(r.tenant, r.raw).map_err(json_io)?,
+        };
+        for row in rows {
+            csv.write_record(
+                row.iter()
+                    .map(|c: &Cell<'_>| c.csv_text(e.formula_guard).into_owned()),
+            )
+            .map_err(csv_io)?;
+            n += 1;
+        }
+        Ok(())
+    })
+    .map_err(store_io)?;
     csv.flush()?;
     Ok(n)
 }

@@ -1,35 +1,63 @@
-//! JSON and NDJSON: each alert exactly as the API last returned it (unknown fields kept), copied
-//! from the store's text without parsing, except that NDJSON needs each alert on one line.
+//! JSON and NDJSON: by default each alert exactly as the API last returned it (unknown fields
+//! kept), copied from the store's text without parsing, except that NDJSON needs each alert on
+//! one line. With `shape = "mde"` (`--shape mde`) every alert is written in the MDE API's shape
+//! instead: MDE alerts as stored, Graph `alerts_v2` alerts mapped ([`crate::alert::graph`]), so
+//! that scripts written against `/api/alerts` output keep working after a tenant moves to Graph.
 
 use std::borrow::Cow;
 use std::io::{self, Write};
 
 use super::error::store_io;
+use super::rows::{self, Row, Want};
+use crate::config::ExportShape;
 use crate::store::{Selection, Store};
 
+/// What of a row the shape writes.
+fn want(shape: ExportShape) -> Want {
+    match shape {
+        ExportShape::Verbatim => Want::Stored,
+        ExportShape::Mde => Want::Mde,
+    }
+}
+
+fn text<'r>(row: &'r Row<'_>, shape: ExportShape) -> &'r str {
+    match shape {
+        ExportShape::Verbatim => row.stored,
+        ExportShape::Mde => row.mde.raw,
+    }
+}
+
 /// A JSON array of the selected alerts, one per line; returns the alerts written.
-pub(crate) fn write_json(store: &Store, sel: &Selection, w: &mut dyn Write) -> io::Result<u64> {
+pub(crate) fn write_json(
+    store: &Store,
+    sel: &Selection,
+    shape: ExportShape,
+    w: &mut dyn Write,
+) -> io::Result<u64> {
     w.write_all(b"[")?;
     let mut first = true;
-    let n = store
-        .for_each_row(sel, |r| {
-            w.write_all(if first { b"\n" } else { b",\n" })?;
-            first = false;
-            w.write_all(r.raw.as_bytes())
-        })
-        .map_err(store_io)?;
+    let n = rows::for_each(store, sel, want(shape), |r| {
+        w.write_all(if first { b"\n" } else { b",\n" })?;
+        first = false;
+        w.write_all(text(r, shape).as_bytes())
+    })
+    .map_err(store_io)?;
     w.write_all(b"\n]\n")?;
     Ok(n)
 }
 
 /// One alert object a line; returns the alerts written.
-pub(crate) fn write_ndjson(store: &Store, sel: &Selection, w: &mut dyn Write) -> io::Result<u64> {
-    store
-        .for_each_row(sel, |r| {
-            w.write_all(one_line(r.raw).as_bytes())?;
-            w.write_all(b"\n")
-        })
-        .map_err(store_io)
+pub(crate) fn write_ndjson(
+    store: &Store,
+    sel: &Selection,
+    shape: ExportShape,
+    w: &mut dyn Write,
+) -> io::Result<u64> {
+    rows::for_each(store, sel, want(shape), |r| {
+        w.write_all(one_line(text(r, shape)).as_bytes())?;
+        w.write_all(b"\n")
+    })
+    .map_err(store_io)
 }
 
 /// The alert on one line: stored JSON from a pretty-printed import may span lines.

@@ -36,6 +36,12 @@ pub struct Manifest {
     pub scope: String,
     /// SHA-256 of the main file, lower-case hex.
     pub sha256: String,
+    /// The vocabulary of the alerts in the file: `verbatim` (JSON/NDJSON as each API returned
+    /// them, MDE and Graph `alerts_v2` alike) or `mde` (the MDE API's names and values: JSON with
+    /// `shape = "mde"`, and always CSV, XLSX and the report). Absent from manifests written
+    /// before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shape: Option<String>,
 }
 
 /// One file of a run.
@@ -104,6 +110,7 @@ mod tests {
             rows: 2,
             scope: "all".into(),
             sha256: "ab".into(),
+            shape: None,
         };
         let old = serde_json::json!({
             "file": "a-20260101T000000Z.json",
@@ -123,6 +130,13 @@ mod tests {
             serde_json::to_string_pretty(&old).unwrap()
         );
         let back: Manifest = serde_json::from_value(old).unwrap();
-        assert_eq!(back, m);
+        assert_eq!(back, m, "a manifest without `shape` still reads");
+        let with = Manifest {
+            shape: Some("mde".into()),
+            ..m
+        };
+        let text = serde_json::to_string_pretty(&with).unwrap();
+        assert!(text.contains("\"shape\": \"mde\""), "{text}");
+        assert_eq!(serde_json::from_str::<Manifest>(&text).unwrap(), with);
     }
 }

@@ -39,7 +39,11 @@
 //!   not do this). `evidence = "separate"` adds `NAME-evidence` files, one row per evidence item.
 //! - **XLSX**: the same columns with real date cells, a frozen header and an autofilter, and a
 //!   second sheet of counts by severity and status ([`xlsx`]).
-//! - **JSON / NDJSON**: each alert exactly as the API last returned it, unknown fields included.
+//! - **JSON / NDJSON**: each alert exactly as the API last returned it, unknown fields included;
+//!   with `shape = "mde"`, every alert in the MDE API's shape (Graph alerts mapped).
+//!
+//! CSV, XLSX, the report, `scope = "open"` and the filters read a Graph `alerts_v2` alert in the
+//! MDE API's shape ([`rows`], [`crate::alert::graph`]): one vocabulary whichever API fed a row.
 //! - **report**: the nightly HTML page and its Markdown twin ([`report`]).
 //!
 //! # Which alerts
@@ -65,6 +69,7 @@ pub mod json;
 pub mod manifest;
 mod probe;
 pub mod report;
+pub(crate) mod rows;
 pub mod table;
 pub mod xlsx;
 
@@ -261,8 +266,8 @@ fn write_stream(
     w: &mut dyn Write,
 ) -> io::Result<u64> {
     match e.format {
-        ExportFormat::Json => json::write_json(store, sel, w),
-        ExportFormat::Ndjson => json::write_ndjson(store, sel, w),
+        ExportFormat::Json => json::write_json(store, sel, e.shape, w),
+        ExportFormat::Ndjson => json::write_ndjson(store, sel, e.shape, w),
         _ => write_csv(store, e, sel, w, Sheet::Alerts),
     }
 }
@@ -524,6 +529,13 @@ fn publish_all(
         columns: matches!(e.format, ExportFormat::Csv | ExportFormat::Xlsx)
             .then(|| e.columns.clone()),
         scope: e.scope.to_string(),
+        shape: Some(
+            match e.format {
+                ExportFormat::Json | ExportFormat::Ndjson => e.shape,
+                _ => crate::config::ExportShape::Mde,
+            }
+            .to_string(),
+        ),
         filter: (&e.filter).into(),
         cursor,
         files,

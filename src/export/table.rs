@@ -299,16 +299,29 @@ pub fn evidence_rows<'a>(
         return Ok(Vec::new());
     };
     let items: Vec<&'a RawValue> = serde_json::from_str(ev.get()).unwrap_or_default();
-    let names = &EVIDENCE_COLUMNS[2..];
+    // The documented columns, then `@odata.type`: a Graph evidence item of a type without an MDE
+    // counterpart is kept verbatim, and its row names that type where `entityType` would be.
+    let names: Vec<&str> = EVIDENCE_COLUMNS[2..]
+        .iter()
+        .copied()
+        .chain(["@odata.type"])
+        .collect();
+    let columns = &names[..names.len() - 1];
     items
         .into_iter()
         .map(|item| {
-            let vals = pick(item.get(), names)?;
+            let mut vals = pick(item.get(), &names)?;
+            let odata_type = vals.pop().flatten();
             let mut row = vec![Cell::Text(id.clone()), Cell::Text(Cow::Borrowed(tenant))];
-            row.extend(names.iter().zip(vals).map(|(c, v)| match v {
+            row.extend(columns.iter().zip(vals).map(|(c, v)| match v {
                 None => Cell::Empty,
                 Some(v) => cell(c, v),
             }));
+            if row[2] == Cell::Empty
+                && let Some(t) = odata_type
+            {
+                row[2] = cell("entityType", t);
+            }
             Ok(row)
         })
         .collect()
@@ -450,5 +463,19 @@ mod tests {
             .unwrap();
         assert_eq!(rows[0][file_name].csv_text(true), "'=x.exe");
         assert!(evidence_rows("t", r#"{"id":"a2"}"#).unwrap().is_empty());
+    }
+
+    /// A Graph evidence item of a type without an MDE counterpart is kept verbatim by the
+    /// mapping; its row names the type.
+    #[test]
+    fn an_evidence_item_without_entity_type_is_named_by_its_odata_type() {
+        let raw = r##"{"id":"a1","evidence":[{"@odata.type":"#microsoft.graph.security.kubernetesPodEvidence","name":"p"},{"entityType":"File","@odata.type":"#x"}]}"##;
+        let rows = evidence_rows("t", raw).unwrap();
+        assert_eq!(
+            rows[0][2].csv_text(true),
+            "#microsoft.graph.security.kubernetesPodEvidence"
+        );
+        assert_eq!(rows[1][2].csv_text(true), "File");
+        assert_eq!(rows[0].len(), EVIDENCE_COLUMNS.len());
     }
 }

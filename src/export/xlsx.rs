@@ -43,6 +43,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use rust_xlsxwriter::{ColNum, ExcelDateTime, Format, RowNum, Workbook, Worksheet};
 
 use super::error::{json_io, store_io};
+use super::rows::{self, Want};
 use super::table::{self, Cell};
 use crate::alert::vocab::{Severity, Status};
 use crate::config::ExportConfig;
@@ -617,24 +618,25 @@ pub(crate) fn export_xlsx(
     file: &mut File,
 ) -> io::Result<u64> {
     let mut counts = Counts::new();
-    store
-        .for_each_row(sel, |r| {
-            // One spelling per severity and status, so that `high` and `High` are one row.
-            let status = r.status.map_or_else(
-                || "(none)".to_owned(),
-                |s| Status::parse(s).as_str().to_owned(),
-            );
-            *counts
-                .entry((Severity::of(r.severity).as_str().to_owned(), status))
-                .or_default() += 1;
-            Ok(())
-        })
-        .map_err(store_io)?;
+    rows::for_each(store, sel, Want::Mde, |row| {
+        let r = &row.mde;
+        // One spelling per severity and status, so that `high` and `High` are one row.
+        let status = r.status.map_or_else(
+            || "(none)".to_owned(),
+            |s| Status::parse(s).as_str().to_owned(),
+        );
+        *counts
+            .entry((Severity::of(r.severity).as_str().to_owned(), status))
+            .or_default() += 1;
+        Ok(())
+    })
+    .map_err(store_io)?;
     let columns: Vec<&str> = e.columns.iter().map(String::as_str).collect();
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Cell<'static>>>(1024);
     std::thread::scope(|scope| {
         let writer = scope.spawn(|| write_xlsx(&mut *file, &columns, rx.into_iter(), &counts));
-        let fed = store.for_each_row(sel, |r| {
+        let fed = rows::for_each(store, sel, Want::Mde, |row| {
+            let r = &row.mde;
             let row = table::alert_row(r.tenant, r.raw, &columns).map_err(json_io)?;
             let cells = row.into_iter().map(Cell::into_owned).collect();
             tx.send(cells)

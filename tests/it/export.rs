@@ -456,3 +456,469 @@ async fn xlsx_and_report_exports() {
     let config: Config = env.config();
     assert_eq!(config.exports.len(), 2);
 }
+
+/// Issue 11: a store fed by the MDE API and then by Graph `alerts_v2` (the same ids) exports one
+/// vocabulary: CSV, XLSX, filters and `scope = "open"` read Graph alerts in the MDE API's shape.
+mod graph {
+    use super::*;
+    use mde_alerts::alert::filter::Filter;
+    use mde_alerts::alert::{Alert, Indexed};
+    use mde_alerts::config::{ExportConfig, ExportShape, Scope};
+    use mde_alerts::export::{export_file, selection_for};
+    use mde_alerts::time::ApiTime;
+    use serde_json::{Value, json};
+
+    /// Alert `i` as the MDE API writes it: `(status, severity, classification)` vary.
+    fn mde(i: usize, status: &str, severity: &str, class: Option<&str>) -> Value {
+        let mut v = json!({
+            "id": format!("da63755122767756081{i}_-961444813"),
+            "incidentId": 28280 + i, "investigationId": null, "investigationState": null,
+            "assignedTo": "secop@contoso.com", "severity": severity, "status": status,
+            "classification": class, "determination": class.map(|_| "Malware"),
+            "detectionSource": "WindowsDefenderAv", "detectorId": "e0da400f-affd-43ef-b1d5-afc2eb6f2756",
+            "category": "Execution", "threatFamilyName": "Mimikatz", "threatName": "HackTool:Win32/Mimikatz",
+            "title": format!("Suspicious =cmd {i}"), "description": "A line\nand another",
+        });
+        merge(
+            &mut v,
+            json!({
+                "alertCreationTime": "2024-05-01T10:00:00.12Z",
+                "firstEventTime": "2024-05-01T09:59:00Z",
+                "lastEventTime": "2024-05-01T09:59:30.1234567Z",
+                "lastUpdateTime": format!("2024-05-02T1{i}:00:00.3133333Z"),
+                "resolvedTime": if status == "Resolved" { json!("2024-05-02T12:00:00Z") } else { Value::Null },
+                "machineId": "73e7e2de709dff64ef64b1d0c30e67fab63279db",
+                "computerDnsName": "tempdevice.contoso.com", "rbacGroupName": "Servers",
+                "aadTenantId": "b3c1b5fc-828c-45fa-a1e1-10d74f6d6e9c",
+            }),
+        );
+        merge(
+            &mut v,
+            json!({
+                "mitreTechniques": ["T1003", "T1059"],
+                "relatedUser": {"userName": "alice", "domainName": "CONTOSO"},
+                "loggedOnUsers": [{"accountName": "bob", "domainName": "CONTOSO"}],
+                "comments": [{"comment": "on it", "createdBy": "secop@contoso.com", "createdTime": "2024-05-02T08:00:00.5Z"}],
+                "evidence": []
+            }),
+        );
+        v
+    }
+
+    /// `b`'s keys into `a`.
+    fn merge(a: &mut Value, b: Value) {
+        if let (Value::Object(a), Value::Object(b)) = (a, b) {
+            a.extend(b);
+        }
+    }
+
+    /// The same alert as Graph `alerts_v2` writes it.
+    fn graph(i: usize, status: &str, severity: &str, class: &str) -> Value {
+        let mut v = json!({
+            "@odata.type": "#microsoft.graph.security.alert",
+            "id": format!("da63755122767756081{i}_-961444813"),
+            "providerAlertId": format!("da63755122767756081{i}_-961444813"),
+            "incidentId": format!("{}", 28280 + i),
+            "assignedTo": "secop@contoso.com", "severity": severity, "status": status,
+            "classification": class, "determination": if class == "unknown" { "unknown" } else { "malware" },
+            "serviceSource": "microsoftDefenderForEndpoint", "productName": "Microsoft Defender for Endpoint",
+        });
+        merge(
+            &mut v,
+            json!({
+                "detectionSource": "antivirus", "detectorId": "e0da400f-affd-43ef-b1d5-afc2eb6f2756",
+                "category": "Execution", "threatFamilyName": "Mimikatz", "threatDisplayName": "HackTool:Win32/Mimikatz",
+                "title": format!("Suspicious =cmd {i}"), "description": "A line\nand another",
+                "alertWebUrl": "https://security.microsoft.com/alerts/x", "incidentWebUrl": "https://security.microsoft.com/incidents/x",
+                "recommendedActions": "", "actorDisplayName": null, "systemTags": [], "alertPolicyId": null,
+            }),
+        );
+        merge(
+            &mut v,
+            json!({
+                "createdDateTime": "2024-05-01T10:00:00.1200000Z",
+                "firstActivityDateTime": "2024-05-01T09:59:00Z",
+                "lastActivityDateTime": "2024-05-01T09:59:30.1234567Z",
+                "lastUpdateDateTime": format!("2024-05-02T1{i}:00:00.3133333Z"),
+                "resolvedDateTime": if status == "resolved" { json!("2024-05-02T12:00:00.0000000Z") } else { Value::Null },
+                "tenantId": "b3c1b5fc-828c-45fa-a1e1-10d74f6d6e9c",
+                "mitreTechniques": ["T1003", "T1059"],
+                "comments": [{"comment": "on it", "createdByDisplayName": "secop@contoso.com", "createdDateTime": "2024-05-02T08:00:00.5000000Z"}],
+            }),
+        );
+        let evidence: Value = serde_json::from_str(r##"[
+            {"@odata.type": "#microsoft.graph.security.deviceEvidence", "createdDateTime": "2024-05-01T10:00:00Z",
+             "verdict": "suspicious", "mdeDeviceId": "73e7e2de709dff64ef64b1d0c30e67fab63279db",
+             "deviceDnsName": "tempdevice.contoso.com", "rbacGroupName": "Servers", "osPlatform": "Windows11",
+             "loggedOnUsers": [{"accountName": "bob", "domainName": "CONTOSO"}]},
+            {"@odata.type": "#microsoft.graph.security.fileEvidence", "createdDateTime": "2024-05-01T10:00:00Z",
+             "detectionStatus": "detected",
+             "fileDetails": {"sha1": "ab12", "sha256": "cd34", "fileName": "=mimikatz.exe", "filePath": "C:\\t"}},
+            {"@odata.type": "#microsoft.graph.security.userEvidence", "createdDateTime": "2024-05-01T10:00:00Z",
+             "userAccount": {"accountName": "alice", "domainName": "CONTOSO", "userSid": "S-1-5-21-1",
+                             "azureAdUserId": "0b1e", "userPrincipalName": "alice@contoso.com"}},
+            {"@odata.type": "#microsoft.graph.security.kubernetesPodEvidence", "name": "pod-7"}
+        ]"##).unwrap();
+        merge(&mut v, json!({ "evidence": evidence }));
+        v
+    }
+
+    /// The three alerts, as `(MDE, Graph)` pairs.
+    fn pairs() -> Vec<(Value, Value)> {
+        vec![
+            (
+                mde(1, "InProgress", "High", Some("TruePositive")),
+                graph(1, "inProgress", "high", "truePositive"),
+            ),
+            (
+                mde(2, "Resolved", "UnSpecified", None),
+                graph(2, "resolved", "unknown", "unknown"),
+            ),
+            (
+                mde(3, "New", "Medium", Some("TruePositive")),
+                graph(3, "new", "medium", "truePositive"),
+            ),
+        ]
+    }
+
+    /// A Graph alert as the store holds it, indexed with Graph's own spellings: the exports must
+    /// not depend on how (or whether) the store normalises what it indexes.
+    fn graph_alert(v: &Value) -> Alert {
+        let raw = v.to_string();
+        let text = |k: &str| v[k].as_str().map(str::to_owned);
+        Alert {
+            id: text("id").unwrap(),
+            shape: mde_alerts::alert::Shape::Graph,
+            last_update: ApiTime::parse(v["lastUpdateDateTime"].as_str().unwrap()).unwrap(),
+            hash: *blake3::hash(raw.as_bytes()).as_bytes(),
+            raw: raw.into(),
+            fields: Indexed {
+                status: text("status"),
+                severity: text("severity"),
+                category: text("category"),
+                created: ApiTime::parse(v["createdDateTime"].as_str().unwrap()).ok(),
+                service: text("serviceSource"),
+            },
+        }
+    }
+
+    /// A store at `path` holding `alerts` (MDE-shaped ones are parsed, Graph ones built).
+    fn store_of(path: &Path, alerts: &[&Value]) -> Store {
+        let mut store = Store::open(path).unwrap();
+        let mut w = store.writer().unwrap();
+        for v in alerts {
+            let a = if v.get("lastUpdateTime").is_some() {
+                Alert::parse(&v.to_string()).unwrap()
+            } else {
+                graph_alert(v)
+            };
+            w.upsert("t1", &a).unwrap();
+        }
+        w.commit(None, 0).unwrap();
+        store
+    }
+
+    /// The MDE versions, then the Graph versions of the same ids over them (what a tenant's
+    /// switch leaves), except alert 3, which stays MDE.
+    fn mixed_store(path: &Path) -> Store {
+        let pairs = pairs();
+        let mut all: Vec<&Value> = pairs.iter().map(|(m, _)| m).collect();
+        all.extend([&pairs[0].1, &pairs[1].1]);
+        store_of(path, &all)
+    }
+
+    fn write(store: &Store, e: &ExportConfig, path: &Path) {
+        let sel = selection_for(store, e, &["t1".to_owned()]).unwrap();
+        export_file(store, e, &sel, path).unwrap();
+    }
+
+    fn xlsx_cells(path: &Path) -> Vec<Vec<String>> {
+        use calamine::Reader;
+        let mut wb: calamine::Xlsx<_> = calamine::open_workbook(path).unwrap();
+        let mut all = Vec::new();
+        for name in wb.sheet_names() {
+            let range = wb.worksheet_range(&name).unwrap();
+            all.extend(
+                range
+                    .rows()
+                    .map(|r| r.iter().map(ToString::to_string).collect::<Vec<_>>()),
+            );
+        }
+        all
+    }
+
+    #[test]
+    fn graph_rows_export_exactly_like_their_mde_versions() {
+        let dir = tempfile::tempdir().unwrap();
+        let pairs = pairs();
+        let mde_only = store_of(
+            &dir.path().join("mde.db"),
+            &pairs.iter().map(|(m, _)| m).collect::<Vec<_>>(),
+        );
+        let mixed = mixed_store(&dir.path().join("mixed.db"));
+        let csv = ExportConfig::ad_hoc(ExportFormat::Csv);
+        write(&mde_only, &csv, &dir.path().join("mde.csv"));
+        write(&mixed, &csv, &dir.path().join("mixed.csv"));
+        let (a, b) = (
+            std::fs::read(dir.path().join("mde.csv")).unwrap(),
+            std::fs::read(dir.path().join("mixed.csv")).unwrap(),
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&a),
+            String::from_utf8_lossy(&b),
+            "the default CSV is byte-identical, header and values"
+        );
+        let (h, rows) = read_csv(&dir.path().join("mixed.csv"));
+        let header: Vec<&str> = mde_alerts::export::DEFAULT_COLUMNS.to_vec();
+        assert_eq!(h, header);
+        let first = &rows[0];
+        assert_eq!(first[col(&h, "status")], "InProgress");
+        assert_eq!(first[col(&h, "severity")], "High");
+        assert_eq!(first[col(&h, "classification")], "TruePositive");
+        assert_eq!(first[col(&h, "detectionSource")], "WindowsDefenderAv");
+        assert_eq!(first[col(&h, "computerDnsName")], "tempdevice.contoso.com");
+        assert_eq!(first[col(&h, "relatedUser")], "CONTOSO\\alice");
+        assert_eq!(first[col(&h, "incidentId")], "28281");
+        assert_eq!(
+            first[col(&h, "alertCreationTime")],
+            "2024-05-01T10:00:00.1200000Z"
+        );
+        assert_eq!(rows[1][col(&h, "severity")], "UnSpecified");
+        assert_eq!(rows[1][col(&h, "classification")], "");
+
+        let xlsx = ExportConfig::ad_hoc(ExportFormat::Xlsx);
+        write(&mde_only, &xlsx, &dir.path().join("mde.xlsx"));
+        write(&mixed, &xlsx, &dir.path().join("mixed.xlsx"));
+        assert_eq!(
+            xlsx_cells(&dir.path().join("mde.xlsx")),
+            xlsx_cells(&dir.path().join("mixed.xlsx")),
+            "the workbook's alerts and its severity/status summary agree too"
+        );
+    }
+
+    #[test]
+    fn filters_and_open_read_graph_alerts_in_the_mde_vocabulary() {
+        let dir = tempfile::tempdir().unwrap();
+        let mixed = mixed_store(&dir.path().join("mixed.db"));
+        let ids = |e: &ExportConfig| -> Vec<String> {
+            let p = dir.path().join("f.csv");
+            write(&mixed, e, &p);
+            let (h, rows) = read_csv(&p);
+            rows.iter()
+                .map(|r| r[col(&h, "id")][..20].to_owned())
+                .collect()
+        };
+        let id = |i: usize| format!("da63755122767756081{i}");
+        let base = ExportConfig::ad_hoc(ExportFormat::Csv);
+        // Graph's `resolved` is closed.
+        let open = ExportConfig {
+            scope: Scope::Open,
+            ..base.clone()
+        };
+        assert_eq!(ids(&open), [id(1), id(3)]);
+        // Graph's `unknown` severity is UnSpecified, below Low (read as stored it would rank as
+        // an unknown severity, above High).
+        let low = ExportConfig {
+            filter: Filter {
+                min_severity: Some(2),
+                ..Filter::default()
+            },
+            ..base.clone()
+        };
+        assert_eq!(ids(&low), [id(1), id(3)]);
+        let in_progress = ExportConfig {
+            filter: Filter {
+                statuses: vec!["InProgress".into()],
+                categories: vec!["Execution".into()],
+                ..Filter::default()
+            },
+            ..base.clone()
+        };
+        assert_eq!(ids(&in_progress), [id(1)]);
+        let unspecified = ExportConfig {
+            filter: Filter {
+                statuses: vec!["Resolved".into()],
+                ..Filter::default()
+            },
+            ..base
+        };
+        assert_eq!(ids(&unspecified), [id(2)]);
+    }
+
+    #[test]
+    fn graph_only_columns_and_typed_evidence_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let mixed = mixed_store(&dir.path().join("mixed.db"));
+        let e = ExportConfig {
+            columns: [
+                "id",
+                "serviceSource",
+                "alertWebUrl",
+                "machineId",
+                "evidence",
+            ]
+            .map(String::from)
+            .to_vec(),
+            evidence_separate: true,
+            ..ExportConfig::ad_hoc(ExportFormat::Csv)
+        };
+        let main = dir.path().join("g.csv");
+        write(&mixed, &e, &main);
+        let (h, rows) = read_csv(&main);
+        assert_eq!(
+            rows[0][col(&h, "serviceSource")],
+            "microsoftDefenderForEndpoint"
+        );
+        assert_eq!(
+            rows[0][col(&h, "alertWebUrl")],
+            "https://security.microsoft.com/alerts/x"
+        );
+        assert_eq!(
+            rows[0][col(&h, "machineId")],
+            "73e7e2de709dff64ef64b1d0c30e67fab63279db"
+        );
+        assert_eq!(rows[0][col(&h, "evidence")], "4");
+        assert_eq!(rows[2][col(&h, "serviceSource")], "", "an MDE row has none");
+        let (h, ev) = read_csv(&dir.path().join("g-evidence.csv"));
+        let kinds: Vec<&str> = ev
+            .iter()
+            .filter(|r| r[0].starts_with("da637551227677560811"))
+            .map(|r| r[col(&h, "entityType")].as_str())
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "Machine",
+                "File",
+                "User",
+                "#microsoft.graph.security.kubernetesPodEvidence"
+            ]
+        );
+        let file = &ev[1];
+        assert_eq!(file[col(&h, "sha1")], "ab12");
+        assert_eq!(file[col(&h, "fileName")], "'=mimikatz.exe", "guarded");
+        assert_eq!(file[col(&h, "detectionStatus")], "Detected");
+        assert_eq!(
+            file[col(&h, "evidenceCreationTime")],
+            "2024-05-01T10:00:00.0000000Z"
+        );
+        let user = &ev[2];
+        assert_eq!(user[col(&h, "accountName")], "alice");
+        assert_eq!(user[col(&h, "aadUserId")], "0b1e");
+        assert_eq!(user[col(&h, "userPrincipalName")], "alice@contoso.com");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn shape_mde_maps_graph_json_and_verbatim_keeps_it_byte_for_byte() {
+        let env = env_with_exports(
+            0,
+            vec![
+                RawExport {
+                    shape: Some(ExportShape::Mde),
+                    ..config::export("mde", ExportFormat::Ndjson, "out")
+                },
+                config::export("verbatim", ExportFormat::Json, "out"),
+            ],
+        )
+        .await;
+        drop(mixed_store(&env.store_path()));
+        let pairs = pairs();
+        let stored_graph = pairs[0].1.to_string();
+        let stored_mde = pairs[2].0.to_string();
+
+        let out = run(&env, &["export"]).await;
+        assert!(out.status.success(), "{}", text(&out));
+        let dir = env.path().join("out");
+        let mde_lines = std::fs::read_to_string(dir.join("mde-latest.ndjson")).unwrap();
+        let lines: Vec<&str> = mde_lines.lines().collect();
+        assert_eq!(lines.len(), 3);
+        let g: Value = serde_json::from_str(lines[0]).unwrap();
+        assert_eq!(g["lastUpdateTime"], "2024-05-02T11:00:00.3133333Z");
+        assert!(g.get("lastUpdateDateTime").is_none());
+        assert_eq!(g["status"], "InProgress");
+        assert_eq!(g["severity"], "High");
+        assert_eq!(g["incidentId"], 28281);
+        assert_eq!(g["computerDnsName"], "tempdevice.contoso.com");
+        assert_eq!(g["serviceSource"], "microsoftDefenderForEndpoint");
+        assert_eq!(g["evidence"][1]["entityType"], "File");
+        assert_eq!(lines[2], stored_mde, "an MDE alert is written as stored");
+        let manifest: Value =
+            serde_json::from_slice(&std::fs::read(dir.join("mde-latest.manifest.json")).unwrap())
+                .unwrap();
+        assert_eq!(manifest["shape"], "mde");
+
+        let verbatim = std::fs::read_to_string(dir.join("verbatim-latest.json")).unwrap();
+        assert!(
+            verbatim.contains(&stored_graph),
+            "Graph's text byte for byte"
+        );
+        assert!(verbatim.contains("\"lastUpdateDateTime\""));
+        let manifest: Value = serde_json::from_slice(
+            &std::fs::read(dir.join("verbatim-latest.manifest.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(manifest["shape"], "verbatim");
+
+        // The ad-hoc file: `--shape mde` on JSON; refused where it does not apply.
+        let adhoc = env.path().join("adhoc.json");
+        let out = run(
+            &env,
+            &["export", "--out", adhoc.to_str().unwrap(), "--shape", "mde"],
+        )
+        .await;
+        assert!(out.status.success(), "{}", text(&out));
+        let all: Vec<Value> = serde_json::from_slice(&std::fs::read(&adhoc).unwrap()).unwrap();
+        assert_eq!(all[0]["status"], "InProgress");
+        assert_eq!(all[1]["severity"], "UnSpecified");
+        let out = run(&env, &["export", "--out", "x.csv", "--shape", "mde"]).await;
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+        assert!(text(&out).contains("--shape"), "{}", text(&out));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_shape_is_a_json_choice_and_a_wrong_one_names_the_key() {
+        let env = env_with_exports(0, vec![]).await;
+        let base = env.raw_config();
+        for (export, says) in [
+            (
+                RawExport {
+                    shape: Some(ExportShape::Mde),
+                    ..csv("a")
+                },
+                "only used with format",
+            ),
+            (
+                RawExport {
+                    shape: Some(ExportShape::Verbatim),
+                    ..config::export("r", ExportFormat::Report, "out")
+                },
+                "only used with format",
+            ),
+        ] {
+            std::fs::write(
+                &env.config_path,
+                config::changed(&base, |c| c.exports = vec![export]),
+            )
+            .unwrap();
+            let out = run(&env, &["config", "check"]).await;
+            let t = text(&out);
+            assert_eq!(out.status.code(), Some(78), "{t}");
+            assert!(t.contains("exports[0].shape") && t.contains(says), "{t}");
+        }
+        let good = config::changed(&base, |c| {
+            c.exports = vec![config::export("j", ExportFormat::Json, "out")]
+        });
+        std::fs::write(
+            &env.config_path,
+            good.replace("format = \"json\"", "format = \"json\"\nshape = \"graph\""),
+        )
+        .unwrap();
+        let out = run(&env, &["config", "check"]).await;
+        let t = text(&out);
+        assert_eq!(out.status.code(), Some(78), "{t}");
+        assert!(
+            t.contains("exports[0].shape") && t.contains("\"mde\""),
+            "{t}"
+        );
+    }
+}

@@ -98,12 +98,11 @@ pub(crate) fn from_store(
     sel: &Selection,
 ) -> io::Result<(Report, u64)> {
     let mut alerts = Vec::new();
-    store
-        .for_each_row(sel, |r| {
-            alerts.push(summary_of(r.tenant, r.raw).map_err(json_io)?);
-            Ok(())
-        })
-        .map_err(store_io)?;
+    super::rows::for_each(store, sel, super::rows::Want::Mde, |row| {
+        alerts.push(summary_of(row.mde.tenant, row.mde.raw).map_err(json_io)?);
+        Ok(())
+    })
+    .map_err(store_io)?;
     let report = render(&ReportInput {
         generated_at: chrono::Utc::now(),
         window: e.report_window,

@@ -1,0 +1,385 @@
+//! One `[[tenants]]` block: names and IDs, the sign-in method and its secrets, the cloud's hosts
+//! (the Defender API's and Graph's), the source and the Defender products it reads.
+
+use std::path::Path;
+
+use url::Url;
+
+use super::{At, endpoint_url, schedule};
+use crate::config::error::ConfigError;
+use crate::config::raw::{AuthKind, RawTenant};
+use crate::config::{
+    AssertionAlgorithm, AuthMethod, Cloud, MDE_RESOURCE, SERVICE_SOURCES, SecretSource, Services,
+    SourceKind, TenantConfig, TokenEndpoint,
+};
+
+/// A Directory (tenant) ID, an Application (client) ID: `8-4-4-4-12` hex digits.
+pub(crate) fn is_guid(s: &str) -> bool {
+    let parts: Vec<_> = s.split('-').collect();
+    parts.len() == 5
+        && parts
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(p, n)| p.len() == n && p.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+/// A DNS name such as `contoso.onmicrosoft.com`: it becomes part of the token URL's path, so
+/// nothing else (`/`, `..`, spaces) may get there.
+fn is_domain(s: &str) -> bool {
+    let labels: Vec<&str> = s.split('.').collect();
+    s.len() <= 253
+        && labels.len() >= 2
+        && labels.iter().all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
+        && !labels
+            .last()
+            .is_some_and(|l| l.chars().all(|c| c.is_ascii_digit()))
+}
+
+pub(super) fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+const CERT_KEYS: &[&str] = &[
+    "certificate_file",
+    "private_key_file",
+    "assertion_algorithm",
+];
+const PASSWORD_KEYS: &[&str] = &["username", "password_env", "password_file"];
+const CLIENT_SECRET_KEYS: &[&str] = &["client_secret_env", "client_secret_file"];
+
+pub(super) fn tenant(at: &At<'_>, t: &RawTenant, base: &Path) -> Result<TenantConfig, ConfigError> {
+    let name = at.required(
+        "name",
+        &t.name,
+        "give the tenant a short name, e.g. name = \"contoso\"",
+    )?;
+    if !valid_name(name) {
+        return Err(at.error(
+            "name",
+            format!("{name:?} is not a valid name"),
+            "use letters, digits, - and _ only (at most 64)",
+        ));
+    }
+    let tenant_id = at.required(
+        "tenant_id",
+        &t.tenant_id,
+        "copy the Directory (tenant) ID from the app registration's overview in the Entra admin center",
+    )?;
+    if !is_guid(tenant_id) && !is_domain(tenant_id) {
+        return Err(at.error(
+            "tenant_id",
+            format!("{tenant_id:?} is neither a GUID nor a domain name"),
+            "use the Directory (tenant) ID, e.g. 00000000-0000-0000-0000-000000000000, or a verified \
+             domain such as contoso.onmicrosoft.com",
+        ));
+    }
+    let client_id = at.required(
+        "client_id",
+        &t.client_id,
+        "copy the Application (client) ID from the app registration's overview",
+    )?;
+    if !is_guid(client_id) {
+        return Err(at.error(
+            "client_id",
+            format!("{client_id:?} is not a GUID"),
+            "use the Application (client) ID, e.g. 00000000-0000-0000-0000-000000000000",
+        ));
+    }
+    let auth_kind = t.auth.unwrap_or(AuthKind::ClientSecret);
+    let auth_name = match auth_kind {
+        AuthKind::ClientSecret => "client_secret",
+        AuthKind::Certificate => "certificate",
+        AuthKind::Password => "password",
+    };
+    // The keys this block sets, read back from the raw struct rather than listed again here.
+    let set = toml::Table::try_from(t).unwrap_or_default();
+    let only_for = |keys: &[&str], method: &str| -> Result<(), ConfigError> {
+        match keys.iter().find(|k| set.contains_key(**k)) {
+            Some(k) => Err(at.error(
+                k,
+                format!("is only used with auth = \"{method}\", but auth = \"{auth_name}\""),
+                format!("remove it, or set auth = \"{method}\""),
+            )),
+            None => Ok(()),
+        }
+    };
+    let client_secret = |required| {
+        secret_source(
+            at,
+            base,
+            "client_secret",
+            (&t.client_secret_env, &t.client_secret_file),
+            required,
+        )
+    };
+    let auth = match auth_kind {
+        AuthKind::ClientSecret => {
+            only_for(CERT_KEYS, "certificate")?;
+            only_for(PASSWORD_KEYS, "password")?;
+            AuthMethod::ClientSecret(client_secret(true)?.expect("required source"))
+        }
+        AuthKind::Certificate => {
+            only_for(PASSWORD_KEYS, "password")?;
+            only_for(CLIENT_SECRET_KEYS, "client_secret")?;
+            let certificate_file = t.certificate_file.as_ref().ok_or_else(|| {
+                at.error(
+                    "certificate_file",
+                    "is missing",
+                    "name the PEM file of the certificate uploaded to the app registration \
+                     (it may hold the private key too)",
+                )
+            })?;
+            AuthMethod::Certificate {
+                certificate_file: base.join(certificate_file),
+                private_key_file: t.private_key_file.as_ref().map(|p| base.join(p)),
+                algorithm: t.assertion_algorithm.unwrap_or(AssertionAlgorithm::Ps256),
+            }
+        }
+        AuthKind::Password => {
+            only_for(CERT_KEYS, "certificate")?;
+            let username = at.required(
+                "username",
+                &t.username,
+                "give the user principal name, e.g. username = \"svc-mde@contoso.com\"",
+            )?;
+            if !username.contains('@') {
+                return Err(at.error(
+                    "username",
+                    format!("{username:?} is not a user principal name"),
+                    "use the UPN, e.g. svc-mde@contoso.com",
+                ));
+            }
+            let password = secret_source(
+                at,
+                base,
+                "password",
+                (&t.password_env, &t.password_file),
+                true,
+            )?;
+            AuthMethod::Password {
+                username: username.to_owned(),
+                password: password.expect("required source"),
+                client_secret: client_secret(false)?,
+            }
+        }
+    };
+    let cloud = t.cloud.unwrap_or(Cloud::Commercial);
+    let region = t.region;
+    let source = t.source.unwrap_or(SourceKind::Mde);
+    if region.is_some() && source == SourceKind::Graph {
+        return Err(at.error(
+            "region",
+            "Microsoft Graph has no regional hosts (region picks a Defender API host)",
+            "remove region: a Graph tenant reads https://graph.microsoft.com (or its cloud's Graph host)",
+        ));
+    }
+    if region.is_some() && cloud != Cloud::Commercial {
+        return Err(at.error(
+            "region",
+            "regional hosts exist only in the commercial cloud",
+            "remove region, or set cloud = \"commercial\"",
+        ));
+    }
+    let (login_default, api_default, resource) = match cloud {
+        Cloud::Commercial => {
+            let api = match region {
+                Some(r) => format!("https://{}.api.security.microsoft.com", r.host_prefix()),
+                None => "https://api.security.microsoft.com".to_owned(),
+            };
+            ("https://login.microsoftonline.com", api, MDE_RESOURCE)
+        }
+        Cloud::Gcc => (
+            "https://login.microsoftonline.com",
+            "https://api-gcc.securitycenter.microsoft.us".to_owned(),
+            "https://api-gcc.securitycenter.microsoft.us",
+        ),
+        Cloud::GccHigh | Cloud::Dod => (
+            "https://login.microsoftonline.us",
+            "https://api-gov.securitycenter.microsoft.us".to_owned(),
+            "https://api-gov.securitycenter.microsoft.us",
+        ),
+    };
+    let login_url = match &t.login_url {
+        Some(u) => endpoint_url(at, "login_url", u)?,
+        None => Url::parse(login_default).expect("built-in URL"),
+    };
+    let api_url = match &t.api_url {
+        Some(u) => endpoint_url(at, "api_url", u)?,
+        None => Url::parse(&api_default).expect("built-in URL"),
+    };
+    // Graph's host per cloud: GCC moves from its own Defender host to the *global* Graph host.
+    let (graph_default, graph_resource) = match cloud {
+        Cloud::Commercial | Cloud::Gcc => (crate::config::GRAPH_ROOT, crate::config::GRAPH_ROOT),
+        Cloud::GccHigh => ("https://graph.microsoft.us", "https://graph.microsoft.us"),
+        Cloud::Dod => (
+            "https://dod-graph.microsoft.us",
+            "https://dod-graph.microsoft.us",
+        ),
+    };
+    let graph_url = match &t.graph_url {
+        Some(u) => endpoint_url(at, "graph_url", u)?,
+        None => Url::parse(graph_default).expect("built-in URL"),
+    };
+    let services = services(at, t.services.as_deref())?;
+    if t.services.is_some() && source == SourceKind::Mde {
+        tracing::warn!(
+            key = %at.key("services"),
+            "services applies to Graph tenants only (source = \"graph\"); the MDE API returns endpoint alerts only."
+        );
+    }
+    let schedule = t
+        .schedule
+        .as_deref()
+        .map(|text| {
+            schedule(
+                at,
+                "schedule",
+                text,
+                "write six fields, seconds first, in UTC, e.g. \"0 */5 * * * *\"; leave it out to use [poll] schedule",
+            )
+        })
+        .transpose()?;
+    Ok(TenantConfig {
+        schedule,
+        key_prefix: at.0.to_owned(),
+        name: name.to_owned(),
+        tenant_id: tenant_id.to_owned(),
+        client_id: client_id.to_ascii_lowercase(),
+        auth,
+        cloud,
+        region,
+        login_url,
+        api_url,
+        resource: resource.to_owned(),
+        token_endpoint: t.token_endpoint.unwrap_or(TokenEndpoint::V2),
+        source,
+        graph_url,
+        graph_resource: graph_resource.to_owned(),
+        services,
+    })
+}
+
+/// `services`: Graph's `serviceSource` names (any case), or `["all"]`.
+fn services(at: &At<'_>, list: Option<&[String]>) -> Result<Services, ConfigError> {
+    let Some(list) = list else {
+        return Ok(Services::endpoint());
+    };
+    if list.is_empty() {
+        return Err(at.error(
+            "services",
+            "is empty, so no alert would be exported",
+            "leave it out for endpoint alerts only, or write [\"all\"] for every Defender product",
+        ));
+    }
+    if list.iter().any(|s| s.eq_ignore_ascii_case("all")) {
+        if list.len() > 1 {
+            return Err(at.error(
+                "services",
+                "\"all\" is given together with other names",
+                "write either [\"all\"] or a list of products",
+            ));
+        }
+        return Ok(Services::All);
+    }
+    let mut out: Vec<&'static str> = Vec::new();
+    for name in list {
+        let Some(known) = SERVICE_SOURCES
+            .iter()
+            .find(|k| k.eq_ignore_ascii_case(name.trim()))
+        else {
+            let near = SERVICE_SOURCES
+                .iter()
+                .map(|k| {
+                    (
+                        strsim::damerau_levenshtein(&name.to_lowercase(), &k.to_lowercase()),
+                        *k,
+                    )
+                })
+                .min()
+                .filter(|(d, _)| *d <= 4)
+                .map(|(_, k)| format!("did you mean {k:?}? "))
+                .unwrap_or_default();
+            return Err(at.error(
+                "services",
+                format!("{name:?} is not a Defender product Graph knows"),
+                format!(
+                    "{near}use Graph's serviceSource names: {}, or [\"all\"]",
+                    SERVICE_SOURCES.join(", ")
+                ),
+            ));
+        };
+        if !out.contains(known) {
+            out.push(known);
+        }
+    }
+    Ok(Services::Only(out))
+}
+
+/// `NAME_env` or `NAME_file`, else the systemd credential `NAME` (when `required`).
+fn secret_source(
+    at: &At<'_>,
+    base: &Path,
+    name: &str,
+    (env, file): (&Option<String>, &Option<String>),
+    required: bool,
+) -> Result<Option<SecretSource>, ConfigError> {
+    let env_key = format!("{name}_env");
+    let file_key = format!("{name}_file");
+    match (env, file) {
+        (Some(_), Some(_)) => Err(at.error(
+            &file_key,
+            format!("both {env_key} and {file_key} are set"),
+            "keep one of them",
+        )),
+        (Some(var), None) => {
+            let valid = var.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                && var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !valid {
+                // Not echoed: the usual mistake is pasting the secret itself here.
+                return Err(at.error(
+                    &env_key,
+                    "is not the name of an environment variable (the value is not shown, in case it is the secret itself)",
+                    format!(
+                        "put the {name} in an environment variable and write that variable's name here, e.g. {env_key} = \"MDE_ALERTS_{}\"",
+                        name.to_ascii_uppercase()
+                    ),
+                ));
+            }
+            Ok(Some(SecretSource::Env {
+                key: at.key(&env_key),
+                var: var.to_owned(),
+            }))
+        }
+        (None, Some(file)) => {
+            let path = base.join(file);
+            if !file.contains('/') && !path.exists() {
+                // A bare word that names no file may well be a pasted secret: not echoed.
+                return Err(at.error(
+                    &file_key,
+                    "names no existing file (the value is not shown, in case it is the secret itself)",
+                    format!(
+                        "write the path of a file that holds only the {name}, e.g. \"/etc/mde-alerts/{name}\""
+                    ),
+                ));
+            }
+            Ok(Some(SecretSource::File {
+                key: at.key(&file_key),
+                path,
+            }))
+        }
+        (None, None) if required => Ok(Some(SecretSource::Credential {
+            name: name.to_owned(),
+            key: at.key(&env_key),
+        })),
+        (None, None) => Ok(None),
+    }
+}

@@ -111,8 +111,13 @@ async fn services_default_keeps_other_products_out_and_all_brings_them_in() {
 /// alert is there once afterwards, in its latest state, and the cursor carried over.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn switching_from_mde_to_graph_keeps_one_row_per_alert() {
-    let env = Env::new(sim_config(600, 36, Hazards::default()), Opts::default()).await;
-    app::poll(&env.config(), None, false).await.unwrap();
+    let mde = Opts {
+        exports: true,
+        ..Opts::default()
+    };
+    let env = Env::new(sim_config(600, 36, Hazards::default()), mde.clone()).await;
+    app::poll(&env.config(), None, true).await.unwrap();
+    let (header_before, before) = csv_rows(&env);
     assert_matches_truth(&env);
     let before = Store::open(&env.store_path())
         .unwrap()
@@ -120,8 +125,11 @@ async fn switching_from_mde_to_graph_keeps_one_row_per_alert() {
         .unwrap();
     env.sim.update_random(50);
     env.sim.create(20);
-    env.rewrite(&graph());
-    let s = app::poll(&env.config(), None, false).await.unwrap();
+    env.rewrite(&Opts {
+        graph: true,
+        ..mde
+    });
+    let s = app::poll(&env.config(), None, true).await.unwrap();
     assert!(s.failed.is_empty(), "{:?}", s.failed);
     // One row per alert, each in its latest state: alerts read through Graph since the switch are
     // as Graph has them; alerts unchanged since are still their last MDE version (the same
@@ -168,6 +176,21 @@ async fn switching_from_mde_to_graph_keeps_one_row_per_alert() {
         "revisions record the API that returned them"
     );
     assert_eq!(store.cursor_api("t1").unwrap().as_deref(), Some("graph"));
+}
+
+/// The default CSV export's header and its rows by id.
+fn csv_rows(env: &Env) -> (Vec<String>, std::collections::HashMap<String, Vec<String>>) {
+    let mut r = csv::Reader::from_path(env.path().join("exports/alerts-latest.csv")).unwrap();
+    let header: Vec<String> = r.headers().unwrap().iter().map(str::to_owned).collect();
+    let id = header.iter().position(|h| h == "id").unwrap();
+    let rows = r
+        .records()
+        .map(|rec| {
+            let rec: Vec<String> = rec.unwrap().iter().map(str::to_owned).collect();
+            (rec[id].clone(), rec)
+        })
+        .collect();
+    (header, rows)
 }
 
 /// More alerts share one instant and one creation time than `$skip` (at most 500) can page

@@ -30,3 +30,6 @@ pub mod redact;
 pub mod source;
 pub mod store;
 pub mod time;
+
+#[cfg(test)]
+mod graph_review_tests;

@@ -181,13 +181,14 @@ pub async fn poll_tenant<S: AlertSource>(
 ) -> Result<PollReport, PollError> {
     let started = Instant::now();
     let calls_before = source.calls();
-    let (cursor_before, settled_before, owner_before, run) = blocking(store, {
+    let (cursor_before, settled_before, owner_before, readback_before, run) = blocking(store, {
         let tenant = tenant.to_owned();
         move |s| {
             Ok((
                 s.cursor(&tenant)?,
                 s.settled(&tenant)?,
                 s.cursor_owner(&tenant)?,
+                s.readback(&tenant)?,
                 s.begin_run(&tenant, "poll")?,
             ))
         }
@@ -217,18 +218,24 @@ pub async fn poll_tenant<S: AlertSource>(
     // two APIs need not make an alert visible at the same moment, and re-reading costs only
     // `Unchanged` rows (the same alert under Graph is one more revision of the same row).
     let services = source.services();
-    let start = match (&owner_before, cursor_before) {
-        // The cursor covers only the products it was moved for: products added to `services`
-        // (or brought in by the switch to Graph) are read back as on a first poll.
-        (Some((_, covered)), Some(_)) if widens(covered, &services) => {
+    // A change of what is read starts a read-back, recorded with the new owner in one transaction
+    // so that an interrupted one resumes (`readback`) rather than being forgotten.
+    let readback_from = match (&owner_before, cursor_before) {
+        // The cursor covers only the products it was moved for: products added to `services` (or
+        // brought in by the switch to Graph) are read back as on a first poll; so is everything
+        // when switching back to the MDE API, since Graph leaves out tuned and standalone alerts.
+        (Some((api, covered)), Some(_))
+            if widens(covered, &services) || (api != source.name() && source.name() == "mde") =>
+        {
             tracing::info!(
                 tenant,
-                from = %covered,
-                to = %services,
-                "The tenant now reads more Defender products; this poll reads back initial_lookback for them."
+                from = %format!("{api} ({covered})"),
+                to = %format!("{} ({services})", source.name()),
+                "The tenant now reads alerts its cursor did not cover; this poll reads back initial_lookback."
             );
-            start.min(now.minus(settings.initial_lookback))
+            Some(now.minus(settings.initial_lookback))
         }
+        // Graph need not make an alert visible when the MDE API does: re-read one overlap.
         (Some((api, _)), Some(c)) if api != source.name() => {
             tracing::info!(
                 tenant,
@@ -236,11 +243,26 @@ pub async fn poll_tenant<S: AlertSource>(
                 to = source.name(),
                 "The tenant switched APIs; this poll re-reads one overlap before the cursor."
             );
-            start.min(c.minus(settings.overlap))
+            Some(c.minus(settings.overlap))
         }
-        _ => start,
+        _ => None,
+    };
+    if let Some(from) = readback_from {
+        let (tenant, api, services) = (tenant.to_owned(), source.name(), services.clone());
+        blocking(store, move |s| {
+            let mut w = s.writer()?;
+            w.start_readback(&tenant, from, (api, &services))?;
+            w.commit(None, 0).map(drop)
+        })
+        .await?;
     }
-    .max(now.minus(MAX_LOOKBACK));
+    let readback = match (readback_before, readback_from) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    let start = readback
+        .map_or(start, |r| r.min(start))
+        .max(now.minus(MAX_LOOKBACK));
     let result = pager.run(start).await;
     let (counts, pages, mode, future) = (pager.counts, pager.pages, pager.mode, pager.future);
     let figures = RunFigures {
@@ -267,12 +289,16 @@ pub async fn poll_tenant<S: AlertSource>(
                 if let Some(c) = w.cursor(&tenant)? {
                     w.advance_settled(&tenant, settles_at.min(c))?;
                 }
+                w.finish_readback(&tenant)?;
             }
             w.commit(None, 0)?;
             let settled_after = s.settled(&tenant)?;
+            let readback_after = s.readback(&tenant)?;
             let outcome = match result_kind {
                 Outcome::Partial
-                    if settled_after <= settled_before && s.cursor(&tenant)? <= cursor_before =>
+                    if settled_after <= settled_before
+                        && s.cursor(&tenant)? <= cursor_before
+                        && readback_after <= readback =>
                 {
                     Outcome::Stalled
                 }
@@ -538,12 +564,15 @@ impl<S: AlertSource> Pager<'_, S> {
                 };
                 let full = self.is_full(&page);
                 let next = page.next.clone();
+                let received = page.received;
                 ids.extend(page.alerts.iter().map(|a| a.id.clone()));
                 self.commit(page, Some(t)).await?;
                 if !full {
                     break;
                 }
-                skip = skip.saturating_add(self.top);
+                // By what the page held, not by `$top`: a server that caps its pages below
+                // `$top` (and says so with a nextLink) would otherwise be skipped past.
+                skip = skip.saturating_add(u32::try_from(received).unwrap_or(u32::MAX));
                 // Past the API's `$skip` limit (Graph: 500) the server's own continuation is
                 // the only way on; it was checked to point at the configured API.
                 if skip > max_skip {
@@ -585,9 +614,41 @@ impl<S: AlertSource> Pager<'_, S> {
             top: self.top,
             skip,
         };
-        let page = self.source.fetch(&req).await?;
+        let mut page = self.source.fetch(&req).await?;
         self.observe(&page);
+        self.check_more(&req, &mut page).await?;
         Ok(page)
+    }
+
+    /// A page shorter than `$top` that says there is more: Graph sends a nextLink on its last page
+    /// too (to an empty page), and a server may cap its pages below `$top`. Taken for full, the
+    /// first would send the pager splitting windows down to single ticks on every poll; taken for
+    /// the end, the second would lose the rest. One more call tells them apart: the link, when it
+    /// is ours, or else the same request past what the page held. An empty page has nothing more.
+    async fn check_more(&mut self, req: &PageRequest, page: &mut Page) -> Result<(), PollError> {
+        if !page.more || page.received >= self.top as usize {
+            return Ok(());
+        }
+        if page.received == 0 {
+            page.more = false;
+            return Ok(());
+        }
+        let past = u32::try_from(page.received)
+            .ok()
+            .and_then(|n| req.skip.checked_add(n))
+            .filter(|s| *s <= self.source.max_skip());
+        let probe = match (page.next.clone(), past) {
+            (Some(link), _) => self.source.follow(&link).await?,
+            (None, Some(skip)) => self.source.fetch(&PageRequest { skip, ..*req }).await?,
+            // No way to look: taken for full, which is safe.
+            (None, None) => return Ok(()),
+        };
+        self.observe(&probe);
+        if probe.received == 0 {
+            page.more = false;
+            page.next = None;
+        }
+        Ok(())
     }
 
     /// What every page teaches besides its alerts: the server's clock, and its invalid elements.
@@ -646,6 +707,7 @@ impl<S: AlertSource> Pager<'_, S> {
             }
             if let (Some(c), Some(st)) = (cursor, settled) {
                 w.advance_cursor(&tenant, c, st, (api, &services))?;
+                w.advance_readback(&tenant, st)?;
             }
             Ok((w.commit(Some(run), calls)?, future))
         })

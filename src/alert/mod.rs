@@ -8,6 +8,7 @@
 pub mod columns;
 pub mod filter;
 pub mod graph;
+pub mod json;
 pub mod vocab;
 
 use serde::Deserialize;
@@ -121,8 +122,9 @@ pub enum Invalid {
 impl Alert {
     /// Parses one element of a page (or of an imported file) given as JSON text.
     pub fn parse(raw: &str) -> Result<Alert, Invalid> {
-        let value: serde_json::Value =
-            serde_json::from_str(raw).map_err(|_| Invalid::NotAnObject)?;
+        // A number beyond a double (`1e400`) is read as its text: the alert is kept verbatim
+        // anyway, and only the content hash sees that field as text.
+        let value: serde_json::Value = json::parse_value(raw).map_err(|_| Invalid::NotAnObject)?;
         Self::from_value(raw, &value)
     }
 
@@ -227,9 +229,10 @@ pub struct Envelope<'a> {
     /// The alerts, unparsed.
     #[serde(borrow)]
     pub value: Vec<&'a RawValue>,
-    /// Present on some responses; see `source::mde`.
+    /// Present on some responses; see `source::client`. Any JSON value: one that is not a string
+    /// (a hostile or broken server) still marks the page as not the last, and is never followed.
     #[serde(rename = "@odata.nextLink", default)]
-    pub next_link: Option<String>,
+    pub next_link: Option<serde_json::Value>,
 }
 
 #[cfg(test)]

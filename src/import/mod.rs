@@ -377,6 +377,7 @@ pub fn display(p: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::alert::json::quote_huge_numbers;
     use proptest::prelude::*;
 
     fn texts(s: &str) -> Vec<String> {

@@ -216,8 +216,11 @@ pub trait AlertSource: Send + Sync {
 pub fn decode_page(body: &[u8]) -> Result<Page, serde_json::Error> {
     let env: Envelope<'_> = serde_json::from_slice(body)?;
     let mut page = parse_elements(env.value);
-    page.more = env.next_link.is_some();
-    page.next_text = env.next_link;
+    page.more = env.next_link.as_ref().is_some_and(|v| !v.is_null());
+    page.next_text = match env.next_link {
+        Some(serde_json::Value::String(s)) => Some(s),
+        _ => None,
+    };
     Ok(page)
 }
 

@@ -359,6 +359,20 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
+    /// How far a read-back under way (a switch of API, more Defender products) has read; `None`
+    /// when none is under way. See [`crate::poll`].
+    pub fn readback(&self, tenant: &str) -> Result<Option<ApiTime>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT readback FROM cursors WHERE tenant = ?1",
+                [tenant],
+                |r| r.get::<_, Option<i64>>(0),
+            )
+            .optional()
+            .map(|o| o.flatten().map(ApiTime::from_ticks))
+            .map_err(|e| self.err(e))
+    }
+
     /// The tenant's settled watermark (see [`crate::poll`]).
     pub fn settled(&self, tenant: &str) -> Result<Option<ApiTime>, StoreError> {
         self.conn

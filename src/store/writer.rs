@@ -177,6 +177,46 @@ impl Writer<'_> {
             .map_err(|e| self.err(e))
     }
 
+    /// Starts a read-back from `from` (or keeps one already under way from further back) and
+    /// records the API and Defender products now reading, in this transaction: an interrupted
+    /// read-back resumes where it stopped, instead of being forgotten because the record says
+    /// the new products were read.
+    pub fn start_readback(
+        &mut self,
+        tenant: &str,
+        from: ApiTime,
+        (api, services): (&str, &str),
+    ) -> Result<(), StoreError> {
+        self.tx
+            .prepare_cached(
+                "UPDATE cursors SET readback = min(coalesce(readback, ?2), ?2), api = ?3, services = ?4 \
+                 WHERE tenant = ?1",
+            )
+            .and_then(|mut s| s.execute(params![tenant, from.ticks(), api, services]))
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    /// Moves a read-back under way forward to `to` (never back); no-op when none is.
+    pub fn advance_readback(&mut self, tenant: &str, to: ApiTime) -> Result<(), StoreError> {
+        self.tx
+            .prepare_cached(
+                "UPDATE cursors SET readback = max(readback, ?2) WHERE tenant = ?1 AND readback IS NOT NULL",
+            )
+            .and_then(|mut s| s.execute(params![tenant, to.ticks()]))
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    /// Ends a read-back: the poll read to the end.
+    pub fn finish_readback(&mut self, tenant: &str) -> Result<(), StoreError> {
+        self.tx
+            .prepare_cached("UPDATE cursors SET readback = NULL WHERE tenant = ?1")
+            .and_then(|mut s| s.execute(params![tenant]))
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
     /// The tenant's cursor as this transaction sees it.
     pub fn cursor(&self, tenant: &str) -> Result<Option<ApiTime>, StoreError> {
         super::read_cursor(&self.tx, tenant).map_err(|e| self.err(e))

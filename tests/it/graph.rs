@@ -117,7 +117,7 @@ async fn switching_from_mde_to_graph_keeps_one_row_per_alert() {
     };
     let env = Env::new(sim_config(600, 36, Hazards::default()), mde.clone()).await;
     app::poll(&env.config(), None, true).await.unwrap();
-    let (header_before, before) = csv_rows(&env);
+    let (header_before, rows_before) = csv_rows(&env);
     assert_matches_truth(&env);
     let before = Store::open(&env.store_path())
         .unwrap()
@@ -125,10 +125,7 @@ async fn switching_from_mde_to_graph_keeps_one_row_per_alert() {
         .unwrap();
     env.sim.update_random(50);
     env.sim.create(20);
-    env.rewrite(&Opts {
-        graph: true,
-        ..mde
-    });
+    env.rewrite(&Opts { graph: true, ..mde });
     let s = app::poll(&env.config(), None, true).await.unwrap();
     assert!(s.failed.is_empty(), "{:?}", s.failed);
     // One row per alert, each in its latest state: alerts read through Graph since the switch are
@@ -160,6 +157,47 @@ async fn switching_from_mde_to_graph_keeps_one_row_per_alert() {
         via_graph >= 60,
         "the changed alerts came through Graph ({via_graph})"
     );
+
+    // The default CSV keeps its header, and a row read through Graph says what the MDE API would
+    // have said of the same version: the same vocabulary, times, device and title.
+    let (header_after, after) = csv_rows(&env);
+    assert_eq!(
+        header_after, header_before,
+        "the default CSV header is unchanged"
+    );
+    let col = |name: &str| header_after.iter().position(|h| h == name).unwrap();
+    let truth: std::collections::HashMap<&str, &serde_json::Value> =
+        mde_truth.iter().map(|t| (t.id.as_str(), &t.json)).collect();
+    let mut checked = 0;
+    for (id, row) in &after {
+        let Some(old) = rows_before.get(id) else {
+            continue;
+        };
+        if stored[id].1.get("lastUpdateDateTime").is_none() {
+            continue;
+        }
+        let t = truth[id.as_str()];
+        for k in ["status", "severity"] {
+            assert_eq!(row[col(k)], t[k].as_str().unwrap_or(""), "{id} {k}");
+        }
+        for k in [
+            "alertCreationTime",
+            "computerDnsName",
+            "title",
+            "category",
+            "machineId",
+        ] {
+            assert_eq!(row[col(k)], old[col(k)], "{id} {k} in the same format");
+        }
+        let updated = &row[col("lastUpdateTime")];
+        assert_eq!(
+            updated.len(),
+            old[col("lastUpdateTime")].len(),
+            "{id}: {updated}"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 50, "{checked} rows compared");
     let store = Store::open(&env.store_path()).unwrap();
     let after = store.cursor("t1").unwrap();
     assert!(after >= before, "the cursor carried over");
@@ -266,6 +304,14 @@ async fn graph_config_errors_name_the_key() {
                 c.tenants[0].region = Some(mde_alerts::config::Region::Eu);
             }),
             "tenants[0].region",
+        ),
+        (
+            // Review: a Graph root with the API version passed `config check`, then every
+            // request went to /v1.0/v1.0/security/alerts_v2.
+            Box::new(|c: &mut mde_alerts::config::raw::RawConfig| {
+                c.tenants[0].graph_url = Some("https://graph.microsoft.com/v1.0".into());
+            }),
+            "tenants[0].graph_url",
         ),
     ] {
         let mut raw = config::base(&env.sim, &graph());

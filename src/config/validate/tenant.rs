@@ -229,6 +229,19 @@ pub(super) fn tenant(at: &At<'_>, t: &RawTenant, base: &Path) -> Result<TenantCo
         Some(u) => endpoint_url(at, "graph_url", u)?,
         None => Url::parse(graph_default).expect("built-in URL"),
     };
+    // The root, not an API version: mde-alerts adds `/v1.0/security/alerts_v2` itself.
+    if let Some(version) = graph_url
+        .path_segments()
+        .into_iter()
+        .flatten()
+        .find(|s| s.eq_ignore_ascii_case("v1.0") || s.eq_ignore_ascii_case("beta"))
+    {
+        return Err(at.error(
+            "graph_url",
+            format!("{graph_url} includes the API version /{version}"),
+            "give only Graph's root, e.g. \"https://graph.microsoft.com\": mde-alerts adds /v1.0/security/alerts_v2 itself",
+        ));
+    }
     let services = services(at, t.services.as_deref())?;
     if t.services.is_some() && source == SourceKind::Mde {
         tracing::warn!(

@@ -42,7 +42,7 @@ async fn graph_polls_lose_nothing_in_every_orderby_mode() {
             graph_orderby: mode,
             ..Hazards::default()
         };
-        let env = Env::new(sim_config(900, seed, hazards), graph()).await;
+        let env = Env::new(sim_config(500, seed, hazards), graph()).await;
         let config = env.config();
         let s = app::poll(&config, None, false).await.unwrap();
         assert!(s.failed.is_empty(), "{mode:?}: {:?}", s.failed);

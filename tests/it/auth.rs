@@ -115,6 +115,19 @@ async fn certificate_grant_with_ps256_and_rs256() {
     assert!(out.status.success(), "{t}");
     assert!(t.contains("signed in with certificate"), "{t}");
     assert!(t.contains("a poll would work"), "{t}");
+    // The same grant for Microsoft Graph: its audience, SecurityAlert.Read.All, alerts_v2.
+    write_config(
+        &env,
+        &format!(
+            "auth = \"certificate\"\ncertificate_file = \"{c}\"\nprivate_key_file = \"{k}\"\nsource = \"graph\"\ngraph_url = \"{}\"",
+            env.sim.url()
+        ),
+    );
+    let out = run(&env, &["auth", "check"]).await;
+    let t = out_text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(t.contains("https://graph.microsoft.com  [ok]"), "{t}");
+    assert!(t.contains("SecurityAlert.Read.All  [ok]"), "{t}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -132,6 +145,20 @@ async fn password_grant_gets_a_delegated_token() {
     assert!(out.status.success(), "{t}");
     assert!(t.contains("delegated (scp): Alert.Read"), "{t}");
     assert!(t.contains(DEMO_USER), "{t}");
+    // Delegated for Microsoft Graph too.
+    write_config(
+        &env,
+        &format!(
+            "auth = \"password\"\nusername = \"{DEMO_USER}\"\npassword_file = \"{pw}\"\nsource = \"graph\"\ngraph_url = \"{}\"",
+            env.sim.url()
+        ),
+    );
+    let out = run(&env, &["poll"]).await;
+    assert!(out.status.success(), "{}", out_text(&out));
+    let out = run(&env, &["auth", "check"]).await;
+    let t = out_text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(t.contains("delegated (scp): SecurityAlert.Read.All"), "{t}");
 }
 
 /// Each AADSTS code a user meets: exit non-zero, the code and the explanation in the output, in

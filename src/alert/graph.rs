@@ -250,6 +250,21 @@ const DETECTION_SOURCE: Table = &[
     ("appGovernanceDetection", Some("AppGDetection")),
 ];
 
+/// A Graph `status` in the MDE vocabulary (`inProgress` → `InProgress`; an unknown camelCase
+/// value PascalCased): the store indexes it so, and the exports write it so.
+pub fn mde_status(s: &str) -> Option<String> {
+    enum_value(Value::String(s.to_owned()), STATUS)
+        .as_str()
+        .map(str::to_owned)
+}
+
+/// A Graph `severity` in the MDE vocabulary (`unknown` → `UnSpecified`, `critical` → `Critical`).
+pub fn mde_severity(s: &str) -> Option<String> {
+    enum_value(Value::String(s.to_owned()), SEVERITY)
+        .as_str()
+        .map(str::to_owned)
+}
+
 /// The MDE spelling of an enum value: from `table` (exact, then ignoring ASCII case), else the
 /// camelCase word PascalCased, else as sent.
 fn enum_value(v: Value, table: Table) -> Value {

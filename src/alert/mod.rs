@@ -181,16 +181,11 @@ impl Alert {
                 created,
                 service: None,
             },
+            // One mapping for the index and the exports (`graph::to_mde_shape`), so that a
+            // value Graph knows and we do not (`critical`) is spelled alike in both.
             Shape::Graph => Indexed {
-                status: text("status").map(|s| vocab::Status::parse(&s).as_str().to_owned()),
-                severity: text("severity").map(|s| {
-                    // Graph's `unknown` is the MDE API's `UnSpecified`.
-                    if s.eq_ignore_ascii_case("unknown") {
-                        vocab::Severity::UnSpecified.as_str().to_owned()
-                    } else {
-                        vocab::Severity::parse(&s).as_str().to_owned()
-                    }
-                }),
+                status: text("status").and_then(|s| graph::mde_status(&s)),
+                severity: text("severity").and_then(|s| graph::mde_severity(&s)),
                 category: text("category"),
                 created,
                 service: text("serviceSource"),
@@ -241,6 +236,27 @@ mod tests {
 
     fn raw(s: &str) -> &str {
         s
+    }
+
+    /// A severity Graph knows and the MDE vocabulary does not was indexed `critical` for Graph
+    /// tenants and `Critical` for MDE ones (seen in the demo's `status`).
+    #[test]
+    fn graph_enums_are_indexed_in_the_mde_vocabulary() {
+        let a = Alert::parse(
+            r#"{"id":"da1","lastUpdateDateTime":"2026-01-01T00:00:00Z","createdDateTime":"2026-01-01T00:00:00Z","status":"inProgress","severity":"critical","serviceSource":"microsoftDefenderForEndpoint"}"#,
+        )
+        .unwrap();
+        assert_eq!(a.shape, Shape::Graph);
+        assert_eq!(a.fields.status.as_deref(), Some("InProgress"));
+        assert_eq!(a.fields.severity.as_deref(), Some("Critical"));
+        assert_eq!(
+            a.fields.service.as_deref(),
+            Some("microsoftDefenderForEndpoint")
+        );
+        assert!(a.fields.created.is_some());
+        let u = Alert::parse(r#"{"id":"da2","lastUpdateDateTime":"2026-01-01T00:00:00Z","severity":"unknown","status":"unknownFutureValue"}"#).unwrap();
+        assert_eq!(u.fields.severity.as_deref(), Some("UnSpecified"));
+        assert_eq!(u.fields.status.as_deref(), Some("UnknownFutureValue"));
     }
 
     #[test]

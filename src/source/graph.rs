@@ -14,7 +14,7 @@
 //!   `Prefer: include-unknown-enum-members`, which every request does.
 //! - Graph returns every Defender product's alerts; `services` becomes a `serviceSource` clause.
 
-use super::{Bound, Created, PageRequest};
+use super::PageRequest;
 use crate::config::Services;
 
 /// The API's name in messages.
@@ -26,29 +26,7 @@ pub const MAX_SKIP: u32 = 500;
 
 /// The query string for a request.
 pub fn query(r: &PageRequest, services: &Services) -> Vec<(&'static str, String)> {
-    let mut filter = match r.bound {
-        Bound::AtOrAfter(t) => format!("lastUpdateDateTime ge {}", t.to_api_string()),
-        Bound::After(t) => format!("lastUpdateDateTime gt {}", t.to_api_string()),
-        Bound::Exactly(t) => format!("lastUpdateDateTime eq {}", t.to_api_string()),
-    };
-    if let Some(t) = r.before {
-        filter.push_str(&format!(" and lastUpdateDateTime lt {}", t.to_api_string()));
-    }
-    match r.created {
-        Some(Created::Within(a, b)) => {
-            if let Some(a) = a {
-                filter.push_str(&format!(" and createdDateTime ge {}", a.to_api_string()));
-            }
-            if let Some(b) = b {
-                filter.push_str(&format!(" and createdDateTime lt {}", b.to_api_string()));
-            }
-            if a.is_none() && b.is_none() {
-                filter.push_str(" and createdDateTime ne null");
-            }
-        }
-        Some(Created::Missing) => filter.push_str(" and createdDateTime eq null"),
-        None => {}
-    }
+    let mut filter = r.time_filter("lastUpdateDateTime", "createdDateTime");
     if let Services::Only(list) = services {
         let clauses: Vec<String> = list
             .iter()
@@ -89,6 +67,7 @@ pub fn hint(status: u16, code: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::source::{Bound, Created};
     use crate::time::ApiTime;
     use std::time::Duration;
 

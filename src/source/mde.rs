@@ -6,7 +6,7 @@
 //! alerts, and reports show it looping), but it is heeded: a page that carries one is never taken
 //! for the last page.
 
-use super::{Bound, Created, PageRequest};
+use super::PageRequest;
 
 /// The API's name in messages.
 pub const API: &str = "Defender for Endpoint";
@@ -15,29 +15,7 @@ pub const PATH: &str = "api/alerts";
 
 /// The query string for a request.
 pub fn query(r: &PageRequest, expand_evidence: bool) -> Vec<(&'static str, String)> {
-    let mut filter = match r.bound {
-        Bound::AtOrAfter(t) => format!("lastUpdateTime ge {}", t.to_api_string()),
-        Bound::After(t) => format!("lastUpdateTime gt {}", t.to_api_string()),
-        Bound::Exactly(t) => format!("lastUpdateTime eq {}", t.to_api_string()),
-    };
-    if let Some(t) = r.before {
-        filter.push_str(&format!(" and lastUpdateTime lt {}", t.to_api_string()));
-    }
-    match r.created {
-        Some(Created::Within(a, b)) => {
-            if let Some(a) = a {
-                filter.push_str(&format!(" and alertCreationTime ge {}", a.to_api_string()));
-            }
-            if let Some(b) = b {
-                filter.push_str(&format!(" and alertCreationTime lt {}", b.to_api_string()));
-            }
-            if a.is_none() && b.is_none() {
-                filter.push_str(" and alertCreationTime ne null");
-            }
-        }
-        Some(Created::Missing) => filter.push_str(" and alertCreationTime eq null"),
-        None => {}
-    }
+    let filter = r.time_filter("lastUpdateTime", "alertCreationTime");
     let mut q = vec![("$filter", filter)];
     if r.ordered {
         q.push(("$orderby", "lastUpdateTime asc".to_owned()));
@@ -75,6 +53,7 @@ fn hint_on(status: u16, today: chrono::NaiveDate) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::source::{Bound, Created};
     use crate::time::ApiTime;
     use std::time::Duration;
 

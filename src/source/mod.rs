@@ -58,6 +58,38 @@ pub struct PageRequest {
     pub skip: u32,
 }
 
+impl PageRequest {
+    /// The `$filter` on time both APIs share, in their own field names (`lastUpdateTime` and
+    /// `alertCreationTime`, or Graph's `lastUpdateDateTime` and `createdDateTime`); each API adds
+    /// its own clauses after it.
+    pub fn time_filter(&self, updated: &str, created: &str) -> String {
+        let mut filter = match self.bound {
+            Bound::AtOrAfter(t) => format!("{updated} ge {}", t.to_api_string()),
+            Bound::After(t) => format!("{updated} gt {}", t.to_api_string()),
+            Bound::Exactly(t) => format!("{updated} eq {}", t.to_api_string()),
+        };
+        if let Some(t) = self.before {
+            filter.push_str(&format!(" and {updated} lt {}", t.to_api_string()));
+        }
+        match self.created {
+            Some(Created::Within(a, b)) => {
+                if let Some(a) = a {
+                    filter.push_str(&format!(" and {created} ge {}", a.to_api_string()));
+                }
+                if let Some(b) = b {
+                    filter.push_str(&format!(" and {created} lt {}", b.to_api_string()));
+                }
+                if a.is_none() && b.is_none() {
+                    filter.push_str(&format!(" and {created} ne null"));
+                }
+            }
+            Some(Created::Missing) => filter.push_str(&format!(" and {created} eq null")),
+            None => {}
+        }
+        filter
+    }
+}
+
 /// One element of a page that is not a usable alert.
 #[derive(Debug, Clone)]
 pub struct Rejected {

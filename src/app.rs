@@ -1,6 +1,7 @@
 //! The commands' work, shared by the CLI, the demo and the tests: wiring config, tokens, source,
 //! store and exports together. Errors stay typed here; only `main` turns them into exit codes.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -67,9 +68,9 @@ pub struct PollSummary {
     pub failed: Vec<(String, PollError)>,
     /// Files written after the poll.
     pub exported: Vec<Written>,
-    /// The poll was stopped by SIGINT or SIGTERM: which signal, and the run it cut short (as
-    /// recorded, `interrupted`, with what it had stored).
-    pub interrupted: Option<(Signal, Option<crate::store::RunRow>)>,
+    /// The poll was stopped by SIGINT or SIGTERM: which signal, and the runs it cut short (as
+    /// recorded, `interrupted`, with what each had stored; none if no poll had started).
+    pub interrupted: Option<(Signal, Vec<crate::store::RunRow>)>,
 }
 
 /// A signal that stops a one-off command.
@@ -167,50 +168,105 @@ pub async fn poll(
     let stop = stop_signal()
         .map_err(|e| AppError::Http(format!("cannot watch for SIGINT/SIGTERM: {e}")))?;
     tokio::pin!(stop);
-    let mut token_expiry = Vec::new();
-    for (t, tokens) in tenants.iter().zip(providers) {
-        let history = {
-            let s = store.lock().unwrap_or_else(|p| p.into_inner());
-            s.recent_calls(&t.name)?
-        };
-        let tenant = TenantEnv {
-            cfg: (*t).clone(),
-            tokens,
-            budget: env.budget(t.source, history),
-        };
-        let settings = env.poll_settings(t.source);
-        let source = env.source(&tenant, deadline);
-        let result = tokio::select! {
-            r = poll_tenant(&source, &store, &t.name, settings) => r,
+    // Tenants are polled `concurrency` at a time, each in its own task under its own budget and
+    // token; one tenant's failure (or panic) is its own. Results are reported in config order.
+    let mut token_expiry: Vec<Option<i64>> = vec![None; tenants.len()];
+    let mut results: Vec<Option<Result<PollReport, PollError>>> =
+        (0..tenants.len()).map(|_| None).collect();
+    let mut queue = tenants.iter().zip(providers).enumerate();
+    let mut running = tokio::task::JoinSet::new();
+    let mut in_flight: HashMap<tokio::task::Id, (usize, String)> = HashMap::new();
+    loop {
+        while running.len() < config.poll.concurrency.max(1) {
+            let Some((i, (t, tokens))) = queue.next() else {
+                break;
+            };
+            let history = {
+                let s = store.lock().unwrap_or_else(|p| p.into_inner());
+                s.recent_calls(&t.name)?
+            };
+            let tenant = TenantEnv {
+                cfg: (*t).clone(),
+                tokens,
+                budget: env.budget(t.source, history),
+            };
+            let settings = env.poll_settings(t.source);
+            let source = env.source(&tenant, deadline);
+            let store = store.clone();
+            let name = t.name.clone();
+            let handle = running.spawn(async move {
+                let r = poll_tenant(&source, &store, &name, settings).await;
+                (r, source.tokens().current_expiry())
+            });
+            in_flight.insert(handle.id(), (i, t.name.clone()));
+        }
+        let joined = tokio::select! {
+            j = running.join_next_with_id() => j,
             signal = &mut stop => {
-                // The poll is dropped at its next await; a page commit already under way finishes
-                // (it holds the store), and then the run row is closed as `interrupted`.
-                let run = tokio::task::spawn_blocking({
+                // Every poll still running is dropped at its next await; a page commit already
+                // under way finishes (it holds the store), and then each run row is closed as
+                // `interrupted`.
+                running.shutdown().await;
+                let mut names: Vec<(usize, String)> = in_flight.into_values().collect();
+                names.sort();
+                let runs = tokio::task::spawn_blocking({
                     let store = store.clone();
-                    let tenant = t.name.clone();
                     move || {
                         let mut s = store.lock().unwrap_or_else(|p| p.into_inner());
-                        s.close_running(&tenant, crate::store::Outcome::Interrupted, &format!("stopped by {signal} before it finished"))?;
-                        Ok::<_, StoreError>(s.runs(Some(&tenant), 1)?.into_iter().next())
+                        let mut runs = Vec::new();
+                        for (_, tenant) in names {
+                            s.close_running(&tenant, crate::store::Outcome::Interrupted, &format!("stopped by {signal} before it finished"))?;
+                            runs.extend(s.runs(Some(&tenant), 1)?);
+                            tracing::warn!(tenant = %tenant, %signal, "Poll interrupted; everything stored before the signal is kept.");
+                        }
+                        Ok::<_, StoreError>(runs)
                     }
                 })
                 .await
                 .expect("store task panicked")?;
-                tracing::warn!(tenant = %t.name, %signal, "Poll interrupted; everything stored before the signal is kept.");
-                summary.interrupted = Some((signal, run));
+                summary.interrupted = Some((signal, runs));
                 return Ok(summary);
             }
         };
-        token_expiry.push(source.tokens().current_expiry());
-        match result {
+        let Some(joined) = joined else {
+            break;
+        };
+        let (id, outcome) = match joined {
+            Ok((id, (r, expiry))) => (id, Ok((r, expiry))),
+            Err(e) => (e.id(), Err(e)),
+        };
+        let Some((i, name)) = in_flight.remove(&id) else {
+            continue;
+        };
+        let result = match outcome {
+            Ok((r, expiry)) => {
+                token_expiry[i] = expiry;
+                r
+            }
+            Err(join) => {
+                // A panic in one tenant's poll (a bug) is that tenant's failure, recorded as its
+                // run's error; the others go on.
+                let e = PollError::Panicked(crate::poll::panic_message(join));
+                let mut s = store.lock().unwrap_or_else(|p| p.into_inner());
+                s.close_running(&name, crate::store::Outcome::Failed, &e.to_string())?;
+                Err(e)
+            }
+        };
+        match &result {
             Ok(r) => {
-                tracing::info!(tenant = %t.name, new = r.counts.new, updated = r.counts.updated, unchanged = r.counts.unchanged, stale = r.counts.stale, invalid = r.counts.invalid, api_calls = r.api_calls, "Poll finished.");
-                summary.ok.push(r);
+                tracing::info!(tenant = %name, new = r.counts.new, updated = r.counts.updated, unchanged = r.counts.unchanged, stale = r.counts.stale, invalid = r.counts.invalid, api_calls = r.api_calls, "Poll finished.");
             }
             Err(e) => {
-                tracing::error!(tenant = %t.name, error = %e, "Poll failed; everything stored before the failure is kept.");
-                summary.failed.push((t.name.clone(), e));
+                tracing::error!(tenant = %name, error = %e, "Poll failed; everything stored before the failure is kept.");
             }
+        }
+        results[i] = Some(result);
+    }
+    for (t, result) in tenants.iter().zip(results) {
+        match result {
+            Some(Ok(r)) => summary.ok.push(r),
+            Some(Err(e)) => summary.failed.push((t.name.clone(), e)),
+            None => {}
         }
     }
     if let Some(path) = &config.metrics_textfile {

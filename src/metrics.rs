@@ -1,7 +1,8 @@
 //! Prometheus metrics for node_exporter's textfile collector, and the figures `status` shows.
 //!
-//! After every run the daemon (and `poll`) rewrites `[metrics] textfile` atomically — the
-//! collector reads it at any moment, so it must never see half a file. Everything comes from the
+//! `poll` rewrites `[metrics] textfile` after its run, and the daemon at most every ten seconds
+//! while polls finish (`daemon::publish`), atomically — the collector reads it at any moment, so
+//! it must never see half a file. Everything comes from the
 //! store, so the figures are the same whichever process wrote them.
 
 use std::fmt::Write as _;
@@ -80,7 +81,11 @@ fn label(v: &str) -> String {
 
 /// The textfile's contents. `token_expiry` holds each tenant's current token expiry (Unix
 /// seconds), when the caller knows it.
-pub fn render(figures: &[TenantFigures], token_expiry: &[(String, i64)]) -> String {
+pub fn render<'a>(
+    figures: impl IntoIterator<Item = &'a TenantFigures>,
+    token_expiry: &[(String, i64)],
+) -> String {
+    let figures: Vec<&TenantFigures> = figures.into_iter().collect();
     let mut out = String::new();
     let secs = |t: ApiTime| t.ticks() as f64 / 1e7;
     let mut family = |name: &str, help: &str, kind: &str, rows: Vec<(String, f64)>| {
@@ -96,6 +101,7 @@ pub fn render(figures: &[TenantFigures], token_expiry: &[(String, i64)]) -> Stri
         "gauge",
         figures
             .iter()
+            .copied()
             .filter_map(|f| f.last_success.map(|s| (t(f), secs(s))))
             .collect(),
     );
@@ -105,6 +111,7 @@ pub fn render(figures: &[TenantFigures], token_expiry: &[(String, i64)]) -> Stri
         "gauge",
         figures
             .iter()
+            .copied()
             .filter_map(|f| f.last_poll.as_ref().map(|r| (t(f), secs(r.at))))
             .collect(),
     );
@@ -114,6 +121,7 @@ pub fn render(figures: &[TenantFigures], token_expiry: &[(String, i64)]) -> Stri
         "gauge",
         figures
             .iter()
+            .copied()
             .filter_map(|f| {
                 f.last_poll.as_ref().map(|r| {
                     let ok = matches!(r.outcome.as_str(), "ok" | "partial");
@@ -128,6 +136,7 @@ pub fn render(figures: &[TenantFigures], token_expiry: &[(String, i64)]) -> Stri
         "gauge",
         figures
             .iter()
+            .copied()
             .filter_map(|f| f.last_poll.as_ref().map(|r| (t(f), r.duration_secs)))
             .collect(),
     );
@@ -137,6 +146,7 @@ pub fn render(figures: &[TenantFigures], token_expiry: &[(String, i64)]) -> Stri
         "gauge",
         figures
             .iter()
+            .copied()
             .filter_map(|f| f.last_poll.as_ref().map(|r| (t(f), r.api_calls as f64)))
             .collect(),
     );
@@ -146,6 +156,7 @@ pub fn render(figures: &[TenantFigures], token_expiry: &[(String, i64)]) -> Stri
         "gauge",
         figures
             .iter()
+            .copied()
             .filter_map(|f| f.last_poll.as_ref().map(|r| (t(f), r.throttled as f64)))
             .collect(),
     );
@@ -155,6 +166,7 @@ pub fn render(figures: &[TenantFigures], token_expiry: &[(String, i64)]) -> Stri
         "gauge",
         figures
             .iter()
+            .copied()
             .flat_map(|f| {
                 f.alerts.iter().map(move |((sev, st), n)| {
                     (

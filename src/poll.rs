@@ -159,6 +159,21 @@ pub enum PollError {
     /// The API broke an assumption the pager relies on.
     #[error("{0}")]
     Protocol(String),
+    /// The poll panicked (a bug), with the panic's message: that tenant's failure alone.
+    #[error("the poll panicked (a bug in mde-alerts; please report it with the log): {0}")]
+    Panicked(String),
+}
+
+/// The text of a task's panic (or why it ended without a result).
+pub(crate) fn panic_message(join: tokio::task::JoinError) -> String {
+    match join.try_into_panic() {
+        Ok(payload) => payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "(no message)".into()),
+        Err(join) => join.to_string(),
+    }
 }
 
 /// The most passes over one instant before giving up (alerts at it keep changing).

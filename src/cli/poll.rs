@@ -18,9 +18,12 @@ pub async fn run(config: &Path, tenant: Option<&str>, export: bool) -> Result<Ex
     for (t, e) in &summary.failed {
         errln!("error: {t}: poll failed: {e}");
     }
-    if let Some((signal, run)) = &summary.interrupted {
-        match run {
-            Some(r) => errln!(
+    if let Some((signal, runs)) = &summary.interrupted {
+        if runs.is_empty() {
+            errln!("interrupted by {signal} before the poll started; nothing was stored");
+        }
+        for r in runs {
+            errln!(
                 "interrupted by {signal}: {}: {} new, {} updated, {} unchanged in {} committed page{} stored before the signal; cursor {}. `status` shows the run as interrupted; the next poll continues from where this one stopped.",
                 r.tenant,
                 r.counts.new,
@@ -31,8 +34,7 @@ pub async fn run(config: &Path, tenant: Option<&str>, export: bool) -> Result<Ex
                 r.cursor_after
                     .map(|c| c.to_api_string())
                     .unwrap_or_else(|| "(none yet)".into())
-            ),
-            None => errln!("interrupted by {signal} before the poll started; nothing was stored"),
+            );
         }
         return Ok(ExitCode::from(signal.exit_code()));
     }

@@ -97,6 +97,7 @@ pub struct RawPoll {
     pub request_timeout: Option<HumanDuration>,
     pub calls_per_minute: Option<i64>,
     pub calls_per_hour: Option<i64>,
+    pub concurrency: Option<i64>,
 }
 
 /// `[store]`.

@@ -7,9 +7,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::Plan;
-use crate::app::tenant_names;
 use crate::export::{run_after_poll, run_export};
-use crate::poll::{PollSettings, poll_tenant};
+use crate::poll::{PollSettings, panic_message, poll_tenant};
 use crate::store::Store;
 
 /// What a finished job reports to the loop.
@@ -39,8 +38,8 @@ pub(super) fn spawn_poll(
         page_size: plan.config.poll.page_size(t.cfg.source),
     };
     let tenant = t.cfg.name.clone();
-    let exports = plan.config.exports.clone();
-    let tenants = tenant_names(&plan.config);
+    let exports = plan.exports.clone();
+    let tenants = plan.names.clone();
     Some(tokio::spawn(async move {
         // The poll runs as its own task, so that a panic in it (a bug) is caught here, recorded
         // as the run's error and shown by `status`, instead of leaving the run "running".
@@ -110,18 +109,6 @@ impl<T> Drop for AbortOnDrop<T> {
     }
 }
 
-/// The text of a task's panic (or why it ended without a result).
-fn panic_message(join: tokio::task::JoinError) -> String {
-    match join.try_into_panic() {
-        Ok(payload) => payload
-            .downcast_ref::<&str>()
-            .map(|s| (*s).to_owned())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "(no message)".into()),
-        Err(join) => join.to_string(),
-    }
-}
-
 fn short_line(r: &crate::poll::PollReport) -> String {
     format!(
         "{} new, {} updated{}",
@@ -142,7 +129,7 @@ pub(super) fn spawn_export(
     done: mpsc::UnboundedSender<Done>,
 ) -> Option<JoinHandle<()>> {
     let e = plan.config.exports.iter().find(|e| e.name == name)?.clone();
-    let tenants = tenant_names(&plan.config);
+    let tenants = plan.names.clone();
     Some(tokio::spawn(async move {
         let name = e.name.clone();
         let result = tokio::task::spawn_blocking(move || {

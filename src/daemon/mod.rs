@@ -39,6 +39,7 @@
 //! [`Event`]s it watches.
 
 mod jobs;
+mod publish;
 pub mod scheduler;
 pub mod state;
 mod systemd;
@@ -63,6 +64,7 @@ pub use scheduler::{Clock, JobKey, SystemClock, Tick, TokioClock, schedule_key};
 pub use state::{DaemonState, state_path};
 
 use jobs::{Done, spawn_export, spawn_poll};
+use publish::Publisher;
 use scheduler::{Due, Scheduler};
 use systemd::{Outlet, Watchdog};
 
@@ -201,6 +203,10 @@ struct Plan {
     http: reqwest::Client,
     tenants: HashMap<String, TenantEnv>,
     sched: Scheduler<JoinHandle<()>>,
+    /// The tenants' names and the exports, shared by every job rather than copied for each
+    /// (a copy per poll made a poll's cost grow with the number of tenants).
+    names: Arc<Vec<String>>,
+    exports: Arc<Vec<crate::config::ExportConfig>>,
 }
 
 impl Plan {
@@ -243,6 +249,8 @@ impl Plan {
             .collect();
         Ok(Plan {
             sched: Scheduler::new(polls, exports, now),
+            names: Arc::new(tenant_names(&config)),
+            exports: Arc::new(config.exports.clone()),
             config,
             http,
             tenants,
@@ -257,9 +265,11 @@ impl Plan {
     }
 }
 
-/// Rewrites the state file for `status`; a failure is logged, the service goes on.
-fn write_state(plan: &Plan, clock: &dyn Clock) {
-    let now = clock.now();
+/// The state file of `plan` at `now` (its path is the store's plus `.daemon.json`).
+fn daemon_state(
+    plan: &Plan,
+    now: chrono::DateTime<chrono::Utc>,
+) -> (DaemonState, std::path::PathBuf) {
     let state = DaemonState {
         pid: std::process::id(),
         written_at: now,
@@ -272,32 +282,29 @@ fn write_state(plan: &Plan, clock: &dyn Clock) {
             })
             .collect(),
     };
-    if let Err(state::StateError::Write { path, source }) = state.write(&plan.config.store.path) {
-        tracing::warn!(error = %source, file = %path.display(), "Cannot write the daemon state file.");
-    }
+    (state, plan.config.store.path.clone())
 }
 
-fn write_metrics(plan: &Plan, store: &Arc<Mutex<Store>>) {
-    let Some(path) = &plan.config.metrics_textfile else {
-        return;
-    };
-    // Never block the scheduler loop behind a long export: the next run writes the metrics.
-    let Ok(s) = store.try_lock() else {
-        tracing::debug!("The store is busy; the metrics are written after the next run.");
-        return;
-    };
-    let expiry: Vec<(String, i64)> = plan
-        .config
+/// Each tenant's current token expiry, for the metrics.
+fn token_expiry(plan: &Plan) -> Vec<(String, i64)> {
+    plan.config
         .tenants
         .iter()
         .filter_map(|t| {
             let rt = plan.tenants.get(&t.name)?;
             rt.tokens.current_expiry().map(|e| (t.name.clone(), e))
         })
-        .collect();
-    if let Err(e) = crate::metrics::publish(path, &s, &tenant_names(&plan.config), &expiry) {
-        tracing::warn!(error = %e, "Cannot read the figures for the metrics.");
-    }
+        .collect()
+}
+
+/// Writes what is dirty and due (see [`publish`]).
+fn publish(publisher: &mut Publisher, plan: &Plan, store: &Mutex<Store>, clock: &dyn Clock) {
+    publisher.publish(
+        clock.instant(),
+        || Some(daemon_state(plan, clock.now())),
+        store,
+        || token_expiry(plan),
+    );
 }
 
 /// Runs the service until SIGTERM or SIGINT: signals, tokio-cron-scheduler and systemd wired to
@@ -377,12 +384,16 @@ pub async fn serve(config_path: &Path, config: Config, driver: Driver) -> Result
         first = %first.format("%Y-%m-%d %H:%M:%S UTC"),
         "mde-alerts is running."
     );
-    write_state(&plan, clock.as_ref());
+    let mut publisher = Publisher::new(plan.config.metrics_textfile.clone(), &plan.names);
+    publish(&mut publisher, &plan, &store, clock.as_ref());
     loop {
         let mut wake = match plan.sched.next_wakeup() {
             Some(at) => clock.instant_at(at),
             None => clock.instant() + Duration::from_secs(3600),
         };
+        if let Some(at) = publisher.next_due() {
+            wake = wake.min(at);
+        }
         if let Some(w) = &watchdog {
             wake = wake.min(w.next());
         }
@@ -400,13 +411,14 @@ pub async fn serve(config_path: &Path, config: Config, driver: Driver) -> Result
                     {
                         tracing::error!(error = %e, "SIGHUP: tokio-cron-scheduler did not take the new schedules.");
                     }
-                    write_state(&plan, clock.as_ref());
+                    publisher.reconfigure(plan.config.metrics_textfile.clone(), &plan.names);
                     out.notify(sd_notify::NotifyState::Ready);
                 }
                 Some(Control::Stop) | None => break,
             },
             Some(done) = done_rx.recv() => {
-                finish(&mut plan, done, &store, clock.as_ref(), &out);
+                finish(&mut plan, done, &mut publisher, clock.as_ref(), &out);
+                publish(&mut publisher, &plan, &store, clock.as_ref());
                 continue;
             }
         }
@@ -438,12 +450,13 @@ pub async fn serve(config_path: &Path, config: Config, driver: Driver) -> Result
                     };
                     if let Some(handle) = handle {
                         plan.sched.start(&key, handle, deadline);
+                        publisher.state_changed();
                         out.event(Event::Started(key));
                     }
                 }
             }
         }
-        write_state(&plan, clock.as_ref());
+        publish(&mut publisher, &plan, &store, clock.as_ref());
         if let Some(w) = &mut watchdog
             && w.due(clock.instant())
         {
@@ -463,11 +476,13 @@ pub async fn serve(config_path: &Path, config: Config, driver: Driver) -> Result
     if let Some(t) = ticker {
         t.stop().await;
     }
+    let expiry = token_expiry(&plan);
     shutdown(plan, &store, &out).await;
+    publisher.flush_metrics(&store, expiry);
     Ok(())
 }
 
-fn finish(plan: &mut Plan, done: Done, store: &Arc<Mutex<Store>>, clock: &dyn Clock, out: &Outlet) {
+fn finish(plan: &mut Plan, done: Done, publisher: &mut Publisher, clock: &dyn Clock, out: &Outlet) {
     match done {
         Done::Poll { tenant, line } => {
             let key = JobKey::Poll(tenant);
@@ -478,7 +493,7 @@ fn finish(plan: &mut Plan, done: Done, store: &Arc<Mutex<Store>>, clock: &dyn Cl
             };
             let status = systemd::after_poll(tenant, now, &line, plan.next_start(now));
             out.notify(sd_notify::NotifyState::Status(&status));
-            write_metrics(plan, store);
+            publisher.polled(tenant);
             out.event(Event::Finished {
                 key,
                 ok: line.is_ok(),
@@ -496,9 +511,9 @@ fn finish(plan: &mut Plan, done: Done, store: &Arc<Mutex<Store>>, clock: &dyn Cl
                 key,
                 ok: result.is_ok(),
             });
+            publisher.state_changed();
         }
     }
-    write_state(plan, clock);
 }
 
 /// Reads the config again; on any problem logs why and keeps `plan`.

@@ -21,7 +21,7 @@
 //! not wedge a healthy poll). [`Clock`] gives both from one place, so a test fixes both.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BTreeSet, BinaryHeap, HashMap};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -197,6 +197,10 @@ pub struct Scheduler<H> {
     /// Pending starts by time; an entry whose job has since been given another start is stale and
     /// dropped when reached (cheaper than removing it from the heap).
     queue: BinaryHeap<Reverse<(DateTime<Utc>, usize)>>,
+    /// The jobs running now, so that the loop's checks cost what runs, not what is configured.
+    running: BTreeSet<usize>,
+    /// Each schedule's smallest stagger: the next start of any job is found per schedule.
+    min_offset: HashMap<String, Duration>,
 }
 
 impl<H> Scheduler<H> {
@@ -236,9 +240,14 @@ impl<H> Scheduler<H> {
         }
         let mut index = HashMap::new();
         let mut by_schedule: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut min_offset: HashMap<String, Duration> = HashMap::new();
         for (i, j) in jobs.iter().enumerate() {
             index.insert(j.key.clone(), i);
             by_schedule.entry(j.schedule.clone()).or_default().push(i);
+            min_offset
+                .entry(j.schedule.clone())
+                .and_modify(|m| *m = (*m).min(j.offset))
+                .or_insert(j.offset);
         }
         Scheduler {
             jobs,
@@ -246,6 +255,8 @@ impl<H> Scheduler<H> {
             by_schedule,
             last_tick: HashMap::new(),
             queue: BinaryHeap::new(),
+            running: BTreeSet::new(),
+            min_offset,
         }
     }
 
@@ -320,29 +331,35 @@ impl<H> Scheduler<H> {
     pub fn start(&mut self, key: &JobKey, handle: H, deadline: Option<Instant>) {
         if let Some(&i) = self.index.get(key) {
             self.jobs[i].running = Some(Running { handle, deadline });
+            self.running.insert(i);
         }
     }
 
     /// Records that `key` finished; returns its handle.
     pub fn finish(&mut self, key: &JobKey) -> Option<Running<H>> {
         let &i = self.index.get(key)?;
+        self.running.remove(&i);
         self.jobs[i].running.take()
     }
 
     /// Clears jobs that ended without reporting (`ended` says so of a handle), so a lost report
     /// cannot block a tenant forever.
     pub fn sweep(&mut self, ended: impl Fn(&H) -> bool) {
-        for j in &mut self.jobs {
+        let jobs = &mut self.jobs;
+        self.running.retain(|&i| {
+            let j = &mut jobs[i];
             if j.running.as_ref().is_some_and(|r| ended(&r.handle)) {
                 j.running = None;
             }
-        }
+            j.running.is_some()
+        });
     }
 
     /// The first job past its deadline by more than `grace` at `now`: the watchdog's wedge rule.
     pub fn wedged(&self, now: Instant, grace: Duration) -> Option<&JobKey> {
-        self.jobs
+        self.running
             .iter()
+            .map(|&i| &self.jobs[i])
             .find(|j| {
                 j.running
                     .as_ref()
@@ -361,6 +378,9 @@ impl<H> Scheduler<H> {
                 continue;
             };
             let new = &mut self.jobs[i];
+            if job.running.is_some() {
+                self.running.insert(i);
+            }
             new.running = job.running;
             // A start between its tick and its stagger is kept, at the new stagger.
             if let Some(p) = job.pending {
@@ -388,13 +408,26 @@ impl<H> Scheduler<H> {
         Some(next_start_of(job, now, &mut HashMap::new()))
     }
 
-    /// The earliest next start of any job, seen at `now`.
+    /// The earliest next start of any job, seen at `now`: the earliest pending start, or a
+    /// schedule's next firing plus its smallest stagger. (A job with a pending start has its
+    /// start in the queue, before that firing, so the minimum of the two is exact.) It costs
+    /// one cron lookup per schedule, however many tenants there are: the service asks after
+    /// every poll.
     pub fn next_start_any(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let mut cache = HashMap::new();
-        self.jobs
-            .iter()
-            .map(|j| next_start_of(j, now, &mut cache))
-            .min()
+        let pending = self.queue.peek().map(|Reverse((at, _))| *at);
+        let firing = self.by_schedule.values().filter_map(|jobs| {
+            let job = &self.jobs[*jobs.first()?];
+            let offset = self
+                .min_offset
+                .get(&job.schedule)
+                .copied()
+                .unwrap_or_default();
+            Some(
+                next_after(&job.cron, now, Duration::ZERO)
+                    + chrono::Duration::from_std(offset).unwrap_or_default(),
+            )
+        });
+        pending.into_iter().chain(firing).min()
     }
 
     /// Every poll with its next start and whether it runs, seen at `now` (for the state file).
@@ -416,9 +449,10 @@ impl<H> Scheduler<H> {
 
     /// The running jobs.
     pub fn running(&self) -> impl Iterator<Item = (&JobKey, &Running<H>)> {
-        self.jobs
-            .iter()
-            .filter_map(|j| j.running.as_ref().map(|r| (&j.key, r)))
+        self.running.iter().filter_map(|&i| {
+            let j = &self.jobs[i];
+            j.running.as_ref().map(|r| (&j.key, r))
+        })
     }
 
     /// How many polls there are.
@@ -745,6 +779,57 @@ mod tests {
         assert_eq!(polls[5_000].1, t0 + secs(330));
         assert_eq!(s.next_start_any(t0 + secs(1)), Some(t0 + secs(300)));
         assert_eq!(s.poll_count(), 10_000);
+    }
+
+    /// The next start of any job, found per schedule, is the minimum over every job, whatever
+    /// starts are pending, running or taken (checked against the job-by-job definition).
+    #[test]
+    fn the_next_start_per_schedule_is_the_minimum_over_every_job() {
+        let t0 = utc(2026, 1, 15, 12, 0, 0);
+        let mut jobs = tenants(7, EVERY_5_MIN);
+        jobs.extend(
+            tenants(5, "0 */2 * * * *")
+                .into_iter()
+                .map(|(n, c)| (format!("b{n}"), c)),
+        );
+        let exports = vec![("daily".to_owned(), cron("0 0 6 * * *"))];
+        let mut s: Scheduler<()> = Scheduler::new(jobs, exports, t0);
+        let brute = |s: &Scheduler<()>, now| {
+            let mut cache = HashMap::new();
+            s.jobs
+                .iter()
+                .map(|j| next_start_of(j, now, &mut cache))
+                .min()
+        };
+        let mut now = t0;
+        for step in 0..40 {
+            now += secs(17);
+            if step % 3 == 0 {
+                s.tick(&tick(EVERY_5_MIN, now - secs(1)));
+            }
+            if step % 5 == 0 {
+                s.tick(&tick("0 */2 * * * *", now));
+            }
+            for d in s.due(now) {
+                if let Due::Start { key, .. } = d {
+                    s.start(&key, (), None);
+                }
+            }
+            if step % 2 == 0 {
+                let running: Vec<JobKey> = s.running().map(|(k, _)| k.clone()).collect();
+                for k in running.iter().take(3) {
+                    s.finish(k);
+                }
+            }
+            assert_eq!(s.next_start_any(now), brute(&s, now), "step {step}");
+        }
+        assert!(s.running().count() <= s.jobs.len());
+        s.sweep(|_| true);
+        assert_eq!(
+            s.running().count(),
+            0,
+            "a sweep of ended jobs empties the running set"
+        );
     }
 
     struct FixedClock(DateTime<Utc>);

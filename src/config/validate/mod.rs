@@ -332,6 +332,17 @@ fn poll(
             ));
         }
     };
+    let concurrency = match p.concurrency {
+        None => DEFAULT_CONCURRENCY,
+        Some(n @ 1..=256) => n as usize,
+        Some(n) => {
+            return Err(at.error(
+                "concurrency",
+                format!("{n} is out of range"),
+                "use a number from 1 to 256 (tenants polled at once by `poll`; each keeps its own budget)",
+            ));
+        }
+    };
     let request_timeout = dur(p.request_timeout).unwrap_or(Duration::from_secs(120));
     if request_timeout < Duration::from_secs(1) {
         return Err(at.error(
@@ -382,8 +393,13 @@ fn poll(
         page_size,
         expand_evidence: p.expand_evidence.unwrap_or(false),
         request_timeout,
+        concurrency,
     })
 }
+
+/// Tenants a one-off `poll` reads at once: enough to poll 1,000 tenants in seconds, few enough
+/// that a slow proxy or Entra is not flooded. Each tenant keeps its own budget whatever this is.
+pub const DEFAULT_CONCURRENCY: usize = 16;
 
 fn export(
     at: &At<'_>,

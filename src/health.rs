@@ -143,6 +143,82 @@ pub fn verdict(
     }
 }
 
+/// The whole install at a glance: `status`'s first line, so that 1,000 tenants read in one line
+/// and only the tenants that need attention follow.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    /// Tenants configured (or asked for).
+    pub tenants: usize,
+    /// Healthy tenants.
+    pub healthy: usize,
+    /// Unhealthy tenants that have polled at least once.
+    pub unhealthy: usize,
+    /// Tenants no poll has run for yet (unhealthy too, counted apart: a new customer, not a fault).
+    pub never_polled: usize,
+    /// The oldest of the tenants' last successes, and its tenant: the one the next alarm is about.
+    pub oldest_success: Option<(String, String)>,
+    /// Its age in seconds.
+    pub oldest_success_age_secs: Option<u64>,
+}
+
+impl TenantStatus {
+    /// Whether `status` shows this tenant when it lists only those that need attention: it is
+    /// unhealthy, has a problem to read (a stalled poll, rejected elements), or a warning other
+    /// than those every tenant of its kind shares (`shared`).
+    pub fn needs_attention(&self, shared: &[String]) -> bool {
+        !self.healthy || self.problem.is_some() || self.warnings.iter().any(|w| !shared.contains(w))
+    }
+}
+
+/// Sums up `all`.
+pub fn summarize(all: &[TenantStatus]) -> Summary {
+    let mut s = Summary {
+        tenants: all.len(),
+        ..Summary::default()
+    };
+    for t in all {
+        if t.healthy {
+            s.healthy += 1;
+        } else if t.last_run.is_none() {
+            s.never_polled += 1;
+        } else {
+            s.unhealthy += 1;
+        }
+        if let (Some(at), Some(age)) = (&t.last_success, t.last_success_age_secs)
+            && s.oldest_success_age_secs.is_none_or(|a| age > a)
+        {
+            s.oldest_success = Some((t.tenant.clone(), at.clone()));
+            s.oldest_success_age_secs = Some(age);
+        }
+    }
+    s
+}
+
+impl std::fmt::Display for Summary {
+    /// `1000 tenants: 990 healthy, 7 unhealthy, 3 never polled; oldest success 2026-…Z (contoso, 5m ago)`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} tenant{}: {} healthy, {} unhealthy, {} never polled",
+            self.tenants,
+            if self.tenants == 1 { "" } else { "s" },
+            self.healthy,
+            self.unhealthy,
+            self.never_polled
+        )?;
+        if let (Some((tenant, at)), Some(age)) =
+            (&self.oldest_success, self.oldest_success_age_secs)
+        {
+            write!(
+                f,
+                "; oldest success {at} ({tenant}, {} ago)",
+                humantime::format_duration(Duration::from_secs(age))
+            )?;
+        }
+        Ok(())
+    }
+}
+
 /// Reads one tenant's status from the store. `next_poll` comes from the running service.
 pub fn tenant_status(
     store: &Store,
@@ -234,5 +310,69 @@ mod tests {
         let (ok, why) = verdict(Some(&poll("stalled")), None, HOUR);
         assert!(!ok);
         assert!(why.unwrap().contains("no poll has made progress"));
+    }
+
+    fn status(tenant: &str, healthy: bool, polled: bool, age: Option<u64>) -> TenantStatus {
+        TenantStatus {
+            tenant: tenant.into(),
+            healthy,
+            problem: (!healthy).then(|| "the last poll failed".into()),
+            alerts: 0,
+            alerts_by_status: BTreeMap::new(),
+            alerts_by_severity: BTreeMap::new(),
+            cursor: None,
+            last_success: age.map(|a| format!("t-{a}")),
+            last_success_age_secs: age,
+            next_poll: None,
+            daemon_running: false,
+            last_run: polled.then(|| RunSummary {
+                kind: "poll".into(),
+                started_at: "x".into(),
+                finished_at: None,
+                outcome: if healthy { "ok" } else { "failed" }.into(),
+                api_calls: 1,
+                throttled: 0,
+                waited_secs: 0,
+                pages: 1,
+                new: 0,
+                updated: 0,
+                unchanged: 0,
+                stale: 0,
+                invalid: 0,
+                error: None,
+            }),
+            rejected: 0,
+            warnings: vec!["shared".into()],
+        }
+    }
+
+    #[test]
+    fn the_summary_counts_each_tenant_once_and_names_the_oldest_success() {
+        let all = [
+            status("a", true, true, Some(60)),
+            status("b", false, true, Some(7_200)),
+            status("c", false, false, None),
+            status("d", true, true, Some(300)),
+        ];
+        let s = summarize(&all);
+        assert_eq!(
+            (s.tenants, s.healthy, s.unhealthy, s.never_polled),
+            (4, 2, 1, 1)
+        );
+        assert_eq!(s.oldest_success, Some(("b".into(), "t-7200".into())));
+        assert_eq!(
+            s.to_string(),
+            "4 tenants: 2 healthy, 1 unhealthy, 1 never polled; oldest success t-7200 (b, 2h ago)"
+        );
+        let shared = ["shared".to_owned()];
+        let attention: Vec<_> = all
+            .iter()
+            .filter(|t| t.needs_attention(&shared))
+            .map(|t| t.tenant.as_str())
+            .collect();
+        assert_eq!(attention, ["b", "c"]);
+        let mut odd = status("e", true, true, Some(1));
+        odd.warnings.push("its own".into());
+        assert!(odd.needs_attention(&shared));
     }
 }

@@ -138,9 +138,16 @@ pub enum Command {
     },
     /// Show each tenant's cursor, last runs and alert counts; exit 1 when the last run failed.
     Status {
-        /// Print JSON.
+        /// Print JSON (every tenant, whatever their number).
         #[arg(long)]
         json: bool,
+        /// Only this tenant.
+        #[arg(long, value_name = "NAME")]
+        tenant: Option<String>,
+        /// Show every tenant in full, not only those that need attention (the default past ten
+        /// tenants).
+        #[arg(long)]
+        all: bool,
     },
     /// Sign in and report the token's audience, permissions and expiry (never the token).
     Auth {
@@ -245,7 +252,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, Error> {
             out,
             shape,
         } => export::run(path, name.as_deref(), *format, out.as_deref(), *shape),
-        Command::Status { json } => status::run(path, *json),
+        Command::Status { json, tenant, all } => status::run(path, *json, tenant.as_deref(), *all),
         Command::Compare {
             tenant,
             since,

@@ -1,5 +1,7 @@
 //! `mde-alerts status`: each tenant's health (the rules are `health::verdict`), last run, cursor and
-//! alert counts; exit 1 when a tenant is unhealthy, so monitoring can run it. Opens the store
+//! alert counts; exit 1 when a tenant is unhealthy, so monitoring can run it. The text starts with
+//! one summary line, and past ten tenants shows only those that need attention (issue 12: an
+//! install of 1,000 tenants must read at a glance); `--json` always has every tenant asked for. Opens the store
 //! read-only: a monitoring user may read it without being allowed to write it.
 
 use std::path::Path;
@@ -7,15 +9,24 @@ use std::process::ExitCode;
 
 use mde_alerts::config::{SourceKind, mde_deprecation};
 use mde_alerts::error::Error;
-use mde_alerts::health::{TenantStatus, tenant_status};
+use mde_alerts::health::{TenantStatus, summarize, tenant_status};
 use mde_alerts::store::Store;
 
-pub fn run(config: &Path, json: bool) -> Result<ExitCode, Error> {
+/// Up to this many tenants, `status` shows each in full; beyond, only those that need attention
+/// (`--all` shows every one).
+const SHOW_ALL_UP_TO: usize = 10;
+
+pub fn run(config: &Path, json: bool, tenant: Option<&str>, all: bool) -> Result<ExitCode, Error> {
     let config = super::load(config)?;
+    let tenants: Vec<_> = match tenant {
+        Some(name) => vec![config.tenant(name)?],
+        None => config.tenants.iter().collect(),
+    };
     let store = Store::open_read_only(&config.store.path)?;
     let daemon = mde_alerts::daemon::state::read(&config.store.path);
-    let mut all = Vec::new();
-    for t in &config.tenants {
+    let deprecation = mde_deprecation();
+    let mut statuses = Vec::with_capacity(tenants.len());
+    for t in &tenants {
         let next = daemon
             .as_ref()
             .and_then(|d| d.tenants.get(&t.name))
@@ -28,23 +39,52 @@ pub fn run(config: &Path, json: bool) -> Result<ExitCode, Error> {
             daemon.is_some(),
         )?;
         if t.source == SourceKind::Mde {
-            status.warnings.push(mde_deprecation());
+            status.warnings.push(deprecation.clone());
         }
-        all.push(status);
+        statuses.push(status);
     }
     if json {
-        let text = serde_json::to_string_pretty(&all)
+        let text = serde_json::to_string_pretty(&statuses)
             .map_err(|e| Error::io("cannot write the status")(e.into()))?;
         outln!("{text}")?;
     } else {
-        for t in &all {
+        outln!("{}", summarize(&statuses))?;
+        let every = all || tenant.is_some() || statuses.len() <= SHOW_ALL_UP_TO;
+        // A warning every MDE tenant shares is said once, not a thousand times.
+        let shared = if every {
+            Vec::new()
+        } else {
+            vec![deprecation.clone()]
+        };
+        let mde = statuses
+            .iter()
+            .filter(|t| t.warnings.contains(&deprecation))
+            .count();
+        if !every && mde > 0 {
+            outln!(
+                "warning ({mde} tenant{} on the MDE API): {deprecation}",
+                if mde == 1 { "" } else { "s" }
+            )?;
+        }
+        let mut hidden = 0;
+        for t in &statuses {
+            if !every && !t.needs_attention(&shared) {
+                hidden += 1;
+                continue;
+            }
             print(t)?;
-            for w in &t.warnings {
+            for w in t.warnings.iter().filter(|w| !shared.contains(w)) {
                 outln!("  warning: {w}")?;
             }
         }
+        if hidden > 0 {
+            outln!(
+                "{hidden} healthy tenant{} not shown: `status --all` lists every one, `status --tenant NAME` one.",
+                if hidden == 1 { " is" } else { "s are" }
+            )?;
+        }
     }
-    Ok(if all.iter().all(|t| t.healthy) {
+    Ok(if statuses.iter().all(|t| t.healthy) {
         ExitCode::SUCCESS
     } else {
         super::failed()

@@ -399,6 +399,36 @@ async fn bad_export_configs_exit_78_naming_the_key() {
             "exports[0].min_severity",
             &["config", "check"],
         ),
+        // Issue 12 item 4: placeholders, tenant lists and colliding file names.
+        (
+            "[[exports]]\nname = \"a-{tennant}\"\nformat = \"csv\"\ndir = \"out\"\n",
+            "exports[0].name",
+            &["config", "check"],
+        ),
+        (
+            "[[exports]]\nname = \"a\"\nformat = \"csv\"\ndir = \"out/{tenant}\"\n",
+            "exports[0].dir",
+            &["export"],
+        ),
+        (
+            "[[exports]]\nname = \"a\"\nformat = \"csv\"\ndir = \"out\"\ntenants = []\n",
+            "exports[0].tenants",
+            &["poll"],
+        ),
+        (
+            "[[exports]]\nname = \"a-{tenant}\"\nformat = \"csv\"\ndir = \"out\"\n\
+             [[exports]]\nname = \"a-t1\"\nformat = \"json\"\ndir = \"other\"\n",
+            "exports[1].name",
+            &["export"],
+        ),
+        // A tenant name that would leave the directory never gets that far.
+        (
+            "[[exports]]\nname = \"a-{tenant}\"\nformat = \"csv\"\ndir = \"out\"\n\
+             [[tenants]]\nname = \"../../evil\"\ntenant_id = \"contoso.com\"\n\
+             client_id = \"11111111-2222-3333-4444-555555555555\"\nclient_secret_env = \"X\"\n",
+            "tenants[1].name",
+            &["export"],
+        ),
     ];
     for (block, key, args) in cases {
         std::fs::write(&env.config_path, format!("{base}\n{block}")).unwrap();
@@ -407,6 +437,8 @@ async fn bad_export_configs_exit_78_naming_the_key() {
         assert_eq!(out.status.code(), Some(78), "{block}\n{t}");
         assert!(t.contains(key), "{key}: {t}");
     }
+    assert!(!env.path().join("out").exists(), "nothing was written");
+    assert!(!env.path().parent().unwrap().join("evil").exists());
     // A column that looks like a typo is kept (it may be a newer field), with a "did you mean".
     let typo = cases[1].0.replace("my title", "titel");
     std::fs::write(&env.config_path, format!("{base}\n{typo}")).unwrap();
@@ -931,6 +963,7 @@ mod per_tenant {
 
     use super::*;
     use mde_alerts::config::raw::RawTenant;
+    use mde_alerts::daemon::{self, Control, Driver, Event, JobKey, Tick};
     use mde_alerts::export::manifest::Manifest;
     use mde_sim::{SimConfig, Simulator};
 
@@ -1152,5 +1185,55 @@ mod per_tenant {
             assert_eq!(got, moved, "{t}'s changed set");
         }
         assert!(csv_ids(&p.join("delta/delta-t1-latest.csv")).is_empty());
+    }
+
+    async fn next_event(remote: &mut mde_alerts::daemon::Remote) -> Event {
+        tokio::time::timeout(std::time::Duration::from_secs(10), remote.events.recv())
+            .await
+            .expect("an event within 10 s")
+            .expect("the loop ended")
+    }
+
+    /// The daemon's scheduled export expands `{tenant}` too, over the tenants configured then.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_scheduled_export_under_run_writes_one_set_per_tenant() {
+        let c = Customers::new(vec![RawExport {
+            schedule: Some("0 0 5 * * *".into()),
+            ..config::export("alerts-{tenant}", ExportFormat::Csv, "csv")
+        }])
+        .await;
+        let truth = c.truth().await;
+        let out = run(&c.env, &["poll", "--no-export"]).await;
+        assert!(out.status.success(), "{}", text(&out));
+        assert!(!c.env.path().join("csv").exists());
+        let config = c.env.config();
+        let key = daemon::schedule_key(config.exports[0].schedule.as_ref().unwrap());
+        let (driver, mut remote) = Driver::manual();
+        let path = c.env.config_path.clone();
+        let task = tokio::spawn(async move { daemon::serve(&path, config, driver).await });
+        while next_event(&mut remote).await != Event::Notify("READY=1".into()) {}
+        remote
+            .ticks
+            .send(Tick {
+                schedule: key,
+                at: chrono::Utc::now(),
+            })
+            .unwrap();
+        loop {
+            if let Event::Finished { key, ok } = next_event(&mut remote).await {
+                assert_eq!(key, JobKey::Export("alerts-{tenant}".into()));
+                assert!(ok);
+                break;
+            }
+        }
+        remote.control.send(Control::Stop).unwrap();
+        task.await.unwrap().unwrap();
+        let all = ["northwind", "t1", "tailspin"];
+        let p = c.env.path();
+        assert_one_set_each(&p.join("csv"), "alerts", &all, &["csv"]);
+        for t in all {
+            let got = csv_ids(&p.join(format!("csv/alerts-{t}-latest.csv")));
+            assert_eq!(got, truth[t], "{t}");
+        }
     }
 }

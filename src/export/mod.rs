@@ -17,7 +17,9 @@
 //!
 //! `DIR/NAME-YYYYMMDDTHHMMSSZ.EXT` (a `-N` suffix keeps two exports in one second apart), then
 //! `DIR/NAME-latest.EXT` (a hard link to it, or a copy where links are not supported) and
-//! `DIR/NAME-latest.manifest.json` with the row count and SHA-256.
+//! `DIR/NAME-latest.manifest.json` with the row count and SHA-256. A `{tenant}` export writes
+//! one such set per tenant, `NAME` with the tenant's name in place of `{tenant}`, each an export
+//! of its own with only that tenant's rows (`sets.rs`).
 //!
 //! **Publishing order** (what a reader can rely on): the timestamped file is complete and synced
 //! first and never changes afterwards. Then the new `-latest` file(s) *and* the new manifest are

@@ -490,8 +490,14 @@ pub struct StoreConfig {
 /// A configured snapshot.
 #[derive(Debug, Clone)]
 pub struct ExportConfig {
-    /// The file name stem: `NAME-latest.EXT`.
+    /// The file name stem: `NAME-latest.EXT`. With [`per_tenant`](Self::per_tenant) it holds
+    /// `{tenant}` once (`alerts-{tenant}`): the export's name in `export --name` and the
+    /// schedule, never a file name.
     pub name: String,
+    /// `{tenant}` in `name`: one file set per tenant (limited by `filter.tenants`), each named
+    /// with the tenant and holding only that tenant's alerts. Expanded when the export runs,
+    /// over the tenants configured then, so a tenant added on reload gets its set.
+    pub per_tenant: bool,
     /// The file format.
     pub format: ExportFormat,
     /// The directory the files go to.
@@ -527,6 +533,7 @@ impl ExportConfig {
     pub fn ad_hoc(format: ExportFormat) -> Self {
         ExportConfig {
             name: "export".into(),
+            per_tenant: false,
             format,
             dir: PathBuf::from("."),
             scope: Scope::All,
@@ -545,6 +552,41 @@ impl ExportConfig {
             report_window: Duration::from_secs(86_400),
             shape: ExportShape::Verbatim,
         }
+    }
+}
+
+/// The placeholder in an export's `name` that [`ExportConfig::per_tenant`] replaces.
+pub const TENANT_PLACEHOLDER: &str = "{tenant}";
+
+impl ExportConfig {
+    /// The name of `tenant`'s file set (`alerts-{tenant}` → `alerts-contoso`); `name` itself when
+    /// the export is not per tenant.
+    pub fn name_for(&self, tenant: &str) -> String {
+        if self.per_tenant {
+            self.name.replacen(TENANT_PLACEHOLDER, tenant, 1)
+        } else {
+            self.name.clone()
+        }
+    }
+
+    /// The names of the file sets this export writes when `configured` are the tenants: one per
+    /// tenant it covers when per tenant, else its one name. The store keeps a `changed` export's
+    /// starting point under each of these names.
+    pub fn set_names<'a>(&'a self, configured: &'a [String]) -> Vec<(Option<&'a str>, String)> {
+        if !self.per_tenant {
+            return vec![(None, self.name.clone())];
+        }
+        self.tenants_of(configured)
+            .map(|t| (Some(t), self.name_for(t)))
+            .collect()
+    }
+
+    /// The configured tenants this export covers, in config order: all, or those `tenants` lists.
+    pub fn tenants_of<'a>(&'a self, configured: &'a [String]) -> impl Iterator<Item = &'a str> {
+        configured
+            .iter()
+            .filter(|t| self.filter.tenants.is_empty() || self.filter.tenants.contains(t))
+            .map(String::as_str)
     }
 }
 

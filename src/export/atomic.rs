@@ -262,6 +262,7 @@ pub(crate) fn stage_latest(file: &Path, latest: &Path, mode: u32) -> io::Result<
 /// name and time). Only regular files named exactly `NAME-YYYYMMDDTHHMMSSZ[-N].EXT` are
 /// candidates, so another export whose name starts like this one (`alerts` and `alerts-1d`) and
 /// anything that is not a file are never touched.
+#[cfg(test)]
 pub(crate) fn prune(
     dir: &Path,
     name: &str,
@@ -269,58 +270,93 @@ pub(crate) fn prune(
     keep: usize,
     just_written: &Path,
 ) -> Result<(), ExportError> {
-    let own = just_written.file_name();
-    let mut files: Vec<(std::time::SystemTime, String, u32, PathBuf)> = Vec::new();
-    let entries = fs::read_dir(dir).map_err(io_err(dir))?;
-    for entry in entries {
-        let entry = entry.map_err(io_err(dir))?;
-        let f = entry.file_name();
-        if Some(f.as_os_str()) == own {
-            continue;
-        }
-        let f = f.to_string_lossy().into_owned();
-        let Some((stamp, n)) = timestamp_of(&f, name, ext) else {
-            continue;
-        };
-        // DirEntry::metadata does not follow symlinks.
-        let Ok(meta) = entry.metadata() else { continue };
-        if !meta.file_type().is_file() {
-            continue;
-        }
-        let mtime = meta.modified().unwrap_or(std::time::UNIX_EPOCH);
-        files.push((mtime, stamp, n, entry.path()));
-    }
-    files.sort();
-    let excess = files.len().saturating_sub(keep.saturating_sub(1));
-    for (_, _, _, path) in &files[..excess] {
-        match fs::remove_file(path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(source) => {
-                return Err(ExportError::Remove {
-                    path: path.clone(),
-                    source,
-                });
-            }
-        }
-    }
-    Ok(())
+    Listing::read(dir)?.prune(name, ext, keep, just_written)
 }
 
-/// `Some((stamp, n))` when `file` is `NAME-YYYYMMDDTHHMMSSZ[-N].EXT`.
-fn timestamp_of(file: &str, name: &str, ext: &str) -> Option<(String, u32)> {
-    let rest = file.strip_prefix(name)?.strip_prefix('-')?;
-    let rest = rest.strip_suffix(ext)?.strip_suffix('.')?;
-    let (stamp, n) = match rest.split_once('-') {
-        Some((s, n)) => (s, n.parse::<u32>().ok()?),
-        None => (rest, 0),
+/// One timestamped file: modification time, stamp, `-N`, path (sorted oldest first).
+type Stamped = (std::time::SystemTime, String, u32, PathBuf);
+
+/// The timestamped files of an export directory by (stem, extension), read once per export run:
+/// a `{tenant}` export prunes a thousand sets in one directory, and reading the directory once
+/// per set would make that run quadratic in the number of tenants.
+#[derive(Debug, Default)]
+pub(crate) struct Listing {
+    files: std::collections::HashMap<(String, String), Vec<Stamped>>,
+}
+
+impl Listing {
+    /// Reads `dir`: regular files named `STEM-YYYYMMDDTHHMMSSZ[-N].EXT` (a symlink, directory
+    /// or anything else is never a candidate for removal).
+    pub(crate) fn read(dir: &Path) -> Result<Listing, ExportError> {
+        let mut files: std::collections::HashMap<(String, String), Vec<Stamped>> =
+            std::collections::HashMap::new();
+        for entry in fs::read_dir(dir).map_err(io_err(dir))? {
+            let entry = entry.map_err(io_err(dir))?;
+            let f = entry.file_name().to_string_lossy().into_owned();
+            let Some((stem, stamp, n, ext)) = split_timestamped(&f) else {
+                continue;
+            };
+            // DirEntry::metadata does not follow symlinks.
+            let Ok(meta) = entry.metadata() else { continue };
+            if !meta.file_type().is_file() {
+                continue;
+            }
+            let mtime = meta.modified().unwrap_or(std::time::UNIX_EPOCH);
+            files
+                .entry((stem.to_owned(), ext.to_owned()))
+                .or_default()
+                .push((mtime, stamp.to_owned(), n, entry.path()));
+        }
+        Ok(Listing { files })
+    }
+
+    /// [`prune`] for `NAME-….EXT` from this listing (taken before or after `just_written`).
+    pub(crate) fn prune(
+        &mut self,
+        name: &str,
+        ext: &str,
+        keep: usize,
+        just_written: &Path,
+    ) -> Result<(), ExportError> {
+        let Some(mut files) = self.files.remove(&(name.to_owned(), ext.to_owned())) else {
+            return Ok(());
+        };
+        files.retain(|f| f.3 != just_written);
+        files.sort();
+        let excess = files.len().saturating_sub(keep.saturating_sub(1));
+        for (_, _, _, path) in &files[..excess] {
+            match fs::remove_file(path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(source) => {
+                    return Err(ExportError::Remove {
+                        path: path.clone(),
+                        source,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `Some((stem, stamp, n, ext))` when `file` is `STEM-YYYYMMDDTHHMMSSZ[-N].EXT`.
+fn split_timestamped(file: &str) -> Option<(&str, &str, u32, &str)> {
+    let (base, ext) = file.rsplit_once('.')?;
+    let is_stamp = |s: &str| {
+        let b = s.as_bytes();
+        b.len() == 16
+            && b[8] == b'T'
+            && b[15] == b'Z'
+            && b[..8].iter().chain(&b[9..15]).all(u8::is_ascii_digit)
     };
-    let b = stamp.as_bytes();
-    let shape = b.len() == 16
-        && b[8] == b'T'
-        && b[15] == b'Z'
-        && b[..8].iter().chain(&b[9..15]).all(u8::is_ascii_digit);
-    shape.then(|| (stamp.to_owned(), n))
+    let (head, tail) = base.rsplit_once('-')?;
+    if is_stamp(tail) {
+        return Some((head, tail, 0, ext));
+    }
+    let n = tail.parse::<u32>().ok()?;
+    let (stem, stamp) = head.rsplit_once('-')?;
+    is_stamp(stamp).then_some((stem, stamp, n, ext))
 }
 
 #[cfg(test)]
@@ -356,12 +392,17 @@ mod tests {
 
     #[test]
     fn only_this_exports_timestamped_files_match() {
+        let ours = |f: &str| {
+            split_timestamped(f)
+                .filter(|(stem, _, _, ext)| *stem == "alerts" && *ext == "csv")
+                .map(|(_, stamp, n, _)| (stamp.to_owned(), n))
+        };
         assert_eq!(
-            timestamp_of("alerts-20261126T120000Z.csv", "alerts", "csv"),
+            ours("alerts-20261126T120000Z.csv"),
             Some(("20261126T120000Z".into(), 0))
         );
         assert_eq!(
-            timestamp_of("alerts-20261126T120000Z-2.csv", "alerts", "csv"),
+            ours("alerts-20261126T120000Z-2.csv"),
             Some(("20261126T120000Z".into(), 2))
         );
         for other in [
@@ -370,9 +411,15 @@ mod tests {
             "alerts-1d-20261126T120000Z.csv",
             "alerts-20261126T120000Z.json",
             "alerts-20261126T120000Z.csv.tmp",
+            // Another tenant's set whose name starts like this one's.
+            "alerts-eu-20261126T120000Z-3.csv",
         ] {
-            assert_eq!(timestamp_of(other, "alerts", "csv"), None, "{other}");
+            assert_eq!(ours(other), None, "{other}");
         }
+        assert_eq!(
+            split_timestamped("alerts-eu-20261126T120000Z-3.csv"),
+            Some(("alerts-eu", "20261126T120000Z", 3, "csv"))
+        );
     }
 
     #[test]

@@ -41,6 +41,31 @@ pub enum ExportError {
         #[source]
         source: io::Error,
     },
+    /// A `{tenant}` export met a tenant name that is not safe in a file name.
+    #[error(
+        "export {export:?}: the tenant name {tenant:?} is not safe in a file name, so its files were not written\n  fix: name the tenant with letters, digits, - and _ only"
+    )]
+    UnsafeTenantName {
+        /// The export's name (with `{tenant}`).
+        export: String,
+        /// The tenant's name.
+        tenant: String,
+    },
+    /// Some tenants' file sets of a `{tenant}` export failed; the others were written.
+    #[error(
+        "export {export:?}: the file sets of {} tenant(s) failed ({}); the other tenants' files were written. The first failure: {first}",
+        tenants.len(),
+        few(tenants)
+    )]
+    Sets {
+        /// The export's name (with `{tenant}`).
+        export: String,
+        /// The tenants whose sets failed.
+        tenants: Vec<String>,
+        /// The first failure.
+        #[source]
+        first: Box<ExportError>,
+    },
     /// Removing an old file failed.
     #[error(
         "cannot remove {path}: {source}\n  fix: check the permissions of {path} and its directory"
@@ -52,6 +77,16 @@ pub enum ExportError {
         #[source]
         source: io::Error,
     },
+}
+
+/// The first few names of a list, for a message that stays readable at a thousand tenants.
+fn few(names: &[String]) -> String {
+    const SHOWN: usize = 10;
+    let mut s = names[..names.len().min(SHOWN)].join(", ");
+    if names.len() > SHOWN {
+        s.push_str(&format!(", and {} more", names.len() - SHOWN));
+    }
+    s
 }
 
 /// The io::Error payload of a refused target, turned back into [`ExportError::NotRegular`].

@@ -42,6 +42,10 @@ pub struct Manifest {
     /// before it existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shape: Option<String>,
+    /// The tenant of a `{tenant}` export's file set (its files hold only this tenant's
+    /// alerts); absent from other exports' manifests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
 }
 
 /// One file of a run.
@@ -111,6 +115,7 @@ mod tests {
             scope: "all".into(),
             sha256: "ab".into(),
             shape: None,
+            tenant: None,
         };
         let old = serde_json::json!({
             "file": "a-20260101T000000Z.json",
@@ -138,5 +143,12 @@ mod tests {
         let text = serde_json::to_string_pretty(&with).unwrap();
         assert!(text.contains("\"shape\": \"mde\""), "{text}");
         assert_eq!(serde_json::from_str::<Manifest>(&text).unwrap(), with);
+        let of_tenant = Manifest {
+            tenant: Some("contoso".into()),
+            ..with
+        };
+        let text = serde_json::to_string_pretty(&of_tenant).unwrap();
+        assert!(text.contains("\"tenant\": \"contoso\""), "{text}");
+        assert_eq!(serde_json::from_str::<Manifest>(&text).unwrap(), of_tenant);
     }
 }

@@ -17,7 +17,9 @@
 //!
 //! `DIR/NAME-YYYYMMDDTHHMMSSZ.EXT` (a `-N` suffix keeps two exports in one second apart), then
 //! `DIR/NAME-latest.EXT` (a hard link to it, or a copy where links are not supported) and
-//! `DIR/NAME-latest.manifest.json` with the row count and SHA-256.
+//! `DIR/NAME-latest.manifest.json` with the row count and SHA-256. A `{tenant}` export writes
+//! one such set per tenant, `NAME` with the tenant's name in place of `{tenant}`, each an export
+//! of its own with only that tenant's rows (`sets.rs`).
 //!
 //! **Publishing order** (what a reader can rely on): the timestamped file is complete and synced
 //! first and never changes afterwards. Then the new `-latest` file(s) *and* the new manifest are
@@ -70,6 +72,7 @@ pub mod manifest;
 mod probe;
 pub mod report;
 pub(crate) mod rows;
+mod sets;
 pub mod table;
 pub mod xlsx;
 
@@ -84,7 +87,7 @@ use crate::config::{ExportConfig, ExportFormat, Scope};
 use crate::store::{Selection, Store, StoreError};
 use crate::time::ApiTime;
 
-use self::atomic::{buffered_hashed, hash_back, prune, stage, stage_latest};
+use self::atomic::{buffered_hashed, hash_back, stage, stage_latest};
 use self::csv::{Sheet, write_csv};
 use self::error::{io_err, unwrap_io};
 use self::manifest::{Manifest, ManifestFile};
@@ -163,6 +166,16 @@ pub fn selection_for(
     e: &ExportConfig,
     configured: &[String],
 ) -> Result<Selection, StoreError> {
+    warn_unconfigured(store, e, configured)?;
+    selection(store, e, configured)
+}
+
+/// Warns when the store holds rows of tenants that are not configured (they are left out).
+fn warn_unconfigured(
+    store: &Store,
+    e: &ExportConfig,
+    configured: &[String],
+) -> Result<(), StoreError> {
     let names: Vec<&str> = configured.iter().map(String::as_str).collect();
     let stray = store.unconfigured_tenants(&names)?;
     if !stray.is_empty() {
@@ -172,6 +185,15 @@ pub fn selection_for(
             "The store holds alerts of tenants that are not in the config; they are left out of this file. Put them back in the config to export them."
         );
     }
+    Ok(())
+}
+
+/// [`selection_for`] without the warning (said once per run, not once per tenant's set).
+fn selection(
+    store: &Store,
+    e: &ExportConfig,
+    configured: &[String],
+) -> Result<Selection, StoreError> {
     let mut sel = Selection {
         filter: e.filter.clone(),
         configured: configured.to_vec(),
@@ -418,9 +440,15 @@ thread_local! {
 }
 
 /// Runs one configured export: timestamped files, `-latest`, manifest, retention, and for scope
-/// `changed` the new starting point. `tenants` are the configured tenants (for the cursors in the
-/// manifest). A [`Trigger::Manual`] run of a `changed` export writes only the timestamped
-/// file(s): the delta since the last scheduled run, which it leaves in place (module docs).
+/// `changed` the new starting point. `tenants` are the configured tenants (whose rows may be
+/// exported, and whose cursors the manifest records). A [`Trigger::Manual`] run of a `changed`
+/// export writes only the timestamped file(s): the delta since the last scheduled run, which it
+/// leaves in place (module docs).
+///
+/// A `{tenant}` export ([`ExportConfig::per_tenant`]) writes one such set per tenant it covers,
+/// each under its own name with only that tenant's rows, manifest cursor and `changed` starting
+/// point ([`sets`]). One tenant's failure does not stop the others' sets; the run then fails
+/// with [`ExportError::Sets`].
 pub fn run_export_as(
     store: &Store,
     e: &ExportConfig,
@@ -430,11 +458,55 @@ pub fn run_export_as(
     let dir = &e.dir;
     fs::create_dir_all(dir).map_err(io_err(dir))?;
     remove_stale_temps(dir)?;
+    warn_unconfigured(store, e, tenants)?;
+    // Read once for every set's retention (see `Listing`).
+    let mut listing = atomic::Listing::read(dir)?;
+    if !e.per_tenant {
+        return run_set(store, e, None, tenants, trigger, &mut listing);
+    }
+    let mut all = Vec::new();
+    let mut failed = Vec::new();
+    for set in sets::expand(e, tenants) {
+        let result = set.and_then(|(tenant, set)| {
+            run_set(store, &set, Some(&tenant), tenants, trigger, &mut listing)
+                .map_err(|err| (tenant, err))
+        });
+        match result {
+            Ok(written) => all.extend(written),
+            Err((tenant, err)) => {
+                tracing::error!(export = %e.name, tenant = %tenant, error = %err, "This tenant's file set failed; its previous files are kept, the other tenants' sets are written.");
+                failed.push((tenant, err));
+            }
+        }
+    }
+    if failed.is_empty() {
+        return Ok(all);
+    }
+    let tenants = failed.iter().map(|(t, _)| t.clone()).collect();
+    let first = Box::new(failed.swap_remove(0).1);
+    Err(ExportError::Sets {
+        export: e.name.clone(),
+        tenants,
+        first,
+    })
+}
+
+/// One file set of export `e` (for `tenant`'s set, `e` is already that set: its name, its
+/// filter): see [`run_export_as`].
+fn run_set(
+    store: &Store,
+    e: &ExportConfig,
+    tenant: Option<&str>,
+    configured: &[String],
+    trigger: Trigger,
+    listing: &mut atomic::Listing,
+) -> Result<Vec<Written>, ExportError> {
+    let dir = &e.dir;
     let publish = !(e.scope == Scope::Changed && trigger == Trigger::Manual);
     // Revisions stored from here on belong to the next "changed" file (read first: a revision
     // committed during this export may land in both files, never in neither).
     let covered = store.max_rev()?;
-    let sel = selection_for(store, e, tenants)?;
+    let sel = selection(store, e, configured)?;
     let ext = e.format.extension();
     let generated = chrono::Utc::now();
     let stamp = generated.format("%Y%m%dT%H%M%SZ").to_string();
@@ -465,11 +537,20 @@ pub fn run_export_as(
     }
     let written = export_file(store, e, &sel, &target)?;
     if publish {
-        publish_all(store, e, tenants, &written, &manifest_path, generated)?;
+        // The manifest's cursors: the tenants whose rows this set may hold, and no other (a
+        // customer's manifest never names another customer).
+        let covers: Vec<String> = e.tenants_of(configured).map(str::to_owned).collect();
+        let at = Publish {
+            tenant,
+            tenants: &covers,
+            manifest_path: &manifest_path,
+            generated,
+        };
+        publish_all(store, e, &written, &at)?;
     }
     for w in &written {
         if let Some((stem, ext)) = stem_and_ext(&w.path, &e.name) {
-            prune(dir, &stem, &ext, e.keep, &w.path)?;
+            listing.prune(&stem, &ext, e.keep, &w.path)?;
         }
     }
     if !publish {
@@ -487,16 +568,30 @@ pub fn run_export_as(
         .collect())
 }
 
+/// What a set's manifest says beside its files.
+struct Publish<'a> {
+    /// The tenant of a `{tenant}` export's set.
+    tenant: Option<&'a str>,
+    /// The tenants whose cursors it records.
+    tenants: &'a [String],
+    manifest_path: &'a Path,
+    generated: chrono::DateTime<chrono::Utc>,
+}
+
 /// Stages every `-latest` file and the manifest, then renames them into place (`-latest` first,
 /// the manifest last) and syncs the directory once: see "Publishing order" in the module docs.
 fn publish_all(
     store: &Store,
     e: &ExportConfig,
-    tenants: &[String],
     written: &[Written],
-    manifest_path: &Path,
-    generated: chrono::DateTime<chrono::Utc>,
+    at: &Publish<'_>,
 ) -> Result<(), ExportError> {
+    let Publish {
+        tenant,
+        tenants,
+        manifest_path,
+        generated,
+    } = *at;
     let mut staged = Vec::new();
     let mut latest = Vec::new();
     for w in written {
@@ -539,6 +634,7 @@ fn publish_all(
         filter: (&e.filter).into(),
         cursor,
         files,
+        tenant: tenant.map(str::to_owned),
     };
     let (manifest_staged, ()) = stage(manifest_path, e.file_mode, |file| {
         #[cfg(test)]

@@ -718,6 +718,13 @@ impl Store {
             sql.push_str(" AND a.rev > ?");
             args.push(rev.into());
         }
+        // A per-tenant export reads one tenant's rows through an index led by `tenant`, not the
+        // whole table once per tenant (exact names; `accepts` still applies the full rule).
+        if !selection.filter.tenants.is_empty() {
+            let marks = vec!["?"; selection.filter.tenants.len()].join(", ");
+            sql.push_str(&format!(" AND a.tenant IN ({marks})"));
+            args.extend(selection.filter.tenants.iter().map(|t| t.clone().into()));
+        }
         sql.push_str(" ORDER BY a.tenant, a.last_update_time, a.id");
         let store_err = |e| ForEachError::Store(self.err(e));
         let mut stmt = self.conn.prepare(&sql).map_err(store_err)?;

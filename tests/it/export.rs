@@ -399,6 +399,36 @@ async fn bad_export_configs_exit_78_naming_the_key() {
             "exports[0].min_severity",
             &["config", "check"],
         ),
+        // Issue 12 item 4: placeholders, tenant lists and colliding file names.
+        (
+            "[[exports]]\nname = \"a-{tennant}\"\nformat = \"csv\"\ndir = \"out\"\n",
+            "exports[0].name",
+            &["config", "check"],
+        ),
+        (
+            "[[exports]]\nname = \"a\"\nformat = \"csv\"\ndir = \"out/{tenant}\"\n",
+            "exports[0].dir",
+            &["export"],
+        ),
+        (
+            "[[exports]]\nname = \"a\"\nformat = \"csv\"\ndir = \"out\"\ntenants = []\n",
+            "exports[0].tenants",
+            &["poll"],
+        ),
+        (
+            "[[exports]]\nname = \"a-{tenant}\"\nformat = \"csv\"\ndir = \"out\"\n\
+             [[exports]]\nname = \"a-t1\"\nformat = \"json\"\ndir = \"other\"\n",
+            "exports[1].name",
+            &["export"],
+        ),
+        // A tenant name that would leave the directory never gets that far.
+        (
+            "[[exports]]\nname = \"a-{tenant}\"\nformat = \"csv\"\ndir = \"out\"\n\
+             [[tenants]]\nname = \"../../evil\"\ntenant_id = \"contoso.com\"\n\
+             client_id = \"11111111-2222-3333-4444-555555555555\"\nclient_secret_env = \"X\"\n",
+            "tenants[1].name",
+            &["export"],
+        ),
     ];
     for (block, key, args) in cases {
         std::fs::write(&env.config_path, format!("{base}\n{block}")).unwrap();
@@ -407,6 +437,8 @@ async fn bad_export_configs_exit_78_naming_the_key() {
         assert_eq!(out.status.code(), Some(78), "{block}\n{t}");
         assert!(t.contains(key), "{key}: {t}");
     }
+    assert!(!env.path().join("out").exists(), "nothing was written");
+    assert!(!env.path().parent().unwrap().join("evil").exists());
     // A column that looks like a typo is kept (it may be a newer field), with a "did you mean".
     let typo = cases[1].0.replace("my title", "titel");
     std::fs::write(&env.config_path, format!("{base}\n{typo}")).unwrap();
@@ -920,5 +952,288 @@ mod graph {
             t.contains("exports[0].shape") && t.contains("\"mde\""),
             "{t}"
         );
+    }
+}
+
+/// Issue 12 item 4: `{tenant}` in an export's name writes one file set per tenant, each holding
+/// only that tenant's alerts; `tenants = [...]` limits the sets; the scheduled export under `run`
+/// writes them too.
+mod per_tenant {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use super::*;
+    use mde_alerts::config::raw::RawTenant;
+    use mde_alerts::daemon::{self, Control, Driver, Event, JobKey, Tick};
+    use mde_alerts::export::manifest::Manifest;
+    use mde_sim::{SimConfig, Simulator};
+
+    /// The env's tenant `t1` and two customers, each behind its own simulator.
+    struct Customers {
+        env: Env,
+        /// name → its simulator (`t1` is `env.sim`).
+        sims: BTreeMap<&'static str, Simulator>,
+    }
+
+    impl Customers {
+        async fn new(exports: Vec<RawExport>) -> Customers {
+            let env = Env::new(sim_config(12, 71, Hazards::default()), Opts::default()).await;
+            let mut sims = BTreeMap::new();
+            for (name, guid, alerts, seed) in [
+                ("northwind", "0c0a0b0e-1111-4a55-9a0e-5e1d9c0d1e11", 9, 72),
+                ("tailspin", "0f0a0b0e-2222-4a55-9a0e-5e1d9c0d1e11", 15, 73),
+            ] {
+                let cfg = SimConfig {
+                    tenant_id: guid.into(),
+                    ..sim_config(alerts, seed, Hazards::default())
+                };
+                sims.insert(name, Simulator::start(cfg, 0).await.unwrap());
+            }
+            env.edit_config(|c| {
+                let base = c.tenants[0].clone();
+                for (name, sim) in &sims {
+                    c.tenants.push(RawTenant {
+                        name: Some((*name).into()),
+                        tenant_id: Some(sim_tenant(name).into()),
+                        login_url: Some(sim.url()),
+                        api_url: Some(sim.url()),
+                        graph_url: Some(sim.url()),
+                        ..base.clone()
+                    });
+                }
+                c.exports = exports;
+            });
+            Customers { env, sims }
+        }
+
+        /// Each tenant's alert ids, from its simulator.
+        async fn truth(&self) -> BTreeMap<String, BTreeSet<String>> {
+            let mut out = BTreeMap::new();
+            settle(&self.env.sim).await;
+            out.insert("t1".to_owned(), ids(&self.env.sim));
+            for (name, sim) in &self.sims {
+                settle(sim).await;
+                out.insert((*name).to_owned(), ids(sim));
+            }
+            out
+        }
+    }
+
+    fn sim_tenant(name: &str) -> &'static str {
+        match name {
+            "northwind" => "0c0a0b0e-1111-4a55-9a0e-5e1d9c0d1e11",
+            _ => "0f0a0b0e-2222-4a55-9a0e-5e1d9c0d1e11",
+        }
+    }
+
+    fn ids(sim: &Simulator) -> BTreeSet<String> {
+        sim.truth(false).into_iter().map(|t| t.id).collect()
+    }
+
+    /// The file names in `dir`, sorted.
+    fn listing(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// What one run of a set leaves: a timestamped file per `exts`, its `-latest` and the manifest.
+    fn assert_one_set_each(dir: &Path, stem: &str, tenants: &[&str], exts: &[&str]) {
+        let files = listing(dir);
+        let mut expected = Vec::new();
+        for t in tenants {
+            for ext in exts {
+                expected.push(format!("{stem}-{t}-latest.{ext}"));
+            }
+            expected.push(format!("{stem}-{t}-latest.manifest.json"));
+        }
+        let latest: Vec<&String> = files.iter().filter(|f| f.contains("-latest.")).collect();
+        let mut want: Vec<&String> = expected.iter().collect();
+        want.sort();
+        assert_eq!(latest, want, "{files:?}");
+        // Every other file is one tenant's timestamped file, one per tenant and extension.
+        let stamped: Vec<&String> = files.iter().filter(|f| !f.contains("-latest.")).collect();
+        assert_eq!(stamped.len(), tenants.len() * exts.len(), "{files:?}");
+        for t in tenants {
+            for ext in exts {
+                let prefix = format!("{stem}-{t}-2");
+                let n = stamped
+                    .iter()
+                    .filter(|f| f.starts_with(&prefix) && f.ends_with(&format!(".{ext}")))
+                    .count();
+                assert_eq!(n, 1, "{t} .{ext}: {files:?}");
+            }
+        }
+    }
+
+    fn manifest(path: &Path) -> Manifest {
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+    }
+
+    fn csv_ids(path: &Path) -> BTreeSet<String> {
+        let (headers, rows) = read_csv(path);
+        let i = col(&headers, "id");
+        rows.into_iter().map(|r| r[i].clone()).collect()
+    }
+
+    fn exports() -> Vec<RawExport> {
+        vec![
+            config::export("alerts-{tenant}", ExportFormat::Csv, "csv"),
+            config::export("book-{tenant}", ExportFormat::Xlsx, "xlsx"),
+            config::export("nightly-{tenant}", ExportFormat::Report, "report"),
+            RawExport {
+                tenants: Some(vec!["tailspin".into(), "northwind".into()]),
+                ..config::export("cust-{tenant}", ExportFormat::Ndjson, "limited")
+            },
+            RawExport {
+                scope: Some(ScopeKind::Changed),
+                ..config::export("delta-{tenant}", ExportFormat::Csv, "delta")
+            },
+        ]
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn tenant_exports_write_one_set_per_tenant_and_nothing_else() {
+        let c = Customers::new(exports()).await;
+        let truth = c.truth().await;
+        let out = run(&c.env, &["poll"]).await;
+        assert!(out.status.success(), "{}", text(&out));
+        let all = ["northwind", "tailspin", "t1"];
+        let p = c.env.path();
+        assert_one_set_each(&p.join("csv"), "alerts", &all, &["csv"]);
+        assert_one_set_each(&p.join("xlsx"), "book", &all, &["xlsx"]);
+        assert_one_set_each(&p.join("report"), "nightly", &all, &["html", "md"]);
+        assert_one_set_each(
+            &p.join("limited"),
+            "cust",
+            &["northwind", "tailspin"],
+            &["ndjson"],
+        );
+        for t in all {
+            let own = &truth[t];
+            assert!(!own.is_empty());
+            assert_eq!(
+                &csv_ids(&p.join(format!("csv/alerts-{t}-latest.csv"))),
+                own,
+                "{t}"
+            );
+            assert_eq!(
+                &csv_ids(&p.join(format!("delta/delta-{t}-latest.csv"))),
+                own,
+                "{t}"
+            );
+            for (dir, stem) in [("csv", "alerts"), ("xlsx", "book"), ("report", "nightly")] {
+                let m = manifest(&p.join(format!("{dir}/{stem}-{t}-latest.manifest.json")));
+                assert_eq!(m.tenant.as_deref(), Some(t));
+                assert_eq!(m.rows, own.len() as u64, "{dir} {t}");
+                assert_eq!(
+                    m.cursor.keys().collect::<Vec<_>>(),
+                    [t],
+                    "only its own cursor"
+                );
+                assert_eq!(m.filter.tenants, [t]);
+            }
+            // The report names no other customer.
+            for f in ["html", "md"] {
+                let page =
+                    std::fs::read_to_string(p.join(format!("report/nightly-{t}-latest.{f}")))
+                        .unwrap();
+                for other in ["northwind", "tailspin"].iter().filter(|o| **o != t) {
+                    assert!(!page.contains(other), "{t}'s report names {other}");
+                }
+            }
+        }
+        for t in ["northwind", "tailspin"] {
+            let body =
+                std::fs::read_to_string(p.join(format!("limited/cust-{t}-latest.ndjson"))).unwrap();
+            let got: BTreeSet<String> = body
+                .lines()
+                .map(|l| {
+                    serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
+                        .as_str()
+                        .unwrap()
+                        .to_owned()
+                })
+                .collect();
+            assert_eq!(got, truth[t], "{t}");
+        }
+
+        // `changed` keeps its starting point per tenant's set: one customer's new alerts never
+        // make another's set skip its own.
+        let versions = |sim: &Simulator| -> BTreeMap<String, i64> {
+            sim.truth(false)
+                .into_iter()
+                .map(|a| (a.id, a.last_update))
+                .collect()
+        };
+        let before: BTreeMap<&str, _> = c.sims.iter().map(|(t, s)| (*t, versions(s))).collect();
+        c.sims["northwind"].update_random(3);
+        c.sims["tailspin"].create(2);
+        c.truth().await; // settled
+        let out = run(&c.env, &["poll"]).await;
+        assert!(out.status.success(), "{}", text(&out));
+        for (t, sim) in &c.sims {
+            let moved: BTreeSet<String> = versions(sim)
+                .into_iter()
+                .filter(|(id, at)| before[t].get(id) != Some(at))
+                .map(|(id, _)| id)
+                .collect();
+            assert!(!moved.is_empty(), "{t}");
+            let got = csv_ids(&p.join(format!("delta/delta-{t}-latest.csv")));
+            assert_eq!(got, moved, "{t}'s changed set");
+        }
+        assert!(csv_ids(&p.join("delta/delta-t1-latest.csv")).is_empty());
+    }
+
+    async fn next_event(remote: &mut mde_alerts::daemon::Remote) -> Event {
+        tokio::time::timeout(std::time::Duration::from_secs(10), remote.events.recv())
+            .await
+            .expect("an event within 10 s")
+            .expect("the loop ended")
+    }
+
+    /// The daemon's scheduled export expands `{tenant}` too, over the tenants configured then.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_scheduled_export_under_run_writes_one_set_per_tenant() {
+        let c = Customers::new(vec![RawExport {
+            schedule: Some("0 0 5 * * *".into()),
+            ..config::export("alerts-{tenant}", ExportFormat::Csv, "csv")
+        }])
+        .await;
+        let truth = c.truth().await;
+        let out = run(&c.env, &["poll", "--no-export"]).await;
+        assert!(out.status.success(), "{}", text(&out));
+        assert!(!c.env.path().join("csv").exists());
+        let config = c.env.config();
+        let key = daemon::schedule_key(config.exports[0].schedule.as_ref().unwrap());
+        let (driver, mut remote) = Driver::manual();
+        let path = c.env.config_path.clone();
+        let task = tokio::spawn(async move { daemon::serve(&path, config, driver).await });
+        while next_event(&mut remote).await != Event::Notify("READY=1".into()) {}
+        remote
+            .ticks
+            .send(Tick {
+                schedule: key,
+                at: chrono::Utc::now(),
+            })
+            .unwrap();
+        loop {
+            if let Event::Finished { key, ok } = next_event(&mut remote).await {
+                assert_eq!(key, JobKey::Export("alerts-{tenant}".into()));
+                assert!(ok);
+                break;
+            }
+        }
+        remote.control.send(Control::Stop).unwrap();
+        task.await.unwrap().unwrap();
+        let all = ["northwind", "t1", "tailspin"];
+        let p = c.env.path();
+        assert_one_set_each(&p.join("csv"), "alerts", &all, &["csv"]);
+        for t in all {
+            let got = csv_ids(&p.join(format!("csv/alerts-{t}-latest.csv")));
+            assert_eq!(got, truth[t], "{t}");
+        }
     }
 }

@@ -137,16 +137,7 @@ impl TryFrom<RawFile> for Config {
             .enumerate()
             .map(|(i, e)| export(&At(&format!("exports[{i}]")), e, base, &tenants))
             .collect::<Result<Vec<_>, _>>()?;
-        let mut seen = HashSet::new();
-        for (i, e) in exports.iter().enumerate() {
-            if !seen.insert(e.name.clone()) {
-                return Err(ConfigError::new(
-                    format!("exports[{i}].name"),
-                    format!("the name {:?} is used by two exports", e.name),
-                    "give every export its own name",
-                ));
-            }
-        }
+        check_export_names(&exports, &tenants)?;
         Ok(Config {
             path,
             tenants,
@@ -412,13 +403,8 @@ fn export(
         &x.name,
         "give the export a name; files are called NAME-latest.EXT",
     )?;
-    if !valid_name(name) {
-        return Err(at.error(
-            "name",
-            format!("{name:?} is not a valid name"),
-            "use letters, digits, - and _ only (it becomes part of file names)",
-        ));
-    }
+    let per_tenant = export_name(at, name)?;
+    no_placeholder_outside_name(at, x)?;
     let format = x.format.ok_or_else(|| {
         at.error(
             "format",
@@ -435,6 +421,7 @@ fn export(
     })?;
     let mut e = ExportConfig {
         name: name.to_owned(),
+        per_tenant,
         dir,
         ..ExportConfig::ad_hoc(format)
     };
@@ -476,17 +463,7 @@ fn export(
     }
     e.filter.statuses = x.statuses.clone().unwrap_or_default();
     e.filter.categories = x.categories.clone().unwrap_or_default();
-    e.filter.tenants = x.tenants.clone().unwrap_or_default();
-    for t in &e.filter.tenants {
-        if !tenants.iter().any(|x| &x.name == t) {
-            let names: Vec<_> = tenants.iter().map(|x| x.name.as_str()).collect();
-            return Err(at.error(
-                "tenants",
-                format!("no tenant is called {t:?}"),
-                format!("use names from [[tenants]]: {}", names.join(", ")),
-            ));
-        }
-    }
+    e.filter.tenants = export_tenants(at, x.tenants.as_deref(), tenants)?;
     if let Some(cols) = &x.columns {
         if cols.is_empty() {
             return Err(at.error(
@@ -566,11 +543,301 @@ fn export(
     Ok(e)
 }
 
+/// Whether the export's `name` is per tenant: `{tenant}` once, and otherwise the characters of a
+/// file name stem. Any other `{…}` is refused, so a typo (`{tennant}`) never becomes a literal
+/// file name that every tenant's alerts go to.
+fn export_name(at: &At<'_>, name: &str) -> Result<bool, ConfigError> {
+    const FIX: &str = "use letters, digits, - and _ only (it becomes part of file names), and {tenant} for one file set per tenant, e.g. name = \"alerts-{tenant}\"";
+    let mut rest = name;
+    let mut literal = String::new();
+    let mut placeholders = 0;
+    while let Some(open) = rest.find(['{', '}']) {
+        literal.push_str(&rest[..open]);
+        let after = &rest[open..];
+        let close = after.find('}').filter(|_| after.starts_with('{'));
+        let Some(close) = close else {
+            return Err(at.error("name", format!("{name:?} has an unmatched brace"), FIX));
+        };
+        let inner = &after[1..close];
+        if inner != "tenant" {
+            let hint = if strsim::levenshtein(&inner.to_ascii_lowercase(), "tenant") <= 3 {
+                "did you mean {tenant}? "
+            } else {
+                ""
+            };
+            return Err(at.error(
+                "name",
+                format!("{{{inner}}} is not a placeholder (the only one is {{tenant}})"),
+                format!("{hint}{FIX}"),
+            ));
+        }
+        placeholders += 1;
+        rest = &after[close + 1..];
+    }
+    literal.push_str(rest);
+    if placeholders > 1 {
+        return Err(at.error(
+            "name",
+            format!("{name:?} holds {{tenant}} {placeholders} times"),
+            "write {tenant} once, e.g. name = \"alerts-{tenant}\"",
+        ));
+    }
+    let stem_ok = literal.is_empty() && placeholders == 1 || valid_name(&literal);
+    if !stem_ok || literal.len() > 128 {
+        return Err(at.error("name", format!("{name:?} is not a valid name"), FIX));
+    }
+    Ok(placeholders == 1)
+}
+
+/// `{tenant}` is replaced only in `name`: in a directory or a filter it would be taken
+/// literally, which is never what was meant.
+fn no_placeholder_outside_name(at: &At<'_>, x: &RawExport) -> Result<(), ConfigError> {
+    let lists = [
+        ("tenants", &x.tenants),
+        ("columns", &x.columns),
+        ("statuses", &x.statuses),
+        ("categories", &x.categories),
+    ];
+    let texts = [
+        ("dir", x.dir.as_ref()),
+        ("schedule", x.schedule.as_ref()),
+        ("file_mode", x.file_mode.as_ref()),
+    ];
+    let found = texts
+        .into_iter()
+        .filter_map(|(k, v)| Some((k, v?)))
+        .chain(
+            lists
+                .into_iter()
+                .flat_map(|(k, v)| v.iter().flatten().map(move |s| (k, s))),
+        )
+        .find(|(_, v)| v.contains(super::TENANT_PLACEHOLDER));
+    match found {
+        None => Ok(()),
+        Some((k, _)) => Err(at.error(
+            k,
+            "holds {tenant}, which is replaced only in name",
+            "put {tenant} in name (name = \"alerts-{tenant}\") for one file set per tenant, all in dir; limit the tenants with tenants = [\"contoso\", …]",
+        )),
+    }
+}
+
+/// `tenants = [...]`: names from `[[tenants]]` (a typo gets a "did you mean"); absent is every
+/// tenant, and an empty list is refused rather than read as "none" or "all".
+fn export_tenants(
+    at: &At<'_>,
+    listed: Option<&[String]>,
+    tenants: &[TenantConfig],
+) -> Result<Vec<String>, ConfigError> {
+    let Some(listed) = listed else {
+        return Ok(Vec::new());
+    };
+    if listed.is_empty() {
+        return Err(at.error(
+            "tenants",
+            "is empty",
+            "list the tenants this export holds, e.g. tenants = [\"contoso\"], or remove the key for every tenant",
+        ));
+    }
+    let mut out: Vec<String> = Vec::with_capacity(listed.len());
+    for t in listed {
+        if !tenants.iter().any(|x| &x.name == t) {
+            let close = tenants
+                .iter()
+                .map(|x| (strsim::levenshtein(&x.name, t), x.name.as_str()))
+                .min()
+                .filter(|(d, _)| *d <= 3)
+                .map(|(_, n)| format!("did you mean {n:?}? "))
+                .unwrap_or_default();
+            let mut names: Vec<_> = tenants.iter().take(10).map(|x| x.name.as_str()).collect();
+            if tenants.len() > 10 {
+                names.push("…");
+            }
+            return Err(at.error(
+                "tenants",
+                format!("no tenant is called {t:?}"),
+                format!("{close}use names from [[tenants]]: {}", names.join(", ")),
+            ));
+        }
+        if !out.contains(t) {
+            out.push(t.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// No two exports write files of the same name: the names of every export's file sets (each
+/// per-tenant set expanded over `tenants`, and the `-evidence` files) are distinct. Two exports
+/// sharing a name would overwrite each other's `-latest` file and manifest, and share the
+/// starting point of `scope = "changed"`, so one would skip alerts the other consumed.
+pub(crate) fn check_export_names(
+    exports: &[ExportConfig],
+    tenants: &[TenantConfig],
+) -> Result<(), ConfigError> {
+    let names: Vec<String> = tenants.iter().map(|t| t.name.clone()).collect();
+    let mut seen: std::collections::HashMap<String, (usize, Option<String>)> =
+        std::collections::HashMap::new();
+    let describe = |i: usize, t: &Option<String>| match t {
+        Some(t) => format!("exports[{i}] (tenant {t:?})"),
+        None => format!("exports[{i}]"),
+    };
+    for (i, e) in exports.iter().enumerate() {
+        for (tenant, set) in e.set_names(&names) {
+            let tenant = tenant.map(str::to_owned);
+            let mut stems = vec![set.clone()];
+            if e.evidence_separate {
+                stems.push(format!("{set}-evidence"));
+            }
+            for stem in stems {
+                if let Some((j, other)) = seen.get(&stem) {
+                    return Err(ConfigError::new(
+                        format!("exports[{i}].name"),
+                        format!(
+                            "{} and {} would both write files called {stem}-…",
+                            describe(*j, other),
+                            describe(i, &tenant)
+                        ),
+                        "give every export its own name; with {tenant}, keep a literal part no other export or tenant name repeats (e.g. \"alerts-{tenant}\" beside \"all-alerts\")",
+                    ));
+                }
+                seen.insert(stem, (i, tenant.clone()));
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;
 
     use crate::config::Config;
+
+    const TWO_TENANTS: &str = "[[tenants]]\nname = \"contoso\"\ntenant_id = \"contoso.com\"\n\
+        client_id = \"11111111-2222-3333-4444-555555555555\"\nclient_secret_env = \"X\"\n\
+        [[tenants]]\nname = \"fabrikam\"\ntenant_id = \"fabrikam.com\"\n\
+        client_id = \"11111111-2222-3333-4444-555555555555\"\nclient_secret_env = \"X\"\n";
+
+    fn with_exports(blocks: &[&str]) -> Result<Config, crate::config::ConfigError> {
+        let mut text = TWO_TENANTS.to_owned();
+        for b in blocks {
+            text.push_str("[[exports]]\nformat = \"csv\"\n");
+            if !b.contains("dir =") {
+                text.push_str("dir = \"out\"\n");
+            }
+            text.push_str(b);
+            text.push('\n');
+        }
+        Config::parse(&text, Path::new("c.toml"))
+    }
+
+    #[test]
+    fn tenant_in_the_name_means_one_set_per_tenant() {
+        let c = with_exports(&["name = \"alerts-{tenant}\"", "name = \"{tenant}\""]).unwrap();
+        assert!(c.exports[0].per_tenant && c.exports[1].per_tenant);
+        assert_eq!(c.exports[0].name_for("contoso"), "alerts-contoso");
+        let c = with_exports(&["name = \"alerts\""]).unwrap();
+        assert!(!c.exports[0].per_tenant);
+    }
+
+    #[test]
+    fn bad_placeholders_name_the_key() {
+        for (block, key, says) in [
+            (
+                "name = \"alerts-{tennant}\"",
+                "exports[0].name",
+                "did you mean {tenant}",
+            ),
+            (
+                "name = \"alerts-{date}\"",
+                "exports[0].name",
+                "not a placeholder",
+            ),
+            ("name = \"alerts-{tenant\"", "exports[0].name", "unmatched"),
+            ("name = \"alerts-tenant}\"", "exports[0].name", "unmatched"),
+            ("name = \"{tenant}-{tenant}\"", "exports[0].name", "2 times"),
+            (
+                "name = \"../{tenant}\"",
+                "exports[0].name",
+                "not a valid name",
+            ),
+            (
+                "name = \"a\"\ndir = \"out/{tenant}\"",
+                "exports[0].dir",
+                "only in name",
+            ),
+            (
+                "name = \"a\"\ntenants = [\"{tenant}\"]",
+                "exports[0].tenants",
+                "only in name",
+            ),
+            (
+                "name = \"a\"\ncolumns = [\"{tenant}\"]",
+                "exports[0].columns",
+                "only in name",
+            ),
+        ] {
+            let e = with_exports(&[block]).unwrap_err();
+            assert_eq!(e.key, key, "{block}: {e}");
+            assert!(e.to_string().contains(says), "{block}: {e}");
+        }
+    }
+
+    #[test]
+    fn export_tenants_are_known_names_and_not_empty() {
+        let e = with_exports(&["name = \"a\"\ntenants = [\"contosso\"]"]).unwrap_err();
+        assert_eq!(e.key, "exports[0].tenants");
+        assert!(e.to_string().contains("did you mean \"contoso\""), "{e}");
+        let e = with_exports(&["name = \"a\"\ntenants = []"]).unwrap_err();
+        assert_eq!(e.key, "exports[0].tenants");
+        assert!(e.problem.contains("empty"), "{e}");
+        let c = with_exports(&["name = \"a-{tenant}\"\ntenants = [\"fabrikam\"]"]).unwrap();
+        let names = ["contoso".to_owned(), "fabrikam".to_owned()];
+        let sets: Vec<_> = c.exports[0]
+            .set_names(&names)
+            .into_iter()
+            .map(|(_, n)| n)
+            .collect();
+        assert_eq!(sets, ["a-fabrikam"]);
+    }
+
+    /// Expanded names that meet another export's (or its `-evidence` files') are refused.
+    #[test]
+    fn colliding_file_names_are_refused() {
+        for blocks in [
+            &["name = \"alerts-{tenant}\"", "name = \"alerts-contoso\""][..],
+            &["name = \"alerts-contoso\"", "name = \"alerts-{tenant}\""],
+            &["name = \"a\"", "name = \"a\""],
+            &[
+                "name = \"{tenant}\"",
+                "name = \"x-{tenant}\"",
+                "name = \"fabrikam\"",
+            ],
+            &[
+                "name = \"a-{tenant}\"\nevidence = \"separate\"",
+                "name = \"a-contoso-evidence\"",
+            ],
+        ] {
+            let e = with_exports(blocks).unwrap_err();
+            assert!(
+                e.key.starts_with("exports[") && e.key.ends_with("].name"),
+                "{blocks:?}: {e}"
+            );
+            assert!(e.problem.contains("would both write"), "{blocks:?}: {e}");
+        }
+        // A literal name no tenant's set takes is fine beside them.
+        with_exports(&[
+            "name = \"alerts-{tenant}\"",
+            "name = \"alerts\"",
+            "name = \"alerts-x\"",
+        ])
+        .unwrap();
+        let limited = [
+            "name = \"alerts-{tenant}\"\ntenants = [\"fabrikam\"]",
+            "name = \"alerts-contoso\"",
+        ];
+        with_exports(&limited).unwrap();
+    }
 
     /// A key of another sign-in method is named, not ignored.
     #[test]

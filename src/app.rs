@@ -284,7 +284,7 @@ pub async fn poll(
         let tenants = tenant_names(config);
         summary.exported = tokio::task::spawn_blocking(move || {
             let s = store.lock().unwrap_or_else(|p| p.into_inner());
-            crate::export::run_after_poll(&s, &exports, &tenants)
+            crate::export::run_after_poll(&s, &exports, &tenants, None)
         })
         .await
         .expect("export task panicked")?;

@@ -77,9 +77,10 @@ pub(super) fn spawn_poll(
                 // Exports without a schedule follow every successful poll.
                 if exports.iter().any(|e| e.schedule.is_none()) {
                     let store = store.clone();
+                    let polled = tenant.clone();
                     let exported = tokio::task::spawn_blocking(move || {
                         let s = store.lock().unwrap_or_else(|p| p.into_inner());
-                        run_after_poll(&s, &exports, &tenants)
+                        run_after_poll(&s, &exports, &tenants, Some(&polled))
                     })
                     .await;
                     match exported {

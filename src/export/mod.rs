@@ -410,15 +410,18 @@ fn write_report(
 }
 
 /// Runs the exports without a `schedule`: they follow every successful poll (scheduled ones
-/// belong to `run`).
+/// belong to `run`). After the poll of one tenant (`polled`, the service's case), a `{tenant}`
+/// export writes that tenant's set alone: the others' alerts did not change, and rewriting
+/// every customer's files after each poll would make a poll's cost grow with the tenants.
 pub fn run_after_poll(
     store: &Store,
     exports: &[ExportConfig],
     tenants: &[String],
+    polled: Option<&str>,
 ) -> Result<Vec<Written>, ExportError> {
     let mut all = Vec::new();
     for e in exports.iter().filter(|e| e.schedule.is_none()) {
-        all.extend(run_export(store, e, tenants)?);
+        all.extend(run_sets(store, e, tenants, Trigger::Scheduled, polled)?);
     }
     Ok(all)
 }
@@ -455,6 +458,17 @@ pub fn run_export_as(
     tenants: &[String],
     trigger: Trigger,
 ) -> Result<Vec<Written>, ExportError> {
+    run_sets(store, e, tenants, trigger, None)
+}
+
+/// [`run_export_as`], writing only `only`'s set of a `{tenant}` export when given.
+fn run_sets(
+    store: &Store,
+    e: &ExportConfig,
+    tenants: &[String],
+    trigger: Trigger,
+    only: Option<&str>,
+) -> Result<Vec<Written>, ExportError> {
     let dir = &e.dir;
     fs::create_dir_all(dir).map_err(io_err(dir))?;
     remove_stale_temps(dir)?;
@@ -466,7 +480,13 @@ pub fn run_export_as(
     }
     let mut all = Vec::new();
     let mut failed = Vec::new();
-    for set in sets::expand(e, tenants) {
+    let sets = sets::expand(e, tenants).filter(|set| {
+        let tenant = match set {
+            Ok((t, _)) | Err((t, _)) => t,
+        };
+        only.is_none_or(|o| o == tenant)
+    });
+    for set in sets {
         let result = set.and_then(|(tenant, set)| {
             run_set(store, &set, Some(&tenant), tenants, trigger, &mut listing)
                 .map_err(|err| (tenant, err))

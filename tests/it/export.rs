@@ -1236,4 +1236,53 @@ mod per_tenant {
             assert_eq!(got, truth[t], "{t}");
         }
     }
+
+    /// Under `run`, a `{tenant}` export without a schedule follows each tenant's poll with that
+    /// tenant's set alone: the cost of a poll does not grow with the number of customers.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn after_a_tenants_poll_under_run_only_its_set_is_written() {
+        let c = Customers::new(vec![config::export(
+            "alerts-{tenant}",
+            ExportFormat::Csv,
+            "csv",
+        )])
+        .await;
+        let truth = c.truth().await;
+        // t1 (the first tenant: no stagger) polls on a schedule of its own, which the test fires;
+        // the others never do.
+        c.env.edit_config(|cfg| {
+            for t in &mut cfg.tenants {
+                t.schedule = Some(if t.name.as_deref() == Some("t1") {
+                    "0 0 4 * * *".into()
+                } else {
+                    "0 0 3 1 1 *".into()
+                });
+            }
+        });
+        let config = c.env.config();
+        let key = daemon::schedule_key(config.tenants[0].schedule.as_ref().unwrap());
+        let (driver, mut remote) = Driver::manual();
+        let path = c.env.config_path.clone();
+        let task = tokio::spawn(async move { daemon::serve(&path, config, driver).await });
+        while next_event(&mut remote).await != Event::Notify("READY=1".into()) {}
+        remote
+            .ticks
+            .send(Tick {
+                schedule: key,
+                at: chrono::Utc::now(),
+            })
+            .unwrap();
+        loop {
+            if let Event::Finished { key, ok } = next_event(&mut remote).await {
+                assert_eq!(key, JobKey::Poll("t1".into()));
+                assert!(ok);
+                break;
+            }
+        }
+        remote.control.send(Control::Stop).unwrap();
+        task.await.unwrap().unwrap();
+        let p = c.env.path();
+        assert_one_set_each(&p.join("csv"), "alerts", &["t1"], &["csv"]);
+        assert_eq!(csv_ids(&p.join("csv/alerts-t1-latest.csv")), truth["t1"]);
+    }
 }

@@ -509,7 +509,7 @@ async fn check_tenant(
             &source,
             &crate::source::PageRequest {
                 bound: crate::source::Bound::AtOrAfter(
-                    crate::time::ApiTime::now().minus(std::time::Duration::from_secs(60)),
+                    crate::alert::time::ApiTime::now().minus(std::time::Duration::from_secs(60)),
                 ),
                 before: None,
                 created: None,

@@ -7,11 +7,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::alert::time::ApiTime;
 use crate::poll::{PollSettings, poll_tenant};
 use crate::source::fake::{FakeAlert, FakeSource, OrderBy};
 use crate::source::{AlertSource, NextLink, Page, PageRequest, SourceError};
 use crate::store::Store;
-use crate::time::ApiTime;
 
 fn block_on<F: std::future::Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread()

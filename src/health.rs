@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::alert::time::ApiTime;
 use crate::metrics::LastRun as LastPoll;
 use crate::store::{RunRow, Store, StoreError};
-use crate::time::ApiTime;
 
 /// One tenant's health, as `status --json` prints it (one object per tenant, in an array).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

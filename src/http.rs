@@ -117,10 +117,10 @@ pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
 
 /// The server's clock from its `Date` header (an HTTP date, one-second precision), if it sent a
 /// readable one.
-pub fn server_date(headers: &reqwest::header::HeaderMap) -> Option<crate::time::ApiTime> {
+pub fn server_date(headers: &reqwest::header::HeaderMap) -> Option<crate::alert::time::ApiTime> {
     let v = headers.get(reqwest::header::DATE)?.to_str().ok()?;
     let when = chrono::DateTime::parse_from_rfc2822(v.trim()).ok()?;
-    Some(crate::time::ApiTime::from_chrono(
+    Some(crate::alert::time::ApiTime::from_chrono(
         when.with_timezone(&chrono::Utc),
     ))
 }

@@ -29,7 +29,6 @@ pub mod preflight;
 pub mod redact;
 pub mod source;
 pub mod store;
-pub mod time;
 
 #[cfg(test)]
 mod graph_review_tests;

@@ -8,8 +8,8 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
+use crate::alert::time::ApiTime;
 use crate::store::{Store, StoreError};
-use crate::time::ApiTime;
 
 /// One tenant's health figures.
 #[derive(Debug, Clone, Default)]

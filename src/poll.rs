@@ -40,10 +40,10 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::alert::time::ApiTime;
 use crate::config::MAX_LOOKBACK;
 use crate::source::{AlertSource, Bound, Created, NextLink, Page, PageRequest, SourceError};
 use crate::store::{Counts, Outcome, RunFigures, RunId, Store, StoreError, Upsert};
-use crate::time::ApiTime;
 
 /// The settings a poll needs.
 #[derive(Debug, Clone, Copy)]

@@ -28,7 +28,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::time::ApiTime;
+use crate::alert::time::ApiTime;
 
 /// Whether an alert object is Graph-shaped: it has `lastUpdateDateTime` and no `lastUpdateTime`.
 pub fn is_graph(obj: &Map<String, Value>) -> bool {

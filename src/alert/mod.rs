@@ -9,12 +9,13 @@ pub mod columns;
 pub mod filter;
 pub mod graph;
 pub mod json;
+pub mod time;
 pub mod vocab;
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::time::ApiTime;
+use crate::alert::time::ApiTime;
 
 /// A valid alert: it has an `id` and a parseable `lastUpdateTime` (MDE API) or
 /// `lastUpdateDateTime` (Graph).

@@ -83,9 +83,9 @@ use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use crate::alert::time::ApiTime;
 use crate::config::{ExportConfig, ExportFormat, Scope};
 use crate::store::{Selection, Store, StoreError};
-use crate::time::ApiTime;
 
 use self::atomic::{buffered_hashed, hash_back, stage, stage_latest};
 use self::csv::{Sheet, write_csv};

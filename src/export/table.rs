@@ -26,7 +26,7 @@ use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use crate::time::ApiTime;
+use crate::alert::time::ApiTime;
 
 // The column catalogue is domain vocabulary, shared with the config's validation.
 pub use crate::alert::columns::{DEFAULT_COLUMNS, KNOWN_COLUMNS, check_column};

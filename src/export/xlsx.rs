@@ -45,10 +45,10 @@ use rust_xlsxwriter::{ColNum, ExcelDateTime, Format, RowNum, Workbook, Worksheet
 use super::error::{json_io, store_io};
 use super::rows::{self, Want};
 use super::table::{self, Cell};
+use crate::alert::time::ApiTime;
 use crate::alert::vocab::{Severity, Status};
 use crate::config::ExportConfig;
 use crate::store::{Selection, Store};
-use crate::time::ApiTime;
 
 /// Why the file could not be written.
 #[derive(Debug, thiserror::Error)]

@@ -10,7 +10,7 @@ use std::sync::Mutex;
 
 use super::{AlertSource, Bound, Created, Page, PageRequest, SourceError};
 use crate::alert::Alert;
-use crate::time::ApiTime;
+use crate::alert::time::ApiTime;
 
 /// One alert of the fake world.
 #[derive(Debug, Clone, PartialEq, Eq)]

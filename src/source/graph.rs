@@ -67,8 +67,8 @@ pub fn hint(status: u16, code: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::alert::time::ApiTime;
     use crate::source::{Bound, Created};
-    use crate::time::ApiTime;
     use std::time::Duration;
 
     #[test]

@@ -53,8 +53,8 @@ fn hint_on(status: u16, today: chrono::NaiveDate) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::alert::time::ApiTime;
     use crate::source::{Bound, Created};
-    use crate::time::ApiTime;
     use std::time::Duration;
 
     #[test]

@@ -12,10 +12,10 @@ pub mod fake;
 pub mod graph;
 pub mod mde;
 
+use crate::alert::time::ApiTime;
 use crate::alert::{Alert, Envelope, Invalid};
 use crate::auth::AuthError;
 use crate::redact::ServerText;
-use crate::time::ApiTime;
 
 /// The lower bound of a page's time filter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -26,7 +26,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use rusqlite_migration::{M, Migrations};
 
 pub use crate::alert::filter::Filter;
-use crate::time::ApiTime;
+use crate::alert::time::ApiTime;
 
 mod lock;
 mod runs;

@@ -1,7 +1,7 @@
 //! Runs: one row per poll or import, with its outcome and figures.
 
 use super::Counts;
-use crate::time::ApiTime;
+use crate::alert::time::ApiTime;
 
 /// A run's row id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

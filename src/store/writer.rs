@@ -7,7 +7,7 @@ use rusqlite::{OptionalExtension, params};
 
 use super::{Counts, RunId, StoreError, Upsert, classify, unix_ms};
 use crate::alert::Alert;
-use crate::time::ApiTime;
+use crate::alert::time::ApiTime;
 
 /// One write transaction: upserts, the cursor, a run's counters. Dropped without
 /// [`Writer::commit`], it rolls back.

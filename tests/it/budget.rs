@@ -4,9 +4,9 @@
 use std::time::{Duration, Instant};
 
 use crate::support::*;
+use mde_alerts::alert::time::ApiTime;
 use mde_alerts::app;
 use mde_alerts::store::{Outcome, Store};
-use mde_alerts::time::ApiTime;
 use mde_sim::{FaultKind, Hazards};
 
 fn throttled_sim(seed: u64) -> mde_sim::SimConfig {

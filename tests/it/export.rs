@@ -212,7 +212,8 @@ async fn scopes_and_filters_select_the_right_alerts() {
         count(&|v| rank(v["severity"].as_str().unwrap()) >= 4
             && matches!(v["status"].as_str(), Some("New" | "InProgress")))
     );
-    let since = mde_alerts::time::ApiTime::now().minus(std::time::Duration::from_secs(2 * 86_400));
+    let since =
+        mde_alerts::alert::time::ApiTime::now().minus(std::time::Duration::from_secs(2 * 86_400));
     assert_eq!(
         rows("recent"),
         stored.values().filter(|(t, _)| *t >= since).count()
@@ -494,10 +495,10 @@ async fn xlsx_and_report_exports() {
 mod graph {
     use super::*;
     use mde_alerts::alert::filter::Filter;
+    use mde_alerts::alert::time::ApiTime;
     use mde_alerts::alert::{Alert, Indexed};
     use mde_alerts::config::{ExportConfig, ExportShape, Scope};
     use mde_alerts::export::{export_file, selection_for};
-    use mde_alerts::time::ApiTime;
     use serde_json::{Value, json};
 
     /// Alert `i` as the MDE API writes it: `(status, severity, classification)` vary.

@@ -305,7 +305,7 @@ async fn item17_prune_and_cleanup_keep_what_they_must() {
 
 /// Alerts with the given (id suffix, severity, status, extra fields), visible in the simulator.
 fn put_alerts(env: &Env, alerts: &[(&str, &str, &str, serde_json::Value)]) {
-    let now = mde_alerts::time::ApiTime::now().to_api_string();
+    let now = mde_alerts::alert::time::ApiTime::now().to_api_string();
     for (id, severity, status, extra) in alerts {
         let mut a = serde_json::json!({
             "id": format!("da-files-{id}"),

@@ -307,7 +307,7 @@ async fn endless_and_huge_bodies_are_capped() {
     let err = mde_alerts::source::AlertSource::fetch(
         &source,
         &mde_alerts::source::PageRequest {
-            bound: mde_alerts::source::Bound::AtOrAfter(mde_alerts::time::ApiTime::now()),
+            bound: mde_alerts::source::Bound::AtOrAfter(mde_alerts::alert::time::ApiTime::now()),
             before: None,
             created: None,
             ordered: true,

@@ -4,12 +4,12 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use mde_alerts::alert::time::ApiTime;
 use mde_alerts::app;
 use mde_alerts::budget::Budget;
 use mde_alerts::poll::{PollSettings, poll_tenant};
 use mde_alerts::source::client::ApiSource;
 use mde_alerts::store::{Outcome, Store};
-use mde_alerts::time::ApiTime;
 use mde_sim::Hazards;
 use serde_json::json;
 

@@ -4,10 +4,10 @@
 use std::time::{Duration, Instant};
 
 use crate::support::*;
+use mde_alerts::alert::time::ApiTime;
 use mde_alerts::app;
 use mde_alerts::auth::TokenProvider;
 use mde_alerts::store::Store;
-use mde_alerts::time::ApiTime;
 use mde_sim::{FaultKind, Hazards};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

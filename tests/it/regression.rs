@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use crate::support::*;
 use mde_alerts::alert::Alert;
+use mde_alerts::alert::time::ApiTime;
 use mde_alerts::app;
 use mde_alerts::config::{ExportConfig, ExportFormat};
 use mde_alerts::poll::{PollSettings, poll_tenant};
 use mde_alerts::source::{AlertSource, Bound, Created, Page, PageRequest, SourceError};
 use mde_alerts::store::Store;
-use mde_alerts::time::ApiTime;
 use mde_sim::Hazards;
 
 /// Review #1: an alert sharing a timestamp with more alerts than fit on a page was skipped by

@@ -520,7 +520,7 @@ async fn a_reload_picks_up_a_rotated_secret() {
     every_second(&env);
     let mut service = InProcess::start(&env, |_| {}).await;
     assert!(service.poll().await);
-    let rotated_at = mde_alerts::time::ApiTime::now();
+    let rotated_at = mde_alerts::alert::time::ApiTime::now();
     env.sim.set_client_secret("rotated-secret-value");
     std::fs::write(env.path().join("secret"), "rotated-secret-value\n").unwrap();
     // The old token is still valid: only a new provider asks for a new one.
@@ -535,7 +535,7 @@ async fn a_reload_picks_up_a_rotated_secret() {
     service.stop().await;
     let s = status_json(&env).await;
     let last_success =
-        mde_alerts::time::ApiTime::parse(s[0]["last_success"].as_str().unwrap()).unwrap();
+        mde_alerts::alert::time::ApiTime::parse(s[0]["last_success"].as_str().unwrap()).unwrap();
     assert!(
         last_success > rotated_at.plus(Duration::from_secs(1)),
         "{s}"

@@ -1,6 +1,6 @@
 //! Instants as 100 ns ticks since the Unix epoch, and Defender's clock and text form.
 //!
-//! Ticks are Defender's own precision and the unit of `mde_alerts::time::ApiTime`, so the tests
+//! Ticks are Defender's own precision and the unit of `mde_alerts::alert::time::ApiTime`, so the tests
 //! compare the simulator's truth with the store without loss. This crate cannot use `ApiTime`
 //! itself (mde-alerts depends on it, not the other way round): chrono does the calendar here,
 //! as it does behind `ApiTime`, and this module only converts.

@@ -56,9 +56,9 @@ use std::io;
 
 use super::error::{json_io, store_io};
 use super::table::pick;
+use crate::alert::time::ApiTime;
 use crate::config::ExportConfig;
 use crate::store::{Selection, Store};
-use crate::time::ApiTime;
 
 pub use figures::{
     AGE_BUCKETS, AlertSummary, Figures, MARKDOWN_DAYS, MAX_EXTRA_SERIES, OTHER_SEVERITIES,

@@ -6,9 +6,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use mde_alerts::alert::time::ApiTime;
 use mde_alerts::config::Config;
 use mde_alerts::store::Store;
-use mde_alerts::time::ApiTime;
 use mde_sim::{Hazards, SimConfig, Simulator, TruthAlert};
 use serde_json::Value;
 

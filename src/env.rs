@@ -57,11 +57,6 @@ impl Environment {
         })
     }
 
-    /// The HTTP client.
-    pub fn http(&self) -> &reqwest::Client {
-        &self.http
-    }
-
     /// How a poll of a tenant reading `source` pages (Graph's `$top` is at most 1,000).
     pub fn poll_settings(&self, source: SourceKind) -> PollSettings {
         PollSettings {

@@ -368,3 +368,100 @@ async fn alerts_created_and_updated_in_one_tick() {
     assert!(s.failed.is_empty(), "{:?}", s.failed);
     assert_matches_truth(&env);
 }
+
+/// A one-off poll of many tenants runs `[poll] concurrency` of them at once, and one tenant's
+/// failure (here a secret Entra refuses) is its own: the others store everything, in config order
+/// in the summary. Each answer of the slow simulators takes 400 ms, so polling the three working
+/// tenants one after another takes over twice as long as polling them together.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_concurrent_poll_keeps_each_tenants_failure_its_own() {
+    use mde_alerts::config::raw::RawTenant;
+    let slow = || Hazards {
+        fault_rate: 1.0,
+        fault_kinds: vec![FaultKind::Slow],
+        slow_delay: Duration::from_millis(400),
+        ..Hazards::default()
+    };
+    let env = Env::new(sim_config(20, 81, slow()), Opts::default()).await;
+    let mut sims = Vec::new();
+    let guids = [
+        "1a0a0b0e-1111-4a55-9a0e-5e1d9c0d1e11",
+        "2b0a0b0e-2222-4a55-9a0e-5e1d9c0d1e11",
+        "3c0a0b0e-3333-4a55-9a0e-5e1d9c0d1e11",
+    ];
+    for (i, guid) in guids.into_iter().enumerate() {
+        let cfg = mde_sim::SimConfig {
+            tenant_id: guid.into(),
+            ..sim_config(15 + i, 82 + i as u64, slow())
+        };
+        sims.push(mde_sim::Simulator::start(cfg, 0).await.unwrap());
+    }
+    let wrong = env.path().join("wrong-secret");
+    std::fs::write(&wrong, "not-the-secret\n").unwrap();
+    let set = |concurrency: i64| {
+        env.edit_config(|c| {
+            let base = c.tenants[0].clone();
+            c.tenants.truncate(1);
+            for (i, sim) in sims.iter().enumerate() {
+                let name = ["refused", "second", "third"][i];
+                c.tenants.push(RawTenant {
+                    name: Some(name.into()),
+                    tenant_id: Some(guids[i].into()),
+                    login_url: Some(sim.url()),
+                    api_url: Some(sim.url()),
+                    graph_url: Some(sim.url()),
+                    client_secret_file: (i == 0)
+                        .then(|| wrong.display().to_string())
+                        .or(base.client_secret_file.clone()),
+                    ..base.clone()
+                });
+            }
+            c.poll.concurrency = Some(concurrency);
+        });
+    };
+
+    set(1);
+    let started = Instant::now();
+    let one_by_one = app::poll(&env.config(), None, false).await.unwrap();
+    let sequential = started.elapsed();
+    let names =
+        |s: &app::PollSummary| -> Vec<String> { s.ok.iter().map(|r| r.tenant.clone()).collect() };
+    assert_eq!(names(&one_by_one), ["t1", "second", "third"]);
+
+    // A fresh store, polled with all four at once.
+    std::fs::remove_file(env.store_path()).unwrap();
+    set(4);
+    let started = Instant::now();
+    let together = app::poll(&env.config(), None, false).await.unwrap();
+    let concurrent = started.elapsed();
+    assert_eq!(names(&together), ["t1", "second", "third"], "config order");
+    assert_eq!(together.failed.len(), 1, "{:?}", together.failed);
+    let (who, why) = &together.failed[0];
+    assert_eq!(who, "refused");
+    assert!(why.to_string().contains("AADSTS"), "{why}");
+    assert!(
+        concurrent * 2 < sequential,
+        "together {concurrent:?}, one by one {sequential:?}"
+    );
+    // Each working tenant has exactly its simulator's alerts; the refused one has nothing and a
+    // failed run.
+    let store = Store::open(&env.store_path()).unwrap();
+    for (name, sim) in [("t1", &env.sim), ("second", &sims[1]), ("third", &sims[2])] {
+        let mut truth: Vec<String> = sim.truth(false).into_iter().map(|t| t.id).collect();
+        truth.sort();
+        let mut got = Vec::new();
+        store
+            .for_each_alert(|tenant, raw| {
+                if tenant == name {
+                    let v: serde_json::Value = serde_json::from_str(raw).unwrap();
+                    got.push(v["id"].as_str().unwrap().to_owned());
+                }
+                Ok(())
+            })
+            .unwrap();
+        got.sort();
+        assert_eq!(got, truth, "{name}");
+    }
+    let refused = store.runs(Some("refused"), 1).unwrap();
+    assert_eq!(refused[0].outcome, "failed");
+}

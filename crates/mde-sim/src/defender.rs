@@ -15,7 +15,8 @@ use serde_json::{Map, Value, json};
 
 use crate::clock::{defender_time, sim_now};
 use crate::hazards::FaultKind;
-use crate::tenants::TenantFault;
+use crate::odata::{Dialect, Property};
+use crate::tenants::{TenantFault, read_floor};
 use crate::truth::served;
 use crate::{RESOURCE, Shared, SimConfig, World, odata};
 
@@ -202,7 +203,11 @@ pub(crate) async fn alerts(
         let mut st = s.lock().unwrap_or_else(|p| p.into_inner());
         let key = st.token_tenant(&headers);
         let tenant_fault = st.tenants.fault(&key);
-        let served = st.with_world(&key, |cfg, decoding, st| {
+        // A read that changes nothing needs only the alerts its filter can match.
+        let floor = (st.cfg.hazards.mutate_per_page == 0)
+            .then(|| read_floor(raw.as_deref(), Dialect::Defender, Property::LastUpdateTime))
+            .flatten();
+        let served = st.with_world(&key, floor, |cfg, decoding, st| {
             st.stats.alert_calls += 1;
             authorize(decoding, st, &headers)?;
             if let Some(TenantFault::Api(code)) = tenant_fault {

@@ -229,9 +229,23 @@ impl Generator {
 /// One alert of a world's starting set, made by `maker`: created within `span` ticks before
 /// `now`, last updated between then and now, one in five already changed once.
 pub(crate) fn initial_alert(maker: &mut Generator, now: i64, span: i64) -> (String, Version) {
-    let created = now - maker.rng.random_range(0..span);
-    let updated = created + maker.rng.random_range(0..=(now - created)).min(span);
-    let updated = updated - updated.rem_euclid(SIM_TICK);
+    let (created, updated) = initial_times(&mut maker.rng, now, span);
+    initial_alert_at(maker, created, updated)
+}
+
+/// When a starting alert was created and last updated: the first draws of its maker.
+pub(crate) fn initial_times(rng: &mut StdRng, now: i64, span: i64) -> (i64, i64) {
+    let created = now - rng.random_range(0..span);
+    let updated = created + rng.random_range(0..=(now - created)).min(span);
+    (created, updated - updated.rem_euclid(SIM_TICK))
+}
+
+/// The rest of [`initial_alert`], once [`initial_times`] has drawn its times.
+pub(crate) fn initial_alert_at(
+    maker: &mut Generator,
+    created: i64,
+    updated: i64,
+) -> (String, Version) {
     let (id, mut json) = maker.new_alert(created, updated);
     // Some alerts were already resolved before we arrived.
     if maker.rng.random_bool(0.2) {
@@ -246,10 +260,16 @@ pub(crate) fn initial_graph_alert(
     now: i64,
     span: i64,
 ) -> (String, Version) {
-    let rng = &mut maker.rng;
-    let created = now - rng.random_range(0..span);
-    let updated = created + rng.random_range(0..=(now - created)).min(span);
-    let updated = updated - updated.rem_euclid(SIM_TICK);
+    let (created, updated) = initial_times(&mut maker.rng, now, span);
+    initial_graph_alert_at(maker, created, updated)
+}
+
+/// The rest of [`initial_graph_alert`], once [`initial_times`] has drawn its times.
+pub(crate) fn initial_graph_alert_at(
+    maker: &mut crate::graph::GraphMaker,
+    created: i64,
+    updated: i64,
+) -> (String, Version) {
     let (id, mut json) = maker.new_alert(created, updated);
     if maker.rng.random_bool(0.2) {
         maker.change(&mut json, updated);

@@ -36,7 +36,9 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
 
-use crate::generator::{Generator, initial_alert, initial_graph_alert, span_of};
+use crate::generator::{
+    Generator, initial_alert_at, initial_graph_alert_at, initial_times, span_of,
+};
 use crate::graph::{GraphMaker, id_hash};
 use crate::truth::TruthAlert;
 use crate::{Mutator, SimConfig, Simulator, State, Stats, Version, World};
@@ -111,6 +113,9 @@ impl TenantKey {
         }
     }
 }
+
+/// Alerts by id, every version.
+type Alerts = BTreeMap<String, Vec<Version>>;
 
 /// The tenants other than the home one.
 pub(crate) struct Tenants {
@@ -204,46 +209,51 @@ impl Tenants {
     }
 
     /// The starting world of a tenant: each alert made by a generator of its own, seeded from
-    /// the tenant's seed and its number, so any alert can be regenerated alone.
-    fn start(
-        &self,
-        cfg: &SimConfig,
-        tenant: &str,
-    ) -> (
-        BTreeMap<String, Vec<Version>>,
-        BTreeMap<String, Vec<Version>>,
-    ) {
+    /// the tenant's seed and its number, so any alert can be regenerated alone, and its times
+    /// drawn first, so that alerts last updated before `floor` (ticks) are skipped unbuilt.
+    fn start(&self, cfg: &SimConfig, tenant: &str, floor: Option<i64>) -> (Alerts, Alerts) {
+        let floor = floor.unwrap_or(i64::MIN);
         let n = self.per_tenant.unwrap_or(0);
         let seed = Self::seed(cfg, tenant);
         let span = span_of(cfg);
         let base = Self::serial_base(seed);
         let per_alert = |i: u64| seed ^ (i + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         let alerts = (0..n as u64)
-            .map(|i| {
+            .filter_map(|i| {
                 let mut g = Generator::starting_at(per_alert(i), tenant, base + i);
-                let (id, v) = initial_alert(&mut g, self.born, span);
-                (id, vec![v])
+                let (created, updated) = initial_times(&mut g.rng, self.born, span);
+                let (id, v) =
+                    (updated >= floor).then(|| initial_alert_at(&mut g, created, updated))?;
+                Some((id, vec![v]))
             })
             .collect();
         let extra = GraphMaker::new(seed, tenant).share_of(n, cfg.graph_only_share) as u64;
         let graph = (0..extra)
-            .map(|j| {
+            .filter_map(|j| {
                 let mut g = GraphMaker::new(per_alert(j | 1 << 40), tenant);
-                let (id, v) = initial_graph_alert(&mut g, self.born, span);
-                (id, vec![v])
+                let (created, updated) = initial_times(&mut g.rng, self.born, span);
+                let (id, v) =
+                    (updated >= floor).then(|| initial_graph_alert_at(&mut g, created, updated))?;
+                Some((id, vec![v]))
             })
             .collect();
         (alerts, graph)
     }
 
-    /// The tenant's whole world, for one call: its starting alerts regenerated, with the ones
-    /// made or changed since laid over them. [`Tenants::put_back`] stores it again.
-    pub(crate) fn materialize(&mut self, cfg: &SimConfig, tenant: &str) -> (World, StartIds) {
+    /// The tenant's world, for one call: its starting alerts regenerated (those last updated
+    /// from `floor` on, when a read-only call's filter sets one), with the ones made or changed
+    /// since laid over them. [`Tenants::put_back`] stores it again.
+    pub(crate) fn materialize(
+        &mut self,
+        cfg: &SimConfig,
+        tenant: &str,
+        floor: Option<i64>,
+    ) -> (World, StartIds) {
         let mut w = match self.slots.remove(tenant) {
             Some(w) => w,
             None => self.fresh(cfg, tenant),
         };
-        let (mut alerts, mut graph) = self.start(cfg, tenant);
+        let (mut alerts, mut graph) = self.start(cfg, tenant, floor);
         let ids = StartIds {
             alerts: alerts.keys().cloned().collect(),
             graph: graph.keys().cloned().collect(),
@@ -267,6 +277,19 @@ impl Tenants {
     }
 }
 
+/// The floor a list call's `$filter` sets on `property` (see [`crate::odata::Expr::floor_of`]),
+/// in ticks; `None` without one, or when the filter does not parse (the handler answers that).
+pub(crate) fn read_floor(
+    raw: Option<&str>,
+    dialect: crate::odata::Dialect,
+    property: crate::odata::Property,
+) -> Option<i64> {
+    let (_, text) = url::form_urlencoded::parse(raw?.as_bytes())
+        .find(|(k, _)| k.trim_start_matches('$').eq_ignore_ascii_case("filter"))?;
+    let expr = crate::odata::parse_filter_in(&text, dialect).ok()?;
+    expr.floor_of(property).map(crate::clock::from_chrono)
+}
+
 impl State {
     /// The counters of a tenant (made in use if it was not).
     pub(crate) fn stats_of(&mut self, key: &TenantKey) -> &mut Stats {
@@ -276,10 +299,13 @@ impl State {
         }
     }
 
-    /// Runs `f` on a tenant's world (made in use if it was not).
+    /// Runs `f` on a tenant's world (made in use if it was not). `floor`: `f` only reads alerts
+    /// last updated from then on (ticks), and changes none, so older starting alerts need not
+    /// be built.
     pub(crate) fn with_world<R>(
         &mut self,
         key: &TenantKey,
+        floor: Option<i64>,
         f: impl FnOnce(&SimConfig, &jsonwebtoken::DecodingKey, &mut World) -> R,
     ) -> R {
         let State {
@@ -292,7 +318,7 @@ impl State {
         match key {
             TenantKey::Home => f(cfg, decoding, home),
             TenantKey::Other(t) => {
-                let (mut w, ids) = tenants.materialize(cfg, t);
+                let (mut w, ids) = tenants.materialize(cfg, t, floor);
                 let r = f(cfg, decoding, &mut w);
                 tenants.put_back(t, w, &ids);
                 r
@@ -374,7 +400,30 @@ impl Simulator {
             TenantKey::Home => true,
             TenantKey::Other(t) => st.tenants.slots.contains_key(t),
         };
-        let truth = st.with_world(&key, |_, _, w| crate::truth::truth_of(w, expand_evidence));
+        let truth = st.with_world(&key, None, |_, _, w| {
+            crate::truth::truth_of(w, expand_evidence)
+        });
+        if let (TenantKey::Other(t), false) = (&key, in_use) {
+            st.tenants.slots.remove(t);
+        }
+        truth
+    }
+
+    /// A tenant's Graph oracle, as [`Simulator::graph_truth`] is the home tenant's (every
+    /// product). Asking does not put the tenant in use.
+    ///
+    /// # Panics
+    /// When `tenant` is not a tenant of this simulator.
+    pub fn tenant_graph_truth(&self, tenant: &str) -> Vec<TruthAlert> {
+        let mut st = self.lock();
+        let key = st.key_for(tenant);
+        let in_use = match &key {
+            TenantKey::Home => true,
+            TenantKey::Other(t) => st.tenants.slots.contains_key(t),
+        };
+        let truth = st.with_world(&key, None, |cfg, _, w| {
+            crate::graph::graph_truth_of(w, cfg, &[])
+        });
         if let (TenantKey::Other(t), false) = (&key, in_use) {
             st.tenants.slots.remove(t);
         }
@@ -388,7 +437,7 @@ impl Simulator {
     pub fn create_in(&self, tenant: &str, n: usize) {
         let mut st = self.lock();
         let key = st.key_for(tenant);
-        st.with_world(&key, |cfg, _, w| w.create(cfg, n));
+        st.with_world(&key, None, |cfg, _, w| w.create(cfg, n));
     }
 
     /// Updates `n` random alerts of a tenant at one shared new `lastUpdateTime`.
@@ -398,7 +447,7 @@ impl Simulator {
     pub fn update_in(&self, tenant: &str, n: usize) {
         let mut st = self.lock();
         let key = st.key_for(tenant);
-        st.with_world(&key, |cfg, _, w| w.update_random(cfg, n));
+        st.with_world(&key, None, |cfg, _, w| w.update_random(cfg, n));
     }
 
     /// Makes a tenant fail on purpose (`None`: it recovers). The home tenant cannot fail this
@@ -451,7 +500,7 @@ impl Simulator {
                     let Some(key) = s.tenants.resolve(&s.cfg, &t) else {
                         continue;
                     };
-                    s.with_world(&key, |cfg, _, w| {
+                    s.with_world(&key, None, |cfg, _, w| {
                         w.update_random(cfg, batch);
                         w.create(cfg, new);
                     });
@@ -494,19 +543,19 @@ mod tests {
         };
         let mut t = Tenants::new(&cfg);
         let a = tenant_id(1);
-        let (w, ids) = t.materialize(&cfg, &a);
+        let (w, ids) = t.materialize(&cfg, &a, None);
         assert_eq!(w.alerts.len(), 20);
         assert_eq!(ids.alerts.len(), 20);
         t.put_back(&a, w, &ids);
         assert!(t.slots[&a].alerts.is_empty() && t.slots[&a].graph_alerts.is_empty());
         // A change and a new alert are kept, and come back the next time.
-        let (mut w, ids) = t.materialize(&cfg, &a);
+        let (mut w, ids) = t.materialize(&cfg, &a, None);
         w.update_random(&cfg, 1);
         w.create(&cfg, 1);
         let changed = w.alerts.clone().into_keys().collect::<Vec<_>>();
         t.put_back(&a, w, &ids);
         assert_eq!(t.slots[&a].alerts.len(), 2);
-        let (w, _) = t.materialize(&cfg, &a);
+        let (w, _) = t.materialize(&cfg, &a, None);
         assert_eq!(w.alerts.len(), 21);
         assert_eq!(w.alerts.keys().cloned().collect::<Vec<_>>(), changed);
     }

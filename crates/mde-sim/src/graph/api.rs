@@ -20,7 +20,8 @@ use super::{GRAPH_ROOTS, GraphOrderBy};
 use crate::clock::{defender_time, sim_now};
 use crate::defender::quota_wait;
 use crate::hazards::FaultKind;
-use crate::tenants::TenantFault;
+use crate::odata::{Dialect, Property};
+use crate::tenants::{TenantFault, read_floor};
 use crate::{Shared, SimConfig, World};
 
 /// The roles (or delegated scopes) that let a caller list alerts.
@@ -655,7 +656,11 @@ pub(crate) async fn alerts_v2(
         let mut st = s.lock().unwrap_or_else(|p| p.into_inner());
         let key = st.token_tenant(&headers);
         let tenant_fault = st.tenants.fault(&key);
-        let served = st.with_world(&key, |cfg, decoding, st| {
+        // A read that changes nothing needs only the alerts its filter can match.
+        let floor = (st.cfg.alerts_v2_hazards().mutate_per_page == 0)
+            .then(|| read_floor(raw.as_deref(), Dialect::Graph, Property::LastUpdateDateTime))
+            .flatten();
+        let served = st.with_world(&key, floor, |cfg, decoding, st| {
             let ids = request_id(&headers, st);
             let fault = admit(cfg, decoding, st, &headers, &ids, tenant_fault)?;
             if !prefer {
@@ -689,7 +694,7 @@ pub(crate) async fn alert_v2(
         let mut st = s.lock().unwrap_or_else(|p| p.into_inner());
         let key = st.token_tenant(&headers);
         let tenant_fault = st.tenants.fault(&key);
-        let served = st.with_world(&key, |cfg, decoding, st| {
+        let served = st.with_world(&key, None, |cfg, decoding, st| {
             let ids = request_id(&headers, st);
             let fault = admit(cfg, decoding, st, &headers, &ids, tenant_fault)?;
             if !prefer {

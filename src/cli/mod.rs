@@ -189,6 +189,16 @@ pub enum Command {
         /// Update a few alerts and create one every this many seconds (0: never).
         #[arg(long, default_value_t = 5)]
         mutate_every: u64,
+        /// Any GUID is a tenant of its own; print (and with --write-tenants write) this many
+        /// numbered tenant ids for configs (0: the one tenant).
+        #[arg(long, default_value_t = 0)]
+        tenants: u64,
+        /// Alerts in each tenant's world with --tenants.
+        #[arg(long, default_value_t = 20)]
+        alerts_per_tenant: usize,
+        /// Write the --tenants numbered tenants to this file as [[tenants]] tables.
+        #[arg(long, requires = "tenants")]
+        write_tenants: Option<PathBuf>,
     },
 }
 
@@ -272,7 +282,22 @@ pub async fn run(cli: Cli) -> Result<ExitCode, Error> {
             fault_rate,
             token_lifetime,
             mutate_every,
-        } => simulate::run(*port, *alerts, *fault_rate, *token_lifetime, *mutate_every).await,
+            tenants,
+            alerts_per_tenant,
+            write_tenants,
+        } => {
+            simulate::run(simulate::Options {
+                port: *port,
+                alerts: *alerts,
+                fault_rate: *fault_rate,
+                token_lifetime: *token_lifetime,
+                mutate_every: *mutate_every,
+                tenants: *tenants,
+                alerts_per_tenant: *alerts_per_tenant,
+                write_tenants: write_tenants.clone(),
+            })
+            .await
+        }
     }
 }
 

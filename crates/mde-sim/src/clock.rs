@@ -32,7 +32,7 @@ pub(crate) fn parse_ticks(text: &str) -> Option<i64> {
         .map(|t| from_chrono(t.with_timezone(&Utc)))
 }
 
-fn from_chrono(t: DateTime<Utc>) -> i64 {
+pub(crate) fn from_chrono(t: DateTime<Utc>) -> i64 {
     let sub = i64::from(t.timestamp_subsec_nanos()) / 100;
     t.timestamp()
         .saturating_mul(TICKS_PER_SEC)

@@ -15,8 +15,10 @@ use serde_json::{Map, Value, json};
 
 use crate::clock::{defender_time, sim_now};
 use crate::hazards::FaultKind;
+use crate::odata::{Dialect, Property};
+use crate::tenants::{TenantFault, read_floor};
 use crate::truth::served;
-use crate::{RESOURCE, Shared, State, odata};
+use crate::{RESOURCE, Shared, SimConfig, World, odata};
 
 fn defender_error(status: StatusCode, code: &str, message: &str) -> Response {
     let body = json!({"error": {"code": code, "message": message, "target": "43f4cb08-8fac-4b65-9db1-745c2ae65f3a"}});
@@ -135,8 +137,12 @@ fn parse_query(raw: Option<&str>, orderby_ok: bool) -> Result<Query, Response> {
     Ok(q)
 }
 
-fn authorize(st: &mut State, headers: &HeaderMap) -> Result<(), Response> {
-    let unauthorized = |st: &mut State| {
+fn authorize(
+    decoding: &jsonwebtoken::DecodingKey,
+    st: &mut World,
+    headers: &HeaderMap,
+) -> Result<(), Response> {
+    let unauthorized = |st: &mut World| {
         st.stats.unauthorized += 1;
         let mut r = defender_error(
             StatusCode::UNAUTHORIZED,
@@ -159,7 +165,7 @@ fn authorize(st: &mut State, headers: &HeaderMap) -> Result<(), Response> {
     let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
     v.leeway = 0;
     v.validate_aud = false;
-    let data = match jsonwebtoken::decode::<Value>(token, &st.decoding, &v) {
+    let data = match jsonwebtoken::decode::<Value>(token, decoding, &v) {
         Ok(d) => d,
         Err(_) => return Err(unauthorized(st)),
     };
@@ -195,42 +201,35 @@ pub(crate) async fn alerts(
 ) -> Response {
     let (fault, answer) = {
         let mut st = s.lock().unwrap_or_else(|p| p.into_inner());
-        st.stats.alert_calls += 1;
-        if let Err(r) = authorize(&mut st, &headers) {
-            return r;
-        }
-        let h = st.cfg.hazards.clone();
-        if let Some((per_minute, per_hour)) = h.rate_limit
-            && let Some(wait) = quota_wait(&mut st.quota_calls, per_minute, per_hour)
-        {
-            st.stats.throttled += 1;
-            let mut r = defender_error(
-                StatusCode::TOO_MANY_REQUESTS,
-                "TooManyRequests",
-                &format!("API calls quota exceeded! Maximum admitted {per_minute} per 1m."),
-            );
-            r.headers_mut().insert(
-                header::RETRY_AFTER,
-                HeaderValue::from(wait.as_secs_f64().ceil() as u64),
-            );
-            return r;
-        }
-        let fault = h.draw_fault(&mut st.maker.rng).map(|kind| {
-            st.stats.faults += 1;
-            match kind {
-                FaultKind::TooManyRequests => Fault::TooMany(h.retry_after_secs),
-                FaultKind::Internal => Fault::Internal,
-                FaultKind::Unavailable => Fault::Unavailable,
-                FaultKind::Truncated => Fault::Truncated,
-                FaultKind::NotJson => Fault::Garbage,
-                FaultKind::Slow => Fault::Slow(h.slow_delay),
+        let key = st.token_tenant(&headers);
+        let tenant_fault = st.tenants.fault(&key);
+        // A read that changes nothing needs only the alerts its filter can match.
+        let floor = (st.cfg.hazards.mutate_per_page == 0)
+            .then(|| read_floor(raw.as_deref(), Dialect::Defender, Property::LastUpdateTime))
+            .flatten();
+        let served = st.with_world(&key, floor, |cfg, decoding, st| {
+            st.stats.alert_calls += 1;
+            authorize(decoding, st, &headers)?;
+            if let Some(TenantFault::Api(code)) = tenant_fault {
+                st.stats.faults += 1;
+                let status =
+                    StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                let name = status
+                    .canonical_reason()
+                    .unwrap_or("Error")
+                    .replace(' ', "");
+                return Err(defender_error(
+                    status,
+                    &name,
+                    "This tenant fails on purpose (the simulator's set_tenant_fault).",
+                ));
             }
+            admit_and_page(cfg, st, raw.as_deref())
         });
-        let answer = match &fault {
-            Some(Fault::TooMany(_) | Fault::Internal | Fault::Unavailable | Fault::Garbage) => None,
-            _ => Some(page(&mut st, raw.as_deref())),
-        };
-        (fault, answer)
+        match served {
+            Ok(x) => x,
+            Err(r) => return r,
+        }
     };
     match fault {
         Some(Fault::TooMany(secs)) => {
@@ -277,6 +276,44 @@ pub(crate) async fn alerts(
             None => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
         },
     }
+}
+
+type Answer = (Option<Fault>, Option<Result<Vec<u8>, Response>>);
+
+/// The quota, an injected fault, then the page (unless the fault replaces it).
+fn admit_and_page(cfg: &SimConfig, st: &mut World, raw: Option<&str>) -> Result<Answer, Response> {
+    let h = &cfg.hazards;
+    if let Some((per_minute, per_hour)) = h.rate_limit
+        && let Some(wait) = quota_wait(&mut st.quota_calls, per_minute, per_hour)
+    {
+        st.stats.throttled += 1;
+        let mut r = defender_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "TooManyRequests",
+            &format!("API calls quota exceeded! Maximum admitted {per_minute} per 1m."),
+        );
+        r.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(wait.as_secs_f64().ceil() as u64),
+        );
+        return Err(r);
+    }
+    let fault = h.draw_fault(&mut st.maker.rng).map(|kind| {
+        st.stats.faults += 1;
+        match kind {
+            FaultKind::TooManyRequests => Fault::TooMany(h.retry_after_secs),
+            FaultKind::Internal => Fault::Internal,
+            FaultKind::Unavailable => Fault::Unavailable,
+            FaultKind::Truncated => Fault::Truncated,
+            FaultKind::NotJson => Fault::Garbage,
+            FaultKind::Slow => Fault::Slow(h.slow_delay),
+        }
+    });
+    let answer = match &fault {
+        Some(Fault::TooMany(_) | Fault::Internal | Fault::Unavailable | Fault::Garbage) => None,
+        _ => Some(page(cfg, st, raw)),
+    };
+    Ok((fault, answer))
 }
 
 /// Records a call against the quota, or says how long until one is allowed.
@@ -329,8 +366,8 @@ pub(crate) fn ok_json(body: Vec<u8>) -> Response {
 }
 
 /// Builds one page, then lets the world move on (`mutate_per_page`).
-fn page(st: &mut State, raw: Option<&str>) -> Result<Vec<u8>, Response> {
-    let h = st.cfg.hazards.clone();
+fn page(cfg: &SimConfig, st: &mut World, raw: Option<&str>) -> Result<Vec<u8>, Response> {
+    let h = &cfg.hazards;
     let mut q = parse_query(raw, h.orderby_supported)?;
     if h.orderby_ignored {
         q.order = None;
@@ -402,7 +439,7 @@ fn page(st: &mut State, raw: Option<&str>) -> Result<Vec<u8>, Response> {
     let body = serde_json::to_vec(&envelope)
         .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())?;
     if h.mutate_per_page > 0 {
-        st.update_random(h.mutate_per_page);
+        st.update_random(cfg, h.mutate_per_page);
     }
     Ok(body)
 }

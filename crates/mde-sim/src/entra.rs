@@ -13,6 +13,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use crate::tenants::TenantFault;
 use crate::{GRAPH_ROOTS, RESOURCE, Shared, SimConfig};
 
 /// The Graph root a scope names: `https://graph.microsoft.com/.default` and
@@ -162,10 +163,8 @@ pub(crate) async fn token_v2(
 
 fn token(s: Shared, tenant: String, form: HashMap<String, String>, v2: bool) -> Response {
     let mut st = s.lock().unwrap_or_else(|p| p.into_inner());
-    st.stats.token_requests += 1;
-    let cfg = st.cfg.clone();
-    let id = &cfg.identity;
-    if !tenant.eq_ignore_ascii_case(&cfg.tenant_id) {
+    let Some(key) = st.tenants.resolve(&st.cfg, &tenant) else {
+        st.home.stats.token_requests += 1;
         return entra_error(
             StatusCode::BAD_REQUEST,
             "invalid_request",
@@ -174,7 +173,13 @@ fn token(s: Shared, tenant: String, form: HashMap<String, String>, v2: bool) -> 
                 "Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud."
             ),
         );
-    }
+    };
+    st.stats_of(&key).token_requests += 1;
+    let serial = st.stats_of(&key).token_requests;
+    let tenant_fault = st.tenants.fault(&key);
+    let cfg = st.cfg.clone();
+    let id = &cfg.identity;
+    let tid = key.id(&cfg).to_owned();
     let get = |k: &str| form.get(k).map(String::as_str);
     let grant = match get("grant_type") {
         Some(g @ ("client_credentials" | "password")) => g,
@@ -204,6 +209,14 @@ fn token(s: Shared, tenant: String, form: HashMap<String, String>, v2: bool) -> 
                 "Application with identifier '{}' was not found in the directory '{tenant}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant.",
                 get("client_id").unwrap_or("")
             ),
+        );
+    }
+    if tenant_fault == Some(TenantFault::SignIn) {
+        return entra_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            7000215,
+            "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app.",
         );
     }
     let audience = if v2 {
@@ -339,14 +352,14 @@ fn token(s: Shared, tenant: String, form: HashMap<String, String>, v2: bool) -> 
     let life = cfg.token_lifetime.as_secs().max(1) as i64;
     let mut claims = json!({
         "aud": audience,
-        "iss": format!("https://sts.windows.net/{}/", cfg.tenant_id),
+        "iss": format!("https://sts.windows.net/{tid}/"),
         "iat": now - 300,
         "nbf": now - 300,
         "exp": now + life,
         "appid": cfg.client_id,
-        "tid": cfg.tenant_id,
+        "tid": tid,
         "ver": "1.0",
-        "uti": format!("sim{}", st.stats.token_requests),
+        "uti": format!("sim{serial}"),
     });
     let graph = is_graph(&audience);
     let scopes = if graph {
@@ -382,7 +395,7 @@ fn token(s: Shared, tenant: String, form: HashMap<String, String>, v2: bool) -> 
         Ok(t) => t,
         Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     };
-    st.stats.tokens_issued += 1;
+    st.stats_of(&key).tokens_issued += 1;
     if st.issued.len() < 1000 {
         st.issued.push(token.clone());
     }

@@ -9,7 +9,7 @@ use rand::{Rng, SeedableRng};
 use serde_json::{Map, Value, json};
 
 use crate::clock::{SIM_TICK, defender_time, parse_ticks, sim_now};
-use crate::{DEMO_TENANT_ID, State, Version};
+use crate::{DEMO_TENANT_ID, SimConfig, Version, World};
 
 const TITLES: &[&str] = &[
     "Suspicious PowerShell command line",
@@ -54,6 +54,15 @@ impl Generator {
             rng: StdRng::seed_from_u64(seed),
             serial: 0,
             tenant_id: tenant_id.to_owned(),
+        }
+    }
+
+    /// A generator whose alert ids continue after `serial`: each tenant of the many-tenant mode
+    /// numbers its alerts in a range of its own, so ids stay unique across tenants.
+    pub(crate) fn starting_at(seed: u64, tenant_id: &str, serial: u64) -> Self {
+        Generator {
+            serial,
+            ..Generator::new(seed, tenant_id)
         }
     }
 
@@ -217,68 +226,96 @@ impl Generator {
     }
 }
 
-impl State {
+/// One alert of a world's starting set, made by `maker`: created within `span` ticks before
+/// `now`, last updated between then and now, one in five already changed once.
+pub(crate) fn initial_alert(maker: &mut Generator, now: i64, span: i64) -> (String, Version) {
+    let (created, updated) = initial_times(&mut maker.rng, now, span);
+    initial_alert_at(maker, created, updated)
+}
+
+/// When a starting alert was created and last updated: the first draws of its maker.
+pub(crate) fn initial_times(rng: &mut StdRng, now: i64, span: i64) -> (i64, i64) {
+    let created = now - rng.random_range(0..span);
+    let updated = created + rng.random_range(0..=(now - created)).min(span);
+    (created, updated - updated.rem_euclid(SIM_TICK))
+}
+
+/// The rest of [`initial_alert`], once [`initial_times`] has drawn its times.
+pub(crate) fn initial_alert_at(
+    maker: &mut Generator,
+    created: i64,
+    updated: i64,
+) -> (String, Version) {
+    let (id, mut json) = maker.new_alert(created, updated);
+    // Some alerts were already resolved before we arrived.
+    if maker.rng.random_bool(0.2) {
+        maker.change(&mut json, updated);
+    }
+    (id, Version::new(updated, Instant::now(), json))
+}
+
+/// One Graph-only alert of a world's starting set, the same way.
+pub(crate) fn initial_graph_alert(
+    maker: &mut crate::graph::GraphMaker,
+    now: i64,
+    span: i64,
+) -> (String, Version) {
+    let (created, updated) = initial_times(&mut maker.rng, now, span);
+    initial_graph_alert_at(maker, created, updated)
+}
+
+/// The rest of [`initial_graph_alert`], once [`initial_times`] has drawn its times.
+pub(crate) fn initial_graph_alert_at(
+    maker: &mut crate::graph::GraphMaker,
+    created: i64,
+    updated: i64,
+) -> (String, Version) {
+    let (id, mut json) = maker.new_alert(created, updated);
+    if maker.rng.random_bool(0.2) {
+        maker.change(&mut json, updated);
+    }
+    (id, Version::new(updated, Instant::now(), json))
+}
+
+/// `history` in ticks (at least one).
+pub(crate) fn span_of(cfg: &SimConfig) -> i64 {
+    (cfg.history.as_nanos() / 100).max(1) as i64
+}
+
+impl World {
     /// Fills an empty world with `initial_alerts` alerts whose `lastUpdateTime`s spread over
     /// `history` before now.
-    pub(crate) fn populate(&mut self) {
+    pub(crate) fn populate(&mut self, cfg: &SimConfig) {
         let now = sim_now();
-        let span = (self.cfg.history.as_nanos() / 100).max(1) as i64;
-        for _ in 0..self.cfg.initial_alerts {
-            let created = now - self.maker.rng.random_range(0..span);
-            let updated = created + self.maker.rng.random_range(0..=(now - created)).min(span);
-            let updated = updated - updated.rem_euclid(SIM_TICK);
-            let (id, json) = self.maker.new_alert(created, updated);
-            let mut versions = vec![Version {
-                ticks: updated,
-                visible_at: Instant::now(),
-                json,
-            }];
-            // Some alerts were already resolved before we arrived.
-            if self.maker.rng.random_bool(0.2) {
-                let mut j = versions[0].json.clone();
-                self.maker.change(&mut j, updated);
-                versions[0].json = j;
-            }
-            self.alerts.insert(id, versions);
+        let span = span_of(cfg);
+        for _ in 0..cfg.initial_alerts {
+            let (id, v) = initial_alert(&mut self.maker, now, span);
+            self.alerts.insert(id, vec![v]);
         }
         // Alerts of the other Defender products, which only Graph returns.
         let extra = self
             .graph_maker
-            .share_of(self.cfg.initial_alerts, self.cfg.graph_only_share);
+            .share_of(cfg.initial_alerts, cfg.graph_only_share);
         for _ in 0..extra {
-            let rng = &mut self.graph_maker.rng;
-            let created = now - rng.random_range(0..span);
-            let updated = created + rng.random_range(0..=(now - created)).min(span);
-            let updated = updated - updated.rem_euclid(SIM_TICK);
-            let (id, mut json) = self.graph_maker.new_alert(created, updated);
-            if self.graph_maker.rng.random_bool(0.2) {
-                self.graph_maker.change(&mut json, updated);
-            }
-            self.graph_alerts.insert(
-                id,
-                vec![Version {
-                    ticks: updated,
-                    visible_at: Instant::now(),
-                    json,
-                }],
-            );
+            let (id, v) = initial_graph_alert(&mut self.graph_maker, now, span);
+            self.graph_alerts.insert(id, vec![v]);
         }
     }
 
     /// When a new version becomes visible: now, or up to `late_delay` later for a `late_fraction`
     /// of them (Defender's late visibility).
-    pub(crate) fn visible_at(&mut self) -> Instant {
-        late(&self.cfg.hazards, &mut self.maker.rng)
+    pub(crate) fn visible_at(&mut self, cfg: &SimConfig) -> Instant {
+        late(&cfg.hazards, &mut self.maker.rng)
     }
 
     /// The same for a Graph-only alert, with Graph's hazards and random numbers.
-    fn graph_visible_at(&mut self) -> Instant {
-        let h = self.graph_hazards();
+    fn graph_visible_at(&mut self, cfg: &SimConfig) -> Instant {
+        let h = cfg.alerts_v2_hazards();
         late(&h, &mut self.graph_maker.rng)
     }
 
     /// Updates `n` random Graph-only alerts at `ticks`.
-    fn update_graph_only(&mut self, n: usize, ticks: i64) {
+    fn update_graph_only(&mut self, cfg: &SimConfig, n: usize, ticks: i64) {
         let len = self.graph_alerts.len();
         if len == 0 || n == 0 {
             return;
@@ -288,30 +325,29 @@ impl State {
             .filter_map(|i| self.graph_alerts.keys().nth(i).cloned())
             .collect();
         for id in ids {
-            let Some(latest) = self.graph_alerts.get(&id).and_then(|v| v.last()).cloned() else {
+            let Some(latest) = self.graph_alerts.get(&id).and_then(|v| v.last()) else {
                 continue;
             };
             // Stored by `put_alert` in Defender's shape: not changed here.
             if latest.ticks >= ticks || !crate::graph::is_graph_shaped(&latest.json) {
                 continue;
             }
-            let mut json = latest.json;
+            let mut json = latest.json.clone();
             self.graph_maker.change(&mut json, ticks);
-            let visible_at = self.graph_visible_at();
-            self.graph_alerts.entry(id).or_default().push(Version {
-                ticks,
-                visible_at,
-                json,
-            });
+            let visible_at = self.graph_visible_at(cfg);
+            self.graph_alerts
+                .entry(id)
+                .or_default()
+                .push(Version::new(ticks, visible_at, json));
             self.stats.graph_updates += 1;
         }
     }
 
     /// Updates `n` random alerts, all at one new `lastUpdateTime` (an automated investigation).
-    pub(crate) fn update_random(&mut self, n: usize) {
+    pub(crate) fn update_random(&mut self, cfg: &SimConfig, n: usize) {
         let ticks = sim_now();
-        let graph_n = self.graph_maker.share_of(n, self.cfg.graph_only_share);
-        self.update_graph_only(graph_n, ticks);
+        let graph_n = self.graph_maker.share_of(n, cfg.graph_only_share);
+        self.update_graph_only(cfg, graph_n, ticks);
         if self.alerts.is_empty() || n == 0 {
             return;
         }
@@ -323,50 +359,37 @@ impl State {
                 .collect()
         };
         for id in ids {
-            let Some(latest) = self.alerts.get(&id).and_then(|v| v.last()).cloned() else {
+            let Some(latest) = self.alerts.get(&id).and_then(|v| v.last()) else {
                 continue;
             };
             if latest.ticks >= ticks {
                 continue; // already updated at this instant
             }
-            let mut json = latest.json;
+            let mut json = latest.json.clone();
             self.maker.change(&mut json, ticks);
-            let visible_at = self.visible_at();
-            self.alerts.entry(id).or_default().push(Version {
-                ticks,
-                visible_at,
-                json,
-            });
+            let visible_at = self.visible_at(cfg);
+            self.alerts
+                .entry(id)
+                .or_default()
+                .push(Version::new(ticks, visible_at, json));
             self.stats.updates += 1;
         }
     }
 
-    pub(crate) fn create(&mut self, n: usize) {
+    pub(crate) fn create(&mut self, cfg: &SimConfig, n: usize) {
         let ticks = sim_now();
         for _ in 0..n {
             let (id, json) = self.maker.new_alert(ticks, ticks);
-            let visible_at = self.visible_at();
-            self.alerts.insert(
-                id,
-                vec![Version {
-                    ticks,
-                    visible_at,
-                    json,
-                }],
-            );
+            let visible_at = self.visible_at(cfg);
+            self.alerts
+                .insert(id, vec![Version::new(ticks, visible_at, json)]);
         }
-        let extra = self.graph_maker.share_of(n, self.cfg.graph_only_share);
+        let extra = self.graph_maker.share_of(n, cfg.graph_only_share);
         for _ in 0..extra {
             let (id, json) = self.graph_maker.new_alert(ticks, ticks);
-            let visible_at = self.graph_visible_at();
-            self.graph_alerts.insert(
-                id,
-                vec![Version {
-                    ticks,
-                    visible_at,
-                    json,
-                }],
-            );
+            let visible_at = self.graph_visible_at(cfg);
+            self.graph_alerts
+                .insert(id, vec![Version::new(ticks, visible_at, json)]);
         }
     }
 }

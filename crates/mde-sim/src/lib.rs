@@ -40,6 +40,7 @@ mod generator;
 pub mod graph;
 mod hazards;
 pub mod odata;
+mod tenants;
 mod truth;
 
 pub use crate::entra::{DEMO_PASSWORD, DEMO_USER, Identity, SimUser};
@@ -48,6 +49,7 @@ pub use crate::graph::{
     GRAPH_ROOT, GRAPH_ROOTS, GraphOrderBy, RequestSeen, graph_view, mask_unknown_enums,
 };
 pub use crate::hazards::{FaultKind, Hazards};
+pub use crate::tenants::{TenantFault, TenantMode, TenantPick, tenant_id};
 pub use crate::truth::TruthAlert;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -104,6 +106,9 @@ pub struct SimConfig {
     /// The one Graph root alerts_v2 accepts as a token's audience (`None`: any of
     /// [`GRAPH_ROOTS`]), to test that a client asks for the right cloud's token.
     pub graph_audience: Option<String>,
+    /// One tenant (`tenant_id`, the default) or any GUID a tenant of its own: see
+    /// [`TenantMode::Many`].
+    pub tenants: TenantMode,
 }
 
 impl Default for SimConfig {
@@ -122,6 +127,7 @@ impl Default for SimConfig {
             mde_only_share: 0.02,
             graph_hazards: None,
             graph_audience: None,
+            tenants: TenantMode::One,
         }
     }
 }
@@ -159,24 +165,55 @@ pub struct Stats {
     pub graph_updates: u64,
 }
 
+impl std::ops::AddAssign for Stats {
+    fn add_assign(&mut self, o: Stats) {
+        self.token_requests += o.token_requests;
+        self.tokens_issued += o.tokens_issued;
+        self.alert_calls += o.alert_calls;
+        self.faults += o.faults;
+        self.unauthorized += o.unauthorized;
+        self.throttled += o.throttled;
+        self.updates += o.updates;
+        self.graph_calls += o.graph_calls;
+        self.graph_without_prefer += o.graph_without_prefer;
+        self.graph_unauthorized += o.graph_unauthorized;
+        self.graph_forbidden += o.graph_forbidden;
+        self.graph_throttled += o.graph_throttled;
+        self.graph_faults += o.graph_faults;
+        self.graph_updates += o.graph_updates;
+    }
+}
+
 /// One version of an alert.
 #[derive(Debug, Clone)]
 pub(crate) struct Version {
     pub(crate) ticks: i64,
     pub(crate) visible_at: Instant,
     pub(crate) json: Map<String, Value>,
+    /// Its Graph view, built on the first alerts_v2 call that needs it: a version never changes
+    /// (a change is a new version), so the cache needs no invalidation, and alerts_v2 no longer
+    /// rebuilds the view of every alert on every call.
+    pub(crate) view: std::sync::OnceLock<graph::CachedView>,
 }
 
-/// The world behind the endpoints: configuration, every version of every alert, counters and
-/// keys. One mutex guards it; every handler holds it only while it computes its answer.
-pub(crate) struct State {
-    pub(crate) cfg: SimConfig,
+impl Version {
+    pub(crate) fn new(ticks: i64, visible_at: Instant, json: Map<String, Value>) -> Version {
+        Version {
+            ticks,
+            visible_at,
+            json,
+            view: std::sync::OnceLock::new(),
+        }
+    }
+}
+
+/// One tenant's world: every version of every alert, the makers that change them, the quotas
+/// and the counters. The one-tenant simulator has one; with [`TenantMode::Many`] every other
+/// tenant has its own (see [`tenants`]).
+pub(crate) struct World {
     pub(crate) alerts: BTreeMap<String, Vec<Version>>,
     pub(crate) maker: Generator,
     pub(crate) stats: Stats,
-    pub(crate) key: jsonwebtoken::EncodingKey,
-    pub(crate) decoding: jsonwebtoken::DecodingKey,
-    pub(crate) issued: Vec<String>,
     /// Accepted `/api/alerts` calls of the last hour, for the quota.
     pub(crate) quota_calls: VecDeque<Instant>,
     /// The alerts only Graph returns, in Graph's shape.
@@ -185,17 +222,45 @@ pub(crate) struct State {
     pub(crate) graph_maker: graph::GraphMaker,
     /// Accepted alerts_v2 calls of the last hour, for its own quota.
     pub(crate) graph_quota_calls: VecDeque<Instant>,
+}
+
+impl World {
+    /// An empty world whose random numbers come from `seed`.
+    pub(crate) fn empty(maker: Generator, graph_maker: graph::GraphMaker) -> World {
+        World {
+            alerts: BTreeMap::new(),
+            maker,
+            stats: Stats::default(),
+            quota_calls: VecDeque::new(),
+            graph_alerts: BTreeMap::new(),
+            graph_maker,
+            graph_quota_calls: VecDeque::new(),
+        }
+    }
+}
+
+/// The simulator's state: configuration, the home tenant's world, the other tenants, keys and
+/// what reached the server. One mutex guards it; every handler holds it only while it computes
+/// its answer.
+pub(crate) struct State {
+    pub(crate) cfg: SimConfig,
+    /// The world of `cfg.tenant_id`.
+    pub(crate) home: World,
+    /// Every other tenant ([`TenantMode::Many`]; none in the one-tenant mode).
+    pub(crate) tenants: tenants::Tenants,
+    pub(crate) key: jsonwebtoken::EncodingKey,
+    pub(crate) decoding: jsonwebtoken::DecodingKey,
+    pub(crate) issued: Vec<String>,
     /// What reached the server.
     pub(crate) requests: VecDeque<RequestSeen>,
 }
 
-impl State {
+impl SimConfig {
     /// The hazards alerts_v2 applies.
-    pub(crate) fn graph_hazards(&self) -> Hazards {
-        self.cfg
-            .graph_hazards
+    pub(crate) fn alerts_v2_hazards(&self) -> Hazards {
+        self.graph_hazards
             .clone()
-            .unwrap_or_else(|| self.cfg.hazards.clone())
+            .unwrap_or_else(|| self.hazards.clone())
     }
 }
 
@@ -230,21 +295,20 @@ impl Simulator {
     /// Starts a simulator on `127.0.0.1:port` (0: any free port).
     pub async fn start(cfg: SimConfig, port: u16) -> std::io::Result<Simulator> {
         let secret = format!("sim-signing-key-{}", cfg.seed);
-        let mut state = State {
-            maker: Generator::new(cfg.seed, &cfg.tenant_id),
+        let mut home = World::empty(
+            Generator::new(cfg.seed, &cfg.tenant_id),
+            graph::GraphMaker::new(cfg.seed, &cfg.tenant_id),
+        );
+        home.populate(&cfg);
+        let state = State {
+            tenants: tenants::Tenants::new(&cfg),
             cfg: cfg.clone(),
-            alerts: BTreeMap::new(),
-            stats: Stats::default(),
+            home,
             key: jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
             decoding: jsonwebtoken::DecodingKey::from_secret(secret.as_bytes()),
             issued: Vec::new(),
-            quota_calls: VecDeque::new(),
-            graph_alerts: BTreeMap::new(),
-            graph_maker: graph::GraphMaker::new(cfg.seed, &cfg.tenant_id),
-            graph_quota_calls: VecDeque::new(),
             requests: VecDeque::new(),
         };
-        state.populate();
         let state = Arc::new(Mutex::new(state));
         let app = Router::new()
             .route(
@@ -293,12 +357,16 @@ impl Simulator {
 
     /// Updates `n` random alerts at one shared new `lastUpdateTime`.
     pub fn update_random(&self, n: usize) {
-        self.lock().update_random(n);
+        let mut st = self.lock();
+        let State { cfg, home, .. } = &mut *st;
+        home.update_random(cfg, n);
     }
 
     /// Creates `n` new alerts.
     pub fn create(&self, n: usize) {
-        self.lock().create(n);
+        let mut st = self.lock();
+        let State { cfg, home, .. } = &mut *st;
+        home.create(cfg, n);
     }
 
     /// Stores `json` as the newest version of its alert, visible now, whatever its
@@ -325,16 +393,12 @@ impl Simulator {
             .and_then(|v| v.as_str())
             .and_then(parse_ticks)
             .unwrap_or(0);
-        let version = Version {
-            ticks,
-            visible_at: Instant::now(),
-            json: obj,
-        };
+        let version = Version::new(ticks, Instant::now(), obj);
         let mut st = self.lock();
         let world = if graph_only {
-            &mut st.graph_alerts
+            &mut st.home.graph_alerts
         } else {
-            &mut st.alerts
+            &mut st.home.alerts
         };
         world.entry(id).or_default().push(version);
     }
@@ -349,9 +413,13 @@ impl Simulator {
         self.lock().cfg.hazards = h;
     }
 
-    /// The counters.
+    /// The counters: the home tenant's and every other tenant's, added up
+    /// ([`Simulator::tenant_stats`] has one tenant's).
     pub fn stats(&self) -> Stats {
-        self.lock().stats
+        let st = self.lock();
+        let mut total = st.home.stats;
+        total += st.tenants.stats_total();
+        total
     }
 
     /// Every token issued so far (the first thousand), for tests that grep for leaks.
@@ -368,8 +436,9 @@ impl Simulator {
             loop {
                 tick.tick().await;
                 let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
-                s.update_random(batch);
-                s.create(new);
+                let State { cfg, home, .. } = &mut *s;
+                home.update_random(cfg, batch);
+                home.create(cfg, new);
             }
         });
         Mutator(handle)

@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use serde_json::{Map, Value};
 
-use crate::Simulator;
+use crate::{Simulator, World};
 
 /// The latest state of an alert, as the oracle knows it.
 #[derive(Debug, Clone)]
@@ -23,6 +23,7 @@ impl Simulator {
     pub fn all_visible(&self) -> bool {
         let now = Instant::now();
         self.lock()
+            .home
             .alerts
             .values()
             .all(|v| v.iter().all(|x| x.visible_at <= now))
@@ -30,19 +31,23 @@ impl Simulator {
 
     /// Every alert's latest version, visible or not: what a perfect client ends up with.
     pub fn truth(&self, expand_evidence: bool) -> Vec<TruthAlert> {
-        self.lock()
-            .alerts
-            .iter()
-            .filter_map(|(id, versions)| {
-                let v = versions.last()?;
-                Some(TruthAlert {
-                    id: id.clone(),
-                    last_update: v.ticks,
-                    json: Value::Object(served(&v.json, expand_evidence)),
-                })
-            })
-            .collect()
+        truth_of(&self.lock().home, expand_evidence)
     }
+}
+
+/// A world's oracle: every alert's latest version, visible or not.
+pub(crate) fn truth_of(w: &World, expand_evidence: bool) -> Vec<TruthAlert> {
+    w.alerts
+        .iter()
+        .filter_map(|(id, versions)| {
+            let v = versions.last()?;
+            Some(TruthAlert {
+                id: id.clone(),
+                last_update: v.ticks,
+                json: Value::Object(served(&v.json, expand_evidence)),
+            })
+        })
+        .collect()
 }
 
 /// An alert as `/api/alerts` serves it: evidence only with `$expand=evidence`. The truth is

@@ -1,83 +1,17 @@
 //! Graph's `security/alerts_v2` over HTTP: order, paging, limits, filters, enums, tokens, the
 //! oracle, and where requests went. A tiny HTTP/1.0 client keeps the crate free of reqwest.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::SocketAddr;
+
+use common::{Reply, form, http};
 
 use mde_sim::{
     DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_PASSWORD, DEMO_TENANT_ID, DEMO_USER, FaultKind,
     GRAPH_ROOT, GraphOrderBy, Hazards, RESOURCE, SimConfig, Simulator,
 };
 use serde_json::{Value, json};
-
-struct Reply {
-    status: u16,
-    headers: BTreeMap<String, String>,
-    body: String,
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
-    }
-}
-
-async fn http(
-    addr: SocketAddr,
-    method: &str,
-    target: &str,
-    headers: Vec<(String, String)>,
-    body: Option<String>,
-) -> Reply {
-    let method = method.to_owned();
-    let target = target.to_owned();
-    tokio::task::spawn_blocking(move || {
-        let mut s = std::net::TcpStream::connect(addr).unwrap();
-        let mut req = format!("{method} {target} HTTP/1.0\r\nHost: {addr}\r\n");
-        for (k, v) in &headers {
-            req.push_str(&format!("{k}: {v}\r\n"));
-        }
-        if let Some(b) = &body {
-            req.push_str(&format!(
-                "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
-                b.len()
-            ));
-        }
-        req.push_str("\r\n");
-        req.push_str(body.as_deref().unwrap_or(""));
-        s.write_all(req.as_bytes()).unwrap();
-        let mut raw = Vec::new();
-        s.read_to_end(&mut raw).unwrap();
-        let text = String::from_utf8_lossy(&raw).into_owned();
-        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-        let mut lines = head.lines();
-        let status = lines
-            .next()
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0);
-        let headers = lines
-            .filter_map(|l| l.split_once(':'))
-            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-            .collect();
-        Reply {
-            status,
-            headers,
-            body: body.to_owned(),
-        }
-    })
-    .await
-    .unwrap()
-}
-
-fn form(pairs: &[(&str, &str)]) -> String {
-    let mut s = url::form_urlencoded::Serializer::new(String::new());
-    for (k, v) in pairs {
-        s.append_pair(k, v);
-    }
-    s.finish()
-}
 
 /// A token from the v2 endpoint for `scope`, by client credentials.
 async fn token(sim: &Simulator, scope: &str) -> String {

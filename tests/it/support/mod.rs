@@ -239,3 +239,47 @@ pub fn signal(child: &tokio::process::Child, sig: &str) {
             .success()
     );
 }
+
+/// A simulator config in the many-tenant mode ([`mde_sim::TenantMode::Many`]): any GUID a tenant
+/// with `per_tenant` alerts of its own; the home tenant (`t1` of [`config::base`]) keeps
+/// `initial_alerts` (5 here).
+pub fn many_tenant_sim_config(per_tenant: usize, seed: u64, hazards: Hazards) -> SimConfig {
+    SimConfig {
+        tenants: mde_sim::TenantMode::Many {
+            alerts_per_tenant: per_tenant,
+        },
+        ..sim_config(5, seed, hazards)
+    }
+}
+
+/// `n` tenant blocks for the numbered tenants `mde_sim::tenant_id(0..n)`, named `sim-0000` …,
+/// each a copy of `template` (the home tenant's block of [`config::base`]: same app, secret file,
+/// URLs and source) with its own name and tenant id.
+pub fn tenant_blocks(
+    template: &mde_alerts::config::raw::RawTenant,
+    n: u64,
+) -> Vec<mde_alerts::config::raw::RawTenant> {
+    (0..n)
+        .map(|i| mde_alerts::config::raw::RawTenant {
+            name: Some(format!("sim-{i:04}")),
+            tenant_id: Some(mde_sim::tenant_id(i)),
+            ..template.clone()
+        })
+        .collect()
+}
+
+impl Env {
+    /// An env whose simulator serves many tenants and whose config lists `n` of them (in place
+    /// of `t1`): [`many_tenant_sim_config`], [`tenant_blocks`].
+    pub async fn many_tenants(per_tenant: usize, n: u64, seed: u64, opts: Opts) -> Env {
+        let env = Env::new(
+            many_tenant_sim_config(per_tenant, seed, Hazards::default()),
+            opts,
+        )
+        .await;
+        let mut raw = env.raw_config();
+        raw.tenants = tenant_blocks(&raw.tenants[0], n);
+        env.write_config(&raw);
+        env
+    }
+}

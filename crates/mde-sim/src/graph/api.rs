@@ -14,13 +14,15 @@ use base64::Engine;
 use rand::Rng;
 use serde_json::{Map, Value, json};
 
-use super::view::{mask_unknown_enums, view_map};
+use super::view::{CachedView, mask_unknown_enums};
 use super::world::is_mde_only;
 use super::{GRAPH_ROOTS, GraphOrderBy};
-use crate::clock::{defender_time, parse_ticks, sim_now};
+use crate::clock::{defender_time, sim_now};
 use crate::defender::quota_wait;
 use crate::hazards::FaultKind;
-use crate::{Shared, State};
+use crate::odata::{Dialect, Property};
+use crate::tenants::{TenantFault, read_floor};
+use crate::{Shared, SimConfig, World};
 
 /// The roles (or delegated scopes) that let a caller list alerts.
 const READ_ROLES: [&str; 2] = ["SecurityAlert.Read.All", "SecurityAlert.ReadWrite.All"];
@@ -31,8 +33,8 @@ const DEFAULT_TOP: usize = 100;
 const MAX_TOP: usize = 1000;
 const MAX_SKIP: usize = 500;
 
-fn request_id(headers: &HeaderMap, st: &mut State) -> (String, String) {
-    let n: u64 = st.graph_maker.rng.random();
+fn request_id(headers: &HeaderMap, w: &mut World) -> (String, String) {
+    let n: u64 = w.graph_maker.rng.random();
     let rid = format!(
         "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
         n >> 32,
@@ -80,8 +82,14 @@ fn add_ids(r: &mut Response, ids: &(String, String)) {
 }
 
 /// Signature, expiry, audience (a Graph root), then the role.
-fn authorize(st: &mut State, headers: &HeaderMap, ids: &(String, String)) -> Result<(), Response> {
-    let unauthorized = |st: &mut State, message: &str| {
+fn authorize(
+    cfg: &SimConfig,
+    decoding: &jsonwebtoken::DecodingKey,
+    st: &mut World,
+    headers: &HeaderMap,
+    ids: &(String, String),
+) -> Result<(), Response> {
+    let unauthorized = |st: &mut World, message: &str| {
         st.stats.graph_unauthorized += 1;
         let mut r = graph_error(
             StatusCode::UNAUTHORIZED,
@@ -110,7 +118,7 @@ fn authorize(st: &mut State, headers: &HeaderMap, ids: &(String, String)) -> Res
     v.leeway = 0;
     v.validate_aud = false;
     v.validate_exp = false;
-    let Ok(data) = jsonwebtoken::decode::<Value>(token, &st.decoding, &v) else {
+    let Ok(data) = jsonwebtoken::decode::<Value>(token, decoding, &v) else {
         return Err(unauthorized(
             st,
             "IDX14100: JWT is not well formed or its signature is invalid.",
@@ -127,7 +135,7 @@ fn authorize(st: &mut State, headers: &HeaderMap, ids: &(String, String)) -> Res
         ));
     }
     let aud = c["aud"].as_str().unwrap_or("").trim_end_matches('/');
-    let aud_ok = match &st.cfg.graph_audience {
+    let aud_ok = match &cfg.graph_audience {
         Some(root) => aud.eq_ignore_ascii_case(root.trim_end_matches('/')),
         None => GRAPH_ROOTS.iter().any(|r| aud.eq_ignore_ascii_case(r)),
     };
@@ -367,25 +375,31 @@ fn ok_json(body: Vec<u8>, ids: &(String, String), prefer: bool) -> Response {
     r
 }
 
-/// The Graph view of every alert Graph returns, latest visible version: `(ticks of
-/// lastUpdateDateTime, Graph JSON)`.
-pub(crate) fn visible_views(st: &State, now: Instant) -> Vec<(i64, Map<String, Value>)> {
-    let share = st.cfg.mde_only_share;
-    let endpoint = st.alerts.iter().filter(|(id, _)| !is_mde_only(id, share));
+/// The Graph view of every alert Graph returns, latest visible version: `(ticks of its version,
+/// cached view)`. Views are built once per version ([`crate::Version::view`]).
+pub(crate) fn visible_views(
+    w: &World,
+    mde_only_share: f64,
+    now: Instant,
+) -> Vec<(i64, &CachedView)> {
+    let endpoint = w
+        .alerts
+        .iter()
+        .filter(|(id, _)| !is_mde_only(id, mde_only_share));
     endpoint
-        .chain(st.graph_alerts.iter())
+        .chain(w.graph_alerts.iter())
         .filter_map(|(_, versions)| {
             let v = versions.iter().rev().find(|v| v.visible_at <= now)?;
-            Some((v.ticks, view_map(&v.json)))
+            Some((v.ticks, v.view.get_or_init(|| CachedView::of(&v.json))))
         })
         .collect()
 }
 
-fn instant_of(g: &Map<String, Value>, key: Key) -> i64 {
-    g.get(key.field())
-        .and_then(Value::as_str)
-        .and_then(parse_ticks)
-        .unwrap_or(i64::MIN)
+fn instant_of(g: &CachedView, key: Key) -> i64 {
+    match key {
+        Key::Created => g.created,
+        Key::Updated => g.updated,
+    }
 }
 
 fn id_of(g: &Map<String, Value>) -> &str {
@@ -394,24 +408,26 @@ fn id_of(g: &Map<String, Value>) -> &str {
 
 /// One page of the query, as a body, then the world moves on (`mutate_per_page`).
 fn page(
-    st: &mut State,
+    cfg: &SimConfig,
+    st: &mut World,
     raw: Option<&str>,
     host: &str,
     prefer: bool,
 ) -> Result<Vec<u8>, (&'static str, String)> {
-    let h = st.graph_hazards();
+    let h = cfg.alerts_v2_hazards();
     let q = parse_query(raw, h.graph_orderby)?;
     let (key, desc) = match (&q.cursor, h.graph_orderby) {
         (Some(c), _) => (c.key, c.desc),
         (None, GraphOrderBy::Ignored) => (Key::Created, true),
         (None, _) => q.order,
     };
-    let mut hits: Vec<(i64, Map<String, Value>)> = visible_views(st, Instant::now())
-        .into_iter()
-        .filter(|(_, g)| q.filter.as_ref().is_none_or(|f| f.matches(g)))
-        .map(|(_, g)| (instant_of(&g, key), g))
-        .collect();
-    hits.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| id_of(&a.1).cmp(id_of(&b.1))));
+    let mut hits: Vec<(i64, &Map<String, Value>)> =
+        visible_views(st, cfg.mde_only_share, Instant::now())
+            .into_iter()
+            .filter(|(_, g)| q.filter.as_ref().is_none_or(|f| f.matches(&g.map)))
+            .map(|(_, g)| (instant_of(g, key), &g.map))
+            .collect();
+    hits.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| id_of(a.1).cmp(id_of(b.1))));
     if desc {
         hits.reverse();
     }
@@ -432,7 +448,7 @@ fn page(
     let mut value: Vec<Value> = hits[start..end]
         .iter()
         .map(|(_, g)| {
-            let mut v = Value::Object(g.clone());
+            let mut v = Value::Object((*g).clone());
             if !prefer {
                 mask_unknown_enums(&mut v);
             }
@@ -497,7 +513,7 @@ fn page(
     envelope.insert("value".into(), Value::Array(value));
     let body = serde_json::to_vec(&envelope).unwrap_or_default();
     if h.mutate_per_page > 0 {
-        st.update_random(h.mutate_per_page);
+        st.update_random(cfg, h.mutate_per_page);
     }
     Ok(body)
 }
@@ -515,13 +531,30 @@ enum Fault {
 /// The checks and hazards every alerts_v2 call goes through before its answer: counting, the
 /// token, the quota, an injected fault. `Err` is the answer.
 fn admit(
-    st: &mut State,
+    cfg: &SimConfig,
+    decoding: &jsonwebtoken::DecodingKey,
+    st: &mut World,
     headers: &HeaderMap,
     ids: &(String, String),
+    tenant_fault: Option<TenantFault>,
 ) -> Result<Option<Fault>, Response> {
     st.stats.graph_calls += 1;
-    authorize(st, headers, ids)?;
-    let h = st.graph_hazards();
+    authorize(cfg, decoding, st, headers, ids)?;
+    if let Some(TenantFault::Api(code)) = tenant_fault {
+        st.stats.graph_faults += 1;
+        let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let name = status
+            .canonical_reason()
+            .unwrap_or("Error")
+            .replace(' ', "");
+        return Err(graph_error(
+            status,
+            &name,
+            "This tenant fails on purpose (the simulator's set_tenant_fault).",
+            ids,
+        ));
+    }
+    let h = cfg.alerts_v2_hazards();
     if let Some((per_minute, per_hour)) = h.rate_limit
         && let Some(wait) = quota_wait(&mut st.graph_quota_calls, per_minute, per_hour)
     {
@@ -621,22 +654,31 @@ pub(crate) async fn alerts_v2(
         .to_owned();
     let (ids, fault, answer) = {
         let mut st = s.lock().unwrap_or_else(|p| p.into_inner());
-        let ids = request_id(&headers, &mut st);
-        let fault = match admit(&mut st, &headers, &ids) {
-            Ok(f) => f,
-            Err(r) => return r,
-        };
-        if !prefer {
-            st.stats.graph_without_prefer += 1;
-        }
-        let answer = match &fault {
-            Some(Fault::TooMany(_) | Fault::Internal | Fault::Unavailable | Fault::Garbage) => {
-                Ok(Vec::new())
+        let key = st.token_tenant(&headers);
+        let tenant_fault = st.tenants.fault(&key);
+        // A read that changes nothing needs only the alerts its filter can match.
+        let floor = (st.cfg.alerts_v2_hazards().mutate_per_page == 0)
+            .then(|| read_floor(raw.as_deref(), Dialect::Graph, Property::LastUpdateDateTime))
+            .flatten();
+        let served = st.with_world(&key, floor, |cfg, decoding, st| {
+            let ids = request_id(&headers, st);
+            let fault = admit(cfg, decoding, st, &headers, &ids, tenant_fault)?;
+            if !prefer {
+                st.stats.graph_without_prefer += 1;
             }
-            _ => page(&mut st, raw.as_deref(), &host, prefer)
-                .map_err(|(code, m)| graph_error(StatusCode::BAD_REQUEST, code, &m, &ids)),
-        };
-        (ids, fault, answer)
+            let answer = match &fault {
+                Some(Fault::TooMany(_) | Fault::Internal | Fault::Unavailable | Fault::Garbage) => {
+                    Ok(Vec::new())
+                }
+                _ => page(cfg, st, raw.as_deref(), &host, prefer)
+                    .map_err(|(code, m)| graph_error(StatusCode::BAD_REQUEST, code, &m, &ids)),
+            };
+            Ok((ids, fault, answer))
+        });
+        match served {
+            Ok(x) => x,
+            Err(r) => return r,
+        }
     };
     deliver(fault, answer, &ids, prefer).await
 }
@@ -650,41 +692,57 @@ pub(crate) async fn alert_v2(
     let prefer = wants_unknown_members(&headers);
     let (ids, fault, answer) = {
         let mut st = s.lock().unwrap_or_else(|p| p.into_inner());
-        let ids = request_id(&headers, &mut st);
-        let fault = match admit(&mut st, &headers, &ids) {
-            Ok(f) => f,
-            Err(r) => return r,
-        };
-        if !prefer {
-            st.stats.graph_without_prefer += 1;
-        }
-        let found = visible_views(&st, Instant::now())
-            .into_iter()
-            .find(|(_, g)| id_of(g) == id);
-        let answer = match found {
-            Some((_, g)) => {
-                let mut v = Value::Object(g);
-                if !prefer {
-                    mask_unknown_enums(&mut v);
-                }
-                if let Some(o) = v.as_object_mut() {
-                    o.insert(
-                        "@odata.context".into(),
-                        Value::from(
-                            "https://graph.microsoft.com/v1.0/$metadata#security/alerts_v2/$entity",
-                        ),
-                    );
-                }
-                Ok(serde_json::to_vec(&v).unwrap_or_default())
+        let key = st.token_tenant(&headers);
+        let tenant_fault = st.tenants.fault(&key);
+        let served = st.with_world(&key, None, |cfg, decoding, st| {
+            let ids = request_id(&headers, st);
+            let fault = admit(cfg, decoding, st, &headers, &ids, tenant_fault)?;
+            if !prefer {
+                st.stats.graph_without_prefer += 1;
             }
-            None => Err(graph_error(
-                StatusCode::NOT_FOUND,
-                "NotFound",
-                &format!("Alert with id '{id}' was not found."),
-                &ids,
-            )),
-        };
-        (ids, fault, answer)
+            let answer = one_alert(cfg, st, &id, prefer, &ids);
+            Ok((ids, fault, answer))
+        });
+        match served {
+            Ok(x) => x,
+            Err(r) => return r,
+        }
     };
     deliver(fault, answer, &ids, prefer).await
+}
+
+/// The body of `…/alerts_v2/{id}`, or 404.
+fn one_alert(
+    cfg: &SimConfig,
+    st: &World,
+    id: &str,
+    prefer: bool,
+    ids: &(String, String),
+) -> Result<Vec<u8>, Response> {
+    let found = visible_views(st, cfg.mde_only_share, Instant::now())
+        .into_iter()
+        .find(|(_, g)| id_of(&g.map) == id);
+    match found {
+        Some((_, g)) => {
+            let mut v = Value::Object(g.map.clone());
+            if !prefer {
+                mask_unknown_enums(&mut v);
+            }
+            if let Some(o) = v.as_object_mut() {
+                o.insert(
+                    "@odata.context".into(),
+                    Value::from(
+                        "https://graph.microsoft.com/v1.0/$metadata#security/alerts_v2/$entity",
+                    ),
+                );
+            }
+            Ok(serde_json::to_vec(&v).unwrap_or_default())
+        }
+        None => Err(graph_error(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            &format!("Alert with id '{id}' was not found."),
+            ids,
+        )),
+    }
 }

@@ -78,7 +78,7 @@ pub use crate::hazards::GraphOrderBy;
 pub use view::{graph_view, mask_unknown_enums};
 
 pub(crate) use api::{alert_v2, alerts_v2, graph_error, visible_views};
-pub(crate) use view::{ENDPOINT, is_graph_shaped, service_of};
+pub(crate) use view::{CachedView, ENDPOINT, id_hash, is_graph_shaped, service_of};
 pub(crate) use world::{GraphMaker, is_mde_only};
 
 use std::time::Instant;
@@ -88,7 +88,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 
 use crate::truth::TruthAlert;
-use crate::{Shared, Simulator};
+use crate::{Shared, SimConfig, Simulator, World};
 
 /// Microsoft Graph's root in the global cloud (and GCC): the token audience, and `/.default`
 /// after it the scope.
@@ -142,33 +142,15 @@ impl Simulator {
     /// whose versions is visible yet are left out.
     pub fn graph_truth(&self, services: &[&str]) -> Vec<TruthAlert> {
         let st = self.lock();
-        let mut out: Vec<TruthAlert> = visible_views(&st, Instant::now())
-            .into_iter()
-            .filter(|(_, g)| {
-                services.is_empty()
-                    || g.get("serviceSource")
-                        .and_then(|s| s.as_str())
-                        .is_some_and(|s| services.contains(&s))
-            })
-            .map(|(ticks, g)| TruthAlert {
-                id: g
-                    .get("id")
-                    .and_then(|i| i.as_str())
-                    .unwrap_or_default()
-                    .to_owned(),
-                last_update: ticks,
-                json: serde_json::Value::Object(g),
-            })
-            .collect();
-        out.sort_by(|a, b| a.id.cmp(&b.id));
-        out
+        graph_truth_of(&st.home, &st.cfg, services)
     }
 
     /// The ids of the endpoint alerts `/api/alerts` returns and alerts_v2 does not.
     pub fn mde_only_ids(&self) -> Vec<String> {
         let st = self.lock();
         let share = st.cfg.mde_only_share;
-        st.alerts
+        st.home
+            .alerts
             .keys()
             .filter(|id| is_mde_only(id, share))
             .cloned()
@@ -184,4 +166,29 @@ impl Simulator {
     pub fn set_graph_hazards(&self, h: Option<crate::Hazards>) {
         self.lock().cfg.graph_hazards = h;
     }
+}
+
+/// A world's Graph oracle (see [`Simulator::graph_truth`]).
+pub(crate) fn graph_truth_of(w: &World, cfg: &SimConfig, services: &[&str]) -> Vec<TruthAlert> {
+    let mut out: Vec<TruthAlert> = visible_views(w, cfg.mde_only_share, Instant::now())
+        .into_iter()
+        .map(|(ticks, v)| (ticks, &v.map))
+        .filter(|(_, g)| {
+            services.is_empty()
+                || g.get("serviceSource")
+                    .and_then(|s| s.as_str())
+                    .is_some_and(|s| services.contains(&s))
+        })
+        .map(|(ticks, g)| TruthAlert {
+            id: g
+                .get("id")
+                .and_then(|i| i.as_str())
+                .unwrap_or_default()
+                .to_owned(),
+            last_update: ticks,
+            json: serde_json::Value::Object(g.clone()),
+        })
+        .collect();
+    out.sort_by(|a, b| a.id.cmp(&b.id));
+    out
 }

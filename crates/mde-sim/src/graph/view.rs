@@ -225,6 +225,35 @@ pub fn graph_view(mde: &Value) -> Value {
     }
 }
 
+/// A version's Graph view, with the two instants alerts_v2 sorts by, parsed once.
+#[derive(Debug, Clone)]
+pub(crate) struct CachedView {
+    /// `createdDateTime` in ticks (`i64::MIN` when absent or not a time).
+    pub(crate) created: i64,
+    /// `lastUpdateDateTime` in ticks, the same way.
+    pub(crate) updated: i64,
+    /// The view.
+    pub(crate) map: Map<String, Value>,
+}
+
+impl CachedView {
+    /// The view of `m` (see [`graph_view`]).
+    pub(crate) fn of(m: &Map<String, Value>) -> CachedView {
+        let map = view_map(m);
+        let at = |k: &str| {
+            map.get(k)
+                .and_then(Value::as_str)
+                .and_then(crate::clock::parse_ticks)
+                .unwrap_or(i64::MIN)
+        };
+        CachedView {
+            created: at("createdDateTime"),
+            updated: at("lastUpdateDateTime"),
+            map,
+        }
+    }
+}
+
 pub(crate) fn view_map(m: &Map<String, Value>) -> Map<String, Value> {
     if is_graph_shaped(m) {
         return m.clone();

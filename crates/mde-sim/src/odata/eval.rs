@@ -5,7 +5,7 @@ use std::cmp::Ordering;
 use chrono::DateTime;
 use serde_json::{Map, Value};
 
-use super::{CmpOp, Expr, Literal};
+use super::{CmpOp, Expr, Literal, Property};
 
 impl Expr {
     /// Whether `alert` satisfies the filter. Does not allocate.
@@ -20,6 +20,31 @@ impl Expr {
             Expr::Not(inner) => !inner.matches(alert),
             Expr::And(all) => all.iter().all(|e| e.matches(alert)),
             Expr::Or(any) => any.iter().any(|e| e.matches(alert)),
+        }
+    }
+}
+
+impl Expr {
+    /// The earliest value of the datetime `property` an alert can have and still satisfy the
+    /// filter, when every way of satisfying it says so (`property ge|gt|eq t`, in each operand
+    /// of an `or`, in some operand of an `and`). The simulator skips the alerts before it
+    /// without building them; `None` when the filter sets no such floor.
+    #[must_use]
+    pub fn floor_of(&self, property: Property) -> Option<DateTime<chrono::Utc>> {
+        match self {
+            Expr::Compare {
+                property: p,
+                op: CmpOp::Ge | CmpOp::Gt | CmpOp::Eq,
+                value: Literal::DateTime(t),
+            } if *p == property => Some(*t),
+            Expr::Compare { .. } | Expr::Not(_) => None,
+            Expr::And(all) => all.iter().filter_map(|e| e.floor_of(property)).max(),
+            Expr::Or(any) => any
+                .iter()
+                .map(|e| e.floor_of(property))
+                .collect::<Option<Vec<_>>>()?
+                .into_iter()
+                .min(),
         }
     }
 }

@@ -1219,3 +1219,30 @@ fn graph_dialect_has_graph_names_and_in() {
     assert!(parse_filter("lastUpdateDateTime gt 2024-05-01T10:00:00Z").is_err());
     assert!(parse_filter("serviceSource eq 'x'").is_err());
 }
+
+#[test]
+fn floor_of_is_the_earliest_instant_every_way_of_matching_needs() {
+    let t = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+    let floor = |f: &str| parse_filter(f).unwrap().floor_of(Property::LastUpdateTime);
+    let (a, b) = ("2024-01-01T00:00:00Z", "2024-02-01T00:00:00Z");
+    assert_eq!(floor(&format!("lastUpdateTime ge {a}")), Some(t(a)));
+    assert_eq!(floor(&format!("lastUpdateTime gt {a}")), Some(t(a)));
+    assert_eq!(floor(&format!("lastUpdateTime eq {a}")), Some(t(a)));
+    assert_eq!(floor(&format!("lastUpdateTime lt {a}")), None);
+    assert_eq!(floor(&format!("not (lastUpdateTime ge {a})")), None);
+    assert_eq!(floor(&format!("alertCreationTime ge {a}")), None);
+    assert_eq!(
+        floor(&format!(
+            "lastUpdateTime ge {a} and lastUpdateTime ge {b} and status eq 'New'"
+        )),
+        Some(t(b))
+    );
+    assert_eq!(
+        floor(&format!("lastUpdateTime ge {b} or lastUpdateTime gt {a}")),
+        Some(t(a))
+    );
+    assert_eq!(
+        floor(&format!("lastUpdateTime ge {b} or status eq 'New'")),
+        None
+    );
+}

@@ -20,6 +20,7 @@ mod files;
 mod introspect;
 pub mod raw;
 mod secret;
+mod tenants_dir;
 mod validate;
 
 use std::fmt;
@@ -79,8 +80,10 @@ pub fn keys() -> Vec<(&'static str, &'static [&'static str])> {
 pub struct Config {
     /// The file it was read from.
     pub path: PathBuf,
-    /// One entry per Defender tenant.
+    /// One entry per Defender tenant: the file's `[[tenants]]`, then those of `tenants_dir`.
     pub tenants: Vec<TenantConfig>,
+    /// The directory more tenants were read from (`tenants_dir`), if any.
+    pub tenants_dir: Option<PathBuf>,
     /// How and when to poll.
     pub poll: PollConfig,
     /// Where the SQLite store lives.
@@ -192,8 +195,10 @@ pub type TenantName = String;
 /// One Defender tenant and how to sign in to it.
 #[derive(Debug, Clone)]
 pub struct TenantConfig {
-    /// Where the block is in the file (`tenants[0]`), for error messages.
+    /// Where the block is in its file (`tenants[0]`), for error messages.
     pub key_prefix: String,
+    /// The file the block is in: the config file, or a file of `tenants_dir`.
+    pub file: PathBuf,
     /// The tenant's short name.
     pub name: TenantName,
     /// The Entra tenant: a GUID or a verified domain.
@@ -349,6 +354,12 @@ impl AuthMethod {
 }
 
 impl TenantConfig {
+    /// Ties an error about this tenant (a secret, a certificate) to the file its block is in: the
+    /// config file or a file of `tenants_dir`.
+    pub fn in_its_file(&self, e: ConfigError) -> ConfigError {
+        e.or_in_file(&self.file)
+    }
+
     /// The full name of one of this tenant's keys (`tenants[0].certificate_file`).
     pub fn key(&self, k: &str) -> String {
         format!("{}.{k}", self.key_prefix)
@@ -645,7 +656,7 @@ impl Config {
             .in_file(path)
         })?;
         // Windows editors may start the file with a byte-order mark, which TOML does not allow.
-        Self::parse(text.trim_start_matches('\u{feff}'), path).map_err(|e| e.in_file(path))
+        Self::parse(text.trim_start_matches('\u{feff}'), path).map_err(|e| e.or_in_file(path))
     }
 
     /// Validates config text; relative paths are taken from `path`'s directory.

@@ -1,13 +1,15 @@
 //! One `[[tenants]]` block: names and IDs, the sign-in method and its secrets, the cloud's hosts
 //! (the Defender API's and Graph's), the source and the Defender products it reads.
 
-use std::path::Path;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 
 use url::Url;
 
 use super::{At, endpoint_url, schedule};
 use crate::config::error::ConfigError;
-use crate::config::raw::{AuthKind, RawTenant};
+use crate::config::raw::{AuthKind, RawConfig, RawTenant};
+use crate::config::tenants_dir;
 use crate::config::{
     AssertionAlgorithm, AuthMethod, Cloud, MDE_RESOURCE, SERVICE_SOURCES, SecretSource, Services,
     SourceKind, TenantConfig, TokenEndpoint,
@@ -56,7 +58,74 @@ const CERT_KEYS: &[&str] = &[
 const PASSWORD_KEYS: &[&str] = &["username", "password_env", "password_file"];
 const CLIENT_SECRET_KEYS: &[&str] = &["client_secret_env", "client_secret_file"];
 
-pub(super) fn tenant(at: &At<'_>, t: &RawTenant, base: &Path) -> Result<TenantConfig, ConfigError> {
+/// Every tenant: the main file's `[[tenants]]` first, then each file of `tenants_dir` in name
+/// order. Returns them and the directory, resolved like every other path (from the main file's
+/// directory). Names are unique across all files; an error in a tenants file names that file.
+pub(super) fn tenants(
+    raw: &RawConfig,
+    path: &Path,
+    base: &Path,
+) -> Result<(Vec<TenantConfig>, Option<PathBuf>), ConfigError> {
+    let mut tenants = raw
+        .tenants
+        .iter()
+        .enumerate()
+        .map(|(i, t)| tenant(&At(&format!("tenants[{i}]")), t, base, path))
+        .collect::<Result<Vec<_>, _>>()?;
+    let dir = raw.tenants_dir.as_ref().map(|d| base.join(d));
+    if let Some(dir) = &dir {
+        for file in tenants_dir::read_dir(dir, path)? {
+            // Relative paths in a tenants file (secret files, certificates) are taken from the
+            // tenants file's own directory: what an admin reading that file expects.
+            let file_base = file.path.parent().unwrap_or(dir);
+            for (i, t) in file.tenants.iter().enumerate() {
+                let t = tenant(&At(&format!("tenants[{i}]")), t, file_base, &file.path)
+                    .map_err(|e| e.in_file(&file.path))?;
+                tenants.push(t);
+            }
+        }
+    }
+    if tenants.is_empty() {
+        let fix = match &dir {
+            None => "add a [[tenants]] block with name, tenant_id and client_id".to_owned(),
+            Some(d) => format!(
+                "add a [[tenants]] block with name, tenant_id and client_id, here or in a *.toml file in {}",
+                d.display()
+            ),
+        };
+        return Err(ConfigError::new("tenants", "no tenant is configured", fix));
+    }
+    let mut seen: HashMap<&str, &TenantConfig> = HashMap::with_capacity(tenants.len());
+    for t in &tenants {
+        if let Some(first) = seen.insert(&t.name, t) {
+            let e = ConfigError::new(
+                t.key("name"),
+                format!(
+                    "the name {:?} is used by two tenants: also by {} in {}",
+                    t.name,
+                    first.key_prefix,
+                    first.file.display()
+                ),
+                "give every tenant its own name (names are unique across the config and every file in tenants_dir)",
+            );
+            // An inline tenant's error gets the main file when `Config::load` attaches it.
+            return Err(if t.file == path {
+                e
+            } else {
+                e.in_file(&t.file)
+            });
+        }
+    }
+    Ok((tenants, dir))
+}
+
+/// One `[[tenants]]` block, written in `file`; relative paths are taken from `base`.
+pub(super) fn tenant(
+    at: &At<'_>,
+    t: &RawTenant,
+    base: &Path,
+    file: &Path,
+) -> Result<TenantConfig, ConfigError> {
     let name = at.required(
         "name",
         &t.name,
@@ -264,6 +333,7 @@ pub(super) fn tenant(at: &At<'_>, t: &RawTenant, base: &Path) -> Result<TenantCo
     Ok(TenantConfig {
         schedule,
         key_prefix: at.0.to_owned(),
+        file: file.to_path_buf(),
         name: name.to_owned(),
         tenant_id: tenant_id.to_owned(),
         client_id: client_id.to_ascii_lowercase(),

@@ -28,29 +28,9 @@ struct RawTenantsFile {
     tenants: Vec<RawTenant>,
 }
 
-/// A parsed file of `tenants_dir`.
-#[derive(Debug, Clone)]
-pub(crate) struct TenantsFile {
-    /// The file.
-    pub path: PathBuf,
-    /// Its `[[tenants]]` blocks, in order.
-    pub tenants: Vec<RawTenant>,
-}
-
-/// Reads every tenants file in `dir` (sorted by name). `main` is the config file that named the
-/// directory, for errors about the directory itself.
-pub(crate) fn read_dir(dir: &Path, main: &Path) -> Result<Vec<TenantsFile>, ConfigError> {
-    list(dir, main)?
-        .into_iter()
-        .map(|path| {
-            let tenants = read_file(&path).map_err(|e| e.in_file(&path))?;
-            Ok(TenantsFile { path, tenants })
-        })
-        .collect()
-}
-
-/// The `*.toml` files directly in `dir`, sorted by name.
-fn list(dir: &Path, main: &Path) -> Result<Vec<PathBuf>, ConfigError> {
+/// The `*.toml` files directly in `dir`, sorted by name. `main` is the config file that named
+/// the directory, for errors about the directory itself.
+pub(crate) fn list(dir: &Path, main: &Path) -> Result<Vec<PathBuf>, ConfigError> {
     let shown = dir.display();
     let err =
         |problem: String, fix: String| ConfigError::new("tenants_dir", problem, fix).in_file(main);
@@ -104,7 +84,7 @@ fn list(dir: &Path, main: &Path) -> Result<Vec<PathBuf>, ConfigError> {
 }
 
 /// The `[[tenants]]` blocks of one file; errors are not yet tied to the file.
-fn read_file(path: &Path) -> Result<Vec<RawTenant>, ConfigError> {
+pub(crate) fn read_file(path: &Path) -> Result<Vec<RawTenant>, ConfigError> {
     let bytes = read_small_file(path, CONFIG_FILE_CAP).map_err(|e| {
         let fix = match &e {
             SmallFileError::Io(io) if io.kind() == std::io::ErrorKind::PermissionDenied => {

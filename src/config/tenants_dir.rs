@@ -337,4 +337,36 @@ mod tests {
         let e = c.check_ready().unwrap_err();
         assert_eq!(file_name(&e), "contoso.toml", "{e}");
     }
+
+    /// What a reload compares: a block moved to another file or position is the same tenant; a
+    /// changed key, or a secret rotated in place, is not.
+    #[test]
+    fn a_moved_tenant_is_the_same_and_a_rotated_secret_is_not() {
+        let inline = setup(&format!("{MAIN}{}", block("a")), &[]);
+        let moved = setup(MAIN, &[("x.toml", &block("b")), ("y.toml", &block("a"))]);
+        let a1 = load(&inline).unwrap().tenants[0].clone();
+        let a2 = load(&moved).unwrap().tenants[1].clone();
+        assert_ne!((&a1.file, &a1.key_prefix), (&a2.file, &a2.key_prefix));
+        // The secret file's path differs too (each is relative to its own file): made equal.
+        let mut a2 = a2;
+        a2.auth = a1.auth.clone();
+        assert!(a1.same_settings(&a2));
+        let mut changed = a2.clone();
+        changed.token_endpoint = crate::config::TokenEndpoint::V1;
+        assert!(!a1.same_settings(&changed));
+
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("s");
+        std::fs::write(&secret, "Abc8Q~first-value\n").unwrap();
+        let mut t = a1.clone();
+        t.auth = crate::config::AuthMethod::ClientSecret(crate::config::SecretSource::File {
+            key: "tenants[0].client_secret_file".into(),
+            path: secret.clone(),
+        });
+        let provider = || crate::auth::TokenProvider::new(reqwest::Client::new(), &t).unwrap();
+        let first = provider();
+        assert!(first.same_sign_in(&provider()));
+        std::fs::write(&secret, "Abc8Q~rotated-value\n").unwrap();
+        assert!(!first.same_sign_in(&provider()));
+    }
 }

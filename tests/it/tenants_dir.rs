@@ -251,3 +251,55 @@ async fn sighup_adds_removes_and_changes_tenants_from_the_directory() {
         "{counts:?}"
     );
 }
+
+/// Waits up to 10 s for the store to hold a run of `tenant`.
+async fn wait_for_run(env: &Env, tenant: &str) {
+    let start = Instant::now();
+    loop {
+        if let Ok(store) = mde_alerts::store::Store::open_read_only(&env.store_path())
+            && store.runs(Some(tenant), 1).is_ok_and(|r| !r.is_empty())
+        {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no run of {tenant}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The real binary: `kill -HUP` after a tenants file is added, and the new tenant is polled on
+/// the (every-second) schedule.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_real_service_polls_a_tenant_added_before_sighup() {
+    let env = Env::new(sim_config(5, 72, Hazards::default()), Opts::default()).await;
+    let dir = env.path().join("tenants.d");
+    std::fs::create_dir(&dir).unwrap();
+    env.edit_config(|c| {
+        c.tenants_dir = Some("tenants.d".into());
+        c.poll.schedule = Some("* * * * * *".into());
+    });
+    let mut child = tokio::process::Command::new(bin())
+        .arg("--config")
+        .arg(&env.config_path)
+        .arg("run")
+        .env("RUST_LOG", "mde_alerts=info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    wait_for_run(&env, "t1").await;
+    std::fs::write(dir.join("t2.toml"), sim_tenant(&env, "t2")).unwrap();
+    signal(&child, "-HUP");
+    wait_for_run(&env, "t2").await;
+    signal(&child, "-TERM");
+    let out = tokio::time::timeout(Duration::from_secs(5), child.wait_with_output())
+        .await
+        .expect("no exit within 5 s")
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("configuration reloaded"), "{err}");
+}

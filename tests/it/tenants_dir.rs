@@ -280,7 +280,7 @@ async fn the_real_service_polls_a_tenant_added_before_sighup() {
         c.tenants_dir = Some("tenants.d".into());
         c.poll.schedule = Some("* * * * * *".into());
     });
-    let mut child = tokio::process::Command::new(bin())
+    let child = tokio::process::Command::new(bin())
         .arg("--config")
         .arg(&env.config_path)
         .arg("run")

@@ -111,16 +111,18 @@ pub fn source(http: &reqwest::Client, poll: &PollConfig, tenant: &TenantEnv) -> 
 }
 
 /// A tenant's token provider on `http` (see [`Environment::tokens`]; the service, which keeps its
-/// own client across reloads, reaches it through `app::token_provider`).
+/// own client across reloads, reaches it through `app::token_provider`). A secret or certificate
+/// error names the file the tenant's block is in (the config, or a file of `tenants_dir`), so
+/// `_config` is no longer read; it stays until the callers being edited in parallel settle.
 pub fn tokens(
     http: &reqwest::Client,
     t: &TenantConfig,
-    config: &Config,
+    _config: &Config,
 ) -> Result<Arc<TokenProvider>, EnvError> {
     TokenProvider::new(http.clone(), t)
         .map(Arc::new)
         .map_err(|e| match e {
-            AuthError::Config(c) => EnvError::Config(c.in_file_of(config)),
+            AuthError::Config(c) => EnvError::Config(t.in_its_file(c)),
             other => EnvError::Http(other.to_string()),
         })
 }

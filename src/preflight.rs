@@ -57,7 +57,7 @@ impl Config {
                     .in_file(&self.path));
                 }
             }
-            t.check_secrets().map_err(|e| e.in_file_of(self))?;
+            t.check_secrets().map_err(|e| t.in_its_file(e))?;
         }
         check_store_dir(self)?;
         crate::export::check_export_dirs(self)

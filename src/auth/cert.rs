@@ -49,6 +49,14 @@ impl fmt::Debug for Credential {
     }
 }
 
+impl Credential {
+    /// The same certificate (by its SHA-256 thumbprint) signing the same way. The private key is
+    /// bound to the certificate, so it is the same key too.
+    pub(crate) fn same_certificate(&self, other: &Credential) -> bool {
+        self.x5t_s256 == other.x5t_s256 && self.algorithm == other.algorithm
+    }
+}
+
 /// Through the config's reader: regular files only, at most 64 KiB (a FIFO would hang).
 fn read(key: &str, path: &Path, what: &str) -> Result<Vec<u8>, ConfigError> {
     crate::config::read_key_file(key, path, what)

@@ -389,6 +389,42 @@ impl TokenProvider {
         self.issued.load(Ordering::Relaxed)
     }
 
+    /// Whether `other` signs in exactly as this one does: the same token URL, client, audience
+    /// and credentials (a secret rotated in place, or a new certificate, makes them differ). The
+    /// service keeps this provider, and its cached token, across a reload only then.
+    pub fn same_sign_in(&self, other: &TokenProvider) -> bool {
+        let same = |a: &SecretString, b: &SecretString| a.expose_secret() == b.expose_secret();
+        self.token_url == other.token_url
+            && self.endpoint == other.endpoint
+            && self.client_id == other.client_id
+            && self.resource == other.resource
+            && match (&self.grant, &other.grant) {
+                (Grant::Secret(a), Grant::Secret(b)) => same(a, b),
+                (Grant::Certificate(a), Grant::Certificate(b)) => a.same_certificate(b),
+                (
+                    Grant::Password {
+                        username: u1,
+                        password: p1,
+                        client_secret: s1,
+                    },
+                    Grant::Password {
+                        username: u2,
+                        password: p2,
+                        client_secret: s2,
+                    },
+                ) => {
+                    u1 == u2
+                        && same(p1, p2)
+                        && match (s1, s2) {
+                            (Some(a), Some(b)) => same(a, b),
+                            (None, None) => true,
+                            _ => false,
+                        }
+                }
+                _ => false,
+            }
+    }
+
     /// A valid token: the cached one, or a new one once the cached one is past 80 % of its life.
     pub async fn token(&self) -> Result<Arc<AccessToken>, AuthError> {
         let mut cache = self.cache.lock().await;

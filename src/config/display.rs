@@ -10,8 +10,29 @@ impl fmt::Display for Config {
     /// where they come from is shown.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "config: {}", self.path.display())?;
+        if let Some(dir) = &self.tenants_dir {
+            let inline = self.tenants.iter().filter(|t| t.file == self.path).count();
+            let mut files: Vec<_> = self
+                .tenants
+                .iter()
+                .filter(|t| t.file != self.path)
+                .map(|t| &t.file)
+                .collect();
+            files.dedup();
+            writeln!(
+                f,
+                "tenants: {} in total: {inline} in the config, {} from {} file(s) in {}",
+                self.tenants.len(),
+                self.tenants.len() - inline,
+                files.len(),
+                dir.display()
+            )?;
+        }
         for t in &self.tenants {
             writeln!(f, "tenant {}:", t.name)?;
+            if t.file != self.path {
+                writeln!(f, "  file           {}", t.file.display())?;
+            }
             writeln!(f, "  tenant_id      {}", t.tenant_id)?;
             writeln!(f, "  client_id      {}", t.client_id)?;
             match &t.auth {

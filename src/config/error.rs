@@ -42,13 +42,21 @@ impl ConfigError {
         self
     }
 
-    /// Attaches the config file's path, for errors found after loading (secrets, `--tenant`).
-    pub fn in_file_of(self, config: &super::Config) -> Self {
+    /// Attaches `file` unless the error already names one (an error in a file of
+    /// `tenants_dir` names that file, not the config that points at the directory).
+    pub(crate) fn or_in_file(self, file: &Path) -> Self {
         if self.file.is_some() {
             self
         } else {
-            self.in_file(&config.path)
+            self.in_file(file)
         }
+    }
+
+    /// Attaches the config file's path, for errors found after loading (`--tenant`). An error
+    /// about one tenant goes through [`super::TenantConfig::in_its_file`] instead, as its block
+    /// may be in a file of `tenants_dir`.
+    pub fn in_file_of(self, config: &super::Config) -> Self {
+        self.or_in_file(&config.path)
     }
 }
 

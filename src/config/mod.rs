@@ -20,6 +20,7 @@ mod files;
 mod introspect;
 pub mod raw;
 mod secret;
+mod tenants_dir;
 mod validate;
 
 use std::fmt;
@@ -79,8 +80,10 @@ pub fn keys() -> Vec<(&'static str, &'static [&'static str])> {
 pub struct Config {
     /// The file it was read from.
     pub path: PathBuf,
-    /// One entry per Defender tenant.
+    /// One entry per Defender tenant: the file's `[[tenants]]`, then those of `tenants_dir`.
     pub tenants: Vec<TenantConfig>,
+    /// The directory more tenants were read from (`tenants_dir`), if any.
+    pub tenants_dir: Option<PathBuf>,
     /// How and when to poll.
     pub poll: PollConfig,
     /// Where the SQLite store lives.
@@ -167,6 +170,25 @@ pub struct ProxyConfig {
     pub password: Option<SecretString>,
 }
 
+/// The same proxy (with the same credentials) and CA file: a reload that keeps them keeps the
+/// token providers of the tenants it does not change.
+impl PartialEq for HttpConfig {
+    fn eq(&self, other: &HttpConfig) -> bool {
+        use secrecy::ExposeSecret;
+        let proxy = match (&self.proxy, &other.proxy) {
+            (None, None) => true,
+            (Some(a), Some(b)) => {
+                a.url == b.url
+                    && a.username == b.username
+                    && a.password.as_ref().map(|p| p.expose_secret())
+                        == b.password.as_ref().map(|p| p.expose_secret())
+            }
+            _ => false,
+        };
+        proxy && self.ca_file == other.ca_file
+    }
+}
+
 impl fmt::Debug for HttpConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HttpConfig")
@@ -190,10 +212,12 @@ impl fmt::Display for ProxyConfig {
 pub type TenantName = String;
 
 /// One Defender tenant and how to sign in to it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TenantConfig {
-    /// Where the block is in the file (`tenants[0]`), for error messages.
+    /// Where the block is in its file (`tenants[0]`), for error messages.
     pub key_prefix: String,
+    /// The file the block is in: the config file, or a file of `tenants_dir`.
+    pub file: PathBuf,
     /// The tenant's short name.
     pub name: TenantName,
     /// The Entra tenant: a GUID or a verified domain.
@@ -302,7 +326,7 @@ pub enum TokenEndpoint {
 }
 
 /// How a tenant signs in.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum AuthMethod {
     /// OAuth2 client credentials with a client secret.
     ClientSecret(SecretSource),
@@ -349,6 +373,54 @@ impl AuthMethod {
 }
 
 impl TenantConfig {
+    /// Ties an error about this tenant (a secret, a certificate) to the file its block is in: the
+    /// config file or a file of `tenants_dir`.
+    pub fn in_its_file(&self, e: ConfigError) -> ConfigError {
+        e.or_in_file(&self.file)
+    }
+
+    /// Whether `other` configures this tenant the same way, wherever its block is written: the
+    /// file and the position (and so the keys its errors name) may differ. A reload keeps the
+    /// token provider and budget of a tenant whose settings are the same.
+    pub fn same_settings(&self, other: &TenantConfig) -> bool {
+        fn unplaced(t: &TenantConfig) -> TenantConfig {
+            let unkeyed = |s: &SecretSource| match s {
+                SecretSource::Env { var, .. } => SecretSource::Env {
+                    key: String::new(),
+                    var: var.clone(),
+                },
+                SecretSource::File { path, .. } => SecretSource::File {
+                    key: String::new(),
+                    path: path.clone(),
+                },
+                SecretSource::Credential { name, .. } => SecretSource::Credential {
+                    key: String::new(),
+                    name: name.clone(),
+                },
+            };
+            let auth = match &t.auth {
+                AuthMethod::ClientSecret(s) => AuthMethod::ClientSecret(unkeyed(s)),
+                AuthMethod::Password {
+                    username,
+                    password,
+                    client_secret,
+                } => AuthMethod::Password {
+                    username: username.clone(),
+                    password: unkeyed(password),
+                    client_secret: client_secret.as_ref().map(unkeyed),
+                },
+                other => other.clone(),
+            };
+            TenantConfig {
+                key_prefix: String::new(),
+                file: PathBuf::new(),
+                auth,
+                ..t.clone()
+            }
+        }
+        unplaced(self) == unplaced(other)
+    }
+
     /// The full name of one of this tenant's keys (`tenants[0].certificate_file`).
     pub fn key(&self, k: &str) -> String {
         format!("{}.{k}", self.key_prefix)
@@ -690,7 +762,7 @@ impl Config {
             .in_file(path)
         })?;
         // Windows editors may start the file with a byte-order mark, which TOML does not allow.
-        Self::parse(text.trim_start_matches('\u{feff}'), path).map_err(|e| e.in_file(path))
+        Self::parse(text.trim_start_matches('\u{feff}'), path).map_err(|e| e.or_in_file(path))
     }
 
     /// Validates config text; relative paths are taken from `path`'s directory.

@@ -29,6 +29,9 @@ pub struct RawConfig {
     /// `[[tenants]]`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tenants: Vec<RawTenant>,
+    /// `tenants_dir`: a directory of `*.toml` files holding more `[[tenants]]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenants_dir: Option<String>,
     /// `[poll]`.
     #[serde(skip_serializing_if = "is_default")]
     pub poll: RawPoll,

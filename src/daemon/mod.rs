@@ -538,7 +538,7 @@ fn reload(
     let fresh = Config::load(config_path).and_then(|c| {
         crate::export::check_export_dirs(&c)?;
         for t in &c.tenants {
-            t.check_secrets().map_err(|e| e.in_file_of(&c))?;
+            t.check_secrets().map_err(|e| t.in_its_file(e))?;
         }
         Ok(c)
     });
@@ -568,6 +568,22 @@ fn reload(
     match built {
         Ok(mut p) => {
             p.sched.adopt(plan.sched);
+            // A tenant the reload does not change (settings, quotas, network, credentials) keeps
+            // its token provider and budget: only added and changed tenants sign in (issue 12).
+            let same_net = p.config.http == plan.config.http
+                && p.config.poll.request_timeout == plan.config.poll.request_timeout;
+            for new in p.tenants.values_mut() {
+                if let Some(old) = plan.tenants.get(&new.cfg.name)
+                    && same_net
+                    && old.cfg.same_settings(&new.cfg)
+                    && plan.config.poll.quotas(old.cfg.source)
+                        == p.config.poll.quotas(new.cfg.source)
+                    && old.tokens.same_sign_in(&new.tokens)
+                {
+                    new.tokens = old.tokens.clone();
+                    new.budget = old.budget.clone();
+                }
+            }
             tracing::info!(
                 tenants = p.sched.poll_count(),
                 exports = p.config.exports.len(),

@@ -20,3 +20,4 @@ mod poll;
 mod regression;
 mod service;
 mod sim_tenants;
+mod tenants_dir;

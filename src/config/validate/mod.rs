@@ -13,7 +13,7 @@ use url::Url;
 mod tenant;
 
 pub(crate) use tenant::is_guid;
-use tenant::{tenant, valid_name};
+use tenant::{tenants, valid_name};
 
 use super::error::ConfigError;
 use super::raw::{
@@ -77,29 +77,7 @@ impl TryFrom<RawFile> for Config {
             .unwrap_or(Path::new("."))
             .to_path_buf();
         let base = base.as_path();
-        let tenants = raw
-            .tenants
-            .iter()
-            .enumerate()
-            .map(|(i, t)| tenant(&At(&format!("tenants[{i}]")), t, base))
-            .collect::<Result<Vec<_>, _>>()?;
-        if tenants.is_empty() {
-            return Err(ConfigError::new(
-                "tenants",
-                "no tenant is configured",
-                "add a [[tenants]] block with name, tenant_id and client_id",
-            ));
-        }
-        let mut seen = HashSet::new();
-        for (i, t) in tenants.iter().enumerate() {
-            if !seen.insert(t.name.clone()) {
-                return Err(ConfigError::new(
-                    format!("tenants[{i}].name"),
-                    format!("the name {:?} is used by two tenants", t.name),
-                    "give every tenant its own name",
-                ));
-            }
-        }
+        let (tenants, tenants_dir) = tenants(&raw, &path, base)?;
         // Quotas above Defender's are accepted only when every tenant talks to a local simulator.
         let loopback_only = tenants.iter().all(|t| is_loopback(t.endpoint()));
         let sources: HashSet<SourceKind> = tenants.iter().map(|t| t.source).collect();
@@ -141,6 +119,7 @@ impl TryFrom<RawFile> for Config {
         Ok(Config {
             path,
             tenants,
+            tenants_dir,
             poll,
             store,
             exports,

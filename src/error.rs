@@ -70,6 +70,21 @@ impl Error {
         if config { EXIT_CONFIG } else { EXIT_FAILED }
     }
 
+    /// What to do about it, when the error knows: `main` prints it once, as `fix: …`, after the
+    /// error (configuration and export errors; others say their fix in their text).
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Error::Config(c) => Some(c.fix.clone()),
+            Error::App(a) | Error::Demo(DemoError::App(a)) => match a {
+                AppError::Config(c) => Some(c.fix.clone()),
+                AppError::Export(e) => e.fix(),
+                _ => None,
+            },
+            Error::Export(e) => e.fix(),
+            _ => None,
+        }
+    }
+
     /// Whether the error is only that the reader of standard output went away (`| head`): a
     /// normal end for a command line tool, not a failure.
     pub fn is_broken_pipe(&self) -> bool {
@@ -105,9 +120,13 @@ mod tests {
             EXIT_CONFIG
         );
         assert_eq!(
-            Error::from(DemoError::App(AppError::Config(c))).exit_code(),
+            Error::from(DemoError::App(AppError::Config(c.clone()))).exit_code(),
             EXIT_CONFIG
         );
+        // The fix is the hint, said once by `main`, not part of the message.
+        let e = Error::from(DemoError::App(AppError::Config(c)));
+        assert_eq!(e.hint().as_deref(), Some("add one"));
+        assert!(!e.to_string().contains("add one"), "{e}");
     }
 
     #[test]

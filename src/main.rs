@@ -38,6 +38,9 @@ fn main() -> ExitCode {
         Err(e) if e.is_broken_pipe() => ExitCode::SUCCESS,
         Err(e) => {
             errln!("error: {}", mde_alerts::http::error_chain(&e));
+            if let Some(fix) = e.hint() {
+                errln!("  fix: {fix}");
+            }
             ExitCode::from(e.exit_code())
         }
     }

@@ -9,8 +9,11 @@ use serde_path_to_error::Segment;
 /// A configuration problem: which key, what is wrong, and what to do about it. `main` maps it to
 /// exit code 78 (`EX_CONFIG`), which the systemd unit lists in `RestartPreventExitStatus=` so a
 /// broken file does not cause a restart loop.
+///
+/// Its `Display` is the problem alone; the fix is [`crate::error::Error::hint`]'s, which `main`
+/// prints once as `fix: …` (and [`ConfigError::with_fix`] for a log line or a reload's event).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{}{key}: {problem}\n  fix: {fix}", file.as_ref().map(|f| format!("{}: ", f.display())).unwrap_or_default())]
+#[error("{}{key}: {problem}", file.as_ref().map(|f| format!("{}: ", f.display())).unwrap_or_default())]
 pub struct ConfigError {
     /// The file the error is in, when there is one.
     pub file: Option<PathBuf>,
@@ -35,6 +38,11 @@ impl ConfigError {
             problem: problem.into(),
             fix: fix.into(),
         }
+    }
+
+    /// The problem and its fix, for a place that shows it on its own (a log line, a reload).
+    pub fn with_fix(&self) -> String {
+        format!("{self}\n  fix: {}", self.fix)
     }
 
     pub(crate) fn in_file(mut self, file: &Path) -> Self {

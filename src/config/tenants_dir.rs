@@ -242,7 +242,7 @@ mod tests {
             let e = load(&dir).unwrap_err();
             assert_eq!(file_name(&e), "contoso.toml", "{e}");
             assert_eq!(e.key, key, "{e}");
-            assert!(e.to_string().contains(says), "{e}");
+            assert!(e.with_fix().contains(says), "{e}");
         }
     }
 

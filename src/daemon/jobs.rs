@@ -146,7 +146,8 @@ pub(super) fn spawn_export(
                 Ok(w.len())
             }
             Ok(Err(err)) => {
-                tracing::error!(export = %name, error = %err, "Export failed; the previous files are kept.");
+                let fix = err.fix().unwrap_or_default();
+                tracing::error!(export = %name, error = %err, fix = %fix, "Export failed; the previous files are kept.");
                 Err(err.to_string())
             }
             Err(err) => Err(err.to_string()),

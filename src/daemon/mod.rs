@@ -554,7 +554,7 @@ fn reload(
         Err(e) => {
             return reject(
                 "SIGHUP: the new config is invalid; keeping the running one.",
-                Some(e.to_string()),
+                Some(e.with_fix()),
                 plan,
             );
         }
@@ -594,7 +594,10 @@ fn reload(
         }
         Err(e) => reject(
             "SIGHUP: the new config cannot be used; keeping the running one.",
-            Some(e.to_string()),
+            Some(match &e {
+                AppError::Config(c) => c.with_fix(),
+                other => other.to_string(),
+            }),
             plan,
         ),
     }

@@ -96,10 +96,21 @@ impl Publisher {
     /// still configured are kept.
     pub(super) fn reconfigure(&mut self, metrics: Option<PathBuf>, tenants: &[String]) {
         self.state.dirty = true;
+        let old = self.metrics.take();
         self.metrics = metrics.map(|path| {
-            let mut figures = match self.metrics.take() {
-                Some(m) if m.path == path => m.figures,
-                _ => BTreeMap::new(),
+            // Figures and the timer carry over when the textfile stays. A new textfile is
+            // written first when a poll finishes (as before the timer: after each run), then at
+            // most once per `every()`.
+            let (mut figures, throttle, cost) = match old {
+                Some(m) if m.path == path => (
+                    m.figures,
+                    Throttle {
+                        dirty: true,
+                        last: m.throttle.last,
+                    },
+                    m.cost,
+                ),
+                _ => (BTreeMap::new(), Throttle::default(), Duration::ZERO),
             };
             let keep: BTreeSet<&str> = tenants.iter().map(String::as_str).collect();
             figures.retain(|t, _| keep.contains(t.as_str()));
@@ -112,11 +123,8 @@ impl Publisher {
                 path,
                 figures,
                 stale,
-                throttle: Throttle {
-                    dirty: true,
-                    last: None,
-                },
-                cost: Duration::ZERO,
+                throttle,
+                cost,
             }
         });
     }
@@ -277,6 +285,9 @@ mod tests {
         }
         let mut p = Publisher::new(Some(path.clone()), &tenants);
         let t0 = Instant::now();
+        p.publish(t0, || None, &store, Vec::new);
+        assert!(!path.exists(), "nothing to say before a poll finishes");
+        p.polled("t0");
         p.publish(t0, || None, &store, Vec::new);
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.contains("tenant=\"t0\"") && text.contains("tenant=\"t49\""));

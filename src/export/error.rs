@@ -20,7 +20,7 @@ pub enum ExportError {
     Store(#[from] StoreError),
     /// Something other than a regular file is where a file would be written or removed.
     #[error(
-        "{path} is {kind}, not a regular file; mde-alerts only replaces regular files, so nothing was written\n  fix: {fix}"
+        "{path} is {kind}, not a regular file; mde-alerts only replaces regular files, so nothing was written"
     )]
     NotRegular {
         /// The path.
@@ -31,9 +31,7 @@ pub enum ExportError {
         fix: &'static str,
     },
     /// Writing a file failed.
-    #[error(
-        "cannot write {path}: {source}\n  fix: check that the directory exists, is writable by this user, and has free space"
-    )]
+    #[error("cannot write {path}: {source}")]
     Io {
         /// The file or directory.
         path: PathBuf,
@@ -43,7 +41,7 @@ pub enum ExportError {
     },
     /// A `{tenant}` export met a tenant name that is not safe in a file name.
     #[error(
-        "export {export:?}: the tenant name {tenant:?} is not safe in a file name, so its files were not written\n  fix: name the tenant with letters, digits, - and _ only"
+        "export {export:?}: the tenant name {tenant:?} is not safe in a file name, so its files were not written"
     )]
     UnsafeTenantName {
         /// The export's name (with `{tenant}`).
@@ -67,9 +65,7 @@ pub enum ExportError {
         first: Box<ExportError>,
     },
     /// Removing an old file failed.
-    #[error(
-        "cannot remove {path}: {source}\n  fix: check the permissions of {path} and its directory"
-    )]
+    #[error("cannot remove {path}: {source}")]
     Remove {
         /// The file.
         path: PathBuf,
@@ -77,6 +73,29 @@ pub enum ExportError {
         #[source]
         source: io::Error,
     },
+}
+
+impl ExportError {
+    /// What to do about it, when there is something to do: `main` prints it once as `fix: …`.
+    pub fn fix(&self) -> Option<String> {
+        match self {
+            // A store error says its own fix (it is shown on its own by the poll as well).
+            ExportError::Store(_) => None,
+            ExportError::NotRegular { fix, .. } => Some((*fix).to_owned()),
+            ExportError::Io { .. } => Some(
+                "check that the directory exists, is writable by this user, and has free space"
+                    .to_owned(),
+            ),
+            ExportError::UnsafeTenantName { .. } => {
+                Some("name the tenant with letters, digits, - and _ only".to_owned())
+            }
+            ExportError::Sets { first, .. } => first.fix(),
+            ExportError::Remove { path, .. } => Some(format!(
+                "check the permissions of {} and its directory",
+                path.display()
+            )),
+        }
+    }
 }
 
 /// The first few names of a list, for a message that stays readable at a thousand tenants.

@@ -21,7 +21,8 @@ fn throttled_sim(seed: u64) -> mde_sim::SimConfig {
 }
 
 /// With a 5-calls-a-minute limit, a 3,000-alert backfill in 600-alert pages completes in one poll:
-/// with no quota configured it meets at most 2 responses of 429; with `calls_per_minute = 5` none.
+/// with no quota configured it meets at most 3 responses of 429 (two waits of a minute, one of
+/// them perhaps met twice); with `calls_per_minute = 5` none.
 /// (Both run side by side: each waits about a minute, as the real API would make it.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_throttled_backfill_finishes_in_one_poll() {
@@ -58,7 +59,11 @@ async fn a_throttled_backfill_finishes_in_one_poll() {
         assert_matches_truth(env);
     }
     let st1 = env1.sim.stats();
-    assert!(st1.throttled >= 1 && st1.throttled <= 2, "{st1:?}");
+    // The quota is a sliding minute: after the wait a 429 asked for, the calls made before it
+    // leave the window one by one, as fast as they were made. A retry that outruns them (pages
+    // parsed faster than the first time, on a busy machine) meets one more 429 of the same
+    // window — never more per window, and the backfill still ends in this one poll.
+    assert!(st1.throttled >= 1 && st1.throttled <= 3, "{st1:?}");
     assert_eq!(s1.ok[0].throttled, st1.throttled);
     assert!(took >= Duration::from_secs(30), "it waited as asked");
     let st2 = env2.sim.stats();

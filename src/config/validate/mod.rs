@@ -758,7 +758,7 @@ mod tests {
         ] {
             let e = with_exports(&[block]).unwrap_err();
             assert_eq!(e.key, key, "{block}: {e}");
-            assert!(e.to_string().contains(says), "{block}: {e}");
+            assert!(e.with_fix().contains(says), "{block}: {e}");
         }
     }
 
@@ -766,7 +766,7 @@ mod tests {
     fn export_tenants_are_known_names_and_not_empty() {
         let e = with_exports(&["name = \"a\"\ntenants = [\"contosso\"]"]).unwrap_err();
         assert_eq!(e.key, "exports[0].tenants");
-        assert!(e.to_string().contains("did you mean \"contoso\""), "{e}");
+        assert!(e.with_fix().contains("did you mean \"contoso\""), "{e}");
         let e = with_exports(&["name = \"a\"\ntenants = []"]).unwrap_err();
         assert_eq!(e.key, "exports[0].tenants");
         assert!(e.problem.contains("empty"), "{e}");

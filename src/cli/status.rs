@@ -94,6 +94,11 @@ fn print(t: &TenantStatus) -> Result<(), Error> {
     };
     outln!("  by status: {}", counts(&t.alerts_by_status))?;
     outln!("  by severity: {}", counts(&t.alerts_by_severity))?;
+    outln!(
+        "  store {} on disk, oldest revision stored {}",
+        super::store::bytes(t.store_bytes),
+        t.oldest_revision.as_deref().unwrap_or("(none yet)")
+    )?;
     match &t.next_poll {
         Some(n) => outln!("  next poll {n} (daemon running)"),
         None => outln!("  daemon not running"),

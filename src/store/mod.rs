@@ -28,7 +28,10 @@ use rusqlite_migration::{M, Migrations};
 pub use crate::alert::filter::Filter;
 use crate::time::ApiTime;
 
+pub mod backup;
+pub mod check;
 mod lock;
+pub mod retention;
 mod runs;
 mod writer;
 
@@ -229,6 +232,16 @@ impl Store {
         identify(&conn, path, true)?;
         let setup = |conn: &mut Connection| -> rusqlite::Result<(String, i64, i64)> {
             conn.busy_timeout(std::time::Duration::from_secs(10))?;
+            // A new store gives freed pages back to the file system on demand (retention's
+            // incremental vacuum). The mode can only be chosen before the first table exists; an
+            // older store keeps its mode until `store prune` converts it (see `retention`).
+            let fresh: bool =
+                conn.query_row("SELECT NOT EXISTS (SELECT 1 FROM sqlite_master)", [], |r| {
+                    r.get(0)
+                })?;
+            if fresh {
+                conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL")?;
+            }
             let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
             // temp_store=MEMORY keeps statement journals off the disk; a 32 MiB page cache keeps a
             // large import's index pages from being spilled to the WAL again and again.

@@ -19,3 +19,4 @@ mod loss;
 mod poll;
 mod regression;
 mod service;
+mod store;

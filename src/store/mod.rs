@@ -49,6 +49,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0006_tenants.sql"),
     include_str!("../../migrations/0007_rejected.sql"),
     include_str!("../../migrations/0008_source_api.sql"),
+    include_str!("../../migrations/0009_lean_indexes.sql"),
 ];
 
 fn migrations() -> Migrations<'static> {
@@ -1023,6 +1024,74 @@ mod tests {
         w.advance_cursor("t", t0, t0, ("mde", "x")).unwrap();
         w.commit(None, 0).unwrap();
         assert_eq!(s.cursor("t").unwrap(), Some(t1));
+    }
+
+    /// Migration 0009 dropped the indexes no query reads: the queries on `alerts` still find
+    /// their rows through an index (no full scan), and the export's order comes without a sort.
+    #[test]
+    fn every_alerts_query_has_its_index() {
+        let (_d, s) = open();
+        let plan = |sql: &str| -> String {
+            let mut stmt = s
+                .connection()
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .unwrap();
+            let nulls = vec![rusqlite::types::Null; stmt.parameter_count()];
+            stmt.query_map(rusqlite::params_from_iter(nulls), |r| r.get::<_, String>(3))
+                .unwrap()
+                .collect::<Result<Vec<_>, _>>()
+                .unwrap()
+                .join("; ")
+        };
+        let export =
+            "SELECT a.tenant, r.raw FROM alerts a JOIN alert_revisions r ON r.rev = a.rev WHERE 1";
+        for (sql, wants) in [
+            (
+                format!("{export} ORDER BY a.tenant, a.last_update_time, a.id"),
+                "alerts_by_update",
+            ),
+            (
+                format!(
+                    "{export} AND (a.status IS NULL OR a.status <> 'Resolved') ORDER BY a.tenant, a.last_update_time, a.id"
+                ),
+                "alerts_by_update",
+            ),
+            (
+                format!("{export} AND a.rev > ? ORDER BY a.tenant, a.last_update_time, a.id"),
+                "alerts_by_",
+            ),
+            (
+                "SELECT severity, status, count(*) FROM alerts WHERE tenant = ? GROUP BY 1, 2"
+                    .into(),
+                "PRIMARY KEY (tenant=?)",
+            ),
+            (
+                "SELECT last_update_time, content_hash FROM alerts WHERE tenant = ? AND id = ?"
+                    .into(),
+                "PRIMARY KEY (tenant=? AND id=?)",
+            ),
+            (
+                "SELECT max(last_update_time) FROM alerts WHERE tenant = ?".into(),
+                "alerts_by_update",
+            ),
+            ("SELECT 1 FROM alerts WHERE rev = ?".into(), "alerts_by_rev"),
+        ] {
+            let p = plan(&sql);
+            assert!(p.contains(wants), "{sql}: {p}");
+            assert!(
+                !p.contains("TEMP B-TREE FOR ORDER BY") || sql.contains("a.rev >"),
+                "{sql}: {p}"
+            );
+        }
+        let indexes: i64 = s
+            .connection()
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'alerts' AND sql IS NOT NULL",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(indexes, 2, "alerts_by_update and alerts_by_rev");
     }
 
     #[test]

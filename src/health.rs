@@ -44,6 +44,13 @@ pub struct TenantStatus {
     /// What the admin should act on though the tenant is healthy (the MDE API's switch-off).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// The store's size on disk, database and WAL (the whole store: the same for every tenant).
+    #[serde(default)]
+    pub store_bytes: u64,
+    /// When the oldest revision still in the store was stored: how far back the history reaches
+    /// after retention (the whole store).
+    #[serde(default)]
+    pub oldest_revision: Option<String>,
 }
 
 /// A run, as `status` shows it.
@@ -270,6 +277,8 @@ pub fn tenant_status(
         last_run,
         rejected,
         warnings: Vec::new(),
+        store_bytes: crate::store::retention::size_on_disk(store),
+        oldest_revision: crate::store::retention::oldest_revision(store)?,
     })
 }
 
@@ -343,6 +352,8 @@ mod tests {
             }),
             rejected: 0,
             warnings: vec!["shared".into()],
+            store_bytes: 0,
+            oldest_revision: None,
         }
     }
 

@@ -34,6 +34,7 @@ macro_rules! errln {
 }
 
 mod auth;
+mod backup;
 mod compare;
 mod config_check;
 mod demo;
@@ -43,6 +44,7 @@ mod poll;
 mod report;
 mod simulate;
 mod status;
+mod store;
 
 /// Export Microsoft Defender for Endpoint alerts to SQLite and CSV/JSON snapshots: every alert, in
 /// its latest state, exactly once.
@@ -148,6 +150,17 @@ pub enum Command {
         /// tenants).
         #[arg(long)]
         all: bool,
+    },
+    /// Retention now (`prune`) and the store's soundness (`check`).
+    Store {
+        #[command(subcommand)]
+        action: store::StoreAction,
+    },
+    /// Write a consistent copy of the store to PATH (SQLite's online backup) while the service
+    /// keeps writing; atomically, replacing only a regular file.
+    Backup {
+        /// The copy's path (not the store's directory's store file itself).
+        path: PathBuf,
     },
     /// Sign in and report the token's audience, permissions and expiry (never the token).
     Auth {
@@ -263,6 +276,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode, Error> {
             shape,
         } => export::run(path, name.as_deref(), *format, out.as_deref(), *shape),
         Command::Status { json, tenant, all } => status::run(path, *json, tenant.as_deref(), *all),
+        Command::Store { action } => store::run(path, action),
+        Command::Backup { path: target } => backup::run(path, target),
         Command::Compare {
             tenant,
             since,

@@ -49,6 +49,14 @@ pub fn run(config: &Path, json: bool, tenant: Option<&str>, all: bool) -> Result
         outln!("{text}")?;
     } else {
         outln!("{}", summarize(&statuses))?;
+        // The store is one for all tenants: said once, under the summary.
+        if let Some(t) = statuses.first() {
+            outln!(
+                "store {} on disk, oldest revision stored {}",
+                super::store::bytes(t.store_bytes),
+                t.oldest_revision.as_deref().unwrap_or("(none yet)")
+            )?;
+        }
         let every = all || tenant.is_some() || statuses.len() <= SHOW_ALL_UP_TO;
         // A warning every MDE tenant shares is said once, not a thousand times.
         let shared = if every {

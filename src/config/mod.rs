@@ -557,7 +557,15 @@ impl PollConfig {
 pub struct StoreConfig {
     /// The database file.
     pub path: PathBuf,
+    /// How long a superseded revision is kept (`[store] keep_revisions`); `None` keeps every
+    /// revision. The latest revision of an alert is never removed, whatever its age.
+    pub keep_revisions: Option<std::time::Duration>,
 }
+
+/// `[store] keep_revisions` when the file does not say: the 400 days, a year and a
+/// month of history, enough for a yearly audit to see every state of the past year.
+pub const DEFAULT_KEEP_REVISIONS: std::time::Duration =
+    std::time::Duration::from_secs(400 * 86_400);
 
 /// A configured snapshot.
 #[derive(Debug, Clone)]

@@ -108,6 +108,48 @@ pub struct RawPoll {
 #[serde(default, deny_unknown_fields)]
 pub struct RawStore {
     pub path: Option<String>,
+    pub keep_revisions: Option<Retention>,
+}
+
+/// `[store] keep_revisions`: a duration (`"400d"`), or `0` / `"0"` for "keep every revision".
+/// Written by hand (not [`HumanDuration`]) because a bare TOML `0` is the natural way to say
+/// "keep all" and a string-only type would reject it with serde's type message.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Retention(pub Duration);
+
+impl<'de> Deserialize<'de> for Retention {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        const FIX: &str =
+            "write a duration such as \"400d\" or \"2years\", or 0 to keep every revision";
+        impl serde::de::Visitor<'_> for V {
+            type Value = Retention;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a duration such as \"400d\", or 0")
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Retention, E> {
+                match v {
+                    0 => Ok(Retention(Duration::ZERO)),
+                    _ => Err(fail(format!("{v} has no unit"), FIX)),
+                }
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Retention, E> {
+                self.visit_i64(i64::try_from(v).unwrap_or(i64::MAX))
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Retention, E> {
+                humantime::parse_duration(s)
+                    .map(Retention)
+                    .map_err(|e| fail(format!("{s:?} is not a duration ({e})"), FIX))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl Serialize for Retention {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&humantime::format_duration(self.0))
+    }
 }
 
 /// One `[[exports]]` block.

@@ -357,6 +357,9 @@ pub async fn serve(config_path: &Path, config: Config, driver: Driver) -> Result
     let out = Outlet { systemd, events };
     let (_lock, store) = startup(&config)?;
     let store = Arc::new(Mutex::new(store));
+    // Retention, once a day, in short transactions beside the polls (issue 13).
+    let retention = (config.store.keep_revisions)
+        .map(|keep| tokio::spawn(crate::store::retention::daily(store.clone(), keep)));
     let mut plan = {
         let mut s = store.lock().unwrap_or_else(|p| p.into_inner());
         crate::app::reconcile_tenants(&mut s, &config)?;
@@ -477,6 +480,7 @@ pub async fn serve(config_path: &Path, config: Config, driver: Driver) -> Result
         t.stop().await;
     }
     let expiry = token_expiry(&plan);
+    retention.inspect(tokio::task::JoinHandle::abort);
     shutdown(plan, &store, &out).await;
     publisher.flush_metrics(&store, expiry);
     Ok(())

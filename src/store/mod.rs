@@ -28,7 +28,10 @@ use rusqlite_migration::{M, Migrations};
 pub use crate::alert::filter::Filter;
 use crate::alert::time::ApiTime;
 
+pub mod backup;
+pub mod check;
 mod lock;
+pub mod retention;
 mod runs;
 mod writer;
 
@@ -46,6 +49,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0006_tenants.sql"),
     include_str!("../../migrations/0007_rejected.sql"),
     include_str!("../../migrations/0008_source_api.sql"),
+    include_str!("../../migrations/0009_lean_indexes.sql"),
 ];
 
 fn migrations() -> Migrations<'static> {
@@ -229,6 +233,16 @@ impl Store {
         identify(&conn, path, true)?;
         let setup = |conn: &mut Connection| -> rusqlite::Result<(String, i64, i64)> {
             conn.busy_timeout(std::time::Duration::from_secs(10))?;
+            // A new store gives freed pages back to the file system on demand (retention's
+            // incremental vacuum). The mode can only be chosen before the first table exists; an
+            // older store keeps its mode until `store prune` converts it (see `retention`).
+            let fresh: bool =
+                conn.query_row("SELECT NOT EXISTS (SELECT 1 FROM sqlite_master)", [], |r| {
+                    r.get(0)
+                })?;
+            if fresh {
+                conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL")?;
+            }
             let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
             // temp_store=MEMORY keeps statement journals off the disk; a 32 MiB page cache keeps a
             // large import's index pages from being spilled to the WAL again and again.
@@ -1017,6 +1031,74 @@ mod tests {
         w.advance_cursor("t", t0, t0, ("mde", "x")).unwrap();
         w.commit(None, 0).unwrap();
         assert_eq!(s.cursor("t").unwrap(), Some(t1));
+    }
+
+    /// Migration 0009 dropped the indexes no query reads: the queries on `alerts` still find
+    /// their rows through an index (no full scan), and the export's order comes without a sort.
+    #[test]
+    fn every_alerts_query_has_its_index() {
+        let (_d, s) = open();
+        let plan = |sql: &str| -> String {
+            let mut stmt = s
+                .connection()
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .unwrap();
+            let nulls = vec![rusqlite::types::Null; stmt.parameter_count()];
+            stmt.query_map(rusqlite::params_from_iter(nulls), |r| r.get::<_, String>(3))
+                .unwrap()
+                .collect::<Result<Vec<_>, _>>()
+                .unwrap()
+                .join("; ")
+        };
+        let export =
+            "SELECT a.tenant, r.raw FROM alerts a JOIN alert_revisions r ON r.rev = a.rev WHERE 1";
+        for (sql, wants) in [
+            (
+                format!("{export} ORDER BY a.tenant, a.last_update_time, a.id"),
+                "alerts_by_update",
+            ),
+            (
+                format!(
+                    "{export} AND (a.status IS NULL OR a.status <> 'Resolved') ORDER BY a.tenant, a.last_update_time, a.id"
+                ),
+                "alerts_by_update",
+            ),
+            (
+                format!("{export} AND a.rev > ? ORDER BY a.tenant, a.last_update_time, a.id"),
+                "alerts_by_",
+            ),
+            (
+                "SELECT severity, status, count(*) FROM alerts WHERE tenant = ? GROUP BY 1, 2"
+                    .into(),
+                "PRIMARY KEY (tenant=?)",
+            ),
+            (
+                "SELECT last_update_time, content_hash FROM alerts WHERE tenant = ? AND id = ?"
+                    .into(),
+                "PRIMARY KEY (tenant=? AND id=?)",
+            ),
+            (
+                "SELECT max(last_update_time) FROM alerts WHERE tenant = ?".into(),
+                "alerts_by_update",
+            ),
+            ("SELECT 1 FROM alerts WHERE rev = ?".into(), "alerts_by_rev"),
+        ] {
+            let p = plan(&sql);
+            assert!(p.contains(wants), "{sql}: {p}");
+            assert!(
+                !p.contains("TEMP B-TREE FOR ORDER BY") || sql.contains("a.rev >"),
+                "{sql}: {p}"
+            );
+        }
+        let indexes: i64 = s
+            .connection()
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'alerts' AND sql IS NOT NULL",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(indexes, 2, "alerts_by_update and alerts_by_rev");
     }
 
     #[test]

@@ -20,4 +20,5 @@ mod poll;
 mod regression;
 mod service;
 mod sim_tenants;
+mod store;
 mod tenants_dir;

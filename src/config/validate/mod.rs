@@ -108,6 +108,7 @@ impl TryFrom<RawFile> for Config {
                 || PathBuf::from("/var/lib/mde-alerts/alerts.db"),
                 |p| base.join(p),
             ),
+            keep_revisions: keep_revisions(raw.store.keep_revisions)?,
         };
         let exports = raw
             .exports
@@ -133,6 +134,22 @@ impl TryFrom<RawFile> for Config {
 
 fn dur(d: Option<HumanDuration>) -> Option<Duration> {
     d.map(|d| d.0)
+}
+
+/// `[store] keep_revisions`: the default when absent, `None` (keep all) for 0, at least a day
+/// otherwise: a shorter history would drop the versions an analyst looks back on the next
+/// morning, and a daily prune cannot keep anything finer anyway.
+fn keep_revisions(k: Option<super::raw::Retention>) -> Result<Option<Duration>, ConfigError> {
+    match k.map(|k| k.0) {
+        None => Ok(Some(super::DEFAULT_KEEP_REVISIONS)),
+        Some(Duration::ZERO) => Ok(None),
+        Some(d) if d < Duration::from_secs(86_400) => Err(ConfigError::new(
+            "store.keep_revisions",
+            format!("{} is shorter than a day", humantime::format_duration(d)),
+            "keep at least \"1d\" of history (the default is \"400d\"), or 0 to keep every revision",
+        )),
+        Some(d) => Ok(Some(d)),
+    }
 }
 
 /// Accepts `https://` anywhere and `http://` only for loopback (simulators, local proxies).
@@ -816,6 +833,39 @@ mod tests {
             "name = \"alerts-contoso\"",
         ];
         with_exports(&limited).unwrap();
+    }
+
+    /// `[store] keep_revisions`: the default, 0 in both spellings, a duration, and the errors
+    /// naming the key.
+    #[test]
+    fn keep_revisions_is_parsed_and_bounded() {
+        use std::time::Duration;
+        let text = "[[tenants]]\nname = \"a\"\ntenant_id = \"contoso.com\"\n\
+                    client_id = \"11111111-2222-3333-4444-555555555555\"\n\
+                    client_secret_env = \"X\"\n[store]\n";
+        let keep = |line: &str| {
+            Config::parse(&format!("{text}{line}\n"), Path::new("c.toml"))
+                .map(|c| c.store.keep_revisions)
+        };
+        assert_eq!(
+            keep("").unwrap(),
+            Some(crate::config::DEFAULT_KEEP_REVISIONS)
+        );
+        assert_eq!(keep("keep_revisions = 0").unwrap(), None);
+        assert_eq!(keep("keep_revisions = \"0\"").unwrap(), None);
+        assert_eq!(
+            keep("keep_revisions = \"30d\"").unwrap(),
+            Some(Duration::from_secs(30 * 86_400))
+        );
+        for (bad, says) in [
+            ("keep_revisions = \"2h\"", "shorter than a day"),
+            ("keep_revisions = 400", "no unit"),
+            ("keep_revisions = \"forever\"", "not a duration"),
+        ] {
+            let e = keep(bad).unwrap_err();
+            assert_eq!(e.key, "store.keep_revisions", "{bad}: {e}");
+            assert!(e.to_string().contains(says), "{bad}: {e}");
+        }
     }
 
     /// A key of another sign-in method is named, not ignored.

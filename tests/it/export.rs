@@ -1195,6 +1195,31 @@ mod per_tenant {
             .expect("the loop ended")
     }
 
+    /// Serves `config` in-process, fires one tick of `schedule`, waits for the first job to
+    /// finish (it must be `job`, and succeed), and stops.
+    async fn serve_one_job(env: &Env, config: Config, schedule: String, job: JobKey) {
+        let (driver, mut remote) = Driver::manual();
+        let path = env.config_path.clone();
+        let task = tokio::spawn(async move { daemon::serve(&path, config, driver).await });
+        while next_event(&mut remote).await != Event::Notify("READY=1".into()) {}
+        remote
+            .ticks
+            .send(Tick {
+                schedule,
+                at: chrono::Utc::now(),
+            })
+            .unwrap();
+        loop {
+            if let Event::Finished { key, ok } = next_event(&mut remote).await {
+                assert_eq!(key, job);
+                assert!(ok);
+                break;
+            }
+        }
+        remote.control.send(Control::Stop).unwrap();
+        task.await.unwrap().unwrap();
+    }
+
     /// The daemon's scheduled export expands `{tenant}` too, over the tenants configured then.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_scheduled_export_under_run_writes_one_set_per_tenant() {
@@ -1209,26 +1234,13 @@ mod per_tenant {
         assert!(!c.env.path().join("csv").exists());
         let config = c.env.config();
         let key = daemon::schedule_key(config.exports[0].schedule.as_ref().unwrap());
-        let (driver, mut remote) = Driver::manual();
-        let path = c.env.config_path.clone();
-        let task = tokio::spawn(async move { daemon::serve(&path, config, driver).await });
-        while next_event(&mut remote).await != Event::Notify("READY=1".into()) {}
-        remote
-            .ticks
-            .send(Tick {
-                schedule: key,
-                at: chrono::Utc::now(),
-            })
-            .unwrap();
-        loop {
-            if let Event::Finished { key, ok } = next_event(&mut remote).await {
-                assert_eq!(key, JobKey::Export("alerts-{tenant}".into()));
-                assert!(ok);
-                break;
-            }
-        }
-        remote.control.send(Control::Stop).unwrap();
-        task.await.unwrap().unwrap();
+        serve_one_job(
+            &c.env,
+            config,
+            key,
+            JobKey::Export("alerts-{tenant}".into()),
+        )
+        .await;
         let all = ["northwind", "t1", "tailspin"];
         let p = c.env.path();
         assert_one_set_each(&p.join("csv"), "alerts", &all, &["csv"]);
@@ -1262,26 +1274,7 @@ mod per_tenant {
         });
         let config = c.env.config();
         let key = daemon::schedule_key(config.tenants[0].schedule.as_ref().unwrap());
-        let (driver, mut remote) = Driver::manual();
-        let path = c.env.config_path.clone();
-        let task = tokio::spawn(async move { daemon::serve(&path, config, driver).await });
-        while next_event(&mut remote).await != Event::Notify("READY=1".into()) {}
-        remote
-            .ticks
-            .send(Tick {
-                schedule: key,
-                at: chrono::Utc::now(),
-            })
-            .unwrap();
-        loop {
-            if let Event::Finished { key, ok } = next_event(&mut remote).await {
-                assert_eq!(key, JobKey::Poll("t1".into()));
-                assert!(ok);
-                break;
-            }
-        }
-        remote.control.send(Control::Stop).unwrap();
-        task.await.unwrap().unwrap();
+        serve_one_job(&c.env, config, key, JobKey::Poll("t1".into())).await;
         let p = c.env.path();
         assert_one_set_each(&p.join("csv"), "alerts", &["t1"], &["csv"]);
         assert_eq!(csv_ids(&p.join("csv/alerts-t1-latest.csv")), truth["t1"]);

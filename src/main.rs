@@ -19,6 +19,10 @@ fn main() -> ExitCode {
     cli::init_logging(&args.config);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        // The store is one SQLite connection behind a mutex, so store work cannot use more
+        // threads; tokio's default (512) let 10,000 staggered polls park hundreds of threads on
+        // that mutex (400 MB resident). Queued work waits for a thread instead.
+        .max_blocking_threads(16)
         .enable_all()
         .build()
     {

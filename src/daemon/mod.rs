@@ -234,18 +234,26 @@ impl Plan {
                 },
             );
         }
-        let polls = config
+        // One `Cron` per distinct schedule, shared by its jobs (see `scheduler::Job::cron`).
+        let mut shared: HashMap<String, Arc<croner::Cron>> = HashMap::new();
+        let mut share = |cron: &croner::Cron| {
+            shared
+                .entry(schedule_key(cron))
+                .or_insert_with(|| Arc::new(cron.clone()))
+                .clone()
+        };
+        let polls: Vec<(String, Arc<croner::Cron>)> = config
             .tenants
             .iter()
             .map(|t| {
                 let cron = t.schedule.as_ref().unwrap_or(&config.poll.schedule);
-                (t.name.clone(), cron.clone())
+                (t.name.clone(), share(cron))
             })
             .collect();
-        let exports = config
+        let exports: Vec<(String, Arc<croner::Cron>)> = config
             .exports
             .iter()
-            .filter_map(|e| e.schedule.clone().map(|c| (e.name.clone(), c)))
+            .filter_map(|e| e.schedule.as_ref().map(|c| (e.name.clone(), share(c))))
             .collect();
         Ok(Plan {
             sched: Scheduler::new(polls, exports, now),

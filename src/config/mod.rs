@@ -240,7 +240,7 @@ pub struct TenantConfig {
     /// Which Entra token endpoint to use.
     pub token_endpoint: TokenEndpoint,
     /// This tenant's own poll schedule, instead of `[poll] schedule`.
-    pub schedule: Option<croner::Cron>,
+    pub schedule: Option<std::sync::Arc<croner::Cron>>,
     /// Which API the poll reads.
     pub source: SourceKind,
     /// Microsoft Graph's root for this cloud (or `graph_url`), e.g. `https://graph.microsoft.com`.

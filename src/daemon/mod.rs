@@ -246,7 +246,7 @@ impl Plan {
             .tenants
             .iter()
             .map(|t| {
-                let cron = t.schedule.as_ref().unwrap_or(&config.poll.schedule);
+                let cron = t.schedule.as_deref().unwrap_or(&config.poll.schedule);
                 (t.name.clone(), share(cron))
             })
             .collect();

@@ -164,7 +164,7 @@ fn chunk(files: &[PathBuf]) -> Result<Vec<TenantConfig>, ConfigError> {
 }
 
 /// The schedules already checked, by their text.
-type Crons = HashMap<String, croner::Cron>;
+type Crons = HashMap<String, std::sync::Arc<croner::Cron>>;
 
 /// One `[[tenants]]` block, written in `file`; relative paths are taken from `base`.
 fn tenant(
@@ -377,6 +377,7 @@ fn tenant(
                     text,
                     "write six fields, seconds first, in UTC, e.g. \"0 */5 * * * *\"; leave it out to use [poll] schedule",
                 )?;
+                let cron = std::sync::Arc::new(cron);
                 crons.insert(text.to_owned(), cron.clone());
                 cron
             }

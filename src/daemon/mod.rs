@@ -681,3 +681,44 @@ fn startup(config: &Config) -> Result<(WriterLock, Store), AppError> {
     store.check_writable().map_err(to_config)?;
     Ok((lock, store))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression (issue 12): every job of a schedule shares one `Cron`; a copy per tenant
+    /// (about 5 KB each) was half the service's memory at 10,000 tenants.
+    #[test]
+    fn the_jobs_of_a_schedule_share_one_cron() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("secret");
+        std::fs::write(&secret, "s3cret-value-for-the-test\n").unwrap();
+        let mut text = String::new();
+        for i in 0..50 {
+            let own = if i % 10 == 0 {
+                "schedule = \"0 0 * * * *\"\n"
+            } else {
+                ""
+            };
+            text.push_str(&format!(
+                "[[tenants]]\nname = \"t{i}\"\ntenant_id = \"t{i}.example.com\"\n\
+                 client_id = \"11111111-2222-3333-4444-555555555555\"\n\
+                 client_secret_file = \"{}\"\n{own}",
+                secret.display()
+            ));
+        }
+        text.push_str(&format!(
+            "[store]\npath = \"{}\"\n",
+            dir.path().join("s.db").display()
+        ));
+        let config = Config::parse(&text, &dir.path().join("c.toml")).unwrap();
+        let store = Store::open(&config.store.path).unwrap();
+        let plan = Plan::build(config, &store, chrono::Utc::now()).unwrap();
+        assert_eq!(plan.sched.poll_count(), 50);
+        assert_eq!(
+            plan.sched.cron_copies(),
+            2,
+            "one per schedule, not one per tenant"
+        );
+    }
+}

@@ -460,6 +460,16 @@ impl<H> Scheduler<H> {
         })
     }
 
+    /// How many distinct `Cron` values the jobs hold (one per schedule when the caller shares
+    /// them, as the service does).
+    pub fn cron_copies(&self) -> usize {
+        let mut seen = std::collections::HashSet::new();
+        self.jobs
+            .iter()
+            .filter(|j| seen.insert(Arc::as_ptr(&j.cron)))
+            .count()
+    }
+
     /// How many polls there are.
     pub fn poll_count(&self) -> usize {
         self.jobs

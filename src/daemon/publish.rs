@@ -176,23 +176,13 @@ impl Publisher {
         if let Some(m) = &mut self.metrics
             && m.throttle.is_due(now, m.every())
         {
-            let started = std::time::Instant::now();
             // Never block the loop behind a long export or commit: the next wake tries again.
             let Ok(s) = store.try_lock() else {
                 tracing::debug!("The store is busy; the metrics are written a little later.");
                 m.throttle.last = Some(now);
                 return;
             };
-            m.refresh(&s);
-            drop(s);
-            if let Err(e) = crate::metrics::write(
-                &m.path,
-                &crate::metrics::render(m.figures.values(), &token_expiry()),
-            ) {
-                tracing::warn!(error = %e, file = %m.path.display(), "Cannot write the metrics textfile.");
-            }
-            m.cost = started.elapsed();
-            m.throttle.written(now);
+            m.write(s, &token_expiry(), now);
         }
     }
 
@@ -206,20 +196,31 @@ impl Publisher {
             && m.throttle.dirty
         {
             let s = store.lock().unwrap_or_else(|p| p.into_inner());
-            m.refresh(&s);
-            drop(s);
-            if let Err(e) = crate::metrics::write(
-                &m.path,
-                &crate::metrics::render(m.figures.values(), &token_expiry),
-            ) {
-                tracing::warn!(error = %e, file = %m.path.display(), "Cannot write the metrics textfile.");
-            }
-            m.throttle.written(Instant::now());
+            m.write(s, &token_expiry, Instant::now());
         }
     }
 }
 
 impl Metrics {
+    /// Reads the stale figures with `store` (released before rendering), then rewrites the
+    /// textfile and notes when, and what it cost.
+    fn write(
+        &mut self,
+        store: std::sync::MutexGuard<'_, Store>,
+        token_expiry: &[(String, i64)],
+        now: Instant,
+    ) {
+        let started = std::time::Instant::now();
+        self.refresh(&store);
+        drop(store);
+        let text = crate::metrics::render(self.figures.values(), token_expiry);
+        if let Err(e) = crate::metrics::write(&self.path, &text) {
+            tracing::warn!(error = %e, file = %self.path.display(), "Cannot write the metrics textfile.");
+        }
+        self.cost = started.elapsed();
+        self.throttle.written(now);
+    }
+
     /// Reads again the figures of the tenants polled since the last write.
     fn refresh(&mut self, store: &Store) {
         for tenant in std::mem::take(&mut self.stale) {

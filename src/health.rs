@@ -226,9 +226,30 @@ impl std::fmt::Display for Summary {
     }
 }
 
+/// What `status` says of the whole store (its size, how far back its history reaches): read
+/// once, then copied into each tenant's report rather than read again per tenant.
+#[derive(Debug, Clone, Default)]
+pub struct StoreFacts {
+    /// Bytes on disk, WAL included.
+    pub bytes: u64,
+    /// When the oldest revision still stored was stored.
+    pub oldest_revision: Option<String>,
+}
+
+impl StoreFacts {
+    /// Reads them from `store`.
+    pub fn read(store: &Store) -> Result<StoreFacts, StoreError> {
+        Ok(StoreFacts {
+            bytes: crate::store::retention::size_on_disk(store),
+            oldest_revision: crate::store::retention::oldest_revision(store)?,
+        })
+    }
+}
+
 /// Reads one tenant's status from the store. `next_poll` comes from the running service.
 pub fn tenant_status(
     store: &Store,
+    facts: &StoreFacts,
     tenant: &str,
     max_age: Duration,
     next_poll: Option<String>,
@@ -277,8 +298,8 @@ pub fn tenant_status(
         last_run,
         rejected,
         warnings: Vec::new(),
-        store_bytes: crate::store::retention::size_on_disk(store),
-        oldest_revision: crate::store::retention::oldest_revision(store)?,
+        store_bytes: facts.bytes,
+        oldest_revision: facts.oldest_revision.clone(),
     })
 }
 

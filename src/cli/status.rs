@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use mde_alerts::config::{SourceKind, mde_deprecation};
 use mde_alerts::error::Error;
-use mde_alerts::health::{TenantStatus, summarize, tenant_status};
+use mde_alerts::health::{StoreFacts, TenantStatus, summarize, tenant_status};
 use mde_alerts::store::Store;
 
 /// Up to this many tenants, `status` shows each in full; beyond, only those that need attention
@@ -25,6 +25,7 @@ pub fn run(config: &Path, json: bool, tenant: Option<&str>, all: bool) -> Result
     let store = Store::open_read_only(&config.store.path)?;
     let daemon = mde_alerts::daemon::state::read(&config.store.path);
     let deprecation = mde_deprecation();
+    let facts = StoreFacts::read(&store)?;
     let mut statuses = Vec::with_capacity(tenants.len());
     for t in &tenants {
         let next = daemon
@@ -33,6 +34,7 @@ pub fn run(config: &Path, json: bool, tenant: Option<&str>, all: bool) -> Result
             .map(|s| s.next_poll.to_rfc3339());
         let mut status = tenant_status(
             &store,
+            &facts,
             &t.name,
             config.health.max_age,
             next,

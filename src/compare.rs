@@ -113,7 +113,7 @@ pub async fn compare(
     only: Option<&str>,
     since: Duration,
 ) -> Result<Vec<TenantComparison>, AppError> {
-    let tenants: Vec<&TenantConfig> = match only {
+    let tenants: Vec<&Arc<TenantConfig>> = match only {
         Some(name) => vec![config.tenant(name)?],
         None => config.tenants.iter().collect(),
     };
@@ -163,7 +163,7 @@ async fn read_side(
         tokens: env.tokens(&cfg, config)?,
         // The budget is shared with a running service: start from the calls it recorded.
         budget: env.budget(source, recent_calls(config, &t.name)),
-        cfg,
+        cfg: Arc::new(cfg),
     };
     let store = Arc::new(Mutex::new(Store::open(path)?));
     let settings = PollSettings {

@@ -39,7 +39,7 @@ pub struct Environment {
 #[derive(Debug, Clone)]
 pub struct TenantEnv {
     /// The tenant's settings.
-    pub cfg: TenantConfig,
+    pub cfg: Arc<TenantConfig>,
     /// Its tokens (cached, renewed at 80 % of their life).
     pub tokens: Arc<TokenProvider>,
     /// Its API budget (both quotas).

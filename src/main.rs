@@ -10,7 +10,8 @@ use clap::Parser;
 mod cli;
 
 /// mimalloc: parsing a backfill allocates millions of small strings and maps; glibc malloc was a
-/// tenth of the import profile.
+/// tenth of the import profile. The `system-alloc` feature turns it off for heap profilers.
+#[cfg(not(feature = "system-alloc"))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -344,8 +344,8 @@ mod tests {
     fn a_moved_tenant_is_the_same_and_a_rotated_secret_is_not() {
         let inline = setup(&format!("{MAIN}{}", block("a")), &[]);
         let moved = setup(MAIN, &[("x.toml", &block("b")), ("y.toml", &block("a"))]);
-        let a1 = load(&inline).unwrap().tenants[0].clone();
-        let a2 = load(&moved).unwrap().tenants[1].clone();
+        let a1 = (*load(&inline).unwrap().tenants[0]).clone();
+        let a2 = (*load(&moved).unwrap().tenants[1]).clone();
         assert_ne!((&a1.file, &a1.key_prefix), (&a2.file, &a2.key_prefix));
         // The secret file's path differs too (each is relative to its own file): made equal.
         let mut a2 = a2;

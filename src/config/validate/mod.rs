@@ -5,6 +5,7 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::SecretString;
@@ -392,7 +393,7 @@ fn export(
     at: &At<'_>,
     x: &RawExport,
     base: &Path,
-    tenants: &[TenantConfig],
+    tenants: &[Arc<TenantConfig>],
 ) -> Result<ExportConfig, ConfigError> {
     let name = at.required(
         "name",
@@ -623,7 +624,7 @@ fn no_placeholder_outside_name(at: &At<'_>, x: &RawExport) -> Result<(), ConfigE
 fn export_tenants(
     at: &At<'_>,
     listed: Option<&[String]>,
-    tenants: &[TenantConfig],
+    tenants: &[Arc<TenantConfig>],
 ) -> Result<Vec<String>, ConfigError> {
     let Some(listed) = listed else {
         return Ok(Vec::new());
@@ -668,7 +669,7 @@ fn export_tenants(
 /// starting point of `scope = "changed"`, so one would skip alerts the other consumed.
 pub(crate) fn check_export_names(
     exports: &[ExportConfig],
-    tenants: &[TenantConfig],
+    tenants: &[Arc<TenantConfig>],
 ) -> Result<(), ConfigError> {
     let names: Vec<String> = tenants.iter().map(|t| t.name.clone()).collect();
     let mut seen: std::collections::HashMap<String, (usize, Option<String>)> =

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use url::Url;
 
@@ -65,7 +66,7 @@ pub(super) fn tenants(
     raw: &RawConfig,
     path: &Path,
     base: &Path,
-) -> Result<(Vec<TenantConfig>, Option<PathBuf>), ConfigError> {
+) -> Result<(Vec<Arc<TenantConfig>>, Option<PathBuf>), ConfigError> {
     // Thousands of tenants share a few schedules: each text is parsed and checked once (croner
     // takes ~0.1 ms per expression, a second for 10,000 tenants).
     let mut crons = Crons::new();
@@ -73,7 +74,9 @@ pub(super) fn tenants(
         .tenants
         .iter()
         .enumerate()
-        .map(|(i, t)| tenant(&At(&format!("tenants[{i}]")), t, base, path, &mut crons))
+        .map(|(i, t)| {
+            tenant(&At(&format!("tenants[{i}]")), t, base, path, &mut crons).map(Arc::new)
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let dir = raw.tenants_dir.as_ref().map(|d| base.join(d));
     if let Some(dir) = &dir {
@@ -90,7 +93,7 @@ pub(super) fn tenants(
         };
         return Err(ConfigError::new("tenants", "no tenant is configured", fix));
     }
-    let mut seen: HashMap<&str, &TenantConfig> = HashMap::with_capacity(tenants.len());
+    let mut seen: HashMap<&str, &Arc<TenantConfig>> = HashMap::with_capacity(tenants.len());
     for t in &tenants {
         if let Some(first) = seen.insert(&t.name, t) {
             let e = ConfigError::new(
@@ -118,7 +121,7 @@ pub(super) fn tenants(
 /// read and validated on every core (10,000 files in a fraction of a second); the error reported
 /// is the first in file order, as a sequential load would report it. Threads by hand rather than
 /// a crate: this is the one place, and `std::thread::scope` is enough.
-fn from_files(files: &[PathBuf]) -> Result<Vec<TenantConfig>, ConfigError> {
+fn from_files(files: &[PathBuf]) -> Result<Vec<Arc<TenantConfig>>, ConfigError> {
     /// Below this many files one thread is quicker than starting more.
     const PER_THREAD: usize = 256;
     let threads = std::thread::available_parallelism()
@@ -147,7 +150,7 @@ fn from_files(files: &[PathBuf]) -> Result<Vec<TenantConfig>, ConfigError> {
 }
 
 /// The tenants of `files`, read and validated one after another; stops at the first error.
-fn chunk(files: &[PathBuf]) -> Result<Vec<TenantConfig>, ConfigError> {
+fn chunk(files: &[PathBuf]) -> Result<Vec<Arc<TenantConfig>>, ConfigError> {
     let mut crons = Crons::new();
     let mut tenants = Vec::with_capacity(files.len());
     for file in files {
@@ -157,7 +160,9 @@ fn chunk(files: &[PathBuf]) -> Result<Vec<TenantConfig>, ConfigError> {
         let base = file.parent().unwrap_or(Path::new("."));
         for (i, t) in raw.iter().enumerate() {
             let at = At(&format!("tenants[{i}]"));
-            tenants.push(tenant(&at, t, base, file, &mut crons).map_err(|e| e.in_file(file))?);
+            tenants.push(Arc::new(
+                tenant(&at, t, base, file, &mut crons).map_err(|e| e.in_file(file))?,
+            ));
         }
     }
     Ok(tenants)

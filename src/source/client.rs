@@ -25,7 +25,7 @@ use backon::BackoffBuilder;
 use rand::Rng;
 use url::Url;
 
-use super::{AlertSource, NextLink, Page, PageRequest, SourceError, decode_page};
+use super::{AlertSource, NextLink, Page, PageRequest, SourceError, decode_page_fetched_with};
 use crate::auth::TokenProvider;
 use crate::budget::Budget;
 use crate::config::Services;
@@ -287,7 +287,7 @@ impl ApiSource {
                     ),
                     why => (Retry::Never, SourceError::TooLarge { api, why }, None),
                 })?;
-            return decode_page(&body)
+            return decode_page_fetched_with(&body, Some(token.bearer()))
                 .map(|mut page| {
                     page.served_at = served_at;
                     page.next = page.next_text.take().and_then(|l| self.own_link(&l));

@@ -37,6 +37,8 @@ enum Answer {
     Announce { length: u64 },
     /// Accept the request and never answer.
     Silent,
+    /// `then`, after `after`.
+    Later { after: Duration, then: Box<Answer> },
 }
 
 fn json(status: u16, body: impl Into<String>) -> Answer {
@@ -110,15 +112,30 @@ async fn serve_one(mut s: tokio::net::TcpStream, handler: Handler, written: Arc<
         text: String::from_utf8_lossy(&buf).into_owned(),
         body: String::from_utf8_lossy(&buf[head_end..]).into_owned(),
     };
-    match handler(&req) {
+    let mut answer = handler(&req);
+    if let Answer::Later { after, then } = answer {
+        tokio::time::sleep(after).await;
+        answer = *then;
+    }
+    match answer {
         Answer::Fixed {
             status,
             headers,
             body,
         } => {
+            let bearer = req
+                .text
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("authorization")
+                        .then(|| v.trim().strip_prefix("Bearer "))?
+                })
+                .unwrap_or("");
             let body = body
                 .replace("{ECHO}", &req.text)
-                .replace("{BODY}", &req.body);
+                .replace("{BODY}", &req.body)
+                .replace("{BEARER}", bearer);
             let mut out = format!(
                 "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n",
                 body.len()
@@ -153,6 +170,7 @@ async fn serve_one(mut s: tokio::net::TcpStream, handler: Handler, written: Arc<
             tokio::time::sleep(Duration::from_secs(60)).await;
         }
         Answer::Silent => tokio::time::sleep(Duration::from_secs(600)).await,
+        Answer::Later { .. } => unreachable!("answered above"),
     }
 }
 
@@ -412,6 +430,67 @@ async fn echoed_secrets_and_tokens_are_redacted_everywhere() {
             "the token leaked into {name}: {h}"
         );
     }
+}
+
+/// Regression (issue 12): a service of many tenants remembers only its newest tokens (64
+/// forms), so an API echoing a tenant's bearer token into an alert's title got the token into the
+/// store once enough other tenants had signed in since. The token a page was fetched with is now
+/// scrubbed from that page whatever its age. 80 tenants sign in at once (each issued its own
+/// opaque token) and their pages arrive after all the sign-ins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenants_own_token_echoed_into_alerts_is_scrubbed_at_any_scale() {
+    const TENANTS: usize = 80;
+    let env = env().await;
+    let issued = Arc::new(AtomicUsize::new(0));
+    let n = issued.clone();
+    let at = (chrono::Utc::now() - chrono::Duration::hours(1))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let api = hostile(move |r| {
+        if is_token(r) {
+            let i = n.fetch_add(1, Ordering::SeqCst);
+            token(&format!("opaque-tok-{i:03}-Zq81x0"), "3600")
+        } else {
+            Answer::Later {
+                after: Duration::from_millis(1500),
+                then: Box::new(json(
+                    200,
+                    format!(r#"{{"value":[{{"id":"da-echo","lastUpdateTime":"{at}","title":"sent with {{BEARER}}"}}]}}"#),
+                )),
+            }
+        }
+    })
+    .await;
+    write_config(&env, &api.url, &api.url, "Qx7~Lm.many-tenants-secret");
+    // The same tenant block, 80 times under other names; all polled at once.
+    let one = std::fs::read_to_string(&env.config_path).unwrap();
+    let (tenant, rest) = one.split_once("\n[poll]").unwrap();
+    let mut config = String::new();
+    for i in 0..TENANTS {
+        config.push_str(&tenant.replace("name = \"t1\"", &format!("name = \"t{i:02}\"")));
+        config.push('\n');
+    }
+    config.push_str(&format!("[poll]\nconcurrency = {TENANTS}{rest}"));
+    std::fs::write(&env.config_path, config).unwrap();
+    let out = run(&env, &["poll"]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(issued.load(Ordering::SeqCst) >= TENANTS);
+    let mut raws = String::new();
+    let store = mde_alerts::store::Store::open(&env.store_path()).unwrap();
+    let mut count = 0;
+    store
+        .for_each_alert(|_, raw| {
+            count += 1;
+            raws.push_str(raw);
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(count, TENANTS, "one alert per tenant: {raws}");
+    assert!(!raws.contains("opaque-tok-"), "a token was stored: {raws}");
+    assert_eq!(
+        raws.matches("sent with [REDACTED]").count(),
+        TENANTS,
+        "{raws}"
+    );
 }
 
 /// Item 10: absurd numbers from servers (`expires_in` beyond any instant, `Retry-After` of

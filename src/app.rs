@@ -472,7 +472,7 @@ async fn check_tenant(
 ) -> Result<AuthReport, String> {
     let (t, tokens) = (&tenant.cfg, &tenant.tokens);
     let token = tokens.token().await.map_err(|e| e.to_string())?;
-    let claims = token.claims.clone();
+    let claims = token.claims();
     let claims_readable = claims.is_object();
     let aud = claims["aud"].as_str().unwrap_or("").trim_end_matches('/');
     let audience = t.audience();

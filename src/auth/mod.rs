@@ -37,8 +37,8 @@ pub struct AccessToken {
     pub renew_at: Instant,
     /// When it stops working.
     pub expires_at: Instant,
-    /// The token's decoded claims (`aud`, `roles`, `scp`, …), or null if it is not a JWT.
-    pub claims: serde_json::Value,
+    /// Its `exp` claim (Unix seconds), if it is a JWT that has one.
+    pub exp: Option<i64>,
     generation: u64,
 }
 
@@ -47,6 +47,30 @@ impl AccessToken {
     pub fn bearer(&self) -> &str {
         self.secret.expose_secret()
     }
+
+    /// The token's decoded claims (`aud`, `roles`, `scp`, …), or null if it is not a JWT. Decoded
+    /// when asked (`auth check`) rather than kept: an Entra token's claims are a few KB of maps,
+    /// and a service of 10,000 tenants keeps 10,000 tokens.
+    pub fn claims(&self) -> serde_json::Value {
+        claims_of(self.bearer())
+    }
+}
+
+/// The claims of a JWT: only the payload, never the signature (they say who the token is for and
+/// what it allows); null if `token` is not a JWT.
+fn claims_of(token: &str) -> serde_json::Value {
+    token
+        .split('.')
+        .nth(1)
+        .and_then(|p| {
+            base64::Engine::decode(
+                &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+                p.trim_end_matches('='),
+            )
+            .ok()
+        })
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or(serde_json::Value::Null)
 }
 
 impl fmt::Debug for AccessToken {
@@ -381,7 +405,7 @@ impl TokenProvider {
 
     /// When the cached token expires (Unix seconds, from its `exp` claim), if there is one.
     pub fn current_expiry(&self) -> Option<i64> {
-        self.cache.try_lock().ok()?.as_ref()?.claims["exp"].as_i64()
+        self.cache.try_lock().ok()?.as_ref()?.exp
     }
 
     /// How many tokens this provider has obtained.
@@ -580,21 +604,8 @@ impl TokenProvider {
             generation,
             "Obtained an access token."
         );
-        // Only the claims, never the signature: they say who the token is for and what it allows.
-        let claims = access
-            .split('.')
-            .nth(1)
-            .and_then(|p| {
-                base64::Engine::decode(
-                    &base64::engine::general_purpose::URL_SAFE_NO_PAD,
-                    p.trim_end_matches('='),
-                )
-                .ok()
-            })
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or(serde_json::Value::Null);
         Ok(AccessToken {
-            claims,
+            exp: claims_of(access)["exp"].as_i64(),
             secret: SecretString::from(access.to_owned()),
             // `life` is at most a day: these cannot overflow.
             renew_at: started + life.mul_f64(RENEW_AT),

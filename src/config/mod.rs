@@ -532,8 +532,8 @@ pub struct PollConfig {
     pub graph_calls_per_minute: u32,
     /// Calls per hour for Graph tenants (Graph sets no hourly quota: 60 × the minute's).
     pub graph_calls_per_hour: u32,
-    /// How many tenants a one-off `poll` reads at once (1..=256, default 16). `run` needs no
-    /// such bound: it staggers each schedule's tenants over up to a minute.
+    /// How many tenants are read at once (1..=256, default 16), by a one-off `poll` and by `run`
+    /// (which also staggers each schedule's tenants over up to a minute).
     pub concurrency: usize,
 }
 

@@ -40,7 +40,24 @@ pub(super) fn spawn_poll(
     let tenant = t.cfg.name.clone();
     let exports = plan.exports.clone();
     let tenants = plan.names.clone();
+    let slots = plan.slots.clone();
     Some(tokio::spawn(async move {
+        // A slot first (`[poll] concurrency`); one not free by the deadline (the next tick) is a
+        // failed poll that says so, not a job that waits for ever.
+        let wait = slots.acquire_owned();
+        let slot = match deadline {
+            Some(d) => tokio::time::timeout_at(d, wait).await.ok(),
+            None => Some(wait.await),
+        };
+        let Some(Ok(_slot)) = slot else {
+            let e = "no poll slot was free before the next tick: polls take longer than the schedule allows (raise [poll] concurrency or poll less often)".to_owned();
+            tracing::error!(tenant = %tenant, error = %e, "Poll not started.");
+            let _ = done.send(Done::Poll {
+                tenant,
+                line: Err(e),
+            });
+            return;
+        };
         // The poll runs as its own task, so that a panic in it (a bug) is caught here, recorded
         // as the run's error and shown by `status`, instead of leaving the run "running".
         let mut poll = AbortOnDrop(tokio::spawn({

@@ -211,6 +211,10 @@ struct Plan {
     /// (a copy per poll made a poll's cost grow with the number of tenants).
     names: Arc<Vec<String>>,
     exports: Arc<Vec<crate::config::ExportConfig>>,
+    /// Polls that may run at once (`[poll] concurrency`). A tick of 10,000 tenants started 10,000
+    /// polls together, each with its own connection and buffers in flight: memory grew with the
+    /// number of tenants. A started job waits here for a slot, holding only its small setup.
+    slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl Plan {
@@ -263,6 +267,7 @@ impl Plan {
             sched: Scheduler::new(polls, exports, now),
             names: Arc::new(tenant_names(&config)),
             exports: Arc::new(config.exports.clone()),
+            slots: Arc::new(tokio::sync::Semaphore::new(config.poll.concurrency.max(1))),
             config,
             http,
             tenants,

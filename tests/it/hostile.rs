@@ -56,6 +56,8 @@ struct Hostile {
     url: String,
     connections: Arc<AtomicUsize>,
     written: Arc<AtomicU64>,
+    /// The most requests it was answering at once.
+    peak: Arc<AtomicUsize>,
 }
 
 async fn hostile(handler: impl Fn(&Req) -> Answer + Send + Sync + 'static) -> Hostile {
@@ -64,21 +66,49 @@ async fn hostile(handler: impl Fn(&Req) -> Answer + Send + Sync + 'static) -> Ho
     let url = format!("http://{}", listener.local_addr().unwrap());
     let connections = Arc::new(AtomicUsize::new(0));
     let written = Arc::new(AtomicU64::new(0));
-    let (c, w) = (connections.clone(), written.clone());
+    let peak = Arc::new(AtomicUsize::new(0));
+    let active = Arc::new(AtomicUsize::new(0));
+    let (c, w, p) = (connections.clone(), written.clone(), peak.clone());
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             c.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(serve_one(stream, handler.clone(), w.clone()));
+            let (handler, w, p, active) = (handler.clone(), w.clone(), p.clone(), active.clone());
+            tokio::spawn(async move {
+                serve_one(stream, handler, w, (p, active)).await;
+            });
         }
     });
     Hostile {
         url,
         connections,
         written,
+        peak,
     }
 }
 
-async fn serve_one(mut s: tokio::net::TcpStream, handler: Handler, written: Arc<AtomicU64>) {
+/// Counts a request as being answered until dropped.
+struct Answering(Arc<AtomicUsize>);
+
+impl Answering {
+    fn new((peak, active): (Arc<AtomicUsize>, Arc<AtomicUsize>)) -> Answering {
+        let now = active.fetch_add(1, Ordering::SeqCst) + 1;
+        peak.fetch_max(now, Ordering::SeqCst);
+        Answering(active)
+    }
+}
+
+impl Drop for Answering {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+async fn serve_one(
+    mut s: tokio::net::TcpStream,
+    handler: Handler,
+    written: Arc<AtomicU64>,
+    counters: (Arc<AtomicUsize>, Arc<AtomicUsize>),
+) {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     let head_end = loop {
@@ -112,6 +142,7 @@ async fn serve_one(mut s: tokio::net::TcpStream, handler: Handler, written: Arc<
         text: String::from_utf8_lossy(&buf).into_owned(),
         body: String::from_utf8_lossy(&buf[head_end..]).into_owned(),
     };
+    let _answering = Answering::new(counters);
     let mut answer = handler(&req);
     if let Answer::Later { after, then } = answer {
         tokio::time::sleep(after).await;
@@ -490,6 +521,72 @@ async fn a_tenants_own_token_echoed_into_alerts_is_scrubbed_at_any_scale() {
         raws.matches("sent with [REDACTED]").count(),
         TENANTS,
         "{raws}"
+    );
+}
+
+/// Regression (issue 12): the service started every due poll at once (a tick of 10,000 tenants
+/// was 10,000 requests in flight, each with its buffers: memory grew with the tenants). It now
+/// runs at most `[poll] concurrency` polls at a time, as a one-off `poll` does. Six tenants whose
+/// API answers in 1.2 s, staggered over 4 s: they would overlap; with `concurrency = 1` the server
+/// never answers two requests at once, and every tenant is still polled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_service_runs_at_most_concurrency_polls_at_once() {
+    const TENANTS: usize = 6;
+    let env = env().await;
+    let api = hostile(move |r| {
+        if is_token(r) {
+            token("opaque-token-for-the-slots-test", "3600")
+        } else {
+            Answer::Later {
+                after: Duration::from_millis(1200),
+                then: Box::new(json(200, r#"{"value":[]}"#)),
+            }
+        }
+    })
+    .await;
+    write_config(&env, &api.url, &api.url, "Qx7~Lm.slots-test-secret");
+    let one = std::fs::read_to_string(&env.config_path).unwrap();
+    let (tenant, rest) = one.split_once("\n[poll]").unwrap();
+    let rest = rest.replace("schedule = \"0 0 * * * *\"", "schedule = \"*/4 * * * * *\"");
+    let mut config = String::new();
+    for i in 0..TENANTS {
+        config.push_str(&tenant.replace("name = \"t1\"", &format!("name = \"t{i}\"")));
+        config.push('\n');
+    }
+    config.push_str(&format!("[poll]\nconcurrency = 1{rest}"));
+    std::fs::write(&env.config_path, config).unwrap();
+    let mut child = tokio::process::Command::new(bin())
+        .arg("--config")
+        .arg(&env.config_path)
+        .arg("run")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let polled = loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let n: i64 = rusqlite::Connection::open(env.store_path())
+            .and_then(|c| {
+                c.query_row(
+                    "SELECT COUNT(DISTINCT tenant) FROM runs WHERE kind = 'poll' AND outcome = 'ok'",
+                    [],
+                    |r| r.get(0),
+                )
+            })
+            .unwrap_or(0);
+        if n as usize == TENANTS || start.elapsed() > Duration::from_secs(20) {
+            break n;
+        }
+    };
+    signal(&child, "-TERM");
+    let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
+    assert_eq!(polled as usize, TENANTS, "every tenant was polled");
+    assert_eq!(
+        api.peak.load(Ordering::SeqCst),
+        1,
+        "more than `concurrency` polls ran at once"
     );
 }
 

@@ -29,6 +29,21 @@ fn graph_root_of(scope: &str) -> Option<&'static str> {
 }
 
 /// Whether a token for `audience` is a Graph token.
+/// `len` characters of base64url text that differ with `seed`: stands in for Entra's opaque
+/// claims (`aio`, `rh`, `xms_rd`), whose content no client may read but whose size it carries.
+fn opaque(seed: u64, len: usize) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            ALPHABET[(x % 64) as usize] as char
+        })
+        .collect()
+}
+
 fn is_graph(audience: &str) -> bool {
     let a = audience.trim_end_matches('/');
     GRAPH_ROOTS.iter().any(|r| a.eq_ignore_ascii_case(r))
@@ -360,6 +375,18 @@ fn token(s: Shared, tenant: String, form: HashMap<String, String>, v2: bool) -> 
         "tid": tid,
         "ver": "1.0",
         "uti": format!("sim{serial}"),
+        // Entra's opaque claims, at their real lengths: a real token is ~1.5 KB, and a client that
+        // keeps thousands of them must be measured against that, not against a short one.
+        "aio": opaque(serial, 124),
+        "app_displayname": "mde-alerts simulator",
+        "idp": format!("https://sts.windows.net/{tid}/"),
+        "idtyp": "app",
+        "oid": format!("{:08x}-0000-4000-8000-{serial:012x}", 0x5a17_u32),
+        "sub": format!("{:08x}-0000-4000-8000-{serial:012x}", 0x5a17_u32),
+        "rh": opaque(serial.wrapping_add(1), 60),
+        "xms_ftd": opaque(serial.wrapping_add(2), 44),
+        "xms_idrel": "7 22",
+        "xms_rd": opaque(serial.wrapping_add(3), 140),
     });
     let graph = is_graph(&audience);
     let scopes = if graph {

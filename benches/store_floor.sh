@@ -77,7 +77,9 @@ PY
 if [[ "$skip" != *" floor "* ]]; then
     rm -f "$work"/floor.db*
     sync
-    measure floor python3 - "$work/floor.db" "$n" "$((bytes / n))" <<'PY'
+    # The script goes to a file: `measure` runs its own Python from stdin, so a heredoc here
+    # would reach nobody and the "floor" would time an empty script.
+    cat > "$work/floor.py" <<'PY'
 import os, sqlite3, sys
 path, n, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 c = sqlite3.connect(path, isolation_level=None)
@@ -94,6 +96,13 @@ for i in range(n):
 c.execute("COMMIT")
 c.close()
 PY
+    measure floor python3 "$work/floor.py" "$work/floor.db" "$n" "$((bytes / n))"
+    rows=$(python3 -c 'import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute("SELECT count(*) FROM t").fetchone()[0])' "$work/floor.db")
+    if [[ "$rows" != "$n" ]]; then
+        echo "the floor wrote $rows rows, not $n" >&2
+        exit 1
+    fi
+    rm -f "$work"/floor.db*
 fi
 rm -f "$work"/alerts.db*
 sync

@@ -74,7 +74,7 @@ pub const WEDGE_GRACE: Duration = Duration::from_secs(5);
 /// How long shutdown waits for a commit in progress.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(3);
 
-/// The service's SQLite page cache, in KiB (see [`Store::limit_cache`]): at 10,000 tenants the
+/// The service's SQLite page cache, in KiB (see [`Store::set_cache`]): at 10,000 tenants the
 /// store's default of 32 MiB was a third of the service's memory and bought nothing measurable.
 const SERVICE_CACHE_KIB: u32 = 8 * 1024;
 
@@ -688,7 +688,7 @@ fn startup(config: &Config) -> Result<(WriterLock, Store), AppError> {
     // A store that opens but cannot be written (a read-only mount) must fail now, not at the
     // first commit.
     store.check_writable().map_err(to_config)?;
-    store.limit_cache(SERVICE_CACHE_KIB).map_err(to_config)?;
+    store.set_cache(SERVICE_CACHE_KIB).map_err(to_config)?;
     Ok((lock, store))
 }
 

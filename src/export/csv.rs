@@ -52,12 +52,13 @@ pub(crate) fn write_csv(
             }
             Sheet::Evidence => table::evidence_rows(r.tenant, r.raw).map_err(json_io)?,
         };
+        // Field by field, each cell's text borrowed: no String per cell.
         for row in rows {
-            csv.write_record(
-                row.iter()
-                    .map(|c: &Cell<'_>| c.csv_text(e.formula_guard).into_owned()),
-            )
-            .map_err(csv_io)?;
+            for c in &row {
+                let text = Cell::csv_text(c, e.formula_guard);
+                csv.write_field(text.as_bytes()).map_err(csv_io)?;
+            }
+            csv.write_record(None::<&[u8]>).map_err(csv_io)?;
             n += 1;
         }
         Ok(())

@@ -140,6 +140,8 @@ type Item = (u64, Result<Alert, (Position, Invalid)>);
 /// What the parser thread sends the writer thread.
 type Batch = Vec<Item>;
 const BATCH: usize = 512;
+/// The import connection's page cache, in KiB (see `import_inner`).
+const IMPORT_CACHE_KIB: u32 = 32 * 1024;
 /// Same-time conflicts warned about one by one; the rest are only counted.
 const SAME_TIME_WARNINGS: u64 = 20;
 
@@ -181,6 +183,11 @@ fn import_inner(
     run: crate::store::RunId,
     stop: &AtomicBool,
 ) -> Result<ImportReport, ImportError> {
+    // The import's own page cache, whatever the store's default (the service keeps a small one):
+    // one transaction of all the files, whose dirty pages spill to the WAL when the cache is
+    // full. Measured on 100,000 alerts (16 KiB pages): 8 to 128 MiB import alike, within
+    // noise, so 32 MiB, which keeps peak memory flat and well under 150 MiB.
+    store.set_cache(IMPORT_CACHE_KIB)?;
     let mut writer = store.writer()?;
     let mut elements = 0u64;
     let mut same_time = 0u64;
@@ -420,6 +427,31 @@ mod tests {
             Ok(())
         })?;
         Ok(seen)
+    }
+
+    /// The import sets its own page cache, so a smaller default for the service's connection
+    /// (the daemon's memory) does not slow a backfill down.
+    #[test]
+    fn the_import_sets_its_own_page_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("a.db")).unwrap();
+        store
+            .connection()
+            .execute_batch("PRAGMA cache_size = -512")
+            .unwrap();
+        let file = dir.path().join("f.json");
+        std::fs::write(
+            &file,
+            r#"[{"id":"a","lastUpdateTime":"2024-01-01T00:00:00Z"}]"#,
+        )
+        .unwrap();
+        let r = import(&mut store, "t", &[file]).unwrap();
+        assert_eq!(r.counts.new, 1);
+        let kib: i64 = store
+            .connection()
+            .query_row("PRAGMA cache_size", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(kib, -i64::from(IMPORT_CACHE_KIB));
     }
 
     #[test]

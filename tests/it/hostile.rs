@@ -247,6 +247,24 @@ path = "alerts.db"
     std::fs::write(&env.config_path, text).unwrap();
 }
 
+/// Turns the config [`write_config`] wrote into `n` copies of its tenant (`t00`, `t01`, …) read
+/// `concurrency` at a time on `schedule`.
+fn many_tenants(env: &Env, n: usize, concurrency: usize, schedule: &str) {
+    let one = std::fs::read_to_string(&env.config_path).unwrap();
+    let (tenant, rest) = one.split_once("\n[poll]").unwrap();
+    let rest = rest.replace(
+        "schedule = \"0 0 * * * *\"",
+        &format!("schedule = \"{schedule}\""),
+    );
+    let mut config = String::new();
+    for i in 0..n {
+        config.push_str(&tenant.replace("name = \"t1\"", &format!("name = \"t{i:02}\"")));
+        config.push('\n');
+    }
+    config.push_str(&format!("[poll]\nconcurrency = {concurrency}{rest}"));
+    std::fs::write(&env.config_path, config).unwrap();
+}
+
 async fn env() -> Env {
     Env::new(sim_config(3, 90, Hazards::default()), Opts::default()).await
 }
@@ -493,15 +511,7 @@ async fn a_tenants_own_token_echoed_into_alerts_is_scrubbed_at_any_scale() {
     .await;
     write_config(&env, &api.url, &api.url, "Qx7~Lm.many-tenants-secret");
     // The same tenant block, 80 times under other names; all polled at once.
-    let one = std::fs::read_to_string(&env.config_path).unwrap();
-    let (tenant, rest) = one.split_once("\n[poll]").unwrap();
-    let mut config = String::new();
-    for i in 0..TENANTS {
-        config.push_str(&tenant.replace("name = \"t1\"", &format!("name = \"t{i:02}\"")));
-        config.push('\n');
-    }
-    config.push_str(&format!("[poll]\nconcurrency = {TENANTS}{rest}"));
-    std::fs::write(&env.config_path, config).unwrap();
+    many_tenants(&env, TENANTS, TENANTS, "0 0 * * * *");
     let out = run(&env, &["poll"]).await;
     assert!(out.status.success(), "{}", text(&out));
     assert!(issued.load(Ordering::SeqCst) >= TENANTS);
@@ -545,16 +555,7 @@ async fn the_service_runs_at_most_concurrency_polls_at_once() {
     })
     .await;
     write_config(&env, &api.url, &api.url, "Qx7~Lm.slots-test-secret");
-    let one = std::fs::read_to_string(&env.config_path).unwrap();
-    let (tenant, rest) = one.split_once("\n[poll]").unwrap();
-    let rest = rest.replace("schedule = \"0 0 * * * *\"", "schedule = \"*/4 * * * * *\"");
-    let mut config = String::new();
-    for i in 0..TENANTS {
-        config.push_str(&tenant.replace("name = \"t1\"", &format!("name = \"t{i}\"")));
-        config.push('\n');
-    }
-    config.push_str(&format!("[poll]\nconcurrency = 1{rest}"));
-    std::fs::write(&env.config_path, config).unwrap();
+    many_tenants(&env, TENANTS, 1, "*/4 * * * * *");
     let mut child = tokio::process::Command::new(bin())
         .arg("--config")
         .arg(&env.config_path)

@@ -75,43 +75,25 @@ impl Writer<'_> {
         // already knows which applies, and an upsert that may update `rev` (a foreign key) makes
         // SQLite keep a statement journal, a copy of every page the statement touches. A plain
         // INSERT checks the key without one; only the UPDATE of an alert that changed pays it.
-        if outcome == Upsert::New {
-            self.tx
-                .prepare_cached(
-                    "INSERT INTO alerts (tenant, id, rev, last_update_time, content_hash, status, severity, category, created, first_stored_at, updated_at) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)",
-                )?
-                .execute(params![
-                    tenant,
-                    a.id,
-                    rev,
-                    t,
-                    &a.hash[..],
-                    f.status,
-                    f.severity,
-                    f.category,
-                    f.created.map(ApiTime::ticks),
-                    self.stored_at
-                ])?;
+        let sql = if outcome == Upsert::New {
+            "INSERT INTO alerts (tenant, id, rev, last_update_time, content_hash, status, severity, category, created, first_stored_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)"
         } else {
-            self.tx
-                .prepare_cached(
-                    "UPDATE alerts SET rev = ?3, last_update_time = ?4, content_hash = ?5, status = ?6, \
-                     severity = ?7, category = ?8, created = ?9, updated_at = ?10 WHERE tenant = ?1 AND id = ?2",
-                )?
-                .execute(params![
-                    tenant,
-                    a.id,
-                    rev,
-                    t,
-                    &a.hash[..],
-                    f.status,
-                    f.severity,
-                    f.category,
-                    f.created.map(ApiTime::ticks),
-                    self.stored_at
-                ])?;
-        }
+            "UPDATE alerts SET rev = ?3, last_update_time = ?4, content_hash = ?5, status = ?6, \
+             severity = ?7, category = ?8, created = ?9, updated_at = ?10 WHERE tenant = ?1 AND id = ?2"
+        };
+        self.tx.prepare_cached(sql)?.execute(params![
+            tenant,
+            a.id,
+            rev,
+            t,
+            &a.hash[..],
+            f.status,
+            f.severity,
+            f.category,
+            f.created.map(ApiTime::ticks),
+            self.stored_at
+        ])?;
         Ok(outcome)
     }
 

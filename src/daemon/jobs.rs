@@ -52,6 +52,25 @@ pub(super) fn spawn_poll(
         let Some(Ok(_slot)) = slot else {
             let e = "no poll slot was free before the next tick: polls take longer than the schedule allows (raise [poll] concurrency or poll less often)".to_owned();
             tracing::error!(tenant = %tenant, error = %e, "Poll not started.");
+            // Recorded as a failed run, so that `status` and the metrics say so: a tenant that
+            // never gets a slot must not look healthy until its last success grows old.
+            let recorded = tokio::task::spawn_blocking({
+                let (store, tenant, e) = (store.clone(), tenant.clone(), e.clone());
+                move || {
+                    let mut s = store.lock().unwrap_or_else(|p| p.into_inner());
+                    let run = s.begin_run(&tenant, "poll")?;
+                    s.finish_run(
+                        run,
+                        crate::store::Outcome::Failed,
+                        Default::default(),
+                        Some(&e),
+                    )
+                }
+            })
+            .await;
+            if let Ok(Err(why)) = recorded {
+                tracing::error!(tenant = %tenant, error = %why, "Cannot record the failed poll in the store.");
+            }
             let _ = done.send(Done::Poll {
                 tenant,
                 line: Err(e),

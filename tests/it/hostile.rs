@@ -591,6 +591,57 @@ async fn the_service_runs_at_most_concurrency_polls_at_once() {
     );
 }
 
+/// A poll that gets no slot before its next start is a failed run with the reason and the fix,
+/// in the store where `status` and the metrics read it, not a silent gap: one slot, an API that
+/// takes 3 s a page, tenants due every 2 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poll_with_no_free_slot_by_its_deadline_is_a_failed_run() {
+    let env = env().await;
+    let api = hostile(move |r| {
+        if is_token(r) {
+            token("opaque-token-for-the-no-slot-test", "3600")
+        } else {
+            Answer::Later {
+                after: Duration::from_secs(3),
+                then: Box::new(json(200, r#"{"value":[]}"#)),
+            }
+        }
+    })
+    .await;
+    write_config(&env, &api.url, &api.url, "Qx7~Lm.no-slot-test-secret");
+    many_tenants(&env, 4, 1, "*/2 * * * * *");
+    let mut child = tokio::process::Command::new(bin())
+        .arg("--config")
+        .arg(&env.config_path)
+        .arg("run")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let error = loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let e: Option<String> = rusqlite::Connection::open(env.store_path())
+            .ok()
+            .and_then(|c| {
+                c.query_row(
+                    "SELECT error FROM runs WHERE outcome = 'failed' AND error LIKE '%no poll slot%'",
+                    [],
+                    |r| r.get(0),
+                )
+                .ok()
+            });
+        if e.is_some() || start.elapsed() > Duration::from_secs(15) {
+            break e;
+        }
+    };
+    signal(&child, "-TERM");
+    let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
+    let error = error.expect("a poll without a slot was recorded as a failed run");
+    assert!(error.contains("raise [poll] concurrency"), "{error}");
+}
+
 /// Item 10: absurd numbers from servers (`expires_in` beyond any instant, `Retry-After` of
 /// 2^64-1 seconds or the year 9999) do not panic: the lifetime is clamped, the wait ends the poll
 /// as partial at its deadline.

@@ -11,6 +11,8 @@ use axum::Form;
 use axum::extract::{Path, State as AxState};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 
 use crate::tenants::TenantFault;
@@ -28,22 +30,17 @@ fn graph_root_of(scope: &str) -> Option<&'static str> {
     })
 }
 
-/// Whether a token for `audience` is a Graph token.
 /// `len` characters of base64url text that differ with `seed`: stands in for Entra's opaque
 /// claims (`aio`, `rh`, `xms_rd`), whose content no client may read but whose size it carries.
 fn opaque(seed: u64, len: usize) -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut rng = StdRng::seed_from_u64(seed);
     (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            ALPHABET[(x % 64) as usize] as char
-        })
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
         .collect()
 }
 
+/// Whether a token for `audience` is a Graph token.
 fn is_graph(audience: &str) -> bool {
     let a = audience.trim_end_matches('/');
     GRAPH_ROOTS.iter().any(|r| a.eq_ignore_ascii_case(r))

@@ -153,18 +153,34 @@ pub fn scrub_known(text: &str) -> Cow<'_, str> {
     scrub_known_and(text, None)
 }
 
-/// [`scrub_known`], and also `also` (the token a page was fetched with) in every form. A service
-/// of many tenants remembers only the newest tokens; the one a server would echo is the one it
-/// was sent, so the caller that sent it passes it here.
-pub fn scrub_known_and<'a>(text: &'a str, also: Option<&str>) -> Cow<'a, str> {
+/// A value to scrub besides the known ones (the token a page was fetched with), in every form a
+/// server may echo it. Made once per page: its forms are seven strings, and a page has up to
+/// thousands of alerts.
+pub struct Also(Vec<SecretString>);
+
+impl Also {
+    /// `value` in every form.
+    pub fn new(value: &str) -> Also {
+        Also(
+            variants(value)
+                .into_iter()
+                .map(SecretString::from)
+                .collect(),
+        )
+    }
+}
+
+/// [`scrub_known`], and also `also`. A service of many tenants remembers only the newest tokens;
+/// the one a server would echo is the one it was sent, so the caller that sent it passes it here.
+pub fn scrub_known_and<'a>(text: &'a str, also: Option<&Also>) -> Cow<'a, str> {
+    let extra = also.map_or(&[][..], |a| &a.0[..]);
     let mut k = known();
-    let extra = also.map(variants).unwrap_or_default();
     // Tokens first, longest first: a token is longer than any secret inside it.
     let mut found: Vec<&str> = k
         .tokens
         .iter()
         .map(|s| s.expose_secret())
-        .chain(extra.iter().map(String::as_str))
+        .chain(extra.iter().map(|s| s.expose_secret()))
         .filter(|s| text.contains(*s))
         .collect();
     found.sort_by_key(|s| std::cmp::Reverse(s.len()));
@@ -359,7 +375,7 @@ mod tests {
             "pushed out of the remembered tokens"
         );
         assert_eq!(
-            scrub_known_and(&text, Some(old)),
+            scrub_known_and(&text, Some(&Also::new(old))),
             format!("echo {REDACTED}")
         );
     }

@@ -257,7 +257,8 @@ pub fn decode_page_fetched_with(
     token: Option<&str>,
 ) -> Result<Page, serde_json::Error> {
     let env: Envelope<'_> = serde_json::from_slice(body)?;
-    let mut page = parse_elements(env.value, token);
+    let also = token.map(crate::redact::Also::new);
+    let mut page = parse_elements(env.value, also.as_ref());
     page.more = env.next_link.as_ref().is_some_and(|v| !v.is_null());
     page.next_text = match env.next_link {
         Some(serde_json::Value::String(s)) => Some(s),
@@ -266,10 +267,11 @@ pub fn decode_page_fetched_with(
     Ok(page)
 }
 
-/// Splits a page's elements into alerts and rejects; `token` is scrubbed with the known secrets.
+/// Splits a page's elements into alerts and rejects; `also` (the page's token) is scrubbed with
+/// the known secrets.
 pub fn parse_elements<'a>(
     elements: impl IntoIterator<Item = &'a serde_json::value::RawValue>,
-    token: Option<&str>,
+    also: Option<&crate::redact::Also>,
 ) -> Page {
     let mut page = Page::default();
     for (index, el) in elements.into_iter().enumerate() {
@@ -277,7 +279,7 @@ pub fn parse_elements<'a>(
         // A server that echoes a known secret or token into alert data (a title, a comment) must
         // not get it into the store or an export: known values only, never patterns, since a
         // command line with someone else's token is evidence.
-        let text = crate::redact::scrub_known_and(el.get(), token);
+        let text = crate::redact::scrub_known_and(el.get(), also);
         match Alert::parse(&text) {
             Ok(a) => page.alerts.push(a),
             Err(why) => page.rejected.push(Rejected {

@@ -39,22 +39,15 @@ async fn ctrl_c_during_poll_closes_the_run_and_says_what_was_stored() {
         .unwrap();
     // The signal goes in once a page is committed (a fixed 1.5 s was too short on a loaded
     // machine: no page yet, and the test failed on `pages >= 1`).
-    let start = std::time::Instant::now();
-    loop {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let pages: i64 = rusqlite::Connection::open(env.store_path())
-            .and_then(|c| {
-                c.query_row(
-                    "SELECT COALESCE(MAX(pages), 0) FROM runs WHERE tenant = 't1'",
-                    [],
-                    |r| r.get(0),
-                )
-            })
-            .unwrap_or(0);
-        if pages >= 1 || start.elapsed() > Duration::from_secs(15) {
-            break;
-        }
-    }
+    store_until(&env.store_path(), Duration::from_secs(15), |c| {
+        c.query_row(
+            "SELECT COALESCE(MAX(pages), 0) >= 1 FROM runs WHERE tenant = 't1'",
+            [],
+            |r| r.get::<_, bool>(0),
+        )
+        .map(|committed| committed.then_some(()))
+    })
+    .await;
     signal(&child, "-INT");
     let out = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
         .await

@@ -247,6 +247,19 @@ path = "alerts.db"
     std::fs::write(&env.config_path, text).unwrap();
 }
 
+/// Starts the service on `env`'s config, its output discarded; killed if the test ends first.
+fn start_run(env: &Env) -> tokio::process::Child {
+    tokio::process::Command::new(bin())
+        .arg("--config")
+        .arg(&env.config_path)
+        .arg("run")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
+}
+
 /// Turns the config [`write_config`] wrote into `n` copies of its tenant (`t00`, `t01`, …) read
 /// `concurrency` at a time on `schedule`.
 fn many_tenants(env: &Env, n: usize, concurrency: usize, schedule: &str) {
@@ -556,34 +569,19 @@ async fn the_service_runs_at_most_concurrency_polls_at_once() {
     .await;
     write_config(&env, &api.url, &api.url, "Qx7~Lm.slots-test-secret");
     many_tenants(&env, TENANTS, 1, "*/4 * * * * *");
-    let mut child = tokio::process::Command::new(bin())
-        .arg("--config")
-        .arg(&env.config_path)
-        .arg("run")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    let polled = loop {
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        let n: i64 = rusqlite::Connection::open(env.store_path())
-            .and_then(|c| {
-                c.query_row(
-                    "SELECT COUNT(DISTINCT tenant) FROM runs WHERE kind = 'poll' AND outcome = 'ok'",
-                    [],
-                    |r| r.get(0),
-                )
-            })
-            .unwrap_or(0);
-        if n as usize == TENANTS || start.elapsed() > Duration::from_secs(20) {
-            break n;
-        }
-    };
+    let mut child = start_run(&env);
+    let polled = store_until(&env.store_path(), Duration::from_secs(20), |c| {
+        c.query_row(
+            "SELECT COUNT(DISTINCT tenant) FROM runs WHERE kind = 'poll' AND outcome = 'ok'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .map(|n| (n as usize == TENANTS).then_some(n as usize))
+    })
+    .await;
     signal(&child, "-TERM");
     let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
-    assert_eq!(polled as usize, TENANTS, "every tenant was polled");
+    assert_eq!(polled, Some(TENANTS), "every tenant was polled");
     assert_eq!(
         api.peak.load(Ordering::SeqCst),
         1,
@@ -610,32 +608,16 @@ async fn a_poll_with_no_free_slot_by_its_deadline_is_a_failed_run() {
     .await;
     write_config(&env, &api.url, &api.url, "Qx7~Lm.no-slot-test-secret");
     many_tenants(&env, 4, 1, "*/2 * * * * *");
-    let mut child = tokio::process::Command::new(bin())
-        .arg("--config")
-        .arg(&env.config_path)
-        .arg("run")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    let error = loop {
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        let e: Option<String> = rusqlite::Connection::open(env.store_path())
-            .ok()
-            .and_then(|c| {
-                c.query_row(
-                    "SELECT error FROM runs WHERE outcome = 'failed' AND error LIKE '%no poll slot%'",
-                    [],
-                    |r| r.get(0),
-                )
-                .ok()
-            });
-        if e.is_some() || start.elapsed() > Duration::from_secs(15) {
-            break e;
-        }
-    };
+    let mut child = start_run(&env);
+    let error = store_until(&env.store_path(), Duration::from_secs(15), |c| {
+        c.query_row(
+            "SELECT error FROM runs WHERE outcome = 'failed' AND error LIKE '%no poll slot%'",
+            [],
+            |r| r.get::<_, String>(0),
+        )
+        .map(Some)
+    })
+    .await;
     signal(&child, "-TERM");
     let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
     let error = error.expect("a poll without a slot was recorded as a failed run");

@@ -228,6 +228,26 @@ pub async fn run_with(
     cmd.output().await.unwrap()
 }
 
+/// Reads the store at `path` every 100 ms until `read` finds what it looks for, for at most
+/// `limit`: for tests that watch a running process's progress. A read that fails (no store yet,
+/// a table not made yet) counts as not found.
+pub async fn store_until<T>(
+    path: &Path,
+    limit: Duration,
+    read: impl Fn(&rusqlite::Connection) -> rusqlite::Result<Option<T>>,
+) -> Option<T> {
+    let start = std::time::Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if let Ok(Some(found)) = rusqlite::Connection::open(path).and_then(|c| read(&c)) {
+            return Some(found);
+        }
+        if start.elapsed() > limit {
+            return None;
+        }
+    }
+}
+
 /// Sends `sig` (`-TERM`, `-INT`, `-HUP`) to a child process.
 pub fn signal(child: &tokio::process::Child, sig: &str) {
     let pid = child.id().unwrap().to_string();

@@ -247,6 +247,20 @@ path = "alerts.db"
     std::fs::write(&env.config_path, text).unwrap();
 }
 
+/// An API that signs anyone in and answers every page, empty, after `after`.
+fn slow_empty_api(after: Duration) -> impl Fn(&Req) -> Answer + Send + Sync + 'static {
+    move |r| {
+        if is_token(r) {
+            token("opaque-token-of-a-slow-api", "3600")
+        } else {
+            Answer::Later {
+                after,
+                then: Box::new(json(200, r#"{"value":[]}"#)),
+            }
+        }
+    }
+}
+
 /// Starts the service on `env`'s config, its output discarded; killed if the test ends first.
 fn start_run(env: &Env) -> tokio::process::Child {
     tokio::process::Command::new(bin())
@@ -556,17 +570,7 @@ async fn a_tenants_own_token_echoed_into_alerts_is_scrubbed_at_any_scale() {
 async fn the_service_runs_at_most_concurrency_polls_at_once() {
     const TENANTS: usize = 6;
     let env = env().await;
-    let api = hostile(move |r| {
-        if is_token(r) {
-            token("opaque-token-for-the-slots-test", "3600")
-        } else {
-            Answer::Later {
-                after: Duration::from_millis(1200),
-                then: Box::new(json(200, r#"{"value":[]}"#)),
-            }
-        }
-    })
-    .await;
+    let api = hostile(slow_empty_api(Duration::from_millis(1200))).await;
     write_config(&env, &api.url, &api.url, "Qx7~Lm.slots-test-secret");
     many_tenants(&env, TENANTS, 1, "*/4 * * * * *");
     let mut child = start_run(&env);
@@ -595,17 +599,7 @@ async fn the_service_runs_at_most_concurrency_polls_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_poll_with_no_free_slot_by_its_deadline_is_a_failed_run() {
     let env = env().await;
-    let api = hostile(move |r| {
-        if is_token(r) {
-            token("opaque-token-for-the-no-slot-test", "3600")
-        } else {
-            Answer::Later {
-                after: Duration::from_secs(3),
-                then: Box::new(json(200, r#"{"value":[]}"#)),
-            }
-        }
-    })
-    .await;
+    let api = hostile(slow_empty_api(Duration::from_secs(3))).await;
     write_config(&env, &api.url, &api.url, "Qx7~Lm.no-slot-test-secret");
     many_tenants(&env, 4, 1, "*/2 * * * * *");
     let mut child = start_run(&env);

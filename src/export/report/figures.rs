@@ -1,9 +1,20 @@
 //! The report's numbers: one pass over the alerts, no formatting and no I/O, so every figure is
 //! a pure function of the input that the tests check exactly (the definitions are in the
 //! [module docs](super) and on [`Figures`]).
+//!
+//! # Memory
+//!
+//! The pass is a [`Tally`] fed one alert at a time, so the caller never holds a list of every
+//! alert (a store of 1,000,000 alerts made the report keep ~400 bytes per alert). Everything the
+//! report shows is a counter or a bounded list, and the tally keeps only that: counters, the
+//! [`RECENT_HIGH`] newest open High alerts in a bounded heap, and maps keyed by open unknown
+//! severity, tenant, category and device (a key is copied once, when it is first seen). The
+//! last two grow with the number of *distinct* categories and devices updated in the last
+//! [`TREND_DAYS`] days: bounded by the estate (its machines and Defender's category list), not
+//! by the number of alerts or of their versions.
 
-use std::cmp::Ordering;
-use std::collections::{BTreeSet, HashMap};
+use std::cmp::{Ordering, Reverse};
+use std::collections::{BTreeSet, BinaryHeap, HashMap};
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
@@ -102,18 +113,126 @@ pub const MARKDOWN_DAYS: usize = 14;
 /// Rows in the "most recent open High alerts" table.
 pub const RECENT_HIGH: usize = 20;
 
-/// Everything the renderers need besides the figures.
-pub(super) struct Analysis<'a> {
+impl AlertSummary {
+    /// This alert as the [`Tally`] reads it.
+    pub(super) fn borrowed(&self) -> AlertRef<'_> {
+        AlertRef {
+            tenant: &self.tenant,
+            id: &self.id,
+            title: &self.title,
+            severity: &self.severity,
+            status: &self.status,
+            category: self.category.as_deref(),
+            device: self.device.as_deref(),
+            created: self.created,
+            updated: self.updated,
+            resolved: self.resolved,
+        }
+    }
+}
+
+/// One alert as the [`Tally`] reads it: [`AlertSummary`]'s fields, borrowed, so that the store's
+/// reader can hand over text straight from the row without a `String` per field and per alert.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct AlertRef<'a> {
+    pub(super) tenant: &'a str,
+    pub(super) id: &'a str,
+    pub(super) title: &'a str,
+    pub(super) severity: &'a str,
+    pub(super) status: &'a str,
+    pub(super) category: Option<&'a str>,
+    pub(super) device: Option<&'a str>,
+    pub(super) created: Option<DateTime<Utc>>,
+    pub(super) updated: DateTime<Utc>,
+    pub(super) resolved: Option<DateTime<Utc>>,
+}
+
+/// Everything the renderers need: the figures and what the views show besides them. It owns its
+/// data (the input alerts can be gone by the time it is rendered).
+pub(super) struct Analysis {
     pub(super) figures: Figures,
+    /// The report's "now".
+    pub(super) generated_at: DateTime<Utc>,
+    /// The headline window's length.
+    pub(super) window: Duration,
     pub(super) window_start: DateTime<Utc>,
-    pub(super) tenants: Vec<&'a str>,
+    /// Alerts on record (every alert fed to the tally).
+    pub(super) alerts: usize,
+    /// The tenants seen, by name, sorted.
+    pub(super) tenants: Vec<String>,
     pub(super) open_total: usize,
     /// How many alerts the mean time to resolve is over.
     pub(super) mttr_basis: usize,
     /// The most recent open alerts of High severity or above, newest first.
-    pub(super) recent_high: Vec<&'a AlertSummary>,
+    pub(super) recent_high: Vec<HighAlert>,
     /// Open alerts of High severity or above in all (the table shows at most [`RECENT_HIGH`]).
     pub(super) open_high: usize,
+}
+
+/// An open High (or above) alert, as the "most recent" table shows it: copied from the input
+/// only when it enters the [`RECENT_HIGH`] newest.
+#[derive(Debug, Clone)]
+pub(super) struct HighAlert {
+    /// The ordering's instant: the creation time, else the last update (as given, not clamped).
+    at: DateTime<Utc>,
+    /// `alertCreationTime`, shown as it is (`—` when missing).
+    pub(super) created: Option<DateTime<Utc>>,
+    pub(super) tenant: String,
+    pub(super) id: String,
+    pub(super) title: String,
+    pub(super) device: Option<String>,
+    pub(super) status: String,
+    /// The position in the input: the last tie-break, so that the table is a function of the
+    /// input even for two alerts with the same tenant and ID (a store holds no such pair).
+    seq: u64,
+}
+
+/// The order of the "most recent open High" table, smallest first: newest first, then by tenant,
+/// then by ID, then in input order.
+type HighKey<'a> = (Reverse<DateTime<Utc>>, &'a str, &'a str, u64);
+
+fn high_key<'a>(a: &AlertRef<'a>, seq: u64) -> HighKey<'a> {
+    (Reverse(a.created.unwrap_or(a.updated)), a.tenant, a.id, seq)
+}
+
+impl HighAlert {
+    fn of(a: &AlertRef<'_>, seq: u64) -> Self {
+        HighAlert {
+            at: a.created.unwrap_or(a.updated),
+            created: a.created,
+            tenant: a.tenant.to_owned(),
+            id: a.id.to_owned(),
+            title: a.title.to_owned(),
+            device: a.device.map(str::to_owned),
+            status: a.status.to_owned(),
+            seq,
+        }
+    }
+
+    fn key(&self) -> HighKey<'_> {
+        (Reverse(self.at), &self.tenant, &self.id, self.seq)
+    }
+}
+
+impl PartialEq for HighAlert {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for HighAlert {}
+
+impl PartialOrd for HighAlert {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for HighAlert {
+    /// [`HighKey`]'s order: in a max-heap, the top is the entry the table would show last.
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.key().cmp(&other.key())
+    }
 }
 
 /// A severity as counted: one of the known ones (by index in [`KNOWN_SEVERITIES`]) or an
@@ -167,63 +286,120 @@ fn sort_counts(map: HashMap<String, usize>, n: usize) -> Vec<(String, usize)> {
     v
 }
 
-/// One pass over the alerts: the figures and what the views need besides them.
-pub(super) fn analyse<'a>(input: &ReportInput<'a>) -> Analysis<'a> {
-    let now = input.generated_at;
-    let window_start = minus(now, input.window);
-    let trend_start = minus(now, Duration::from_secs(TREND_DAYS as u64 * 86_400));
-    let today = now.date_naive();
-    let first_day = today
-        .checked_sub_days(chrono::Days::new(TREND_DAYS as u64 - 1))
-        .unwrap_or(NaiveDate::MIN);
-    let clamp = |t: DateTime<Utc>| t.min(now);
+/// Adds one to `map[key]`, copying `key` only when it is new.
+fn bump(map: &mut HashMap<String, usize>, key: &str) {
+    if let Some(n) = map.get_mut(key) {
+        *n += 1;
+    } else {
+        map.insert(key.to_owned(), 1);
+    }
+}
 
-    let mut new_in_window = 0;
-    let mut updated_in_window = 0;
-    let mut resolved_in_window = 0;
-    let mut open_known = [0usize; 5];
-    let mut open_unknown: HashMap<&str, usize> = HashMap::new();
-    let mut open_by_age = [0usize; 4];
-    let mut categories: HashMap<&str, usize> = HashMap::new();
-    let mut devices: HashMap<String, usize> = HashMap::new();
-    let mut mttr_sum: u128 = 0;
-    let mut mttr_n: usize = 0;
-    // Per day: counts of the known severities, and of unknown ones by name.
-    let mut day_known = vec![[0usize; 5]; TREND_DAYS];
-    let mut day_unknown: HashMap<(usize, &str), usize> = HashMap::new();
-    let mut tenants: BTreeSet<&str> = BTreeSet::new();
-    let mut high: Vec<&AlertSummary> = Vec::new();
-    let mut open_total = 0;
+/// The report's one pass, one alert at a time ([`Tally::add`]), in any order: what it keeps is
+/// bounded (see the [module docs](self)), whatever the number of alerts.
+pub(super) struct Tally {
+    now: DateTime<Utc>,
+    window: Duration,
+    window_start: DateTime<Utc>,
+    trend_start: DateTime<Utc>,
+    today: NaiveDate,
+    first_day: NaiveDate,
+    alerts: usize,
+    new_in_window: usize,
+    updated_in_window: usize,
+    resolved_in_window: usize,
+    open_total: usize,
+    open_known: [usize; 5],
+    open_unknown: HashMap<String, usize>,
+    open_by_age: [usize; 4],
+    categories: HashMap<String, usize>,
+    devices: HashMap<String, usize>,
+    /// A device name in lower case, reused so that looking one up allocates nothing.
+    lower: String,
+    mttr_sum: u128,
+    mttr_n: usize,
+    /// Per day: counts of the known severities, and of unknown ones by name.
+    day_known: [[usize; 5]; TREND_DAYS],
+    day_unknown: HashMap<String, [usize; TREND_DAYS]>,
+    tenants: BTreeSet<String>,
+    /// At most [`RECENT_HIGH`] entries; the top is the one that leaves first.
+    high: BinaryHeap<HighAlert>,
+    open_high: usize,
+}
 
-    for a in input.alerts {
-        tenants.insert(a.tenant.as_str());
+impl Tally {
+    /// An empty tally for a report generated at `generated_at` with the headline `window`.
+    pub(super) fn new(generated_at: DateTime<Utc>, window: Duration) -> Self {
+        let today = generated_at.date_naive();
+        Tally {
+            now: generated_at,
+            window,
+            window_start: minus(generated_at, window),
+            trend_start: minus(
+                generated_at,
+                Duration::from_secs(TREND_DAYS as u64 * 86_400),
+            ),
+            today,
+            first_day: today
+                .checked_sub_days(chrono::Days::new(TREND_DAYS as u64 - 1))
+                .unwrap_or(NaiveDate::MIN),
+            alerts: 0,
+            new_in_window: 0,
+            updated_in_window: 0,
+            resolved_in_window: 0,
+            open_total: 0,
+            open_known: [0; 5],
+            open_unknown: HashMap::new(),
+            open_by_age: [0; 4],
+            categories: HashMap::new(),
+            devices: HashMap::new(),
+            lower: String::new(),
+            mttr_sum: 0,
+            mttr_n: 0,
+            day_known: [[0; 5]; TREND_DAYS],
+            day_unknown: HashMap::new(),
+            tenants: BTreeSet::new(),
+            high: BinaryHeap::with_capacity(RECENT_HIGH + 1),
+            open_high: 0,
+        }
+    }
+
+    /// Counts one alert.
+    pub(super) fn add(&mut self, a: &AlertRef<'_>) {
+        let seq = self.alerts as u64;
+        self.alerts += 1;
+        if !self.tenants.contains(a.tenant) {
+            self.tenants.insert(a.tenant.to_owned());
+        }
+        let now = self.now;
+        let clamp = |t: DateTime<Utc>| t.min(now);
         let updated = clamp(a.updated);
         let created = clamp(a.created.unwrap_or(a.updated));
-        let sev = classify_severity(&a.severity);
+        let sev = classify_severity(a.severity);
 
-        if created >= window_start {
-            new_in_window += 1;
-        } else if updated >= window_start {
-            updated_in_window += 1;
+        if created >= self.window_start {
+            self.new_in_window += 1;
+        } else if updated >= self.window_start {
+            self.updated_in_window += 1;
         }
         if let Some(r) = a.resolved.map(clamp) {
-            if r >= window_start {
-                resolved_in_window += 1;
+            if r >= self.window_start {
+                self.resolved_in_window += 1;
             }
-            if r >= trend_start
+            if r >= self.trend_start
                 && let Some(c) = a.created.map(clamp)
                 && let Ok(d) = r.signed_duration_since(c).to_std()
             {
-                mttr_sum = mttr_sum.saturating_add(d.as_nanos());
-                mttr_n += 1;
+                self.mttr_sum = self.mttr_sum.saturating_add(d.as_nanos());
+                self.mttr_n += 1;
             }
         }
 
-        if Status::parse(&a.status).is_open() {
-            open_total += 1;
+        if Status::parse(a.status).is_open() {
+            self.open_total += 1;
             match sev {
-                Sev::Known(i) => open_known[i] += 1,
-                Sev::Unknown(s) => *open_unknown.entry(s).or_default() += 1,
+                Sev::Known(i) => self.open_known[i] += 1,
+                Sev::Unknown(s) => bump(&mut self.open_unknown, s),
             }
             let age = now.signed_duration_since(created);
             let bucket = if age < TimeDelta::days(1) {
@@ -235,141 +411,143 @@ pub(super) fn analyse<'a>(input: &ReportInput<'a>) -> Analysis<'a> {
             } else {
                 3
             };
-            open_by_age[bucket] += 1;
+            self.open_by_age[bucket] += 1;
             if sev.is_high_or_above() {
-                high.push(a);
+                self.open_high += 1;
+                if self.high.len() < RECENT_HIGH {
+                    self.high.push(HighAlert::of(a, seq));
+                } else if let Some(mut last) = self.high.peek_mut()
+                    && high_key(a, seq) < last.key()
+                {
+                    // Replacing the top through `PeekMut` restores the heap when it drops.
+                    *last = HighAlert::of(a, seq);
+                }
             }
         }
 
-        if updated >= trend_start {
-            if let Some(c) = a.category.as_deref().map(str::trim)
+        if updated >= self.trend_start {
+            if let Some(c) = a.category.map(str::trim)
                 && !c.is_empty()
             {
-                *categories.entry(c).or_default() += 1;
+                bump(&mut self.categories, c);
             }
-            if let Some(d) = a.device.as_deref().map(str::trim)
+            if let Some(d) = a.device.map(str::trim)
                 && !d.is_empty()
             {
                 if d.bytes().any(|b| b.is_ascii_uppercase()) {
-                    *devices.entry(d.to_ascii_lowercase()).or_default() += 1;
-                } else if let Some(n) = devices.get_mut(d) {
-                    *n += 1;
+                    self.lower.clear();
+                    self.lower.push_str(d);
+                    self.lower.make_ascii_lowercase();
+                    bump(&mut self.devices, &self.lower);
                 } else {
-                    devices.insert(d.to_owned(), 1);
+                    bump(&mut self.devices, d);
                 }
             }
         }
 
         let day = created.date_naive();
-        if day >= first_day && day <= today {
-            let idx = (day - first_day).num_days();
+        if day >= self.first_day && day <= self.today {
+            let idx = (day - self.first_day).num_days();
             if let Ok(idx) = usize::try_from(idx)
                 && idx < TREND_DAYS
             {
                 match sev {
-                    Sev::Known(i) => day_known[idx][i] += 1,
-                    Sev::Unknown(s) => *day_unknown.entry((idx, s)).or_default() += 1,
+                    Sev::Known(i) => self.day_known[idx][i] += 1,
+                    Sev::Unknown(s) => {
+                        if let Some(days) = self.day_unknown.get_mut(s) {
+                            days[idx] += 1;
+                        } else {
+                            let mut days = [0; TREND_DAYS];
+                            days[idx] = 1;
+                            self.day_unknown.insert(s.to_owned(), days);
+                        }
+                    }
                 }
             }
         }
     }
 
-    // Severity rows, most severe first: unknown ones (above High), then the known ones always.
-    let mut unknown: Vec<&str> = open_unknown.keys().copied().collect();
-    most_severe_first(&mut unknown);
-    let mut open_by_severity: Vec<(String, usize)> = unknown
-        .into_iter()
-        .map(|s| (s.to_owned(), open_unknown[s]))
-        .collect();
-    open_by_severity.extend(
-        KNOWN_SEVERITIES
-            .iter()
-            .zip(open_known)
-            .map(|(k, n)| (k.as_str().to_owned(), n)),
-    );
-
-    // Per-day series: up to MAX_EXTRA_SERIES unknown ones, then "other", then the known ones.
-    let mut extra: Vec<&str> = day_unknown.keys().map(|(_, s)| *s).collect();
-    extra.sort_unstable();
-    extra.dedup();
-    most_severe_first(&mut extra);
-    let folded = extra.len() > MAX_EXTRA_SERIES;
-    let shown_extra = &extra[..extra.len().min(MAX_EXTRA_SERIES)];
-    let mut per_day = Vec::with_capacity(TREND_DAYS);
-    for (idx, known) in day_known.iter().enumerate() {
-        let date = first_day
-            .checked_add_days(chrono::Days::new(idx as u64))
-            .unwrap_or(NaiveDate::MAX);
-        let mut row: Vec<(String, usize)> = Vec::with_capacity(KNOWN_SEVERITIES.len() + 6);
-        for s in shown_extra {
-            let n = day_unknown.get(&(idx, *s)).copied().unwrap_or(0);
-            row.push(((*s).to_owned(), n));
-        }
-        if folded {
-            let n = extra[MAX_EXTRA_SERIES..]
-                .iter()
-                .map(|s| day_unknown.get(&(idx, *s)).copied().unwrap_or(0))
-                .sum();
-            row.push((OTHER_SEVERITIES.to_owned(), n));
-        }
-        row.extend(
+    /// The figures and the rest of what the views show.
+    pub(super) fn finish(self) -> Analysis {
+        // Severity rows, most severe first: unknown ones (above High), then the known ones always.
+        let mut unknown: Vec<&str> = self.open_unknown.keys().map(String::as_str).collect();
+        most_severe_first(&mut unknown);
+        let mut open_by_severity: Vec<(String, usize)> = unknown
+            .into_iter()
+            .map(|s| (s.to_owned(), self.open_unknown[s]))
+            .collect();
+        open_by_severity.extend(
             KNOWN_SEVERITIES
                 .iter()
-                .zip(known)
-                .map(|(k, n)| (k.as_str().to_owned(), *n)),
+                .zip(self.open_known)
+                .map(|(k, n)| (k.as_str().to_owned(), n)),
         );
-        per_day.push((date, row));
-    }
 
-    // The most recent open High alerts.
-    let open_high = high.len();
-    let newest_first = |a: &&AlertSummary, b: &&AlertSummary| -> Ordering {
-        let ca = a.created.unwrap_or(a.updated);
-        let cb = b.created.unwrap_or(b.updated);
-        cb.cmp(&ca)
-            .then_with(|| a.tenant.cmp(&b.tenant))
-            .then_with(|| a.id.cmp(&b.id))
-    };
-    if high.len() > RECENT_HIGH {
-        high.select_nth_unstable_by(RECENT_HIGH - 1, newest_first);
-        high.truncate(RECENT_HIGH);
-    }
-    high.sort_by(newest_first);
+        // Per-day series: up to MAX_EXTRA_SERIES unknown ones, then "other", then the known ones.
+        let mut extra: Vec<&str> = self.day_unknown.keys().map(String::as_str).collect();
+        extra.sort_unstable();
+        most_severe_first(&mut extra);
+        let folded = extra.len() > MAX_EXTRA_SERIES;
+        let shown_extra = &extra[..extra.len().min(MAX_EXTRA_SERIES)];
+        let mut per_day = Vec::with_capacity(TREND_DAYS);
+        for (idx, known) in self.day_known.iter().enumerate() {
+            let date = self
+                .first_day
+                .checked_add_days(chrono::Days::new(idx as u64))
+                .unwrap_or(NaiveDate::MAX);
+            let mut row: Vec<(String, usize)> = Vec::with_capacity(KNOWN_SEVERITIES.len() + 6);
+            for s in shown_extra {
+                row.push(((*s).to_owned(), self.day_unknown[*s][idx]));
+            }
+            if folded {
+                let n = extra[MAX_EXTRA_SERIES..]
+                    .iter()
+                    .map(|s| self.day_unknown[*s][idx])
+                    .sum();
+                row.push((OTHER_SEVERITIES.to_owned(), n));
+            }
+            row.extend(
+                KNOWN_SEVERITIES
+                    .iter()
+                    .zip(known)
+                    .map(|(k, n)| (k.as_str().to_owned(), *n)),
+            );
+            per_day.push((date, row));
+        }
 
-    let mean_time_to_resolve = (mttr_n > 0).then(|| {
-        let mean = mttr_sum / mttr_n as u128;
-        let secs = u64::try_from(mean / 1_000_000_000).unwrap_or(u64::MAX);
-        Duration::new(secs, (mean % 1_000_000_000) as u32)
-    });
+        let mean_time_to_resolve = (self.mttr_n > 0).then(|| {
+            let mean = self.mttr_sum / self.mttr_n as u128;
+            let secs = u64::try_from(mean / 1_000_000_000).unwrap_or(u64::MAX);
+            Duration::new(secs, (mean % 1_000_000_000) as u32)
+        });
 
-    let figures = Figures {
-        new_in_window,
-        updated_in_window,
-        resolved_in_window,
-        open_by_severity,
-        open_by_age: AGE_BUCKETS
-            .iter()
-            .zip(open_by_age)
-            .map(|(b, n)| ((*b).to_owned(), n))
-            .collect(),
-        top_categories: sort_counts(
-            categories
-                .into_iter()
-                .map(|(k, v)| (k.to_owned(), v))
+        let figures = Figures {
+            new_in_window: self.new_in_window,
+            updated_in_window: self.updated_in_window,
+            resolved_in_window: self.resolved_in_window,
+            open_by_severity,
+            open_by_age: AGE_BUCKETS
+                .iter()
+                .zip(self.open_by_age)
+                .map(|(b, n)| ((*b).to_owned(), n))
                 .collect(),
-            TOP_N,
-        ),
-        top_devices: sort_counts(devices, TOP_N),
-        mean_time_to_resolve,
-        per_day,
-    };
-    Analysis {
-        figures,
-        window_start,
-        tenants: tenants.into_iter().collect(),
-        open_total,
-        mttr_basis: mttr_n,
-        recent_high: high,
-        open_high,
+            top_categories: sort_counts(self.categories, TOP_N),
+            top_devices: sort_counts(self.devices, TOP_N),
+            mean_time_to_resolve,
+            per_day,
+        };
+        Analysis {
+            figures,
+            generated_at: self.now,
+            window: self.window,
+            window_start: self.window_start,
+            alerts: self.alerts,
+            tenants: self.tenants.into_iter().collect(),
+            open_total: self.open_total,
+            mttr_basis: self.mttr_n,
+            // Ascending in `HighAlert`'s order: newest first.
+            recent_high: self.high.into_sorted_vec(),
+            open_high: self.open_high,
+        }
     }
 }

@@ -2,11 +2,11 @@
 //! choice (which rows, which colour, "—" for no value) made here once, so that the HTML and the
 //! Markdown templates only lay it out and cannot disagree on a figure.
 //!
-//! Alert-supplied strings stay raw here (borrowed from the alerts): the templates' escapers
+//! Alert-supplied strings stay raw here (borrowed from the [`Analysis`]): the templates' escapers
 //! make them inert, and the `shown`/`md_cell` filters cut them for display.
 
 use super::chart::{self, Chart};
-use super::figures::{Analysis, MARKDOWN_DAYS, ReportInput, TREND_DAYS};
+use super::figures::{Analysis, MARKDOWN_DAYS, TREND_DAYS};
 use super::format::{human_duration, human_window, num, pct, series_colors, when};
 
 /// The report, ready to lay out.
@@ -139,8 +139,8 @@ const MAX_TENANTS_SHOWN: usize = 12;
 const NEUTRAL: &str = "#8c959f";
 
 impl<'a> View<'a> {
-    /// The view of `input`, analysed as `a`.
-    pub(super) fn new(input: &ReportInput<'a>, a: &'a Analysis<'a>) -> Self {
+    /// The view of the analysis `a`.
+    pub(super) fn new(a: &'a Analysis) -> Self {
         let f = &a.figures;
         let share =
             |title, note, what, rows: &'a [(String, usize)], colors: Option<Vec<&'static str>>| {
@@ -192,13 +192,18 @@ impl<'a> View<'a> {
         };
         let days = &f.per_day[f.per_day.len().saturating_sub(MARKDOWN_DAYS)..];
         View {
-            generated: when(input.generated_at),
-            window: human_window(input.window),
+            generated: when(a.generated_at),
+            window: human_window(a.window),
             window_start: when(a.window_start),
-            tenants: a.tenants.clone(),
-            tenants_shown: a.tenants.iter().take(MAX_TENANTS_SHOWN).copied().collect(),
+            tenants: a.tenants.iter().map(String::as_str).collect(),
+            tenants_shown: a
+                .tenants
+                .iter()
+                .take(MAX_TENANTS_SHOWN)
+                .map(String::as_str)
+                .collect(),
             more_tenants: a.tenants.len().saturating_sub(MAX_TENANTS_SHOWN),
-            alerts: num(input.alerts.len()),
+            alerts: num(a.alerts),
             new_in_window: num(f.new_in_window),
             updated_in_window: num(f.updated_in_window),
             resolved_in_window: num(f.resolved_in_window),

@@ -8,6 +8,7 @@ use super::chart::nice_axis;
 use super::escape::{Html, MAX_SHOWN_CHARS, Md};
 use super::format::{human_duration, human_window, num};
 use super::*;
+use crate::alert;
 
 fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 5, 14, 6, 0, 0).unwrap()
@@ -920,4 +921,217 @@ fn human_formats() {
     assert_eq!(nice_axis(393), (400, 100));
     assert_eq!(nice_axis(1234), (1500, 500));
     assert!(nice_axis(usize::MAX).1 > 0);
+}
+
+/// The rows of the recent High table as (tenant, ID), in the table's order.
+fn recent_high_of(alerts: &[AlertSummary]) -> Vec<(String, String)> {
+    let mut tally = figures::Tally::new(now(), Duration::from_secs(24 * 3600));
+    for a in alerts {
+        tally.add(&a.borrowed());
+    }
+    tally
+        .finish()
+        .recent_high
+        .into_iter()
+        .map(|h| (h.tenant, h.id))
+        .collect()
+}
+
+/// What the table showed when the report sorted every open High alert (before the tally): all
+/// of them by creation time (else last update) newest first, then tenant, then ID; the first
+/// [`RECENT_HIGH`].
+fn recent_high_by_full_sort(alerts: &[AlertSummary]) -> Vec<(String, String)> {
+    let mut high: Vec<&AlertSummary> = alerts
+        .iter()
+        .filter(|a| {
+            alert::vocab::Status::parse(&a.status).is_open()
+                && alert::vocab::Severity::parse(&a.severity).is_high_or_above()
+        })
+        .collect();
+    high.sort_by(|a, b| {
+        let ca = a.created.unwrap_or(a.updated);
+        let cb = b.created.unwrap_or(b.updated);
+        cb.cmp(&ca)
+            .then_with(|| a.tenant.cmp(&b.tenant))
+            .then_with(|| a.id.cmp(&b.id))
+    });
+    high.iter()
+        .take(RECENT_HIGH)
+        .map(|a| (a.tenant.clone(), a.id.clone()))
+        .collect()
+}
+
+#[test]
+fn recent_high_ties_on_creation_time_are_broken_by_tenant_then_id() {
+    // 3 tenants × 10 open High alerts created at the same instant, fed tenant-last and IDs
+    // descending, plus 5 older ones: the 20 newest are all of "a", then all of "b", by ID.
+    let mut alerts = Vec::new();
+    for id in (0..10).rev() {
+        for tenant in ["c", "b", "a"] {
+            let mut x = alert(
+                &format!("x{id}"),
+                "High",
+                "New",
+                Some(hours(3)),
+                hours(1),
+                None,
+                None,
+                None,
+            );
+            x.tenant = tenant.into();
+            alerts.push(x);
+        }
+    }
+    for i in 0..5 {
+        alerts.push(alert(
+            &format!("old{i}"),
+            "High",
+            "InProgress",
+            Some(hours(10 + i)),
+            hours(1),
+            None,
+            None,
+            None,
+        ));
+    }
+    let expected: Vec<(String, String)> = ["a", "b"]
+        .iter()
+        .flat_map(|t| (0..10).map(move |id| ((*t).to_owned(), format!("x{id}"))))
+        .collect();
+    assert_eq!(recent_high_of(&alerts), expected);
+    assert_eq!(recent_high_by_full_sort(&alerts), expected);
+    let r = render(&input(&alerts));
+    assert!(r.html.contains("The 20 newest of 35 open High alerts"));
+    // The Markdown table (with a Tenant column) lists them in that order.
+    let rows: Vec<&str> = r
+        .markdown
+        .lines()
+        .filter(|l| l.contains("| Alert x"))
+        .collect();
+    assert_eq!(rows.len(), RECENT_HIGH);
+    assert!(rows[0].contains("Alert x0") && rows[0].contains("| a |"));
+    assert!(rows[19].contains("Alert x9") && rows[19].contains("| b |"));
+}
+
+#[test]
+fn a_stored_row_is_read_as_its_summary() {
+    let raw = r#"{"id":"da1","title":"Tab\there \"quoted\"","severity":"High","status":"New",
+        "category":"Malware","computerDnsName":"WS1.contoso.com","alertCreationTime":"2026-05-14T04:00:00Z",
+        "lastUpdateTime":"2026-05-14T05:00:00.1234567Z","resolvedTime":null,"extra":[1,{"x":2}]}"#;
+    let mut tally = figures::Tally::new(now(), Duration::from_secs(24 * 3600));
+    add_row(&mut tally, "contoso", raw).unwrap();
+    let from_row = report_of(tally.finish());
+    let summary = AlertSummary {
+        tenant: "contoso".into(),
+        id: "da1".into(),
+        title: "Tab\there \"quoted\"".into(),
+        severity: "High".into(),
+        status: "New".into(),
+        category: Some("Malware".into()),
+        device: Some("WS1.contoso.com".into()),
+        created: Some(hours(2)),
+        updated: hours(1) + TimeDelta::nanoseconds(123_456_700),
+        resolved: None,
+    };
+    assert_eq!(from_row, render(&input(&[summary])));
+    // The escapes were read: the quotes are text, the tab (a control character) is a space.
+    assert!(from_row.markdown.contains("| Tab here \"quoted\" |"));
+}
+
+#[test]
+fn a_row_without_the_fields_counts_with_their_defaults() {
+    let mut tally = figures::Tally::new(now(), Duration::from_secs(24 * 3600));
+    add_row(&mut tally, "t", r#"{"title":7,"severity":null}"#).unwrap();
+    assert!(add_row(&mut tally, "t", "not json").is_err());
+    let a = tally.finish();
+    assert_eq!(a.alerts, 1);
+    // No status reads as "Unknown" (open); no severity as UnSpecified; no time as the earliest.
+    assert_eq!(a.open_total, 1);
+    assert_eq!(a.figures.open_by_severity[4], ("UnSpecified".to_owned(), 1));
+    assert_eq!(a.figures.open_by_age[3].1, 1);
+}
+
+#[test]
+fn text_is_borrowed_unless_it_has_escapes() {
+    let raw = |s: &str| serde_json::value::RawValue::from_string(s.to_owned()).unwrap();
+    let plain = raw(r#""WS1""#);
+    assert!(matches!(text_of(&plain), Some(Cow::Borrowed("WS1"))));
+    let escaped = raw(r#""a\"b\u00e9""#);
+    assert!(matches!(text_of(&escaped), Some(Cow::Owned(s)) if s == "a\"bé"));
+    assert_eq!(text_of(&raw("null")), None);
+    assert_eq!(text_of(&raw("12")), None);
+    assert_eq!(text_of(&raw(r#"{"a":"b"}"#)), None);
+}
+
+mod any_order {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// An alert with few distinct values, so that ties (same time, severity, category…) are
+    /// common; `(tenant, id)` is unique per input, as in a store.
+    fn arb_alert(n: usize) -> impl Strategy<Value = AlertSummary> {
+        let sev = prop::sample::select(vec![
+            "High", "high ", "Medium", "Low", "", "Critical", "Zeta",
+        ]);
+        let status = prop::sample::select(vec!["New", "InProgress", "Resolved", "resolved", "Odd"]);
+        let hour = prop::option::of(prop::sample::select(vec![-5i64, 0, 1, 2, 30, 200, 800]));
+        let name = prop::option::of(prop::sample::select(vec!["WS1", "ws1", " ws2 ", "", "Ws3"]));
+        (
+            sev,
+            status,
+            hour,
+            0i64..900,
+            prop::option::of(0i64..900),
+            name.clone(),
+            name,
+            0..3usize,
+        )
+            .prop_map(
+                move |(sev, status, created, updated, resolved, cat, dev, t)| AlertSummary {
+                    tenant: ["contoso", "fabrikam", "adatum"][t].into(),
+                    id: format!("id{n}"),
+                    title: format!("Alert {n}"),
+                    severity: sev.into(),
+                    status: status.into(),
+                    category: cat.map(Into::into),
+                    device: dev.map(Into::into),
+                    created: created.map(hours),
+                    updated: hours(updated),
+                    resolved: resolved.map(hours),
+                },
+            )
+    }
+
+    fn arb_alerts() -> impl Strategy<Value = Vec<AlertSummary>> {
+        (0..60usize).prop_flat_map(|len| {
+            (0..len)
+                .map(arb_alert)
+                .collect::<Vec<_>>()
+                .prop_map(|mut v| {
+                    // The same ID in two tenants: a tie on ID, (tenant, id) still unique.
+                    if v.len() > 1 {
+                        v[1].id = "id0".into();
+                        if v[1].tenant == v[0].tenant {
+                            v[1].tenant = "other".into();
+                        }
+                    }
+                    v
+                })
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn the_report_does_not_depend_on_the_order_of_the_alerts(
+            (alerts, shuffled) in arb_alerts().prop_flat_map(|v| (Just(v.clone()), Just(v).prop_shuffle()))
+        ) {
+            let a = render(&input(&alerts));
+            let b = render(&input(&shuffled));
+            prop_assert_eq!(&a.figures, &b.figures);
+            prop_assert_eq!(recent_high_of(&alerts), recent_high_of(&shuffled));
+            prop_assert_eq!(recent_high_of(&alerts), recent_high_by_full_sort(&alerts));
+            prop_assert_eq!(a, b);
+        }
+    }
 }

@@ -18,6 +18,7 @@ mod layout;
 mod loss;
 mod poll;
 mod regression;
+mod report;
 mod service;
 mod sim_tenants;
 mod store;

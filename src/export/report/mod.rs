@@ -108,7 +108,8 @@ fn report_of(analysis: Analysis) -> Report {
 ///
 /// Each row is read into a summary that borrows from it and is counted at once ([`Tally`]):
 /// memory does not grow with the number of alerts (a 1,000,000-alert store made the report
-/// that kept every summary peak at 385 MiB).
+/// that kept every summary peak at 385 MiB). The report's "now" is therefore taken before the
+/// first row (the tally needs the window's bounds), i.e. when the store starts to be read.
 pub(crate) fn from_store(
     store: &Store,
     e: &ExportConfig,

@@ -51,7 +51,7 @@ pub fn run(
     let sel = export::selection_for(&store, &e, &app::tenant_names(&config))?;
     if is_stdout(out) {
         if let export::Streamed::Complete(n) =
-            export::write_to(&store, &e, &sel, &mut std::io::stdout().lock())?
+            export::write_to(&store, &e, &sel, &mut std::io::stdout())?
         {
             tracing::info!(rows = n, "Wrote the export to standard output.");
         }

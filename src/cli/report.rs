@@ -41,7 +41,7 @@ pub fn run(config: &Path, window: Duration, out: &std::path::Path) -> Result<Exi
     e.report_window = window;
     let sel = export::selection_for(&store, &e, &app::tenant_names(&config))?;
     let Some(file) = file else {
-        export::write_to(&store, &e, &sel, &mut std::io::stdout().lock())?;
+        export::write_to(&store, &e, &sel, &mut std::io::stdout())?;
         return Ok(ExitCode::SUCCESS);
     };
     clean_temps_beside(&file);

@@ -125,7 +125,7 @@ pub fn write_atomic<T>(
 /// Runs `write` through a buffer and a SHA-256, returning its result and the digest.
 pub(crate) fn buffered_hashed<T>(
     file: &mut File,
-    write: impl FnOnce(&mut dyn Write) -> io::Result<T>,
+    write: impl FnOnce(&mut (dyn Write + Send)) -> io::Result<T>,
 ) -> io::Result<(T, String)> {
     let mut buf = BufWriter::with_capacity(1 << 20, file);
     let mut h = Hashing {
@@ -157,7 +157,7 @@ pub(crate) fn hash_back(file: &mut File) -> io::Result<String> {
 
 /// A writer that hashes what passes through it.
 struct Hashing<'a> {
-    inner: &'a mut dyn Write,
+    inner: &'a mut (dyn Write + Send),
     hash: Sha256,
 }
 

@@ -25,7 +25,7 @@ pub(crate) fn write_csv(
     store: &Store,
     e: &ExportConfig,
     sel: &Selection,
-    w: &mut dyn Write,
+    w: &mut (dyn Write + Send),
     sheet: Sheet,
 ) -> io::Result<u64> {
     if e.bom {

@@ -32,7 +32,7 @@ pub(crate) fn write_json(
     store: &Store,
     sel: &Selection,
     shape: ExportShape,
-    w: &mut dyn Write,
+    w: &mut (dyn Write + Send),
 ) -> io::Result<u64> {
     w.write_all(b"[")?;
     let mut first = true;
@@ -51,7 +51,7 @@ pub(crate) fn write_ndjson(
     store: &Store,
     sel: &Selection,
     shape: ExportShape,
-    w: &mut dyn Write,
+    w: &mut (dyn Write + Send),
 ) -> io::Result<u64> {
     rows::for_each(store, sel, want(shape), |r| {
         w.write_all(one_line(text(r, shape)).as_bytes())?;

@@ -285,7 +285,7 @@ fn write_stream(
     store: &Store,
     e: &ExportConfig,
     sel: &Selection,
-    w: &mut dyn Write,
+    w: &mut (dyn Write + Send),
 ) -> io::Result<u64> {
     match e.format {
         ExportFormat::Json => json::write_json(store, sel, e.shape, w),
@@ -310,7 +310,7 @@ pub fn write_to(
     store: &Store,
     e: &ExportConfig,
     sel: &Selection,
-    w: &mut dyn Write,
+    w: &mut (dyn Write + Send),
 ) -> Result<Streamed, ExportError> {
     let stdout = Path::new("(standard output)");
     let result = (|| -> io::Result<u64> {

@@ -61,23 +61,24 @@ pub(crate) fn string_value(v: &str) -> Option<Cow<'_, str>> {
 /// Writes the canonical JSON of `text`, which must be one object, to `out` (cleared first), and
 /// returns its top-level members; `None` when the text is left to serde_json (module docs).
 pub(crate) fn canonicalise<'a>(text: &'a str, out: &mut Vec<u8>) -> Option<Top<'a>> {
-    thread_local! {
-        /// The scratch buffers, kept from one alert to the next.
-        static BUFS: std::cell::Cell<Vec<Vec<u8>>> = const { std::cell::Cell::new(Vec::new()) };
-    }
     out.clear();
     let mut p = Parser {
         s: text,
         b: text.as_bytes(),
         i: 0,
         depth: 0,
-        bufs: BUFS.take(),
-        members: Vec::new(),
+        bufs: Vec::new(),
         top: Vec::new(),
     };
-    let done = p.top_level(out);
-    BUFS.set(std::mem::take(&mut p.bufs));
-    done?;
+    p.ws();
+    if p.peek()? != b'{' {
+        return None;
+    }
+    p.object(out)?;
+    p.ws();
+    if p.i != p.b.len() {
+        return None;
+    }
     Some(Top { members: p.top })
 }
 
@@ -96,23 +97,11 @@ struct Parser<'a> {
     depth: usize,
     /// Scratch buffers, one per nesting level, reused by sibling objects.
     bufs: Vec<Vec<u8>>,
-    /// Member lists, one per nesting level, reused likewise.
-    members: Vec<Vec<Member<'a>>>,
     /// The top-level members once read.
     top: Vec<(Cow<'a, str>, &'a str)>,
 }
 
 impl<'a> Parser<'a> {
-    fn top_level(&mut self, out: &mut Vec<u8>) -> Option<()> {
-        self.ws();
-        if self.peek()? != b'{' {
-            return None;
-        }
-        self.object(out)?;
-        self.ws();
-        (self.i == self.b.len()).then_some(())
-    }
-
     fn peek(&self) -> Option<u8> {
         self.b.get(self.i).copied()
     }
@@ -269,13 +258,9 @@ impl<'a> Parser<'a> {
         if self.bufs.len() < level {
             self.bufs.resize_with(level, Vec::new);
         }
-        if self.members.len() < level {
-            self.members.resize_with(level, Vec::new);
-        }
         let mut scratch = std::mem::take(&mut self.bufs[level - 1]);
         scratch.clear();
-        let mut members = std::mem::take(&mut self.members[level - 1]);
-        members.clear();
+        let mut members: Vec<Member<'a>> = Vec::new();
         loop {
             if self.peek()? != b'"' {
                 return None;
@@ -323,7 +308,7 @@ impl<'a> Parser<'a> {
         }
         out.push(b'}');
         if level == 1 {
-            self.top = members.drain(..).rev().fold(
+            self.top = members.into_iter().rev().fold(
                 Vec::<(Cow<'a, str>, &'a str)>::new(),
                 |mut kept, m| {
                     // Reversed: the first of equal keys met is the last in the input.
@@ -336,7 +321,6 @@ impl<'a> Parser<'a> {
             self.top.reverse();
         }
         self.bufs[level - 1] = scratch;
-        self.members[level - 1] = members;
         self.depth -= 1;
         Some(())
     }

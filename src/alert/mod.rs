@@ -5,12 +5,15 @@
 //! sorted, no insignificant whitespace) so that the same alert saved pretty-printed in a file and
 //! received compact from the API is recognised as the same version.
 
+pub(crate) mod canonical;
 pub mod columns;
 pub mod filter;
 pub mod graph;
 pub mod json;
 pub mod time;
 pub mod vocab;
+
+use std::borrow::Cow;
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -52,6 +55,30 @@ pub struct Indexed {
     /// Graph's `serviceSource` (the Defender product); `None` for the MDE API's alerts, which are
     /// all endpoint alerts.
     pub service: Option<String>,
+}
+
+impl Indexed {
+    /// The indexed columns of an alert of `shape` whose string fields `text` reads.
+    fn of(shape: Shape, text: impl Fn(&str) -> Option<String>, created: Option<ApiTime>) -> Self {
+        match shape {
+            Shape::Mde => Indexed {
+                status: text("status"),
+                severity: text("severity"),
+                category: text("category"),
+                created,
+                service: None,
+            },
+            // One mapping for the index and the exports (`graph::to_mde_shape`), so that a
+            // value Graph knows and we do not (`critical`) is spelled alike in both.
+            Shape::Graph => Indexed {
+                status: text("status").and_then(|s| graph::mde_status(&s)),
+                severity: text("severity").and_then(|s| graph::mde_severity(&s)),
+                category: text("category"),
+                created,
+                service: text("serviceSource"),
+            },
+        }
+    }
 }
 
 /// The JSON shape of an alert: which API it came from.
@@ -125,8 +152,52 @@ impl Alert {
     pub fn parse(raw: &str) -> Result<Alert, Invalid> {
         // A number beyond a double (`1e400`) is read as its text: the alert is kept verbatim
         // anyway, and only the content hash sees that field as text.
+        if let Some(a) = Self::parse_canonical(raw) {
+            return Ok(a);
+        }
         let value: serde_json::Value = json::parse_value(raw).map_err(|_| Invalid::NotAnObject)?;
         Self::from_value(raw, &value)
+    }
+
+    /// The fast path of [`Alert::parse`]: the canonical JSON written in one pass over the text
+    /// (`canonical`), without a `serde_json::Value`. `Some` only for a valid alert in JSON that
+    /// path reads; `None` leaves the text to [`Alert::from_value`] on serde_json's `Value`, which
+    /// decides everything else (errors included), so both give the same alert or the same error.
+    pub fn parse_canonical(raw: &str) -> Option<Alert> {
+        thread_local! {
+            static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        BUF.with_borrow_mut(|buf| {
+            let top = canonical::canonicalise(raw, buf)?;
+            let id = match top.get("id")? {
+                v if v.starts_with('"') => canonical::string_value(v)?.into_owned(),
+                v => {
+                    let n: serde_json::Number = serde_json::from_str(v).ok()?;
+                    (n.is_i64() || n.is_u64()).then(|| n.to_string())?
+                }
+            };
+            if id.is_empty() {
+                return None;
+            }
+            let shape = if top.contains("lastUpdateDateTime") && !top.contains("lastUpdateTime") {
+                Shape::Graph
+            } else {
+                Shape::Mde
+            };
+            let last_update = ApiTime::parse_lenient(&top.str(shape.last_update_key())?).ok()?;
+            let created = top
+                .str(shape.created_key())
+                .and_then(|s| ApiTime::parse_lenient(&s).ok());
+            let fields = Indexed::of(shape, |k| top.str(k).map(Cow::into_owned), created);
+            Some(Alert {
+                id,
+                shape,
+                last_update,
+                raw: raw.into(),
+                hash: *blake3::hash(buf).as_bytes(),
+                fields,
+            })
+        })
     }
 
     /// Builds the alert from its text and that text already parsed (the import parses once).
@@ -174,24 +245,7 @@ impl Alert {
             .get(shape.created_key())
             .and_then(|v| v.as_str())
             .and_then(|s| ApiTime::parse_lenient(s).ok());
-        let fields = match shape {
-            Shape::Mde => Indexed {
-                status: text("status"),
-                severity: text("severity"),
-                category: text("category"),
-                created,
-                service: None,
-            },
-            // One mapping for the index and the exports (`graph::to_mde_shape`), so that a
-            // value Graph knows and we do not (`critical`) is spelled alike in both.
-            Shape::Graph => Indexed {
-                status: text("status").and_then(|s| graph::mde_status(&s)),
-                severity: text("severity").and_then(|s| graph::mde_severity(&s)),
-                category: text("category"),
-                created,
-                service: text("serviceSource"),
-            },
-        };
+        let fields = Indexed::of(shape, text, created);
         let hash = canonical_hash(value);
         Ok(Alert {
             id,
@@ -258,6 +312,44 @@ mod tests {
         let u = Alert::parse(r#"{"id":"da2","lastUpdateDateTime":"2026-01-01T00:00:00Z","severity":"unknown","status":"unknownFutureValue"}"#).unwrap();
         assert_eq!(u.fields.severity.as_deref(), Some("UnSpecified"));
         assert_eq!(u.fields.status.as_deref(), Some("UnknownFutureValue"));
+    }
+
+    /// The one-pass path gives the alert (hash, fields, shape) that serde_json's `Value` gives,
+    /// and leaves every error to it.
+    #[test]
+    fn the_one_pass_alert_is_the_value_alert() {
+        let cases = [
+            r#"{"id":"da1","lastUpdateDateTime":"2026-01-01T00:00:00Z","createdDateTime":"2026-01-01T00:00:00Z","status":"inProgress","severity":"critical","serviceSource":"x","evidence":[{"b":1,"a":-0}]}"#,
+            r#"{"id":"a\u0031","lastUpdateTime":"2024-01-01T00:00:00Z","lastUpdateDateTime":"x","status":"New","status":"Resolved","severity":null,"category":"\ud83d\ude00"}"#,
+            r#"{"id":12345,"lastUpdateTime":"2024-01-01T00:00:00.1234567Z","alertCreationTime":"bad","x":1E+2}"#,
+            r#"{"id":"x","lastUpdateTime":"2024-01-01T00:00:00Z","n":18446744073709551616,"m":-9223372036854775809}"#,
+        ];
+        for text in cases {
+            let fast = Alert::parse_canonical(text).expect("the fast path reads it");
+            let v = json::parse_value(text).unwrap();
+            let slow = Alert::from_value(text, &v).unwrap();
+            assert_eq!(fast.hash, slow.hash, "{text}");
+            assert_eq!(fast.hash, canonical_hash(&v));
+            assert_eq!(
+                (&fast.id, fast.shape, fast.last_update, &fast.fields),
+                (&slow.id, slow.shape, slow.last_update, &slow.fields),
+                "{text}"
+            );
+        }
+        for text in [
+            r#"{"id":"","lastUpdateTime":"2024-01-01T00:00:00Z"}"#,
+            r#"{"id":1.5,"lastUpdateTime":"2024-01-01T00:00:00Z"}"#,
+            r#"{"id":"x","lastUpdateTime":"yesterday"}"#,
+            r#"{"id":"x","lastUpdateTime":1}"#,
+            r#"{"lastUpdateTime":"2024-01-01T00:00:00Z"}"#,
+            r#"{"id":"x","lastUpdateTime":"2024-01-01T00:00:00Z","n":1e400}"#,
+        ] {
+            assert!(Alert::parse_canonical(text).is_none(), "{text}");
+        }
+        // The huge number is hashed as its text, as before.
+        let huge = r#"{"id":"x","lastUpdateTime":"2024-01-01T00:00:00Z","n":1e400}"#;
+        let a = Alert::parse(huge).unwrap();
+        assert_eq!(a.hash, canonical_hash(&json::parse_value(huge).unwrap()));
     }
 
     #[test]

@@ -335,6 +335,10 @@ fn parse_element(el: &mut Element<'_>) -> Result<Item, ScanError> {
             "not valid UTF-8 (save the file as UTF-8 or UTF-16)".into(),
         )
     })?;
+    // Most alerts take the one-pass path; anything it leaves (errors included) is read as before.
+    if let Some(alert) = Alert::parse_canonical(text) {
+        return Ok((el.index, Ok(alert)));
+    }
     let value = parse_value(text).map_err(|e| {
         let i = byte_index(bytes, e.line(), e.column());
         el.error(i, serde_message(&e))

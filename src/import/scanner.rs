@@ -86,7 +86,10 @@ pub(super) type OnElement<'a> = dyn FnMut(Element<'_>) -> Result<(), ScanError> 
 /// captured (the mark), or from the current position.
 pub(super) struct Scanner<R> {
     pub(super) r: R,
+    /// The bytes read, `buf[..end]`; the rest is room for the next read, kept from one read to
+    /// the next so that it is not zero-filled again for each chunk.
     pub(super) buf: Vec<u8>,
+    pub(super) end: usize,
     pub(super) pos: usize,
     /// Absolute offset of `buf[0]`.
     pub(super) base: u64,
@@ -106,7 +109,8 @@ impl<R: Read> Scanner<R> {
     pub(super) fn new(r: R, chunk: usize) -> Self {
         Scanner {
             r,
-            buf: Vec::with_capacity(chunk),
+            buf: Vec::new(),
+            end: 0,
             pos: 0,
             base: 0,
             mark: None,
@@ -124,7 +128,7 @@ impl<R: Read> Scanner<R> {
 
     fn position(&mut self, offset: u64) -> Position {
         Locator {
-            buf: &self.buf,
+            buf: &self.buf[..self.end],
             base: self.base,
             at: &mut self.at,
         }
@@ -154,7 +158,7 @@ impl<R: Read> Scanner<R> {
 
     /// Makes sure `buf[pos]` exists; false at end of input.
     fn fill(&mut self) -> Result<bool, ScanError> {
-        if self.pos < self.buf.len() {
+        if self.pos < self.end {
             return Ok(true);
         }
         if self.eof {
@@ -163,28 +167,25 @@ impl<R: Read> Scanner<R> {
         let keep = self.mark.unwrap_or(self.pos);
         // Count the lines of what is dropped, so that later positions are still right.
         self.position(self.base + keep as u64);
-        self.buf.drain(..keep);
+        // Only the kept part moves (an element's start, at most one element).
+        self.buf.copy_within(keep..self.end, 0);
+        self.end -= keep;
         self.base += keep as u64;
         self.pos -= keep;
         if let Some(m) = self.mark.as_mut() {
             *m -= keep;
         }
-        let old = self.buf.len();
-        self.buf.resize(old + self.chunk, 0);
+        let old = self.end;
+        if self.buf.len() < old + self.chunk {
+            self.buf.resize(old + self.chunk, 0);
+        }
         let n = loop {
-            match self.r.read(&mut self.buf[old..]) {
+            match self.r.read(&mut self.buf[old..old + self.chunk]) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                other => break other,
+                other => break other?,
             }
         };
-        let n = match n {
-            Ok(n) => n,
-            Err(e) => {
-                self.buf.truncate(old);
-                return Err(e.into());
-            }
-        };
-        self.buf.truncate(old + n);
+        self.end = old + n;
         if n == 0 {
             self.eof = true;
             return Ok(false);
@@ -240,8 +241,8 @@ impl<R: Read> Scanner<R> {
                     detail: "a string that never ends (the file is cut short?)".into(),
                 });
             }
-            match memchr::memchr2(b'"', b'\\', &self.buf[self.pos..]) {
-                None => self.pos = self.buf.len(),
+            match memchr::memchr2(b'"', b'\\', &self.buf[self.pos..self.end]) {
+                None => self.pos = self.end,
                 Some(i) => {
                     self.pos += i;
                     if self.buf[self.pos] == b'"' {
@@ -294,25 +295,32 @@ impl<R: Read> Scanner<R> {
             Some(b'{' | b'[') => {
                 let mut depth = 0usize;
                 loop {
-                    let Some(b) = self.peek()? else {
+                    if !self.fill()? {
                         return self.syntax("the file ends inside an object or array (cut short?)");
-                    };
-                    match b {
-                        b'"' => {
-                            self.skip_string()?;
-                            continue;
-                        }
-                        b'{' | b'[' => depth += 1,
-                        b'}' | b']' => {
-                            depth -= 1;
-                            if depth == 0 {
-                                self.pos += 1;
-                                return Ok(());
-                            }
-                        }
-                        _ => {}
                     }
-                    self.pos += 1;
+                    // The buffered bytes are walked in a plain loop, not a call per byte; a
+                    // string is left to `skip_string`, which jumps to its end with memchr.
+                    let mut i = self.pos;
+                    let bytes = &self.buf[..self.end];
+                    while i < bytes.len() {
+                        match bytes[i] {
+                            b'"' => break,
+                            b'{' | b'[' => depth += 1,
+                            b'}' | b']' => {
+                                depth -= 1;
+                                if depth == 0 {
+                                    self.pos = i + 1;
+                                    return Ok(());
+                                }
+                            }
+                            _ => {}
+                        }
+                        i += 1;
+                    }
+                    self.pos = i;
+                    if i < self.end {
+                        self.skip_string()?;
+                    }
                 }
             }
             Some(b'}' | b']' | b',' | b':') => self.syntax("expected a value"),
@@ -336,7 +344,7 @@ impl<R: Read> Scanner<R> {
             index: self.elements,
             bytes: &self.buf[m..self.pos],
             loc: Locator {
-                buf: &self.buf,
+                buf: &self.buf[..self.end],
                 base: self.base,
                 at: &mut self.at,
             },

@@ -993,6 +993,37 @@ mod tests {
         migrations().validate().unwrap();
     }
 
+    /// The writer replaces a changed alert's row by a DELETE and an INSERT that names every
+    /// column (`writer::upsert_inner`): a column added to `alerts` by a migration would be reset
+    /// on every update unless that INSERT carries it. This list fails first, pointing there.
+    #[test]
+    fn the_writers_insert_names_every_column_of_alerts() {
+        let (_d, s) = open();
+        let mut stmt = s.conn.prepare("SELECT name FROM pragma_table_info('alerts')").unwrap();
+        let columns: Vec<String> = stmt
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            columns,
+            [
+                "tenant",
+                "id",
+                "rev",
+                "last_update_time",
+                "content_hash",
+                "status",
+                "severity",
+                "category",
+                "created",
+                "first_stored_at",
+                "updated_at"
+            ],
+            "a new column of `alerts` must be carried by the INSERT in store::writer::upsert_inner"
+        );
+    }
+
     #[test]
     fn dedup_rule() {
         let (_d, mut s) = open();

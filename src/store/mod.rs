@@ -999,7 +999,10 @@ mod tests {
     #[test]
     fn the_writers_insert_names_every_column_of_alerts() {
         let (_d, s) = open();
-        let mut stmt = s.conn.prepare("SELECT name FROM pragma_table_info('alerts')").unwrap();
+        let mut stmt = s
+            .conn
+            .prepare("SELECT name FROM pragma_table_info('alerts')")
+            .unwrap();
         let columns: Vec<String> = stmt
             .query_map([], |r| r.get(0))
             .unwrap()

@@ -32,7 +32,7 @@ use crate::alert::time::ApiTime;
 
 /// Whether an alert object is Graph-shaped: it has `lastUpdateDateTime` and no `lastUpdateTime`.
 pub fn is_graph(obj: &Map<String, Value>) -> bool {
-    obj.contains_key("lastUpdateDateTime") && !obj.contains_key("lastUpdateTime")
+    super::Shape::of(obj) == super::Shape::Graph
 }
 
 /// A Graph `alerts_v2` alert rewritten in the MDE API's JSON shape (module docs). Anything that is

@@ -102,7 +102,13 @@ impl Shape {
     /// The shape of a JSON object: Graph's when it has `lastUpdateDateTime` and no
     /// `lastUpdateTime`.
     pub fn of(obj: &serde_json::Map<String, serde_json::Value>) -> Shape {
-        if graph::is_graph(obj) {
+        Shape::of_keys(|k| obj.contains_key(k))
+    }
+
+    /// [`Shape::of`] from whatever holds the object's keys (a `Map`, or the members the
+    /// one-pass reader found in the text): the one place the rule is written.
+    fn of_keys(has: impl Fn(&str) -> bool) -> Shape {
+        if has("lastUpdateDateTime") && !has("lastUpdateTime") {
             Shape::Graph
         } else {
             Shape::Mde
@@ -179,11 +185,7 @@ impl Alert {
             if id.is_empty() {
                 return None;
             }
-            let shape = if top.contains("lastUpdateDateTime") && !top.contains("lastUpdateTime") {
-                Shape::Graph
-            } else {
-                Shape::Mde
-            };
+            let shape = Shape::of_keys(|k| top.contains(k));
             let last_update = ApiTime::parse_lenient(&top.str(shape.last_update_key())?).ok()?;
             let created = top
                 .str(shape.created_key())

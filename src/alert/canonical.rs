@@ -289,36 +289,32 @@ impl<'a> Parser<'a> {
                 _ => return None,
             }
         }
-        // Stable: members with the same key stay in input order, and the last one is kept, as
-        // serde_json's map insert does.
+        // Stable: members with the same key stay in input order. Of those the last one is kept,
+        // as serde_json's map insert does: `dedup_by` keeps the earlier of two equal neighbours,
+        // so the later one's value is swapped into it first.
         members.sort_by(|a, b| a.key.cmp(&b.key));
-        out.push(b'{');
-        let mut first = true;
-        for (n, m) in members.iter().enumerate() {
-            if members.get(n + 1).is_some_and(|next| next.key == m.key) {
-                continue;
+        members.dedup_by(|later, kept| {
+            let same = later.key == kept.key;
+            if same {
+                std::mem::swap(later, kept);
             }
-            if !first {
+            same
+        });
+        out.push(b'{');
+        for (n, m) in members.iter().enumerate() {
+            if n > 0 {
                 out.push(b',');
             }
-            first = false;
             Self::write_string(out, &m.key);
             out.push(b':');
             out.extend_from_slice(&scratch[m.canon.0..m.canon.1]);
         }
         out.push(b'}');
         if level == 1 {
-            self.top = members.into_iter().rev().fold(
-                Vec::<(Cow<'a, str>, &'a str)>::new(),
-                |mut kept, m| {
-                    // Reversed: the first of equal keys met is the last in the input.
-                    if kept.last().is_none_or(|(k, _)| *k != m.key) {
-                        kept.push((m.key, &self.s[m.text.0..m.text.1]));
-                    }
-                    kept
-                },
-            );
-            self.top.reverse();
+            self.top = members
+                .into_iter()
+                .map(|m| (m.key, &self.s[m.text.0..m.text.1]))
+                .collect();
         }
         self.bufs[level - 1] = scratch;
         self.depth -= 1;

@@ -165,13 +165,7 @@ fn add_row(tally: &mut Tally, tenant: &str, raw: &str) -> Result<(), serde_json:
 /// A JSON string value's text: borrowed from the row when it has no escapes (nearly always),
 /// unescaped into a `String` otherwise; `None` for `null` or a value that is not a string.
 fn text_of(v: &RawValue) -> Option<Cow<'_, str>> {
-    match serde_json::from_str::<Option<&str>>(v.get()) {
-        Ok(s) => s.map(Cow::Borrowed),
-        Err(_) => serde_json::from_str::<Option<String>>(v.get())
-            .ok()
-            .flatten()
-            .map(Cow::Owned),
-    }
+    crate::alert::canonical::string_value(v.get())
 }
 
 #[cfg(test)]

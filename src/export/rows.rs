@@ -106,23 +106,24 @@ pub(crate) fn for_each(
             }
             Ok(n)
         });
+        // A send fails only when the consumer stopped, on an error it returns below.
+        let send = |b: Batch| {
+            full_tx
+                .send(b)
+                .map_err(|_| io::Error::other(CONSUMER_STOPPED))
+        };
         let mut batch = Batch::default();
         let read = store.for_each_row(read, |r| {
             batch.push(r);
             if batch.len == BATCH {
                 let next = empty_rx.recv().unwrap_or_default();
-                // A send fails only when the consumer stopped, on an error it returns below.
-                full_tx
-                    .send(std::mem::replace(&mut batch, next))
-                    .map_err(|_| io::Error::other(CONSUMER_STOPPED))?;
+                send(std::mem::replace(&mut batch, next))?;
             }
             Ok(())
         });
         let read = read.and_then(|_| {
             if batch.len > 0 {
-                full_tx
-                    .send(batch)
-                    .map_err(|_| ForEachError::Io(io::Error::other(CONSUMER_STOPPED)))?;
+                send(batch).map_err(ForEachError::Io)?;
             }
             Ok(())
         });

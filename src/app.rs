@@ -5,12 +5,12 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use crate::auth::{AuthError, TokenProvider};
+use crate::auth::AuthError;
 use crate::config::SourceKind;
 use crate::config::{Config, ConfigError};
 use crate::env::{Environment, TenantEnv};
 use crate::export::{ExportError, Trigger, Written, run_export_as};
-use crate::poll::{PollError, PollReport, poll_tenant};
+use crate::poll::{PollError, PollReport};
 use crate::store::{Store, StoreError, WriterLock};
 
 /// Why a command failed.
@@ -49,16 +49,6 @@ impl From<AuthError> for AppError {
     }
 }
 
-/// A tenant's token provider; a missing secret or a bad certificate is a configuration error
-/// (exit 78) naming the config file.
-pub fn token_provider(
-    http: &reqwest::Client,
-    tenant: &crate::config::TenantConfig,
-    config: &Config,
-) -> Result<Arc<TokenProvider>, AppError> {
-    Ok(crate::env::tokens(http, tenant, config)?)
-}
-
 /// The outcome of `poll` for every tenant.
 #[derive(Debug, Default)]
 pub struct PollSummary {
@@ -68,6 +58,9 @@ pub struct PollSummary {
     pub failed: Vec<(String, PollError)>,
     /// Files written after the poll.
     pub exported: Vec<Written>,
+    /// Which API each tenant read, and why (in config order; a tenant whose poll never started
+    /// has none).
+    pub apis: Vec<(String, crate::source::route::Decision)>,
     /// The poll was stopped by SIGINT or SIGTERM: which signal, and the runs it cut short (as
     /// recorded, `interrupted`, with what each had stored; none if no poll had started).
     pub interrupted: Option<(Signal, Vec<crate::store::RunRow>)>,
@@ -150,9 +143,9 @@ pub async fn poll(
     };
     // Secrets first: a missing one is a configuration error, reported before anything runs.
     let env = Environment::new(config)?;
-    let mut providers = Vec::new();
+    let mut built = Vec::new();
     for t in &tenants {
-        providers.push(env.tokens(t, config)?);
+        built.push(env.tenant(t, Vec::new())?);
     }
     // An export directory that cannot be written is a configuration error, found before any API
     // call is spent.
@@ -171,32 +164,31 @@ pub async fn poll(
     // Tenants are polled `concurrency` at a time, each in its own task under its own budget and
     // token; one tenant's failure (or panic) is its own. Results are reported in config order.
     let mut token_expiry: Vec<Option<i64>> = vec![None; tenants.len()];
+    let mut decisions: Vec<Option<crate::source::route::Decision>> = vec![None; tenants.len()];
     let mut results: Vec<Option<Result<PollReport, PollError>>> =
         (0..tenants.len()).map(|_| None).collect();
-    let mut queue = tenants.iter().zip(providers).enumerate();
+    let mut queue = tenants.iter().zip(built).enumerate();
     let mut running = tokio::task::JoinSet::new();
     let mut in_flight: HashMap<tokio::task::Id, (usize, String)> = HashMap::new();
     loop {
         while running.len() < config.poll.concurrency.max(1) {
-            let Some((i, (t, tokens))) = queue.next() else {
+            let Some((i, (t, tenant))) = queue.next() else {
                 break;
             };
+            // The calls the store recorded in the last hour, so that the budget outlives the
+            // process: read only now, when the tenant's poll starts.
             let history = {
                 let s = store.lock().unwrap_or_else(|p| p.into_inner());
                 s.recent_calls(&t.name)?
             };
-            let tenant = TenantEnv {
-                cfg: (*t).clone(),
-                tokens,
-                budget: env.budget(t.source, history),
-            };
-            let settings = env.poll_settings(t.source);
-            let source = env.source(&tenant, deadline);
+            for lane in [&tenant.mde, &tenant.graph].into_iter().flatten() {
+                lane.budget.remember(&history);
+            }
             let store = store.clone();
-            let name = t.name.clone();
+            let (http, poll_cfg) = (env.http().clone(), env.poll_config().clone());
             let handle = running.spawn(async move {
-                let r = poll_tenant(&source, &store, &name, settings).await;
-                (r, source.tokens().current_expiry())
+                let r = crate::tenant_poll::poll(&http, &poll_cfg, &tenant, &store, deadline).await;
+                (r, (tenant.token_expiry(), tenant.route.decision()))
             });
             in_flight.insert(handle.id(), (i, t.name.clone()));
         }
@@ -239,8 +231,9 @@ pub async fn poll(
             continue;
         };
         let result = match outcome {
-            Ok((r, expiry)) => {
+            Ok((r, (expiry, decision))) => {
                 token_expiry[i] = expiry;
+                decisions[i] = decision;
                 r
             }
             Err(join) => {
@@ -262,6 +255,11 @@ pub async fn poll(
         }
         results[i] = Some(result);
     }
+    summary.apis = tenants
+        .iter()
+        .zip(decisions)
+        .filter_map(|(t, d)| d.map(|d| (t.name.clone(), d)))
+        .collect();
     for (t, result) in tenants.iter().zip(results) {
         match result {
             Some(Ok(r)) => summary.ok.push(r),
@@ -378,8 +376,12 @@ pub struct AuthReport {
     pub permission_ok: bool,
     /// The certificate's subject and expiry, for a certificate grant.
     pub certificate: Option<(String, chrono::DateTime<chrono::Utc>)>,
-    /// Which API the tenant reads.
+    /// Which API was checked: the one the tenant reads.
     pub source: crate::config::SourceKind,
+    /// What the config says (`auto`, `mde`, `graph`).
+    pub choice: crate::config::SourceChoice,
+    /// Why the tenant reads `source` (for `auto`: what its Graph token allows, or Graph's refusal).
+    pub why: crate::source::route::Why,
     /// The audience the token must have (Defender's resource, or this cloud's Graph root).
     pub audience: String,
     /// The probe's request, for the report (`GET /api/alerts?$top=1`).
@@ -435,23 +437,20 @@ pub async fn auth_check_within(
     let secs = limit.as_secs();
     let mut out = Vec::new();
     for t in tenants {
-        let tenant = TenantEnv {
-            cfg: t.clone(),
-            tokens: env.tokens(t, config)?,
-            // One call: a fresh budget of the configured quotas is enough.
-            budget: env.budget(t.source, Vec::new()),
-        };
+        // One call: a fresh budget of the configured quotas is enough.
+        let tenant = env.tenant(t, Vec::new())?;
         let checked = tokio::time::timeout_at(
             deadline,
-            check_tenant(&env, tenant, show_token, deadline, limit),
+            check_routed(&env, &tenant, show_token, deadline, limit),
         )
         .await
         .unwrap_or_else(|_| {
+            let api = tenant.route.current();
             Err(format!(
                 "no answer within auth check's {secs} s limit (Entra ID at {} or the API at {} is slow or not answering). Fix: check login_url, {} and the network (DNS, firewall, [http] proxy or HTTPS_PROXY), then try again",
                 t.login_url,
-                t.endpoint(),
-                match t.source {
+                t.endpoint(api),
+                match api {
                     SourceKind::Mde => "api_url",
                     SourceKind::Graph => "graph_url",
                 }
@@ -462,23 +461,55 @@ pub async fn auth_check_within(
     Ok(out)
 }
 
-/// `auth check` for one tenant.
-async fn check_tenant(
+/// `auth check` for one tenant, on the API it would read: for `auto`, as a poll decides, and the
+/// MDE API too when Graph refuses the tenant.
+async fn check_routed(
     env: &Environment,
-    tenant: TenantEnv,
+    tenant: &TenantEnv,
     show_token: bool,
     deadline: tokio::time::Instant,
     limit: std::time::Duration,
 ) -> Result<AuthReport, String> {
-    let (t, tokens) = (&tenant.cfg, &tenant.tokens);
+    let graph = tenant.graph.as_ref().map(|l| &*l.tokens);
+    let decision = tenant.route.decide(graph).await;
+    let (report, refusal) =
+        check_tenant(env, tenant, decision, show_token, deadline, limit).await?;
+    match refusal {
+        Some(e) => match tenant.route.refused(report.source, &e, graph).await {
+            Some(next) if next.api != report.source => {
+                check_tenant(env, tenant, next, show_token, deadline, limit)
+                    .await
+                    .map(|(r, _)| r)
+            }
+            _ => Ok(report),
+        },
+        None => Ok(report),
+    }
+}
+
+/// `auth check` for one tenant.
+async fn check_tenant(
+    env: &Environment,
+    tenant: &TenantEnv,
+    decision: crate::source::route::Decision,
+    show_token: bool,
+    deadline: tokio::time::Instant,
+    limit: std::time::Duration,
+) -> Result<(AuthReport, Option<crate::source::SourceError>), String> {
+    let api = decision.api;
+    let t = &tenant.cfg;
+    let Some(lane) = tenant.lane(api) else {
+        return Err(format!("the tenant does not read {}", api.title()));
+    };
+    let tokens = &lane.tokens;
     let token = tokens.token().await.map_err(|e| e.to_string())?;
     let claims = token.claims();
     let claims_readable = claims.is_object();
     let aud = claims["aud"].as_str().unwrap_or("").trim_end_matches('/');
-    let audience = t.audience();
+    let audience = t.resource_for(api);
     let audience_ok = aud == audience.trim_end_matches('/')
         || aud
-            == match t.source {
+            == match api {
                 SourceKind::Mde => WINDOWS_DEFENDER_ATP_APP_ID,
                 SourceKind::Graph => MICROSOFT_GRAPH_APP_ID,
             };
@@ -493,7 +524,7 @@ async fn check_tenant(
     if let Some(scp) = claims["scp"].as_str() {
         permissions.extend(scp.split(' ').filter(|x| !x.is_empty()).map(str::to_owned));
     }
-    let permission_ok = permissions.iter().any(|p| match t.source {
+    let permission_ok = permissions.iter().any(|p| match api {
         SourceKind::Mde => matches!(
             p.as_str(),
             "Alert.Read.All" | "Alert.ReadWrite.All" | "Alert.Read" | "Alert.ReadWrite"
@@ -504,50 +535,65 @@ async fn check_tenant(
             "SecurityAlert.Read.All" | "SecurityAlert.ReadWrite.All"
         ),
     });
-    let source = env.source(&tenant, Some(deadline));
+    let Some(source) = env.source(tenant, api, Some(deadline)) else {
+        return Err(format!("the tenant does not read {}", api.title()));
+    };
     let probe = crate::source::AlertSource::fetch(
-            &source,
-            &crate::source::PageRequest {
-                bound: crate::source::Bound::AtOrAfter(
-                    crate::alert::time::ApiTime::now().minus(std::time::Duration::from_secs(60)),
-                ),
-                before: None,
-                created: None,
-                ordered: false,
-                top: 1,
-                skip: 0,
-            },
-        )
-        .await
-        .map(drop)
-        .map_err(|e| match e {
-            crate::source::SourceError::Deadline { wait } => format!(
-                "the API asked to wait {} s before the next call (throttled: HTTP 429, or the configured call quota), more than auth check's {} s limit allows; the sign-in itself worked. Fix: try again later; if it persists, another tool may be spending this app's quota",
-                wait.as_secs(),
-                limit.as_secs()
+        &source,
+        &crate::source::PageRequest {
+            bound: crate::source::Bound::AtOrAfter(
+                crate::alert::time::ApiTime::now().minus(std::time::Duration::from_secs(60)),
             ),
-            e => e.to_string(),
-        });
-    Ok(AuthReport {
-        tenant: t.name.clone(),
-        grant: tokens.grant_name(),
-        expires_in_secs: token
-            .expires_at
-            .saturating_duration_since(tokio::time::Instant::now())
-            .as_secs(),
-        claims,
-        claims_readable,
-        audience_ok,
-        permissions,
-        permission_ok,
-        certificate: tokens.certificate().map(|(s, d)| (s.to_owned(), d)),
-        source: t.source,
-        audience,
-        probe_request: match t.source {
-            SourceKind::Mde => "GET /api/alerts?$top=1",
-            SourceKind::Graph => "GET /v1.0/security/alerts_v2?$top=1",
+            before: None,
+            created: None,
+            ordered: false,
+            top: 1,
+            skip: 0,
         },
-        probe,
-        raw_token: show_token.then(|| token.bearer().to_owned()),
-    })
+    )
+    .await
+    .map(drop);
+    let text = |e: &crate::source::SourceError| match e {
+        crate::source::SourceError::Deadline { wait } => format!(
+            "the API asked to wait {} s before the next call (throttled: HTTP 429, or the configured call quota), more than auth check's {} s limit allows; the sign-in itself worked. Fix: try again later; if it persists, another tool may be spending this app's quota",
+            wait.as_secs(),
+            limit.as_secs()
+        ),
+        e => e.to_string(),
+    };
+    // A refusal is kept whole: it may move an auto tenant to the other API.
+    let (probe, refusal) = match probe {
+        Ok(()) => (Ok(()), None),
+        Err(e) => (
+            Err(text(&e)),
+            crate::source::route::is_refusal(&e).then_some(e),
+        ),
+    };
+    Ok((
+        AuthReport {
+            tenant: t.name.clone(),
+            grant: tokens.grant_name(),
+            expires_in_secs: token
+                .expires_at
+                .saturating_duration_since(tokio::time::Instant::now())
+                .as_secs(),
+            claims,
+            claims_readable,
+            audience_ok,
+            permissions,
+            permission_ok,
+            certificate: tokens.certificate().map(|(s, d)| (s.to_owned(), d)),
+            source: api,
+            choice: t.source,
+            why: decision.why,
+            audience,
+            probe_request: match api {
+                SourceKind::Mde => "GET /api/alerts?$top=1",
+                SourceKind::Graph => "GET /v1.0/security/alerts_v2?$top=1",
+            },
+            probe,
+            raw_token: show_token.then(|| token.bearer().to_owned()),
+        },
+        refusal,
+    ))
 }

@@ -77,6 +77,17 @@ impl Budget {
         }
     }
 
+    /// Charges the budget with `history` as well (calls earlier runs recorded in the store), for a
+    /// budget built before the store was open.
+    pub fn remember(&self, history: &[SystemTime]) {
+        let horizon = SystemTime::now() + MINUTE;
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut calls: Vec<SystemTime> = s.calls.drain(..).collect();
+        calls.extend(history.iter().copied().filter(|t| *t <= horizon));
+        calls.sort();
+        s.calls = calls.into();
+    }
+
     /// How long until a call may be made at `now` (zero when one may be made now).
     fn wait_at(&self, s: &mut State, now: SystemTime) -> Duration {
         while s

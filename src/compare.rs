@@ -20,7 +20,7 @@ use serde::Serialize;
 
 use crate::app::AppError;
 use crate::config::{Config, SourceKind, TenantConfig};
-use crate::env::{Environment, TenantEnv};
+use crate::env::Environment;
 use crate::poll::{PollSettings, poll_tenant};
 use crate::store::Store;
 
@@ -158,19 +158,17 @@ async fn read_side(
     since: Duration,
     path: &std::path::Path,
 ) -> Result<(Side, Seen), AppError> {
-    let cfg = t.reading(source);
-    let tenant = TenantEnv {
-        tokens: env.tokens(&cfg, config)?,
-        // The budget is shared with a running service: start from the calls it recorded.
-        budget: env.budget(source, recent_calls(config, &t.name)),
-        cfg: Arc::new(cfg),
-    };
+    // Pinned to `source`; the budget is shared with a running service: start from the calls it
+    // recorded.
+    let tenant = env.tenant(&t.reading(source), recent_calls(config, &t.name))?;
     let store = Arc::new(Mutex::new(Store::open(path)?));
     let settings = PollSettings {
         initial_lookback: since,
         ..env.poll_settings(source)
     };
-    let api = env.source(&tenant, None);
+    let api = env
+        .source(&tenant, source, None)
+        .expect("a tenant pinned to an API has its lane");
     let mut side = Side::default();
     match poll_tenant(&api, &store, &t.name, settings).await {
         Ok(r) => side.api_calls = r.api_calls,

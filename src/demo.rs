@@ -112,6 +112,8 @@ pub async fn run(dir: &Path) -> Result<DemoReport, DemoError> {
         ..SimConfig::default()
     };
     let sim = Simulator::start(sim_cfg.clone(), 0).await.map_err(setup)?;
+    // The app starts as most installs did: with the Defender for Endpoint API's permission only.
+    sim.set_graph_roles(&[]);
     let secret_path = dir.join("client_secret");
     let _ = std::fs::remove_file(&secret_path);
     let mut f = std::fs::OpenOptions::new()
@@ -126,6 +128,9 @@ pub async fn run(dir: &Path) -> Result<DemoReport, DemoError> {
         r#"{MARKER}: a working config for the built-in simulator.
 # For a real tenant, start from config.example.toml instead.
 
+# No `source` line: the tenant is `auto`. It reads Microsoft Graph's security/alerts_v2 when
+# its app holds Graph's SecurityAlert.Read.All, else the Defender for Endpoint API (which
+# Microsoft's MC1220762 says stops on 2027-02-01), and moves by itself when that changes.
 [[tenants]]
 name = "demo"
 tenant_id = "{tenant}"
@@ -135,20 +140,6 @@ client_secret_file = "client_secret"
 # The simulator stood in for Microsoft here; it stopped when the demo ended.
 login_url = "{url}"
 api_url = "{url}"
-graph_url = "{url}"
-
-# The same tenant read through Microsoft Graph's security/alerts_v2, the MDE API's successor
-# (Microsoft switches the MDE API off on 2027-02-01), with every Defender product's alerts: the
-# exports show both tenants in one vocabulary. `compare` shows what a switch would change.
-[[tenants]]
-name = "demo-graph"
-tenant_id = "{tenant}"
-client_id = "{client}"
-auth = "client_secret"
-client_secret_file = "client_secret"
-source = "graph"
-services = ["all"]
-login_url = "{url}"
 graph_url = "{url}"
 
 [poll]
@@ -186,6 +177,9 @@ dir = "exports"
             comparison: None,
         });
     }
+    // An admin grants Graph's permission; the next poll moves to Graph by itself, re-reading
+    // what the two APIs may disagree on, without a config edit or a second row for any alert.
+    sim.set_graph_roles(&["SecurityAlert.Read.All"]);
     // Analysts resolve and comment on alerts, an investigation updates a batch at one instant,
     // and new alerts arrive.
     sim.update_random(20);

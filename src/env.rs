@@ -1,10 +1,11 @@
-//! One wiring of what a run needs — the HTTP client, each tenant's token provider and API budget,
-//! and the source that reads its alerts — so that `poll`, `auth check`, the demo and the service
-//! build them the same way (three hand-made copies of this had started to drift).
+//! One wiring of what a run needs — the HTTP client, each tenant's token providers and API budgets,
+//! and the source that reads its alerts — so that `poll`, `auth check`, `compare`, the demo and
+//! the service build them the same way.
 //!
-//! A tenant's token provider and budget live as long as its [`TenantEnv`]: the service keeps them
-//! for the life of the process (one token per lifetime, a budget that remembers its calls); a
-//! one-off command builds them once.
+//! A tenant has a [`Lane`] (tokens for one API's audience, that API's budget) for each API it may
+//! read: an `auto` tenant has both, so that it can move from one to the other without a restart.
+//! Lanes live as long as their [`TenantEnv`]: the service keeps them for the life of the process
+//! (one token per lifetime, a budget that remembers its calls); a one-off command builds them once.
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -15,6 +16,7 @@ use crate::config::PollConfig;
 use crate::config::{Config, ConfigError, SourceKind, TenantConfig};
 use crate::poll::PollSettings;
 use crate::source::client::ApiSource;
+use crate::source::route::Route;
 
 /// Why the pieces could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -35,15 +37,49 @@ pub struct Environment {
     poll: PollConfig,
 }
 
+/// What a tenant needs to read one API: tokens for that API's audience, and that API's budget.
+#[derive(Debug, Clone)]
+pub struct Lane {
+    /// Its tokens (cached, renewed at 80 % of their life).
+    pub tokens: Arc<TokenProvider>,
+    /// Its API budget (both quotas).
+    pub budget: Arc<Budget>,
+}
+
 /// One tenant's long-lived pieces.
 #[derive(Debug, Clone)]
 pub struct TenantEnv {
     /// The tenant's settings.
     pub cfg: Arc<TenantConfig>,
-    /// Its tokens (cached, renewed at 80 % of their life).
-    pub tokens: Arc<TokenProvider>,
-    /// Its API budget (both quotas).
-    pub budget: Arc<Budget>,
+    /// Reading the MDE API, when the tenant may (`auto` or `mde`).
+    pub mde: Option<Lane>,
+    /// Reading Microsoft Graph, when the tenant may (`auto` or `graph`).
+    pub graph: Option<Lane>,
+    /// Which API it reads now, and why.
+    pub route: Arc<Route>,
+}
+
+impl TenantEnv {
+    /// The lane of `api`, when the tenant may read it.
+    pub fn lane(&self, api: SourceKind) -> Option<&Lane> {
+        match api {
+            SourceKind::Mde => self.mde.as_ref(),
+            SourceKind::Graph => self.graph.as_ref(),
+        }
+    }
+
+    /// The lane of the API the tenant reads now (its last decision; Graph before any for `auto`).
+    pub fn current_lane(&self) -> &Lane {
+        self.lane(self.route.current())
+            .or(self.graph.as_ref())
+            .or(self.mde.as_ref())
+            .expect("a tenant has a lane for at least one API")
+    }
+
+    /// When its current token expires (Unix seconds), for the metrics.
+    pub fn token_expiry(&self) -> Option<i64> {
+        self.current_lane().tokens.current_expiry()
+    }
 }
 
 impl Environment {
@@ -66,60 +102,101 @@ impl Environment {
         }
     }
 
-    /// A tenant's token provider. A missing secret or a bad certificate is a configuration error
-    /// (exit 78) naming the config file: built before anything else runs.
-    pub fn tokens(
+    /// A tenant's pieces: a lane (tokens and budget) for each API it may read, and its route. A
+    /// missing secret or a bad certificate is a configuration error (exit 78) naming the config
+    /// file: built before anything else runs. `history` is the calls the store recorded in the
+    /// last hour, so that the budget outlives the process.
+    pub fn tenant(
         &self,
         t: &TenantConfig,
-        config: &Config,
-    ) -> Result<Arc<TokenProvider>, EnvError> {
-        tokens(&self.http, t, config)
+        history: Vec<SystemTime>,
+    ) -> Result<TenantEnv, EnvError> {
+        tenant(&self.http, &self.poll, t, history)
     }
 
-    /// A tenant's API budget of the quotas of the API it reads (Defender 100/min and 1,500/h,
-    /// Graph 150/min, or the configured ones); `history` is the calls the store recorded in the
-    /// last hour, so that the budget outlives the process.
-    pub fn budget(&self, source: SourceKind, history: Vec<SystemTime>) -> Arc<Budget> {
-        let (minute, hour) = self.poll.quotas(source);
-        Arc::new(Budget::new(minute, hour, history))
+    /// The source that reads `tenant`'s alerts from `api`, giving up at `deadline`; `None` when
+    /// the tenant may not read `api`.
+    pub fn source(
+        &self,
+        tenant: &TenantEnv,
+        api: SourceKind,
+        deadline: Option<tokio::time::Instant>,
+    ) -> Option<ApiSource> {
+        source(&self.http, &self.poll, tenant, api).map(|s| s.with_deadline(deadline))
     }
 
-    /// The source that reads `tenant`'s alerts, giving up on waits past `deadline`.
-    pub fn source(&self, tenant: &TenantEnv, deadline: Option<tokio::time::Instant>) -> ApiSource {
-        source(&self.http, &self.poll, tenant).with_deadline(deadline)
+    /// The HTTP client.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// The config's `[poll]` section.
+    pub fn poll_config(&self) -> &PollConfig {
+        &self.poll
     }
 }
 
-/// The source that reads `tenant`'s alerts through `http` (see [`Environment::source`]).
-pub fn source(http: &reqwest::Client, poll: &PollConfig, tenant: &TenantEnv) -> ApiSource {
-    match tenant.cfg.source {
+/// A tenant's pieces on `http` (see [`Environment::tenant`]; the service, which keeps its own
+/// client across reloads, calls this directly).
+pub fn tenant(
+    http: &reqwest::Client,
+    poll: &PollConfig,
+    t: &TenantConfig,
+    history: Vec<SystemTime>,
+) -> Result<TenantEnv, EnvError> {
+    let lane = |api: SourceKind| -> Result<Option<Lane>, EnvError> {
+        if !t.source.may_read(api) {
+            return Ok(None);
+        }
+        let (minute, hour) = poll.quotas(api);
+        Ok(Some(Lane {
+            tokens: tokens(http, t, api)?,
+            budget: Arc::new(Budget::new(minute, hour, history.clone())),
+        }))
+    };
+    Ok(TenantEnv {
+        mde: lane(SourceKind::Mde)?,
+        graph: lane(SourceKind::Graph)?,
+        route: Arc::new(Route::new(t.source)),
+        cfg: Arc::new(t.clone()),
+    })
+}
+
+/// The source that reads `tenant`'s alerts from `api` through `http`; `None` when the tenant may
+/// not read `api` (it is pinned to the other).
+pub fn source(
+    http: &reqwest::Client,
+    poll: &PollConfig,
+    tenant: &TenantEnv,
+    api: SourceKind,
+) -> Option<ApiSource> {
+    let lane = tenant.lane(api)?;
+    Some(match api {
         SourceKind::Mde => ApiSource::mde(
             http.clone(),
             &tenant.cfg.api_url,
-            tenant.tokens.clone(),
+            lane.tokens.clone(),
             poll.expand_evidence,
-            tenant.budget.clone(),
+            lane.budget.clone(),
         ),
         SourceKind::Graph => ApiSource::graph(
             http.clone(),
             &tenant.cfg.graph_url,
-            tenant.tokens.clone(),
+            lane.tokens.clone(),
             tenant.cfg.services.clone(),
-            tenant.budget.clone(),
+            lane.budget.clone(),
         ),
-    }
+    })
 }
 
-/// A tenant's token provider on `http` (see [`Environment::tokens`]; the service, which keeps its
-/// own client across reloads, reaches it through `app::token_provider`). A secret or certificate
-/// error names the file the tenant's block is in (the config, or a file of `tenants_dir`), so
-/// `_config` is no longer read; it stays until the callers being edited in parallel settle.
+/// A tenant's token provider for `api` on `http`. A secret or certificate error names the file the
+/// tenant's block is in (the config, or a file of `tenants_dir`).
 pub fn tokens(
     http: &reqwest::Client,
     t: &TenantConfig,
-    _config: &Config,
+    api: SourceKind,
 ) -> Result<Arc<TokenProvider>, EnvError> {
-    TokenProvider::new(http.clone(), t)
+    TokenProvider::new(http.clone(), t, api)
         .map(Arc::new)
         .map_err(|e| match e {
             AuthError::Config(c) => EnvError::Config(t.in_its_file(c)),

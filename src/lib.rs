@@ -29,6 +29,7 @@ pub(crate) mod preflight;
 pub(crate) mod redact;
 pub mod source;
 pub mod store;
+pub mod tenant_poll;
 
 #[cfg(test)]
 mod graph_review_tests;

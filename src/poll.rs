@@ -159,6 +159,17 @@ pub enum PollError {
     /// The API broke an assumption the pager relies on.
     #[error("{0}")]
     Protocol(String),
+    /// The API an auto tenant reads refused it, and the other cannot be read either.
+    #[error(
+        "{refusal}; the tenant (source = \"auto\") cannot move to Microsoft Graph: {why}. Fix: {}",
+        crate::source::graph::GRANT
+    )]
+    NoApi {
+        /// The refusal of the API it read.
+        refusal: SourceError,
+        /// Why Graph is not read.
+        why: String,
+    },
     /// The poll panicked (a bug), with the panic's message: that tenant's failure alone.
     #[error("the poll panicked (a bug in mde-alerts; please report it with the log): {0}")]
     Panicked(String),
@@ -223,6 +234,7 @@ pub async fn poll_tenant<S: AlertSource>(
         settles_at: now.minus(settings.overlap).minus(CLOCK_SKEW),
         future: 0,
         overlap: settings.overlap,
+        readback_start: None,
     };
     let start = match (settled_before, cursor_before) {
         (Some(s), _) => s,
@@ -262,15 +274,10 @@ pub async fn poll_tenant<S: AlertSource>(
         }
         _ => None,
     };
-    if let Some(from) = readback_from {
-        let (tenant, api, services) = (tenant.to_owned(), source.name(), services.clone());
-        blocking(store, move |s| {
-            let mut w = s.writer()?;
-            w.start_readback(&tenant, from, (api, &services))?;
-            w.commit(None, 0).map(drop)
-        })
-        .await?;
-    }
+    // Recorded with the first page the new API answers, in its transaction: an attempt the API
+    // refuses (an auto tenant then reads the other API) leaves the cursor's owner as it was, so
+    // going back costs no read-back.
+    pager.readback_start = readback_from;
     let readback = match (readback_before, readback_from) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
@@ -393,6 +400,8 @@ struct Pager<'a, S> {
     future: u64,
     /// The overlap, for lowering `settles_at` to the server's clock.
     overlap: Duration,
+    /// A read-back to record with the first commit (see [`poll_tenant`]).
+    readback_start: Option<ApiTime>,
 }
 
 impl<S: AlertSource> Pager<'_, S> {
@@ -707,8 +716,12 @@ impl<S: AlertSource> Pager<'_, S> {
         let cursor = cursor.map(|c| c.min(now));
         let settled = cursor.map(|c| c.min(self.settles_at));
         let future_from = now.plus(FUTURE_SLACK);
+        let readback = self.readback_start.take();
         let (counts, future) = blocking(self.store, move |s| {
             let mut w = s.writer()?;
+            if let Some(from) = readback {
+                w.start_readback(&tenant, from, (api, &services))?;
+            }
             w.record_calls(&tenant, &made)?;
             let mut future = Vec::new();
             for a in &page.alerts {

@@ -48,6 +48,11 @@ impl AccessToken {
         self.secret.expose_secret()
     }
 
+    /// Which token of its provider this is: a renewal gives a new number.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
     /// The token's decoded claims (`aud`, `roles`, `scp`, …), or null if it is not a JWT. Decoded
     /// when asked (`auth check`) rather than kept: an Entra token's claims are a few KB of maps,
     /// and a service of 10,000 tenants keeps 10,000 tokens.
@@ -351,8 +356,12 @@ fn token_lifetime(v: Option<&serde_json::Value>) -> Option<Duration> {
 }
 
 impl TokenProvider {
-    /// A provider for `tenant`, reading its secret now.
-    pub fn new(http: reqwest::Client, tenant: &TenantConfig) -> Result<Self, AuthError> {
+    /// A provider of `tenant`'s tokens for `api` (its audience), reading its secret now.
+    pub fn new(
+        http: reqwest::Client,
+        tenant: &TenantConfig,
+        api: crate::config::SourceKind,
+    ) -> Result<Self, AuthError> {
         let grant = match &tenant.auth {
             AuthMethod::ClientSecret(src) => Grant::Secret(registered(src.read()?)),
             AuthMethod::Certificate { .. } => Grant::Certificate(cert::Credential::load(tenant)?),
@@ -380,7 +389,7 @@ impl TokenProvider {
             endpoint: tenant.token_endpoint,
             client_id: tenant.client_id.clone(),
             grant,
-            resource: tenant.audience(),
+            resource: tenant.resource_for(api),
             cache: tokio::sync::Mutex::new(None),
             issued: AtomicU64::new(0),
         })

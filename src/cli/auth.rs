@@ -24,6 +24,30 @@ pub async fn run(config: &Path, tenant: Option<&str>, show_token: bool) -> Resul
             }
         }
     }
+    // A warning tenants share (the same situation, the same fix) is said once, naming them.
+    let mut groups: Vec<(String, Vec<&str>)> = Vec::new();
+    for (name, r) in &reports {
+        let Ok(r) = r else { continue };
+        if let Some(w) =
+            mde_alerts::source::route::mde_warning(r.choice, Some(r.source), Some(r.why.code()))
+        {
+            match groups.iter_mut().find(|(g, _)| *g == w) {
+                Some((_, names)) => names.push(name),
+                None => groups.push((w, vec![name])),
+            }
+        }
+    }
+    for (w, names) in &groups {
+        outln!(
+            "warning ({} {}): {w}",
+            if names.len() == 1 {
+                "tenant"
+            } else {
+                "tenants"
+            },
+            names.join(", ")
+        )?;
+    }
     for (_, r) in &reports {
         if let Ok(app::AuthReport {
             raw_token: Some(t), ..
@@ -62,12 +86,13 @@ fn print_auth(r: &app::AuthReport) -> Result<(), Error> {
         Ok(()) => outln!("  API probe         {}  [ok]", r.probe_request)?,
         Err(e) => outln!("  API probe         {}  [PROBLEM] {e}", r.probe_request)?,
     }
-    if r.source == SourceKind::Mde {
-        outln!(
-            "  warning           {}",
-            mde_alerts::config::mde_deprecation()
-        )?;
-    }
+    outln!(
+        "  reads             {} (source = {}: {})",
+        r.source.title(),
+        r.choice.as_str(),
+        r.why
+    )?;
+
     outln!(
         "  verdict           {}",
         if r.ok() {

@@ -7,7 +7,9 @@ use std::process::ExitCode;
 use mde_alerts::error::Error;
 
 pub async fn run(dir: &Path) -> Result<ExitCode, Error> {
-    outln!("Starting the built-in Defender simulator and polling it…")?;
+    outln!(
+        "Starting the built-in Defender simulator and polling it; between the two polls the demo's app is granted Microsoft Graph's SecurityAlert.Read.All, and its tenant (source = auto) moves to Graph by itself…"
+    )?;
     let report = mde_alerts::demo::run(dir).await?;
     if let Some((signal, _)) = report.polls.iter().find_map(|p| p.interrupted.as_ref()) {
         errln!("demo interrupted by {signal}");
@@ -15,6 +17,9 @@ pub async fn run(dir: &Path) -> Result<ExitCode, Error> {
     }
     let labels = ["first poll  ", "second poll "];
     for (p, label) in report.polls.iter().zip(labels) {
+        for (tenant, d) in &p.apis {
+            outln!("{label} {tenant} reads {} ({})", d.api.title(), d.why)?;
+        }
         for r in &p.ok {
             outln!("{label} {r}")?;
         }

@@ -94,7 +94,7 @@ pub async fn run(o: Options) -> Result<ExitCode, Error> {
         )?;
     } else {
         outln!(
-            "Simulator listening on {url} with {} alerts. Point a config at it:\n\n[[tenants]]\nname = \"sim\"\ntenant_id = \"{}\"\nclient_id = \"{}\"\nclient_secret_env = \"{SECRET_ENV}\"   # export {SECRET_ENV}='{}'\nlogin_url = \"{url}\"\napi_url = \"{url}\"\n\nCtrl-C stops it.",
+            "Simulator listening on {url} with {} alerts. Point a config at it:\n\n[[tenants]]\nname = \"sim\"\ntenant_id = \"{}\"\nclient_id = \"{}\"\nclient_secret_env = \"{SECRET_ENV}\"   # export {SECRET_ENV}='{}'\nlogin_url = \"{url}\"\napi_url = \"{url}\"\ngraph_url = \"{url}\"\n\nCtrl-C stops it.",
             o.alerts,
             cfg.tenant_id,
             cfg.client_id,

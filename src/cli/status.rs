@@ -7,9 +7,10 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use mde_alerts::config::{SourceKind, mde_deprecation};
+use mde_alerts::config::{SourceChoice, SourceKind};
 use mde_alerts::error::Error;
 use mde_alerts::health::{StoreFacts, TenantStatus, summarize, tenant_status};
+use mde_alerts::source::route::mde_warning;
 use mde_alerts::store::Store;
 
 /// Up to this many tenants, `status` shows each in full; beyond, only those that need attention
@@ -23,8 +24,8 @@ pub fn run(config: &Path, json: bool, tenant: Option<&str>, all: bool) -> Result
         None => config.tenants.iter().collect(),
     };
     let store = Store::open_read_only(&config.store.path)?;
+    let mut healthy = true;
     let daemon = mde_alerts::daemon::state::read(&config.store.path);
-    let deprecation = mde_deprecation();
     let facts = StoreFacts::read(&store)?;
     let mut statuses = Vec::with_capacity(tenants.len());
     for t in &tenants {
@@ -40,16 +41,31 @@ pub fn run(config: &Path, json: bool, tenant: Option<&str>, all: bool) -> Result
             next,
             daemon.is_some(),
         )?;
-        if t.source == SourceKind::Mde {
-            status.warnings.push(deprecation.clone());
+        let row = store.api_choice(&t.name)?;
+        let api = t
+            .source
+            .pinned()
+            .or_else(|| row.as_ref().and_then(|r| SourceKind::parse(&r.api)));
+        if let Some(w) = mde_warning(t.source, api, row.as_ref().map(|r| r.reason.as_str())) {
+            status.warnings.push(w);
         }
-        statuses.push(status);
+        statuses.push(Row {
+            source: t.source,
+            api,
+            api_reason: row.as_ref().map(|r| r.reason.clone()),
+            api_why: row.as_ref().map(|r| r.detail.clone()),
+            api_since: row.map(|r| r.since),
+            status,
+        });
     }
+    healthy &= statuses.iter().all(|r| r.status.healthy);
     if json {
         let text = serde_json::to_string_pretty(&statuses)
             .map_err(|e| Error::io("cannot write the status")(e.into()))?;
         outln!("{text}")?;
     } else {
+        let rows = statuses;
+        let statuses: Vec<TenantStatus> = rows.iter().map(|r| r.status.clone()).collect();
         outln!("{}", summarize(&statuses))?;
         // The store is one for all tenants: said once, under the summary.
         if let Some(t) = statuses.first() {
@@ -60,29 +76,33 @@ pub fn run(config: &Path, json: bool, tenant: Option<&str>, all: bool) -> Result
             )?;
         }
         let every = all || tenant.is_some() || statuses.len() <= SHOW_ALL_UP_TO;
-        // A warning every MDE tenant shares is said once, not a thousand times.
-        let shared = if every {
-            Vec::new()
-        } else {
-            vec![deprecation.clone()]
-        };
-        let mde = statuses
+        // A warning tenants share (the same situation, the same fix) is said once, naming them,
+        // not once per tenant.
+        let mut groups: Vec<(String, Vec<&str>)> = Vec::new();
+        for t in &statuses {
+            for w in &t.warnings {
+                match groups.iter_mut().find(|(g, _)| g == w) {
+                    Some((_, names)) => names.push(&t.tenant),
+                    None => groups.push((w.clone(), vec![&t.tenant])),
+                }
+            }
+        }
+        let shared: Vec<String> = groups
             .iter()
-            .filter(|t| t.warnings.contains(&deprecation))
-            .count();
-        if !every && mde > 0 {
-            outln!(
-                "warning ({mde} tenant{} on the MDE API): {deprecation}",
-                if mde == 1 { "" } else { "s" }
-            )?;
+            .filter(|(_, names)| names.len() > 1)
+            .map(|(w, _)| w.clone())
+            .collect();
+        for (w, names) in groups.iter().filter(|(_, n)| n.len() > 1) {
+            outln!("warning ({} tenants: {}): {w}", names.len(), list(names))?;
         }
         let mut hidden = 0;
-        for t in &statuses {
+        for (t, row) in statuses.iter().zip(&rows) {
             if !every && !t.needs_attention(&shared) {
                 hidden += 1;
                 continue;
             }
             print(t)?;
+            print_api(row)?;
             for w in t.warnings.iter().filter(|w| !shared.contains(w)) {
                 outln!("  warning: {w}")?;
             }
@@ -94,11 +114,61 @@ pub fn run(config: &Path, json: bool, tenant: Option<&str>, all: bool) -> Result
             )?;
         }
     }
-    Ok(if statuses.iter().all(|t| t.healthy) {
+    Ok(if healthy {
         ExitCode::SUCCESS
     } else {
         super::failed()
     })
+}
+
+/// A tenant's status with which API it reads and why (`--json` carries both).
+#[derive(serde::Serialize)]
+struct Row {
+    #[serde(flatten)]
+    status: TenantStatus,
+    /// What the config says: `auto`, `mde` or `graph`.
+    source: SourceChoice,
+    /// The API it reads now (`None`: an auto tenant that has not polled yet).
+    api: Option<SourceKind>,
+    /// Why, as a code (`graph_permitted`, `graph_not_permitted`, `pinned`, …).
+    api_reason: Option<String>,
+    /// Why, in words.
+    api_why: Option<String>,
+    /// Since when it reads that API.
+    api_since: Option<String>,
+}
+
+/// The first few names of a group, and how many more.
+fn list(names: &[&str]) -> String {
+    const SHOWN: usize = 5;
+    let mut s = names
+        .iter()
+        .take(SHOWN)
+        .copied()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if names.len() > SHOWN {
+        s.push_str(&format!(" and {} more", names.len() - SHOWN));
+    }
+    s
+}
+
+fn print_api(r: &Row) -> Result<(), Error> {
+    match (r.api, &r.api_why) {
+        (Some(api), Some(why)) => outln!(
+            "  reads {} (source = {}: {why}){}",
+            api.title(),
+            r.source.as_str(),
+            r.api_since
+                .as_deref()
+                .map(|s| format!(" since {s}"))
+                .unwrap_or_default()
+        ),
+        (Some(api), None) => outln!("  reads {} (source = {})", api.title(), r.source.as_str()),
+        (None, _) => outln!(
+            "  source = auto: decides at its first poll (Microsoft Graph when the app holds SecurityAlert.Read.All, else the Defender for Endpoint API)"
+        ),
+    }
 }
 
 fn print(t: &TenantStatus) -> Result<(), Error> {

@@ -80,29 +80,44 @@ impl fmt::Display for Config {
                 writeln!(f, "  region         {r:?}")?;
             }
             writeln!(f, "  login          {}", t.login_url)?;
+            let graph = |f: &mut fmt::Formatter<'_>| -> fmt::Result {
+                writeln!(f, "  graph          {}", t.graph_url)?;
+                match &t.services {
+                    super::Services::All => writeln!(f, "  services       all"),
+                    super::Services::Only(l) => writeln!(f, "  services       {}", l.join(", ")),
+                }
+            };
             match t.source {
-                super::SourceKind::Mde => {
+                super::SourceChoice::Auto => {
+                    writeln!(
+                        f,
+                        "  source         auto (Microsoft Graph security/alerts_v2 when the app holds SecurityAlert.Read.All, else Defender for Endpoint /api/alerts; decided again at every token renewal)"
+                    )?;
+                    graph(f)?;
+                    writeln!(f, "  api            {}", t.api_url)?;
+                    writeln!(
+                        f,
+                        "  resource       {} (Graph), {} (Defender)",
+                        t.graph_resource, t.resource
+                    )?;
+                }
+                super::SourceChoice::Mde => {
                     writeln!(
                         f,
                         "  source         mde (Defender for Endpoint /api/alerts)"
                     )?;
                     writeln!(f, "  api            {}", t.api_url)?;
+                    writeln!(f, "  resource       {}", t.resource)?;
                 }
-                super::SourceKind::Graph => {
+                super::SourceChoice::Graph => {
                     writeln!(
                         f,
                         "  source         graph (Microsoft Graph security/alerts_v2)"
                     )?;
-                    writeln!(f, "  graph          {}", t.graph_url)?;
-                    match &t.services {
-                        super::Services::All => writeln!(f, "  services       all")?,
-                        super::Services::Only(l) => {
-                            writeln!(f, "  services       {}", l.join(", "))?
-                        }
-                    }
+                    graph(f)?;
+                    writeln!(f, "  resource       {}", t.graph_resource)?;
                 }
             }
-            writeln!(f, "  resource       {}", t.audience())?;
             writeln!(f, "  token endpoint {:?}", t.token_endpoint)?;
         }
         let p = &self.poll;

@@ -48,18 +48,36 @@ pub const DEFAULT_CONFIG_PATH: &str = "/etc/mde-alerts/config.toml";
 /// token for any other audience gets 403 even on the newer API host.
 pub const MDE_RESOURCE: &str = "https://api.securitycenter.microsoft.com";
 
-/// The day Microsoft switches the Defender for Endpoint API off (message center MC1220762): after
-/// it, `/api/alerts` "no longer functions" and only Microsoft Graph serves alerts.
+/// The day Microsoft's message center item MC1220762 gives for the Defender for Endpoint and XDR
+/// APIs to stop functioning (Microsoft's API pages so far carry the notice on advanced hunting
+/// only); Microsoft Graph is the supported path.
 pub const MDE_SWITCH_OFF: &str = "2027-02-01";
 
-/// The warning every MDE tenant gets (in `config check`, `auth check` and `status`) until it is
-/// switched: the date and the fix. After the date it says the API is off.
-pub fn mde_deprecation() -> String {
-    let off = chrono::NaiveDate::from_ymd_opt(2027, 2, 1).expect("a real date");
-    let past = chrono::Utc::now().date_naive() >= off;
+/// Whether `today` is on or after [`MDE_SWITCH_OFF`].
+pub fn mde_switched_off(today: chrono::NaiveDate) -> bool {
+    chrono::NaiveDate::parse_from_str(MDE_SWITCH_OFF, "%Y-%m-%d").is_ok_and(|d| today >= d)
+}
+
+/// What Microsoft announced about the MDE API, in words that claim no more than its sources do:
+/// message center MC1220762 names the date; Microsoft's API pages so far carry the notice on
+/// advanced hunting only.
+pub fn mde_announcement() -> String {
+    let verb = if mde_switched_off(chrono::Utc::now().date_naive()) {
+        "was to stop"
+    } else {
+        "stops"
+    };
     format!(
-        "this tenant reads the Defender for Endpoint API, which Microsoft {} on {MDE_SWITCH_OFF} (MC1220762). Fix: grant the app Microsoft Graph's SecurityAlert.Read.All (application permission, admin consent), run `mde-alerts compare` to see what changes, then set source = \"graph\" in its [[tenants]] block (see the README's migration section)",
-        if past { "switched off" } else { "switches off" }
+        "Microsoft's message MC1220762 says the Defender for Endpoint API {verb} functioning on {MDE_SWITCH_OFF} (its API pages so far carry the notice on advanced hunting only)"
+    )
+}
+
+/// The warning a tenant pinned to the MDE API gets (in `config check`, `auth check` and `status`):
+/// the date, and the fix.
+pub fn mde_deprecation() -> String {
+    format!(
+        "this tenant is pinned to the Defender for Endpoint API (source = \"mde\"). {}. Fix: grant the app Microsoft Graph's SecurityAlert.Read.All (application permission, admin consent), run `mde-alerts compare` to see what changes, then remove the source line (auto reads Graph once the app may) or set source = \"graph\"",
+        mde_announcement()
     )
 }
 
@@ -244,8 +262,8 @@ pub struct TenantConfig {
     pub token_endpoint: TokenEndpoint,
     /// This tenant's own poll schedule, instead of `[poll] schedule`.
     pub schedule: Option<std::sync::Arc<croner::Cron>>,
-    /// Which API the poll reads.
-    pub source: SourceKind,
+    /// Which API the poll reads: pinned, or `auto`.
+    pub source: SourceChoice,
     /// Microsoft Graph's root for this cloud (or `graph_url`), e.g. `https://graph.microsoft.com`.
     pub graph_url: Url,
     /// Graph's token audience in this cloud (`graph_url` does not change it, as `api_url` does not
@@ -255,11 +273,11 @@ pub struct TenantConfig {
     pub services: Services,
 }
 
-/// Which API a tenant's alerts are read from.
+/// An alerts API: the one a tenant reads now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SourceKind {
-    /// Defender for Endpoint's `GET /api/alerts` (switched off on [`MDE_SWITCH_OFF`]).
+    /// Defender for Endpoint's `GET /api/alerts` (see [`MDE_SWITCH_OFF`]).
     Mde,
     /// Microsoft Graph's `GET /v1.0/security/alerts_v2`.
     Graph,
@@ -271,6 +289,72 @@ impl SourceKind {
         match self {
             SourceKind::Mde => "mde",
             SourceKind::Graph => "graph",
+        }
+    }
+
+    /// The API's name for people.
+    pub fn title(self) -> &'static str {
+        match self {
+            SourceKind::Mde => "the Defender for Endpoint API",
+            SourceKind::Graph => "Microsoft Graph",
+        }
+    }
+
+    /// The name in the store back as an API (`None` for a name this version does not know).
+    pub fn parse(name: &str) -> Option<SourceKind> {
+        match name {
+            "mde" => Some(SourceKind::Mde),
+            "graph" => Some(SourceKind::Graph),
+            _ => None,
+        }
+    }
+}
+
+/// Which API a tenant reads, as its config says: `auto` (the default) decides by what the app may
+/// read, so that an install that never names a source moves to Graph by itself once its app is
+/// granted Graph's permission, and before the MDE API stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceChoice {
+    /// Microsoft Graph when the app holds its alerts permission, else the MDE API.
+    #[default]
+    Auto,
+    /// Always the MDE API.
+    Mde,
+    /// Always Microsoft Graph.
+    Graph,
+}
+
+impl SourceChoice {
+    /// The API a pinned tenant reads; `None` for `auto`.
+    pub fn pinned(self) -> Option<SourceKind> {
+        match self {
+            SourceChoice::Auto => None,
+            SourceChoice::Mde => Some(SourceKind::Mde),
+            SourceChoice::Graph => Some(SourceKind::Graph),
+        }
+    }
+
+    /// Whether the tenant may read `api`.
+    pub fn may_read(self, api: SourceKind) -> bool {
+        self.pinned().is_none_or(|p| p == api)
+    }
+
+    /// The name written in the config (`auto`, `mde`, `graph`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceChoice::Auto => "auto",
+            SourceChoice::Mde => "mde",
+            SourceChoice::Graph => "graph",
+        }
+    }
+}
+
+impl From<SourceKind> for SourceChoice {
+    fn from(api: SourceKind) -> SourceChoice {
+        match api {
+            SourceKind::Mde => SourceChoice::Mde,
+            SourceKind::Graph => SourceChoice::Graph,
         }
     }
 }
@@ -429,9 +513,9 @@ impl TenantConfig {
         format!("{}.{k}", self.key_prefix)
     }
 
-    /// The host of the API this tenant reads (`api_url` or `graph_url`).
-    pub fn endpoint(&self) -> &Url {
-        match self.source {
+    /// The host of `api` for this tenant (`api_url` or `graph_url`).
+    pub fn endpoint(&self, api: SourceKind) -> &Url {
+        match api {
             SourceKind::Mde => &self.api_url,
             SourceKind::Graph => &self.graph_url,
         }
@@ -445,17 +529,12 @@ impl TenantConfig {
         }
     }
 
-    /// This tenant as if it read `source` (the `compare` command signs in to both APIs).
+    /// This tenant pinned to `source` (the `compare` command signs in to both APIs).
     pub fn reading(&self, source: SourceKind) -> TenantConfig {
         TenantConfig {
-            source,
+            source: source.into(),
             ..self.clone()
         }
-    }
-
-    /// The token audience of the API this tenant reads.
-    pub fn audience(&self) -> String {
-        self.resource_for(self.source)
     }
 }
 

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::fail;
 use super::{
-    AssertionAlgorithm, Cloud, ExportFormat, ExportShape, Region, SourceKind, TokenEndpoint,
+    AssertionAlgorithm, Cloud, ExportFormat, ExportShape, Region, SourceChoice, TokenEndpoint,
 };
 
 /// The whole file.
@@ -83,7 +83,7 @@ pub struct RawTenant {
     pub token_endpoint: Option<TokenEndpoint>,
     pub schedule: Option<String>,
     #[serde(deserialize_with = "choice")]
-    pub source: Option<SourceKind>,
+    pub source: Option<SourceChoice>,
     pub graph_url: Option<String>,
     pub services: Option<Vec<String>>,
 }
@@ -391,10 +391,10 @@ pub enum LogFormat {
 impl Choice for LogFormat {}
 
 impl Choice for Cloud {}
-impl Choice for SourceKind {
+impl Choice for SourceChoice {
     const WHAT: &'static str = "an alerts API";
     const FIX: Option<&'static str> = Some(
-        "use \"mde\" (the Defender for Endpoint API, switched off on 2027-02-01) or \"graph\" (Microsoft Graph security/alerts_v2)",
+        "use \"auto\" (the default: Microsoft Graph when the app may read it, else the Defender for Endpoint API), \"graph\" (Microsoft Graph security/alerts_v2) or \"mde\" (the Defender for Endpoint API, which Microsoft's MC1220762 says stops on 2027-02-01)",
     );
 }
 impl Choice for Region {}

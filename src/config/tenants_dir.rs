@@ -363,7 +363,14 @@ mod tests {
             key: "tenants[0].client_secret_file".into(),
             path: secret.clone(),
         });
-        let provider = || crate::auth::TokenProvider::new(reqwest::Client::new(), &t).unwrap();
+        let provider = || {
+            crate::auth::TokenProvider::new(
+                reqwest::Client::new(),
+                &t,
+                crate::config::SourceKind::Mde,
+            )
+            .unwrap()
+        };
         let first = provider();
         assert!(first.same_sign_in(&provider()));
         std::fs::write(&secret, "Abc8Q~rotated-value\n").unwrap();

@@ -8,7 +8,7 @@ use tokio::task::JoinHandle;
 
 use super::Plan;
 use crate::export::{run_after_poll, run_export};
-use crate::poll::{PollSettings, panic_message, poll_tenant};
+use crate::poll::panic_message;
 use crate::store::Store;
 
 /// What a finished job reports to the loop.
@@ -30,13 +30,8 @@ pub(super) fn spawn_poll(
     deadline: Option<tokio::time::Instant>,
     done: mpsc::UnboundedSender<Done>,
 ) -> Option<JoinHandle<()>> {
-    let t = plan.tenants.get(tenant)?;
-    let source = crate::env::source(&plan.http, &plan.config.poll, t).with_deadline(deadline);
-    let settings = PollSettings {
-        overlap: plan.config.poll.overlap,
-        initial_lookback: plan.config.poll.initial_lookback,
-        page_size: plan.config.poll.page_size(t.cfg.source),
-    };
+    let t = plan.tenants.get(tenant)?.clone();
+    let (http, poll_cfg) = (plan.http.clone(), plan.config.poll.clone());
     let tenant = t.cfg.name.clone();
     let exports = plan.exports.clone();
     let tenants = plan.names.clone();
@@ -81,8 +76,7 @@ pub(super) fn spawn_poll(
         // as the run's error and shown by `status`, instead of leaving the run "running".
         let mut poll = AbortOnDrop(tokio::spawn({
             let store = store.clone();
-            let tenant = tenant.clone();
-            async move { poll_tenant(&source, &store, &tenant, settings).await }
+            async move { crate::tenant_poll::poll(&http, &poll_cfg, &t, &store, deadline).await }
         }));
         let result = match (&mut poll.0).await {
             Ok(r) => r.map_err(|e| e.to_string()),

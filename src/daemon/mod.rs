@@ -55,7 +55,6 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::app::{AppError, tenant_names};
-use crate::budget::Budget;
 use crate::config::{Config, ConfigError};
 use crate::env::TenantEnv;
 use crate::store::{Store, StoreError, WriterLock};
@@ -230,17 +229,8 @@ impl Plan {
             .map_err(AppError::Http)?;
         let mut tenants = HashMap::new();
         for t in &config.tenants {
-            let tokens = crate::app::token_provider(&http, t, &config)?;
-            let (minute, hour) = config.poll.quotas(t.source);
-            let budget = Arc::new(Budget::new(minute, hour, store.recent_calls(&t.name)?));
-            tenants.insert(
-                t.name.clone(),
-                TenantEnv {
-                    cfg: t.clone(),
-                    tokens,
-                    budget,
-                },
-            );
+            let tenant = crate::env::tenant(&http, &config.poll, t, store.recent_calls(&t.name)?)?;
+            tenants.insert(t.name.clone(), tenant);
         }
         // One `Cron` per distinct schedule, shared by its jobs (see `scheduler::Job::cron`).
         let mut shared: HashMap<String, Arc<croner::Cron>> = HashMap::new();
@@ -282,6 +272,15 @@ impl Plan {
     }
 }
 
+/// Whether two lanes sign in alike (both absent, or the same sign-in).
+fn same_lane(old: &Option<crate::env::Lane>, new: &Option<crate::env::Lane>) -> bool {
+    match (old, new) {
+        (None, None) => true,
+        (Some(a), Some(b)) => a.tokens.same_sign_in(&b.tokens),
+        _ => false,
+    }
+}
+
 /// The state file of `plan` at `now` (its path is the store's plus `.daemon.json`).
 fn daemon_state(
     plan: &Plan,
@@ -309,7 +308,7 @@ fn token_expiry(plan: &Plan) -> Vec<(String, i64)> {
         .iter()
         .filter_map(|t| {
             let rt = plan.tenants.get(&t.name)?;
-            rt.tokens.current_expiry().map(|e| (t.name.clone(), e))
+            rt.token_expiry().map(|e| (t.name.clone(), e))
         })
         .collect()
 }
@@ -590,19 +589,23 @@ fn reload(
         Ok(mut p) => {
             p.sched.adopt(plan.sched);
             // A tenant the reload does not change (settings, quotas, network, credentials) keeps
-            // its token provider and budget: only added and changed tenants sign in (issue 12).
+            // its token providers, budgets and route: only added and changed tenants sign in.
             let same_net = p.config.http == plan.config.http
                 && p.config.poll.request_timeout == plan.config.poll.request_timeout;
+            let same_quotas = |api| plan.config.poll.quotas(api) == p.config.poll.quotas(api);
             for new in p.tenants.values_mut() {
                 if let Some(old) = plan.tenants.get(&new.cfg.name)
                     && same_net
                     && old.cfg.same_settings(&new.cfg)
-                    && plan.config.poll.quotas(old.cfg.source)
-                        == p.config.poll.quotas(new.cfg.source)
-                    && old.tokens.same_sign_in(&new.tokens)
+                    && same_quotas(crate::config::SourceKind::Mde)
+                    && same_quotas(crate::config::SourceKind::Graph)
+                    && same_lane(&old.mde, &new.mde)
+                    && same_lane(&old.graph, &new.graph)
                 {
-                    new.tokens = old.tokens.clone();
-                    new.budget = old.budget.clone();
+                    *new = crate::env::TenantEnv {
+                        cfg: new.cfg.clone(),
+                        ..old.clone()
+                    };
                 }
             }
             tracing::info!(

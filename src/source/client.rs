@@ -94,9 +94,9 @@ impl Dialect {
         }
     }
 
-    fn hint(&self, status: u16, code: &str) -> String {
+    fn hint(&self, status: u16, code: &str, message: &str) -> String {
         match self {
-            Dialect::Mde { .. } => super::mde::hint(status),
+            Dialect::Mde { .. } => super::mde::hint(status, code, message),
             Dialect::Graph { .. } => super::graph::hint(status, code),
         }
     }
@@ -324,7 +324,9 @@ impl ApiSource {
         if retry == Retry::RenewToken {
             self.tokens.reject(&token).await;
         }
-        let hint = self.dialect.hint(status, code.as_str());
+        let hint = self
+            .dialect
+            .hint(status, code.as_str(), &message.to_string());
         Err((
             retry,
             SourceError::Refused {

@@ -30,21 +30,32 @@ pub fn query(r: &PageRequest, expand_evidence: bool) -> Vec<(&'static str, Strin
     q
 }
 
-/// What to do about a refusal, by HTTP status.
-pub fn hint(status: u16) -> String {
-    hint_on(status, chrono::Utc::now().date_naive())
+/// What to do about a refusal, by HTTP status and the API's own words.
+pub fn hint(status: u16, code: &str, message: &str) -> String {
+    hint_on(status, code, message, chrono::Utc::now().date_naive())
 }
 
-/// [`hint`] as of `today`: from the switch-off date on, a 403, 404 or 410 is most likely the MDE
-/// API being gone, and says so first.
-fn hint_on(status: u16, today: chrono::NaiveDate) -> String {
+/// [`hint`] as of `today`. The API's retirement is named as the cause only when its answer says
+/// so: a 403 after the date may still be a missing permission, and an admin sent to the wrong fix
+/// loses a night. From the date on, a 403, 404 or 410 adds that Graph is the way on.
+fn hint_on(status: u16, code: &str, message: &str, today: chrono::NaiveDate) -> String {
     let off = crate::config::MDE_SWITCH_OFF;
-    let switched_off = chrono::NaiveDate::parse_from_str(off, "%Y-%m-%d").is_ok_and(|d| today >= d);
+    let graph = "read Microsoft Graph instead: grant the app Microsoft Graph's SecurityAlert.Read.All (application permission, admin consent) and remove source = \"mde\" from the tenant's block (auto moves to Graph by itself)";
+    if super::route::says_retired(code) || super::route::says_retired(message) {
+        return format!(
+            " — the API says it is retired ({}). Fix: {graph}",
+            crate::config::mde_announcement()
+        );
+    }
+    let later = if crate::config::mde_switched_off(today) {
+        format!("; from {off} Microsoft's MC1220762 says this API no longer functions: {graph}")
+    } else {
+        String::new()
+    };
     match status {
-        403 | 404 | 410 if switched_off => format!(" — Microsoft switched the Defender for Endpoint API off on {off} (MC1220762): it no longer serves alerts. Fix: grant the app Microsoft Graph's SecurityAlert.Read.All and set source = \"graph\" for this tenant (see the README's migration section)"),
-        401 => " — the token was rejected even after renewal; check the app's permissions and that tenant_id is right".to_owned(),
-        403 => " — the app lacks the WindowsDefenderATP application permission Alert.Read.All (or Alert.ReadWrite.All) with admin consent, or the token's audience is not https://api.securitycenter.microsoft.com".to_owned(),
-        404 | 410 => format!(" — check api_url: the alerts API lives at /api/alerts on the Defender API host (Microsoft switches this API off on {off}; see the README's migration section)"),
+        401 => format!(" — the token was rejected even after renewal; check the app's permissions and that tenant_id is right{later}"),
+        403 => format!(" — the app lacks the WindowsDefenderATP application permission Alert.Read.All (or Alert.ReadWrite.All) with admin consent, or the token's audience is not https://api.securitycenter.microsoft.com{later}"),
+        404 | 410 => format!(" — check api_url: the alerts API lives at /api/alerts on the Defender API host{later}"),
         429 => " — the tenant's API quota (100 calls/min, 1,500/h per app) is spent; another tool may share the app".to_owned(),
         _ => String::new(),
     }
@@ -99,23 +110,34 @@ mod tests {
         assert!(q.contains(&("$skip", "20".to_owned())));
     }
 
+    /// The HTTP cause comes first, and the switch-off is named as the cause only when the API's
+    /// answer says it is retired.
     #[test]
-    fn after_the_switch_off_a_refusal_says_the_api_is_gone() {
+    fn a_refusal_blames_the_switch_off_only_when_the_answer_does() {
         let day = |s: &str| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
         for status in [403, 404, 410] {
-            let before = hint_on(status, day("2027-01-31"));
-            let after = hint_on(status, day("2027-02-01"));
+            let before = hint_on(status, "Forbidden", "no", day("2027-01-31"));
+            let after = hint_on(status, "Forbidden", "no", day("2027-02-01"));
+            assert!(!before.contains("MC1220762"), "{before}");
+            assert!(!after.contains("retired"), "{after}");
             assert!(
-                !before.contains("switched the Defender for Endpoint API off"),
-                "{before}"
-            );
-            assert!(
-                after.contains("switched the Defender for Endpoint API off on 2027-02-01"),
+                after.contains("from 2027-02-01 Microsoft's MC1220762 says"),
                 "{after}"
             );
-            assert!(after.contains("source = \"graph\""), "{after}");
+            let cause = if status == 403 { "lacks" } else { "api_url" };
+            assert!(
+                after.find(cause) < after.find("MC1220762"),
+                "the HTTP cause first: {after}"
+            );
         }
-        assert!(hint_on(404, day("2026-12-01")).contains("2027-02-01"));
-        assert!(!hint_on(429, day("2027-03-01")).contains("switched"));
+        let retired = hint_on(
+            410,
+            "Gone",
+            "This API has been retired; use Microsoft Graph",
+            day("2026-12-01"),
+        );
+        assert!(retired.contains("the API says it is retired"), "{retired}");
+        assert!(retired.contains("SecurityAlert.Read.All"), "{retired}");
+        assert!(!hint_on(429, "", "", day("2027-03-01")).contains("MC1220762"));
     }
 }

@@ -1,6 +1,7 @@
-//! Where alerts come from: Defender for Endpoint's `/api/alerts` ([`mde`], switched off by
-//! Microsoft on 2027-02-01) or Microsoft Graph's `security/alerts_v2` ([`graph`]), both over one
-//! HTTP client ([`client`]), and a scripted in-memory source for tests ([`fake`]).
+//! Where alerts come from: Defender for Endpoint's `/api/alerts` ([`mde`], which Microsoft's
+//! MC1220762 says stops on 2027-02-01) or Microsoft Graph's `security/alerts_v2` ([`graph`]), both over one
+//! HTTP client ([`client`]), and a scripted in-memory source for tests ([`fake`]). Which of the two
+//! a tenant reads is [`route`]'s decision.
 //!
 //! A source answers one question — "give me a page of alerts whose last update is within this
 //! bound, oldest first" — and knows nothing of cursors or the store. The paging strategy that loses
@@ -11,6 +12,7 @@ pub mod client;
 pub mod fake;
 pub mod graph;
 pub mod mde;
+pub mod route;
 
 use crate::alert::time::ApiTime;
 use crate::alert::{Alert, Envelope, Invalid};

@@ -28,6 +28,7 @@ use rusqlite_migration::{M, Migrations};
 pub use crate::alert::filter::Filter;
 use crate::alert::time::ApiTime;
 
+mod api_choice;
 pub mod backup;
 pub mod check;
 mod lock;
@@ -35,6 +36,7 @@ pub mod retention;
 mod runs;
 mod writer;
 
+pub use api_choice::ApiChoiceRow;
 pub use lock::WriterLock;
 pub use runs::{Outcome, RunFigures, RunId, RunRow};
 pub use writer::Writer;
@@ -53,6 +55,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0007_rejected.sql"),
     include_str!("../../migrations/0008_source_api.sql"),
     include_str!("../../migrations/0009_lean_indexes.sql"),
+    include_str!("../../migrations/0010_api_choice.sql"),
 ];
 
 fn migrations() -> Migrations<'static> {
@@ -453,7 +456,14 @@ impl Store {
                         });
                         continue;
                     }
-                    for table in ["alerts", "alert_revisions", "cursors", "runs", "api_calls"] {
+                    for table in [
+                        "alerts",
+                        "alert_revisions",
+                        "cursors",
+                        "runs",
+                        "api_calls",
+                        "api_choice",
+                    ] {
                         tx.execute(
                             &format!("UPDATE {table} SET tenant = ?2 WHERE tenant = ?1"),
                             params![old, name],

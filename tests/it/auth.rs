@@ -56,7 +56,7 @@ tenant_id = "{DEMO_TENANT_ID}"
 client_id = "{DEMO_CLIENT_ID}"
 login_url = "{url}"
 api_url = "{url}"
-{auth}
+{source}{auth}
 
 [poll]
 page_size = 100
@@ -64,7 +64,13 @@ page_size = 100
 [store]
 path = "alerts.db"
 "#,
-        url = env.sim.url()
+        url = env.sim.url(),
+        // These tests read the MDE API unless the lines name a source.
+        source = if auth.contains("source =") {
+            ""
+        } else {
+            "source = \"mde\"\n"
+        },
     );
     std::fs::write(&env.config_path, text).unwrap();
     env.config_path.clone()

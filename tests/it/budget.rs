@@ -205,8 +205,14 @@ async fn a_full_disk_stops_the_poll_with_the_store_intact() {
         .unwrap();
     let store = Arc::new(Mutex::new(store));
     let http = mde_alerts::http::client(Duration::from_secs(10), &config.http).unwrap();
-    let tokens =
-        Arc::new(mde_alerts::auth::TokenProvider::new(http.clone(), &config.tenants[0]).unwrap());
+    let tokens = Arc::new(
+        mde_alerts::auth::TokenProvider::new(
+            http.clone(),
+            &config.tenants[0],
+            mde_alerts::config::SourceKind::Mde,
+        )
+        .unwrap(),
+    );
     let budget = Arc::new(mde_alerts::budget::Budget::new(100, 1_500, []));
     let source = mde_alerts::source::client::ApiSource::mde(
         http,

@@ -408,7 +408,17 @@ async fn simulate_serves_a_config_that_polls() {
         .await
         .unwrap();
     assert!(out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains("40 new"), "{}", text(&out));
+    // The printed tenant is `auto`, and the simulator's app may read Graph: it reads alerts_v2,
+    // which leaves out the few alerts Graph does not return (tuned, standalone).
+    let out = text(&out);
+    assert!(out.contains("reads Microsoft Graph"), "{out}");
+    let new: u32 = out
+        .split(" new,")
+        .next()
+        .and_then(|s| s.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!((36..=40).contains(&new), "{new} of the 40 alerts: {out}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -14,7 +14,7 @@ use mde_sim::{DEMO_CLIENT_ID, DEMO_TENANT_ID, Hazards};
 
 /// One request as the server saw it.
 #[derive(Clone, Debug)]
-struct Req {
+pub(crate) struct Req {
     method: String,
     path: String,
     /// The head and body as received, for servers that echo them.
@@ -23,7 +23,7 @@ struct Req {
 }
 
 /// What the server does with a request.
-enum Answer {
+pub(crate) enum Answer {
     /// A complete answer; `{ECHO}` in the body is replaced by the request as received (head and
     /// body) and `{BODY}` by the request body alone.
     Fixed {
@@ -52,15 +52,15 @@ fn json(status: u16, body: impl Into<String>) -> Answer {
 type Handler = Arc<dyn Fn(&Req) -> Answer + Send + Sync>;
 
 /// A server and what it saw.
-struct Hostile {
-    url: String,
+pub(crate) struct Hostile {
+    pub(crate) url: String,
     connections: Arc<AtomicUsize>,
     written: Arc<AtomicU64>,
     /// The most requests it was answering at once.
     peak: Arc<AtomicUsize>,
 }
 
-async fn hostile(handler: impl Fn(&Req) -> Answer + Send + Sync + 'static) -> Hostile {
+pub(crate) async fn hostile(handler: impl Fn(&Req) -> Answer + Send + Sync + 'static) -> Hostile {
     let handler: Handler = Arc::new(handler);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -231,6 +231,7 @@ client_id = "{DEMO_CLIENT_ID}"
 client_secret_file = "secret"
 login_url = "{login}"
 api_url = "{api}"
+source = "mde"
 
 [poll]
 # Hourly: a poll's deadline (the next tick) is then always well under a clamped day-long wait.
@@ -392,7 +393,14 @@ async fn endless_and_huge_bodies_are_capped() {
     let config = env.config();
     let tenant = &config.tenants[0];
     let http = mde_alerts::http::client(Duration::from_secs(20), &config.http).unwrap();
-    let tokens = Arc::new(mde_alerts::auth::TokenProvider::new(http.clone(), tenant).unwrap());
+    let tokens = Arc::new(
+        mde_alerts::auth::TokenProvider::new(
+            http.clone(),
+            tenant,
+            mde_alerts::config::SourceKind::Mde,
+        )
+        .unwrap(),
+    );
     let budget = Arc::new(mde_alerts::budget::Budget::new(1000, 1000, []));
     let source =
         mde_alerts::source::client::ApiSource::mde(http, &tenant.api_url, tokens, false, budget)

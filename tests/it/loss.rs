@@ -121,7 +121,10 @@ async fn a_partial_poll_resumes_where_it_stopped() {
     let config = env.config();
     let t = &config.tenants[0];
     let http = mde_alerts::http::client(Duration::from_secs(20), &config.http).unwrap();
-    let tokens = app::token_provider(&http, t, &config).unwrap();
+    let tokens = std::sync::Arc::new(
+        mde_alerts::auth::TokenProvider::new(http.clone(), t, mde_alerts::config::SourceKind::Mde)
+            .unwrap(),
+    );
     let store = Arc::new(Mutex::new(Store::open(&env.store_path()).unwrap()));
     let settings = PollSettings {
         overlap: Duration::from_secs(600),

@@ -5,6 +5,7 @@
 mod support;
 
 mod auth;
+mod auto;
 mod budget;
 mod cli;
 mod export;

@@ -83,7 +83,8 @@ async fn skip_pager_would_lose_alerts_in_the_same_simulator() {
     let config = env.config();
     let tenant = &config.tenants[0];
     let http = mde_alerts::http::client(Duration::from_secs(20), &config.http).unwrap();
-    let tokens = TokenProvider::new(http.clone(), tenant).unwrap();
+    let tokens =
+        TokenProvider::new(http.clone(), tenant, mde_alerts::config::SourceKind::Mde).unwrap();
     let start = ApiTime::now().minus(Duration::from_secs(40 * 86_400));
     let mut seen = std::collections::HashMap::new();
     let mut skip = 0;

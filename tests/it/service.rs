@@ -69,7 +69,7 @@ impl Notify {
 }
 
 /// The service running in this process, driven by the test.
-struct InProcess {
+pub(crate) struct InProcess {
     remote: Remote,
     task: tokio::task::JoinHandle<Result<(), mde_alerts::app::AppError>>,
     schedule: String,
@@ -78,7 +78,7 @@ struct InProcess {
 
 impl InProcess {
     /// Starts the loop on `env`'s config; `tune` sets the watchdog or the grace.
-    async fn start(env: &Env, tune: impl FnOnce(&mut Driver)) -> InProcess {
+    pub(crate) async fn start(env: &Env, tune: impl FnOnce(&mut Driver)) -> InProcess {
         let config = env.config();
         let schedule = daemon::schedule_key(&config.poll.schedule);
         let (mut driver, remote) = Driver::manual();
@@ -123,7 +123,7 @@ impl InProcess {
     }
 
     /// Fires the schedule and waits for the poll of `t1` to finish; returns whether it succeeded.
-    async fn poll(&mut self) -> bool {
+    pub(crate) async fn poll(&mut self) -> bool {
         self.tick();
         let events = self
             .until(|e| {
@@ -148,7 +148,7 @@ impl InProcess {
     }
 
     /// Stops the loop: it must return Ok within 5 s. Returns every event seen.
-    async fn stop(mut self) -> Vec<Event> {
+    pub(crate) async fn stop(mut self) -> Vec<Event> {
         self.remote.control.send(Control::Stop).unwrap();
         let result = tokio::time::timeout(Duration::from_secs(5), self.task)
             .await

@@ -36,7 +36,7 @@ fn load_many(dir: &Path, n: usize) -> Duration {
             client_id: Some("11111111-2222-3333-4444-555555555555".into()),
             client_secret_file: Some(format!("secrets/customer-{i:05}")),
             schedule: Some("0 */5 * * * *".into()),
-            source: Some(mde_alerts::config::SourceKind::Graph),
+            source: Some(mde_alerts::config::SourceChoice::Graph),
             ..RawTenant::default()
         };
         std::fs::write(

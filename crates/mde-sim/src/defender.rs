@@ -209,6 +209,26 @@ pub(crate) async fn alerts(
             .flatten();
         let served = st.with_world(&key, floor, |cfg, decoding, st| {
             st.stats.alert_calls += 1;
+            match cfg.mde_retired {
+                None => {}
+                Some(crate::Retired::Gone) => {
+                    return Err(defender_error(
+                        StatusCode::GONE,
+                        "Gone",
+                        "This API has been retired. Use the Microsoft Graph security API (security/alerts_v2).",
+                    ));
+                }
+                Some(crate::Retired::Forbidden) => {
+                    return Err(defender_error(StatusCode::FORBIDDEN, "Forbidden", "Forbidden"));
+                }
+                Some(crate::Retired::Retired400) => {
+                    return Err(defender_error(
+                        StatusCode::BAD_REQUEST,
+                        "ApiRetired",
+                        "The Microsoft Defender for Endpoint API is no longer available.",
+                    ));
+                }
+            }
             authorize(decoding, st, &headers)?;
             if let Some(TenantFault::Api(code)) = tenant_fault {
                 st.stats.faults += 1;

@@ -109,6 +109,20 @@ pub struct SimConfig {
     /// One tenant (`tenant_id`, the default) or any GUID a tenant of its own: see
     /// [`TenantMode::Many`].
     pub tenants: TenantMode,
+    /// `/api/alerts` switched off, as Microsoft's MC1220762 announces for 2027-02-01 (`None`: it
+    /// serves). How the real API will answer is not documented: each way is a test.
+    pub mde_retired: Option<Retired>,
+}
+
+/// How a switched-off `/api/alerts` answers every call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retired {
+    /// 410 Gone, saying the API is retired.
+    Gone,
+    /// 403 Forbidden with Defender's usual words, saying nothing of a retirement.
+    Forbidden,
+    /// 400 with a message that says the API is retired.
+    Retired400,
 }
 
 impl Default for SimConfig {
@@ -128,6 +142,7 @@ impl Default for SimConfig {
             graph_hazards: None,
             graph_audience: None,
             tenants: TenantMode::One,
+            mde_retired: None,
         }
     }
 }
@@ -406,6 +421,17 @@ impl Simulator {
     /// Rotates the app's client secret (the old one stops working at once).
     pub fn set_client_secret(&self, secret: &str) {
         self.lock().cfg.client_secret = secret.to_owned();
+    }
+
+    /// Grants (or, with `[]`, removes) the app's Microsoft Graph permissions: tokens issued from
+    /// now on carry them, as Entra's do after an admin consents.
+    pub fn set_graph_roles(&self, roles: &[&str]) {
+        self.lock().cfg.identity.graph_roles = roles.iter().map(|r| (*r).to_owned()).collect();
+    }
+
+    /// Switches `/api/alerts` off (or back on, with `None`).
+    pub fn set_mde_retired(&self, retired: Option<Retired>) {
+        self.lock().cfg.mde_retired = retired;
     }
 
     /// Replaces the hazards.

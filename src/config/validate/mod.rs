@@ -80,8 +80,17 @@ impl TryFrom<RawFile> for Config {
         let base = base.as_path();
         let (tenants, tenants_dir) = tenants(&raw, &path, base)?;
         // Quotas above Defender's are accepted only when every tenant talks to a local simulator.
-        let loopback_only = tenants.iter().all(|t| is_loopback(t.endpoint()));
-        let sources: HashSet<SourceKind> = tenants.iter().map(|t| t.source).collect();
+        // An auto tenant may read either API: both hosts count, and both quotas.
+        let apis = [SourceKind::Mde, SourceKind::Graph];
+        let loopback_only = tenants.iter().all(|t| {
+            apis.iter()
+                .filter(|a| t.source.may_read(**a))
+                .all(|a| is_loopback(t.endpoint(*a)))
+        });
+        let sources: HashSet<SourceKind> = tenants
+            .iter()
+            .flat_map(|t| apis.into_iter().filter(|a| t.source.may_read(*a)))
+            .collect();
         let poll = poll(&At("poll"), &raw.poll, loopback_only, &sources)?;
         let http = http(&At("http"), &raw.http, base)?;
         let health = HealthConfig {

@@ -13,7 +13,7 @@ use crate::config::raw::{AuthKind, RawConfig, RawTenant};
 use crate::config::tenants_dir;
 use crate::config::{
     AssertionAlgorithm, AuthMethod, Cloud, MDE_RESOURCE, SERVICE_SOURCES, SecretSource, Services,
-    SourceKind, TenantConfig, TokenEndpoint,
+    SourceChoice, TenantConfig, TokenEndpoint,
 };
 
 /// A Directory (tenant) ID, an Application (client) ID: `8-4-4-4-12` hex digits.
@@ -296,8 +296,8 @@ fn tenant(
     };
     let cloud = t.cloud.unwrap_or(Cloud::Commercial);
     let region = t.region;
-    let source = t.source.unwrap_or(SourceKind::Mde);
-    if region.is_some() && source == SourceKind::Graph {
+    let source = t.source.unwrap_or_default();
+    if region.is_some() && source == SourceChoice::Graph {
         return Err(at.error(
             "region",
             "Microsoft Graph has no regional hosts (region picks a Defender API host)",
@@ -365,10 +365,10 @@ fn tenant(
         ));
     }
     let services = services(at, t.services.as_deref())?;
-    if t.services.is_some() && source == SourceKind::Mde {
+    if t.services.is_some() && source == SourceChoice::Mde {
         tracing::warn!(
             key = %at.key("services"),
-            "services applies to Graph tenants only (source = \"graph\"); the MDE API returns endpoint alerts only."
+            "services applies when the tenant reads Microsoft Graph (source = \"auto\" or \"graph\"); the MDE API returns endpoint alerts only."
         );
     }
     let schedule = match t.schedule.as_deref() {

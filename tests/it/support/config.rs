@@ -2,7 +2,7 @@
 //! ([`mde_alerts::config::raw`]), serialized with `toml`, instead of editing TOML text.
 
 use mde_alerts::config::raw::{HumanDuration, RawConfig, RawExport, RawTenant};
-use mde_alerts::config::{ExportFormat, SourceKind};
+use mde_alerts::config::{ExportFormat, SourceChoice};
 use mde_sim::Simulator;
 
 use super::{Env, Opts};
@@ -18,7 +18,7 @@ pub fn base(sim: &Simulator, o: &Opts) -> RawConfig {
         client_secret_file: Some("secret".into()),
         login_url: Some(sim.url()),
         api_url: Some(sim.url()),
-        source: o.graph.then_some(SourceKind::Graph),
+        source: o.source(),
         graph_url: Some(sim.url()),
         services: o.services.clone(),
         ..RawTenant::default()
@@ -46,6 +46,17 @@ pub fn base(sim: &Simulator, o: &Opts) -> RawConfig {
             .push(export("alerts-json", ExportFormat::Json, "exports"));
     }
     c
+}
+
+impl Opts {
+    /// The tenant's `source`: pinned to the MDE API or Graph, or left out (`auto`).
+    fn source(&self) -> Option<SourceChoice> {
+        match (self.auto, self.graph) {
+            (true, _) => None,
+            (false, true) => Some(SourceChoice::Graph),
+            (false, false) => Some(SourceChoice::Mde),
+        }
+    }
 }
 
 /// An export block with only what every export needs.

@@ -29,6 +29,9 @@ pub struct Opts {
     pub exports: bool,
     /// Read Graph's `alerts_v2` (`source = "graph"`) instead of the MDE API.
     pub graph: bool,
+    /// Leave `source` out (`auto`): Graph when the app may, else the MDE API. Without it, a test
+    /// tenant is pinned (`graph`, or the MDE API).
+    pub auto: bool,
     /// `services` for a Graph tenant; `None` leaves the key out (endpoint alerts only).
     pub services: Option<Vec<String>>,
 }
@@ -42,6 +45,7 @@ impl Default for Opts {
             expand: false,
             exports: false,
             graph: false,
+            auto: false,
             services: None,
         }
     }

@@ -1,0 +1,507 @@
+//! Which API a tenant reads: the one its config pins, or — for `source = "auto"`, the default —
+//! Microsoft Graph when its app may read Graph's alerts, else the Defender for Endpoint API.
+//!
+//! Why decide at run time rather than in the config: an install that never names a source must
+//! move to Graph by itself once an admin grants the permission, and before the MDE API stops
+//! (Microsoft's MC1220762 gives 2027-02-01), with nobody awake to edit a file or restart a unit.
+//!
+//! How an auto tenant decides, and what it costs:
+//!
+//! - **By the Graph token's permissions.** Each poll asks the tenant's Graph token provider for
+//!   its token; it is cached, so this costs nothing until the token is renewed (at 80 % of its
+//!   life). A token whose `roles` (application) or `scp` (delegated) hold
+//!   `SecurityAlert.Read.All` or `.ReadWrite.All` picks Graph; one without picks the MDE API. A
+//!   token that is not a JWT cannot be read, so Graph is tried and its answer decides.
+//! - **Again at every renewal.** The decision is kept with the token it was made from: a new
+//!   token decides afresh, so a permission granted (or removed) is seen within one token lifetime.
+//! - **Again when the API refuses.** Graph answering 401, 403, 404 or 410, or a message that says
+//!   the API is retired, makes the tenant read the MDE API until its Graph token is renewed. The
+//!   MDE API refusing the same way makes it fetch a fresh Graph token at once and decide again.
+//! - **Confirmed by Graph answering.** No probe: the poll's first call is the confirmation, and a
+//!   refusal moves that same poll to the other API. So a quiet poll stays one API call, and a
+//!   decision costs at most one token request per API per token lifetime.
+//!
+//! A transient sign-in failure (network, Entra's 5xx) changes nothing: switching away and back
+//! would cost a read-back, and the other API's sign-in would most likely fail the same way.
+
+use std::sync::{Arc, Mutex};
+
+use crate::auth::{AccessToken, AuthError, TokenProvider};
+use crate::config::{SourceChoice, SourceKind};
+use crate::source::SourceError;
+
+/// Graph's permissions that let an app (or a delegated user) list alerts_v2.
+pub const GRAPH_PERMISSIONS: [&str; 2] = ["SecurityAlert.Read.All", "SecurityAlert.ReadWrite.All"];
+
+/// Which API a tenant reads, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// The API.
+    pub api: SourceKind,
+    /// Why.
+    pub why: Why,
+}
+
+/// Why a tenant reads the API it reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Why {
+    /// The config pins it (`source = "mde"` or `"graph"`).
+    Pinned,
+    /// Auto: the Graph token carries this alerts permission.
+    GraphPermitted(String),
+    /// Auto: the Graph token is not a JWT, so its permissions cannot be read; Graph is tried.
+    GraphUnreadable,
+    /// Auto: the Graph token carries none of [`GRAPH_PERMISSIONS`] (these are the ones it has).
+    GraphNotPermitted(Vec<String>),
+    /// Auto: Graph refused the tenant (HTTP status and Graph's code).
+    GraphRefused {
+        /// HTTP status.
+        status: u16,
+        /// Graph's error code.
+        code: String,
+    },
+    /// Auto: Entra ID would not sign in for Graph (its message).
+    GraphSignIn(String),
+    /// Auto: the API it would read could not be reached (this machine's network, a proxy), so it
+    /// stays on the API its cursor came from until its next Graph token.
+    Unreachable {
+        /// The API that could not be reached.
+        api: SourceKind,
+        /// Why (redacted).
+        error: String,
+    },
+}
+
+impl Why {
+    /// A short stable code, for the store and `status --json`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Why::Pinned => "pinned",
+            Why::GraphPermitted(_) => "graph_permitted",
+            Why::GraphUnreadable => "graph_token_unreadable",
+            Why::GraphNotPermitted(_) => "graph_not_permitted",
+            Why::GraphRefused { .. } => "graph_refused",
+            Why::GraphSignIn(_) => "graph_sign_in_failed",
+            Why::Unreachable { .. } => "unreachable",
+        }
+    }
+}
+
+impl std::fmt::Display for Why {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Why::Pinned => f.write_str("pinned by the config's source"),
+            Why::GraphPermitted(p) => write!(f, "the app holds Microsoft Graph's {p}"),
+            Why::GraphUnreadable => f.write_str(
+                "the Graph token's permissions cannot be read (not a JWT), so Graph is tried and its answer decides",
+            ),
+            Why::GraphNotPermitted(seen) if seen.is_empty() => {
+                f.write_str("the app lacks Microsoft Graph's SecurityAlert.Read.All")
+            }
+            Why::GraphNotPermitted(seen) => write!(
+                f,
+                "the app's Microsoft Graph permissions ({}) do not include SecurityAlert.Read.All",
+                seen.join(", ")
+            ),
+            Why::GraphRefused { status, code } => write!(
+                f,
+                "Microsoft Graph refused the app (HTTP {status} {code}); Graph is tried again at the next token renewal"
+            ),
+            Why::GraphSignIn(e) => write!(f, "Entra ID would not sign in for Microsoft Graph: {e}"),
+            Why::Unreachable { api, error } => write!(
+                f,
+                "{} could not be reached, so the tenant stays on the API it was reading until its next token renewal: {error}",
+                api.title()
+            ),
+        }
+    }
+}
+
+/// The state of one tenant's choice. Kept for the life of its [`crate::env::TenantEnv`].
+#[derive(Debug)]
+pub struct Route {
+    choice: SourceChoice,
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    decision: Option<Decision>,
+    /// The generation of the Graph token the decision was made with.
+    graph_token: Option<u64>,
+}
+
+impl Route {
+    /// The route of a tenant whose config says `choice`.
+    pub fn new(choice: SourceChoice) -> Route {
+        Route {
+            choice,
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    /// What the config says.
+    pub fn choice(&self) -> SourceChoice {
+        self.choice
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The last decision, if one was made.
+    pub fn decision(&self) -> Option<Decision> {
+        self.lock().decision.clone()
+    }
+
+    /// The API the tenant reads now: the pinned one, the last decision, or Graph before any.
+    pub fn current(&self) -> SourceKind {
+        self.choice
+            .pinned()
+            .or_else(|| self.lock().decision.as_ref().map(|d| d.api))
+            .unwrap_or(SourceKind::Graph)
+    }
+
+    /// Decides which API this poll reads. `graph` is the tenant's Graph token provider (an auto
+    /// tenant always has one). Costs a token request only when the Graph token is due for renewal.
+    pub async fn decide(&self, graph: Option<&TokenProvider>) -> Decision {
+        let auto = match (self.choice.pinned(), graph) {
+            (Some(api), _) => {
+                return self.remember(
+                    Decision {
+                        api,
+                        why: Why::Pinned,
+                    },
+                    None,
+                );
+            }
+            (None, Some(g)) => g,
+            (None, None) => {
+                return self.remember(
+                    Decision {
+                        api: SourceKind::Mde,
+                        why: Why::GraphSignIn("no Graph sign-in is configured".into()),
+                    },
+                    None,
+                );
+            }
+        };
+        match auto.token().await {
+            Ok(token) => self.decide_with(&token),
+            Err(e) => self.sign_in_failed(e),
+        }
+    }
+
+    /// The decision for `token`, Graph's current token: the one made with it before, if any.
+    fn decide_with(&self, token: &Arc<AccessToken>) -> Decision {
+        {
+            let st = self.lock();
+            if let Some(d) = &st.decision
+                && st.graph_token == Some(token.generation())
+            {
+                return d.clone();
+            }
+        }
+        let claims = token.claims();
+        let decision = if !claims.is_object() {
+            Decision {
+                api: SourceKind::Graph,
+                why: Why::GraphUnreadable,
+            }
+        } else {
+            match graph_permission(&claims) {
+                Ok(p) => Decision {
+                    api: SourceKind::Graph,
+                    why: Why::GraphPermitted(p),
+                },
+                Err(seen) => Decision {
+                    api: SourceKind::Mde,
+                    why: Why::GraphNotPermitted(seen),
+                },
+            }
+        };
+        self.remember(decision, Some(token.generation()))
+    }
+
+    /// No Graph token: a transient failure keeps the last decision (or tries Graph, whose poll
+    /// then fails with the sign-in error); a definite one (consent missing, an unknown resource)
+    /// reads the MDE API.
+    fn sign_in_failed(&self, e: AuthError) -> Decision {
+        if e.is_transient() {
+            return self.lock().decision.clone().unwrap_or(Decision {
+                api: SourceKind::Graph,
+                why: Why::GraphSignIn(e.to_string()),
+            });
+        }
+        let mut st = self.lock();
+        let d = Decision {
+            api: SourceKind::Mde,
+            why: Why::GraphSignIn(e.to_string()),
+        };
+        st.decision = Some(d.clone());
+        st.graph_token = None;
+        d
+    }
+
+    fn remember(&self, d: Decision, graph_token: Option<u64>) -> Decision {
+        let mut st = self.lock();
+        st.decision = Some(d.clone());
+        st.graph_token = graph_token;
+        d
+    }
+
+    /// `api` refused the tenant with `error`. Returns the API to read instead, when an auto
+    /// tenant has one: after Graph refuses, the MDE API until Graph's next token; after the MDE
+    /// API refuses, Graph if a fresh Graph token carries the permission.
+    pub async fn refused(
+        &self,
+        api: SourceKind,
+        error: &SourceError,
+        graph: Option<&TokenProvider>,
+    ) -> Option<Decision> {
+        if self.choice.pinned().is_some() || !is_refusal(error) {
+            return None;
+        }
+        let graph = graph?;
+        match api {
+            SourceKind::Graph => {
+                let token = graph.token().await.ok()?;
+                let (status, code) = match error {
+                    SourceError::Refused { status, code, .. } => (*status, code.to_string()),
+                    _ => (0, "sign-in".to_owned()),
+                };
+                Some(self.remember(
+                    Decision {
+                        api: SourceKind::Mde,
+                        why: Why::GraphRefused { status, code },
+                    },
+                    Some(token.generation()),
+                ))
+            }
+            SourceKind::Mde => {
+                // A permission granted since the token was issued is in a fresh one only.
+                if let Ok(old) = graph.token().await {
+                    graph.reject(&old).await;
+                }
+                let d = match graph.token().await {
+                    Ok(token) => {
+                        self.lock().graph_token = None;
+                        self.decide_with(&token)
+                    }
+                    Err(e) => self.sign_in_failed(e),
+                };
+                (d.api == SourceKind::Graph).then_some(d)
+            }
+        }
+    }
+}
+
+impl Route {
+    /// `api` could not be reached (`error`: the network, a proxy that redirects or does not
+    /// answer) and the tenant's cursor came from `owner`: an auto tenant reads `owner` instead
+    /// until its next Graph token. A move takes effect only when the new API answers, so an
+    /// upgrade on a machine whose firewall lets only the MDE API through keeps working.
+    pub async fn unreachable(
+        &self,
+        api: SourceKind,
+        owner: SourceKind,
+        error: &SourceError,
+        graph: Option<&TokenProvider>,
+    ) -> Option<Decision> {
+        if self.choice.pinned().is_some() || owner == api || !is_unreachable(error) {
+            return None;
+        }
+        let token = match graph {
+            Some(g) => g.token().await.ok().map(|t| t.generation()),
+            None => None,
+        };
+        Some(self.remember(
+            Decision {
+                api: owner,
+                why: Why::Unreachable {
+                    api,
+                    error: error.to_string(),
+                },
+            },
+            token,
+        ))
+    }
+}
+
+/// Whether `e` says the API could not be reached at all (as opposed to refusing the tenant).
+pub fn is_unreachable(e: &SourceError) -> bool {
+    matches!(
+        e,
+        SourceError::Unavailable { .. } | SourceError::Redirected { .. }
+    )
+}
+
+/// The warning for a tenant that reads the MDE API, by why it does (`reason`, a [`Why::code`],
+/// for `auto`); `None` for a tenant on Graph. The words depend on the situation only, not on the
+/// tenant, so that many tenants in one situation are said once.
+pub fn mde_warning(
+    choice: SourceChoice,
+    api: Option<SourceKind>,
+    reason: Option<&str>,
+) -> Option<String> {
+    let announced = crate::config::mde_announcement();
+    let grant = super::graph::GRANT;
+    let moves = "it then moves to Graph by itself at its next token renewal (within the hour), with no restart and no config edit";
+    match (choice, api) {
+        (SourceChoice::Mde, _) => Some(crate::config::mde_deprecation()),
+        (SourceChoice::Auto, Some(SourceKind::Mde)) => Some(match reason {
+            Some("graph_refused") => format!(
+                "reads the Defender for Endpoint API because Microsoft Graph refused its app (source = \"auto\"; the reason is in its status). {announced}. Fix: {grant}; {moves}"
+            ),
+            Some("unreachable") => format!(
+                "reads the Defender for Endpoint API because Microsoft Graph could not be reached from this machine (source = \"auto\"; the reason is in its status). {announced}. Fix: let this machine reach graph_url (firewall, [http] proxy); the tenant tries Graph again at its next token renewal"
+            ),
+            Some("graph_sign_in_failed") => format!(
+                "reads the Defender for Endpoint API because Entra ID would not sign its app in for Microsoft Graph (source = \"auto\"; the reason is in its status). {announced}. Fix: {grant}; {moves}"
+            ),
+            _ => format!(
+                "reads the Defender for Endpoint API because its app holds no Microsoft Graph permission to read alerts (source = \"auto\"). {announced}. Fix: {grant}; {moves}"
+            ),
+        }),
+        _ => None,
+    }
+}
+
+/// The Graph alerts permission in `claims` (`roles` of an app token, `scp` of a delegated one),
+/// or the permissions it has instead.
+pub fn graph_permission(claims: &serde_json::Value) -> Result<String, Vec<String>> {
+    let mut seen: Vec<String> = claims["roles"]
+        .as_array()
+        .map(|r| {
+            r.iter()
+                .filter_map(|x| x.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Some(scp) = claims["scp"].as_str() {
+        seen.extend(scp.split(' ').filter(|x| !x.is_empty()).map(str::to_owned));
+    }
+    match seen
+        .iter()
+        .find(|p| GRAPH_PERMISSIONS.contains(&p.as_str()))
+    {
+        Some(p) => Ok(p.clone()),
+        None => Err(seen),
+    }
+}
+
+/// Whether the API's answer says it will not serve this tenant: 401 (after a fresh token), 403,
+/// 404 or 410, or any answer whose text says the API is retired. Throttling, server errors and
+/// broken pages are not refusals: they say nothing of which API the tenant may read.
+pub fn is_refusal(e: &SourceError) -> bool {
+    match e {
+        SourceError::Refused {
+            status,
+            code,
+            message,
+            ..
+        } => {
+            matches!(status, 401 | 403 | 404 | 410)
+                || says_retired(&code.to_string())
+                || says_retired(&message.to_string())
+        }
+        SourceError::Auth(AuthError::Entra(entra)) => {
+            // The API's resource is gone from the tenant, or its permission needs consent: the
+            // sign-in for that API alone fails, the other API may still be readable.
+            entra
+                .codes
+                .iter()
+                .any(|c| matches!(c, 500011 | 65001 | 650057))
+        }
+        _ => false,
+    }
+}
+
+/// Whether a server's text says the API is retired or switched off.
+pub fn says_retired(text: &str) -> bool {
+    let t = text.to_ascii_lowercase();
+    [
+        "retired",
+        "retirement",
+        "deprecated",
+        "decommission",
+        "no longer available",
+        "no longer supported",
+        "no longer function",
+        "switched off",
+        "sunset",
+    ]
+    .iter()
+    .any(|w| t.contains(w))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn either_graph_permission_in_roles_or_scopes_is_enough() {
+        assert_eq!(
+            graph_permission(&json!({"roles": ["User.Read.All", "SecurityAlert.Read.All"]})),
+            Ok("SecurityAlert.Read.All".to_owned())
+        );
+        assert_eq!(
+            graph_permission(&json!({"scp": "openid SecurityAlert.ReadWrite.All"})),
+            Ok("SecurityAlert.ReadWrite.All".to_owned())
+        );
+        assert_eq!(
+            graph_permission(&json!({"roles": ["SecurityEvents.Read.All"]})),
+            Err(vec!["SecurityEvents.Read.All".to_owned()])
+        );
+        assert_eq!(graph_permission(&json!({})), Err(vec![]));
+    }
+
+    fn refused(status: u16, message: &str) -> SourceError {
+        SourceError::Refused {
+            api: "test",
+            status,
+            code: crate::redact::ServerText::new("Code"),
+            message: crate::redact::ServerText::new(message),
+            hint: String::new(),
+        }
+    }
+
+    #[test]
+    fn refusals_are_the_answers_that_say_which_api_may_be_read() {
+        for s in [401, 403, 404, 410] {
+            assert!(is_refusal(&refused(s, "x")), "{s}");
+        }
+        for s in [400, 429, 500, 503] {
+            assert!(!is_refusal(&refused(s, "x")), "{s}");
+        }
+        assert!(is_refusal(&refused(
+            400,
+            "This API has been retired. Use Microsoft Graph."
+        )));
+        assert!(!is_refusal(&SourceError::Deadline {
+            wait: std::time::Duration::from_secs(1)
+        }));
+    }
+
+    #[test]
+    fn a_pinned_tenant_never_moves() {
+        let r = Route::new(SourceChoice::Mde);
+        let d = tokio_test_block_on(r.decide(None));
+        assert_eq!(d.api, SourceKind::Mde);
+        assert_eq!(d.why, Why::Pinned);
+        assert!(
+            tokio_test_block_on(r.refused(SourceKind::Mde, &refused(410, "gone"), None)).is_none()
+        );
+        assert_eq!(r.current(), SourceKind::Mde);
+    }
+
+    fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+}

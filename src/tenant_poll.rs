@@ -1,0 +1,133 @@
+//! One tenant's poll on the API its route picks ([`crate::source::route`]): decide, read, and
+//! when the API refuses, decide again and read the other one in the same poll. `poll` and `run`
+//! both come through here, so a one-off poll and the service move between APIs alike.
+//!
+//! A move between APIs goes through the pager's read-back ([`crate::poll`]): the cursor records
+//! which API moved it, so the first poll on the other API re-reads what the two may disagree on,
+//! and every alert stays one row in its latest state.
+
+use std::sync::{Arc, Mutex};
+
+use crate::config::{PollConfig, SourceKind};
+use crate::env::TenantEnv;
+use crate::poll::{PollError, PollReport, PollSettings, poll_tenant};
+use crate::source::route::{Decision, Why};
+use crate::store::{Store, StoreError};
+
+/// Polls `tenant` once on the API its route picks, moving to the other API within the poll when
+/// the first refuses the tenant (auto tenants only). The decision is recorded in the store when it
+/// changes, for `status`.
+pub async fn poll(
+    http: &reqwest::Client,
+    poll_cfg: &PollConfig,
+    tenant: &TenantEnv,
+    store: &Arc<Mutex<Store>>,
+    deadline: Option<tokio::time::Instant>,
+) -> Result<PollReport, PollError> {
+    let graph = tenant.graph.as_ref().map(|l| &*l.tokens);
+    let mut decision = tenant.route.decide(graph).await;
+    record(store, tenant, &decision).await?;
+    let mut tried: Vec<SourceKind> = Vec::new();
+    loop {
+        let api = decision.api;
+        tried.push(api);
+        let Some(source) = crate::env::source(http, poll_cfg, tenant, api) else {
+            // An auto tenant has both lanes and a pinned one decides only its own.
+            unreachable!("the route picked an API the tenant has no lane for");
+        };
+        let source = source.with_deadline(deadline);
+        let settings = PollSettings {
+            overlap: poll_cfg.overlap,
+            initial_lookback: poll_cfg.initial_lookback,
+            page_size: poll_cfg.page_size(api),
+        };
+        let result = poll_tenant(&source, store, &tenant.cfg.name, settings).await;
+        let Err(PollError::Source(error)) = result else {
+            return result;
+        };
+        let next = match tenant.route.refused(api, &error, graph).await {
+            Some(next) => Some(next),
+            None => match owner(store, &tenant.cfg.name).await? {
+                Some(owner) => tenant.route.unreachable(api, owner, &error, graph).await,
+                None => None,
+            },
+        };
+        match next {
+            Some(next) if !tried.contains(&next.api) => {
+                tracing::warn!(
+                    tenant = %tenant.cfg.name,
+                    from = api.as_str(),
+                    to = next.api.as_str(),
+                    error = %error,
+                    why = %next.why,
+                    "The API refused the tenant or could not be reached; reading the other API in this poll."
+                );
+                record(store, tenant, &next).await?;
+                decision = next;
+            }
+            // Refused by the MDE API, and Graph is not readable either: say both.
+            _ if tenant.route.choice().pinned().is_none()
+                && api == SourceKind::Mde
+                && crate::source::route::is_refusal(&error) =>
+            {
+                let why = tenant
+                    .route
+                    .decision()
+                    .map(|d| d.why.to_string())
+                    .unwrap_or_else(|| decision.why.to_string());
+                return Err(PollError::NoApi {
+                    refusal: error,
+                    why,
+                });
+            }
+            _ => return Err(PollError::Source(error)),
+        }
+    }
+}
+
+/// The API that moved the tenant's cursor last, if any.
+async fn owner(store: &Arc<Mutex<Store>>, tenant: &str) -> Result<Option<SourceKind>, StoreError> {
+    let (store, tenant) = (store.clone(), tenant.to_owned());
+    tokio::task::spawn_blocking(move || {
+        let s = store.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(s.cursor_owner(&tenant)?
+            .and_then(|(api, _)| SourceKind::parse(&api)))
+    })
+    .await
+    .expect("store task panicked")
+}
+
+/// Records `decision` for `status` when it differs from what the store holds, and logs a move.
+async fn record(
+    store: &Arc<Mutex<Store>>,
+    tenant: &TenantEnv,
+    decision: &Decision,
+) -> Result<(), StoreError> {
+    let name = tenant.cfg.name.clone();
+    let (api, reason, detail) = (
+        decision.api.as_str(),
+        decision.why.code(),
+        decision.why.to_string(),
+    );
+    let store = store.clone();
+    let previous = tokio::task::spawn_blocking(move || {
+        let mut s = store.lock().unwrap_or_else(|p| p.into_inner());
+        let before = s.api_choice(&name)?;
+        s.record_api_choice(&name, api, reason, &detail)?;
+        Ok::<_, StoreError>(before)
+    })
+    .await
+    .expect("store task panicked")?;
+    let moved = previous.as_ref().is_some_and(|p| p.api != api);
+    if moved || (previous.is_none() && decision.why != Why::Pinned) {
+        tracing::info!(
+            tenant = %tenant.cfg.name,
+            api = decision.api.title(),
+            why = %decision.why,
+            "The tenant reads {} ({}).",
+            decision.api.title(),
+            decision.why
+        );
+    }
+    Ok(())
+}

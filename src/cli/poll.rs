@@ -10,7 +10,10 @@ pub async fn run(config: &Path, tenant: Option<&str>, export: bool) -> Result<Ex
     let config = super::load(config)?;
     let summary = app::poll(&config, tenant, export).await?;
     for r in &summary.ok {
-        outln!("{r}")?;
+        match summary.apis.iter().find(|(t, _)| *t == r.tenant) {
+            Some((_, d)) => outln!("{r}; read {}", d.api.title())?,
+            None => outln!("{r}")?,
+        }
     }
     for w in &summary.exported {
         outln!("wrote {w}")?;

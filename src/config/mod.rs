@@ -941,6 +941,35 @@ dir = "out"
         Config::parse(text, Path::new("/etc/x/config.toml"))
     }
 
+    /// The same Entra tenant twice read every alert twice (two rows per alert, every High alert
+    /// twice in the report): a config error naming both blocks.
+    #[test]
+    fn the_same_tenant_twice_is_an_error_naming_both() {
+        let twice = GOOD.replace(
+            "[poll]",
+            "[[tenants]]\nname = \"contoso-graph\"\ntenant_id = \"11111111-2222-3333-4444-555555555555\"\nclient_id = \"AAAAAAAA-bbbb-cccc-dddd-eeeeeeeeeeee\"\nclient_secret_env = \"TEST_SECRET_VAR\"\nsource = \"graph\"\n\n[poll]",
+        );
+        let e = parse(&twice).unwrap_err();
+        assert_eq!(e.key, "tenants[1].tenant_id");
+        assert!(e.problem.contains("\"contoso-graph\""), "{}", e.problem);
+        assert!(
+            e.problem.contains("\"contoso\" (tenants[0]"),
+            "{}",
+            e.problem
+        );
+        assert!(
+            e.fix.contains("one [[tenants]] block per Entra tenant"),
+            "{}",
+            e.fix
+        );
+        // Another tenant is fine.
+        parse(&twice.replace(
+            "tenant_id = \"11111111-2222-3333-4444-555555555555\"\nclient_id = \"AAAAAAAA-bbbb-cccc-dddd-eeeeeeeeeeee\"\nclient_secret_env = \"TEST_SECRET_VAR\"\nsource",
+            "tenant_id = \"21111111-2222-3333-4444-555555555555\"\nclient_id = \"AAAAAAAA-bbbb-cccc-dddd-eeeeeeeeeeee\"\nclient_secret_env = \"TEST_SECRET_VAR\"\nsource",
+        ))
+        .unwrap();
+    }
+
     #[test]
     fn good_config_resolves_hosts_and_paths() {
         let c = parse(GOOD).unwrap();

@@ -140,7 +140,7 @@ mod tests {
 
     fn block(name: &str) -> String {
         format!(
-            "[[tenants]]\nname = \"{name}\"\ntenant_id = \"contoso.onmicrosoft.com\"\n\
+            "[[tenants]]\nname = \"{name}\"\ntenant_id = \"{name}.onmicrosoft.com\"\n\
              client_id = \"11111111-2222-3333-4444-555555555555\"\nclient_secret_file = \"secrets/{name}\"\n"
         )
     }

@@ -160,6 +160,9 @@ impl Service {
 /// the one beside config.toml, named relative to the tenants file's directory.
 fn sim_tenant(env: &Env, name: &str) -> String {
     let mut t = env.raw_config().tenants[0].clone();
+    // Each its own Entra tenant (the simulator's many-tenant mode): one tenant twice is an error.
+    let n: u64 = name.trim_start_matches('t').parse().unwrap();
+    t.tenant_id = Some(mde_sim::tenant_id(n));
     t.name = Some(name.into());
     t.client_secret_file = Some("../secret".into());
     tenants_file(vec![t])
@@ -171,7 +174,11 @@ fn sim_tenant(env: &Env, name: &str) -> String {
 /// broken file is refused and the running tenants go on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_adds_removes_and_changes_tenants_from_the_directory() {
-    let env = Env::new(sim_config(20, 71, Hazards::default()), Opts::default()).await;
+    let env = Env::new(
+        many_tenant_sim_config(20, 71, Hazards::default()),
+        Opts::default(),
+    )
+    .await;
     let dir = env.path().join("tenants.d");
     std::fs::create_dir(&dir).unwrap();
     std::fs::write(dir.join("t2.toml"), sim_tenant(&env, "t2")).unwrap();
@@ -273,7 +280,11 @@ async fn wait_for_run(env: &Env, tenant: &str) {
 /// the (every-second) schedule.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_real_service_polls_a_tenant_added_before_sighup() {
-    let env = Env::new(sim_config(5, 72, Hazards::default()), Opts::default()).await;
+    let env = Env::new(
+        many_tenant_sim_config(5, 72, Hazards::default()),
+        Opts::default(),
+    )
+    .await;
     let dir = env.path().join("tenants.d");
     std::fs::create_dir(&dir).unwrap();
     env.edit_config(|c| {

@@ -114,6 +114,30 @@ pub(super) fn tenants(
             });
         }
     }
+    // The same Entra tenant twice would read every alert twice: two rows per alert in every
+    // export, every High alert twice in the report, twice the API budget.
+    let mut ids: HashMap<String, &Arc<TenantConfig>> = HashMap::with_capacity(tenants.len());
+    for t in &tenants {
+        if let Some(first) = ids.insert(t.tenant_id.to_ascii_lowercase(), t) {
+            let e = ConfigError::new(
+                t.key("tenant_id"),
+                format!(
+                    "tenant {:?} reads the same Entra tenant ({}) as tenant {:?} ({} in {}): every alert would be stored and exported twice",
+                    t.name,
+                    t.tenant_id,
+                    first.name,
+                    first.key_prefix,
+                    first.file.display()
+                ),
+                "keep one [[tenants]] block per Entra tenant: to read more Defender products through Graph, list them in that block's services; to try the other API, use `mde-alerts compare`",
+            );
+            return Err(if t.file == path {
+                e
+            } else {
+                e.in_file(&t.file)
+            });
+        }
+    }
     Ok((tenants, dir))
 }
 

@@ -889,7 +889,7 @@ mod tests {
     /// determination in both spellings, detectionSource), `enums-security.md`, and the
     /// `investigationState` members of Graph's v1.0 SDK models (API notes §4.2b). MDE words: the
     /// MDE alert page (API notes §2.2).
-    const REFERENCE: &[(&str, &[(&str, Option<&str>)])] = &[
+    const REFERENCE: &[(&str, Table)] = &[
         (
             "status",
             &[

@@ -1209,7 +1209,7 @@ mod tests {
                 assert_eq!(m["evidence"].as_array().unwrap().len(), 5);
             }
         }
-        // No device marked: the first device evidence, as before.
+        // No device marked: the first device evidence.
         let m = to_mde_shape(&multi_device_alert("Lateral movement target"));
         assert_eq!(
             m["machineId"],

@@ -114,7 +114,7 @@ impl ServiceName {
             return None;
         };
         Some(format!(
-            "{name:?} is not one of Graph's serviceSource names this version knows (did you mean {nearest:?}?); it is kept in case Microsoft added it since, but if Graph does not know it, Graph refuses every poll of this tenant with HTTP 400 and no alert is read. Check the name against Graph's serviceSource list, or use [\"all\"]"
+            "{name:?} is not one of Graph's serviceSource names this version knows (did you mean {nearest:?}?); it is kept in case Microsoft added it since; if Graph does not know it either, expect Graph to refuse this tenant's polls (HTTP 400, no alert read). Check the name against Graph's serviceSource list, or use [\"all\"]"
         ))
     }
 }

@@ -19,6 +19,9 @@
 //! - times keep their text (both APIs write ISO-8601 UTC and the CSV normalises every `…Time`
 //!   column to seven fractional digits, so the same instant reads the same); only a time without
 //!   an offset is rewritten, in the canonical form, so that it still reads as a time;
+//! - `machineId`, `computerDnsName`, `rbacGroupName` and `loggedOnUsers` come from the device
+//!   evidence Graph marks as the primary device, else the first; `relatedUser` from the first user
+//!   evidence with an account, else from any evidence's account;
 //! - evidence of a known type becomes an MDE evidence entity (every documented key, `null` where
 //!   it does not apply) that also keeps the Graph item's other keys; evidence of any other type
 //!   is kept verbatim, `@odata.type` included;
@@ -68,9 +71,12 @@ pub fn into_mde_shape(value: Value) -> Value {
     map_in_place(&mut g, "detectionSource", |v| {
         enum_value(v, DETECTION_SOURCE)
     });
+    map_in_place(&mut g, "investigationState", |v| {
+        enum_value(v, INVESTIGATION_STATE)
+    });
     map_in_place(&mut g, "comments", |v| each(v, comment));
     let evidence = g.get("evidence").and_then(Value::as_array);
-    let device = evidence.and_then(|items| first_of(items, "deviceEvidence"));
+    let device = evidence.and_then(|items| primary_device(items));
     let derived = [
         (
             "machineId",
@@ -176,35 +182,49 @@ fn incident_id(v: Value) -> Value {
 }
 
 /// A Graph enum value and its MDE counterpart (`None`: MDE writes `null`).
+///
+/// Each table lists every member of Graph's enum (API notes §4.2b: Microsoft's Graph reference,
+/// `security-alert.md`, `enums-security.md` and the v1.0 `$metadata`), `unknownFutureValue`
+/// included, so that the test over the reference's lists is a test of these tables; a value
+/// Microsoft adds later still reads as its PascalCase ([`enum_value`]).
 type Table = &'static [(&'static str, Option<&'static str>)];
 
+/// `alertStatus`; MDE: `Unknown`, `New`, `InProgress`, `Resolved` (API notes §2.2).
 const STATUS: Table = &[
+    ("unknown", Some("Unknown")),
     ("new", Some("New")),
     ("inProgress", Some("InProgress")),
     ("resolved", Some("Resolved")),
-    ("unknown", Some("Unknown")),
+    ("unknownFutureValue", Some("UnknownFutureValue")),
 ];
 
+/// `alertSeverity`; MDE spells the unknown severity `UnSpecified` (API notes §2.2).
 const SEVERITY: Table = &[
     ("unknown", Some("UnSpecified")),
     ("informational", Some("Informational")),
     ("low", Some("Low")),
     ("medium", Some("Medium")),
     ("high", Some("High")),
+    ("unknownFutureValue", Some("UnknownFutureValue")),
 ];
 
-/// MDE writes `null` for an alert nobody classified; Graph writes `unknown`.
+/// `alertClassification`. MDE writes `null` for an alert nobody classified; Graph writes
+/// `unknown`.
 const CLASSIFICATION: Table = &[
     ("unknown", None),
-    ("truePositive", Some("TruePositive")),
     ("falsePositive", Some("FalsePositive")),
+    ("truePositive", Some("TruePositive")),
     (
         "informationalExpectedActivity",
         Some("InformationalExpectedActivity"),
     ),
+    ("unknownFutureValue", Some("UnknownFutureValue")),
 ];
 
-/// Both of Graph's spellings become the MDE alert page's one.
+/// `alertDetermination`. Microsoft's Graph pages spell four members two ways (the property row
+/// and the SDKs: `compromisedUser`, `clean`, `insufficientData`, `confirmedUserActivity`; the
+/// member table and `$metadata`: `compromisedAccount`, `notMalicious`, `notEnoughDataToValidate`,
+/// `confirmedActivity`); both become the MDE alert page's one word.
 const DETERMINATION: Table = &[
     ("unknown", None),
     ("apt", Some("Apt")),
@@ -228,26 +248,124 @@ const DETERMINATION: Table = &[
         "lineOfBusinessApplication",
         Some("LineOfBusinessApplication"),
     ),
+    ("unknownFutureValue", Some("UnknownFutureValue")),
 ];
 
-/// The values seen in MDE responses (API notes §2.2) for Graph's names of the same detector.
+/// `detectionSource`, all 39 members. Where MDE responses are seen to name the same detector
+/// (API notes §2.2: `WindowsDefenderAv`, `MCAS`, …) that name; the others, which the MDE API
+/// never returned (Defender for Cloud's plans, Sentinel's rule kinds), PascalCased.
 const DETECTION_SOURCE: Table = &[
+    ("unknown", Some("Unknown")),
     ("microsoftDefenderForEndpoint", Some("WindowsDefenderAtp")),
     ("antivirus", Some("WindowsDefenderAv")),
     ("smartScreen", Some("WindowsDefenderSmartScreen")),
     ("customTi", Some("CustomerTI")),
-    ("customDetection", Some("CustomDetection")),
-    ("automatedInvestigation", Some("AutomatedInvestigation")),
-    ("microsoft365Defender", Some("MTP")),
     ("microsoftDefenderForOffice365", Some("OfficeATP")),
+    ("automatedInvestigation", Some("AutomatedInvestigation")),
     ("microsoftThreatExperts", Some("ThreatExperts")),
-    ("manual", Some("Manual")),
-    ("microsoftDefenderForCloudApps", Some("MCAS")),
+    ("customDetection", Some("CustomDetection")),
+    (
+        "microsoftDefenderForIdentity",
+        Some("MicrosoftDefenderForIdentity"),
+    ),
     ("cloudAppSecurity", Some("MCAS")),
+    ("microsoft365Defender", Some("MTP")),
     ("azureAdIdentityProtection", Some("AAD")),
-    ("microsoftEntraIdProtection", Some("AAD")),
+    ("manual", Some("Manual")),
+    (
+        "microsoftDataLossPrevention",
+        Some("MicrosoftDataLossPrevention"),
+    ),
     ("appGovernancePolicy", Some("AppGPolicy")),
     ("appGovernanceDetection", Some("AppGDetection")),
+    ("unknownFutureValue", Some("UnknownFutureValue")),
+    (
+        "microsoftDefenderForCloud",
+        Some("MicrosoftDefenderForCloud"),
+    ),
+    ("microsoftDefenderForIoT", Some("MicrosoftDefenderForIoT")),
+    (
+        "microsoftDefenderForServers",
+        Some("MicrosoftDefenderForServers"),
+    ),
+    (
+        "microsoftDefenderForStorage",
+        Some("MicrosoftDefenderForStorage"),
+    ),
+    ("microsoftDefenderForDNS", Some("MicrosoftDefenderForDNS")),
+    (
+        "microsoftDefenderForDatabases",
+        Some("MicrosoftDefenderForDatabases"),
+    ),
+    (
+        "microsoftDefenderForContainers",
+        Some("MicrosoftDefenderForContainers"),
+    ),
+    (
+        "microsoftDefenderForNetwork",
+        Some("MicrosoftDefenderForNetwork"),
+    ),
+    (
+        "microsoftDefenderForAppService",
+        Some("MicrosoftDefenderForAppService"),
+    ),
+    (
+        "microsoftDefenderForKeyVault",
+        Some("MicrosoftDefenderForKeyVault"),
+    ),
+    (
+        "microsoftDefenderForResourceManager",
+        Some("MicrosoftDefenderForResourceManager"),
+    ),
+    (
+        "microsoftDefenderForApiManagement",
+        Some("MicrosoftDefenderForApiManagement"),
+    ),
+    ("nrtAlerts", Some("NrtAlerts")),
+    ("scheduledAlerts", Some("ScheduledAlerts")),
+    (
+        "microsoftDefenderThreatIntelligenceAnalytics",
+        Some("MicrosoftDefenderThreatIntelligenceAnalytics"),
+    ),
+    ("builtInMl", Some("BuiltInMl")),
+    (
+        "microsoftInsiderRiskManagement",
+        Some("MicrosoftInsiderRiskManagement"),
+    ),
+    (
+        "microsoftThreatIntelligence",
+        Some("MicrosoftThreatIntelligence"),
+    ),
+    (
+        "microsoftDefenderForAIServices",
+        Some("MicrosoftDefenderForAIServices"),
+    ),
+    ("securityCopilot", Some("SecurityCopilot")),
+    ("microsoftSentinel", Some("MicrosoftSentinel")),
+];
+
+/// `investigationState`: MDE's vocabulary (API notes §2.2) in camelCase, so each member is its
+/// MDE word PascalCased. Listed so that any casing of a known member reads as MDE writes it.
+const INVESTIGATION_STATE: Table = &[
+    ("unknown", Some("Unknown")),
+    ("terminated", Some("Terminated")),
+    ("successfullyRemediated", Some("SuccessfullyRemediated")),
+    ("benign", Some("Benign")),
+    ("failed", Some("Failed")),
+    ("partiallyRemediated", Some("PartiallyRemediated")),
+    ("running", Some("Running")),
+    ("pendingApproval", Some("PendingApproval")),
+    ("pendingResource", Some("PendingResource")),
+    ("queued", Some("Queued")),
+    ("innerFailure", Some("InnerFailure")),
+    ("preexistingAlert", Some("PreexistingAlert")),
+    ("unsupportedOs", Some("UnsupportedOs")),
+    ("unsupportedAlertType", Some("UnsupportedAlertType")),
+    ("suppressedAlert", Some("SuppressedAlert")),
+    ("partiallyInvestigated", Some("PartiallyInvestigated")),
+    ("terminatedByUser", Some("TerminatedByUser")),
+    ("terminatedBySystem", Some("TerminatedBySystem")),
+    ("unknownFutureValue", Some("UnknownFutureValue")),
 ];
 
 /// A Graph `status` in the MDE vocabulary (`inProgress` → `InProgress`; an unknown camelCase
@@ -310,8 +428,39 @@ fn evidence_type(item: &Value) -> Option<&str> {
     Some(t.strip_prefix("microsoft.graph.security.").unwrap_or(t))
 }
 
-fn first_of<'a>(items: &'a [Value], kind: &str) -> Option<&'a Value> {
-    items.iter().find(|i| evidence_type(i) == Some(kind))
+/// The device an alert is about: the device evidence Graph marks as the primary one, else the
+/// first device evidence. An alert that touches several devices (lateral movement, a file copied
+/// across) lists them in no promised order, and MDE's `machineId` is the alert's own device.
+///
+/// Graph's `roles` enum has no member for it; the mark is a free-form `detailedRoles` entry:
+/// Microsoft's example alert says `Main device`, real `alerts_v2` payloads say `PrimaryDevice`
+/// (API notes §4.2b). Both are read ignoring case, spaces and underscores.
+fn primary_device(items: &[Value]) -> Option<&Value> {
+    let mut devices = items
+        .iter()
+        .filter(|i| evidence_type(i) == Some("deviceEvidence"));
+    let first = devices.clone().next();
+    devices.find(|d| is_primary(d)).or(first)
+}
+
+/// Whether a device evidence carries the primary device's mark in `detailedRoles` (or `roles`,
+/// should Graph ever move it there).
+fn is_primary(device: &Value) -> bool {
+    ["detailedRoles", "roles"].iter().any(|k| {
+        device
+            .get(k)
+            .and_then(Value::as_array)
+            .is_some_and(|roles| roles.iter().filter_map(Value::as_str).any(primary_mark))
+    })
+}
+
+fn primary_mark(role: &str) -> bool {
+    let word: String = role
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '_' && *c != '-')
+        .flat_map(char::to_lowercase)
+        .collect();
+    word == "primarydevice" || word == "maindevice"
 }
 
 /// The value at `path` inside `v`, if any and not `null`.
@@ -323,11 +472,16 @@ fn field(v: Option<&Value>, path: &[&str]) -> Option<Value> {
     (!cur.is_null()).then(|| cur.clone())
 }
 
-/// MDE's `relatedUser` from the first user evidence with an account: `{userName, domainName}`.
+/// MDE's `relatedUser` `{userName, domainName}`: the account of the first user evidence that has
+/// one, else the first account of any other evidence (`processEvidence` and `mailboxEvidence`
+/// carry a `userAccount` too). Microsoft's own example alert has no user evidence: its only
+/// account is on the process evidence, and without it the alert would name no user at all.
 fn related_user(items: &[Value]) -> Value {
+    let is_user = |i: &&Value| evidence_type(i) == Some("userEvidence");
     items
         .iter()
-        .filter(|i| evidence_type(i) == Some("userEvidence"))
+        .filter(is_user)
+        .chain(items.iter().filter(|i| !is_user(i)))
         .find_map(|i| {
             let account = i.get("userAccount")?;
             let name = field(Some(account), &["accountName"])?;
@@ -726,6 +880,373 @@ mod tests {
         assert_eq!(
             to_mde_shape(&graph())["serviceSource"],
             json!("microsoftDefenderForEndpoint")
+        );
+    }
+
+    /// Every member Microsoft's Graph reference lists for each enum the exports read in the MDE
+    /// vocabulary, with the word it must read as. Members: microsoftgraph/microsoft-graph-docs-contrib
+    /// `api-reference/v1.0/resources/security-alert.md` (status, severity, classification,
+    /// determination in both spellings, detectionSource), `enums-security.md`, and the
+    /// `investigationState` members of Graph's v1.0 SDK models (API notes §4.2b). MDE words: the
+    /// MDE alert page (API notes §2.2).
+    const REFERENCE: &[(&str, Table)] = &[
+        (
+            "status",
+            &[
+                ("unknown", Some("Unknown")),
+                ("new", Some("New")),
+                ("inProgress", Some("InProgress")),
+                ("resolved", Some("Resolved")),
+                ("unknownFutureValue", Some("UnknownFutureValue")),
+            ],
+        ),
+        (
+            "severity",
+            &[
+                ("unknown", Some("UnSpecified")),
+                ("informational", Some("Informational")),
+                ("low", Some("Low")),
+                ("medium", Some("Medium")),
+                ("high", Some("High")),
+                ("unknownFutureValue", Some("UnknownFutureValue")),
+            ],
+        ),
+        (
+            "classification",
+            &[
+                ("unknown", None),
+                ("falsePositive", Some("FalsePositive")),
+                ("truePositive", Some("TruePositive")),
+                (
+                    "informationalExpectedActivity",
+                    Some("InformationalExpectedActivity"),
+                ),
+                ("unknownFutureValue", Some("UnknownFutureValue")),
+            ],
+        ),
+        (
+            "determination",
+            &[
+                ("unknown", None),
+                ("apt", Some("Apt")),
+                ("malware", Some("Malware")),
+                ("securityPersonnel", Some("SecurityPersonnel")),
+                ("securityTesting", Some("SecurityTesting")),
+                ("unwantedSoftware", Some("UnwantedSoftware")),
+                ("other", Some("Other")),
+                ("multiStagedAttack", Some("MultiStagedAttack")),
+                ("compromisedUser", Some("CompromisedUser")),
+                ("compromisedAccount", Some("CompromisedUser")),
+                ("phishing", Some("Phishing")),
+                ("maliciousUserActivity", Some("MaliciousUserActivity")),
+                ("clean", Some("Clean")),
+                ("notMalicious", Some("Clean")),
+                ("insufficientData", Some("InsufficientData")),
+                ("notEnoughDataToValidate", Some("InsufficientData")),
+                ("confirmedUserActivity", Some("ConfirmedUserActivity")),
+                ("confirmedActivity", Some("ConfirmedUserActivity")),
+                (
+                    "lineOfBusinessApplication",
+                    Some("LineOfBusinessApplication"),
+                ),
+                ("unknownFutureValue", Some("UnknownFutureValue")),
+            ],
+        ),
+        (
+            "detectionSource",
+            &[
+                ("unknown", Some("Unknown")),
+                ("microsoftDefenderForEndpoint", Some("WindowsDefenderAtp")),
+                ("antivirus", Some("WindowsDefenderAv")),
+                ("smartScreen", Some("WindowsDefenderSmartScreen")),
+                ("customTi", Some("CustomerTI")),
+                ("microsoftDefenderForOffice365", Some("OfficeATP")),
+                ("automatedInvestigation", Some("AutomatedInvestigation")),
+                ("microsoftThreatExperts", Some("ThreatExperts")),
+                ("customDetection", Some("CustomDetection")),
+                (
+                    "microsoftDefenderForIdentity",
+                    Some("MicrosoftDefenderForIdentity"),
+                ),
+                ("cloudAppSecurity", Some("MCAS")),
+                ("microsoft365Defender", Some("MTP")),
+                ("azureAdIdentityProtection", Some("AAD")),
+                ("manual", Some("Manual")),
+                (
+                    "microsoftDataLossPrevention",
+                    Some("MicrosoftDataLossPrevention"),
+                ),
+                ("appGovernancePolicy", Some("AppGPolicy")),
+                ("appGovernanceDetection", Some("AppGDetection")),
+                ("unknownFutureValue", Some("UnknownFutureValue")),
+                (
+                    "microsoftDefenderForCloud",
+                    Some("MicrosoftDefenderForCloud"),
+                ),
+                ("microsoftDefenderForIoT", Some("MicrosoftDefenderForIoT")),
+                (
+                    "microsoftDefenderForServers",
+                    Some("MicrosoftDefenderForServers"),
+                ),
+                (
+                    "microsoftDefenderForStorage",
+                    Some("MicrosoftDefenderForStorage"),
+                ),
+                ("microsoftDefenderForDNS", Some("MicrosoftDefenderForDNS")),
+                (
+                    "microsoftDefenderForDatabases",
+                    Some("MicrosoftDefenderForDatabases"),
+                ),
+                (
+                    "microsoftDefenderForContainers",
+                    Some("MicrosoftDefenderForContainers"),
+                ),
+                (
+                    "microsoftDefenderForNetwork",
+                    Some("MicrosoftDefenderForNetwork"),
+                ),
+                (
+                    "microsoftDefenderForAppService",
+                    Some("MicrosoftDefenderForAppService"),
+                ),
+                (
+                    "microsoftDefenderForKeyVault",
+                    Some("MicrosoftDefenderForKeyVault"),
+                ),
+                (
+                    "microsoftDefenderForResourceManager",
+                    Some("MicrosoftDefenderForResourceManager"),
+                ),
+                (
+                    "microsoftDefenderForApiManagement",
+                    Some("MicrosoftDefenderForApiManagement"),
+                ),
+                ("nrtAlerts", Some("NrtAlerts")),
+                ("scheduledAlerts", Some("ScheduledAlerts")),
+                (
+                    "microsoftDefenderThreatIntelligenceAnalytics",
+                    Some("MicrosoftDefenderThreatIntelligenceAnalytics"),
+                ),
+                ("builtInMl", Some("BuiltInMl")),
+                (
+                    "microsoftInsiderRiskManagement",
+                    Some("MicrosoftInsiderRiskManagement"),
+                ),
+                (
+                    "microsoftThreatIntelligence",
+                    Some("MicrosoftThreatIntelligence"),
+                ),
+                (
+                    "microsoftDefenderForAIServices",
+                    Some("MicrosoftDefenderForAIServices"),
+                ),
+                ("securityCopilot", Some("SecurityCopilot")),
+                ("microsoftSentinel", Some("MicrosoftSentinel")),
+            ],
+        ),
+        (
+            "investigationState",
+            &[
+                ("unknown", Some("Unknown")),
+                ("terminated", Some("Terminated")),
+                ("successfullyRemediated", Some("SuccessfullyRemediated")),
+                ("benign", Some("Benign")),
+                ("failed", Some("Failed")),
+                ("partiallyRemediated", Some("PartiallyRemediated")),
+                ("running", Some("Running")),
+                ("pendingApproval", Some("PendingApproval")),
+                ("pendingResource", Some("PendingResource")),
+                ("queued", Some("Queued")),
+                ("innerFailure", Some("InnerFailure")),
+                ("preexistingAlert", Some("PreexistingAlert")),
+                ("unsupportedOs", Some("UnsupportedOs")),
+                ("unsupportedAlertType", Some("UnsupportedAlertType")),
+                ("suppressedAlert", Some("SuppressedAlert")),
+                ("partiallyInvestigated", Some("PartiallyInvestigated")),
+                ("terminatedByUser", Some("TerminatedByUser")),
+                ("terminatedBySystem", Some("TerminatedBySystem")),
+                ("unknownFutureValue", Some("UnknownFutureValue")),
+            ],
+        ),
+    ];
+
+    #[test]
+    fn every_member_of_microsofts_graph_enums_reads_in_the_mde_vocabulary() {
+        let one = |k: &str, v: &str| {
+            let text = json!({"lastUpdateDateTime": "x", k: v}).to_string();
+            let via_text = mde_shape_of_text(&text).expect("a Graph alert")[k].clone();
+            let via_value = to_mde_shape(&json!({"lastUpdateDateTime": "x", k: v}))[k].clone();
+            assert_eq!(via_text, via_value, "{k} {v}");
+            via_value
+        };
+        for (key, members) in REFERENCE {
+            for (graph, mde) in *members {
+                let want = mde.map_or(Value::Null, |m| json!(m));
+                assert_eq!(one(key, graph), want, "{key} {graph}");
+                // Any casing of a member is that member; the MDE word reads as itself.
+                assert_eq!(one(key, &graph.to_ascii_uppercase()), want, "{key} {graph}");
+                if let Some(m) = mde {
+                    assert_eq!(one(key, m), want, "{key} {m}");
+                }
+            }
+        }
+        // A value the reference does not list is never dropped: a camelCase word reads as MDE
+        // would write it, anything else exactly as sent.
+        for key in REFERENCE.iter().map(|(k, _)| *k) {
+            assert_eq!(one(key, "brandNewValue"), json!("BrandNewValue"), "{key}");
+            assert_eq!(one(key, "not a word"), json!("not a word"), "{key}");
+            assert_eq!(one(key, ""), json!(""), "{key}");
+            let n = to_mde_shape(&json!({"lastUpdateDateTime": "x", key: 7}));
+            assert_eq!(n[key], json!(7), "{key}");
+        }
+    }
+
+    #[test]
+    fn investigation_state_takes_the_mde_spelling_in_every_export_path() {
+        let g = json!({"lastUpdateDateTime": "2026-01-13T17:30:54.2633333Z",
+                       "investigationState": "benign"});
+        assert_eq!(to_mde_shape(&g)["investigationState"], json!("Benign"));
+        let text = mde_shape_of_text(&g.to_string()).unwrap();
+        assert_eq!(text["investigationState"], json!("Benign"));
+        let mde = json!({"lastUpdateTime": "x", "investigationState": "UnsupportedAlertType"});
+        assert_eq!(to_mde_shape(&mde), mde, "an MDE alert keeps its own words");
+    }
+
+    /// An alert as `alerts_v2` returns it (the shape of Microsoft's List alerts_v2 example and of
+    /// real payloads in public test data): two devices, the primary one second; no user evidence,
+    /// the only account on the process evidence.
+    fn multi_device_alert(primary_mark: &str) -> Value {
+        let text = r##"{
+            "@odata.type": "#microsoft.graph.security.alert",
+            "id": "da637551227677560813_-961444813",
+            "providerAlertId": "da637551227677560813_-961444813",
+            "incidentId": "28282",
+            "status": "new",
+            "severity": "low",
+            "classification": "unknown",
+            "determination": "unknown",
+            "serviceSource": "microsoftDefenderForEndpoint",
+            "detectionSource": "antivirus",
+            "detectorId": "e0da400f-affd-43ef-b1d5-afc2eb6f2756",
+            "tenantId": "b3c1b5fc-828c-45fa-a1e1-10d74f6d6e9c",
+            "title": "Suspicious execution of hidden file",
+            "category": "DefenseEvasion",
+            "investigationState": "terminatedBySystem",
+            "createdDateTime": "2021-04-27T12:19:27.7211305Z",
+            "lastUpdateDateTime": "2021-05-02T14:19:01.3266667Z",
+            "resolvedDateTime": null,
+            "comments": [],
+            "evidence": [
+                {"@odata.type": "#microsoft.graph.security.deviceEvidence",
+                 "createdDateTime": "2021-04-27T12:19:27.7211305Z", "verdict": "unknown",
+                 "remediationStatus": "none", "roles": [], "detailedRoles": [], "tags": [],
+                 "mdeDeviceId": "1111111111111111111111111111111111111111",
+                 "deviceDnsName": "fileserver.contoso.com", "rbacGroupName": "Servers",
+                 "loggedOnUsers": []},
+                {"@odata.type": "#microsoft.graph.security.deviceEvidence",
+                 "createdDateTime": "2021-04-27T12:19:27.7211305Z", "verdict": "unknown",
+                 "remediationStatus": "none", "roles": ["compromised"],
+                 "detailedRoles": ["PRIMARY_MARK"], "tags": ["Test Machine"],
+                 "mdeDeviceId": "73e7e2de709dff64ef64b1d0c30e67fab63279db",
+                 "deviceDnsName": "tempDns", "rbacGroupName": "UnassignedGroup",
+                 "loggedOnUsers": [{"accountName": "bob", "domainName": "CONTOSO"}]},
+                {"@odata.type": "#microsoft.graph.security.fileEvidence",
+                 "createdDateTime": "2021-04-27T12:19:27.7211305Z", "verdict": "unknown",
+                 "remediationStatus": "none", "detectionStatus": "detected",
+                 "mdeDeviceId": "73e7e2de709dff64ef64b1d0c30e67fab63279db",
+                 "roles": [], "detailedRoles": ["Referred in command line"], "tags": [],
+                 "fileDetails": {"sha1": "5f1e8acedc065031aad553b710838eb366cfee9a",
+                                 "fileName": "MsSense.exe", "filePath": "C:\\Program Files\\temp"}},
+                {"@odata.type": "#microsoft.graph.security.processEvidence",
+                 "createdDateTime": "2021-04-27T12:19:27.7211305Z", "verdict": "unknown",
+                 "remediationStatus": "none", "processId": 4780, "parentProcessId": 668,
+                 "processCommandLine": "\"MsSense.exe\"", "detectionStatus": "detected",
+                 "mdeDeviceId": "73e7e2de709dff64ef64b1d0c30e67fab63279db",
+                 "roles": [], "detailedRoles": [], "tags": [],
+                 "imageFile": {"fileName": "MsSense.exe", "filePath": "C:\\Program Files\\temp"},
+                 "userAccount": {"accountName": "SYSTEM", "domainName": "NT AUTHORITY",
+                                 "userSid": "S-1-5-18", "azureAdUserId": null,
+                                 "userPrincipalName": null, "displayName": "System"}},
+                {"@odata.type": "#microsoft.graph.security.registryKeyEvidence",
+                 "createdDateTime": "2021-04-27T12:19:27.7211305Z", "verdict": "unknown",
+                 "remediationStatus": "none",
+                 "registryKey": "SYSTEM\\CONTROLSET001\\CONTROL\\WMI\\AUTOLOGGER\\SENSEAUDITLOGGER",
+                 "registryHive": "HKEY_LOCAL_MACHINE", "roles": [], "detailedRoles": [], "tags": []}
+            ],
+            "systemTags": ["Defender Experts"]
+        }"##;
+        serde_json::from_str(&text.replace("PRIMARY_MARK", primary_mark)).unwrap()
+    }
+
+    #[test]
+    fn the_device_is_the_one_graph_marks_primary_and_the_user_may_come_from_a_process() {
+        // Microsoft's example writes the mark `Main device`; real payloads write `PrimaryDevice`.
+        for mark in [
+            "PrimaryDevice",
+            "Main device",
+            "primaryDevice",
+            "MAIN_DEVICE",
+        ] {
+            let g = multi_device_alert(mark);
+            for m in [to_mde_shape(&g), mde_shape_of_text(&g.to_string()).unwrap()] {
+                assert_eq!(
+                    m["machineId"],
+                    json!("73e7e2de709dff64ef64b1d0c30e67fab63279db"),
+                    "{mark}"
+                );
+                assert_eq!(m["computerDnsName"], json!("tempDns"), "{mark}");
+                assert_eq!(m["rbacGroupName"], json!("UnassignedGroup"), "{mark}");
+                assert_eq!(
+                    m["loggedOnUsers"],
+                    json!([{"accountName": "bob", "domainName": "CONTOSO"}])
+                );
+                assert_eq!(
+                    m["relatedUser"],
+                    json!({"userName": "SYSTEM", "domainName": "NT AUTHORITY"})
+                );
+                assert_eq!(m["investigationState"], json!("TerminatedBySystem"));
+                assert_eq!(m["classification"], Value::Null);
+                assert_eq!(m["evidence"].as_array().unwrap().len(), 5);
+            }
+        }
+        // No device marked: the first device evidence.
+        let m = to_mde_shape(&multi_device_alert("Lateral movement target"));
+        assert_eq!(
+            m["machineId"],
+            json!("1111111111111111111111111111111111111111")
+        );
+        assert_eq!(m["computerDnsName"], json!("fileserver.contoso.com"));
+    }
+
+    #[test]
+    fn user_evidence_wins_over_an_account_on_other_evidence() {
+        let mut g = multi_device_alert("PrimaryDevice");
+        g["evidence"].as_array_mut().unwrap().push(json!({
+            "@odata.type": "#microsoft.graph.security.userEvidence",
+            "userAccount": {"accountName": "alice", "domainName": "CONTOSO"}}));
+        let m = to_mde_shape(&g);
+        assert_eq!(
+            m["relatedUser"],
+            json!({"userName": "alice", "domainName": "CONTOSO"})
+        );
+        // An account without a name is no user; a later one is taken.
+        let g = json!({"lastUpdateDateTime": "x", "evidence": [
+            {"@odata.type": "#microsoft.graph.security.processEvidence",
+             "userAccount": {"accountName": null, "domainName": "X"}},
+            {"@odata.type": "#microsoft.graph.security.mailboxEvidence",
+             "userAccount": {"accountName": "carol"}},
+            {"@odata.type": "#microsoft.graph.security.deviceEvidence", "mdeDeviceId": "first"},
+            {"@odata.type": "#microsoft.graph.security.deviceEvidence",
+             "detailedRoles": "PrimaryDevice", "roles": [7, null], "mdeDeviceId": "odd"}]});
+        let m = to_mde_shape(&g);
+        assert_eq!(
+            m["relatedUser"],
+            json!({"userName": "carol", "domainName": null})
+        );
+        assert_eq!(
+            m["machineId"],
+            json!("first"),
+            "malformed roles are no mark"
         );
     }
 

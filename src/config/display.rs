@@ -119,6 +119,20 @@ impl fmt::Display for Config {
                 }
             }
             writeln!(f, "  token endpoint {:?}", t.token_endpoint)?;
+            // The budget of each API this tenant may read: Graph allows 150 calls a minute, MDE 100.
+            let budget = |api| {
+                let (minute, hour) = self.poll.quotas(api);
+                format!("{minute} calls/minute, {hour} calls/hour")
+            };
+            match t.source.pinned() {
+                Some(api) => writeln!(f, "  API budget     {}", budget(api))?,
+                None => writeln!(
+                    f,
+                    "  API budget     {} on Graph, {} on the MDE API",
+                    budget(super::SourceKind::Graph),
+                    budget(super::SourceKind::Mde)
+                )?,
+            }
         }
         let p = &self.poll;
         writeln!(f, "poll:")?;
@@ -144,10 +158,14 @@ impl fmt::Display for Config {
             "  request_timeout  {}",
             humantime::format_duration(p.request_timeout)
         )?;
+        let (mde, graph) = (
+            p.quotas(super::SourceKind::Mde),
+            p.quotas(super::SourceKind::Graph),
+        );
         writeln!(
             f,
-            "  API budget       {} calls/minute, {} calls/hour per tenant",
-            p.calls_per_minute, p.calls_per_hour
+            "  API budget       per tenant: {} calls/minute, {} calls/hour reading the MDE API; {} calls/minute, {} calls/hour reading Graph",
+            mde.0, mde.1, graph.0, graph.1
         )?;
         writeln!(f, "store: {}", self.store.path.display())?;
         match &self.http.proxy {
@@ -172,5 +190,65 @@ impl fmt::Display for Config {
             )?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::Config;
+
+    #[test]
+    fn each_tenant_shows_the_budget_of_the_api_it_reads() {
+        let tenant = |name: &str, source: &str| {
+            format!(
+                r#"
+[[tenants]]
+name = "{name}"
+tenant_id = "{name}.onmicrosoft.com"
+client_id = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
+client_secret_env = "TEST_SECRET_VAR"
+source = "{source}"
+"#
+            )
+        };
+        let text = format!(
+            "{}{}{}\n[store]\npath = \"alerts.db\"\n",
+            tenant("viagraph", "graph"),
+            tenant("viamde", "mde"),
+            tenant("viaauto", "auto")
+        );
+        let shown = Config::parse(&text, Path::new("/etc/x/config.toml"))
+            .unwrap()
+            .to_string();
+        let budget = |name: &str| {
+            let block = shown
+                .split("tenant ")
+                .find(|b| b.starts_with(&format!("{name}:")))
+                .unwrap_or_else(|| panic!("no block for {name} in {shown}"));
+            block
+                .lines()
+                .find(|l| l.trim_start().starts_with("API budget"))
+                .unwrap_or_else(|| panic!("no budget for {name} in {block}"))
+                .trim()
+                .to_owned()
+        };
+        assert_eq!(
+            budget("viagraph"),
+            "API budget     150 calls/minute, 9000 calls/hour"
+        );
+        assert_eq!(
+            budget("viamde"),
+            "API budget     100 calls/minute, 1500 calls/hour"
+        );
+        assert_eq!(
+            budget("viaauto"),
+            "API budget     150 calls/minute, 9000 calls/hour on Graph, 100 calls/minute, 1500 calls/hour on the MDE API"
+        );
+        assert!(
+            shown.contains("100 calls/minute, 1500 calls/hour reading the MDE API; 150 calls/minute, 9000 calls/hour reading Graph"),
+            "{shown}"
+        );
     }
 }

@@ -20,6 +20,7 @@ mod files;
 mod introspect;
 pub mod raw;
 mod secret;
+mod services;
 mod tenants_dir;
 mod validate;
 
@@ -364,7 +365,8 @@ impl From<SourceKind> for SourceChoice {
 pub enum Services {
     /// Every product (`["all"]`): no `serviceSource` clause.
     All,
-    /// Only these (`serviceSource eq '…'`), each one of [`SERVICE_SOURCES`].
+    /// Only these (`serviceSource eq '…'`): members of [`SERVICE_SOURCES`], or camelCase names
+    /// Microsoft may have added to Graph since (kept with a warning).
     Only(Vec<&'static str>),
 }
 
@@ -386,7 +388,9 @@ impl Services {
     }
 }
 
-/// Graph's documented `serviceSource` members (microsoft.graph.security.serviceSource).
+/// Graph's documented `serviceSource` members (microsoft.graph.security.serviceSource: the
+/// reference's enum page and the v1.0 `$metadata`), but the `unknownFutureValue` sentinel, which
+/// names no product.
 pub const SERVICE_SOURCES: &[&str] = &[
     "microsoftDefenderForEndpoint",
     "microsoftDefenderForIdentity",
@@ -399,6 +403,8 @@ pub const SERVICE_SOURCES: &[&str] = &[
     "microsoftDefenderForCloud",
     "microsoftSentinel",
     "microsoftInsiderRiskManagement",
+    "microsoftThreatIntelligence",
+    "microsoftSecurityForAI",
     "unknown",
 ];
 

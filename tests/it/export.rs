@@ -505,7 +505,8 @@ mod graph {
     fn mde(i: usize, status: &str, severity: &str, class: Option<&str>) -> Value {
         let mut v = json!({
             "id": format!("da63755122767756081{i}_-961444813"),
-            "incidentId": 28280 + i, "investigationId": null, "investigationState": null,
+            "incidentId": 28280 + i, "investigationId": null,
+            "investigationState": INVESTIGATION_STATES[i % 3].0,
             "assignedTo": "secop@contoso.com", "severity": severity, "status": status,
             "classification": class, "determination": class.map(|_| "Malware"),
             "detectionSource": "WindowsDefenderAv", "detectorId": "e0da400f-affd-43ef-b1d5-afc2eb6f2756",
@@ -545,6 +546,13 @@ mod graph {
         }
     }
 
+    /// `investigationState` as the MDE API and as Graph write it.
+    const INVESTIGATION_STATES: [(&str, &str); 3] = [
+        ("UnsupportedAlertType", "unsupportedAlertType"),
+        ("Benign", "benign"),
+        ("PendingApproval", "pendingApproval"),
+    ];
+
     /// The same alert as Graph `alerts_v2` writes it.
     fn graph(i: usize, status: &str, severity: &str, class: &str) -> Value {
         let mut v = json!({
@@ -555,6 +563,7 @@ mod graph {
             "assignedTo": "secop@contoso.com", "severity": severity, "status": status,
             "classification": class, "determination": if class == "unknown" { "unknown" } else { "malware" },
             "serviceSource": "microsoftDefenderForEndpoint", "productName": "Microsoft Defender for Endpoint",
+            "investigationState": INVESTIGATION_STATES[i % 3].1,
         });
         merge(
             &mut v,
@@ -711,6 +720,7 @@ mod graph {
         assert_eq!(first[col(&h, "detectionSource")], "WindowsDefenderAv");
         assert_eq!(first[col(&h, "computerDnsName")], "tempdevice.contoso.com");
         assert_eq!(first[col(&h, "relatedUser")], "CONTOSO\\alice");
+        assert_eq!(first[col(&h, "investigationState")], "Benign");
         assert_eq!(first[col(&h, "incidentId")], "28281");
         assert_eq!(
             first[col(&h, "alertCreationTime")],
@@ -873,6 +883,7 @@ mod graph {
         assert_eq!(g["incidentId"], 28281);
         assert_eq!(g["computerDnsName"], "tempdevice.contoso.com");
         assert_eq!(g["serviceSource"], "microsoftDefenderForEndpoint");
+        assert_eq!(g["investigationState"], "Benign");
         assert_eq!(g["evidence"][1]["entityType"], "File");
         assert_eq!(lines[2], stored_mde, "an MDE alert is written as stored");
         let manifest: Value =
@@ -902,6 +913,7 @@ mod graph {
         assert!(out.status.success(), "{}", text(&out));
         let all: Vec<Value> = serde_json::from_slice(&std::fs::read(&adhoc).unwrap()).unwrap();
         assert_eq!(all[0]["status"], "InProgress");
+        assert_eq!(all[0]["investigationState"], "Benign");
         assert_eq!(all[1]["severity"], "UnSpecified");
         let out = run(&env, &["export", "--out", "x.csv", "--shape", "mde"]).await;
         assert_eq!(out.status.code(), Some(2), "{}", text(&out));

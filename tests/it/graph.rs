@@ -177,7 +177,14 @@ async fn switching_from_mde_to_graph_keeps_one_row_per_alert() {
             continue;
         }
         let t = truth[id.as_str()];
-        for k in ["status", "severity"] {
+        for k in [
+            "status",
+            "severity",
+            "classification",
+            "determination",
+            "detectionSource",
+            "investigationState",
+        ] {
             assert_eq!(row[col(k)], t[k].as_str().unwrap_or(""), "{id} {k}");
         }
         for k in [

@@ -10,10 +10,11 @@ use url::Url;
 use super::{At, endpoint_url, schedule};
 use crate::config::error::ConfigError;
 use crate::config::raw::{AuthKind, RawConfig, RawTenant};
+use crate::config::services::ServiceName;
 use crate::config::tenants_dir;
 use crate::config::{
-    AssertionAlgorithm, AuthMethod, Cloud, MDE_RESOURCE, SERVICE_SOURCES, SecretSource, Services,
-    SourceChoice, TenantConfig, TokenEndpoint,
+    AssertionAlgorithm, AuthMethod, Cloud, MDE_RESOURCE, SecretSource, Services, SourceChoice,
+    TenantConfig, TokenEndpoint,
 };
 
 /// A Directory (tenant) ID, an Application (client) ID: `8-4-4-4-12` hex digits.
@@ -433,7 +434,8 @@ fn tenant(
     })
 }
 
-/// `services`: Graph's `serviceSource` names (any case), or `["all"]`.
+/// `services`: Graph's `serviceSource` names (any case), a camelCase name Graph may have added
+/// since (with a warning), or `["all"]`; a typo of a known name is an error.
 fn services(at: &At<'_>, list: Option<&[String]>) -> Result<Services, ConfigError> {
     let Some(list) = list else {
         return Ok(Services::endpoint());
@@ -456,34 +458,19 @@ fn services(at: &At<'_>, list: Option<&[String]>) -> Result<Services, ConfigErro
         return Ok(Services::All);
     }
     let mut out: Vec<&'static str> = Vec::new();
-    for name in list {
-        let Some(known) = SERVICE_SOURCES
-            .iter()
-            .find(|k| k.eq_ignore_ascii_case(name.trim()))
-        else {
-            let near = SERVICE_SOURCES
-                .iter()
-                .map(|k| {
-                    (
-                        strsim::damerau_levenshtein(&name.to_lowercase(), &k.to_lowercase()),
-                        *k,
-                    )
-                })
-                .min()
-                .filter(|(d, _)| *d <= 4)
-                .map(|(_, k)| format!("did you mean {k:?}? "))
-                .unwrap_or_default();
-            return Err(at.error(
-                "services",
-                format!("{name:?} is not a Defender product Graph knows"),
-                format!(
-                    "{near}use Graph's serviceSource names: {}, or [\"all\"]",
-                    SERVICE_SOURCES.join(", ")
-                ),
-            ));
+    for written in list {
+        let name = ServiceName::read(written);
+        if let Some((problem, fix)) = name.error(written) {
+            return Err(at.error("services", problem, fix));
+        }
+        if let Some(warning) = name.warning() {
+            tracing::warn!(key = %at.key("services"), "{warning}");
+        }
+        let (ServiceName::Known(kept) | ServiceName::New { name: kept, .. }) = name else {
+            continue;
         };
-        if !out.contains(known) {
-            out.push(known);
+        if !out.contains(&kept) {
+            out.push(kept);
         }
     }
     Ok(Services::Only(out))

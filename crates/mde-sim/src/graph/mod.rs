@@ -40,7 +40,8 @@
 //! | `relatedUser` `{userName, domainName}` | the first `userEvidence` item: `userAccount {accountName, domainName, userSid, azureAdUserId, userPrincipalName}` (sid and UPN taken from the Defender `User` evidence item of the same account, which is then not repeated). Without a `relatedUser` the first `userEvidence` is an ordinary evidence item: this direction is lossy |
 //! | `comments` `[{comment, createdBy, createdTime}]` | `comments` `[{comment, createdByDisplayName, createdDateTime}]` |
 //! | `evidence` (`User`, `Process`, `File`, `Ip`, `Url`, `Registry`, others) | inline (no `$expand`), typed by `@odata.type`: `userEvidence`, `processEvidence {processId, parentProcessId, processCommandLine, processCreationDateTime, imageFile {sha1, sha256, fileName, filePath}, parentProcessImageFile, mdeDeviceId, detectionStatus}`, `fileEvidence {fileDetails {sha1, sha256, fileName, filePath}, mdeDeviceId, detectionStatus}`, `ipEvidence`, `urlEvidence`, `registryValueEvidence`, `<camelCased type>Evidence`; one alert in twenty also carries a `#microsoft.graph.security.futureThingEvidence` |
-//! | `investigationId`, `investigationState`, `threatFamily`, `domains`, unknown extras | no counterpart: dropped |
+//! | `investigationState` | camelCased (`Benign` → `benign`), a v1.0 property since 2025-11 |
+//! | `investigationId`, `threatFamily`, `domains`, unknown extras | no counterpart: dropped |
 //! | — | new: `serviceSource` (`microsoftDefenderForEndpoint`), `productName` (`Microsoft Defender for Endpoint`), `alertWebUrl` (`https://security.microsoft.com/alerts/<id>?tid=<tenant>`), `recommendedActions`, `actorDisplayName` (null), `systemTags`, `alertPolicyId`, `additionalData` |
 //!
 //! So a client can rebuild the Defender CSV columns from Graph: computerDnsName, machineId and

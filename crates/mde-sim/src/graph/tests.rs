@@ -46,6 +46,10 @@ fn rebuild(g: &Value) -> Map<String, Value> {
     m.insert("status".into(), enum_back(s(g, "status")));
     m.insert("classification".into(), enum_back(s(g, "classification")));
     m.insert("determination".into(), enum_back(s(g, "determination")));
+    m.insert(
+        "investigationState".into(),
+        enum_back(s(g, "investigationState")),
+    );
     let ds = g["detectionSource"].as_str().unwrap_or_default();
     m.insert(
         "detectionSource".into(),
@@ -163,9 +167,8 @@ fn rebuild(g: &Value) -> Map<String, Value> {
 }
 
 /// Defender's fields that Graph has no counterpart for.
-const NO_COUNTERPART: [&str; 5] = [
+const NO_COUNTERPART: [&str; 4] = [
     "investigationId",
-    "investigationState",
     "threatFamily",
     "domains",
     "futureInsight",

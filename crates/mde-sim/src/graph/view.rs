@@ -310,6 +310,11 @@ pub(crate) fn view_map(m: &Map<String, Value>) -> Map<String, Value> {
     put("severity", severity(m.get("severity")));
     put("classification", camel_value(m.get("classification")));
     put("determination", camel_value(m.get("determination")));
+    // A v1.0 alert property since 2025-11: Defender's own vocabulary in camelCase.
+    put(
+        "investigationState",
+        camel_value(m.get("investigationState")),
+    );
     put("serviceSource", Value::from(service.clone()));
     put(
         "detectionSource",

@@ -3,6 +3,8 @@
 //! and export directories this user can write. It sits above the config, auth and export
 //! modules, which each own one of these checks, so that none of them needs the others.
 
+mod service_user;
+
 use std::path::Path;
 
 use crate::config::{AuthMethod, Config, ConfigError, SecretSource, TenantConfig};
@@ -30,6 +32,14 @@ impl TenantConfig {
 }
 
 impl Config {
+    /// What the service's user (the unit's `User=`) could not read or write of what this config
+    /// names, one warning each, when that user exists here and is not the one running this.
+    pub fn service_user_warnings(&self) -> Vec<String> {
+        service_user::Account::of_service()
+            .map(|a| service_user::warnings(self, &a))
+            .unwrap_or_default()
+    }
+
     /// What `config check` adds to loading: everything a poll or the service needs that a valid
     /// file does not prove, checked without calling Microsoft, so that "ok" means a poll will not
     /// refuse to start: no placeholder IDs left from the example, every secret readable (and not

@@ -14,6 +14,10 @@ pub fn run(config: &Path) -> Result<ExitCode, Error> {
     super::write_out(format_args!("{config}"))?;
     // The checks `poll` makes before it starts, so that "ok" means it will not refuse.
     config.check_ready()?;
+    // The same, as the service's user would see it: an admin runs this as root.
+    for w in config.service_user_warnings() {
+        errln!("warning: {w}");
+    }
     // Which API each tenant reads, as its last poll decided; `config check` asks Microsoft
     // nothing, so a tenant that never polled says how it will decide.
     let store = config

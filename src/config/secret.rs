@@ -66,16 +66,31 @@ impl SecretSource {
             })?,
             SecretSource::File { key, path } => read_secret_file(key, path)?,
             SecretSource::Credential { name, key } => {
-                let dir = std::env::var_os("CREDENTIALS_DIRECTORY").ok_or_else(|| {
-                    ConfigError::new(
-                        key.clone(),
-                        "no client secret is configured",
-                        "set client_secret_env = \"MDE_ALERTS_CLIENT_SECRET\" (and export it) or \
-                         client_secret_file = \"/etc/mde-alerts/client_secret\", or pass the systemd \
-                         credential `client_secret` with LoadCredential=",
-                    )
-                })?;
-                read_secret_file(key, &Path::new(&dir).join(name))?
+                // Under systemd the credential; by hand (`sudo -u mde-alerts MDE_ALERTS_CLIENT_SECRET=…
+                // mde-alerts auth check`) the variable: one config serves both.
+                let var = credential_variable(name);
+                match std::env::var_os("CREDENTIALS_DIRECTORY") {
+                    Some(dir) => read_secret_file(key, &Path::new(&dir).join(name))?,
+                    None => std::env::var(var).map_err(|_| {
+                        let what = if name == "password" {
+                            "no password is configured"
+                        } else {
+                            "no client secret is configured"
+                        };
+                        let base = key
+                            .rsplit('.')
+                            .next()
+                            .unwrap_or(key)
+                            .trim_end_matches("_env");
+                        ConfigError::new(
+                            key.clone(),
+                            what,
+                            format!(
+                                "by hand, export {var}=<the value>; under systemd, pass the credential `{name}` with LoadCredential= (the packaged unit does); or set {base}_env or {base}_file"
+                            ),
+                        )
+                    })?,
+                }
             }
         };
         let trimmed = value.trim_end_matches(['\r', '\n']);
@@ -110,6 +125,15 @@ impl SecretSource {
     }
 }
 
+/// The environment variable that stands in for credential `name` outside systemd.
+pub fn credential_variable(name: &str) -> &'static str {
+    if name == "password" {
+        "MDE_ALERTS_PASSWORD"
+    } else {
+        "MDE_ALERTS_CLIENT_SECRET"
+    }
+}
+
 impl fmt::Display for SecretSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -131,7 +155,8 @@ impl fmt::Display for SecretSource {
             SecretSource::Credential { name, .. } => {
                 write!(
                     f,
-                    "systemd credential {name} ($CREDENTIALS_DIRECTORY/{name})"
+                    "systemd credential {name} ($CREDENTIALS_DIRECTORY/{name}), or by hand the environment variable {}",
+                    credential_variable(name)
                 )
             }
         }

@@ -286,7 +286,11 @@ fn many_tenants(env: &Env, n: usize, concurrency: usize, schedule: &str) {
     );
     let mut config = String::new();
     for i in 0..n {
-        config.push_str(&tenant.replace("name = \"t1\"", &format!("name = \"t{i:02}\"")));
+        // Each its own Entra tenant: the same one twice is a configuration error.
+        let block = tenant
+            .replace("name = \"t1\"", &format!("name = \"t{i:02}\""))
+            .replace(DEMO_TENANT_ID, &format!("3f0c1c4e-5d55-4a55-9a0e-{i:012x}"));
+        config.push_str(&block);
         config.push('\n');
     }
     config.push_str(&format!("[poll]\nconcurrency = {concurrency}{rest}"));

@@ -14,6 +14,7 @@ mod graph;
 mod holes;
 mod hostile;
 mod input;
+mod install;
 mod kill;
 mod layout;
 mod loss;

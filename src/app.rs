@@ -246,9 +246,7 @@ pub async fn poll(
             }
         };
         match &result {
-            Ok(r) => {
-                tracing::info!(tenant = %name, new = r.counts.new, updated = r.counts.updated, unchanged = r.counts.unchanged, stale = r.counts.stale, invalid = r.counts.invalid, api_calls = r.api_calls, "Poll finished.");
-            }
+            Ok(r) => crate::tenant_poll::log_finished(r),
             Err(e) => {
                 tracing::error!(tenant = %name, error = %e, "Poll failed; everything stored before the failure is kept.");
             }

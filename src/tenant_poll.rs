@@ -85,6 +85,43 @@ pub async fn poll(
     }
 }
 
+/// Logs a finished poll: at INFO only when something happened to the tenant (alerts stored,
+/// throttling, a poll cut short, alerts dated in the future), else at DEBUG, so that a quiet
+/// service of a thousand tenants logs one summary line per interval, not a line per tenant. The
+/// numbers are fields (JSON logs carry them as such), and the message says them too.
+pub fn log_finished(r: &PollReport) {
+    let c = &r.counts;
+    let eventful = c.new > 0
+        || c.updated > 0
+        || c.invalid > 0
+        || r.throttled > 0
+        || r.future > 0
+        || r.outcome != crate::store::Outcome::Ok;
+    macro_rules! event {
+        ($level:expr) => {
+            tracing::event!(
+                $level,
+                tenant = %r.tenant,
+                new = c.new,
+                updated = c.updated,
+                unchanged = c.unchanged,
+                stale = c.stale,
+                invalid = c.invalid,
+                api_calls = r.api_calls,
+                throttled = r.throttled,
+                elapsed_ms = r.elapsed.as_millis() as u64,
+                outcome = r.outcome.as_str(),
+                "{r}"
+            )
+        };
+    }
+    if eventful {
+        event!(tracing::Level::INFO);
+    } else {
+        event!(tracing::Level::DEBUG);
+    }
+}
+
 /// The API that moved the tenant's cursor last, if any.
 async fn owner(store: &Arc<Mutex<Store>>, tenant: &str) -> Result<Option<SourceKind>, StoreError> {
     let (store, tenant) = (store.clone(), tenant.to_owned());
@@ -130,4 +167,91 @@ async fn record(
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+pub(crate) mod log_capture {
+    //! The JSON lines a piece of code logs at INFO and above, as `[log] format = "json"` writes
+    //! them: for tests of what a quiet service says.
+
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Sink(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Sink {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Runs `f` and returns what it logged at INFO and above, one JSON value a line.
+    pub(crate) fn info_lines(f: impl FnOnce()) -> Vec<serde_json::Value> {
+        let sink = Sink::default();
+        let out = sink.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_max_level(tracing::Level::INFO)
+            .with_writer(move || out.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, f);
+        let text = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+        text.lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Counts, Outcome, RunId};
+    use std::time::Duration;
+
+    fn report(new: u64, throttled: u64) -> PollReport {
+        PollReport {
+            tenant: "contoso".into(),
+            counts: Counts {
+                new,
+                unchanged: 3,
+                ..Counts::default()
+            },
+            pages: 1,
+            api_calls: 1,
+            cursor_before: None,
+            cursor_after: None,
+            elapsed: Duration::from_millis(120),
+            run: RunId(1),
+            mode: crate::poll::Mode::Keyset,
+            outcome: Outcome::Ok,
+            resume_from: None,
+            future: 0,
+            throttled,
+            waited: Duration::ZERO,
+        }
+    }
+
+    /// A quiet poll is said at DEBUG only; one that stored alerts or was throttled at INFO, with
+    /// its numbers as fields.
+    #[test]
+    fn only_a_poll_that_did_something_is_logged_at_info() {
+        assert!(log_capture::info_lines(|| log_finished(&report(0, 0))).is_empty());
+        let lines = log_capture::info_lines(|| log_finished(&report(2, 0)));
+        assert_eq!(lines.len(), 1);
+        let f = &lines[0]["fields"];
+        assert_eq!(f["tenant"], "contoso");
+        assert_eq!(f["new"], 2);
+        assert_eq!(f["unchanged"], 3);
+        assert_eq!(f["api_calls"], 1);
+        assert_eq!(f["elapsed_ms"], 120);
+        assert_eq!(f["outcome"], "ok");
+        assert_eq!(
+            log_capture::info_lines(|| log_finished(&report(0, 1))).len(),
+            1
+        );
+    }
 }

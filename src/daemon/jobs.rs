@@ -11,11 +11,22 @@ use crate::export::{run_after_poll, run_export};
 use crate::poll::panic_message;
 use crate::store::Store;
 
+/// What a poll did, for the interval's summary line.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Figures {
+    pub new: u64,
+    pub updated: u64,
+    pub api_calls: u64,
+    pub throttled: u64,
+    pub elapsed: std::time::Duration,
+}
+
 /// What a finished job reports to the loop.
 pub(super) enum Done {
     Poll {
         tenant: String,
         line: Result<String, String>,
+        figures: Option<Figures>,
     },
     Export {
         name: String,
@@ -69,6 +80,7 @@ pub(super) fn spawn_poll(
             let _ = done.send(Done::Poll {
                 tenant,
                 line: Err(e),
+                figures: None,
             });
             return;
         };
@@ -101,9 +113,17 @@ pub(super) fn spawn_poll(
                 Err(why)
             }
         };
+        let mut figures = None;
         let line = match result {
             Ok(r) => {
-                tracing::info!("{r}");
+                crate::tenant_poll::log_finished(&r);
+                figures = Some(Figures {
+                    new: r.counts.new,
+                    updated: r.counts.updated,
+                    api_calls: r.api_calls,
+                    throttled: r.throttled,
+                    elapsed: r.elapsed,
+                });
                 // Exports without a schedule follow every successful poll.
                 if exports.iter().any(|e| e.schedule.is_none()) {
                     let store = store.clone();
@@ -126,7 +146,11 @@ pub(super) fn spawn_poll(
                 Err(e)
             }
         };
-        let _ = done.send(Done::Poll { tenant, line });
+        let _ = done.send(Done::Poll {
+            tenant,
+            line,
+            figures,
+        });
     }))
 }
 

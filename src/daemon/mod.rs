@@ -200,6 +200,89 @@ impl From<DaemonError> for AppError {
     }
 }
 
+/// What the polls of one schedule interval did, summed up for one log line: a quiet service of a
+/// thousand tenants logs that line, not a thousand. Said when no poll is running or waiting for
+/// its staggered start.
+#[derive(Debug, Default)]
+struct Interval {
+    polled: u64,
+    failed: u64,
+    new: u64,
+    updated: u64,
+    api_calls: u64,
+    throttled: u64,
+    slowest: Option<(String, Duration)>,
+    /// Tenants whose tick found their last poll still running.
+    skipped: Vec<String>,
+}
+
+impl Interval {
+    fn add(&mut self, tenant: &str, figures: Option<jobs::Figures>) {
+        self.polled += 1;
+        let Some(f) = figures else {
+            self.failed += 1;
+            return;
+        };
+        self.new += f.new;
+        self.updated += f.updated;
+        self.api_calls += f.api_calls;
+        self.throttled += f.throttled;
+        if self.slowest.as_ref().is_none_or(|(_, d)| f.elapsed > *d) {
+            self.slowest = Some((tenant.to_owned(), f.elapsed));
+        }
+    }
+
+    /// Logs the line and starts afresh.
+    fn say(&mut self) {
+        let i = std::mem::take(self);
+        if !i.skipped.is_empty() {
+            let shown: Vec<&str> = i.skipped.iter().take(5).map(String::as_str).collect();
+            tracing::warn!(
+                tenants = i.skipped.len(),
+                "{} tenant{}' previous poll was still running, so this tick was skipped for {}{}: polls take longer than the schedule allows (poll less often, or raise [poll] concurrency)",
+                i.skipped.len(),
+                if i.skipped.len() == 1 { "" } else { "s" },
+                shown.join(", "),
+                if i.skipped.len() > shown.len() {
+                    format!(" and {} more", i.skipped.len() - shown.len())
+                } else {
+                    String::new()
+                }
+            );
+        }
+        if i.polled == 0 {
+            return;
+        }
+        let (slowest, slowest_secs) = i
+            .slowest
+            .map(|(t, d)| (t, d.as_secs_f64()))
+            .unwrap_or_default();
+        tracing::info!(
+            polled = i.polled,
+            failed = i.failed,
+            new = i.new,
+            updated = i.updated,
+            api_calls = i.api_calls,
+            throttled = i.throttled,
+            slowest = %slowest,
+            slowest_secs,
+            "Polled {} tenant{}: {} new, {} updated, {} failed; {} API call{}{}; slowest {slowest} ({slowest_secs:.1} s).",
+            i.polled,
+            if i.polled == 1 { "" } else { "s" },
+            i.new,
+            i.updated,
+            i.failed,
+            i.api_calls,
+            if i.api_calls == 1 { "" } else { "s" },
+            if i.throttled > 0 {
+                format!(", {} throttled", i.throttled)
+            } else {
+                String::new()
+            }
+        );
+    }
+}
+
 /// Everything built from one config.
 struct Plan {
     config: Config,
@@ -405,6 +488,7 @@ pub async fn serve(config_path: &Path, config: Config, driver: Driver) -> Result
     );
     let mut publisher = Publisher::new(plan.config.metrics_textfile.clone(), &plan.names);
     publish(&mut publisher, &plan, &store, clock.as_ref());
+    let mut interval = Interval::default();
     loop {
         let mut wake = match plan.sched.next_wakeup() {
             Some(at) => clock.instant_at(at),
@@ -436,7 +520,13 @@ pub async fn serve(config_path: &Path, config: Config, driver: Driver) -> Result
                 Some(Control::Stop) | None => break,
             },
             Some(done) = done_rx.recv() => {
+                if let Done::Poll { tenant, figures, .. } = &done {
+                    interval.add(tenant, *figures);
+                }
                 finish(&mut plan, done, &mut publisher, clock.as_ref(), &out);
+                if !plan.sched.polls_outstanding() {
+                    interval.say();
+                }
                 publish(&mut publisher, &plan, &store, clock.as_ref());
                 continue;
             }
@@ -448,10 +538,13 @@ pub async fn serve(config_path: &Path, config: Config, driver: Driver) -> Result
             match due {
                 Due::Skip(key) => {
                     match &key {
-                        JobKey::Poll(t) => tracing::warn!(
-                            tenant = %t,
-                            "The previous poll is still running; this tick is skipped."
-                        ),
+                        JobKey::Poll(t) => {
+                            tracing::debug!(
+                                tenant = %t,
+                                "The previous poll is still running; this tick is skipped."
+                            );
+                            interval.skipped.push(t.clone());
+                        }
                         JobKey::Export(e) => tracing::warn!(
                             export = %e,
                             "The previous export is still running; this tick is skipped."
@@ -504,7 +597,7 @@ pub async fn serve(config_path: &Path, config: Config, driver: Driver) -> Result
 
 fn finish(plan: &mut Plan, done: Done, publisher: &mut Publisher, clock: &dyn Clock, out: &Outlet) {
     match done {
-        Done::Poll { tenant, line } => {
+        Done::Poll { tenant, line, .. } => {
             let key = JobKey::Poll(tenant);
             plan.sched.finish(&key);
             let now = clock.now();
@@ -733,5 +826,47 @@ mod tests {
             2,
             "one per schedule, not one per tenant"
         );
+    }
+}
+
+#[cfg(test)]
+mod interval_tests {
+    use super::*;
+
+    /// A thousand quiet polls are one line at INFO, its numbers as fields; thirty-eight skipped
+    /// ticks are one warning naming a few of them.
+    #[test]
+    fn an_interval_of_many_tenants_is_one_line() {
+        let lines = crate::tenant_poll::log_capture::info_lines(|| {
+            let mut i = Interval::default();
+            for n in 0..1000 {
+                i.add(
+                    &format!("t{n:04}"),
+                    Some(jobs::Figures {
+                        api_calls: 1,
+                        elapsed: Duration::from_millis(n),
+                        ..jobs::Figures::default()
+                    }),
+                );
+            }
+            i.add("broken", None);
+            i.skipped = (0..38).map(|n| format!("s{n}")).collect();
+            i.say();
+            // Said once: nothing is left to say.
+            i.say();
+        });
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        let warn = &lines[0];
+        assert_eq!(warn["level"], "WARN");
+        assert_eq!(warn["fields"]["tenants"], 38);
+        let m = warn["fields"]["message"].as_str().unwrap();
+        assert!(m.starts_with("38 tenants' previous poll"), "{m}");
+        assert!(m.contains("s0, s1, s2, s3, s4 and 33 more"), "{m}");
+        let f = &lines[1]["fields"];
+        assert_eq!(lines[1]["level"], "INFO");
+        assert_eq!(f["polled"], 1001);
+        assert_eq!(f["failed"], 1);
+        assert_eq!(f["api_calls"], 1000);
+        assert_eq!(f["slowest"], "t0999");
     }
 }

@@ -452,6 +452,18 @@ impl<H> Scheduler<H> {
             .collect()
     }
 
+    /// Whether any poll is running or waiting for its staggered start: while one is, the
+    /// interval's polls are not all done.
+    pub fn polls_outstanding(&self) -> bool {
+        self.running
+            .iter()
+            .any(|&i| matches!(self.jobs[i].key, JobKey::Poll(_)))
+            || self
+                .jobs
+                .iter()
+                .any(|j| j.pending.is_some() && matches!(j.key, JobKey::Poll(_)))
+    }
+
     /// The running jobs.
     pub fn running(&self) -> impl Iterator<Item = (&JobKey, &Running<H>)> {
         self.running.iter().filter_map(|&i| {

@@ -688,6 +688,9 @@ pub struct ExportConfig {
     pub schedule: Option<croner::Cron>,
     /// Timestamped files to keep.
     pub keep: usize,
+    /// Besides those, the newest timestamped file of each of this many last days (UTC) is kept:
+    /// a history that reaches back a week however often the export is written.
+    pub keep_daily: usize,
     /// Mode of the files written.
     pub file_mode: u32,
     /// The report's window (format `report`).
@@ -716,6 +719,7 @@ impl ExportConfig {
             formula_guard: true,
             schedule: None,
             keep: 10,
+            keep_daily: 7,
             file_mode: 0o640,
             report_window: Duration::from_secs(86_400),
             shape: ExportShape::Verbatim,

@@ -177,6 +177,7 @@ pub struct RawExport {
     pub formula_guard: Option<bool>,
     pub schedule: Option<String>,
     pub keep: Option<i64>,
+    pub keep_daily: Option<i64>,
     pub file_mode: Option<String>,
     #[serde(deserialize_with = "choice")]
     pub shape: Option<ExportShape>,

@@ -270,7 +270,14 @@ pub(crate) fn prune(
     keep: usize,
     just_written: &Path,
 ) -> Result<(), ExportError> {
-    Listing::read(dir)?.prune(name, ext, keep, just_written)
+    Listing::read(dir)?.prune(
+        name,
+        ext,
+        keep,
+        0,
+        chrono::Utc::now().date_naive(),
+        just_written,
+    )
 }
 
 /// One timestamped file: modification time, stamp, `-N`, path (sorted oldest first).
@@ -310,12 +317,16 @@ impl Listing {
         Ok(Listing { files })
     }
 
-    /// [`prune`] for `NAME-….EXT` from this listing (taken before or after `just_written`).
+    /// [`prune`] for `NAME-….EXT` from this listing (taken before or after `just_written`):
+    /// keeps the newest `keep` (counting `just_written`) and the newest of each of the last
+    /// `keep_daily` days up to `today` (UTC, by the time in the file's name).
     pub(crate) fn prune(
         &mut self,
         name: &str,
         ext: &str,
         keep: usize,
+        keep_daily: usize,
+        today: chrono::NaiveDate,
         just_written: &Path,
     ) -> Result<(), ExportError> {
         let Some(mut files) = self.files.remove(&(name.to_owned(), ext.to_owned())) else {
@@ -323,8 +334,8 @@ impl Listing {
         };
         files.retain(|f| f.3 != just_written);
         files.sort();
-        let excess = files.len().saturating_sub(keep.saturating_sub(1));
-        for (_, _, _, path) in &files[..excess] {
+        for i in doomed(&files, keep, keep_daily, today) {
+            let path = &files[i].3;
             match fs::remove_file(path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -338,6 +349,37 @@ impl Listing {
         }
         Ok(())
     }
+}
+
+/// Which of `files` (oldest first, the file just written not among them) go: all but the newest
+/// `keep - 1` and the newest of each of the last `keep_daily` days up to `today`.
+fn doomed(
+    files: &[Stamped],
+    keep: usize,
+    keep_daily: usize,
+    today: chrono::NaiveDate,
+) -> Vec<usize> {
+    let recent = files.len().saturating_sub(keep.saturating_sub(1));
+    let day_of = |stamp: &str| chrono::NaiveDate::parse_from_str(stamp.get(..8)?, "%Y%m%d").ok();
+    let first_day = today - chrono::Days::new(keep_daily.saturating_sub(1) as u64);
+    // The newest file of each kept day, by its name's time.
+    let mut daily: std::collections::HashMap<chrono::NaiveDate, usize> =
+        std::collections::HashMap::new();
+    if keep_daily > 0 {
+        for (i, f) in files.iter().enumerate() {
+            let Some(day) = day_of(&f.1).filter(|d| (first_day..=today).contains(d)) else {
+                continue;
+            };
+            let newer = daily
+                .get(&day)
+                .is_none_or(|&j| (&files[j].1, files[j].2) < (&f.1, f.2));
+            if newer {
+                daily.insert(day, i);
+            }
+        }
+    }
+    let kept: std::collections::HashSet<usize> = daily.into_values().collect();
+    (0..recent).filter(|i| !kept.contains(i)).collect()
 }
 
 /// `Some((stem, stamp, n, ext))` when `file` is `STEM-YYYYMMDDTHHMMSSZ[-N].EXT`.
@@ -363,6 +405,58 @@ fn split_timestamped(file: &str) -> Option<(&str, &str, u32, &str)> {
 mod tests {
     use super::*;
     use crate::export::error::unwrap_io;
+
+    /// Snapshot history with a clock the test sets: three files a day for ten days, `keep = 3`,
+    /// `keep_daily = 7`: the newest three stay, and the last file of each of the last seven days.
+    #[test]
+    fn keep_daily_keeps_the_last_snapshot_of_each_recent_day() {
+        let day = |d: u32| chrono::NaiveDate::from_ymd_opt(2026, 12, d).unwrap();
+        let mut files: Vec<Stamped> = Vec::new();
+        for d in 1u32..=10 {
+            for h in [6u32, 12, 18] {
+                let stamp = format!("202612{d:02}T{h:02}0000Z");
+                files.push((
+                    std::time::UNIX_EPOCH + std::time::Duration::from_secs(u64::from(d * 100 + h)),
+                    stamp.clone(),
+                    0,
+                    PathBuf::from(format!("a-{stamp}.csv")),
+                ));
+            }
+        }
+        // The file just written (10 Dec 18:00) is not in the list: it counts as one of `keep`.
+        let just = files.pop().unwrap();
+        assert_eq!(just.1, "20261210T180000Z");
+        let gone: std::collections::HashSet<String> = doomed(&files, 3, 7, day(10))
+            .into_iter()
+            .map(|i| files[i].1.clone())
+            .collect();
+        let kept: Vec<&str> = files
+            .iter()
+            .map(|f| f.1.as_str())
+            .filter(|s| !gone.contains(*s))
+            .collect();
+        assert_eq!(
+            kept,
+            [
+                "20261204T180000Z",
+                "20261205T180000Z",
+                "20261206T180000Z",
+                "20261207T180000Z",
+                "20261208T180000Z",
+                "20261209T180000Z",
+                "20261210T060000Z",
+                "20261210T120000Z",
+            ]
+        );
+        // keep_daily = 0: only the newest `keep`.
+        assert_eq!(doomed(&files, 3, 0, day(10)).len(), files.len() - 2);
+        // A day later the oldest kept day falls out.
+        assert!(
+            doomed(&files, 3, 7, day(11))
+                .iter()
+                .any(|&i| files[i].1 == "20261204T180000Z")
+        );
+    }
 
     #[test]
     fn atomic_write_replaces_and_leaves_no_temp() {

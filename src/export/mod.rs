@@ -67,6 +67,7 @@
 pub mod atomic;
 pub mod csv;
 pub mod error;
+mod fingerprint;
 pub mod json;
 pub mod manifest;
 mod probe;
@@ -105,8 +106,10 @@ pub const KEEP: usize = 10;
 /// follow a poll), or a person (`export`). Only the schedule consumes a `changed` export's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trigger {
-    /// `run`'s schedule, or after a poll.
+    /// `run`'s schedule.
     Scheduled,
+    /// After a poll: written only when what it would hold changed since it was last written.
+    AfterPoll,
     /// A manual `export`.
     Manual,
 }
@@ -421,7 +424,7 @@ pub fn run_after_poll(
 ) -> Result<Vec<Written>, ExportError> {
     let mut all = Vec::new();
     for e in exports.iter().filter(|e| e.schedule.is_none()) {
-        all.extend(run_sets(store, e, tenants, Trigger::Scheduled, polled)?);
+        all.extend(run_sets(store, e, tenants, Trigger::AfterPoll, polled)?);
     }
     Ok(all)
 }
@@ -523,6 +526,17 @@ fn run_set(
 ) -> Result<Vec<Written>, ExportError> {
     let dir = &e.dir;
     let publish = !(e.scope == Scope::Changed && trigger == Trigger::Manual);
+    let covers: Vec<&str> = e.tenants_of(configured).collect();
+    let from = fingerprint::of(store, e, &covers)?;
+    if trigger == Trigger::AfterPoll
+        && store.export_written_from(&e.name)?.as_deref() == Some(from.as_str())
+        && dir
+            .join(format!("{}-latest.manifest.json", e.name))
+            .is_file()
+    {
+        tracing::debug!(export = %e.name, "Nothing this export holds changed since it was written; not written again.");
+        return Ok(Vec::new());
+    }
     // Revisions stored from here on belong to the next "changed" file (read first: a revision
     // committed during this export may land in both files, never in neither).
     let covered = store.max_rev()?;
@@ -556,10 +570,11 @@ fn run_set(
         check_target(&manifest_path).map_err(io_err(&manifest_path))?;
     }
     let written = export_file(store, e, &sel, &target)?;
+    let today = generated.date_naive();
     if publish {
         // The manifest's cursors: the tenants whose rows this set may hold, and no other (a
         // customer's manifest never names another customer).
-        let covers: Vec<String> = e.tenants_of(configured).map(str::to_owned).collect();
+        let covers: Vec<String> = covers.iter().map(|t| (*t).to_owned()).collect();
         let at = Publish {
             tenant,
             tenants: &covers,
@@ -570,7 +585,7 @@ fn run_set(
     }
     for w in &written {
         if let Some((stem, ext)) = stem_and_ext(&w.path, &e.name) {
-            listing.prune(&stem, &ext, e.keep, &w.path)?;
+            listing.prune(&stem, &ext, e.keep, e.keep_daily, today, &w.path)?;
         }
     }
     if !publish {
@@ -579,6 +594,7 @@ fn run_set(
     if e.scope == Scope::Changed {
         store.set_export_last_rev(&e.name, covered)?;
     }
+    store.set_export_written_from(&e.name, &from)?;
     Ok(written
         .iter()
         .map(|w| Written {

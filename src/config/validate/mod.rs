@@ -534,6 +534,17 @@ fn export(
             ));
         }
     };
+    e.keep_daily = match x.keep_daily {
+        None => 7,
+        Some(n @ 0..=3_660) => n as usize,
+        Some(n) => {
+            return Err(at.error(
+                "keep_daily",
+                format!("{n} is out of range"),
+                "use 0 (only the newest `keep` files) up to 3660 days",
+            ));
+        }
+    };
     if let Some(mode) = &x.file_mode {
         let parsed = u32::from_str_radix(mode.trim_start_matches("0o"), 8)
             .ok()

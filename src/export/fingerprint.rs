@@ -17,9 +17,11 @@ pub(super) fn of(store: &Store, e: &ExportConfig, tenants: &[&str]) -> Result<St
         _ => None,
     };
     let (rev, oldest) = store.newest_rev_of(tenants, since)?;
-    let day = (e.format == ExportFormat::Report)
-        .then(|| chrono::Utc::now().format("%Y-%m-%d").to_string())
-        .unwrap_or_default();
+    let day = if e.format == ExportFormat::Report {
+        chrono::Utc::now().format("%Y-%m-%d").to_string()
+    } else {
+        String::new()
+    };
     let settings = format!(
         "{:?}|{:?}|{:?}|{:?}|{}|{}|{}|{}|{:?}|{:?}|{}",
         e.format,

@@ -1019,7 +1019,7 @@ async fn compare_keeps_its_stores_private_and_removes_them_on_sigint_and_sigterm
         let mut child = tokio::process::Command::new(bin())
             .arg("--config")
             .arg(&env.config_path)
-            .args(["compare", "--timeout", "10m"])
+            .arg("compare")
             .env("TMPDIR", &tmp)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())

@@ -188,10 +188,14 @@ impl Drop for JournalGuard {
     }
 }
 
+/// A failure injected once the copy (at the path given) is open.
+#[cfg(test)]
+type InjectedFailure = fn(&Path) -> BackupError;
+
 // A failure injected once the copy is open, for the test that nothing is left behind.
 #[cfg(test)]
 thread_local! {
-    static FAIL_COPY: std::cell::Cell<Option<fn(&Path) -> BackupError>> =
+    static FAIL_COPY: std::cell::Cell<Option<InjectedFailure>> =
         const { std::cell::Cell::new(None) };
 }
 

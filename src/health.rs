@@ -269,7 +269,7 @@ pub fn tenant_status(
     if let Some(what) = &facts.damaged {
         healthy = false;
         let note = format!(
-            "the store is corrupt ({what}); exports skip the damaged alerts. Run `mde-alerts store check` for what to do; healthy again once it passes"
+            "the store is corrupt ({what}); exports leave out the alerts they cannot read. Run `mde-alerts store check` for what to do; healthy again once it passes"
         );
         problem = Some(match problem {
             Some(p) => format!("{note}; {p}"),

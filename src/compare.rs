@@ -11,6 +11,11 @@
 //! Alerts that change while the two reads run can show up as "different" or, at the window's
 //! lower edge, on one side only; the report says so rather than pretend the two reads were
 //! simultaneous.
+//!
+//! The throw-away stores hold a tenant's alerts: their directory is readable by its owner alone
+//! ([`work_dir`]), and the caller removes it on every exit, signals included. The reads have a
+//! deadline: an API that never ends its paging (a `nextLink` that loops) would otherwise keep
+//! the command waiting for budget for ever.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -22,7 +27,11 @@ use crate::app::AppError;
 use crate::config::{Config, SourceKind, TenantConfig};
 use crate::env::Environment;
 use crate::poll::{PollSettings, poll_tenant};
-use crate::store::Store;
+use crate::source::AlertSource;
+use crate::store::{Outcome, Store};
+
+/// How long a comparison may take when the caller sets no limit.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 /// One API's side of a comparison.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -107,31 +116,59 @@ impl TenantComparison {
 /// What one side's temporary store holds, by id.
 type Seen = BTreeMap<String, (Option<String>, Option<String>, String)>;
 
-/// Compares each tenant (or `only`) over the last `since`.
+/// A new private directory for the throw-away stores: mode 0700 whatever the umask, in
+/// `$TMPDIR`; removed when dropped.
+pub fn work_dir() -> Result<tempfile::TempDir, AppError> {
+    use std::os::unix::fs::PermissionsExt;
+    tempfile::Builder::new()
+        .prefix(".mde-alerts-compare-")
+        .permissions(std::fs::Permissions::from_mode(0o700))
+        .tempdir()
+        .map_err(|e| {
+            AppError::Http(format!(
+                "cannot make a private temporary directory for the comparison: {e} (set TMPDIR to a writable directory)"
+            ))
+        })
+}
+
+/// Compares each tenant (or `only`) over the last `since`, within [`DEFAULT_TIMEOUT`], in a
+/// [`work_dir`] of its own.
 pub async fn compare(
     config: &Config,
     only: Option<&str>,
     since: Duration,
+) -> Result<Vec<TenantComparison>, AppError> {
+    let dir = work_dir()?;
+    compare_in(config, only, since, DEFAULT_TIMEOUT, dir.path()).await
+}
+
+/// Compares each tenant (or `only`) over the last `since`, keeping the throw-away stores in
+/// `dir` (the caller's to remove) and giving up on the reads `timeout` after the start: a side
+/// not read by then is reported as not read, with the calls it made.
+pub async fn compare_in(
+    config: &Config,
+    only: Option<&str>,
+    since: Duration,
+    timeout: Duration,
+    dir: &std::path::Path,
 ) -> Result<Vec<TenantComparison>, AppError> {
     let tenants: Vec<&Arc<TenantConfig>> = match only {
         Some(name) => vec![config.tenant(name)?],
         None => config.tenants.iter().collect(),
     };
     let env = Environment::new(config)?;
-    let dir = tempfile::tempdir().map_err(|e| {
-        AppError::Http(format!(
-            "cannot make a temporary directory for the comparison: {e}"
-        ))
-    })?;
+    let now = tokio::time::Instant::now();
+    let deadline = crate::http::later(now, timeout).unwrap_or(now + DEFAULT_TIMEOUT);
+    let reading = Reading { since, deadline };
     let mut out = Vec::new();
     for (i, t) in tenants.into_iter().enumerate() {
-        let at = |s: SourceKind| dir.path().join(format!("tenant{i}-{}.db", s.as_str()));
+        let at = |s: SourceKind| dir.join(format!("tenant{i}-{}.db", s.as_str()));
         let (mde, mde_seen) = read_side(
             &env,
             config,
             t,
             SourceKind::Mde,
-            since,
+            reading,
             &at(SourceKind::Mde),
         )
         .await?;
@@ -140,7 +177,7 @@ pub async fn compare(
             config,
             t,
             SourceKind::Graph,
-            since,
+            reading,
             &at(SourceKind::Graph),
         )
         .await?;
@@ -149,13 +186,24 @@ pub async fn compare(
     Ok(out)
 }
 
+/// The window both sides read, and when they must be done.
+#[derive(Debug, Clone, Copy)]
+struct Reading {
+    since: Duration,
+    deadline: tokio::time::Instant,
+}
+
+/// How long past the deadline a read may take to end on its own (its current call, the commit
+/// of the page in hand) before it is abandoned.
+const DEADLINE_GRACE: Duration = Duration::from_secs(30);
+
 /// Reads one API over the window into a temporary store, and what it holds.
 async fn read_side(
     env: &Environment,
     config: &Config,
     t: &TenantConfig,
     source: SourceKind,
-    since: Duration,
+    reading: Reading,
     path: &std::path::Path,
 ) -> Result<(Side, Seen), AppError> {
     // Pinned to `source`; the budget is shared with a running service: start from the calls it
@@ -163,17 +211,38 @@ async fn read_side(
     let tenant = env.tenant(&t.reading(source), recent_calls(config, &t.name))?;
     let store = Arc::new(Mutex::new(Store::open(path)?));
     let settings = PollSettings {
-        initial_lookback: since,
+        initial_lookback: reading.since,
         ..env.poll_settings(source)
     };
     let api = env
-        .source(&tenant, source, None)
+        .source(&tenant, source, Some(reading.deadline))
         .expect("a tenant pinned to an API has its lane");
-    let mut side = Side::default();
-    match poll_tenant(&api, &store, &t.name, settings).await {
-        Ok(r) => side.api_calls = r.api_calls,
-        Err(e) => {
+    let polled = tokio::time::timeout_at(
+        reading
+            .deadline
+            .checked_add(DEADLINE_GRACE)
+            .unwrap_or(reading.deadline),
+        poll_tenant(&api, &store, &t.name, settings),
+    )
+    .await;
+    // The calls made, whatever the outcome: a side that failed cost calls too.
+    let mut side = Side {
+        api_calls: api.calls(),
+        ..Side::default()
+    };
+    let stopped = "it did not finish before the comparison's deadline (--timeout): only part of the window was read, so nothing is compared (an API whose paging never ends does this)";
+    match polled {
+        Ok(Ok(r)) if matches!(r.outcome, Outcome::Partial | Outcome::Stalled) => {
+            side.error = Some(stopped.to_owned());
+            return Ok((side, Seen::new()));
+        }
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => {
             side.error = Some(e.to_string());
+            return Ok((side, Seen::new()));
+        }
+        Err(_) => {
+            side.error = Some(stopped.to_owned());
             return Ok((side, Seen::new()));
         }
     }

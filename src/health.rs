@@ -234,6 +234,8 @@ pub struct StoreFacts {
     pub bytes: u64,
     /// When the oldest revision still stored was stored.
     pub oldest_revision: Option<String>,
+    /// What an export or `store check` found damaged in the store, until a check passes.
+    pub damaged: Option<String>,
 }
 
 impl StoreFacts {
@@ -242,6 +244,7 @@ impl StoreFacts {
         Ok(StoreFacts {
             bytes: crate::store::retention::size_on_disk(store),
             oldest_revision: crate::store::retention::oldest_revision(store)?,
+            damaged: crate::store::check::corruption_mark(store.path()),
         })
     }
 }
@@ -261,7 +264,18 @@ pub fn tenant_status(
         let ticks = now.ticks().saturating_sub(s.ticks()).max(0) as u64;
         Duration::from_nanos(ticks.saturating_mul(100))
     });
-    let (healthy, mut problem) = verdict(f.last_poll.as_ref(), success_age, max_age);
+    let (mut healthy, mut problem) = verdict(f.last_poll.as_ref(), success_age, max_age);
+    // A damaged store is every tenant's problem: its exports are incomplete until it is repaired.
+    if let Some(what) = &facts.damaged {
+        healthy = false;
+        let note = format!(
+            "the store is corrupt ({what}); exports leave out the alerts they cannot read. Run `mde-alerts store check` for what to do; healthy again once it passes"
+        );
+        problem = Some(match problem {
+            Some(p) => format!("{note}; {p}"),
+            None => note,
+        });
+    }
     let rejected = store.rejected_count(tenant)?;
     if rejected > 0 {
         let note = format!(

@@ -40,11 +40,14 @@ pub fn client(request_timeout: Duration, net: &HttpConfig) -> Result<reqwest::Cl
             .no_proxy(reqwest::NoProxy::from_env());
         if let Some(user) = &p.username {
             let pass = p.password.as_ref().map(|s| s.expose_secret()).unwrap_or("");
-            // A proxy or server that echoes `Proxy-Authorization` must not get it shown.
-            crate::redact::register_secret(pass);
+            // A proxy or server that echoes `Proxy-Authorization` must not get it shown, in
+            // any form (the header carries it base64-encoded).
+            crate::redact::register_credential(user, pass);
             proxy = proxy.basic_auth(user, pass);
         }
         b = b.proxy(proxy);
+    } else {
+        register_env_proxy_credentials(|k| std::env::var(k).ok());
     }
     if let Some(ca) = &net.ca_file {
         let pem = std::fs::read(ca).map_err(|e| format!("cannot read {}: {e}", ca.display()))?;
@@ -53,6 +56,60 @@ pub fn client(request_timeout: Duration, net: &HttpConfig) -> Result<reqwest::Cl
         b = b.tls_certs_merge(certs);
     }
     b.build().map_err(|e| error_chain(&e))
+}
+
+/// The variables reqwest takes a proxy from when none is configured, in its order of preference.
+const PROXY_VARIABLES: [&str; 6] = [
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+];
+
+/// Registers the credentials of a proxy given in the environment (`HTTPS_PROXY=http://user:pass@…`):
+/// reqwest sends them as `Proxy-Authorization` just as it does a configured proxy's, so they are
+/// secrets in the same forms.
+fn register_env_proxy_credentials(var: impl Fn(&str) -> Option<String>) {
+    for name in PROXY_VARIABLES {
+        let Some(value) = var(name) else { continue };
+        // reqwest reads a proxy without a scheme as `http://`.
+        let parsed =
+            url::Url::parse(&value).or_else(|_| url::Url::parse(&format!("http://{value}")));
+        let Ok(u) = parsed else { continue };
+        if u.username().is_empty() && u.password().is_none() {
+            continue;
+        }
+        let decode = |s: &str| percent_decode(s);
+        crate::redact::register_credential(
+            &decode(u.username()),
+            &decode(u.password().unwrap_or_default()),
+        );
+    }
+}
+
+/// `%XX` sequences decoded (what a URL's user info means), invalid UTF-8 replaced.
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%'
+            && let (Some(h), Some(l)) = (
+                bytes.get(i + 1).and_then(|b| hex(*b)),
+                bytes.get(i + 2).and_then(|b| hex(*b)),
+            )
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// What the caller should do after a failed call.
@@ -292,6 +349,24 @@ pub fn snippet(body: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A proxy given in the environment sends its credential the same way a configured one
+    /// does: it is registered in every form, decoded from the URL first.
+    #[test]
+    fn an_environment_proxys_credential_is_registered() {
+        use base64::Engine;
+        register_env_proxy_credentials(|k| {
+            (k == "https_proxy").then(|| "http://env-user:env%2Fpa55-Qz8@proxy:3128".to_owned())
+        });
+        let basic = base64::engine::general_purpose::STANDARD.encode("env-user:env/pa55-Qz8");
+        let echoed = format!("echo Basic {basic} and env/pa55-Qz8");
+        let out = crate::redact::scrub_known(&echoed);
+        assert!(
+            !out.contains(&basic) && !out.contains("env/pa55-Qz8"),
+            "{out}"
+        );
+        assert_eq!(percent_decode("a%2Fb%zz%4"), "a/b%zz%4");
+    }
 
     #[test]
     fn status_table() {

@@ -132,6 +132,59 @@ pub fn register_secret(secret: &str) {
     }
 }
 
+/// Remembers a user name and password the product sends, in every form they travel in: the
+/// password alone; `user:password` as it stands in a URL's user info (plain and percent-encoded,
+/// as it was configured); and the base64 encodings protocols carry it in: HTTP `Basic`
+/// (`Authorization`, `Proxy-Authorization`: `user:password`) and SMTP `AUTH PLAIN`
+/// (`\0user\0password`) and `AUTH LOGIN` (the password alone). A server or a TLS-inspecting
+/// proxy that echoes request headers echoes the encoded forms, which contain neither part as
+/// text; each is then removed like any configured secret. The user name alone is not secret
+/// and is left alone (it would blank out ordinary words).
+pub fn register_credential(user: &str, password: &str) {
+    use base64::Engine;
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
+    let userinfo = |u: &str, p: &str| format!("{u}:{p}");
+    let form = |s: &str| -> String { url::form_urlencoded::byte_serialize(s.as_bytes()).collect() };
+    let mut forms = vec![password.to_owned()];
+    // Without a password, `user:` is no secret as text (only its encoded forms are sent).
+    if !password.is_empty() {
+        forms.push(userinfo(user, password));
+        // Each part encoded on its own (the `:` between them stays), as a URL carries them.
+        forms.push(userinfo(&form(user), &form(password)));
+        forms.push(userinfo(
+            &lower_percent_hex(&form(user)),
+            &lower_percent_hex(&form(password)),
+        ));
+    }
+    // The `url` crate's own encoding: what the configured proxy URL is written back as.
+    if !password.is_empty()
+        && let Ok(mut u) = url::Url::parse("http://host.invalid/")
+        && u.set_username(user).is_ok()
+        && u.set_password(Some(password)).is_ok()
+    {
+        let written = userinfo(u.username(), u.password().unwrap_or_default());
+        forms.push(lower_percent_hex(&written));
+        forms.push(written);
+    }
+    for raw in [
+        userinfo(user, password),
+        format!("\0{user}\0{password}"),
+        password.to_owned(),
+    ] {
+        if raw.is_empty() {
+            continue;
+        }
+        // Unpadded too: an echo may drop the `=`, and the padded form contains it anyway.
+        forms.push(STANDARD.encode(raw.as_bytes()));
+        forms.push(STANDARD_NO_PAD.encode(raw.as_bytes()));
+    }
+    for f in forms {
+        if !f.is_empty() {
+            register_secret(&f);
+        }
+    }
+}
+
 /// Remembers an issued token or signed assertion (the newest [`MAX_TOKENS`] are kept).
 pub fn register_token(token: &str) {
     let mut k = known();
@@ -397,6 +450,46 @@ mod tests {
             assert!(!r.contains(&form), "{r}");
             assert!(r.contains(REDACTED), "{r}");
         }
+    }
+
+    /// A proxy's credential travels as the `Basic` value of `Proxy-Authorization` (base64 of
+    /// `user:password`), which contains neither part as text: only the password was known, so a
+    /// proxy reflecting the header got the credential into alert text. Every form is known now,
+    /// the SMTP encodings included.
+    #[test]
+    fn a_credential_goes_in_every_form_it_travels_in() {
+        use base64::Engine;
+        use base64::engine::general_purpose::STANDARD;
+        let (user, password) = ("svc-cred-Qz8", "p@ss/w0rd:Qz8~");
+        register_credential(user, password);
+        let basic = STANDARD.encode(format!("{user}:{password}"));
+        let plain = STANDARD.encode(format!("\0{user}\0{password}"));
+        for echoed in [
+            format!("Proxy-Authorization: Basic {basic}"),
+            format!("x-echo: {}", basic.trim_end_matches('=')),
+            format!("{{\"h\":\"{}\"}}", basic.replace('/', "\\/")),
+            format!("via http://{user}:p%40ss%2Fw0rd%3AQz8~@proxy:3128/"),
+            format!("via http://{user}:p%40ss%2fw0rd%3aQz8~@proxy:3128/"),
+            format!("creds {user}:{password}"),
+            format!("AUTH PLAIN {plain}"),
+            format!("AUTH LOGIN {}", STANDARD.encode(password)),
+        ] {
+            let out = scrub_known(&echoed);
+            assert!(out.contains(REDACTED), "{echoed} -> {out}");
+            for form in [
+                basic.as_str(),
+                basic.trim_end_matches('='),
+                password,
+                "p%40ss",
+            ] {
+                assert!(!out.contains(form), "{echoed} -> {out}");
+            }
+        }
+        // The user name alone is not a secret.
+        assert_eq!(
+            scrub_known(&format!("user {user} signed in")),
+            format!("user {user} signed in")
+        );
     }
 
     #[test]

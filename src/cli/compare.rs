@@ -5,17 +5,43 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use mde_alerts::compare::{TenantComparison, compare};
+use mde_alerts::compare::{TenantComparison, compare_in, work_dir};
 use mde_alerts::error::Error;
+use tokio::signal::unix::{SignalKind, signal};
 
 pub async fn run(
     config: &Path,
     tenant: Option<&str>,
     since: Duration,
+    timeout: Duration,
     json: bool,
 ) -> Result<ExitCode, Error> {
     let config = super::load(config)?;
-    let all = compare(&config, tenant, since).await?;
+    // The throw-away stores hold a tenant's alerts: removed on every way out, SIGINT and
+    // SIGTERM included (the default action would end the process with the directory in place).
+    let listen =
+        |kind| signal(kind).map_err(|e| Error::io("cannot listen for SIGINT and SIGTERM")(e));
+    let (mut int, mut term) = (
+        listen(SignalKind::interrupt())?,
+        listen(SignalKind::terminate())?,
+    );
+    let dir = work_dir()?;
+    let stopped_by = tokio::select! {
+        all = compare_in(&config, tenant, since, timeout, dir.path()) => Ok(all),
+        _ = int.recv() => Err(("SIGINT", 130)),
+        _ = term.recv() => Err(("SIGTERM", 143)),
+    };
+    let removed = dir.close();
+    let all = match stopped_by {
+        Ok(all) => all?,
+        Err((name, code)) => {
+            errln!("stopped by {name}: nothing compared; the temporary stores are removed");
+            return Ok(ExitCode::from(code));
+        }
+    };
+    if let Err(e) = removed {
+        errln!("warning: cannot remove the comparison's temporary directory: {e}");
+    }
     if json {
         let v = serde_json::json!({
             "since": humantime::format_duration(since).to_string(),

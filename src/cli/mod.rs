@@ -133,6 +133,10 @@ pub enum Command {
         /// How far back to read.
         #[arg(long, default_value = "7d", value_parser = humantime::parse_duration)]
         since: Duration,
+        /// Give up on the reads after this long: a side not read by then is reported as not
+        /// read (with the calls it made), and nothing is compared.
+        #[arg(long, default_value = "30m", value_parser = humantime::parse_duration)]
+        timeout: Duration,
         /// Print JSON: {"tenants": [{"name", "mde": {"alerts"}, "graph": {"alerts"}, "only_in_mde",
         /// "only_in_graph", "different"}]}.
         #[arg(long)]
@@ -281,8 +285,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Compare {
             tenant,
             since,
+            timeout,
             json,
-        } => compare::run(path, tenant.as_deref(), *since, *json).await,
+        } => compare::run(path, tenant.as_deref(), *since, *timeout, *json).await,
         Command::Report { window, out } => report::run(path, *window, out),
         Command::Auth {
             action: AuthAction::Check { tenant, show_token },

@@ -17,8 +17,10 @@ pub enum StoreAction {
     /// incremental auto-vacuum (a VACUUM: needs free disk space of the store's size). Stop the
     /// service first: this takes the writer lock.
     Prune,
-    /// Check the store: SQLite's integrity check and the store's own invariants. Exit 0 when
-    /// sound, 1 listing what is wrong. Reads the whole store; safe while the service runs.
+    /// Check the store: SQLite's integrity check, the store's own invariants, and every stored
+    /// revision against its content hash. Exit 0 when sound, 1 listing what is wrong (each
+    /// damaged alert and revision) and what to do. Reads the whole store, one row at a time;
+    /// safe while the service runs, and never writes the store.
     Check {
         /// Print JSON: {"alerts", "revisions", "cursors", "problems": [{"kind", "what",
         /// "count", "examples"}]}.
@@ -34,6 +36,7 @@ pub fn run(config: &Path, action: &StoreAction) -> Result<ExitCode, Error> {
         StoreAction::Check { json } => {
             let store = Store::open_read_only(&config.store.path)?;
             let report = check::check(&store)?;
+            remember(&config.store.path, &report)?;
             if *json {
                 let text = serde_json::to_string_pretty(&report)
                     .map_err(|e| Error::io("cannot write the report")(e.into()))?;
@@ -57,8 +60,18 @@ pub fn run(config: &Path, action: &StoreAction) -> Result<ExitCode, Error> {
                         outln!("    … and {} more", p.count - p.examples.len() as u64)?;
                     }
                 }
+                let db = config.store.path.display();
+                let damaged = report
+                    .problems
+                    .iter()
+                    .any(|p| p.kind.starts_with("revision_") && p.kind != "revision_without_alert");
+                if damaged {
+                    outln!(
+                        "  The store is corrupt: the revisions above are not what was stored. Exports write every other alert and name these."
+                    )?;
+                }
                 outln!(
-                    "  fix: restore the newest backup that passes `store check` (`mde-alerts backup` makes them), or poll again into a new store"
+                    "  fix: restore the newest backup that passes `store check`: check it first (`mde-alerts --config CONFIG_OF_THE_COPY store check`), then `systemctl stop mde-alerts`, copy it over {db} (and remove {db}-wal and {db}-shm), `systemctl start mde-alerts`; without a sound backup, move {db} aside and poll again into a new store (the next poll reads [poll] initial_lookback again)"
                 )?;
             }
             Ok(if report.is_sound() {
@@ -68,6 +81,32 @@ pub fn run(config: &Path, action: &StoreAction) -> Result<ExitCode, Error> {
             })
         }
     }
+}
+
+/// Keeps the mark `status` reads in step with the check: cleared when the store is sound, left
+/// when revisions are damaged. The store itself is never written; a mark that cannot be written
+/// (the store's directory is the service's) is said, not an error.
+fn remember(db: &Path, report: &check::CheckReport) -> Result<(), Error> {
+    let result = if report.is_sound() {
+        check::clear_mark(db)
+    } else if report.damaged_alerts.is_empty() {
+        Ok(())
+    } else {
+        check::mark_corrupt(
+            db,
+            &format!(
+                "`store check` found damaged alerts: {}",
+                report.damaged_alerts.join(", ")
+            ),
+        )
+    };
+    if let Err(e) = result {
+        outln!(
+            "note: cannot update the damage mark beside {} ({e}); run `store check` as the service's user so that `status` follows",
+            db.display()
+        )?;
+    }
+    Ok(())
 }
 
 fn prune(config: &mde_alerts::config::Config) -> Result<ExitCode, Error> {

@@ -775,6 +775,17 @@ fn startup(config: &Config) -> Result<(WriterLock, Store), AppError> {
                 fix: "put the store on a writable local file system (the unit's StateDirectory=)"
                     .into(),
             }),
+            // A second service on one store is a configuration problem (two units, or a copy
+            // of the config), not a crash: exit 78, which the unit does not restart on.
+            StoreError::Busy { path, holder, .. } => AppError::Config(ConfigError {
+                file: Some(config.path.clone()),
+                key: "store.path".into(),
+                problem: format!(
+                    "the store {} is held by another mde-alerts ({holder})",
+                    path.display()
+                ),
+                fix: "run one service per store: stop the other one (or give this one its own [store] path); a manual `poll`, `import` or `store prune` holds it only while it runs".into(),
+            }),
             other => AppError::Store(other),
         }
     };

@@ -64,6 +64,21 @@ pub enum ExportError {
         #[source]
         first: Box<ExportError>,
     },
+    /// Rows the store could not give back (it is corrupt) were left out of a file; every other
+    /// row was written, and the manifest says the file is incomplete.
+    #[error(
+        "the store is corrupt: {} was written without {count} alert(s) whose stored text cannot be read ({})",
+        path.display(),
+        few(rows)
+    )]
+    Unreadable {
+        /// The file written without them.
+        path: PathBuf,
+        /// How many rows were left out.
+        count: usize,
+        /// The first of them (`tenant/id rev N`).
+        rows: Vec<String>,
+    },
     /// Removing an old file failed.
     #[error("cannot remove {path}: {source}")]
     Remove {
@@ -90,6 +105,10 @@ impl ExportError {
                 Some("name the tenant with letters, digits, - and _ only".to_owned())
             }
             ExportError::Sets { first, .. } => first.fix(),
+            ExportError::Unreadable { .. } => Some(
+                "run `mde-alerts store check`: it names every damaged alert and how to repair the store (`status` is unhealthy until it passes)"
+                    .to_owned(),
+            ),
             ExportError::Remove { path, .. } => Some(format!(
                 "check the permissions of {} and its directory",
                 path.display()
@@ -172,10 +191,11 @@ pub(crate) fn store_io(e: crate::store::ForEachError) -> io::Error {
     }
 }
 
-/// A stored alert that is not the JSON it was when stored.
+/// A stored alert that is not the JSON it was when stored: the row is skipped and named
+/// ([`super::rows::for_each`]), not the end of the export.
 pub(crate) fn json_io(e: serde_json::Error) -> io::Error {
     io::Error::new(
         io::ErrorKind::InvalidData,
-        format!("a stored alert cannot be read: {e}"),
+        super::rows::RowNotJson(e.to_string()),
     )
 }

@@ -7,7 +7,7 @@
 use std::borrow::Cow;
 use std::io::{self, Write};
 
-use super::error::store_io;
+use super::error::{json_io, store_io};
 use super::rows::{self, Row, Want};
 use crate::config::ExportShape;
 use crate::store::{Selection, Store};
@@ -20,11 +20,16 @@ fn want(shape: ExportShape) -> Want {
     }
 }
 
-fn text<'r>(row: &'r Row<'_>, shape: ExportShape) -> &'r str {
-    match shape {
+/// The row's text in `shape`, once it is seen to be JSON: the text is copied without being
+/// parsed, and one stored row that is not JSON (a damaged store) would make the whole file
+/// unreadable; it is skipped and named instead ([`rows::for_each`]).
+fn text<'r>(row: &'r Row<'_>, shape: ExportShape) -> io::Result<&'r str> {
+    let t = match shape {
         ExportShape::Verbatim => row.stored,
         ExportShape::Mde => row.mde.raw,
-    }
+    };
+    serde_json::from_str::<serde::de::IgnoredAny>(t).map_err(json_io)?;
+    Ok(t)
 }
 
 /// A JSON array of the selected alerts, one per line; returns the alerts written.
@@ -37,9 +42,10 @@ pub(crate) fn write_json(
     w.write_all(b"[")?;
     let mut first = true;
     let n = rows::for_each(store, sel, want(shape), |r| {
+        let t = text(r, shape)?;
         w.write_all(if first { b"\n" } else { b",\n" })?;
         first = false;
-        w.write_all(text(r, shape).as_bytes())
+        w.write_all(t.as_bytes())
     })
     .map_err(store_io)?;
     w.write_all(b"\n]\n")?;
@@ -54,7 +60,7 @@ pub(crate) fn write_ndjson(
     w: &mut (dyn Write + Send),
 ) -> io::Result<u64> {
     rows::for_each(store, sel, want(shape), |r| {
-        w.write_all(one_line(text(r, shape)).as_bytes())?;
+        w.write_all(one_line(text(r, shape)?).as_bytes())?;
         w.write_all(b"\n")
     })
     .map_err(store_io)

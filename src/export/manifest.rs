@@ -15,6 +15,11 @@ use serde::{Deserialize, Serialize};
 pub struct Manifest {
     /// The CSV/XLSX columns, in order; `null` for the formats without columns.
     pub columns: Option<Vec<String>>,
+    /// Whether the files hold every alert selected. `false` when the store could not give some
+    /// back (it is damaged: `unreadable` names them, `store check` says how to repair it).
+    /// Manifests written before it existed read as complete.
+    #[serde(default = "complete_by_default")]
+    pub complete: bool,
     /// Each configured tenant's poll cursor (canonical API time) when the export ran; `null`
     /// for a tenant never polled.
     pub cursor: BTreeMap<String, Option<String>>,
@@ -46,6 +51,14 @@ pub struct Manifest {
     /// alerts); absent from other exports' manifests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenant: Option<String>,
+    /// The alerts left out because their stored text cannot be read (`tenant/id rev N`);
+    /// absent when none was.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unreadable: Vec<String>,
+}
+
+fn complete_by_default() -> bool {
+    true
 }
 
 /// One file of a run.
@@ -89,11 +102,13 @@ impl From<&crate::config::Filter> for ManifestFilter {
 mod tests {
     use super::*;
 
-    /// The shape the earlier `json!` manifest had, key for key (and in the same order).
+    /// The shape the earlier `json!` manifest had, key for key (and in the same order), with
+    /// `complete` added.
     #[test]
     fn the_file_contract_is_unchanged() {
         let m = Manifest {
             columns: None,
+            complete: true,
             cursor: BTreeMap::from([("contoso".to_owned(), None)]),
             file: "a-20260101T000000Z.json".into(),
             files: vec![ManifestFile {
@@ -116,8 +131,10 @@ mod tests {
             sha256: "ab".into(),
             shape: None,
             tenant: None,
+            unreadable: Vec::new(),
         };
         let old = serde_json::json!({
+            "complete": true,
             "file": "a-20260101T000000Z.json",
             "latest": "a-latest.json",
             "rows": 2,
@@ -134,8 +151,13 @@ mod tests {
             serde_json::to_string_pretty(&m).unwrap(),
             serde_json::to_string_pretty(&old).unwrap()
         );
-        let back: Manifest = serde_json::from_value(old).unwrap();
-        assert_eq!(back, m, "a manifest without `shape` still reads");
+        let mut older = old.clone();
+        older.as_object_mut().unwrap().remove("complete");
+        let back: Manifest = serde_json::from_value(older).unwrap();
+        assert_eq!(
+            back, m,
+            "a manifest without `shape` or `complete` still reads, as complete"
+        );
         let with = Manifest {
             shape: Some("mde".into()),
             ..m

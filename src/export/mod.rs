@@ -123,6 +123,9 @@ pub struct Written {
     pub rows: u64,
     /// SHA-256 of the file, hex.
     pub sha256: String,
+    /// Stored alerts left out because their text cannot be read (a damaged store): the file
+    /// holds every other row.
+    pub unreadable: Vec<rows::Unreadable>,
 }
 
 impl fmt::Display for Written {
@@ -233,7 +236,51 @@ fn is_markdown(path: &Path) -> bool {
 /// Writes the alerts `sel` picks as export `e`'s main file to `path`, atomically (and, for a
 /// report, its Markdown twin beside it, unless `path` is itself `.md`). No `-latest`, no
 /// manifest: see [`run_export`]. Every target is checked before anything is written.
+///
+/// A stored alert that cannot be read costs that alert: the files hold every other one, and the
+/// result is then [`ExportError::Unreadable`] naming it (the store is marked damaged).
 pub fn export_file(
+    store: &Store,
+    e: &ExportConfig,
+    sel: &Selection,
+    path: &Path,
+) -> Result<Vec<Written>, ExportError> {
+    let written = write_files(store, e, sel, path)?;
+    if let Some(err) = unreadable_error(store, &written) {
+        return Err(err);
+    }
+    Ok(written)
+}
+
+/// The error for the rows `written` left out, if any; marks the store damaged for `status`.
+fn unreadable_error(store: &Store, written: &[Written]) -> Option<ExportError> {
+    let w = written.iter().find(|w| !w.unreadable.is_empty())?;
+    let names: Vec<String> = w.unreadable.iter().map(ToString::to_string).collect();
+    for u in &w.unreadable {
+        tracing::error!(file = %w.path.display(), alert = %u, why = %u.why, "A stored alert cannot be read (the store is corrupt); the file was written without it.");
+    }
+    let what = format!(
+        "an export could not read {}",
+        names
+            .iter()
+            .take(10)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    if let Err(err) = crate::store::check::mark_corrupt(store.path(), &what) {
+        tracing::warn!(error = %err, "Cannot leave the damage mark beside the store; `status` will not show it.");
+    }
+    Some(ExportError::Unreadable {
+        path: w.path.clone(),
+        count: w.unreadable.len(),
+        rows: names.into_iter().take(20).collect(),
+    })
+}
+
+/// [`export_file`], returning the files even when rows were left out (each [`Written`] says
+/// which), so that a configured export can publish them with a manifest that says so.
+fn write_files(
     store: &Store,
     e: &ExportConfig,
     sel: &Selection,
@@ -245,23 +292,29 @@ pub fn export_file(
     if e.format == ExportFormat::Report {
         return write_report(store, e, sel, path);
     }
-    let (rows, sha256) = write_atomic(path, e.file_mode, |file| write_main(store, e, sel, file))
-        .map_err(|err| unwrap_io(path, err))?;
+    let (written, unreadable) = rows::collecting(|| {
+        write_atomic(path, e.file_mode, |file| write_main(store, e, sel, file))
+    });
+    let (rows, sha256) = written.map_err(|err| unwrap_io(path, err))?;
     let mut out = vec![Written {
         path: path.to_path_buf(),
         rows,
         sha256,
+        unreadable,
     }];
     if e.evidence_separate {
         let ev_path = evidence_path(path);
-        let (rows, sha256) = write_atomic(&ev_path, e.file_mode, |file| {
-            buffered_hashed(file, |w| write_csv(store, e, sel, w, Sheet::Evidence))
-        })
-        .map_err(|err| unwrap_io(&ev_path, err))?;
+        let (written, unreadable) = rows::collecting(|| {
+            write_atomic(&ev_path, e.file_mode, |file| {
+                buffered_hashed(file, |w| write_csv(store, e, sel, w, Sheet::Evidence))
+            })
+        });
+        let (rows, sha256) = written.map_err(|err| unwrap_io(&ev_path, err))?;
         out.push(Written {
             path: ev_path,
             rows,
             sha256,
+            unreadable,
         });
     }
     Ok(out)
@@ -316,7 +369,7 @@ pub fn write_to(
     w: &mut (dyn Write + Send),
 ) -> Result<Streamed, ExportError> {
     let stdout = Path::new("(standard output)");
-    let result = (|| -> io::Result<u64> {
+    let (result, unreadable) = rows::collecting(|| -> io::Result<u64> {
         let mut buf = BufWriter::with_capacity(1 << 16, w);
         let n = match e.format {
             ExportFormat::Xlsx => {
@@ -335,9 +388,20 @@ pub fn write_to(
         };
         buf.flush()?;
         Ok(n)
-    })();
+    });
     match result {
-        Ok(n) => Ok(Streamed::Complete(n)),
+        Ok(n) => {
+            let written = [Written {
+                path: stdout.to_path_buf(),
+                rows: n,
+                sha256: String::new(),
+                unreadable,
+            }];
+            match unreadable_error(store, &written) {
+                Some(err) => Err(err),
+                None => Ok(Streamed::Complete(n)),
+            }
+        }
         Err(err) if err.kind() == io::ErrorKind::BrokenPipe => Ok(Streamed::ReaderClosed),
         Err(err) => Err(unwrap_io(stdout, err)),
     }
@@ -390,7 +454,8 @@ fn write_report(
     sel: &Selection,
     path: &Path,
 ) -> Result<Vec<Written>, ExportError> {
-    let (report, rows) = report::from_store(store, e, sel).map_err(io_err(path))?;
+    let (report, unreadable) = rows::collecting(|| report::from_store(store, e, sel));
+    let (report, rows) = report.map_err(io_err(path))?;
     let md_path = path.with_extension("md");
     let files: Vec<(&Path, &String)> = if is_markdown(path) {
         vec![(path, &report.markdown)]
@@ -407,6 +472,7 @@ fn write_report(
             path: p.to_path_buf(),
             rows,
             sha256,
+            unreadable: unreadable.clone(),
         });
     }
     Ok(out)
@@ -423,10 +489,23 @@ pub fn run_after_poll(
     polled: Option<&str>,
 ) -> Result<Vec<Written>, ExportError> {
     let mut all = Vec::new();
+    let mut corrupt = None;
     for e in exports.iter().filter(|e| e.schedule.is_none()) {
-        all.extend(run_sets(store, e, tenants, Trigger::AfterPoll, polled)?);
+        match run_sets(store, e, tenants, Trigger::AfterPoll, polled) {
+            Ok(written) => all.extend(written),
+            // A damaged row cost that row in this export's files; the other exports are still
+            // written (each leaves out the same rows), and the run fails once at the end.
+            Err(err @ ExportError::Unreadable { .. }) => {
+                tracing::error!(export = %e.name, error = %err, "Written without the alerts the store cannot read.");
+                corrupt.get_or_insert(err);
+            }
+            Err(err) => return Err(err),
+        }
     }
-    Ok(all)
+    match corrupt {
+        Some(err) => Err(err),
+        None => Ok(all),
+    }
 }
 
 /// Runs one configured export on its schedule (or after a poll): [`run_export_as`] with
@@ -569,7 +648,7 @@ fn run_set(
         }
         check_target(&manifest_path).map_err(io_err(&manifest_path))?;
     }
-    let written = export_file(store, e, &sel, &target)?;
+    let written = write_files(store, e, &sel, &target)?;
     let today = generated.date_naive();
     if publish {
         // The manifest's cursors: the tenants whose rows this set may hold, and no other (a
@@ -594,6 +673,13 @@ fn run_set(
     if e.scope == Scope::Changed {
         store.set_export_last_rev(&e.name, covered)?;
     }
+    // Published with a manifest that says what is missing; the run still fails, so that the
+    // damage is seen.
+    if let Some(err) = unreadable_error(store, &written) {
+        return Err(err);
+    }
+    // Recorded only for a complete set: after a damaged store is mended, the same revisions
+    // must be written again.
     store.set_export_written_from(&e.name, &from)?;
     Ok(written
         .iter()
@@ -650,7 +736,15 @@ fn publish_all(
         })
         .collect();
     let main = &written[0];
+    let mut unreadable: Vec<String> = written
+        .iter()
+        .flat_map(|w| w.unreadable.iter().map(ToString::to_string))
+        .collect();
+    unreadable.sort();
+    unreadable.dedup();
     let manifest = Manifest {
+        complete: unreadable.is_empty(),
+        unreadable,
         file: file_name(&main.path),
         latest: file_name(&latest[0]),
         rows: main.rows,

@@ -85,26 +85,40 @@ pub(crate) fn for_each(
         let _ = empty_tx.send(Batch::default());
     }
     std::thread::scope(|scope| {
-        let consumer = scope.spawn(move || -> io::Result<u64> {
+        let consumer = scope.spawn(move || -> io::Result<(u64, Vec<Unreadable>)> {
             let mut n = 0;
+            let mut skipped = Vec::new();
             for mut batch in full_rx {
                 for row in &batch.rows[..batch.len] {
                     let r = row.borrowed();
-                    if verbatim {
-                        n += 1;
+                    let written = if verbatim {
                         f(&Row {
                             mde: r,
                             stored: r.raw,
-                        })?;
+                        })
+                        .map(|()| 1)
                     } else {
-                        n += mapped(sel, want, &r, &mut f)?;
+                        mapped(sel, want, &r, &mut f)
+                    };
+                    // One row the consumer cannot read costs that row, not the export.
+                    match written {
+                        Ok(k) => n += k,
+                        Err(e) => match e.downcast::<RowNotJson>() {
+                            Ok(why) => skipped.push(Unreadable {
+                                tenant: r.tenant.to_owned(),
+                                id: r.id.to_owned(),
+                                rev: r.rev,
+                                why: why.0,
+                            }),
+                            Err(e) => return Err(e),
+                        },
                     }
                 }
                 batch.len = 0;
                 // The reader may have finished: then nobody needs the batch back.
                 let _ = empty_tx.send(batch);
             }
-            Ok(n)
+            Ok((n, skipped))
         });
         // A send fails only when the consumer stopped, on an error it returns below.
         let send = |b: Batch| {
@@ -136,9 +150,70 @@ pub(crate) fn for_each(
         match (consumed, read) {
             (Err(e), _) => Err(ForEachError::Io(e)),
             (Ok(_), Err(e)) => Err(e),
-            (Ok(n), Ok(())) => Ok(n),
+            (Ok((n, skipped)), Ok(())) => {
+                record(skipped);
+                Ok(n)
+            }
         }
     })
+}
+
+/// A stored alert whose text the export could not read (the store is corrupt): the export
+/// writes every other row and names this one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unreadable {
+    /// Its tenant.
+    pub tenant: String,
+    /// Its id.
+    pub id: String,
+    /// The revision that could not be read.
+    pub rev: i64,
+    /// What the reader said.
+    pub why: String,
+}
+
+impl std::fmt::Display for Unreadable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{} rev {}", self.tenant, self.id, self.rev)
+    }
+}
+
+/// The error a consumer returns for a row whose stored text is not JSON (see
+/// [`super::error::json_io`]): [`for_each`] skips the row and records it.
+#[derive(Debug, thiserror::Error)]
+#[error("a stored alert is not JSON (the store is corrupt): {0}")]
+pub(crate) struct RowNotJson(pub(crate) String);
+
+thread_local! {
+    /// The rows skipped since [`collecting`] began on this thread, when it did.
+    static SKIPPED: std::cell::RefCell<Option<Vec<Unreadable>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `work` and returns, beside its result, the rows [`for_each`] skipped on this thread
+/// meanwhile. The formats speak `io::Write`/`io::Result` through their crates (csv, XLSX, the
+/// templates), so the skipped rows travel beside those signatures rather than through them.
+pub(crate) fn collecting<T>(work: impl FnOnce() -> T) -> (T, Vec<Unreadable>) {
+    let outer = SKIPPED.with_borrow_mut(|s| s.replace(Vec::new()));
+    let out = work();
+    let mine = SKIPPED.with_borrow_mut(|s| std::mem::replace(s, outer).unwrap_or_default());
+    (out, mine)
+}
+
+/// Adds `skipped` to what [`collecting`] gathers on this thread (nothing when none is running:
+/// the caller then learns of them only by the missing rows, so every export path collects).
+fn record(skipped: Vec<Unreadable>) {
+    if skipped.is_empty() {
+        return;
+    }
+    SKIPPED.with_borrow_mut(|s| match s {
+        Some(all) => all.extend(skipped),
+        None => {
+            for u in &skipped {
+                tracing::error!(alert = %u, why = %u.why, "A stored alert cannot be read (the store is corrupt); it was left out. Run `mde-alerts store check`.");
+            }
+        }
+    });
 }
 
 /// Why the reader stopped when the consumer had failed (never shown: the consumer's error is).
@@ -148,6 +223,8 @@ const CONSUMER_STOPPED: &str = "the export's writer stopped";
 struct OwnedRow {
     tenant: String,
     raw: String,
+    id: String,
+    rev: i64,
     status: Option<String>,
     severity: Option<String>,
     category: Option<String>,
@@ -159,6 +236,8 @@ impl Default for OwnedRow {
         OwnedRow {
             tenant: String::new(),
             raw: String::new(),
+            id: String::new(),
+            rev: 0,
             status: None,
             severity: None,
             category: None,
@@ -183,6 +262,9 @@ impl OwnedRow {
         self.tenant.push_str(r.tenant);
         self.raw.clear();
         self.raw.push_str(r.raw);
+        self.id.clear();
+        self.id.push_str(r.id);
+        self.rev = r.rev;
         put(&mut self.status, r.status);
         put(&mut self.severity, r.severity);
         put(&mut self.category, r.category);
@@ -193,6 +275,8 @@ impl OwnedRow {
         AlertRow {
             tenant: &self.tenant,
             raw: &self.raw,
+            id: &self.id,
+            rev: self.rev,
             status: self.status.as_deref(),
             severity: self.severity.as_deref(),
             category: self.category.as_deref(),

@@ -50,10 +50,7 @@ impl WriterLock {
                 Err(std::fs::TryLockError::WouldBlock) => {
                     let mut holder = String::new();
                     let _ = file.read_to_string(&mut holder);
-                    let holder = match holder.trim() {
-                        "" => "pid unknown".to_owned(),
-                        pid => format!("pid {pid}"),
-                    };
+                    let holder = describe_holder(holder.trim());
                     return Err(StoreError::Busy {
                         path: db.to_path_buf(),
                         holder,
@@ -75,5 +72,46 @@ impl WriterLock {
         let _ = write!(file, "{}", std::process::id());
         let _ = file.flush();
         Ok(WriterLock { _file: file })
+    }
+}
+
+/// Who holds the lock, for the message: `pid N` and, when it is still running and readable, its
+/// command line (`mde-alerts --config … run`), so that the admin knows which one to stop.
+fn describe_holder(pid: &str) -> String {
+    if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+        return "pid unknown".to_owned();
+    }
+    let command = std::fs::read(format!("/proc/{pid}/cmdline"))
+        .ok()
+        .map(|raw| {
+            raw.split(|b| *b == 0)
+                .filter(|a| !a.is_empty())
+                .map(String::from_utf8_lossy)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .filter(|c| !c.is_empty());
+    match command {
+        // Shown whole is fine: the command line carries no secret (secrets come from files or
+        // the environment), but it is cut to stay one readable line.
+        Some(c) => format!("pid {pid}: {}", c.chars().take(200).collect::<String>()),
+        None => format!("pid {pid}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_holder_is_named_with_its_command() {
+        let me = describe_holder(&std::process::id().to_string());
+        assert!(
+            me.starts_with(&format!("pid {}: ", std::process::id())),
+            "{me}"
+        );
+        assert_eq!(describe_holder(""), "pid unknown");
+        assert_eq!(describe_holder("12x"), "pid unknown");
+        assert_eq!(describe_holder("4294967"), "pid 4294967");
     }
 }

@@ -738,7 +738,7 @@ impl Store {
         mut f: impl FnMut(&AlertRow<'_>) -> std::io::Result<()>,
     ) -> Result<u64, ForEachError> {
         let mut sql = String::from(
-            "SELECT a.tenant, r.raw, a.status, a.severity, a.category, a.last_update_time \
+            "SELECT a.tenant, r.raw, a.status, a.severity, a.category, a.last_update_time, a.id, a.rev \
              FROM alerts a JOIN alert_revisions r ON r.rev = a.rev WHERE 1",
         );
         let mut args: Vec<rusqlite::types::Value> = Vec::new();
@@ -773,9 +773,19 @@ impl Store {
                     .and_then(|v| v.as_str_or_null().map_err(Into::into))
                     .map_err(store_err)
             };
+            // A raw text SQLite holds as a blob (or not UTF-8) is handed on empty: not an
+            // alert's JSON, so the export skips and names it rather than stop on it.
+            let raw = row
+                .get_ref(1)
+                .map_err(store_err)?
+                .as_str_or_null()
+                .ok()
+                .flatten();
             let r = AlertRow {
                 tenant: text(0)?.unwrap_or_default(),
-                raw: text(1)?.unwrap_or_default(),
+                raw: raw.unwrap_or_default(),
+                id: text(6)?.unwrap_or_default(),
+                rev: row.get(7).map_err(store_err)?,
                 status: text(2)?,
                 severity: text(3)?,
                 category: text(4)?,
@@ -920,6 +930,10 @@ pub struct AlertRow<'a> {
     pub tenant: &'a str,
     /// The alert's JSON, verbatim.
     pub raw: &'a str,
+    /// The alert's id.
+    pub id: &'a str,
+    /// The revision `raw` is.
+    pub rev: i64,
     /// `status`.
     pub status: Option<&'a str>,
     /// `severity`.

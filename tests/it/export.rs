@@ -331,19 +331,28 @@ async fn readers_never_see_a_partial_or_missing_latest_file() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failure_mid_export_leaves_the_previous_latest_intact() {
-    let env = env_with_exports(100, vec![csv("a")]).await;
+    let env = env_with_exports(200, vec![csv("a")]).await;
     assert!(run(&env, &["poll"]).await.status.success());
     let latest = env.path().join("out/a-latest.csv");
     let before = std::fs::read(&latest).unwrap();
-    // Damage one stored alert so that the export fails half-way through.
-    let store = Store::open(&env.store_path()).unwrap();
-    store
-        .connection()
-        .execute("UPDATE alert_revisions SET raw = '{\"id\": ' WHERE rev = (SELECT rev FROM alerts ORDER BY last_update_time DESC LIMIT 1)", [])
+    let size = before.len() as u64;
+    assert!(
+        size > 48 << 10,
+        "the file must outgrow the limit below: {size} bytes"
+    );
+    // The export fails half-way through writing the file: a file-size limit fails the write
+    // past 40 KiB as a full disk does (SIGXFSZ ignored, so the write fails instead of killing).
+    // (A damaged stored row no longer fails an export: it costs that row alone.)
+    let out = tokio::process::Command::new("bash")
+        .arg("-c")
+        .arg("trap '' XFSZ; ulimit -f 40; exec \"$0\" --config \"$1\" export")
+        .arg(bin())
+        .arg(&env.config_path)
+        .output()
+        .await
         .unwrap();
-    drop(store);
-    let out = run(&env, &["export"]).await;
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("File too large"), "{}", text(&out));
     assert_eq!(
         std::fs::read(&latest).unwrap(),
         before,

@@ -25,7 +25,8 @@ pub(crate) struct Req {
 /// What the server does with a request.
 pub(crate) enum Answer {
     /// A complete answer; `{ECHO}` in the body is replaced by the request as received (head and
-    /// body) and `{BODY}` by the request body alone.
+    /// body), `{ECHO_JSON}` by the same escaped for a JSON string, and `{BODY}` by the request
+    /// body alone.
     Fixed {
         status: u16,
         headers: Vec<(&'static str, String)>,
@@ -163,7 +164,9 @@ async fn serve_one(
                         .then(|| v.trim().strip_prefix("Bearer "))?
                 })
                 .unwrap_or("");
+            let echo_json = serde_json::to_string(&req.text).unwrap_or_default();
             let body = body
+                .replace("{ECHO_JSON}", &echo_json[1..echo_json.len().max(2) - 1])
                 .replace("{ECHO}", &req.text)
                 .replace("{BODY}", &req.body)
                 .replace("{BEARER}", bearer);
@@ -219,6 +222,11 @@ fn is_token(r: &Req) -> bool {
 
 /// A config whose tenant signs in at `login` and reads alerts at `api`, with a client secret file.
 fn write_config(env: &Env, login: &str, api: &str, secret: &str) {
+    write_config_with(env, login, api, secret, "");
+}
+
+/// [`write_config`], with `tenant_extra` lines added to the tenant's block.
+fn write_config_with(env: &Env, login: &str, api: &str, secret: &str, tenant_extra: &str) {
     let path = env.path().join("secret");
     std::fs::write(&path, secret).unwrap();
     let mode = <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o600);
@@ -232,7 +240,7 @@ client_secret_file = "secret"
 login_url = "{login}"
 api_url = "{api}"
 source = "mde"
-
+{tenant_extra}
 [poll]
 # Hourly: a poll's deadline (the next tick) is then always well under a clamped day-long wait.
 schedule = "0 0 * * * *"
@@ -784,4 +792,279 @@ async fn an_opaque_token_is_judged_by_the_probe() {
     );
     assert!(t.contains("a poll would work"), "{t}");
     assert!(!t.contains("PROBLEM"), "{t}");
+}
+
+/// Every file under `dir` as text: an XLSX workbook as the text of its cells (its XML is
+/// compressed, so its bytes would hide what it holds), anything else as its bytes read lossily.
+fn every_file_as_text(dir: &std::path::Path, skip: &[&str]) -> Vec<(String, String)> {
+    use calamine::{Reader, Xlsx};
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if path.is_dir() {
+                todo.push(path);
+                continue;
+            }
+            if skip.contains(&name.as_str()) {
+                continue;
+            }
+            let text = if name.ends_with(".xlsx") {
+                let mut book: Xlsx<_> = calamine::open_workbook(&path).unwrap();
+                let mut cells = String::new();
+                for sheet in book.sheet_names() {
+                    for row in book.worksheet_range(&sheet).unwrap().rows() {
+                        for c in row {
+                            cells.push_str(&c.to_string());
+                            cells.push('\n');
+                        }
+                    }
+                }
+                cells
+            } else {
+                String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned()
+            };
+            out.push((path.display().to_string(), text));
+        }
+    }
+    out
+}
+
+/// A TLS-inspecting proxy that reflects every request header into alert text (here a plain
+/// proxy on loopback that is also the sign-in and alerts server) gets the proxy's credential
+/// back in none of the forms it travels in: the password, `user:password` (plain and
+/// URL-encoded, as configured) and the `Proxy-Authorization: Basic` value. Not in the store, not
+/// in any export (CSV, JSON, NDJSON, XLSX cells, the report), not in any output.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_credential_reflected_into_alerts_reaches_no_file_in_any_form() {
+    use base64::Engine;
+    let env = env().await;
+    let (user, password) = ("svc-proxy", "Pr0xy-p@ss/w0rd~!");
+    let encoded_password = "Pr0xy-p%40ss%2Fw0rd~!";
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    let proxy = hostile(|r| {
+        if is_token(r) {
+            token("opaque-token-of-the-proxy-test", "3600")
+        } else {
+            json(
+                200,
+                r#"{"value":[{"id":"da-reflected-1","lastUpdateTime":"2024-05-01T10:00:00Z","status":"New","severity":"High","title":"{ECHO_JSON}","description":"{ECHO_JSON}"}]}"#,
+            )
+        }
+    })
+    .await;
+    write_config(&env, &proxy.url, &proxy.url, sim_secret());
+    let mut config = std::fs::read_to_string(&env.config_path).unwrap();
+    let host = proxy.url.trim_start_matches("http://");
+    config.push_str(&format!(
+        "\n[http]\nproxy = \"http://{user}:{encoded_password}@{host}\"\n"
+    ));
+    for (name, format) in [
+        ("csv", "csv"),
+        ("json", "json"),
+        ("ndjson", "ndjson"),
+        ("xlsx", "xlsx"),
+        ("report", "report"),
+    ] {
+        config.push_str(&format!(
+            "\n[[exports]]\nname = \"{name}\"\nformat = \"{format}\"\ndir = \"exports\"\n"
+        ));
+    }
+    std::fs::write(&env.config_path, config).unwrap();
+    let mut hay = String::new();
+    for args in [
+        &["poll"][..],
+        &["export"],
+        &["status"],
+        &["status", "--json"],
+        &["export", "--format", "ndjson", "--out", "-"],
+    ] {
+        let out = run(&env, args).await;
+        hay.push_str(&text(&out));
+    }
+    let files = every_file_as_text(env.path(), &["config.toml", "secret"]);
+    let store: String = files
+        .iter()
+        .filter(|(p, _)| p.contains("alerts.db"))
+        .map(|(_, t)| t.as_str())
+        .collect();
+    // The request did travel through the proxy and was reflected into the alert.
+    assert!(
+        store
+            .to_ascii_lowercase()
+            .contains("proxy-authorization: basic [redacted]"),
+        "the header was not reflected, or not redacted: {hay}"
+    );
+    assert!(
+        files.iter().filter(|(p, _)| p.contains("exports")).count() >= 5,
+        "{:?}",
+        files.iter().map(|(p, _)| p).collect::<Vec<_>>()
+    );
+    let forms = [
+        password.to_owned(),
+        encoded_password.to_owned(),
+        format!("{user}:{password}"),
+        format!("{user}:{encoded_password}"),
+        basic.clone(),
+        basic.trim_end_matches('=').to_owned(),
+    ];
+    for (path, text) in files.iter().chain([(String::from("output"), hay)].iter()) {
+        for form in &forms {
+            assert!(
+                !text.contains(form.as_str()),
+                "the proxy credential ({form}) reached {path}"
+            );
+        }
+    }
+}
+
+/// An API whose paging never ends: every page is full (MDE) and carries a `nextLink` to one more
+/// (Graph), each with new alerts.
+fn endless_api() -> impl Fn(&Req) -> Answer + Send + Sync + 'static {
+    let served = Arc::new(AtomicU64::new(0));
+    move |r| {
+        if is_token(r) {
+            return token("opaque-token-of-an-endless-api", "3600");
+        }
+        let n = served.fetch_add(1, Ordering::SeqCst);
+        let graph = r.path.contains("alerts_v2");
+        let alerts: Vec<String> = (0..100)
+            .map(|i| {
+                let key = if graph { "lastUpdateDateTime" } else { "lastUpdateTime" };
+                format!(
+                    r#"{{"id":"da{n}-{i}","{key}":"2024-05-01T10:00:00Z","createdDateTime":"2024-05-01T09:00:00Z","status":"New"}}"#
+                )
+            })
+            .collect();
+        let host = r
+            .text
+            .lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case("host").then(|| v.trim().to_owned())
+            })
+            .unwrap_or_default();
+        let next = format!(
+            "http://{host}{}?$skiptoken=page{}",
+            r.path.split('?').next().unwrap_or_default(),
+            n + 1
+        );
+        json(
+            200,
+            format!(
+                r#"{{"value":[{}],"@odata.nextLink":"{next}"}}"#,
+                alerts.join(",")
+            ),
+        )
+    }
+}
+
+/// Writes a config for `compare` against `api` (MDE and Graph alike) with a quota of three
+/// calls a minute, so that the reads soon wait for budget.
+fn compare_config(env: &Env, api: &str) {
+    write_config_with(
+        env,
+        api,
+        api,
+        sim_secret(),
+        &format!("graph_url = \"{api}\"\n"),
+    );
+    let text = std::fs::read_to_string(&env.config_path)
+        .unwrap()
+        .replace("calls_per_minute = 100000", "calls_per_minute = 3");
+    std::fs::write(&env.config_path, text).unwrap();
+}
+
+/// Against an API whose paging never ends, `compare` waited for budget for ever; it now stops
+/// at its deadline, says so, and reports the calls each side made (a failed side said 0).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compare_has_a_deadline_and_counts_the_calls_of_a_side_that_failed() {
+    let env = env().await;
+    let api = hostile(endless_api()).await;
+    compare_config(&env, &api.url.clone());
+    let tmp = env.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let started = Instant::now();
+    let out = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::process::Command::new(bin())
+            .arg("--config")
+            .arg(&env.config_path)
+            .args(["compare", "--timeout", "2s", "--json"])
+            .env("TMPDIR", &tmp)
+            .output(),
+    )
+    .await
+    .expect("compare ended within a minute")
+    .unwrap();
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(started.elapsed() < Duration::from_secs(45), "{said}");
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{said}"));
+    for side in ["mde", "graph"] {
+        let s = &v["tenants"][0][side];
+        assert!(s["api_calls"].as_u64().unwrap_or(0) >= 1, "{side}: {v}");
+        assert!(
+            s["error"].as_str().is_some_and(|e| e.contains("deadline")),
+            "{side}: {v}"
+        );
+    }
+    let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+/// `compare`'s throw-away stores (a tenant's alerts) were world-readable in `$TMPDIR` and left
+/// there by SIGINT or SIGTERM. Their directory is now the user's alone, and goes on either
+/// signal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compare_keeps_its_stores_private_and_removes_them_on_sigint_and_sigterm() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = env().await;
+    let api = hostile(endless_api()).await;
+    compare_config(&env, &api.url.clone());
+    for (sig, code) in [("INT", 130), ("TERM", 143)] {
+        let tmp = env.path().join(format!("tmp-{sig}"));
+        std::fs::create_dir(&tmp).unwrap();
+        let mut child = tokio::process::Command::new(bin())
+            .arg("--config")
+            .arg(&env.config_path)
+            .arg("compare")
+            .env("TMPDIR", &tmp)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        // Wait for a store inside the directory: the reads are under way.
+        let started = Instant::now();
+        let dir = loop {
+            let found = std::fs::read_dir(&tmp)
+                .unwrap()
+                .next()
+                .map(|e| e.unwrap().path());
+            if let Some(d) = found
+                && std::fs::read_dir(&d).is_ok_and(|mut e| e.next().is_some())
+            {
+                break d;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "no store appeared"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{}", dir.display());
+        signal(&child, &format!("-{sig}"));
+        let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
+            .await
+            .expect("compare stopped on the signal")
+            .unwrap();
+        assert_eq!(status.code(), Some(code), "SIG{sig}");
+        let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().collect();
+        assert!(left.is_empty(), "SIG{sig} left {left:?}");
+    }
 }

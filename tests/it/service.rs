@@ -448,6 +448,25 @@ async fn a_store_on_a_read_only_path_fails_run_at_start_with_78() {
     assert!(t.contains("store.path"), "{t}");
 }
 
+/// A second service on a store another process holds exits 78 (the unit's
+/// `RestartPreventExitStatus`), naming the holder, instead of 1, which systemd restarts for
+/// ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_service_on_a_held_store_exits_78_naming_the_holder() {
+    let env = Env::new(sim_config(5, 65, Hazards::default()), Opts::default()).await;
+    let _held = mde_alerts::store::WriterLock::acquire(&env.store_path(), Duration::ZERO).unwrap();
+    let out = run(&env, &["run"]).await;
+    let t = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{t}");
+    assert!(t.contains(&format!("pid {}", std::process::id())), "{t}");
+    assert!(t.contains("another mde-alerts"), "{t}");
+    let unit = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd/mde-alerts.service"),
+    )
+    .unwrap();
+    assert!(unit.contains("RestartPreventExitStatus=78"), "{unit}");
+}
+
 /// The unit passes `systemd-analyze verify`, and `security` rates its exposure 2.0 or lower.
 #[test]
 fn the_unit_verifies_and_is_hardened() {

@@ -383,3 +383,158 @@ async fn store_check_names_each_broken_invariant() {
         assert_eq!(v["problems"][0]["kind"], *kind, "{v}");
     }
 }
+
+/// A store whose stored alert text was altered (still JSON, another content) or cut (no longer
+/// JSON) passed `store check` as sound. Each is now named with its revision, the damage called
+/// corruption, and the fix said.
+#[tokio::test]
+async fn store_check_reads_every_revision_against_its_hash() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = store_config(dir.path(), "\"400d\"");
+    let db = sound_store(dir.path());
+    let c = Connection::open(&db).unwrap();
+    let rev = |id: &str| -> i64 { count(&c, &format!("SELECT rev FROM alerts WHERE id = '{id}'")) };
+    let (a, b) = (rev("a"), rev("b"));
+    c.execute(
+        "UPDATE alert_revisions SET raw = replace(raw, 'Resolved', 'New') WHERE rev = ?1",
+        [a],
+    )
+    .unwrap();
+    c.execute(
+        "UPDATE alert_revisions SET raw = substr(raw, 1, 40) WHERE rev = ?1",
+        [b],
+    )
+    .unwrap();
+    drop(c);
+    let out = mde(&config, &["store", "check"]).await;
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    for expected in [
+        "revision_hash_mismatch",
+        &format!("t/a rev {a}"),
+        "revision_not_json",
+        &format!("t/b rev {b}"),
+        "corrupt",
+        "restore the newest backup",
+    ] {
+        assert!(said.contains(expected), "{expected}: {said}");
+    }
+    let out = mde(&config, &["store", "check", "--json"]).await;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        v["damaged_alerts"],
+        serde_json::json!(["t/a", "t/b"]),
+        "{v}"
+    );
+}
+
+/// One bad row costs one row: an export that meets a stored alert it cannot read writes every
+/// other alert, names the bad one and says the store is corrupt, exits non-zero, and its
+/// manifest says the file is incomplete; `status` is unhealthy until `store check` passes.
+#[tokio::test]
+async fn an_unreadable_row_costs_only_that_row_and_keeps_status_unhealthy_until_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = store_config(dir.path(), "\"400d\"");
+    let mut text_of_config = std::fs::read_to_string(&config).unwrap();
+    for (name, format) in [
+        ("c", "csv"),
+        ("j", "json"),
+        ("n", "ndjson"),
+        ("x", "xlsx"),
+        ("r", "report"),
+    ] {
+        text_of_config.push_str(&format!(
+            "\n[[exports]]\nname = \"{name}\"\nformat = \"{format}\"\ndir = \"out\"\n"
+        ));
+    }
+    std::fs::write(&config, text_of_config).unwrap();
+    let db = sound_store(dir.path());
+    {
+        let mut s = Store::open(&db).unwrap();
+        let mut w = s.writer().unwrap();
+        for id in ["c", "d"] {
+            w.upsert("t", &alert(id, "2024-01-01T00:00:00Z", "New"))
+                .unwrap();
+        }
+        w.commit(None, 0).unwrap();
+    }
+    let c = Connection::open(&db).unwrap();
+    let b = count(&c, "SELECT rev FROM alerts WHERE id = 'b'");
+    let original: String = c
+        .query_row("SELECT raw FROM alert_revisions WHERE rev = ?1", [b], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    c.execute(
+        "UPDATE alert_revisions SET raw = substr(raw, 1, 40) WHERE rev = ?1",
+        [b],
+    )
+    .unwrap();
+    for name in ["c", "j", "n", "x", "r"] {
+        let out = mde(&config, &["export", "--name", name]).await;
+        let said = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{name}: {said}");
+        assert!(said.contains("corrupt"), "{name}: {said}");
+        assert!(said.contains(&format!("t/b rev {b}")), "{name}: {said}");
+        assert!(said.contains("store check"), "{name}: {said}");
+        assert!(!said.contains("free space"), "{name}: {said}");
+    }
+    // An ad-hoc file and standard output alike.
+    let adhoc = dir.path().join("adhoc.ndjson");
+    for out_to in [adhoc.to_str().unwrap(), "-"] {
+        let out = mde(&config, &["export", "--format", "ndjson", "--out", out_to]).await;
+        let said = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{out_to}: {said}");
+        assert!(said.contains(&format!("t/b rev {b}")), "{out_to}: {said}");
+        let lines = if out_to == "-" {
+            String::from_utf8_lossy(&out.stdout).lines().count()
+        } else {
+            std::fs::read_to_string(&adhoc).unwrap().lines().count()
+        };
+        assert_eq!(lines, 3, "{out_to}: {said}");
+    }
+    let out_dir = dir.path().join("out");
+    let csv = std::fs::read_to_string(out_dir.join("c-latest.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 3, "{csv}");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("j-latest.json")).unwrap())
+            .unwrap();
+    assert_eq!(json.as_array().unwrap().len(), 3);
+    let ndjson = std::fs::read_to_string(out_dir.join("n-latest.ndjson")).unwrap();
+    assert_eq!(ndjson.lines().count(), 3);
+    for name in ["c", "j", "n", "x", "r"] {
+        let m: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(out_dir.join(format!("{name}-latest.manifest.json"))).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(m["complete"], false, "{name}: {m}");
+        assert_eq!(
+            m["unreadable"],
+            serde_json::json!([format!("t/b rev {b}")]),
+            "{name}: {m}"
+        );
+        assert_eq!(m["rows"], 3, "{name}: {m}");
+    }
+    let out = mde(&config, &["status"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("corrupt"), "{}", text(&out));
+    // Repaired (what a restored backup does), checked: healthy as far as the store goes.
+    c.execute(
+        "UPDATE alert_revisions SET raw = ?1 WHERE rev = ?2",
+        rusqlite::params![original, b],
+    )
+    .unwrap();
+    drop(c);
+    let out = mde(&config, &["status"]).await;
+    assert!(
+        text(&out).contains("corrupt"),
+        "until checked: {}",
+        text(&out)
+    );
+    let out = mde(&config, &["store", "check"]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let out = mde(&config, &["status"]).await;
+    assert!(!text(&out).contains("corrupt"), "{}", text(&out));
+    let out = mde(&config, &["export"]).await;
+    assert!(out.status.success(), "{}", text(&out));
+}

@@ -118,8 +118,9 @@ pub(crate) fn from_store(
     let mut tally = Tally::new(chrono::Utc::now(), e.report_window);
     let mut n = 0u64;
     super::rows::for_each(store, sel, super::rows::Want::Mde, |row| {
+        add_row(&mut tally, row.mde.tenant, row.mde.raw).map_err(json_io)?;
         n += 1;
-        add_row(&mut tally, row.mde.tenant, row.mde.raw).map_err(json_io)
+        Ok(())
     })
     .map_err(store_io)?;
     Ok((report_of(tally.finish()), n))

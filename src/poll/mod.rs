@@ -31,10 +31,51 @@
 //!    any instant resumes without a gap.
 //! 5. A short page ends the poll; a quiet poll therefore costs exactly one call.
 //!
-//! Keyset paging needs `$orderby`, which Microsoft does not document for alerts. The pager checks
-//! that each page really is in ascending order; if the server refuses `$orderby` (400) or ignores
-//! it (an unsorted page), it falls back to bounded windows, `ge A and lt B`, split in halves while
-//! a window fills a page, with the same cursor guarantee at the cost of more calls.
+//! The code follows the same jobs: [`pager`] plans the reads, [`page`] makes one call and checks
+//! what its page proves, [`commit`] stores a page with its cursor.
+//!
+//! # What Graph does not document, and the fallback for each
+//!
+//! Graph documents `$filter` (`eq ne gt ge lt le` on the time fields, `serviceSource`, …), `$top`,
+//! `$skip` (at most 500), `$count` and `@odata.nextLink` for `alerts_v2`. Everything else the
+//! pager sends is optional: refused or ignored, it costs calls, never an alert, and never stops a
+//! tenant. Each departure is said once per poll (one WARN, and [`PollReport::quirks`]).
+//!
+//! - `$orderby` is undocumented. Every page's order is checked; refused (400) or ignored, the pager
+//!   reads bounded windows, `ge A and lt B`, halved while a window fills a page, with the same
+//!   cursor guarantee.
+//! - `createdDateTime eq null` is undocumented. Graph's schema declares `createdDateTime`
+//!   `Edm.DateTimeOffset` without `Nullable="false"`, so a null cannot be ruled out from the
+//!   schema, though every real payload carries it. When the clause is refused, the creation
+//!   windows cannot cover an alert without a creation time, so the instant is read whole, without
+//!   any creation clause, by `$skip` and nextLink passes until two passes agree: the same proof as
+//!   for a window that cannot be split, using only documented features. It costs calls only on
+//!   that server, and only for an instant shared by more alerts than a page. (`$count` could prove
+//!   there are no nulls only in a world that stands still; alerts leave an instant while it is
+//!   read.)
+//! - `$skip` stops at 500: past it the server's own nextLink is followed. A full page without a
+//!   link past 500 is the end of its pass (an instant of exactly a multiple of the page size); a
+//!   link the pager cannot follow (another host) fails the poll, said. A link seen twice in one
+//!   pass loops: `$skip` goes on where it may, else the pass ends.
+//! - The filter and `serviceSource` are checked on what comes back. Alerts outside the asked
+//!   window are dropped and every later request is read to its end instead of narrowed (its
+//!   order and size no longer say anything); another product's alerts are never stored.
+//! - A page larger than `$top` is cut to `$top` (so that `$skip` and the order check keep their
+//!   meaning); a page capped below `$top` without a nextLink is caught by one probe, the same
+//!   request past what the page held, made only when the page brought alerts newer than the
+//!   cursor on a server not yet seen to send a full page: a quiet poll re-reads only old alerts,
+//!   and still costs one call.
+//! - A server `Date` more than a day from this machine's clock, or older than the alerts it sent,
+//!   is not followed: the settled watermark would otherwise stay behind and every quiet poll would
+//!   re-read the whole lookback.
+//!
+//! # A poll always ends, and says how
+//!
+//! Every call checks the deadline (the next scheduled poll), not only every wait, and a poll makes
+//! at most [`MAX_CALLS_PER_POLL`] calls: with budget to spare, a server that never lets the pager
+//! finish still cannot keep a poll going. A poll stopped there is `Partial` (the next resumes from
+//! what was committed) or `Stalled` when it moved nothing; one that stopped inside an instant it
+//! could not get past is `Stalled` whatever else it did, with where it stopped as its error.
 
 mod commit;
 mod page;

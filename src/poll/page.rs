@@ -238,8 +238,8 @@ fn truncate(page: &mut Page, top: usize) {
         .retain(|_| positions.next().is_some_and(|i| i < top));
     page.rejected.retain(|r| r.index < top);
     page.received = top;
-    // What was cut is read again by the next request, not behind the server's link.
-    page.more = true;
+    // What was cut is read again by the next request, not behind the server's link (which
+    // points past all that was sent).
     page.next = None;
 }
 

@@ -326,6 +326,7 @@ impl<S: AlertSource> Pager<'_, S> {
                 };
                 let full = self.is_full(&page);
                 let next = page.next.clone();
+                let said_more = page.more;
                 let received = page.received;
                 ids.extend(page.alerts.iter().map(|a| a.id.clone()));
                 latest = latest.max(page.alerts.iter().map(|a| a.last_update).max());
@@ -347,6 +348,15 @@ impl<S: AlertSource> Pager<'_, S> {
                         if skip > self.source.max_skip() {
                             break;
                         }
+                    }
+                    // Past the `$skip` limit the server's own continuation is the only way on:
+                    // one it sent but that cannot be followed (another host) stops the poll.
+                    None if skip > self.source.max_skip() && said_more => {
+                        return Err(PollError::Protocol(format!(
+                            "more alerts match {} than the API lets a client page through ($skip at most {}), and it sent no usable @odata.nextLink; will try again next poll",
+                            describe(&req),
+                            self.source.max_skip()
+                        )));
                     }
                     // A full last page without a link, past the `$skip` limit: the server says
                     // there is no more (an instant of exactly a multiple of the page size).

@@ -1,5 +1,6 @@
 use super::pager::split;
 use super::*;
+use crate::source::AlertSource;
 use crate::source::Created;
 use crate::source::fake::{FakeAlert, FakeSource, Hostile, OrderBy};
 use crate::store::Outcome;
@@ -430,4 +431,251 @@ fn splitting_creation_windows_covers_everything() {
     assert!(split(Created::Missing).is_none());
     let one = ApiTime::from_ticks(t.ticks() + 1);
     assert!(split(Created::Within(Some(t), Some(one))).is_none());
+}
+
+/// A store in a temporary directory.
+fn temp_store() -> (tempfile::TempDir, Arc<Mutex<Store>>) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Mutex::new(Store::open(&dir.path().join("s.db")).unwrap()));
+    (dir, store)
+}
+
+/// `n` alerts at one instant an hour ago, created in `created` (one creation tick each when
+/// `distinct`, else all in the same tick).
+fn one_instant(n: usize, distinct: bool) -> Vec<FakeAlert> {
+    let t = ApiTime::now().minus(Duration::from_secs(3_600));
+    (0..n)
+        .map(|i| {
+            let c = if distinct { i as u64 } else { 0 };
+            FakeAlert::new(
+                format!("a{i:04}"),
+                t,
+                Some(t.minus(Duration::from_secs(600 + c))),
+            )
+        })
+        .collect()
+}
+
+fn with_page(page_size: u32) -> PollSettings {
+    PollSettings {
+        page_size,
+        ..SETTINGS
+    }
+}
+
+/// A server that answers `createdDateTime eq null` with 400 "Invalid filter clause" (a clause
+/// Graph does not document) used to fail every poll at the first instant larger than a page:
+/// the tenant stayed there for good. The instant is now read whole, alerts without a creation
+/// time included, and the refusal is said once.
+#[test]
+fn a_refused_null_comparison_reads_the_instant_whole() {
+    let (_dir, store) = temp_store();
+    let mut world = one_instant(30, true);
+    for a in world.iter_mut().take(3) {
+        a.created = None;
+    }
+    let source = FakeSource::new(world, OrderBy::Sorted).with_hostile(Hostile {
+        refuse_null: true,
+        links: true,
+        ..Hostile::default()
+    });
+    let r = block_on(poll_tenant(&source, &store, "t", with_page(5))).unwrap();
+    assert_eq!(r.outcome, Outcome::Ok, "{r}");
+    assert_eq!(r.quirks, [Quirk::NullRefused]);
+    assert_eq!(stored(&store.lock().unwrap()).len(), 30, "{r}");
+}
+
+/// An instant of exactly a multiple of the page size past `$skip` 500: the last page is full and
+/// carries no nextLink (there is no more). It used to fail every poll ("it sent no usable
+/// @odata.nextLink"), and alerts updated later were never read. The pass now ends there.
+#[test]
+fn an_exact_multiple_tie_past_skip_500_ends_its_pass() {
+    let (_dir, store) = temp_store();
+    let source = FakeSource::new(one_instant(600, false), OrderBy::Sorted).with_hostile(Hostile {
+        max_skip: Some(500),
+        links: true,
+        ..Hostile::default()
+    });
+    let r = block_on(poll_tenant(&source, &store, "t", with_page(100))).unwrap();
+    assert_eq!(r.outcome, Outcome::Ok, "{r}");
+    let later = ApiTime::now().minus(Duration::from_secs(60));
+    source.with_world(|w| w.push(FakeAlert::new("later", later, Some(later))));
+    let r = block_on(poll_tenant(&source, &store, "t", with_page(100))).unwrap();
+    assert_eq!(r.outcome, Outcome::Ok, "{r}");
+    assert_eq!(stored(&store.lock().unwrap()).len(), 601, "{r}");
+}
+
+/// A nextLink that leads back to its own page: followed, it reads the same page for ever (a
+/// poll ran until its budget was spent, every poll). It is now recognised on its second sight,
+/// said once, and `$skip` goes on.
+#[test]
+fn a_looping_next_link_is_said_once_and_skip_goes_on() {
+    let (_dir, store) = temp_store();
+    let source = FakeSource::new(one_instant(45, false), OrderBy::Sorted).with_hostile(Hostile {
+        links: true,
+        looping_links: true,
+        ..Hostile::default()
+    });
+    let r = block_on(poll_tenant(&source, &store, "t", with_page(10))).unwrap();
+    assert_eq!(r.outcome, Outcome::Ok, "{r}");
+    assert_eq!(r.quirks, [Quirk::LoopingLink]);
+    // Halving the creation windows down to one tick costs about a hundred calls; the loop adds
+    // a few at most.
+    assert!(r.api_calls < 150, "{r}");
+    assert_eq!(stored(&store.lock().unwrap()).len(), 45, "{r}");
+}
+
+/// Pages capped below `$top` without a nextLink used to be taken for the end: a few alerts per
+/// poll, every poll "ok". A short page that brought new alerts is now probed once; a capped
+/// server is caught, and a quiet poll still costs one call.
+#[test]
+fn a_page_capped_below_top_is_not_taken_for_the_end() {
+    let (_dir, store) = temp_store();
+    let base = ApiTime::now().minus(Duration::from_secs(7_200));
+    let world = (0..40)
+        .map(|i| {
+            FakeAlert::new(
+                format!("a{i:04}"),
+                base.plus(Duration::from_secs(i)),
+                Some(base),
+            )
+        })
+        .collect();
+    let source = FakeSource::new(world, OrderBy::Sorted).with_hostile(Hostile {
+        cap: Some(3),
+        ..Hostile::default()
+    });
+    let r = block_on(poll_tenant(&source, &store, "t", with_page(10))).unwrap();
+    assert_eq!(r.outcome, Outcome::Ok, "{r}");
+    assert_eq!(r.quirks, [Quirk::Capped]);
+    assert_eq!(stored(&store.lock().unwrap()).len(), 40, "{r}");
+    let quiet = block_on(poll_tenant(&source, &store, "t", with_page(10))).unwrap();
+    assert_eq!(quiet.api_calls, 1, "a quiet poll costs one call: {quiet}");
+}
+
+/// A server whose `Date` says 1970 (or 2000) used to pin the settled watermark: every quiet poll
+/// re-read the whole lookback, silently. The far-off `Date` is said and not followed.
+#[test]
+fn a_server_date_far_in_the_past_is_said_and_a_quiet_poll_stays_one_call() {
+    for date in ["1970-01-01T00:00:00Z", "2000-01-01T00:00:00Z"] {
+        let (_dir, store) = temp_store();
+        let base = ApiTime::now().minus(Duration::from_secs(7_200));
+        let world = (0..50)
+            .map(|i| {
+                FakeAlert::new(
+                    format!("a{i:04}"),
+                    base.plus(Duration::from_secs(i)),
+                    Some(base),
+                )
+            })
+            .collect();
+        let source = FakeSource::new(world, OrderBy::Sorted).with_hostile(Hostile {
+            date: Some(ApiTime::parse(date).unwrap()),
+            ..Hostile::default()
+        });
+        let r = block_on(poll_tenant(&source, &store, "t", with_page(10))).unwrap();
+        assert_eq!(r.quirks, [Quirk::FarDate], "{date}");
+        let quiet = block_on(poll_tenant(&source, &store, "t", with_page(10))).unwrap();
+        assert_eq!(quiet.api_calls, 1, "{date}: {quiet}");
+    }
+}
+
+/// A server that ignores the serviceSource clause used to get other products' alerts into an
+/// endpoint-only tenant. They are said once and never stored.
+#[test]
+fn alerts_of_products_the_tenant_does_not_read_are_not_stored() {
+    let (_dir, store) = temp_store();
+    let base = ApiTime::now().minus(Duration::from_secs(7_200));
+    let mut world: Vec<FakeAlert> = (0..10)
+        .map(|i| {
+            FakeAlert::new(
+                format!("a{i:04}"),
+                base.plus(Duration::from_secs(i)),
+                Some(base),
+            )
+        })
+        .collect();
+    world.extend((0..5).map(|i| {
+        FakeAlert::new(
+            format!("fa{i}"),
+            base.plus(Duration::from_secs(i)),
+            Some(base),
+        )
+        .from_service("microsoftDefenderForOffice365")
+    }));
+    let source = FakeSource::new(world, OrderBy::Sorted).with_hostile(Hostile {
+        ignore_service: true,
+        ..Hostile::default()
+    });
+    let r = block_on(poll_tenant(&source, &store, "t", with_page(100))).unwrap();
+    assert_eq!(r.quirks, [Quirk::IgnoredService]);
+    let got = stored(&store.lock().unwrap());
+    assert_eq!(got.len(), 10, "{got:?}");
+    assert!(got.keys().all(|id| id.starts_with('a')));
+}
+
+/// A page larger than `$top` used to fail the order check and bring a misleading "ignored
+/// $orderby" warning and window paging. It is now cut to `$top` and said as what it is.
+#[test]
+fn a_page_larger_than_top_is_not_taken_for_an_ignored_orderby() {
+    let (_dir, store) = temp_store();
+    let base = ApiTime::now().minus(Duration::from_secs(7_200));
+    let world = (0..40)
+        .map(|i| {
+            FakeAlert::new(
+                format!("a{i:04}"),
+                base.plus(Duration::from_secs(i)),
+                Some(base),
+            )
+        })
+        .collect();
+    let source = FakeSource::new(world, OrderBy::Sorted).with_hostile(Hostile {
+        oversize: 4,
+        ..Hostile::default()
+    });
+    let r = block_on(poll_tenant(&source, &store, "t", with_page(10))).unwrap();
+    assert_eq!(r.mode, Mode::Keyset, "{r}");
+    assert_eq!(r.quirks, [Quirk::Oversize]);
+    assert_eq!(stored(&store.lock().unwrap()).len(), 40, "{r}");
+}
+
+/// A server that ignores `$filter` answers every request with everything: keyset paging saw
+/// alerts outside its window. It is said, and each request is read to its end instead.
+#[test]
+fn a_server_that_ignores_the_filter_loses_nothing() {
+    let (_dir, store) = temp_store();
+    let base = ApiTime::now().minus(Duration::from_secs(7_200));
+    let world = (0..40)
+        .map(|i| {
+            FakeAlert::new(
+                format!("a{i:04}"),
+                base.plus(Duration::from_secs(i % 7)),
+                Some(base),
+            )
+        })
+        .collect();
+    let source = FakeSource::new(world, OrderBy::Sorted).with_hostile(Hostile {
+        ignore_filter: true,
+        ..Hostile::default()
+    });
+    let r = block_on(poll_tenant(&source, &store, "t", with_page(10))).unwrap();
+    assert_eq!(r.outcome, Outcome::Ok, "{r}");
+    assert!(r.quirks.contains(&Quirk::IgnoredFilter), "{r}");
+    assert_eq!(stored(&store.lock().unwrap()).len(), 40, "{r}");
+}
+
+/// A poll used to stop only when a wait would pass its deadline: with budget to spare, a server
+/// that never lets the pager finish kept it calling (3,000+ calls, 150 s past a 30 s schedule),
+/// and an instant read without getting past it left the tenant healthy. A poll now stops at its
+/// cap on calls, and one that stopped inside an instant is Stalled, saying where.
+#[test]
+fn a_poll_stops_at_its_cap_on_calls_and_stuck_inside_an_instant_is_stalled() {
+    let (_dir, store) = temp_store();
+    let source = FakeSource::new(one_instant(100, false), OrderBy::Sorted);
+    let r = block_on(poll_tenant_within(&source, &store, "t", with_page(10), 6)).unwrap();
+    assert_eq!(source.calls(), 6);
+    assert_eq!(r.outcome, Outcome::Stalled, "{r}");
+    let text = r.to_string();
+    assert!(text.contains("inside the instant"), "{text}");
+    assert!(!text.contains("raise page_size"), "{text}");
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::support::*;
 use mde_alerts::app;
+use mde_alerts::poll::Quirk;
 use mde_alerts::store::Store;
 use mde_sim::{GraphOrderBy, Hazards, SimConfig, Simulator};
 
@@ -386,4 +387,47 @@ async fn compare_lists_what_only_one_api_returns() {
         !env.store_path().exists(),
         "compare does not touch (or create) the store"
     );
+}
+
+/// Graph answering the undocumented `createdDateTime eq null` with 400 "Invalid filter clause":
+/// an instant shared by more alerts than a page is read whole instead (by `$skip` and
+/// `@odata.nextLink`), every poll ends `Ok`, and nothing is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_null_comparison_loses_nothing_and_never_stalls() {
+    let hazards = Hazards {
+        graph_null_refused: true,
+        ..Hazards::default()
+    };
+    let opts = Opts {
+        page_size: 20,
+        ..graph()
+    };
+    let env = Env::new(sim_config(200, 35, hazards), opts).await;
+    let config = env.config();
+    let s = app::poll(&config, None, false).await.unwrap();
+    assert!(s.failed.is_empty(), "{:?}", s.failed);
+    // 90 alerts at one new instant: more than four pages.
+    env.sim.update_random(90);
+    for _ in 0..2 {
+        let s = app::poll(&config, None, false).await.unwrap();
+        assert!(s.failed.is_empty(), "{:?}", s.failed);
+        assert_eq!(
+            s.ok[0].outcome,
+            mde_alerts::store::Outcome::Ok,
+            "{}",
+            s.ok[0]
+        );
+    }
+    assert_matches_graph(&env, ENDPOINT);
+    assert!(
+        s_quirks(&config).await.contains(&Quirk::NullRefused),
+        "the refusal is said"
+    );
+}
+
+/// The quirks one more poll meets.
+async fn s_quirks(config: &mde_alerts::config::Config) -> Vec<Quirk> {
+    let s = app::poll(config, None, false).await.unwrap();
+    assert!(s.failed.is_empty(), "{:?}", s.failed);
+    s.ok[0].quirks.clone()
 }

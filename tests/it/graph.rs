@@ -431,3 +431,32 @@ async fn s_quirks(config: &mde_alerts::config::Config) -> Vec<Quirk> {
     assert!(s.failed.is_empty(), "{:?}", s.failed);
     s.ok[0].quirks.clone()
 }
+
+/// A poll's deadline used to bound only its waits: with budget to spare no call waited, and a
+/// poll ran far past its schedule. Every call now checks it: a poll whose deadline has passed
+/// makes no call and stops `Stalled`, not `Ok`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_call_checks_the_deadline_not_only_every_wait() {
+    use mde_alerts::poll::{PollSettings, poll_tenant};
+    use mde_alerts::source::client::ApiSource;
+    use std::sync::{Arc, Mutex};
+
+    let env = Env::new(sim_config(50, 36, Hazards::default()), graph()).await;
+    let config = env.config();
+    let t = &config.tenants[0];
+    let http = mde_alerts::http::client(Duration::from_secs(20), &config.http).unwrap();
+    let tokens = app::token_provider(&http, t, &config).unwrap();
+    let store = Arc::new(Mutex::new(Store::open(&env.store_path()).unwrap()));
+    let budget = Arc::new(mde_alerts::budget::Budget::new(100_000, 1_000_000, []));
+    let source = ApiSource::graph(http, &t.graph_url, tokens, t.services.clone(), budget)
+        .with_deadline(Some(tokio::time::Instant::now()));
+    let settings = PollSettings {
+        overlap: Duration::from_secs(600),
+        initial_lookback: Duration::from_secs(86_400),
+        page_size: 100,
+    };
+    let before = env.sim.stats().graph_calls;
+    let r = poll_tenant(&source, &store, "t1", settings).await.unwrap();
+    assert_eq!(env.sim.stats().graph_calls, before, "{r}");
+    assert_eq!(r.outcome, mde_alerts::store::Outcome::Stalled, "{r}");
+}

@@ -209,6 +209,13 @@ impl std::fmt::Display for PollReport {
             Mode::Keyset => {}
             Mode::Windows(why) => write!(f, " (window paging: {why})")?,
         }
+        if !self.quirks.is_empty() {
+            write!(
+                f,
+                "; the API {} (see the warnings in the log)",
+                quirk_names(&self.quirks)
+            )?;
+        }
         if self.future > 0 {
             write!(
                 f,

@@ -232,6 +232,8 @@ mod tests {
             future: 0,
             throttled,
             waited: Duration::ZERO,
+            quirks: Vec::new(),
+            stuck: None,
         }
     }
 

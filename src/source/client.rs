@@ -220,6 +220,19 @@ impl ApiSource {
         r: Request<'_>,
     ) -> Result<Page, (Retry, SourceError, Option<Duration>)> {
         let api = self.dialect.api();
+        // Every call checks the deadline, not only every wait: with a large budget no call waits,
+        // and a pager the server never lets finish would otherwise run far past the next poll.
+        if let Some(deadline) = self.deadline
+            && tokio::time::Instant::now() >= deadline
+        {
+            return Err((
+                Retry::Never,
+                SourceError::Deadline {
+                    wait: Duration::ZERO,
+                },
+                None,
+            ));
+        }
         // Budget first: a long wait for the hourly quota must not outlast the token.
         self.budget
             .acquire(self.deadline)

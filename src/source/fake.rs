@@ -4,11 +4,12 @@
 //! It is small and has no dependencies, so it is part of the library (not `cfg(test)`) and the
 //! integration tests use it too. Its hazards are the ones that matter to the pager: alerts that
 //! move while pages are read, alerts that become visible late, many alerts at one instant, odd
-//! creation times, and `$orderby` refused or ignored.
+//! creation times, `$orderby` refused or ignored, and the hostile servers of [`Hostile`]: every
+//! way a server can depart from Graph's documented query surface that the pager must survive.
 
 use std::sync::Mutex;
 
-use super::{AlertSource, Bound, Created, Page, PageRequest, SourceError};
+use super::{AlertSource, Bound, Created, NextLink, Page, PageRequest, SourceError};
 use crate::alert::Alert;
 use crate::alert::time::ApiTime;
 
@@ -25,7 +26,12 @@ pub struct FakeAlert {
     pub version: u32,
     /// Calls to come before it is visible (late ingestion); 0 = visible.
     pub hidden_for: u32,
+    /// Graph's `serviceSource`: the alert is sent in Graph's shape when set.
+    pub service: Option<&'static str>,
 }
+
+/// The product a tenant reads by default, as the fake's `services` says.
+const ENDPOINT: &str = "microsoftDefenderForEndpoint";
 
 impl FakeAlert {
     /// A visible alert.
@@ -36,11 +42,29 @@ impl FakeAlert {
             created,
             version: 0,
             hidden_for: 0,
+            service: None,
         }
+    }
+
+    /// The same alert from Graph, as product `service` reports it.
+    pub fn from_service(mut self, service: &'static str) -> Self {
+        self.service = Some(service);
+        self
     }
 
     /// Its JSON, as the API would send it.
     pub fn json(&self) -> String {
+        if let Some(service) = self.service {
+            return serde_json::json!({
+                "id": self.id,
+                "lastUpdateDateTime": self.updated.to_api_string(),
+                "createdDateTime": self.created.map(|c| c.to_api_string()),
+                "serviceSource": service,
+                "status": if self.version % 3 == 2 { "resolved" } else { "new" },
+                "title": format!("alert {} v{}", self.id, self.version),
+            })
+            .to_string();
+        }
         serde_json::json!({
             "id": self.id,
             "lastUpdateTime": self.updated.to_api_string(),
@@ -67,6 +91,30 @@ pub enum OrderBy {
     ByCreation,
 }
 
+/// How a hostile server departs from what Graph documents. All off by default.
+#[derive(Debug, Clone, Default)]
+pub struct Hostile {
+    /// A null comparison on the creation time is answered 400 "Invalid filter clause".
+    pub refuse_null: bool,
+    /// `$skip` above this is answered 400 (Graph: 500); the source says so as its `max_skip`.
+    pub max_skip: Option<u32>,
+    /// `@odata.nextLink` on every page after which more match (as Graph does); an exactly full
+    /// last page has none.
+    pub links: bool,
+    /// Every nextLink leads back to the page it came with.
+    pub looping_links: bool,
+    /// The time and creation clauses of `$filter` are ignored.
+    pub ignore_filter: bool,
+    /// Alerts of other products are sent whatever `serviceSource` says.
+    pub ignore_service: bool,
+    /// Pages carry this many alerts more than `$top`.
+    pub oversize: usize,
+    /// Pages hold at most this many alerts, and say nothing of the rest (no nextLink).
+    pub cap: Option<usize>,
+    /// The `Date` header is always this.
+    pub date: Option<ApiTime>,
+}
+
 /// What a test may do to the world before each call.
 pub type Mutator = Box<dyn FnMut(u64, &mut Vec<FakeAlert>) + Send>;
 
@@ -76,12 +124,15 @@ pub struct FakeSource {
     order: OrderBy,
     /// How far the server's clock is behind this machine's (its `Date` header), if it sends one.
     server_behind: Option<std::time::Duration>,
+    hostile: Hostile,
 }
 
 struct State {
     alerts: Vec<FakeAlert>,
     calls: u64,
     mutate: Option<Mutator>,
+    /// What each nextLink handed out asks for: the request and its `$skip`.
+    links: Vec<(PageRequest, u32)>,
 }
 
 impl std::fmt::Debug for FakeSource {
@@ -100,10 +151,18 @@ impl FakeSource {
                 alerts,
                 calls: 0,
                 mutate: None,
+                links: Vec::new(),
             }),
             order,
             server_behind: None,
+            hostile: Hostile::default(),
         }
+    }
+
+    /// The server departs from Graph's documented behaviour as `hostile` says.
+    pub fn with_hostile(mut self, hostile: Hostile) -> Self {
+        self.hostile = hostile;
+        self
     }
 
     /// The server sends a `Date` this far behind this machine's clock.
@@ -122,9 +181,12 @@ impl FakeSource {
         f(&mut self.lock().alerts)
     }
 
-    /// Every alert's latest version, visible or not: what a perfect client ends up with.
+    /// Every alert's latest version, visible or not, of the products the tenant reads: what a
+    /// perfect client ends up with.
     pub fn truth(&self) -> Vec<FakeAlert> {
-        self.lock().alerts.clone()
+        let mut all = self.lock().alerts.clone();
+        all.retain(|a| a.service.is_none_or(|s| s == ENDPOINT));
+        all
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -132,7 +194,7 @@ impl FakeSource {
     }
 }
 
-fn matches(a: &FakeAlert, r: &PageRequest) -> bool {
+fn matches(a: &FakeAlert, r: &PageRequest, h: &Hostile) -> bool {
     let t = a.updated;
     let bound = match r.bound {
         Bound::AtOrAfter(b) => t >= b,
@@ -142,20 +204,32 @@ fn matches(a: &FakeAlert, r: &PageRequest) -> bool {
     let created = match (r.created, a.created) {
         (None, _) => true,
         (Some(Created::Missing), c) => c.is_none(),
+        (Some(Created::Within(None, None)), c) => c.is_some(),
         (Some(Created::Within(_, _)), None) => false,
         (Some(Created::Within(lo, hi)), Some(c)) => {
             lo.is_none_or(|lo| c >= lo) && hi.is_none_or(|hi| c < hi)
         }
     };
-    bound && created && r.before.is_none_or(|b| t < b) && a.hidden_for == 0
+    let time = bound && created && r.before.is_none_or(|b| t < b);
+    let service = a.service.is_none_or(|s| s == ENDPOINT);
+    (time || h.ignore_filter) && (service || h.ignore_service) && a.hidden_for == 0
 }
 
-impl AlertSource for FakeSource {
-    fn name(&self) -> &'static str {
-        "fake"
+fn refused(code: &str, message: &str) -> SourceError {
+    SourceError::Refused {
+        api: "fake",
+        status: 400,
+        code: crate::redact::ServerText::new(code),
+        message: crate::redact::ServerText::new(message),
+        hint: String::new(),
     }
+}
 
-    async fn fetch(&self, r: &PageRequest) -> Result<Page, SourceError> {
+impl FakeSource {
+    /// One call: the world moves, then the page of `r` at `skip` is answered; `link` is the
+    /// nextLink that asked for it, if one did.
+    fn answer(&self, r: &PageRequest, skip: u32, link: Option<usize>) -> Result<Page, SourceError> {
+        let h = &self.hostile;
         let mut guard = self.lock();
         let s = &mut *guard;
         s.calls += 1;
@@ -166,15 +240,24 @@ impl AlertSource for FakeSource {
             m(s.calls, &mut s.alerts);
         }
         if r.ordered && self.order == OrderBy::Refused {
-            return Err(SourceError::Refused {
-                api: "fake",
-                status: 400,
-                code: crate::redact::ServerText::new("InvalidOrderBy"),
-                message: crate::redact::ServerText::new("$orderby is not supported"),
-                hint: String::new(),
-            });
+            return Err(refused("InvalidOrderBy", "$orderby is not supported"));
         }
-        let mut hits: Vec<&FakeAlert> = s.alerts.iter().filter(|a| matches(a, r)).collect();
+        if h.refuse_null
+            && matches!(
+                r.created,
+                Some(Created::Missing | Created::Within(None, None))
+            )
+        {
+            return Err(refused("BadRequest", "Invalid filter clause"));
+        }
+        // A link carries the server's own continuation, which no `$skip` limit applies to.
+        if link.is_none() && h.max_skip.is_some_and(|m| skip > m) {
+            return Err(refused(
+                "BadRequest",
+                "The limit of '500' for Skip query has been exceeded.",
+            ));
+        }
+        let mut hits: Vec<&FakeAlert> = s.alerts.iter().filter(|a| matches(a, r, h)).collect();
         if r.ordered && self.order == OrderBy::Sorted {
             hits.sort_by(|a, b| a.updated.cmp(&b.updated).then(a.id.cmp(&b.id)));
         } else if self.order == OrderBy::ByCreation {
@@ -183,21 +266,69 @@ impl AlertSource for FakeSource {
             // An order that is stable for `$skip` but unrelated to time.
             hits.sort_by(|a, b| b.id.cmp(&a.id));
         }
+        let take = h
+            .cap
+            .map_or(r.top as usize, |c| c.min(r.top as usize))
+            .saturating_add(h.oversize);
+        let total = hits.len();
         let alerts: Vec<Alert> = hits
             .into_iter()
-            .skip(r.skip as usize)
-            .take(r.top as usize)
+            .skip(skip as usize)
+            .take(take)
             .map(|a| Alert::parse(&a.json()).expect("the fake's JSON is valid"))
             .collect();
+        let more = (skip as usize).saturating_add(take) < total && h.cap.is_none();
+        let next = (h.links && more).then(|| {
+            let n = match link {
+                Some(n) if h.looping_links => n,
+                _ => {
+                    let at = u32::try_from(alerts.len()).unwrap_or(u32::MAX);
+                    s.links.push((*r, skip.saturating_add(at)));
+                    s.links.len() - 1
+                }
+            };
+            NextLink(
+                url::Url::parse(&format!("https://fake.invalid/next?n={n}")).expect("a valid URL"),
+            )
+        });
         Ok(Page {
-            next: None,
+            more: next.is_some(),
+            next,
             next_text: None,
             received: alerts.len(),
             alerts,
             rejected: Vec::new(),
-            more: false,
-            served_at: self.server_behind.map(|b| ApiTime::now().minus(b)),
+            served_at: h
+                .date
+                .or(self.server_behind.map(|b| ApiTime::now().minus(b))),
         })
+    }
+}
+
+impl AlertSource for FakeSource {
+    fn name(&self) -> &'static str {
+        "fake"
+    }
+
+    async fn fetch(&self, r: &PageRequest) -> Result<Page, SourceError> {
+        self.answer(r, r.skip, None)
+    }
+
+    async fn follow(&self, link: &NextLink) -> Result<Page, SourceError> {
+        let n: Option<usize> = link
+            .0
+            .query_pairs()
+            .find(|(k, _)| k == "n")
+            .and_then(|(_, v)| v.parse().ok());
+        let found = n.and_then(|n| self.lock().links.get(n).copied().map(|l| (n, l)));
+        match found {
+            Some((n, (r, skip))) => self.answer(&r, skip, Some(n)),
+            None => Err(refused("BadRequest", "The skip token is not valid.")),
+        }
+    }
+
+    fn max_skip(&self) -> u32 {
+        self.hostile.max_skip.unwrap_or(u32::MAX)
     }
 
     fn calls(&self) -> u64 {

@@ -10,6 +10,10 @@
 //!   500 ([`MAX_SKIP`]): an instant shared by more alerts than a page is split by
 //!   `createdDateTime` before any `$skip`, and past 500 the pager follows `@odata.nextLink` —
 //!   only on the configured host (see [`super::client`]).
+//! - Null comparisons (`createdDateTime eq null`) are not documented: refused, the pager reads
+//!   the instant without a creation clause instead.
+//! - `serviceSource` clauses are joined by `or`, which Graph's `$filter` documentation lists
+//!   among its operators; the pager also checks `serviceSource` on every alert it receives.
 //! - Newer enum members come back as `unknownFutureValue` unless the request says
 //!   `Prefer: include-unknown-enum-members`, which every request does.
 //! - Graph returns every Defender product's alerts; `services` becomes a `serviceSource` clause.

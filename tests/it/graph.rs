@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::support::*;
 use mde_alerts::app;
+use mde_alerts::poll::Quirk;
 use mde_alerts::store::Store;
 use mde_sim::{GraphOrderBy, Hazards, SimConfig, Simulator};
 
@@ -393,4 +394,83 @@ async fn compare_lists_what_only_one_api_returns() {
         !env.store_path().exists(),
         "compare does not touch (or create) the store"
     );
+}
+
+/// Graph answering the undocumented `createdDateTime eq null` with 400 "Invalid filter clause":
+/// an instant shared by more alerts than a page is read whole instead (by `$skip` and
+/// `@odata.nextLink`), every poll ends `Ok`, and nothing is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_null_comparison_loses_nothing_and_never_stalls() {
+    let hazards = Hazards {
+        graph_null_refused: true,
+        ..Hazards::default()
+    };
+    let opts = Opts {
+        page_size: 20,
+        ..graph()
+    };
+    let env = Env::new(sim_config(200, 35, hazards), opts).await;
+    let config = env.config();
+    let s = app::poll(&config, None, false).await.unwrap();
+    assert!(s.failed.is_empty(), "{:?}", s.failed);
+    // 90 alerts at one new instant: more than four pages.
+    env.sim.update_random(90);
+    for _ in 0..2 {
+        let s = app::poll(&config, None, false).await.unwrap();
+        assert!(s.failed.is_empty(), "{:?}", s.failed);
+        assert_eq!(
+            s.ok[0].outcome,
+            mde_alerts::store::Outcome::Ok,
+            "{}",
+            s.ok[0]
+        );
+    }
+    assert_matches_graph(&env, ENDPOINT);
+    assert!(
+        s_quirks(&config).await.contains(&Quirk::NullRefused),
+        "the refusal is said"
+    );
+}
+
+/// The quirks one more poll meets.
+async fn s_quirks(config: &mde_alerts::config::Config) -> Vec<Quirk> {
+    let s = app::poll(config, None, false).await.unwrap();
+    assert!(s.failed.is_empty(), "{:?}", s.failed);
+    s.ok[0].quirks.clone()
+}
+
+/// A poll's deadline used to bound only its waits: with budget to spare no call waited, and a
+/// poll ran far past its schedule. Every call now checks it: a poll whose deadline has passed
+/// makes no call and stops `Stalled`, not `Ok`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_call_checks_the_deadline_not_only_every_wait() {
+    use mde_alerts::poll::{PollSettings, poll_tenant};
+    use mde_alerts::source::client::ApiSource;
+    use std::sync::{Arc, Mutex};
+
+    let env = Env::new(sim_config(50, 36, Hazards::default()), graph()).await;
+    let config = env.config();
+    let t = &config.tenants[0];
+    let http = mde_alerts::http::client(Duration::from_secs(20), &config.http).unwrap();
+    let tokens = Arc::new(
+        mde_alerts::auth::TokenProvider::new(
+            http.clone(),
+            t,
+            mde_alerts::config::SourceKind::Graph,
+        )
+        .unwrap(),
+    );
+    let store = Arc::new(Mutex::new(Store::open(&env.store_path()).unwrap()));
+    let budget = Arc::new(mde_alerts::budget::Budget::new(100_000, 1_000_000, []));
+    let source = ApiSource::graph(http, &t.graph_url, tokens, t.services.clone(), budget)
+        .with_deadline(Some(tokio::time::Instant::now()));
+    let settings = PollSettings {
+        overlap: Duration::from_secs(600),
+        initial_lookback: Duration::from_secs(86_400),
+        page_size: 100,
+    };
+    let before = env.sim.stats().graph_calls;
+    let r = poll_tenant(&source, &store, "t1", settings).await.unwrap();
+    assert_eq!(env.sim.stats().graph_calls, before, "{r}");
+    assert_eq!(r.outcome, mde_alerts::store::Outcome::Stalled, "{r}");
 }

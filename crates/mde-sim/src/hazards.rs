@@ -36,6 +36,10 @@ pub struct Hazards {
     /// Graph only: `@odata.nextLink` points at another host ([`Hazards::graph_foreign_host`]),
     /// for a test that the client never follows it (and never sends it a token).
     pub graph_foreign_next_link: bool,
+    /// Graph only: a `$filter` that compares a property with `null` (`createdDateTime eq null`,
+    /// not in Graph's documented filter surface) is answered 400 "Invalid filter clause", as
+    /// Graph answers other clauses it does not support.
+    pub graph_null_refused: bool,
     /// The base URL of that other host (`https://evil.example` when `None`); a test may point
     /// it at a second simulator to see what reaches it.
     pub graph_foreign_host: Option<String>,
@@ -96,6 +100,7 @@ impl Default for Hazards {
             server_page: None,
             graph_orderby: GraphOrderBy::Supported,
             graph_foreign_next_link: false,
+            graph_null_refused: false,
             graph_foreign_host: None,
         }
     }

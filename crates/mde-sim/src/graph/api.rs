@@ -19,7 +19,7 @@ use super::world::is_mde_only;
 use super::{GRAPH_ROOTS, GraphOrderBy};
 use crate::clock::{defender_time, sim_now};
 use crate::defender::quota_wait;
-use crate::hazards::FaultKind;
+use crate::hazards::{FaultKind, Hazards};
 use crate::odata::{Dialect, Property};
 use crate::tenants::{TenantFault, read_floor};
 use crate::{Shared, SimConfig, World};
@@ -230,7 +230,8 @@ struct Query {
     keep: Vec<(String, String)>,
 }
 
-fn parse_query(raw: Option<&str>, orderby: GraphOrderBy) -> Result<Query, (&'static str, String)> {
+fn parse_query(raw: Option<&str>, h: &Hazards) -> Result<Query, (&'static str, String)> {
+    let orderby = h.graph_orderby;
     let bad = |m: String| ("BadRequest", m);
     let mut q = Query {
         filter: None,
@@ -256,6 +257,11 @@ fn parse_query(raw: Option<&str>, orderby: GraphOrderBy) -> Result<Query, (&'sta
             "filter" => {
                 let e = crate::odata::parse_filter_in(&v, crate::odata::Dialect::Graph)
                     .map_err(|e| bad(format!("Invalid filter clause: {e}")))?;
+                if h.graph_null_refused && e.compares_null() {
+                    return Err(bad(
+                        "Invalid filter clause: comparisons with null are not supported.".into(),
+                    ));
+                }
                 q.filter = Some(e);
             }
             "top" => {
@@ -415,7 +421,7 @@ fn page(
     prefer: bool,
 ) -> Result<Vec<u8>, (&'static str, String)> {
     let h = cfg.alerts_v2_hazards();
-    let q = parse_query(raw, h.graph_orderby)?;
+    let q = parse_query(raw, &h)?;
     let (key, desc) = match (&q.cursor, h.graph_orderby) {
         (Some(c), _) => (c.key, c.desc),
         (None, GraphOrderBy::Ignored) => (Key::Created, true),

@@ -122,6 +122,19 @@ pub enum Expr {
     Or(Vec<Expr>),
 }
 
+impl Expr {
+    /// Whether the filter compares any property with `null` (`eq null`, `ne null`): Graph does
+    /// not document null comparisons, and a hazard refuses them.
+    #[must_use]
+    pub fn compares_null(&self) -> bool {
+        match self {
+            Expr::Compare { value, .. } => *value == Literal::Null,
+            Expr::Not(e) => e.compares_null(),
+            Expr::And(v) | Expr::Or(v) => v.iter().any(Expr::compares_null),
+        }
+    }
+}
+
 /// An alert property that a filter may refer to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Property {

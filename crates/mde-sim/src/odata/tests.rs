@@ -1246,3 +1246,19 @@ fn floor_of_is_the_earliest_instant_every_way_of_matching_needs() {
         None
     );
 }
+
+/// The Graph hazard that refuses null comparisons finds one anywhere in a filter, and only there.
+#[test]
+fn compares_null_finds_a_null_comparison_anywhere() {
+    let f = |s: &str| crate::odata::parse_filter_in(s, crate::odata::Dialect::Graph).unwrap();
+    assert!(
+        f("lastUpdateDateTime eq 2026-01-01T00:00:00Z and createdDateTime eq null").compares_null()
+    );
+    assert!(f("not (createdDateTime ne null) or severity eq 'high'").compares_null());
+    assert!(
+        !f(
+            "lastUpdateDateTime eq 2026-01-01T00:00:00Z and createdDateTime ge 2025-01-01T00:00:00Z"
+        )
+        .compares_null()
+    );
+}

@@ -76,7 +76,7 @@ pub async fn poll(
                     .map(|d| d.why.to_string())
                     .unwrap_or_else(|| decision.why.to_string());
                 return Err(PollError::NoApi {
-                    refusal: error,
+                    refusal: Box::new(error),
                     why,
                 });
             }

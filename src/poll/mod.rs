@@ -278,7 +278,7 @@ pub enum PollError {
     )]
     NoApi {
         /// The refusal of the API it read.
-        refusal: SourceError,
+        refusal: Box<SourceError>,
         /// Why Graph is not read.
         why: String,
     },

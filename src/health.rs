@@ -108,9 +108,9 @@ impl From<&RunRow> for RunSummary {
 }
 
 /// The health rules: unhealthy when no poll has run or made progress, when the last poll failed
-/// or was interrupted, or when the last poll that made progress is older than `max_age`. A
-/// `stalled` poll (stopped at its deadline without progress) is not a success: healthy only while
-/// an earlier success is within `max_age`, and said so.
+/// or was interrupted or made no progress (`stalled`: stopped at its deadline, or inside an
+/// instant it could not get past), or when the last poll that made progress is older than
+/// `max_age`.
 pub fn verdict(
     last_poll: Option<&LastPoll>,
     success_age: Option<Duration>,
@@ -142,9 +142,14 @@ pub fn verdict(
                 }
             )),
         ),
-        _ if stalled => (
-            true,
-            Some("the last poll made no progress (it stopped at its deadline); unhealthy if none does within [health] max_age".to_owned()),
+        // A poll that made no progress is not called healthy, however recent the last success:
+        // a tenant stuck on one instant would otherwise look well while later alerts go unread.
+        (Some(p), _) if stalled => (
+            false,
+            Some(match &p.error {
+                Some(e) => format!("the last poll made no progress: {e}"),
+                None => "the last poll made no progress (it stopped at its deadline without reading anything new)".to_owned(),
+            }),
         ),
         _ => (true, None),
     }
@@ -344,9 +349,9 @@ mod tests {
         assert!(!verdict(Some(&poll("failed")), min, HOUR).0);
         assert!(!verdict(Some(&poll("interrupted")), min, HOUR).0);
         assert!(!verdict(Some(&poll("ok")), day, HOUR).0);
-        // Stalled: healthy while an earlier success is recent, and said so; not after max_age.
+        // Stalled: unhealthy however recent the last success, and said so.
         let (ok, why) = verdict(Some(&poll("stalled")), min, HOUR);
-        assert!(ok);
+        assert!(!ok);
         assert!(why.unwrap().contains("no progress"));
         let (ok, why) = verdict(Some(&poll("stalled")), day, HOUR);
         assert!(!ok);

@@ -84,13 +84,26 @@ pub struct RunSummary {
     pub invalid: u64,
     /// The error, if it failed.
     pub error: Option<String>,
+    /// Polls this summary stands for: a streak of quiet polls is stored as one row, whose
+    /// figures add up; `started_at` is then the newest poll's start.
+    #[serde(default = "one")]
+    pub polls: i64,
+    /// When the streak's first poll began, for a streak of more than one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub streak_since: Option<String>,
+}
+
+fn one() -> i64 {
+    1
 }
 
 impl From<&RunRow> for RunSummary {
     fn from(r: &RunRow) -> Self {
         RunSummary {
+            polls: r.polls,
+            streak_since: (r.polls > 1).then(|| r.started_at.clone()),
             kind: r.kind.clone(),
-            started_at: r.started_at.clone(),
+            started_at: r.last_start().to_owned(),
             finished_at: r.finished_at.clone(),
             outcome: r.outcome.clone(),
             api_calls: r.api_calls,
@@ -389,6 +402,8 @@ mod tests {
                 stale: 0,
                 invalid: 0,
                 error: None,
+                polls: 1,
+                streak_since: None,
             }),
             rejected: 0,
             warnings: vec!["shared".into()],

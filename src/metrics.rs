@@ -47,7 +47,7 @@ pub fn tenant_figures(store: &Store, tenant: &str) -> Result<TenantFigures, Stor
     let polls: Vec<_> = runs.iter().filter(|r| r.kind == "poll").collect();
     let parse = |t: &str| ApiTime::parse(t).ok();
     let last_poll = polls.first().map(|r| {
-        let start = parse(&r.started_at);
+        let start = parse(r.last_start());
         let end = r.finished_at.as_deref().and_then(parse);
         LastRun {
             at: end.or(start).unwrap_or(ApiTime::from_ticks(0)),

@@ -183,6 +183,18 @@ fn print(t: &TenantStatus) -> Result<(), Error> {
         outln!("  problem: {p}")?;
     }
     match &t.last_run {
+        Some(r) if r.polls > 1 => {
+            outln!(
+                "  last {} {} at {} (the newest of {} quiet polls since {}: {} API calls, {} unchanged)",
+                r.kind,
+                r.outcome,
+                r.started_at,
+                r.polls,
+                r.streak_since.as_deref().unwrap_or("?"),
+                r.api_calls,
+                r.unchanged
+            )?;
+        }
         Some(r) => {
             outln!(
                 "  last {} {} at {}: {} new, {} updated, {} unchanged, {} stale, {} invalid, {} API calls ({} throttled)",

@@ -679,8 +679,14 @@ fn run_set(
         return Err(err);
     }
     // Recorded only for a complete set: after a damaged store is mended, the same revisions
-    // must be written again.
-    store.set_export_written_from(&e.name, &from)?;
+    // must be written again. A `changed` file that held rows is marked: its `-latest` must be
+    // followed by an empty one ("nothing new since"), so that a reader of `-latest` never takes
+    // the same delta twice; after that empty file, quiet polls write nothing.
+    let delta = e.scope == Scope::Changed && written.iter().any(|w| w.rows > 0);
+    store.set_export_written_from(
+        &e.name,
+        &format!("{from}{}", if delta { " delta" } else { "" }),
+    )?;
     Ok(written
         .iter()
         .map(|w| Written {

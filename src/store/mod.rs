@@ -31,6 +31,7 @@ use crate::alert::time::ApiTime;
 mod api_choice;
 pub mod backup;
 pub mod check;
+mod export_state;
 mod lock;
 pub mod retention;
 mod runs;
@@ -57,6 +58,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0009_lean_indexes.sql"),
     include_str!("../../migrations/0010_api_choice.sql"),
     include_str!("../../migrations/0011_export_written_from.sql"),
+    include_str!("../../migrations/0012_quiet_streak.sql"),
 ];
 
 fn migrations() -> Migrations<'static> {
@@ -572,8 +574,8 @@ impl Store {
                     figures.waited.as_millis() as i64
                 ],
             )
-            .map(|_| ())
-            .map_err(|e| self.err(e))
+            .map_err(|e| self.err(e))?;
+        self.fold_quiet(run)
     }
 
     /// Closes the tenant's runs still `running` with `outcome` and `why`: a signal stopped this
@@ -644,7 +646,8 @@ impl Store {
             .conn
             .prepare(
                 "SELECT id, tenant, kind, started_at, finished_at, outcome, api_calls, pages, new, updated, \
-                 unchanged, stale, invalid, cursor_after, error, throttled, waited_ms FROM runs \
+                 unchanged, stale, invalid, cursor_after, error, throttled, waited_ms, polls, \
+                 last_started_at FROM runs \
                  WHERE (?1 IS NULL OR tenant = ?1) ORDER BY id DESC LIMIT ?2",
             )
             .map_err(|e| self.err(e))?;
@@ -670,6 +673,8 @@ impl Store {
                     error: r.get(14)?,
                     throttled: r.get(15)?,
                     waited_ms: r.get(16)?,
+                    polls: r.get(17)?,
+                    last_started_at: r.get(18)?,
                 })
             })
             .map_err(|e| self.err(e))?;
@@ -823,69 +828,6 @@ impl Store {
                 |r| r.get(0),
             )
             .map_err(|e| self.err(e))
-    }
-
-    /// What export set `name` was last written from (see `export::fingerprint`).
-    pub fn export_written_from(&self, name: &str) -> Result<Option<String>, StoreError> {
-        self.conn
-            .query_row(
-                "SELECT written_from FROM export_state WHERE name = ?1",
-                [name],
-                |r| r.get::<_, Option<String>>(0),
-            )
-            .optional()
-            .map(Option::flatten)
-            .map_err(|e| self.err(e))
-    }
-
-    /// Records what export set `name` was written from.
-    pub fn set_export_written_from(&self, name: &str, from: &str) -> Result<(), StoreError> {
-        self.conn
-            .execute(
-                "INSERT INTO export_state (name, last_run_at, written_from) VALUES (?1, ?2, ?3) \
-                 ON CONFLICT (name) DO UPDATE SET written_from = excluded.written_from",
-                params![name, now_text(), from],
-            )
-            .map(drop)
-            .map_err(|e| self.err(e))
-    }
-
-    /// The newest revision of any of `tenants`' alerts (0 when none), and the oldest
-    /// `lastUpdateTime` among their alerts at or after `since` when asked: what an export of
-    /// them depends on in the store.
-    pub fn newest_rev_of(
-        &self,
-        tenants: &[&str],
-        since: Option<crate::alert::time::ApiTime>,
-    ) -> Result<(i64, Option<i64>), StoreError> {
-        let mut newest = 0i64;
-        let mut oldest: Option<i64> = None;
-        let mut rev = self
-            .conn
-            .prepare_cached("SELECT coalesce(max(rev), 0) FROM alerts WHERE tenant = ?1")
-            .map_err(|e| self.err(e))?;
-        let mut first = self
-            .conn
-            .prepare_cached(
-                "SELECT min(last_update_time) FROM alerts WHERE tenant = ?1 AND last_update_time >= ?2",
-            )
-            .map_err(|e| self.err(e))?;
-        for t in tenants {
-            newest = newest.max(
-                rev.query_row([t], |r| r.get::<_, i64>(0))
-                    .map_err(|e| self.err(e))?,
-            );
-            if let Some(since) = since {
-                let o: Option<i64> = first
-                    .query_row(params![t, since.ticks()], |r| r.get(0))
-                    .map_err(|e| self.err(e))?;
-                oldest = match (oldest, o) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                };
-            }
-        }
-        Ok((newest, oldest))
     }
 
     /// Records that the export `name` covered every revision up to `rev`.
@@ -1074,6 +1016,61 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("a.db")).unwrap();
         (dir, store)
+    }
+
+    /// A streak of quiet polls is one row whose figures add up; a poll that stored something, was
+    /// throttled or failed starts a new row, and the next quiet one starts another streak.
+    #[test]
+    fn a_streak_of_quiet_polls_is_one_row() {
+        let (_d, mut s) = open();
+        let quiet = |s: &mut Store, calls: u64| {
+            let run = s.begin_run("t", "poll").unwrap();
+            let figures = RunFigures {
+                api_calls: calls,
+                ..RunFigures::default()
+            };
+            s.finish_run(run, Outcome::Ok, figures, None).unwrap();
+        };
+        for _ in 0..5 {
+            quiet(&mut s, 1);
+        }
+        let runs = s.runs(Some("t"), 10).unwrap();
+        assert_eq!(runs.len(), 1, "five quiet polls, one row");
+        assert_eq!(runs[0].polls, 5);
+        assert_eq!(runs[0].api_calls, 5);
+        assert!(runs[0].last_started_at.is_some());
+        // A poll that stored an alert is a row of its own.
+        let run = s.begin_run("t", "poll").unwrap();
+        let mut w = s.writer().unwrap();
+        w.upsert("t", &alert("da1", "2026-01-01T00:00:00Z", ""))
+            .unwrap();
+        w.commit(Some(run), 1).unwrap();
+        s.finish_run(run, Outcome::Ok, RunFigures::default(), None)
+            .unwrap();
+        // A failed one too, and a quiet one after it starts a new streak.
+        let run = s.begin_run("t", "poll").unwrap();
+        s.finish_run(run, Outcome::Failed, RunFigures::default(), Some("x"))
+            .unwrap();
+        quiet(&mut s, 1);
+        quiet(&mut s, 1);
+        let runs = s.runs(Some("t"), 10).unwrap();
+        let shape: Vec<(String, i64)> = runs.iter().map(|r| (r.outcome.clone(), r.polls)).collect();
+        assert_eq!(
+            shape,
+            [
+                ("ok".to_owned(), 2),
+                ("failed".to_owned(), 1),
+                ("ok".to_owned(), 1),
+                ("ok".to_owned(), 5)
+            ]
+        );
+        // Another tenant's runs are never folded in.
+        quiet(&mut s, 1);
+        let run = s.begin_run("u", "poll").unwrap();
+        s.finish_run(run, Outcome::Ok, RunFigures::default(), None)
+            .unwrap();
+        assert_eq!(s.runs(Some("t"), 10).unwrap()[0].polls, 3);
+        assert_eq!(s.runs(Some("u"), 10).unwrap()[0].polls, 1);
     }
 
     #[test]

@@ -77,4 +77,76 @@ pub struct RunRow {
     pub throttled: i64,
     /// Time spent waiting, in milliseconds.
     pub waited_ms: i64,
+    /// Polls this row stands for: a streak of quiet polls is one row.
+    pub polls: i64,
+    /// When the newest poll of a streak began (`None` for a row of one run).
+    pub last_started_at: Option<String>,
+}
+
+impl RunRow {
+    /// When the newest run this row stands for began.
+    pub fn last_start(&self) -> &str {
+        self.last_started_at.as_deref().unwrap_or(&self.started_at)
+    }
+}
+
+impl super::Store {
+    /// Folds run `run`, just finished, into the tenant's run before it when both are quiet polls
+    /// (ok, nothing new, changed, stale or invalid, not throttled): a quiet streak is one row, so a
+    /// quiet service adds no row per poll. The row keeps the streak's first start, and takes the
+    /// newest poll's start, end and cursor; calls and pages add up.
+    pub(super) fn fold_quiet(&mut self, run: RunId) -> Result<(), super::StoreError> {
+        const QUIET: &str = "kind = 'poll' AND outcome = 'ok' AND new = 0 AND updated = 0 \
+             AND stale = 0 AND invalid = 0 AND throttled = 0 AND error IS NULL";
+        let path = self.path.clone();
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(|e| super::classify(&path, e))?;
+        let fold = || -> rusqlite::Result<()> {
+            use rusqlite::OptionalExtension;
+            let this: Option<(String, String)> = tx
+                .query_row(
+                    &format!("SELECT tenant, started_at FROM runs WHERE id = ?1 AND {QUIET}"),
+                    [run.0],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            let Some((tenant, started)) = this else {
+                return Ok(());
+            };
+            let before: Option<i64> = tx
+                .query_row(
+                    "SELECT id FROM runs WHERE tenant = ?1 AND id < ?2 ORDER BY id DESC LIMIT 1",
+                    rusqlite::params![tenant, run.0],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let Some(before) = before else {
+                return Ok(());
+            };
+            let quiet: bool = tx.query_row(
+                &format!("SELECT EXISTS (SELECT 1 FROM runs WHERE id = ?1 AND {QUIET})"),
+                [before],
+                |r| r.get(0),
+            )?;
+            if !quiet {
+                return Ok(());
+            }
+            tx.execute(
+                "UPDATE runs SET (finished_at, api_calls, pages, unchanged, cursor_after, waited_ms, \
+                 polls, last_started_at) = (SELECT t.finished_at, runs.api_calls + t.api_calls, \
+                 runs.pages + t.pages, runs.unchanged + t.unchanged, t.cursor_after, \
+                 runs.waited_ms + t.waited_ms, runs.polls + t.polls, ?3 FROM runs AS t WHERE t.id = ?2) \
+                 WHERE id = ?1",
+                rusqlite::params![before, run.0, started],
+            )?;
+            tx.execute("DELETE FROM runs WHERE id = ?1", [run.0])?;
+            Ok(())
+        };
+        let folded = fold();
+        folded
+            .and_then(|()| tx.commit())
+            .map_err(|e| super::classify(&path, e))
+    }
 }

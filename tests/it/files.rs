@@ -244,7 +244,7 @@ async fn item16_a_failed_manifest_publishes_nothing() {
 async fn item17_prune_and_cleanup_keep_what_they_must() {
     let env = polled(
         20,
-        "[[exports]]\nname = \"a\"\nformat = \"csv\"\ndir = \"out\"\nkeep = 2\n",
+        "[[exports]]\nname = \"a\"\nformat = \"csv\"\ndir = \"out\"\nkeep = 2\nkeep_daily = 0\n",
     )
     .await;
     let dir = env.path().join("out");

@@ -844,13 +844,18 @@ async fn a_proxy_credential_reflected_into_alerts_reaches_no_file_in_any_form() 
     let (user, password) = ("svc-proxy", "Pr0xy-p@ss/w0rd~!");
     let encoded_password = "Pr0xy-p%40ss%2Fw0rd~!";
     let basic = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-    let proxy = hostile(|r| {
+    // Within the poll's window: a server that sends alerts outside it is caught ignoring the
+    // filter, and those alerts are dropped.
+    let at = (chrono::Utc::now() - chrono::Duration::hours(1))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let proxy = hostile(move |r| {
         if is_token(r) {
             token("opaque-token-of-the-proxy-test", "3600")
         } else {
             json(
                 200,
-                r#"{"value":[{"id":"da-reflected-1","lastUpdateTime":"2024-05-01T10:00:00Z","status":"New","severity":"High","title":"{ECHO_JSON}","description":"{ECHO_JSON}"}]}"#,
+                r#"{"value":[{"id":"da-reflected-1","lastUpdateTime":"AT","status":"New","severity":"High","title":"{ECHO_JSON}","description":"{ECHO_JSON}"}]}"#
+                    .replace("AT", &at),
             )
         }
     })

@@ -639,3 +639,114 @@ async fn forty_auto_tenants_in_one_situation_are_warned_once_and_fail_alone() {
         "{check_text}"
     );
 }
+
+/// An Entra that refuses the Graph sign-in (AADSTS65001, an auto tenant's cue to read the MDE
+/// API) and echoes the request, client secret included: the secret reaches neither the recorded
+/// choice nor `poll`, `status` or `config check`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_echoed_secret_in_a_refused_graph_sign_in_reaches_no_output_or_store() {
+    let env = Env::new(sim_config(20, 89, Hazards::default()), auto()).await;
+    let entra = crate::hostile::hostile(|_| crate::hostile::Answer::Fixed {
+        status: 400,
+        headers: vec![("Content-Type", "application/json".into())],
+        body: r#"{"error":"invalid_grant","error_description":"AADSTS65001: The user or administrator has not consented. You sent: {BODY}","error_codes":[65001]}"#.into(),
+    })
+    .await;
+    env.edit_config(|c| c.tenants[0].login_url = Some(entra.url.clone()));
+    let secret = mde_sim::DEMO_CLIENT_SECRET;
+    let encoded: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+    let mut said = String::new();
+    for args in [
+        &["poll"][..],
+        &["status", "--json"],
+        &["status"],
+        &["config", "check"],
+    ] {
+        let out = run(&env, args).await;
+        said.push_str(&String::from_utf8_lossy(&out.stdout));
+        said.push_str(&String::from_utf8_lossy(&out.stderr));
+    }
+    let c = choice(&env).unwrap();
+    assert_eq!(c.reason, "graph_sign_in_failed", "{c:?}");
+    said.push_str(&c.detail);
+    assert!(said.contains("AADSTS65001"), "{said}");
+    for s in [secret, encoded.as_str()] {
+        assert!(!said.contains(s), "the secret leaked: {said}");
+    }
+}
+
+/// SIGKILL at random instants while an auto tenant moves between the two APIs at random (the
+/// permission granted and removed between runs, the MDE API refusing now and then) as alerts
+/// change: at the end, on either API, every alert is stored once in its latest state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_polls_moving_between_apis_lose_nothing_and_store_nothing_twice() {
+    use rand::{Rng, SeedableRng};
+    let mut cfg = sim_config(
+        600,
+        90,
+        Hazards {
+            late_fraction: 0.2,
+            late_delay: std::time::Duration::from_millis(800),
+            ..Hazards::default()
+        },
+    );
+    cfg.token_lifetime = std::time::Duration::from_secs(2);
+    let env = Env::new(
+        cfg,
+        Opts {
+            page_size: 100,
+            overlap: "30s",
+            ..auto()
+        },
+    )
+    .await;
+    let mutator = env
+        .sim
+        .spawn_mutator(std::time::Duration::from_millis(5), 2, 1);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(9090);
+    let (mut killed, mut moves) = (0, 0);
+    let mut on_graph = true;
+    for _ in 0..24 {
+        if rng.random_bool(0.5) {
+            on_graph = !on_graph;
+            moves += 1;
+            env.sim.set_graph_roles(if on_graph {
+                &["SecurityAlert.Read.All"]
+            } else {
+                &[]
+            });
+        }
+        env.sim
+            .set_mde_retired((on_graph && rng.random_bool(0.3)).then_some(Retired::Gone));
+        let mut child = tokio::process::Command::new(bin())
+            .arg("--config")
+            .arg(&env.config_path)
+            .arg("poll")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let life = std::time::Duration::from_millis(rng.random_range(5..300));
+        if tokio::time::timeout(life, child.wait()).await.is_err() {
+            child.start_kill().unwrap();
+            child.wait().await.unwrap();
+            killed += 1;
+        }
+    }
+    assert!(killed >= 5 && moves >= 5, "{killed} kills, {moves} moves");
+    drop(mutator);
+    settle(&env.sim).await;
+    env.sim.set_mde_retired(None);
+    // Ending on the MDE API, which serves every alert: all of them, in their latest state.
+    env.sim.set_graph_roles(&[]);
+    let s = app::poll(&env.config(), None, false).await.unwrap();
+    assert!(s.failed.is_empty(), "{:?}", s.failed);
+    assert_matches_truth(&env);
+    // And once more on Graph, after changes: nothing doubled, nothing Graph serves left stale.
+    env.sim.set_graph_roles(&["SecurityAlert.Read.All"]);
+    env.sim.update_random(30);
+    let s = app::poll(&env.config(), None, false).await.unwrap();
+    assert!(s.failed.is_empty(), "{:?}", s.failed);
+    assert_eq!(s.apis[0].1.api, mde_alerts::config::SourceKind::Graph);
+    assert_one_latest_row_per_alert(&env);
+}

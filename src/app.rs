@@ -469,7 +469,8 @@ async fn check_routed(
     limit: std::time::Duration,
 ) -> Result<AuthReport, String> {
     let graph = tenant.graph.as_ref().map(|l| &*l.tokens);
-    let decision = tenant.route.decide(graph).await;
+    let mde = tenant.mde.as_ref().map(|l| &*l.tokens);
+    let decision = tenant.route.decide(graph, mde).await;
     let (report, refusal) =
         check_tenant(env, tenant, decision, show_token, deadline, limit).await?;
     match refusal {

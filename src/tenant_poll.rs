@@ -11,12 +11,14 @@ use std::sync::{Arc, Mutex};
 use crate::config::{PollConfig, SourceKind};
 use crate::env::TenantEnv;
 use crate::poll::{PollError, PollReport, PollSettings, poll_tenant};
+use crate::source::SourceError;
 use crate::source::route::{Decision, Why};
 use crate::store::{Store, StoreError};
 
 /// Polls `tenant` once on the API its route picks, moving to the other API within the poll when
-/// the first refuses the tenant (auto tenants only). The decision is recorded in the store when it
-/// changes, for `status`.
+/// the first refuses the tenant (auto tenants only). The decision the poll settles on is recorded
+/// in the store when it changes, for `status`: an attempt the first API refused is not a decision,
+/// so a tenant that Graph refuses at every token renewal does not flap in the store or the log.
 pub async fn poll(
     http: &reqwest::Client,
     poll_cfg: &PollConfig,
@@ -25,10 +27,12 @@ pub async fn poll(
     deadline: Option<tokio::time::Instant>,
 ) -> Result<PollReport, PollError> {
     let graph = tenant.graph.as_ref().map(|l| &*l.tokens);
-    let mut decision = tenant.route.decide(graph).await;
-    record(store, tenant, &decision).await?;
+    let mde = tenant.mde.as_ref().map(|l| &*l.tokens);
+    let mut decision = tenant.route.decide(graph, mde).await;
     let mut tried: Vec<SourceKind> = Vec::new();
-    loop {
+    // The API this poll moved off, and what it answered.
+    let mut moved: Option<(SourceKind, SourceError)> = None;
+    let result = loop {
         let api = decision.api;
         tried.push(api);
         let Some(source) = crate::env::source(http, poll_cfg, tenant, api) else {
@@ -43,7 +47,7 @@ pub async fn poll(
         };
         let result = poll_tenant(&source, store, &tenant.cfg.name, settings).await;
         let Err(PollError::Source(error)) = result else {
-            return result;
+            break result;
         };
         let next = match tenant.route.refused(api, &error, graph).await {
             Some(next) => Some(next),
@@ -54,35 +58,81 @@ pub async fn poll(
         };
         match next {
             Some(next) if !tried.contains(&next.api) => {
-                tracing::warn!(
-                    tenant = %tenant.cfg.name,
-                    from = api.as_str(),
-                    to = next.api.as_str(),
-                    error = %error,
-                    why = %next.why,
-                    "The API refused the tenant or could not be reached; reading the other API in this poll."
-                );
-                record(store, tenant, &next).await?;
+                moved = Some((api, error));
                 decision = next;
             }
-            // Refused by the MDE API, and Graph is not readable either: say both.
+            // Refused by the MDE API, and Graph is not readable either: say both, each with its
+            // own cause and fix.
             _ if tenant.route.choice().pinned().is_none()
                 && api == SourceKind::Mde
                 && crate::source::route::is_refusal(&error) =>
             {
-                let why = tenant
-                    .route
-                    .decision()
-                    .map(|d| d.why.to_string())
-                    .unwrap_or_else(|| decision.why.to_string());
-                return Err(PollError::NoApi {
-                    refusal: Box::new(error),
+                let why = match &moved {
+                    // Graph was tried in this poll: its own answer (the HTTP cause first, and
+                    // the fix that answer calls for: a missing grant, a proxy, a wrong URL).
+                    Some((SourceKind::Graph, graph_error)) => graph_error.to_string(),
+                    _ => format!(
+                        "{}. Fix: {}",
+                        tenant
+                            .route
+                            .decision()
+                            .map_or_else(|| decision.why.clone(), |d| d.why),
+                        crate::source::graph::GRANT
+                    ),
+                };
+                break Err(PollError::NoApi {
+                    refusal: Box::new(for_auto(error)),
                     why,
                 });
             }
-            _ => return Err(PollError::Source(error)),
+            _ => break Err(PollError::Source(error)),
+        }
+    };
+    let changed = record(store, tenant, &decision).await?;
+    if let Some((from, error)) = moved {
+        // Said once, when the choice changes: a refusal repeated at every token renewal (or every
+        // one-off poll, each with a fresh token) changes nothing an admin needs to read again.
+        if changed {
+            tracing::warn!(
+                tenant = %tenant.cfg.name,
+                from = from.as_str(),
+                to = decision.api.as_str(),
+                error = %error,
+                why = %decision.why,
+                "The API refused the tenant or could not be reached; it read the other API in this poll."
+            );
+        } else {
+            tracing::debug!(
+                tenant = %tenant.cfg.name,
+                from = from.as_str(),
+                to = decision.api.as_str(),
+                error = %error,
+                "The API refused the tenant again; it read the other API, as before."
+            );
         }
     }
+    result
+}
+
+/// The MDE API's refusal as an auto tenant reads it: the retirement hint's fix is written for a
+/// tenant pinned with `source = "mde"` (remove that line), which an auto tenant has not got; its
+/// fix is said by [`PollError::NoApi`] instead.
+fn for_auto(mut error: SourceError) -> SourceError {
+    if let SourceError::Refused {
+        code,
+        message,
+        hint,
+        ..
+    } = &mut error
+        && (crate::source::route::says_retired(code.as_str())
+            || crate::source::route::says_retired(message.as_str()))
+    {
+        *hint = format!(
+            " — the API says it is retired ({})",
+            crate::config::mde_announcement()
+        );
+    }
+    error
 }
 
 /// Logs a finished poll: at INFO only when something happened to the tenant (alerts stored,
@@ -134,12 +184,13 @@ async fn owner(store: &Arc<Mutex<Store>>, tenant: &str) -> Result<Option<SourceK
     .expect("store task panicked")
 }
 
-/// Records `decision` for `status` when it differs from what the store holds, and logs a move.
+/// Records `decision` for `status` when it differs from what the store holds, and logs a move;
+/// returns whether it wrote.
 async fn record(
     store: &Arc<Mutex<Store>>,
     tenant: &TenantEnv,
     decision: &Decision,
-) -> Result<(), StoreError> {
+) -> Result<bool, StoreError> {
     let name = tenant.cfg.name.clone();
     let (api, reason, detail) = (
         decision.api.as_str(),
@@ -147,11 +198,11 @@ async fn record(
         decision.why.to_string(),
     );
     let store = store.clone();
-    let previous = tokio::task::spawn_blocking(move || {
+    let (previous, wrote) = tokio::task::spawn_blocking(move || {
         let mut s = store.lock().unwrap_or_else(|p| p.into_inner());
         let before = s.api_choice(&name)?;
-        s.record_api_choice(&name, api, reason, &detail)?;
-        Ok::<_, StoreError>(before)
+        let wrote = s.record_api_choice(&name, api, reason, &detail)?;
+        Ok::<_, StoreError>((before, wrote))
     })
     .await
     .expect("store task panicked")?;
@@ -166,7 +217,7 @@ async fn record(
             decision.why
         );
     }
-    Ok(())
+    Ok(wrote)
 }
 
 #[cfg(test)]

@@ -45,7 +45,7 @@ pub async fn run(config: &Path, tenant: Option<&str>, show_token: bool) -> Resul
             } else {
                 "tenants"
             },
-            names.join(", ")
+            super::status::list(names)
         )?;
     }
     for (_, r) in &reports {

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use mde_alerts::config::SourceKind;
 use mde_alerts::error::Error;
-use mde_alerts::source::route::mde_warning;
+use mde_alerts::source::route::{mde_warning, still_describes};
 use mde_alerts::store::Store;
 
 pub fn run(config: &Path) -> Result<ExitCode, Error> {
@@ -31,7 +31,8 @@ pub fn run(config: &Path) -> Result<ExitCode, Error> {
     for t in &config.tenants {
         let row = store
             .as_ref()
-            .and_then(|s| s.api_choice(&t.name).ok().flatten());
+            .and_then(|s| s.api_choice(&t.name).ok().flatten())
+            .filter(|r| still_describes(t.source, &r.api, &r.reason));
         let api = t
             .source
             .pinned()

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use mde_alerts::config::{SourceChoice, SourceKind};
 use mde_alerts::error::Error;
 use mde_alerts::health::{StoreFacts, TenantStatus, summarize, tenant_status};
-use mde_alerts::source::route::mde_warning;
+use mde_alerts::source::route::{mde_warning, still_describes};
 use mde_alerts::store::Store;
 
 /// Up to this many tenants, `status` shows each in full; beyond, only those that need attention
@@ -41,7 +41,9 @@ pub fn run(config: &Path, json: bool, tenant: Option<&str>, all: bool) -> Result
             next,
             daemon.is_some(),
         )?;
-        let row = store.api_choice(&t.name)?;
+        let row = store
+            .api_choice(&t.name)?
+            .filter(|r| still_describes(t.source, &r.api, &r.reason));
         let api = t
             .source
             .pinned()
@@ -138,8 +140,8 @@ struct Row {
     api_since: Option<String>,
 }
 
-/// The first few names of a group, and how many more.
-fn list(names: &[&str]) -> String {
+/// The first few names of a group, and how many more (a group of 1,000 tenants is one line).
+pub(crate) fn list(names: &[&str]) -> String {
     const SHOWN: usize = 5;
     let mut s = names
         .iter()

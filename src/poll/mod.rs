@@ -272,14 +272,11 @@ pub enum PollError {
         calls: u64,
     },
     /// The API an auto tenant reads refused it, and the other cannot be read either.
-    #[error(
-        "{refusal}; the tenant (source = \"auto\") cannot move to Microsoft Graph: {why}. Fix: {}",
-        crate::source::graph::GRANT
-    )]
+    #[error("{refusal}; the tenant (source = \"auto\") cannot move to Microsoft Graph: {why}")]
     NoApi {
         /// The refusal of the API it read.
         refusal: Box<SourceError>,
-        /// Why Graph is not read.
+        /// Why Graph is not read, with the fix for that cause (a missing grant, a proxy, a URL).
         why: String,
     },
     /// The poll panicked (a bug), with the panic's message: that tenant's failure alone.

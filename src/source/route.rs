@@ -22,7 +22,11 @@
 //!   decision costs at most one token request per API per token lifetime.
 //!
 //! A transient sign-in failure (network, Entra's 5xx) changes nothing: switching away and back
-//! would cost a read-back, and the other API's sign-in would most likely fail the same way.
+//! would cost a read-back, and the other API's sign-in would most likely fail the same way. A
+//! definite one (Entra refusing the Graph sign-in alone: consent missing, no Graph in the tenant)
+//! moves the tenant to the MDE API, and Entra is asked again when the MDE API's token is renewed
+//! (or that API refuses): a refused sign-in caches no token, so asking at every poll would cost
+//! a token request per poll instead of one per token lifetime.
 
 use std::sync::{Arc, Mutex};
 
@@ -81,6 +85,12 @@ impl Why {
             Why::GraphPermitted(_) => "graph_permitted",
             Why::GraphUnreadable => "graph_token_unreadable",
             Why::GraphNotPermitted(_) => "graph_not_permitted",
+            // Each has its own fix: a 401 after a fresh token is the wrong cloud or tenant, a 404
+            // or 410 a graph_url that does not lead to alerts_v2, a 403 a missing grant.
+            Why::GraphRefused { status: 401, .. } => "graph_token_rejected",
+            Why::GraphRefused {
+                status: 404 | 410, ..
+            } => "graph_not_found",
             Why::GraphRefused { .. } => "graph_refused",
             Why::GraphSignIn(_) => "graph_sign_in_failed",
             Why::Unreachable { .. } => "unreachable",
@@ -130,6 +140,9 @@ struct State {
     decision: Option<Decision>,
     /// The generation of the Graph token the decision was made with.
     graph_token: Option<u64>,
+    /// Entra refused the Graph sign-in for good while the MDE API's token of this generation
+    /// was current: Graph's sign-in is not asked again until that token is renewed.
+    sign_in_refused: Option<u64>,
 }
 
 impl Route {
@@ -163,9 +176,14 @@ impl Route {
             .unwrap_or(SourceKind::Graph)
     }
 
-    /// Decides which API this poll reads. `graph` is the tenant's Graph token provider (an auto
-    /// tenant always has one). Costs a token request only when the Graph token is due for renewal.
-    pub async fn decide(&self, graph: Option<&TokenProvider>) -> Decision {
+    /// Decides which API this poll reads. `graph` and `mde` are the tenant's token providers (an
+    /// auto tenant always has both). Costs a token request only when the Graph token is due for
+    /// renewal, or, after Entra refused the Graph sign-in, when the MDE API's token is.
+    pub async fn decide(
+        &self,
+        graph: Option<&TokenProvider>,
+        mde: Option<&TokenProvider>,
+    ) -> Decision {
         let auto = match (self.choice.pinned(), graph) {
             (Some(api), _) => {
                 return self.remember(
@@ -187,9 +205,30 @@ impl Route {
                 );
             }
         };
+        // The MDE API's token is needed anyway while the refusal holds: the tenant reads it.
+        let held = self.lock().sign_in_refused;
+        let mde_token = match (held, mde) {
+            (Some(_), Some(m)) => m.token().await.ok().map(|t| t.generation()),
+            _ => None,
+        };
+        {
+            let mut st = self.lock();
+            if let (Some(held), Some(d)) = (st.sign_in_refused, &st.decision)
+                && mde_token == Some(held)
+            {
+                return d.clone();
+            }
+            st.sign_in_refused = None;
+        }
         match auto.token().await {
             Ok(token) => self.decide_with(&token),
-            Err(e) => self.sign_in_failed(e),
+            Err(e) => {
+                let hold = match mde {
+                    Some(m) if !e.is_transient() => m.token().await.ok().map(|t| t.generation()),
+                    _ => None,
+                };
+                self.sign_in_failed(e, hold)
+            }
         }
     }
 
@@ -226,21 +265,22 @@ impl Route {
 
     /// No Graph token: a transient failure keeps the last decision (or tries Graph, whose poll
     /// then fails with the sign-in error); a definite one (consent missing, an unknown resource)
-    /// reads the MDE API.
-    fn sign_in_failed(&self, e: AuthError) -> Decision {
+    /// reads the MDE API, and holds while the MDE API's token of generation `hold` is current.
+    fn sign_in_failed(&self, e: AuthError, hold: Option<u64>) -> Decision {
         if e.is_transient() {
             return self.lock().decision.clone().unwrap_or(Decision {
                 api: SourceKind::Graph,
-                why: Why::GraphSignIn(e.to_string()),
+                why: Why::GraphSignIn(graph_sign_in_text(&e)),
             });
         }
         let mut st = self.lock();
         let d = Decision {
             api: SourceKind::Mde,
-            why: Why::GraphSignIn(e.to_string()),
+            why: Why::GraphSignIn(graph_sign_in_text(&e)),
         };
         st.decision = Some(d.clone());
         st.graph_token = None;
+        st.sign_in_refused = hold;
         d
     }
 
@@ -248,6 +288,7 @@ impl Route {
         let mut st = self.lock();
         st.decision = Some(d.clone());
         st.graph_token = graph_token;
+        st.sign_in_refused = None;
         d
     }
 
@@ -289,7 +330,8 @@ impl Route {
                         self.lock().graph_token = None;
                         self.decide_with(&token)
                     }
-                    Err(e) => self.sign_in_failed(e),
+                    // No hold: the MDE API refusing is itself the reason to ask again next time.
+                    Err(e) => self.sign_in_failed(e, None),
                 };
                 (d.api == SourceKind::Graph).then_some(d)
             }
@@ -329,12 +371,50 @@ impl Route {
     }
 }
 
+/// Entra's refusal of the Graph sign-in, in words about Graph. Entra's own explanations of
+/// AADSTS65001 and 500011 are written for the MDE API's sign-in (its WindowsDefenderATP
+/// permissions, its resource), which would send an admin to the wrong permission.
+fn graph_sign_in_text(e: &AuthError) -> String {
+    let AuthError::Entra(entra) = e else {
+        return e.to_string();
+    };
+    let code = entra.codes.first().copied();
+    let said = match code {
+        Some(c) => format!("AADSTS{c} ({}): {}", entra.error, entra.description),
+        None => format!(
+            "{} (HTTP {}): {}",
+            entra.error, entra.status, entra.description
+        ),
+    };
+    match code {
+        Some(65001 | 650057) => format!(
+            "{said} — the app's Microsoft Graph permission has not been consented to in this tenant"
+        ),
+        Some(500011) => format!(
+            "{said} — Microsoft Graph's resource was not found in this tenant: check graph_url (it names the Graph root of the tenant's cloud)"
+        ),
+        _ => e.to_string(),
+    }
+}
+
 /// Whether `e` says the API could not be reached at all (as opposed to refusing the tenant).
 pub fn is_unreachable(e: &SourceError) -> bool {
     matches!(
         e,
         SourceError::Unavailable { .. } | SourceError::Redirected { .. }
     )
+}
+
+/// Whether a recorded choice (its `api` and `reason`, a [`Why::code`]) still describes a tenant
+/// whose config now says `choice`. A config edit between `auto` and a pinned source leaves the
+/// last poll's row in the store until the next poll, and its reason would then be shown as this
+/// tenant's: "pinned" for an auto tenant, or "the app holds Graph's permission" for one pinned
+/// to the MDE API.
+pub fn still_describes(choice: SourceChoice, api: &str, reason: &str) -> bool {
+    match choice.pinned() {
+        Some(pinned) => reason == Why::Pinned.code() && api == pinned.as_str(),
+        None => reason != Why::Pinned.code(),
+    }
 }
 
 /// The warning for a tenant that reads the MDE API, by why it does (`reason`, a [`Why::code`],
@@ -353,6 +433,12 @@ pub fn mde_warning(
         (SourceChoice::Auto, Some(SourceKind::Mde)) => Some(match reason {
             Some("graph_refused") => format!(
                 "reads the Defender for Endpoint API because Microsoft Graph refused its app (source = \"auto\"; the reason is in its status). {announced}. Fix: {grant}; {moves}"
+            ),
+            Some("graph_token_rejected") => format!(
+                "reads the Defender for Endpoint API because Microsoft Graph rejected the app's token even after renewal (HTTP 401; source = \"auto\"; the reason is in its status). {announced}. Fix: check tenant_id, and that graph_url is the Graph root of the tenant's cloud (https://graph.microsoft.com; graph.microsoft.us for GCC High, dod-graph.microsoft.us for DoD); the tenant tries Graph again at its next token renewal"
+            ),
+            Some("graph_not_found") => format!(
+                "reads the Defender for Endpoint API because Microsoft Graph answered that security/alerts_v2 is not there (HTTP 404 or 410; source = \"auto\"; the reason is in its status). {announced}. Fix: check graph_url: it is the Graph root (e.g. https://graph.microsoft.com), alerts live at /v1.0/security/alerts_v2 under it, and a proxy or private endpoint must pass that path on; the tenant tries Graph again at its next token renewal"
             ),
             Some("unreachable") => format!(
                 "reads the Defender for Endpoint API because Microsoft Graph could not be reached from this machine (source = \"auto\"; the reason is in its status). {announced}. Fix: let this machine reach graph_url (firewall, [http] proxy); the tenant tries Graph again at its next token renewal"
@@ -488,7 +574,7 @@ mod tests {
     #[test]
     fn a_pinned_tenant_never_moves() {
         let r = Route::new(SourceChoice::Mde);
-        let d = tokio_test_block_on(r.decide(None));
+        let d = tokio_test_block_on(r.decide(None, None));
         assert_eq!(d.api, SourceKind::Mde);
         assert_eq!(d.why, Why::Pinned);
         assert!(

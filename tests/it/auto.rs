@@ -318,3 +318,435 @@ async fn under_run_deciding_costs_no_call_and_one_token_per_lifetime() {
         );
     }
 }
+
+/// The recorded choice of `t1`: (api, reason, detail, since).
+fn choice(env: &Env) -> Option<mde_alerts::store::ApiChoiceRow> {
+    mde_alerts::store::Store::open(&env.store_path())
+        .unwrap()
+        .api_choice("t1")
+        .unwrap()
+}
+
+/// A Graph that answers every call with `status` and Graph's error body, counting the calls.
+async fn refusing_graph(
+    status: u16,
+    code: &'static str,
+) -> (
+    crate::hostile::Hostile,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = calls.clone();
+    let server = crate::hostile::hostile(move |_| {
+        seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        crate::hostile::Answer::Fixed {
+            status,
+            headers: vec![("Content-Type", "application/json".into())],
+            body: format!(
+                r#"{{"error":{{"code":"{code}","message":"Graph says no ({status}).","innerError":{{"date":"2026-12-06T00:00:00","request-id":"1","client-request-id":"2"}}}}}}"#
+            ),
+        }
+    })
+    .await;
+    (server, calls)
+}
+
+fn hits(calls: &std::sync::atomic::AtomicUsize) -> usize {
+    calls.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+/// A Graph that refuses a token carrying the permission (a delegated user without a Security
+/// role, a tenant without the licence): one-off polls read the MDE API, each trying Graph once
+/// with its fresh token; the recorded choice does not flap to Graph and back, and a refusal
+/// already recorded is not logged again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graph_refusing_a_permitted_token_is_recorded_and_said_once_across_one_off_polls() {
+    let env = Env::new(sim_config(200, 80, Hazards::default()), auto()).await;
+    let (graph, calls) = refusing_graph(403, "Forbidden").await;
+    env.edit_config(|c| c.tenants[0].graph_url = Some(graph.url.clone()));
+    let first = run(&env, &["poll"]).await;
+    assert!(first.status.success(), "{first:?}");
+    assert!(
+        String::from_utf8_lossy(&first.stderr).contains("The API refused the tenant"),
+        "the first refusal is said: {first:?}"
+    );
+    assert_matches_truth(&env);
+    let recorded = choice(&env).unwrap();
+    assert_eq!(
+        (recorded.api.as_str(), recorded.reason.as_str()),
+        ("mde", "graph_refused")
+    );
+    // `since` has a resolution of a second: a row rewritten later would show it.
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    for _ in 0..2 {
+        let out = run(&env, &["poll"]).await;
+        assert!(out.status.success(), "{out:?}");
+        let log = String::from_utf8_lossy(&out.stderr);
+        for line in log.lines().filter(|l| l.contains("t1")) {
+            assert!(
+                !line.contains(" WARN ") && !line.contains("The tenant reads"),
+                "a refusal already recorded is not said again: {line}"
+            );
+        }
+    }
+    assert_eq!(
+        choice(&env).unwrap(),
+        recorded,
+        "the recorded choice did not flap"
+    );
+    assert_eq!(hits(&calls), 3, "one refused Graph call per one-off poll");
+}
+
+/// Under `run`, a Graph that refuses a permitted token is tried again once per Graph token
+/// lifetime, and the polls between cost one MDE call each; the recorded choice stays still.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_run_a_graph_refusing_a_permitted_token_costs_one_call_per_token_lifetime() {
+    let mut sim = sim_config(100, 87, Hazards::default());
+    sim.token_lifetime = std::time::Duration::from_secs(3);
+    let env = Env::new(sim, auto()).await;
+    let (graph, calls) = refusing_graph(403, "Forbidden").await;
+    env.edit_config(|c| c.tenants[0].graph_url = Some(graph.url.clone()));
+    let mut service = InProcess::start(&env, |_| {}).await;
+    assert!(service.poll().await);
+    let recorded = choice(&env).unwrap();
+    assert_eq!(recorded.reason, "graph_refused");
+    for _ in 0..3 {
+        let before = env.sim.stats().alert_calls;
+        assert!(service.poll().await);
+        assert_eq!(env.sim.stats().alert_calls - before, 1, "a quiet poll");
+    }
+    assert_eq!(
+        hits(&calls),
+        1,
+        "Graph is not asked again before its token is renewed"
+    );
+    // Past 80 % of the Graph token's life: the next poll decides again and Graph refuses again.
+    tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
+    assert!(service.poll().await);
+    assert_eq!(hits(&calls), 2);
+    service.stop().await;
+    assert_eq!(
+        choice(&env).unwrap(),
+        recorded,
+        "the recorded choice did not flap"
+    );
+    assert_matches_truth(&env);
+}
+
+/// The MDE API switched off on a machine that cannot reach Graph: the poll fails with the MDE
+/// API's answer first and says Graph could not be reached, not that a permission is missing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mde_switched_off_and_graph_unreachable_says_graph_could_not_be_reached() {
+    let env = Env::new(sim_config(200, 81, Hazards::default()), auto()).await;
+    env.sim.set_graph_roles(&[]);
+    app::poll(&env.config(), None, false).await.unwrap();
+    env.sim.set_graph_roles(&["SecurityAlert.Read.All"]);
+    let proxy = crate::hostile::hostile(|_| crate::hostile::Answer::Fixed {
+        status: 302,
+        headers: vec![("Location", "https://login.proxy.example/".into())],
+        body: String::new(),
+    })
+    .await;
+    env.edit_config(|c| c.tenants[0].graph_url = Some(proxy.url.clone()));
+    env.sim.set_mde_retired(Some(Retired::Gone));
+    let s = app::poll(&env.config(), None, false).await.unwrap();
+    assert_eq!(s.failed.len(), 1);
+    let e = s.failed[0].1.to_string();
+    eprintln!("{e}");
+    assert!(
+        e.starts_with("Defender for Endpoint answered HTTP 410"),
+        "{e}"
+    );
+    assert!(e.contains("redirect"), "Graph's own failure is said: {e}");
+    assert!(!e.contains("the app holds"), "{e}");
+    assert!(!e.contains("Grant admin consent"), "nothing to grant: {e}");
+}
+
+/// The MDE API switched off and Graph refusing the app although its token carries the
+/// permission: the poll says both answers, each with its HTTP status.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mde_switched_off_and_graph_refusing_says_both_answers() {
+    let env = Env::new(sim_config(200, 82, Hazards::default()), auto()).await;
+    env.sim.set_graph_roles(&[]);
+    app::poll(&env.config(), None, false).await.unwrap();
+    env.sim.set_graph_roles(&["SecurityAlert.Read.All"]);
+    let (graph, _) = refusing_graph(403, "Forbidden").await;
+    env.edit_config(|c| c.tenants[0].graph_url = Some(graph.url.clone()));
+    env.sim.set_mde_retired(Some(Retired::Gone));
+    let s = app::poll(&env.config(), None, false).await.unwrap();
+    assert_eq!(s.failed.len(), 1);
+    let e = s.failed[0].1.to_string();
+    eprintln!("{e}");
+    assert!(
+        e.starts_with("Defender for Endpoint answered HTTP 410"),
+        "{e}"
+    );
+    assert!(e.contains("HTTP 403"), "Graph's answer is said: {e}");
+    assert!(!e.contains("the app holds"), "{e}");
+}
+
+/// Entra refusing to sign the app in for Graph (AADSTS65001, consent missing): under `run` the
+/// tenant reads the MDE API and asks Entra for a Graph token once per MDE token lifetime, not at
+/// every poll.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graph_sign_in_entra_refuses_is_not_asked_again_at_every_poll() {
+    let env = Env::new(sim_config(100, 83, Hazards::default()), auto()).await;
+    env.sim.set_graph_sign_in_refused(Some(65001));
+    let mut service = InProcess::start(&env, |_| {}).await;
+    for _ in 0..4 {
+        assert!(service.poll().await);
+    }
+    service.stop().await;
+    assert_matches_truth(&env);
+    let st = env.sim.stats();
+    eprintln!(
+        "token requests {} issued {}",
+        st.token_requests, st.tokens_issued
+    );
+    assert_eq!(st.tokens_issued, 1, "the MDE API's token");
+    assert_eq!(
+        st.token_requests, 2,
+        "one MDE token, one refused Graph sign-in"
+    );
+    let c = choice(&env).unwrap();
+    assert_eq!(
+        (c.api.as_str(), c.reason.as_str()),
+        ("mde", "graph_sign_in_failed")
+    );
+    assert!(c.detail.contains("65001"), "{}", c.detail);
+}
+
+/// Consent given after Entra refused the Graph sign-in: under `run`, the tenant asks Entra again
+/// when its MDE API token is renewed, and moves to Graph without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_run_a_graph_sign_in_refused_is_asked_again_at_the_mde_tokens_renewal() {
+    let mut sim = sim_config(100, 88, Hazards::default());
+    sim.token_lifetime = std::time::Duration::from_secs(2);
+    let env = Env::new(sim, auto()).await;
+    env.sim.set_graph_sign_in_refused(Some(500011));
+    let mut service = InProcess::start(&env, |_| {}).await;
+    assert!(service.poll().await);
+    let c = choice(&env).unwrap();
+    assert_eq!(
+        (c.api.as_str(), c.reason.as_str()),
+        ("mde", "graph_sign_in_failed")
+    );
+    assert!(c.detail.contains("AADSTS500011"), "{}", c.detail);
+    assert!(
+        !c.detail
+            .contains("Defender for Endpoint is not provisioned"),
+        "Entra's words for the MDE API's sign-in are not said of Graph's: {}",
+        c.detail
+    );
+    env.sim.set_graph_sign_in_refused(None);
+    env.sim.update_random(10);
+    tokio::time::sleep(std::time::Duration::from_millis(1_800)).await;
+    assert!(service.poll().await);
+    assert!(env.sim.stats().graph_calls > 0, "moved to Graph");
+    service.stop().await;
+    assert_eq!(choice(&env).unwrap().api, "graph");
+    assert_one_latest_row_per_alert(&env);
+}
+
+/// A tenant pinned by a config edit after reading as auto: `status` and `config check` say it is
+/// pinned, not the reason its last auto decision had.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_pinned_after_auto_is_shown_as_pinned_before_its_next_poll() {
+    let env = Env::new(sim_config(100, 84, Hazards::default()), auto()).await;
+    app::poll(&env.config(), None, false).await.unwrap();
+    assert_eq!(status(&env).await["api_reason"], "graph_permitted");
+    env.edit_config(|c| c.tenants[0].source = Some(mde_alerts::config::SourceChoice::Mde));
+    let st = status(&env).await;
+    assert_eq!(st["api"], "mde", "{st}");
+    assert_ne!(st["api_reason"], "graph_permitted", "{st}");
+    let out = run(&env, &["config", "check"]).await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains("the app holds Microsoft Graph"), "{text}");
+}
+
+/// A Graph answering 404 (a private graph_url with the wrong path): the warning says to check
+/// graph_url, not to grant a permission the app holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graph_answering_404_is_not_told_to_grant_a_permission() {
+    let env = Env::new(sim_config(100, 85, Hazards::default()), auto()).await;
+    let (graph, _) = refusing_graph(404, "ResourceNotFound").await;
+    env.edit_config(|c| c.tenants[0].graph_url = Some(graph.url.clone()));
+    let s = app::poll(&env.config(), None, false).await.unwrap();
+    assert!(s.failed.is_empty(), "{:?}", s.failed);
+    let st = status(&env).await;
+    let w = st["warnings"][0].as_str().unwrap();
+    eprintln!("{w}\n{}", st["api_why"]);
+    assert!(w.contains("graph_url"), "{w}");
+    assert!(!w.contains("Grant admin consent"), "{w}");
+}
+
+/// Forty auto tenants in one situation (the app lacks Graph's permission), one of them refused by
+/// a switched-off MDE API: that one fails alone with the API's answer, the others read the MDE
+/// API; `status`, `auth check` and `config check` each say the shared situation once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forty_auto_tenants_in_one_situation_are_warned_once_and_fail_alone() {
+    let env = Env::many_tenants(3, 40, 86, auto()).await;
+    env.sim.set_graph_roles(&[]);
+    env.sim.set_tenant_fault(
+        &mde_sim::tenant_id(7),
+        Some(mde_sim::TenantFault::MdeRetired(Retired::Gone)),
+    );
+    let out = run(&env, &["poll"]).await;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{text}");
+    let store = stored(&env.store_path());
+    assert_eq!(store.len(), 39 * 3, "every tenant but sim-0007");
+    let out = run(&env, &["status"]).await;
+    let status_text = String::from_utf8_lossy(&out.stdout).into_owned();
+    eprintln!("{status_text}");
+    assert_eq!(
+        status_text
+            .matches("holds no Microsoft Graph permission")
+            .count(),
+        1,
+        "{status_text}"
+    );
+    let out = run(&env, &["auth", "check"]).await;
+    let auth_text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let warnings: Vec<&str> = auth_text
+        .lines()
+        .filter(|l| l.starts_with("warning"))
+        .collect();
+    eprintln!("{warnings:#?}");
+    assert_eq!(
+        auth_text
+            .matches("holds no Microsoft Graph permission")
+            .count(),
+        1,
+        "{auth_text}"
+    );
+    assert!(
+        warnings.iter().any(|w| w.contains("and 35 more")),
+        "forty names are not listed one by one: {warnings:#?}"
+    );
+    let out = run(&env, &["config", "check"]).await;
+    let check_text = String::from_utf8_lossy(&out.stderr).into_owned();
+    eprintln!("{check_text}");
+    assert_eq!(
+        check_text
+            .matches("holds no Microsoft Graph permission")
+            .count(),
+        1,
+        "{check_text}"
+    );
+}
+
+/// An Entra that refuses the Graph sign-in (AADSTS65001, an auto tenant's cue to read the MDE
+/// API) and echoes the request, client secret included: the secret reaches neither the recorded
+/// choice nor `poll`, `status` or `config check`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_echoed_secret_in_a_refused_graph_sign_in_reaches_no_output_or_store() {
+    let env = Env::new(sim_config(20, 89, Hazards::default()), auto()).await;
+    let entra = crate::hostile::hostile(|_| crate::hostile::Answer::Fixed {
+        status: 400,
+        headers: vec![("Content-Type", "application/json".into())],
+        body: r#"{"error":"invalid_grant","error_description":"AADSTS65001: The user or administrator has not consented. You sent: {BODY}","error_codes":[65001]}"#.into(),
+    })
+    .await;
+    env.edit_config(|c| c.tenants[0].login_url = Some(entra.url.clone()));
+    let secret = mde_sim::DEMO_CLIENT_SECRET;
+    let encoded: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+    let mut said = String::new();
+    for args in [
+        &["poll"][..],
+        &["status", "--json"],
+        &["status"],
+        &["config", "check"],
+    ] {
+        let out = run(&env, args).await;
+        said.push_str(&String::from_utf8_lossy(&out.stdout));
+        said.push_str(&String::from_utf8_lossy(&out.stderr));
+    }
+    let c = choice(&env).unwrap();
+    assert_eq!(c.reason, "graph_sign_in_failed", "{c:?}");
+    said.push_str(&c.detail);
+    assert!(said.contains("AADSTS65001"), "{said}");
+    for s in [secret, encoded.as_str()] {
+        assert!(!said.contains(s), "the secret leaked: {said}");
+    }
+}
+
+/// SIGKILL at random instants while an auto tenant moves between the two APIs at random (the
+/// permission granted and removed between runs, the MDE API refusing now and then) as alerts
+/// change: at the end, on either API, every alert is stored once in its latest state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_polls_moving_between_apis_lose_nothing_and_store_nothing_twice() {
+    use rand::{Rng, SeedableRng};
+    let mut cfg = sim_config(
+        600,
+        90,
+        Hazards {
+            late_fraction: 0.2,
+            late_delay: std::time::Duration::from_millis(800),
+            ..Hazards::default()
+        },
+    );
+    cfg.token_lifetime = std::time::Duration::from_secs(2);
+    let env = Env::new(
+        cfg,
+        Opts {
+            page_size: 100,
+            overlap: "30s",
+            ..auto()
+        },
+    )
+    .await;
+    let mutator = env
+        .sim
+        .spawn_mutator(std::time::Duration::from_millis(5), 2, 1);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(9090);
+    let (mut killed, mut moves) = (0, 0);
+    let mut on_graph = true;
+    for _ in 0..24 {
+        if rng.random_bool(0.5) {
+            on_graph = !on_graph;
+            moves += 1;
+            env.sim.set_graph_roles(if on_graph {
+                &["SecurityAlert.Read.All"]
+            } else {
+                &[]
+            });
+        }
+        env.sim
+            .set_mde_retired((on_graph && rng.random_bool(0.3)).then_some(Retired::Gone));
+        let mut child = tokio::process::Command::new(bin())
+            .arg("--config")
+            .arg(&env.config_path)
+            .arg("poll")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let life = std::time::Duration::from_millis(rng.random_range(5..300));
+        if tokio::time::timeout(life, child.wait()).await.is_err() {
+            child.start_kill().unwrap();
+            child.wait().await.unwrap();
+            killed += 1;
+        }
+    }
+    assert!(killed >= 5 && moves >= 5, "{killed} kills, {moves} moves");
+    drop(mutator);
+    settle(&env.sim).await;
+    env.sim.set_mde_retired(None);
+    // Ending on the MDE API, which serves every alert: all of them, in their latest state.
+    env.sim.set_graph_roles(&[]);
+    let s = app::poll(&env.config(), None, false).await.unwrap();
+    assert!(s.failed.is_empty(), "{:?}", s.failed);
+    assert_matches_truth(&env);
+    // And once more on Graph, after changes: nothing doubled, nothing Graph serves left stale.
+    env.sim.set_graph_roles(&["SecurityAlert.Read.All"]);
+    env.sim.update_random(30);
+    let s = app::poll(&env.config(), None, false).await.unwrap();
+    assert!(s.failed.is_empty(), "{:?}", s.failed);
+    assert_eq!(s.apis[0].1.api, mde_alerts::config::SourceKind::Graph);
+    assert_one_latest_row_per_alert(&env);
+}

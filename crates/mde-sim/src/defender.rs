@@ -209,7 +209,11 @@ pub(crate) async fn alerts(
             .flatten();
         let served = st.with_world(&key, floor, |cfg, decoding, st| {
             st.stats.alert_calls += 1;
-            match cfg.mde_retired {
+            let retired = match tenant_fault {
+                Some(TenantFault::MdeRetired(r)) => Some(r),
+                _ => cfg.mde_retired,
+            };
+            match retired {
                 None => {}
                 Some(crate::Retired::Gone) => {
                     return Err(defender_error(

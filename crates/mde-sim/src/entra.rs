@@ -68,6 +68,10 @@ pub struct Identity {
     /// Microsoft Graph permissions: the `roles` of app tokens for a Graph root, and (space
     /// separated) the `scp` of user tokens for one. `[]` for a "permission missing" test.
     pub graph_roles: Vec<String>,
+    /// Entra refuses tokens for Microsoft Graph alone with this AADSTS code: 65001 (consent
+    /// missing, as for a delegated app nobody consented to for Graph) or 500011 (Graph's
+    /// service principal not found, as in a cloud without it). `None`: Graph tokens are issued.
+    pub graph_sign_in_refused: Option<u32>,
 }
 
 /// A user for the password grant.
@@ -114,6 +118,7 @@ impl Default for Identity {
             scopes: "Alert.Read".into(),
             clock_skew_secs: 0,
             graph_roles: vec!["SecurityAlert.Read.All".into()],
+            graph_sign_in_refused: None,
         }
     }
 }
@@ -273,6 +278,27 @@ fn token(s: Shared, tenant: String, form: HashMap<String, String>, v2: bool) -> 
                 "The resource principal named {RESOURCE} was not found in the tenant named {tenant}. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant."
             ),
         );
+    }
+    if let Some(code) = id.graph_sign_in_refused.filter(|_| is_graph(&audience)) {
+        return match code {
+            500011 => entra_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_resource",
+                500011,
+                &format!(
+                    "The resource principal named {audience} was not found in the tenant named {tenant}. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant."
+                ),
+            ),
+            code => entra_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_grant",
+                code,
+                &format!(
+                    "The user or administrator has not consented to use the application with ID '{}' named 'mde-alerts'. Send an interactive authorization request for this user and resource.",
+                    cfg.client_id
+                ),
+            ),
+        };
     }
     // The app's own credential: a secret or a certificate assertion (optional for a public client
     // using the password grant).

@@ -429,6 +429,12 @@ impl Simulator {
         self.lock().cfg.identity.graph_roles = roles.iter().map(|r| (*r).to_owned()).collect();
     }
 
+    /// Makes Entra refuse tokens for Microsoft Graph alone with AADSTS `code` (65001: consent
+    /// missing; 500011: Graph's service principal not found), or issue them again with `None`.
+    pub fn set_graph_sign_in_refused(&self, code: Option<u32>) {
+        self.lock().cfg.identity.graph_sign_in_refused = code;
+    }
+
     /// Switches `/api/alerts` off (or back on, with `None`).
     pub fn set_mde_retired(&self, retired: Option<Retired>) {
         self.lock().cfg.mde_retired = retired;

@@ -66,6 +66,9 @@ pub enum TenantFault {
     /// `/api/alerts` and alerts_v2 answer every call of this tenant with this HTTP status
     /// (500, 503, 403, …) and the API's error body, after the token checks.
     Api(u16),
+    /// `/api/alerts` of this tenant answers as switched off (alerts_v2 still serves it), as
+    /// [`crate::Simulator::set_mde_retired`] does for every tenant.
+    MdeRetired(crate::Retired),
 }
 
 /// Which tenants a tenant mutator changes on each tick.

@@ -19,6 +19,7 @@ mod kill;
 mod layout;
 mod loss;
 mod poll;
+mod quiet;
 mod regression;
 mod report;
 mod service;

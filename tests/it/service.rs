@@ -139,6 +139,27 @@ impl InProcess {
         matches!(events.last(), Some(Event::Finished { ok: true, .. }))
     }
 
+    /// Fires the schedule and waits for `n` polls to finish; returns whether all succeeded.
+    pub(crate) async fn poll_n(&mut self, n: usize) -> bool {
+        self.tick();
+        let mut ok = true;
+        for _ in 0..n {
+            let events = self
+                .until(|e| {
+                    matches!(
+                        e,
+                        Event::Finished {
+                            key: JobKey::Poll(_),
+                            ..
+                        }
+                    )
+                })
+                .await;
+            ok &= matches!(events.last(), Some(Event::Finished { ok: true, .. }));
+        }
+        ok
+    }
+
     async fn reload(&mut self) -> Event {
         self.remote.control.send(Control::Reload).unwrap();
         self.until(|e| matches!(e, Event::Reloaded | Event::ReloadRejected(_)))

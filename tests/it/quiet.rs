@@ -1,0 +1,140 @@
+//! A quiet service costs nothing: under `run`, an interval in which nothing changed writes no
+//! export file, logs no line per tenant (one summary line for all), and adds no row per tenant
+//! per poll. Driven in-process with ticks the test sends, so no test waits for a clock.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use crate::service::InProcess;
+use crate::support::*;
+
+/// Every JSON log line of this test binary at INFO and above (a global subscriber: the service's
+/// tasks run on every worker thread). Lines are told apart by their tenants' names.
+fn log_lines() -> Arc<Mutex<Vec<u8>>> {
+    static LINES: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LINES
+        .get_or_init(|| {
+            let lines = Arc::new(Mutex::new(Vec::new()));
+            #[derive(Clone)]
+            struct Sink(Arc<Mutex<Vec<u8>>>);
+            impl std::io::Write for Sink {
+                fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                    self.0.lock().unwrap().extend_from_slice(b);
+                    Ok(b.len())
+                }
+                fn flush(&mut self) -> std::io::Result<()> {
+                    Ok(())
+                }
+            }
+            let sink = Sink(lines.clone());
+            let subscriber = tracing_subscriber::fmt()
+                .json()
+                .with_max_level(tracing::Level::INFO)
+                .with_writer(move || sink.clone())
+                .finish();
+            // Another test may have set one first: then this test reads nothing and says so.
+            let _ = tracing::subscriber::set_global_default(subscriber);
+            lines
+        })
+        .clone()
+}
+
+/// Every file under `dir` with its size and modification time.
+fn files(dir: &std::path::Path) -> BTreeMap<String, (u64, std::time::SystemTime)> {
+    std::fs::read_dir(dir)
+        .map(|r| {
+            r.map(|e| {
+                let e = e.unwrap();
+                let m = e.metadata().unwrap();
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    (m.len(), m.modified().unwrap()),
+                )
+            })
+            .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_interval_under_run_writes_no_file_logs_no_line_per_tenant_adds_no_row() {
+    const TENANTS: u64 = 12;
+    let lines = log_lines();
+    let env = Env::many_tenants(
+        8,
+        TENANTS,
+        91,
+        Opts {
+            exports: true,
+            ..Opts::default()
+        },
+    )
+    .await;
+    // Names no other test uses, to tell this test's log lines apart.
+    env.edit_config(|c| {
+        for t in &mut c.tenants {
+            t.name = Some(t.name.as_deref().unwrap().replace("sim-", "quiet-"));
+        }
+        // Every second: the stagger spreads the tenants over a second, not a minute (the test
+        // sends the ticks itself).
+        c.poll.schedule = Some("* * * * * *".into());
+    });
+    let mut service = InProcess::start(&env, |_| {}).await;
+    let n = TENANTS as usize;
+    assert!(
+        service.poll_n(n).await,
+        "the first interval polls every tenant"
+    );
+    // One more to settle what the first read (its overlap), then the quiet ones.
+    assert!(service.poll_n(n).await);
+    let exports = env.path().join("exports");
+    let files_before = files(&exports);
+    assert!(!files_before.is_empty());
+    let rows_before = mde_alerts::store::Store::open_read_only(&env.store_path())
+        .unwrap()
+        .runs(None, 10_000)
+        .unwrap()
+        .len();
+    let logged_before = lines.lock().unwrap().len();
+    for _ in 0..3 {
+        assert!(service.poll_n(n).await);
+    }
+    service.stop().await;
+    assert_eq!(files(&exports), files_before, "no file written or touched");
+    let runs = mde_alerts::store::Store::open_read_only(&env.store_path())
+        .unwrap()
+        .runs(None, 10_000)
+        .unwrap();
+    assert_eq!(runs.len(), rows_before, "no row per tenant per quiet poll");
+    assert!(
+        runs.iter()
+            .filter(|r| r.tenant.starts_with("quiet-"))
+            .all(|r| r.polls >= 1)
+    );
+    let text = String::from_utf8(lines.lock().unwrap()[logged_before..].to_vec()).unwrap();
+    let ours: Vec<serde_json::Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter(|v: &serde_json::Value| v.to_string().contains("quiet-"))
+        .collect();
+    if text.is_empty() {
+        eprintln!("another subscriber was set first: the log is not checked here");
+        return;
+    }
+    let per_tenant: Vec<&serde_json::Value> = ours
+        .iter()
+        .filter(|v| v["fields"]["tenant"].is_string())
+        .collect();
+    assert!(
+        per_tenant.is_empty(),
+        "a line per quiet tenant: {per_tenant:?}"
+    );
+    let summaries = ours
+        .iter()
+        .filter(|v| v["fields"]["polled"] == TENANTS)
+        .count();
+    assert_eq!(
+        summaries, 3,
+        "one summary line per quiet interval: {ours:?}"
+    );
+}

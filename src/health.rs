@@ -47,6 +47,10 @@ pub struct TenantStatus {
     /// The store's size on disk, database and WAL (the whole store: the same for every tenant).
     #[serde(default)]
     pub store_bytes: u64,
+    /// Of `store_bytes`, the write-ahead log's (large while a service writes, small after a
+    /// checkpoint).
+    #[serde(default)]
+    pub store_wal_bytes: u64,
     /// When the oldest revision still in the store was stored: how far back the history reaches
     /// after retention (the whole store).
     #[serde(default)]
@@ -250,6 +254,8 @@ impl std::fmt::Display for Summary {
 pub struct StoreFacts {
     /// Bytes on disk, WAL included.
     pub bytes: u64,
+    /// Of those, the write-ahead log's.
+    pub wal_bytes: u64,
     /// When the oldest revision still stored was stored.
     pub oldest_revision: Option<String>,
     /// What an export or `store check` found damaged in the store, until a check passes.
@@ -259,8 +265,10 @@ pub struct StoreFacts {
 impl StoreFacts {
     /// Reads them from `store`.
     pub fn read(store: &Store) -> Result<StoreFacts, StoreError> {
+        let (db, wal) = crate::store::retention::sizes_on_disk(store);
         Ok(StoreFacts {
-            bytes: crate::store::retention::size_on_disk(store),
+            bytes: db + wal,
+            wal_bytes: wal,
             oldest_revision: crate::store::retention::oldest_revision(store)?,
             damaged: crate::store::check::corruption_mark(store.path()),
         })
@@ -331,6 +339,7 @@ pub fn tenant_status(
         rejected,
         warnings: Vec::new(),
         store_bytes: facts.bytes,
+        store_wal_bytes: facts.wal_bytes,
         oldest_revision: facts.oldest_revision.clone(),
     })
 }
@@ -408,6 +417,7 @@ mod tests {
             rejected: 0,
             warnings: vec!["shared".into()],
             store_bytes: 0,
+            store_wal_bytes: 0,
             oldest_revision: None,
         }
     }

@@ -72,8 +72,10 @@ pub fn run(config: &Path, json: bool, tenant: Option<&str>, all: bool) -> Result
         // The store is one for all tenants: said once, under the summary.
         if let Some(t) = statuses.first() {
             outln!(
-                "store {} on disk, oldest revision stored {}",
+                "store {} on disk (database {}, write-ahead log {}), oldest revision stored {}",
                 super::store::bytes(t.store_bytes),
+                super::store::bytes(t.store_bytes.saturating_sub(t.store_wal_bytes)),
+                super::store::bytes(t.store_wal_bytes),
                 t.oldest_revision.as_deref().unwrap_or("(none yet)")
             )?;
         }

@@ -361,10 +361,18 @@ pub fn convert_to_incremental(store: &mut Store) -> Result<u64, StoreError> {
 
 /// The store's size on disk: the database file and its WAL.
 pub fn size_on_disk(store: &Store) -> u64 {
+    let (db, wal) = sizes_on_disk(store);
+    db + wal
+}
+
+/// The database file's size and the write-ahead log's, apart: the WAL grows while a service
+/// writes and shrinks at a checkpoint, so a figure that mixed them would jump between two runs of
+/// `status` with nothing stored.
+pub fn sizes_on_disk(store: &Store) -> (u64, u64) {
     let len = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
     let mut wal = store.path().as_os_str().to_owned();
     wal.push("-wal");
-    len(store.path()) + len(std::path::Path::new(&wal))
+    (len(store.path()), len(std::path::Path::new(&wal)))
 }
 
 /// When the oldest revision still stored was stored (`None` for an empty store): how far back

@@ -111,6 +111,18 @@ async fn a_quiet_interval_under_run_writes_no_file_logs_no_line_per_tenant_adds_
             .filter(|r| r.tenant.starts_with("quiet-"))
             .all(|r| r.polls >= 1)
     );
+    // `status` says what its store size counts: the database and the WAL apart.
+    let out = run(&env, &["status", "--json"]).await;
+    let st: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (all, wal) = (
+        st[0]["store_bytes"].as_u64().unwrap(),
+        st[0]["store_wal_bytes"].as_u64().unwrap(),
+    );
+    assert!(all > 0 && wal <= all, "{all} {wal}");
+    let out = run(&env, &["status", "--all"]).await;
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(shown.contains("(database "), "{shown}");
+    assert!(shown.contains(", write-ahead log "), "{shown}");
     let text = String::from_utf8(lines.lock().unwrap()[logged_before..].to_vec()).unwrap();
     let ours: Vec<serde_json::Value> = text
         .lines()

@@ -342,10 +342,23 @@ pub fn export_configured(config: &Config, name: Option<&str>) -> Result<Vec<Writ
     crate::export::check_export_dirs(config)?;
     let tenants = tenant_names(config);
     let mut all = Vec::new();
+    // A damaged row costs that row in each export's files, not the exports after it: every
+    // export is written, and the command fails once at the end.
+    let mut corrupt = None;
     for e in exports {
-        all.extend(run_export_as(&store, e, &tenants, Trigger::Manual)?);
+        match run_export_as(&store, e, &tenants, Trigger::Manual) {
+            Ok(written) => all.extend(written),
+            Err(err @ ExportError::Unreadable { .. }) => {
+                tracing::error!(export = %e.name, error = %err, "Written without the alerts the store cannot read.");
+                corrupt.get_or_insert(err);
+            }
+            Err(err) => return Err(err.into()),
+        }
     }
-    Ok(all)
+    match corrupt {
+        Some(err) => Err(err.into()),
+        None => Ok(all),
+    }
 }
 
 /// Whether `path` is a store that exists (so that `export` does not create an empty one).

@@ -479,6 +479,24 @@ async fn an_unreadable_row_costs_only_that_row_and_keeps_status_unhealthy_until_
         assert!(said.contains("store check"), "{name}: {said}");
         assert!(!said.contains("free space"), "{name}: {said}");
     }
+    // Every configured export at once: each is written without the damaged row, none is
+    // skipped because an earlier one met it, and the command fails once.
+    let _ = std::fs::remove_dir_all(dir.path().join("out"));
+    let out = mde(&config, &["export"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    for latest in [
+        "c-latest.csv",
+        "j-latest.json",
+        "n-latest.ndjson",
+        "x-latest.xlsx",
+        "r-latest.html",
+    ] {
+        assert!(
+            dir.path().join("out").join(latest).is_file(),
+            "{latest}: {}",
+            text(&out)
+        );
+    }
     // An ad-hoc file and standard output alike.
     let adhoc = dir.path().join("adhoc.ndjson");
     for out_to in [adhoc.to_str().unwrap(), "-"] {

@@ -110,9 +110,15 @@ fn remember(db: &Path, report: &check::CheckReport) -> Result<(), Error> {
 }
 
 fn prune(config: &mde_alerts::config::Config) -> Result<ExitCode, Error> {
-    let Some(keep) = config.store.keep_revisions else {
-        outln!("[store] keep_revisions = 0: every revision is kept; nothing to prune")?;
-        return Ok(ExitCode::SUCCESS);
+    let keep = match config.store.keep_revisions {
+        Some(keep) => keep,
+        None => {
+            outln!(
+                "[store] keep_revisions = 0: every revision is kept; only runs older than {} are removed",
+                humantime::format_duration(retention::RUNS_KEPT_FOR)
+            )?;
+            retention::KEEP_ALL
+        }
     };
     let _lock = WriterLock::acquire(&config.store.path, app::WRITER_WAIT)?;
     let mut store = app::open_store(config)?;

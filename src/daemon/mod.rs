@@ -456,9 +456,13 @@ pub async fn serve(config_path: &Path, config: Config, driver: Driver) -> Result
     let out = Outlet { systemd, events };
     let (_lock, store) = startup(&config)?;
     let store = Arc::new(Mutex::new(store));
-    // Retention, once a day, in short transactions beside the polls (issue 13).
-    let retention = (config.store.keep_revisions)
-        .map(|keep| tokio::spawn(crate::store::retention::daily(store.clone(), keep)));
+    // Retention, once a day, in short transactions beside the polls; with every revision kept it
+    // still bounds the runs.
+    let keep = (config.store.keep_revisions).unwrap_or(crate::store::retention::KEEP_ALL);
+    let retention = Some(tokio::spawn(crate::store::retention::daily(
+        store.clone(),
+        keep,
+    )));
     let mut plan = {
         let mut s = store.lock().unwrap_or_else(|p| p.into_inner());
         crate::app::reconcile_tenants(&mut s, &config)?;

@@ -15,9 +15,10 @@
 //! on the primary key, some twenty lookups) splits the history. A clock stepped back can only make
 //! this split conservative by a few revisions.
 //!
-//! Bookkeeping has its own bound: runs that started before the cutoff are removed, except each
-//! tenant's newest [`KEEP_RUNS`] runs and its last successful poll (what `status` and the metrics
-//! read), and never a run still `running`; rejected elements stored before the cutoff go too (they
+//! Bookkeeping has its own bound: runs that started more than [`RUNS_KEPT_FOR`] ago (or before
+//! the cutoff, if that is sooner) are removed, except each tenant's newest [`KEEP_RUNS`] runs and
+//! its last successful poll (what `status` and the metrics read), and never a run still
+//! `running`, whatever `keep_revisions` says (with `keep_revisions = 0` too); rejected elements stored before the cutoff go too (they
 //! are kept for an admin to look at, like the history). The budget's `api_calls` already keep only
 //! the last hour.
 //!
@@ -57,7 +58,14 @@ const ALERTS_PER_STEP: i64 = 5_000;
 /// page size (4 KiB for older stores, 16 KiB for new ones).
 const VACUUM_BYTES_PER_STEP: i64 = 16 << 20;
 /// Runs kept per tenant whatever their age: `status` and the metrics read the newest 200.
-pub const KEEP_RUNS: i64 = 1_000;
+pub const KEEP_RUNS: i64 = 200;
+/// How long runs are kept (beyond each tenant's newest [`KEEP_RUNS`]), whatever
+/// `keep_revisions` says: a run is bookkeeping, not history, and at a thousand tenants a year of
+/// them was gigabytes.
+pub const RUNS_KEPT_FOR: Duration = Duration::from_secs(90 * 86_400);
+/// `keep_revisions = 0` (keep every revision) as a window: a century. Retention then removes no
+/// revision and no rejected element, and still bounds the runs.
+pub const KEEP_ALL: Duration = Duration::from_secs(100 * 365 * 86_400);
 
 /// What a prune did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -95,6 +103,8 @@ enum Phase {
 #[derive(Debug, Clone)]
 pub struct Step {
     cutoff: String,
+    /// Runs that started before this go (see [`RUNS_KEPT_FOR`]).
+    runs_cutoff: String,
     /// The first revision stored at or after the cutoff (revisions below it are "before").
     split: i64,
     phase: Phase,
@@ -108,12 +118,14 @@ impl Step {
     /// Starts a prune of `store` keeping `keep` of history as of `now`.
     pub fn start(store: &Store, keep: Duration, now: ApiTime) -> Result<Step, StoreError> {
         let cutoff = now.minus(keep).to_api_string();
+        let runs_cutoff = now.minus(keep.min(RUNS_KEPT_FOR)).to_api_string();
         let conn = store.connection();
         let run = || -> rusqlite::Result<Step> {
             let split = first_rev_at(conn, &cutoff)?;
             let mode: i64 = conn.query_row("PRAGMA auto_vacuum", [], |r| r.get(0))?;
             Ok(Step {
                 cutoff: cutoff.clone(),
+                runs_cutoff: runs_cutoff.clone(),
                 split,
                 phase: Phase::Revisions {
                     after: (String::new(), String::new()),
@@ -173,7 +185,8 @@ impl Step {
             Phase::Bookkeeping => {
                 let tx =
                     conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-                self.report.runs += tx.execute(PRUNE_RUNS, params![self.cutoff, KEEP_RUNS])? as u64;
+                self.report.runs +=
+                    tx.execute(PRUNE_RUNS, params![self.runs_cutoff, KEEP_RUNS])? as u64;
                 self.report.rejected += tx.execute(
                     "DELETE FROM rejected_elements WHERE stored_at < ?1",
                     [&self.cutoff],
@@ -620,5 +633,43 @@ mod tests {
             )
             .unwrap();
         assert_eq!(ok, 2, "the last success and the running run stay");
+    }
+
+    /// Runs have their own bound: with every revision kept (`keep_revisions = 0`), or a window
+    /// longer than [`RUNS_KEPT_FOR`], runs older than that still go; revisions do not.
+    #[test]
+    fn runs_are_bounded_whatever_keep_revisions_says() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("a.db")).unwrap();
+        let old = ApiTime::now()
+            .minus(RUNS_KEPT_FOR)
+            .minus(Duration::from_secs(86_400))
+            .to_api_string();
+        let recent = ApiTime::now()
+            .minus(Duration::from_secs(86_400))
+            .to_api_string();
+        let c = s.connection();
+        c.execute_batch("BEGIN").unwrap();
+        for (at, n) in [(&old, KEEP_RUNS + 50), (&recent, 30)] {
+            for _ in 0..n {
+                c.execute(
+                    "INSERT INTO runs (tenant, kind, started_at, outcome) VALUES ('t', 'poll', ?1, 'failed')",
+                    [at],
+                )
+                .unwrap();
+            }
+        }
+        c.execute_batch("COMMIT").unwrap();
+        for keep in [KEEP_ALL, Duration::from_secs(400 * 86_400)] {
+            prune(&mut s, keep, ApiTime::now()).unwrap();
+        }
+        let left: i64 = s
+            .connection()
+            .query_row("SELECT count(*) FROM runs", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(
+            left, KEEP_RUNS,
+            "the newest {KEEP_RUNS} of the tenant stay, no more"
+        );
     }
 }

@@ -22,7 +22,10 @@ use mde_alerts::store::Store;
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let dir = std::path::PathBuf::from(args.next().expect("usage: year_bookkeeping DIR [TENANTS] [DAYS]"));
+    let dir = std::path::PathBuf::from(
+        args.next()
+            .expect("usage: year_bookkeeping DIR [TENANTS] [DAYS]"),
+    );
     let tenants: u64 = args.next().map_or(1_000, |a| a.parse().unwrap());
     let days: u64 = args.next().map_or(365, |a| a.parse().unwrap());
     std::fs::create_dir_all(&dir).unwrap();
@@ -59,12 +62,15 @@ fn main() {
                 let odds = if t % 10 == 0 { 30 } else { 2_000 };
                 // The polls of the day that stored alerts; each is followed by one quiet streak
                 // row up to the next (a streak is one row whatever its length).
-                let mut eventful: Vec<u64> = (0..polls_per_day)
-                    .filter(|_| rand() % odds == 0)
-                    .collect();
+                let mut eventful: Vec<u64> =
+                    (0..polls_per_day).filter(|_| rand() % odds == 0).collect();
                 eventful.sort_unstable();
                 for (k, &p) in eventful.iter().enumerate() {
-                    let at = |poll: u64| day_start.plus(Duration::from_secs(poll * 300)).to_api_string();
+                    let at = |poll: u64| {
+                        day_start
+                            .plus(Duration::from_secs(poll * 300))
+                            .to_api_string()
+                    };
                     run.execute(rusqlite::params![
                         name,
                         at(p),
@@ -111,7 +117,7 @@ fn main() {
                         format!("tenant-{t:04}"),
                         day_end_ms - k * 300_000
                     ])
-                        .unwrap();
+                    .unwrap();
                 }
             }
             drop(call);
@@ -125,10 +131,18 @@ fn main() {
     for t in 0..tenants {
         let name = format!("tenant-{t:04}");
         store
-            .record_api_choice(&name, "graph", "graph_permitted", "the app holds Microsoft Graph's SecurityAlert.Read.All")
+            .record_api_choice(
+                &name,
+                "graph",
+                "graph_permitted",
+                "the app holds Microsoft Graph's SecurityAlert.Read.All",
+            )
             .unwrap();
         store
-            .set_export_written_from(&format!("alerts-{name}"), "v1 0123456789abcdef rev 123456 oldest - day ")
+            .set_export_written_from(
+                &format!("alerts-{name}"),
+                "v1 0123456789abcdef rev 123456 oldest - day ",
+            )
             .unwrap();
     }
     store

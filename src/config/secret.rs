@@ -171,13 +171,24 @@ fn shown_name(var: &str) -> bool {
         .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
 }
 
-/// Warns when a file holding a secret may be read by others than its owner.
+/// Warns when a file holding a secret may be read by others than its owner: once per file and
+/// process, however many tenants share the file or how often it is read (forty tenants of one app
+/// made forty identical lines).
 pub fn warn_if_shared(key: &str, path: &Path) {
     use std::os::unix::fs::PermissionsExt;
+    static WARNED: std::sync::Mutex<Option<std::collections::HashSet<PathBuf>>> =
+        std::sync::Mutex::new(None);
     // Only regular files: anything else is refused when read, with its own message.
     if let Some(meta) = std::fs::metadata(path).ok().filter(|m| m.is_file()) {
         let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
+        let first = || {
+            WARNED
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_or_insert_with(Default::default)
+                .insert(path.to_path_buf())
+        };
+        if mode & 0o077 != 0 && first() {
             tracing::warn!(
                 key,
                 file = %path.display(),
@@ -198,4 +209,26 @@ fn read_secret_file(key: &str, path: &Path) -> Result<String, ConfigError> {
             "write only the secret's value into it, as plain text",
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// Forty tenants of one app share one secret file: one warning, not forty.
+    #[test]
+    fn a_shared_secret_file_is_warned_about_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("secret");
+        std::fs::write(&f, "x").unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let lines = crate::tenant_poll::log_capture::info_lines(|| {
+            for i in 0..40 {
+                warn_if_shared(&format!("tenants[{i}].client_secret_file"), &f);
+            }
+        });
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert_eq!(lines[0]["fields"]["mode"], "644");
+    }
 }

@@ -525,17 +525,7 @@ async fn check_tenant(
                 SourceKind::Mde => WINDOWS_DEFENDER_ATP_APP_ID,
                 SourceKind::Graph => MICROSOFT_GRAPH_APP_ID,
             };
-    let mut permissions: Vec<String> = claims["roles"]
-        .as_array()
-        .map(|r| {
-            r.iter()
-                .filter_map(|x| x.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default();
-    if let Some(scp) = claims["scp"].as_str() {
-        permissions.extend(scp.split(' ').filter(|x| !x.is_empty()).map(str::to_owned));
-    }
+    let permissions = crate::auth::permissions_in(&claims);
     let permission_ok = permissions.iter().any(|p| match api {
         SourceKind::Mde => matches!(
             p.as_str(),

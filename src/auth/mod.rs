@@ -61,6 +61,23 @@ impl AccessToken {
     }
 }
 
+/// The permissions a token's `claims` grant: `roles` (application) and the words of `scp`
+/// (delegated), which Entra names alike for both kinds.
+pub fn permissions_in(claims: &serde_json::Value) -> Vec<String> {
+    let mut out: Vec<String> = claims["roles"]
+        .as_array()
+        .map(|r| {
+            r.iter()
+                .filter_map(|x| x.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Some(scp) = claims["scp"].as_str() {
+        out.extend(scp.split(' ').filter(|x| !x.is_empty()).map(str::to_owned));
+    }
+    out
+}
+
 /// The claims of a JWT: only the payload, never the signature (they say who the token is for and
 /// what it allows); null if `token` is not a JWT.
 fn claims_of(token: &str) -> serde_json::Value {

@@ -457,17 +457,7 @@ pub fn mde_warning(
 /// The Graph alerts permission in `claims` (`roles` of an app token, `scp` of a delegated one),
 /// or the permissions it has instead.
 pub fn graph_permission(claims: &serde_json::Value) -> Result<String, Vec<String>> {
-    let mut seen: Vec<String> = claims["roles"]
-        .as_array()
-        .map(|r| {
-            r.iter()
-                .filter_map(|x| x.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default();
-    if let Some(scp) = claims["scp"].as_str() {
-        seen.extend(scp.split(' ').filter(|x| !x.is_empty()).map(str::to_owned));
-    }
+    let seen = crate::auth::permissions_in(claims);
     match seen
         .iter()
         .find(|p| GRAPH_PERMISSIONS.contains(&p.as_str()))

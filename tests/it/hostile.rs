@@ -445,7 +445,7 @@ async fn endless_and_huge_bodies_are_capped() {
 /// Sixteen tenants behind a proxy whose pages never end, read at once (the default
 /// concurrency), beside one ordinary tenant: the process stays within the budget all answers in
 /// flight share plus a margin for itself (before, each endless page grew to the 512 MiB cap by
-/// doubling, 1.3 GB a poll), every endless poll fails naming the limit it reached, and the
+/// doubling, 1 GiB a poll), every endless poll fails naming the limit it reached, and the
 /// ordinary tenant's poll stores its alerts. The peak is the child's `VmHWM`, read while it
 /// runs; a child past the bound is killed at once rather than left to take the machine.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,7 +8,9 @@
 //! followed (a followed 307 would re-post the client secret to whatever host `Location` names, and
 //! a followed 302 would store a foreign host's answer as alerts): a 3xx is an error that says
 //! where it pointed. Bodies are read in chunks up to a cap ([`MAX_PAGE_BYTES`],
-//! [`MAX_TOKEN_BYTES`], [`MAX_ERROR_BYTES`]), never whole. Every duration a server sets is
+//! [`MAX_TOKEN_BYTES`], [`MAX_ERROR_BYTES`]), never whole, into blocks of one size (never a
+//! buffer regrown by doubling); pages are paid for from the process's one [`BodyBudget`], so the
+//! memory of all the answers being read at once is bounded, not only each one's. Every duration a server sets is
 //! clamped ([`MAX_RETRY_AFTER`]), so no arithmetic on it can overflow.
 
 use std::time::Duration;
@@ -188,19 +190,38 @@ pub fn later(now: tokio::time::Instant, d: Duration) -> Option<tokio::time::Inst
     now.checked_add(d)
 }
 
-/// The most a page of alerts may weigh: 512 MiB. `$top` is at most 10,000 and a large alert with
-/// `$expand=evidence` is tens of KB, so a real page fits with room to spare; anything larger is a
-/// broken or hostile server, and reading it whole would exhaust memory.
-pub const MAX_PAGE_BYTES: usize = 512 << 20;
+/// The most a page of alerts may weigh: 128 MiB. The largest page a poll asks for is 10,000
+/// alerts with `$expand=evidence` from the MDE API; built from the simulator's generator
+/// (`cargo run --release --example largest_page`), the 10,000 largest of 50,000 alerts with
+/// evidence weigh 32 MiB together (a page in the order served, 25 MiB; Graph's page of 1,000,
+/// 4.4 MiB at most). The cap leaves four times that for alerts carrying more evidence than the
+/// generator gives them; anything larger is a broken or hostile server.
+pub const MAX_PAGE_BYTES: usize = 128 << 20;
+/// What all the pages being read at once may hold together: 512 MiB, the process's one budget
+/// for answers in flight. Sixteen polls (the default concurrency) each reading a full page of
+/// 10,000 alerts with evidence fit in it; sixteen answers that never end stop there, so a broken
+/// proxy in front of every tenant cannot take the machine's memory.
+pub const BODY_BUDGET_BYTES: usize = 512 << 20;
 /// The most a token response may weigh: 256 KiB (a token with many group claims is ~10 KB).
 pub const MAX_TOKEN_BYTES: usize = 256 << 10;
 /// The most of an error answer that is read (only a snippet of it is ever shown): 64 KiB.
 pub const MAX_ERROR_BYTES: usize = 64 << 10;
+/// A call's first share of the [`BodyBudget`], taken before it asks: a quiet page and any
+/// error answer fit in it, so an ordinary call never needs more.
+pub const FIRST_SHARE: usize = MAX_ERROR_BYTES;
+/// The blocks a body is read into after its first. A buffer regrown as the body arrives is
+/// copied at every step, and the allocator keeps the copies it left behind: an endless answer
+/// read into a buffer growing 8 MiB at a time peaked at 342 MiB for 128 MiB read, and one
+/// doubling up to a 512 MiB cap at 1 GiB. Blocks of one size are only ever added (the process
+/// peaked at 175 MiB for the same 128 MiB), and what one body frees serves the next.
+const BLOCK: usize = 512 << 10;
 
 /// `bytes` for people: `512 MiB`, `256 KiB`, `100 bytes`.
 pub fn size(bytes: u64) -> String {
     if bytes >= 1 << 20 && bytes.is_multiple_of(1 << 20) {
         format!("{} MiB", bytes >> 20)
+    } else if bytes >= 1 << 20 {
+        format!("{:.1} MiB", bytes as f64 / f64::from(1 << 20))
     } else if bytes >= 1 << 10 && bytes.is_multiple_of(1 << 10) {
         format!("{} KiB", bytes >> 10)
     } else {
@@ -220,37 +241,214 @@ pub enum BodyError {
         /// The `Content-Length`, when that alone was too large.
         announced: Option<u64>,
     },
+    /// Reading on would pass the budget all answers in flight share.
+    #[error("the answers being read at once reached the {} they may hold together (this one had {}); reading stopped there", size(*budget as u64), size(*held as u64))]
+    OverBudget {
+        /// The process's budget ([`BODY_BUDGET_BYTES`]).
+        budget: usize,
+        /// What this answer held when it needed more.
+        held: usize,
+    },
+    /// The budget had no room for the call before its deadline.
+    #[error("the answers being read at once held all of the {} they may hold together until the poll's deadline; the call was not made", size(*budget as u64))]
+    NoBudget {
+        /// The process's budget ([`BODY_BUDGET_BYTES`]).
+        budget: usize,
+    },
     /// The connection failed while reading.
     #[error("the answer was cut short: {0}")]
     Cut(String),
 }
 
+/// The process's one budget for the bodies of pages being read, in bytes: every poll takes each
+/// block of its body from here before it reads into it, and gives them back when the page is
+/// dropped, so the polls running at once hold at most [`BODY_BUDGET_BYTES`] of answers together
+/// (and one page being joined) however many there are and however long the answers.
+///
+/// A call waits only for its first share ([`BodyBudget::reserve`], before it asks), never for
+/// more while it holds some: bodies that never end, each holding part of the budget and waiting
+/// for the rest, would wait for one another, and every other tenant's poll behind them. A body
+/// that finds no room fails at once and gives its share back; waiting calls get it first.
+#[derive(Debug, Clone)]
+pub struct BodyBudget {
+    room: std::sync::Arc<tokio::sync::Semaphore>,
+    total: usize,
+}
+
+/// A share of a [`BodyBudget`], given back when dropped.
+#[derive(Debug)]
+pub struct Share {
+    permit: tokio::sync::OwnedSemaphorePermit,
+    budget: BodyBudget,
+}
+
+impl BodyBudget {
+    /// A budget of `bytes` (at most 4 GiB: bytes are permits).
+    pub fn new(bytes: usize) -> BodyBudget {
+        let total = bytes.min(u32::MAX as usize);
+        BodyBudget {
+            room: std::sync::Arc::new(tokio::sync::Semaphore::new(total)),
+            total,
+        }
+    }
+
+    /// The process's budget, [`BODY_BUDGET_BYTES`], shared by every source it builds.
+    pub fn process() -> BodyBudget {
+        static PROCESS: std::sync::LazyLock<BodyBudget> =
+            std::sync::LazyLock::new(|| BodyBudget::new(BODY_BUDGET_BYTES));
+        PROCESS.clone()
+    }
+
+    /// Its size in bytes.
+    pub fn total(&self) -> usize {
+        self.total
+    }
+
+    /// What is not held now.
+    pub fn available(&self) -> usize {
+        self.room.available_permits()
+    }
+
+    /// Takes `bytes`, waiting while the budget is full, until `deadline` at the latest (without
+    /// one the wait still ends: the answers holding the budget never wait for more, and each is
+    /// read within the request timeout).
+    pub async fn reserve(
+        &self,
+        bytes: usize,
+        deadline: Option<tokio::time::Instant>,
+    ) -> Result<Share, BodyError> {
+        let no_room = || BodyError::NoBudget { budget: self.total };
+        let n = u32::try_from(bytes.min(self.total)).map_err(|_| no_room())?;
+        let wait = self.room.clone().acquire_many_owned(n);
+        let permit = match deadline {
+            Some(d) => tokio::time::timeout_at(d, wait)
+                .await
+                .map_err(|_| no_room())?,
+            None => wait.await,
+        };
+        Ok(Share {
+            permit: permit.map_err(|_| no_room())?,
+            budget: self.clone(),
+        })
+    }
+}
+
+impl Share {
+    /// Bytes held.
+    pub fn bytes(&self) -> usize {
+        self.permit.num_permits()
+    }
+
+    /// Holds at least `bytes`, taking the difference at once or failing: never waits (see
+    /// [`BodyBudget`]).
+    pub fn cover(&mut self, bytes: usize) -> Result<(), BodyError> {
+        let held = self.bytes();
+        if bytes <= held {
+            return Ok(());
+        }
+        let over = || BodyError::OverBudget {
+            budget: self.budget.total,
+            held,
+        };
+        let more = u32::try_from(bytes - held).map_err(|_| over())?;
+        let permit = self
+            .budget
+            .room
+            .clone()
+            .try_acquire_many_owned(more)
+            .map_err(|_| over())?;
+        self.permit.merge(permit);
+        Ok(())
+    }
+}
+
 /// Reads a body in chunks, failing as soon as it passes `limit` (first by its `Content-Length`,
 /// then by what actually arrives), so that an endless or huge answer costs at most `limit` bytes.
-pub async fn read_body(mut resp: reqwest::Response, limit: usize) -> Result<Vec<u8>, BodyError> {
-    if let Some(n) = resp.content_length()
-        && n > limit as u64
-    {
-        return Err(BodyError::TooLarge {
-            limit,
-            announced: Some(n),
-        });
-    }
-    let mut body = Vec::new();
+pub async fn read_body(resp: reqwest::Response, limit: usize) -> Result<Vec<u8>, BodyError> {
+    read(resp, limit, None).await
+}
+
+/// [`read_body`] into memory paid for from `share` of the process's [`BodyBudget`]: the share
+/// grows with the body, and reading fails, naming the budget, when the budget has no room for
+/// the next block.
+pub async fn read_budgeted(
+    resp: reqwest::Response,
+    limit: usize,
+    share: &mut Share,
+) -> Result<Vec<u8>, BodyError> {
+    read(resp, limit, Some(share)).await
+}
+
+async fn read(
+    mut resp: reqwest::Response,
+    limit: usize,
+    mut share: Option<&mut Share>,
+) -> Result<Vec<u8>, BodyError> {
+    let too_large = |announced| BodyError::TooLarge { limit, announced };
+    // Announced and within the cap: one block of the right size, never joined (the connection
+    // fails if more arrives than announced).
+    let announced = match resp.content_length() {
+        Some(n) if n > limit as u64 => return Err(too_large(Some(n))),
+        Some(n) => usize::try_from(n).ok(),
+        None => None,
+    };
+    let mut blocks: Vec<Vec<u8>> = Vec::new();
+    let (mut len, mut held) = (0usize, 0usize);
     while let Some(chunk) = resp
         .chunk()
         .await
         .map_err(|e| BodyError::Cut(error_chain(&e.without_url())))?
     {
-        if body.len() + chunk.len() > limit {
-            return Err(BodyError::TooLarge {
-                limit,
-                announced: None,
-            });
+        len = len.saturating_add(chunk.len());
+        if len > limit {
+            return Err(too_large(None));
         }
-        body.extend_from_slice(&chunk);
+        let mut rest = &chunk[..];
+        while !rest.is_empty() {
+            let room = blocks.last().map_or(0, |b| b.capacity() - b.len());
+            if room == 0 {
+                let size = match announced {
+                    Some(n) if blocks.is_empty() && n > 0 => n,
+                    _ if blocks.is_empty() => FIRST_SHARE,
+                    _ => BLOCK,
+                };
+                // `held` never passes the cap, so neither does what is allocated.
+                let size = size.min(limit - held);
+                if size == 0 {
+                    return Err(too_large(None));
+                }
+                if let Some(share) = share.as_deref_mut() {
+                    share.cover(held + size)?;
+                }
+                blocks.push(Vec::with_capacity(size));
+                held += size;
+                continue;
+            }
+            let (now, later) = rest.split_at(room.min(rest.len()));
+            if let Some(block) = blocks.last_mut() {
+                block.extend_from_slice(now);
+            }
+            rest = later;
+        }
     }
-    Ok(body)
+    Ok(join(blocks, len).await)
+}
+
+/// One page at a time is joined: joining holds its blocks and the page together for a moment,
+/// so the answers being read hold at most the budget and one page more.
+static JOINING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// The blocks as one buffer (a body of one block is that block).
+async fn join(mut blocks: Vec<Vec<u8>>, len: usize) -> Vec<u8> {
+    if blocks.len() <= 1 {
+        return blocks.pop().unwrap_or_default();
+    }
+    let _turn = JOINING.lock().await;
+    let mut body = Vec::with_capacity(len);
+    for block in blocks.drain(..) {
+        body.extend_from_slice(&block);
+    }
+    body
 }
 
 /// Reads at most [`MAX_ERROR_BYTES`] of an error answer: only its start is ever shown, so the rest
@@ -368,6 +566,159 @@ mod tests {
         assert_eq!(percent_decode("a%2Fb%zz%4"), "a/b%zz%4");
     }
 
+    /// A body that holds part of the budget takes more at once or fails naming the budget,
+    /// never waits (bodies that never end would wait for one another); what it held comes back
+    /// when it is dropped.
+    #[tokio::test]
+    async fn a_share_grows_at_once_or_fails_naming_the_budget() {
+        let budget = BodyBudget::new(1 << 20);
+        let mut a = budget.reserve(FIRST_SHARE, None).await.unwrap();
+        a.cover(768 << 10).unwrap();
+        a.cover(512 << 10).unwrap();
+        assert_eq!(a.bytes(), 768 << 10, "a share never shrinks while held");
+        let b = budget.reserve(FIRST_SHARE, None).await.unwrap();
+        let err = a.cover(1 << 20).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                BodyError::OverBudget {
+                    budget: 1_048_576,
+                    held: 786_432
+                }
+            ),
+            "{err:?}"
+        );
+        let msg = err.to_string();
+        assert!(msg.contains("the 1 MiB they may hold together"), "{msg}");
+        assert!(msg.contains("this one had 768 KiB"), "{msg}");
+        assert_eq!(budget.available(), (1 << 20) - (768 << 10) - FIRST_SHARE);
+        drop(a);
+        assert_eq!(budget.available(), (1 << 20) - FIRST_SHARE);
+        drop(b);
+        assert_eq!(budget.available(), budget.total());
+    }
+
+    /// A call that finds the budget full waits for its first share, and gets it as soon as
+    /// another answer is dropped, before a growing body can take it; with none dropped by its
+    /// deadline it fails naming the budget.
+    #[tokio::test(start_paused = true)]
+    async fn a_call_waits_for_room_until_its_deadline_and_comes_first() {
+        let budget = BodyBudget::new(256 << 10);
+        let full = budget.reserve(192 << 10, None).await.unwrap();
+        let mut growing = budget.reserve(FIRST_SHARE, None).await.unwrap();
+        let start = tokio::time::Instant::now();
+        let deadline = start + Duration::from_secs(5);
+        let err = budget
+            .reserve(FIRST_SHARE, Some(deadline))
+            .await
+            .unwrap_err();
+        assert_eq!(start.elapsed(), Duration::from_secs(5));
+        let msg = err.to_string();
+        assert!(msg.contains("all of the 256 KiB"), "{msg}");
+        assert!(msg.contains("until the poll's deadline"), "{msg}");
+
+        let waiting = tokio::spawn({
+            let budget = budget.clone();
+            async move { budget.reserve(FIRST_SHARE, None).await.map(|s| s.bytes()) }
+        });
+        tokio::task::yield_now().await;
+        drop(full);
+        assert!(
+            growing.cover(256 << 10).is_err(),
+            "the waiting call was served first"
+        );
+        assert_eq!(waiting.await.unwrap().unwrap(), FIRST_SHARE);
+        growing.cover(128 << 10).unwrap();
+    }
+
+    /// Serves `body` once, chunked in pieces of `piece` bytes (forever when `endless`), and
+    /// returns its URL.
+    async fn chunked_server(body: Vec<u8>, piece: usize, endless: bool) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut head = [0u8; 4096];
+            let _ = s.read(&mut head).await;
+            let _ = s
+                .write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+                .await;
+            loop {
+                for p in body.chunks(piece) {
+                    let mut c = format!("{:x}\r\n", p.len()).into_bytes();
+                    c.extend_from_slice(p);
+                    c.extend_from_slice(b"\r\n");
+                    if s.write_all(&c).await.is_err() {
+                        return;
+                    }
+                }
+                if !endless {
+                    let _ = s.write_all(b"0\r\n\r\n").await;
+                    return;
+                }
+            }
+        });
+        url
+    }
+
+    /// A page is read whole however it is chunked, and holds of the budget no more than a
+    /// block above what arrived (a buffer doubling on its way holds up to twice that); when it
+    /// is dropped, the share comes back.
+    #[tokio::test]
+    async fn a_page_holds_no_more_than_a_block_above_what_arrived() {
+        let body: Vec<u8> = (0..(3 << 20) + 12_345).map(|i| (i % 251) as u8).collect();
+        let url = chunked_server(body.clone(), 40_000, false).await;
+        let resp = reqwest::get(&url).await.unwrap();
+        let budget = BodyBudget::new(BODY_BUDGET_BYTES);
+        let mut share = budget.reserve(FIRST_SHARE, None).await.unwrap();
+        let read = read_budgeted(resp, MAX_PAGE_BYTES, &mut share)
+            .await
+            .unwrap();
+        assert!(read == body, "the page arrived as sent");
+        assert!(share.bytes() >= body.len(), "{}", share.bytes());
+        assert!(share.bytes() - body.len() < BLOCK, "{}", share.bytes());
+        drop(share);
+        assert_eq!(budget.available(), budget.total());
+    }
+
+    /// An answer that never ends stops at the cap, or sooner at the budget, holding no more
+    /// than either: the limit it reached is named.
+    #[tokio::test]
+    async fn an_endless_answer_stops_at_the_cap_or_the_budget() {
+        let url = chunked_server(vec![b' '; 65_536], 16_384, true).await;
+        let budget = BodyBudget::new(4 << 20);
+        let mut share = budget.reserve(FIRST_SHARE, None).await.unwrap();
+        let err = read_budgeted(reqwest::get(&url).await.unwrap(), 3 << 20, &mut share)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                BodyError::TooLarge {
+                    limit: 3_145_728,
+                    announced: None
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(share.bytes() <= 3 << 20, "{}", share.bytes());
+        drop(share);
+
+        let url = chunked_server(vec![b' '; 65_536], 16_384, true).await;
+        let _other = budget.reserve(2 << 20, None).await.unwrap();
+        let mut share = budget.reserve(FIRST_SHARE, None).await.unwrap();
+        let err = read_budgeted(reqwest::get(&url).await.unwrap(), 3 << 20, &mut share)
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("reached the 4 MiB they may hold together"),
+            "{err}"
+        );
+        assert!(share.bytes() <= 2 << 20, "{}", share.bytes());
+    }
+
     #[test]
     fn status_table() {
         let table = [
@@ -417,7 +768,9 @@ mod tests {
 
     #[test]
     fn sizes_and_bodies_are_described() {
-        assert_eq!(size(MAX_PAGE_BYTES as u64), "512 MiB");
+        assert_eq!(size(MAX_PAGE_BYTES as u64), "128 MiB");
+        assert_eq!(size(BODY_BUDGET_BYTES as u64), "512 MiB");
+        assert_eq!(size((3 << 20) / 2), "1.5 MiB");
         assert_eq!(size(MAX_TOKEN_BYTES as u64), "256 KiB");
         assert_eq!(size(100), "100 bytes");
         let d = describe_body(

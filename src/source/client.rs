@@ -12,7 +12,8 @@
 //!
 //! The answer is untrusted: a redirect is an error (never followed: the token would go along, and
 //! a foreign host's answer would be stored as alerts), the body is read in chunks up to
-//! [`MAX_PAGE_BYTES`] (error bodies up to a few KB), a `Retry-After` is clamped, and every piece of
+//! [`MAX_PAGE_BYTES`] (error bodies up to a few KB) into memory paid for from the process's
+//! [`BodyBudget`] (taken before the call, grown with the body), a `Retry-After` is clamped, and every piece of
 //! server text that reaches an error is redacted ([`ServerText`]). An `@odata.nextLink` is kept
 //! for the pager only when it points at the configured API (same scheme, host, port and path): a
 //! token never goes anywhere else.
@@ -30,8 +31,8 @@ use crate::auth::TokenProvider;
 use crate::budget::Budget;
 use crate::config::Services;
 use crate::http::{
-    BodyError, MAX_PAGE_BYTES, Retry, classify_status, classify_transport, content_type,
-    describe_body, read_body, read_error_body, redirect_target, retry_after,
+    BodyBudget, BodyError, FIRST_SHARE, MAX_PAGE_BYTES, Retry, classify_status, classify_transport,
+    content_type, describe_body, read_budgeted, read_error_body, redirect_target, retry_after,
 };
 use crate::http::{error_chain, join_path};
 use crate::redact::ServerText;
@@ -114,6 +115,7 @@ pub struct ApiSource {
     budget: Arc<Budget>,
     deadline: Option<tokio::time::Instant>,
     max_page_bytes: usize,
+    bodies: BodyBudget,
 }
 
 impl ApiSource {
@@ -164,12 +166,19 @@ impl ApiSource {
             budget,
             deadline: None,
             max_page_bytes: MAX_PAGE_BYTES,
+            bodies: BodyBudget::process(),
         }
     }
 
     /// Caps a page at `bytes` instead of [`MAX_PAGE_BYTES`] (for tests: the real cap is large).
     pub fn with_page_limit(mut self, bytes: usize) -> Self {
         self.max_page_bytes = bytes;
+        self
+    }
+
+    /// Pays for pages from `budget` instead of the process's (for tests: one budget per test).
+    pub fn with_body_budget(mut self, budget: BodyBudget) -> Self {
+        self.bodies = budget;
         self
     }
 
@@ -238,6 +247,13 @@ impl ApiSource {
             .acquire(self.deadline)
             .await
             .map_err(|e| (Retry::Never, SourceError::Deadline { wait: e.wait }, None))?;
+        // Then the first share of memory for the answer: waiting for it is waiting for other
+        // answers to finish, before anything is asked (the request timeout does not run yet).
+        let mut share = self
+            .bodies
+            .reserve(FIRST_SHARE, self.deadline)
+            .await
+            .map_err(|why| (Retry::Never, SourceError::OverBudget { api, why }, None))?;
         let token = self.tokens.token().await.map_err(|e| {
             (
                 if e.is_transient() {
@@ -287,7 +303,7 @@ impl ApiSource {
         let served_at = crate::http::server_date(resp.headers());
         let content_type = content_type(&resp);
         if status == 200 {
-            let body = read_body(resp, self.max_page_bytes)
+            let body = read_budgeted(resp, self.max_page_bytes, &mut share)
                 .await
                 .map_err(|e| match e {
                     BodyError::Cut(reason) => (
@@ -298,6 +314,9 @@ impl ApiSource {
                         },
                         None,
                     ),
+                    why @ (BodyError::OverBudget { .. } | BodyError::NoBudget { .. }) => {
+                        (Retry::Never, SourceError::OverBudget { api, why }, None)
+                    }
                     why => (Retry::Never, SourceError::TooLarge { api, why }, None),
                 })?;
             return decode_page_fetched_with(&body, Some(token.bearer()))

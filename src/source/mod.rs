@@ -171,12 +171,23 @@ pub enum SourceError {
     },
     /// The page was larger than [`crate::http::MAX_PAGE_BYTES`].
     #[error(
-        "{api} sent a page too large to read: {why}; nothing from it was stored. Fix: lower poll.page_size (fewer alerts per page), or set poll.expand_evidence = false; a real page of 10,000 alerts with evidence stays well below the limit, so a proxy or server may be broken"
+        "{api} sent a page too large to read: {why}; nothing from it was stored. Fix: lower poll.page_size (fewer alerts per page), or set poll.expand_evidence = false; a real page of 10,000 alerts with evidence is about 32 MiB, a quarter of the limit, so a proxy or server may be broken"
     )]
     TooLarge {
         /// Which API.
         api: &'static str,
         /// The limit and what was seen.
+        why: crate::http::BodyError,
+    },
+    /// The page did not fit in the memory all answers being read at once share
+    /// ([`crate::http::BODY_BUDGET_BYTES`]); the other polls go on.
+    #[error(
+        "{api}'s page could not be read: {why}; nothing from it was stored, and the next poll tries again. Fix: lower [poll] concurrency or poll.page_size; sixteen pages of 10,000 alerts with evidence fit, so answers this large at once usually mean a broken proxy or server in front of several tenants"
+    )]
+    OverBudget {
+        /// Which API.
+        api: &'static str,
+        /// The budget, and what this answer held.
         why: crate::http::BodyError,
     },
     /// Waiting (for budget, `Retry-After` or a backoff) would pass the poll's deadline.

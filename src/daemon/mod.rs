@@ -524,13 +524,7 @@ pub async fn serve(config_path: &Path, config: Config, driver: Driver) -> Result
                 Some(Control::Stop) | None => break,
             },
             Some(done) = done_rx.recv() => {
-                if let Done::Poll { tenant, figures, .. } = &done {
-                    interval.add(tenant, *figures);
-                }
-                finish(&mut plan, done, &mut publisher, clock.as_ref(), &out);
-                if !plan.sched.polls_outstanding() {
-                    interval.say();
-                }
+                finish(&mut plan, done, &mut interval, &mut publisher, clock.as_ref(), &out);
                 publish(&mut publisher, &plan, &store, clock.as_ref());
                 continue;
             }
@@ -599,11 +593,28 @@ pub async fn serve(config_path: &Path, config: Config, driver: Driver) -> Result
     Ok(())
 }
 
-fn finish(plan: &mut Plan, done: Done, publisher: &mut Publisher, clock: &dyn Clock, out: &Outlet) {
+/// Records a finished job; the interval's summary is said once its last poll is done, before the
+/// job's `Finished` event (an observer that saw the event has the line too).
+fn finish(
+    plan: &mut Plan,
+    done: Done,
+    interval: &mut Interval,
+    publisher: &mut Publisher,
+    clock: &dyn Clock,
+    out: &Outlet,
+) {
     match done {
-        Done::Poll { tenant, line, .. } => {
+        Done::Poll {
+            tenant,
+            line,
+            figures,
+        } => {
+            interval.add(&tenant, figures);
             let key = JobKey::Poll(tenant);
             plan.sched.finish(&key);
+            if !plan.sched.polls_outstanding() {
+                interval.say();
+            }
             let now = clock.now();
             let JobKey::Poll(tenant) = &key else {
                 unreachable!()

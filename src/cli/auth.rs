@@ -25,18 +25,12 @@ pub async fn run(config: &Path, tenant: Option<&str>, show_token: bool) -> Resul
         }
     }
     // A warning tenants share (the same situation, the same fix) is said once, naming them.
-    let mut groups: Vec<(String, Vec<&str>)> = Vec::new();
-    for (name, r) in &reports {
-        let Ok(r) = r else { continue };
-        if let Some(w) =
-            mde_alerts::source::route::mde_warning(r.choice, Some(r.source), Some(r.why.code()))
-        {
-            match groups.iter_mut().find(|(g, _)| *g == w) {
-                Some((_, names)) => names.push(name),
-                None => groups.push((w, vec![name])),
-            }
-        }
-    }
+    let groups = super::group(reports.iter().filter_map(|(name, r)| {
+        let r = r.as_ref().ok()?;
+        let w =
+            mde_alerts::source::route::mde_warning(r.choice, Some(r.source), Some(r.why.code()))?;
+        Some((name.as_str(), w))
+    }));
     for (w, names) in &groups {
         outln!(
             "warning ({} {}): {w}",
@@ -45,7 +39,7 @@ pub async fn run(config: &Path, tenant: Option<&str>, show_token: bool) -> Resul
             } else {
                 "tenants"
             },
-            super::status::list(names)
+            super::tenant_list(names)
         )?;
     }
     for (_, r) in &reports {

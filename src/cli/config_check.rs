@@ -27,7 +27,7 @@ pub fn run(config: &Path) -> Result<ExitCode, Error> {
         .then(|| Store::open_read_only(&config.store.path).ok())
         .flatten();
     outln!("apis:")?;
-    let mut groups: Vec<(String, Vec<&str>)> = Vec::new();
+    let mut warnings: Vec<(&str, String)> = Vec::new();
     for t in &config.tenants {
         let row = store
             .as_ref()
@@ -58,29 +58,19 @@ pub fn run(config: &Path) -> Result<ExitCode, Error> {
             )?,
         }
         if let Some(w) = mde_warning(t.source, api, row.as_ref().map(|r| r.reason.as_str())) {
-            match groups.iter_mut().find(|(g, _)| *g == w) {
-                Some((_, names)) => names.push(&t.name),
-                None => groups.push((w, vec![&t.name])),
-            }
+            warnings.push((&t.name, w));
         }
     }
     // One line per situation, naming its tenants: forty tenants in one situation are one warning.
-    for (w, names) in &groups {
-        let shown: Vec<&str> = names.iter().take(5).copied().collect();
-        let more = names.len().saturating_sub(shown.len());
+    for (w, names) in &super::group(warnings) {
         errln!(
-            "warning: {} {}{}: {w}",
+            "warning: {} {}: {w}",
             if names.len() == 1 {
                 "tenant"
             } else {
                 "tenants"
             },
-            shown.join(", "),
-            if more > 0 {
-                format!(" and {more} more")
-            } else {
-                String::new()
-            }
+            super::tenant_list(names)
         );
     }
     outln!(

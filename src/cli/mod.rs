@@ -322,6 +322,36 @@ pub async fn run(cli: Cli) -> Result<ExitCode, Error> {
 }
 
 /// Reads the config.
+/// Warnings grouped by their words, each with the tenants that share it, in the order first
+/// seen: a situation many tenants share (the same cause, the same fix) is said once.
+pub(crate) fn group<'a>(
+    warnings: impl IntoIterator<Item = (&'a str, String)>,
+) -> Vec<(String, Vec<&'a str>)> {
+    let mut groups: Vec<(String, Vec<&'a str>)> = Vec::new();
+    for (tenant, w) in warnings {
+        match groups.iter_mut().find(|(g, _)| *g == w) {
+            Some((_, names)) => names.push(tenant),
+            None => groups.push((w, vec![tenant])),
+        }
+    }
+    groups
+}
+
+/// The first few names of a group, and how many more (a group of 1,000 tenants is one line).
+pub(crate) fn tenant_list(names: &[&str]) -> String {
+    const SHOWN: usize = 5;
+    let mut s = names
+        .iter()
+        .take(SHOWN)
+        .copied()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if names.len() > SHOWN {
+        s.push_str(&format!(" and {} more", names.len() - SHOWN));
+    }
+    s
+}
+
 pub fn load(path: &Path) -> Result<Config, Error> {
     Ok(Config::load(path)?)
 }

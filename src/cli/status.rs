@@ -82,22 +82,22 @@ pub fn run(config: &Path, json: bool, tenant: Option<&str>, all: bool) -> Result
         let every = all || tenant.is_some() || statuses.len() <= SHOW_ALL_UP_TO;
         // A warning tenants share (the same situation, the same fix) is said once, naming them,
         // not once per tenant.
-        let mut groups: Vec<(String, Vec<&str>)> = Vec::new();
-        for t in &statuses {
-            for w in &t.warnings {
-                match groups.iter_mut().find(|(g, _)| g == w) {
-                    Some((_, names)) => names.push(&t.tenant),
-                    None => groups.push((w.clone(), vec![&t.tenant])),
-                }
-            }
-        }
+        let groups = super::group(
+            statuses
+                .iter()
+                .flat_map(|t| t.warnings.iter().map(|w| (t.tenant.as_str(), w.clone()))),
+        );
         let shared: Vec<String> = groups
             .iter()
             .filter(|(_, names)| names.len() > 1)
             .map(|(w, _)| w.clone())
             .collect();
         for (w, names) in groups.iter().filter(|(_, n)| n.len() > 1) {
-            outln!("warning ({} tenants: {}): {w}", names.len(), list(names))?;
+            outln!(
+                "warning ({} tenants: {}): {w}",
+                names.len(),
+                super::tenant_list(names)
+            )?;
         }
         let mut hidden = 0;
         for (t, row) in statuses.iter().zip(&rows) {
@@ -140,21 +140,6 @@ struct Row {
     api_why: Option<String>,
     /// Since when it reads that API.
     api_since: Option<String>,
-}
-
-/// The first few names of a group, and how many more (a group of 1,000 tenants is one line).
-pub(crate) fn list(names: &[&str]) -> String {
-    const SHOWN: usize = 5;
-    let mut s = names
-        .iter()
-        .take(SHOWN)
-        .copied()
-        .collect::<Vec<_>>()
-        .join(", ");
-    if names.len() > SHOWN {
-        s.push_str(&format!(" and {} more", names.len() - SHOWN));
-    }
-    s
 }
 
 fn print_api(r: &Row) -> Result<(), Error> {

@@ -95,11 +95,7 @@ impl Environment {
 
     /// How a poll of a tenant reading `source` pages (Graph's `$top` is at most 1,000).
     pub fn poll_settings(&self, source: SourceKind) -> PollSettings {
-        PollSettings {
-            overlap: self.poll.overlap,
-            initial_lookback: self.poll.initial_lookback,
-            page_size: self.poll.page_size(source),
-        }
+        poll_settings(&self.poll, source)
     }
 
     /// A tenant's pieces: a lane (tokens and budget) for each API it may read, and its route. A
@@ -133,6 +129,15 @@ impl Environment {
     /// The config's `[poll]` section.
     pub fn poll_config(&self) -> &PollConfig {
         &self.poll
+    }
+}
+
+/// How a poll of a tenant reading `source` pages, by `poll` (see [`Environment::poll_settings`]).
+pub fn poll_settings(poll: &PollConfig, source: SourceKind) -> PollSettings {
+    PollSettings {
+        overlap: poll.overlap,
+        initial_lookback: poll.initial_lookback,
+        page_size: poll.page_size(source),
     }
 }
 

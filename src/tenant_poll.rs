@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::config::{PollConfig, SourceKind};
 use crate::env::TenantEnv;
-use crate::poll::{PollError, PollReport, PollSettings, poll_tenant};
+use crate::poll::{PollError, PollReport, poll_tenant};
 use crate::source::SourceError;
 use crate::source::route::{Decision, Why};
 use crate::store::{Store, StoreError};
@@ -40,11 +40,7 @@ pub async fn poll(
             unreachable!("the route picked an API the tenant has no lane for");
         };
         let source = source.with_deadline(deadline);
-        let settings = PollSettings {
-            overlap: poll_cfg.overlap,
-            initial_lookback: poll_cfg.initial_lookback,
-            page_size: poll_cfg.page_size(api),
-        };
+        let settings = crate::env::poll_settings(poll_cfg, api);
         let result = poll_tenant(&source, store, &tenant.cfg.name, settings).await;
         let Err(PollError::Source(error)) = result else {
             break result;

@@ -256,7 +256,7 @@ pub(crate) mod log_capture {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{Counts, Outcome, RunId};
+    use crate::store::{Counts, Outcome};
     use std::time::Duration;
 
     fn report(new: u64, throttled: u64) -> PollReport {
@@ -272,7 +272,7 @@ mod tests {
             cursor_before: None,
             cursor_after: None,
             elapsed: Duration::from_millis(120),
-            run: RunId(1),
+            run: None,
             mode: crate::poll::Mode::Keyset,
             outcome: Outcome::Ok,
             resume_from: None,

@@ -396,8 +396,15 @@ fn token_expiry(plan: &Plan) -> Vec<(String, i64)> {
         .collect()
 }
 
-/// Writes what is dirty and due (see [`publish`]).
+/// Writes what is dirty and due (see [`publish`]), and the quiet polls' bookkeeping once due
+/// (see [`crate::store::FLUSH_EVERY`]).
 fn publish(publisher: &mut Publisher, plan: &Plan, store: &Mutex<Store>, clock: &dyn Clock) {
+    // Not behind a long transaction: the loop comes back here after every job.
+    if let Ok(mut s) = store.try_lock()
+        && let Err(e) = s.flush_quiet_if_due()
+    {
+        tracing::warn!(error = %e, "Cannot record the quiet polls' bookkeeping; it is tried again.");
+    }
     publisher.publish(
         clock.instant(),
         || Some(daemon_state(plan, clock.now())),
@@ -500,6 +507,9 @@ pub async fn serve(config_path: &Path, config: Config, driver: Driver) -> Result
         };
         if let Some(at) = publisher.next_due() {
             wake = wake.min(at);
+        }
+        if let Some(d) = store.try_lock().ok().and_then(|s| s.quiet_due_in()) {
+            wake = wake.min(clock.instant() + d);
         }
         if let Some(w) = &watchdog {
             wake = wake.min(w.next());

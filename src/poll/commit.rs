@@ -41,12 +41,11 @@ impl<S: AlertSource> Pager<'_, S> {
         let settled = cursor.map(|c| c.min(self.settles_at));
         let future_from = now.plus(FUTURE_SLACK);
         let readback = self.readback_start.take();
-        let (counts, future) = blocking(self.store, move |s| {
-            let mut w = s.writer()?;
-            if let Some(from) = readback {
-                w.start_readback(&tenant, from, (api, &services))?;
-            }
-            w.record_calls(&tenant, &made)?;
+        // A read-back under way moves with every page, quiet or not.
+        let reading_back = self.reading_back;
+        let mut deferred = std::mem::take(&mut self.deferred_calls);
+        let (counts, future, run, deferred) = blocking(self.store, move |s| {
+            let mut w = s.poll_writer(&tenant)?;
             let mut future = Vec::new();
             for a in &page.alerts {
                 let u = w.upsert(&tenant, a)?;
@@ -54,6 +53,33 @@ impl<S: AlertSource> Pager<'_, S> {
                     future.push((a.id.clone(), a.last_update));
                 }
             }
+            let moves = match (cursor, settled) {
+                (Some(c), Some(_)) => w.cursor_moves(&tenant, c, (api, &services))?,
+                _ => false,
+            };
+            let c = w.counts();
+            // Alerts read again unchanged, no cursor to move, nothing to record: the transaction
+            // has written nothing, and is dropped (rolled back) before it costs a byte. Its calls
+            // wait for the next write or the end of the poll.
+            if run.is_none()
+                && !moves
+                && !reading_back
+                && readback.is_none()
+                && page.rejected.is_empty()
+                && c.new == 0
+                && c.updated == 0
+                && c.stale == 0
+                && c.invalid == 0
+            {
+                deferred.extend(made);
+                return Ok((c, future, None, deferred));
+            }
+            let run = w.poll_run(&tenant, run)?;
+            if let Some(from) = readback {
+                w.start_readback(&tenant, from, (api, &services))?;
+            }
+            deferred.extend(made);
+            w.record_calls(&tenant, &deferred)?;
             for r in &page.rejected {
                 w.reject(&tenant, &r.why.to_string(), &r.raw)?;
             }
@@ -61,9 +87,16 @@ impl<S: AlertSource> Pager<'_, S> {
                 w.advance_cursor(&tenant, c, st, (api, &services))?;
                 w.advance_readback(&tenant, st)?;
             }
-            Ok((w.commit(Some(run), calls)?, future))
+            let wrote = w.wrote_streak();
+            let counts = w.commit(Some(run), calls)?;
+            if wrote {
+                s.quiet_written(&tenant);
+            }
+            Ok((counts, future, Some(run), Vec::new()))
         })
         .await?;
+        self.run = run.or(self.run);
+        self.deferred_calls = deferred;
         // Reported once per version: the same version read again is `Unchanged` and silent.
         for (id, at) in &future {
             tracing::warn!(

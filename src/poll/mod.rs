@@ -89,7 +89,7 @@ use std::time::{Duration, Instant};
 use crate::alert::time::ApiTime;
 use crate::config::MAX_LOOKBACK;
 use crate::source::{AlertSource, SourceError};
-use crate::store::{Counts, Outcome, RunFigures, RunId, Store, StoreError};
+use crate::store::{Counts, Outcome, QuietPoll, RunFigures, RunId, Store, StoreError};
 use pager::Pager;
 
 /// The settings a poll needs.
@@ -120,8 +120,9 @@ pub struct PollReport {
     pub cursor_after: Option<ApiTime>,
     /// Wall time.
     pub elapsed: Duration,
-    /// The run's id in the store.
-    pub run: RunId,
+    /// The run's id in the store; `None` for a quiet poll, whose bookkeeping is written with
+    /// other tenants' (see [`crate::store::QuietPoll`]).
+    pub run: Option<RunId>,
     /// How the pager read.
     pub mode: Mode,
     /// `Ok`; `Partial` when it stopped at its deadline having moved the settled watermark (the next
@@ -326,15 +327,17 @@ pub async fn poll_tenant_within<S: AlertSource>(
 ) -> Result<PollReport, PollError> {
     let started = Instant::now();
     let calls_before = source.calls();
-    let (cursor_before, settled_before, owner_before, readback_before, run) = blocking(store, {
+    // Nothing is written before the API has said something worth keeping: a quiet poll writes
+    // nothing of its own (see `store::quiet`).
+    let (cursor_before, settled_before, owner_before, readback_before) = blocking(store, {
         let tenant = tenant.to_owned();
         move |s| {
+            s.poll_begun(&tenant)?;
             Ok((
                 s.cursor(&tenant)?,
                 s.settled(&tenant)?,
                 s.cursor_owner(&tenant)?,
                 s.readback(&tenant)?,
-                s.begin_run(&tenant, "poll")?,
             ))
         }
     })
@@ -345,7 +348,8 @@ pub async fn poll_tenant_within<S: AlertSource>(
         source,
         store,
         tenant,
-        run,
+        run: None,
+        deferred_calls: Vec::new(),
         top: settings.page_size,
         calls_before,
         counts: Counts::default(),
@@ -362,6 +366,7 @@ pub async fn poll_tenant_within<S: AlertSource>(
         inside: None,
         max_calls,
         readback_start: None,
+        reading_back: false,
     };
     let start = match (settled_before, cursor_before) {
         (Some(s), _) => s,
@@ -409,6 +414,7 @@ pub async fn poll_tenant_within<S: AlertSource>(
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     };
+    pager.reading_back = readback.is_some();
     let start = readback
         .map_or(start, |r| r.min(start))
         .max(now.minus(MAX_LOOKBACK));
@@ -448,6 +454,8 @@ pub async fn poll_tenant_within<S: AlertSource>(
         )),
         _ => None,
     };
+    let run = pager.run;
+    let deferred = std::mem::take(&mut pager.deferred_calls);
     let finished = blocking(store, {
         let tenant = tenant.to_owned();
         let stuck_at_instant = pager.inside.is_some();
@@ -459,8 +467,37 @@ pub async fn poll_tenant_within<S: AlertSource>(
         };
         let stuck = stuck.clone();
         move |s| {
-            let mut w = s.writer()?;
-            w.record_calls(&tenant, &unsaved)?;
+            let mut calls = deferred;
+            calls.extend(unsaved);
+            // Read to the end without writing anything, and nothing to finish: a quiet poll,
+            // kept in memory with the tenant's quiet streak.
+            if run.is_none()
+                && result_kind == Outcome::Ok
+                && figures.throttled == 0
+                && readback_before.is_none()
+            {
+                let cursor = s.cursor(&tenant)?;
+                s.quiet_poll(
+                    &tenant,
+                    QuietPoll {
+                        api_calls: figures.api_calls,
+                        pages,
+                        unchanged: counts.unchanged,
+                        waited: figures.waited,
+                        calls,
+                        settled: cursor.map(|c| settles_at.min(c)),
+                    },
+                )?;
+                return Ok((Outcome::Ok, cursor, s.settled(&tenant)?, None));
+            }
+            let mut w = s.poll_writer(&tenant)?;
+            // A poll that wrote nothing before it failed, stopped or was throttled still has its row.
+            let begun_late = run.is_none();
+            let run = w.poll_run(&tenant, run)?;
+            if begun_late {
+                w.add_unchanged(counts.unchanged);
+            }
+            w.record_calls(&tenant, &calls)?;
             if result_kind == Outcome::Ok {
                 // Read to the end: everything updated before the poll began (less the overlap)
                 // has been seen, whatever the last alert's time. Never past the cursor: the
@@ -470,7 +507,11 @@ pub async fn poll_tenant_within<S: AlertSource>(
                 }
                 w.finish_readback(&tenant)?;
             }
-            w.commit(None, 0)?;
+            let wrote = w.wrote_streak();
+            w.commit(begun_late.then_some(run), figures.api_calls)?;
+            if wrote {
+                s.quiet_written(&tenant);
+            }
             let settled_after = s.settled(&tenant)?;
             let readback_after = s.readback(&tenant)?;
             let outcome = match result_kind {
@@ -488,11 +529,12 @@ pub async fn poll_tenant_within<S: AlertSource>(
                 _ => error,
             };
             s.finish_run(run, outcome, figures, error.as_deref())?;
-            Ok((outcome, s.cursor(&tenant)?, settled_after))
+            s.poll_ended(&tenant);
+            Ok((outcome, s.cursor(&tenant)?, settled_after, Some(run)))
         }
     })
     .await;
-    let (outcome, cursor_after, resume_from) = match finished {
+    let (outcome, cursor_after, resume_from, run) = match finished {
         Ok(f) => f,
         Err(e) => return Err(result.err().unwrap_or(PollError::Store(e))),
     };

@@ -17,7 +17,10 @@ pub(super) struct Pager<'a, S> {
     pub(super) source: &'a S,
     pub(super) store: &'a Arc<Mutex<Store>>,
     pub(super) tenant: &'a str,
-    pub(super) run: RunId,
+    /// The poll's run row, begun by the first page that writes anything (a quiet poll has none).
+    pub(super) run: Option<RunId>,
+    /// Calls of pages that wrote nothing, recorded with the next write (or the quiet poll).
+    pub(super) deferred_calls: Vec<std::time::SystemTime>,
     pub(super) top: u32,
     pub(super) calls_before: u64,
     pub(super) counts: Counts,
@@ -49,6 +52,8 @@ pub(super) struct Pager<'a, S> {
     pub(super) max_calls: u64,
     /// A read-back to record with the first commit (see [`super::poll_tenant`]).
     pub(super) readback_start: Option<ApiTime>,
+    /// A read-back is under way (left by an earlier poll, or starting with this one).
+    pub(super) reading_back: bool,
 }
 
 /// The most passes over one instant before giving up (alerts at it keep changing).

@@ -33,12 +33,14 @@ pub mod backup;
 pub mod check;
 mod export_state;
 mod lock;
+mod quiet;
 pub mod retention;
 mod runs;
 mod writer;
 
 pub use api_choice::ApiChoiceRow;
 pub use lock::WriterLock;
+pub use quiet::{FLUSH_EVERY, QuietPoll};
 pub use runs::{Outcome, RunFigures, RunId, RunRow};
 pub use writer::Writer;
 
@@ -198,6 +200,8 @@ impl std::fmt::Display for TenantChange {
 pub struct Store {
     conn: Connection,
     path: PathBuf,
+    /// Quiet polls not yet written (see [`quiet`]).
+    pending: quiet::Pending,
 }
 
 impl std::fmt::Debug for Store {
@@ -293,6 +297,7 @@ impl Store {
         Ok(Store {
             conn,
             path: path.to_path_buf(),
+            pending: quiet::Pending::default(),
         })
     }
 
@@ -352,6 +357,7 @@ impl Store {
         Ok(Store {
             conn,
             path: path.to_path_buf(),
+            pending: quiet::Pending::default(),
         })
     }
 
@@ -369,7 +375,6 @@ impl Store {
         read_cursor(&self.conn, tenant).map_err(|e| self.err(e))
     }
 
-    /// The tenant's settled watermark, where the next poll starts (see `migrations/0005_settled.sql`).
     /// Which API (`mde`, `graph`) last moved the tenant's cursor; `None` before its first poll.
     pub fn cursor_api(&self, tenant: &str) -> Result<Option<String>, StoreError> {
         Ok(self.cursor_owner(tenant)?.map(|o| o.0))
@@ -403,9 +408,11 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
-    /// The tenant's settled watermark (see [`crate::poll`]).
+    /// The tenant's settled watermark (see [`crate::poll`]), where its next poll starts: the
+    /// stored one, or a quiet poll's still in memory when that is later.
     pub fn settled(&self, tenant: &str) -> Result<Option<ApiTime>, StoreError> {
-        self.conn
+        let stored = self
+            .conn
             .query_row(
                 "SELECT settled FROM cursors WHERE tenant = ?1",
                 [tenant],
@@ -413,7 +420,8 @@ impl Store {
             )
             .optional()
             .map(|o| o.flatten().map(ApiTime::from_ticks))
-            .map_err(|e| self.err(e))
+            .map_err(|e| self.err(e))?;
+        Ok(stored.max(self.pending_settled(tenant)))
     }
 
     /// Records which Entra tenant each configured name belongs to, and carries the rows of a
@@ -522,80 +530,6 @@ impl Store {
             .collect())
     }
 
-    /// Records the start of a run, marking any run of the tenant left `running` by a killed process
-    /// as `interrupted`.
-    pub fn begin_run(&mut self, tenant: &str, kind: &str) -> Result<RunId, StoreError> {
-        let path = self.path.clone();
-        let tx = self.conn.transaction().map_err(|e| classify(&path, e))?;
-        let cursor: Option<i64> = tx
-            .query_row(
-                "SELECT last_update_time FROM cursors WHERE tenant = ?1",
-                [tenant],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(|e| classify(&path, e))?;
-        tx.execute(
-            "UPDATE runs SET outcome = 'interrupted', finished_at = ?2 \
-             WHERE tenant = ?1 AND outcome = 'running'",
-            params![tenant, now_text()],
-        )
-        .map_err(|e| classify(&path, e))?;
-        tx.execute(
-            "INSERT INTO runs (tenant, kind, started_at, cursor_before, cursor_after) VALUES (?1, ?2, ?3, ?4, ?4)",
-            params![tenant, kind, now_text(), cursor],
-        )
-        .map_err(|e| classify(&path, e))?;
-        let id = tx.last_insert_rowid();
-        tx.commit().map_err(|e| classify(&path, e))?;
-        Ok(RunId(id))
-    }
-
-    /// Records how a run ended.
-    pub fn finish_run(
-        &mut self,
-        run: RunId,
-        outcome: Outcome,
-        figures: RunFigures,
-        error: Option<&str>,
-    ) -> Result<(), StoreError> {
-        let outcome = outcome.as_str();
-        self.conn
-            .execute(
-                "UPDATE runs SET outcome = ?2, finished_at = ?3, api_calls = ?4, error = ?5, \
-                 throttled = ?6, waited_ms = ?7 WHERE id = ?1",
-                params![
-                    run.0,
-                    outcome,
-                    now_text(),
-                    figures.api_calls as i64,
-                    error,
-                    figures.throttled as i64,
-                    figures.waited.as_millis() as i64
-                ],
-            )
-            .map_err(|e| self.err(e))?;
-        self.fold_quiet(run)
-    }
-
-    /// Closes the tenant's runs still `running` with `outcome` and `why`: a signal stopped this
-    /// process (`Interrupted`), or the job panicked (`Failed`), so no run stays "running" for ever.
-    pub fn close_running(
-        &mut self,
-        tenant: &str,
-        outcome: Outcome,
-        why: &str,
-    ) -> Result<(), StoreError> {
-        self.conn
-            .execute(
-                "UPDATE runs SET outcome = ?2, finished_at = ?3, error = ?4 \
-                 WHERE tenant = ?1 AND outcome = 'running'",
-                params![tenant, outcome.as_str(), now_text(), why],
-            )
-            .map(drop)
-            .map_err(|e| self.err(e))
-    }
-
     /// The tenant's API calls of the last hour (for the budget).
     pub fn recent_calls(&self, tenant: &str) -> Result<Vec<std::time::SystemTime>, StoreError> {
         let since = unix_ms(std::time::SystemTime::now()) - 3_600_000;
@@ -606,11 +540,21 @@ impl Store {
         let rows = stmt
             .query_map(params![tenant, since], |r| r.get::<_, i64>(0))
             .map_err(|e| self.err(e))?;
-        rows.map(|r| {
-            r.map(|ms| std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64))
-        })
-        .collect::<Result<_, _>>()
-        .map_err(|e| self.err(e))
+        let mut calls: Vec<std::time::SystemTime> = rows
+            .map(|r| {
+                r.map(|ms| {
+                    std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64)
+                })
+            })
+            .collect::<Result<_, _>>()
+            .map_err(|e| self.err(e))?;
+        calls.extend(
+            self.pending_calls(tenant)
+                .iter()
+                .filter(|c| unix_ms(**c) > since),
+        );
+        calls.sort();
+        Ok(calls)
     }
 
     /// Records API calls outside a page transaction (calls of a run that failed).
@@ -637,48 +581,23 @@ impl Store {
             stored_at: now_text(),
             counts: Counts::default(),
             same_time: 0,
+            poll: None,
         })
     }
 
-    /// Runs, newest first.
-    pub fn runs(&self, tenant: Option<&str>, limit: u32) -> Result<Vec<RunRow>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT id, tenant, kind, started_at, finished_at, outcome, api_calls, pages, new, updated, \
-                 unchanged, stale, invalid, cursor_after, error, throttled, waited_ms, polls, \
-                 last_started_at FROM runs \
-                 WHERE (?1 IS NULL OR tenant = ?1) ORDER BY id DESC LIMIT ?2",
-            )
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map(params![tenant, limit], |r| {
-                Ok(RunRow {
-                    id: r.get(0)?,
-                    tenant: r.get(1)?,
-                    kind: r.get(2)?,
-                    started_at: r.get(3)?,
-                    finished_at: r.get(4)?,
-                    outcome: r.get(5)?,
-                    api_calls: r.get(6)?,
-                    pages: r.get(7)?,
-                    counts: Counts {
-                        new: r.get::<_, i64>(8)? as u64,
-                        updated: r.get::<_, i64>(9)? as u64,
-                        unchanged: r.get::<_, i64>(10)? as u64,
-                        stale: r.get::<_, i64>(11)? as u64,
-                        invalid: r.get::<_, i64>(12)? as u64,
-                    },
-                    cursor_after: r.get::<_, Option<i64>>(13)?.map(ApiTime::from_ticks),
-                    error: r.get(14)?,
-                    throttled: r.get(15)?,
-                    waited_ms: r.get(16)?,
-                    polls: r.get(17)?,
-                    last_started_at: r.get(18)?,
-                })
-            })
-            .map_err(|e| self.err(e))?;
-        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    /// Starts a write transaction for a page (or the end) of a poll of `tenant`: its run row is
+    /// begun in it, if needed, by [`Writer::poll_run`].
+    pub fn poll_writer(&mut self, tenant: &str) -> Result<Writer<'_>, StoreError> {
+        let streak = self.quiet_streak(tenant);
+        let started_at = self.poll_started_at(tenant);
+        let mut w = self.writer()?;
+        w.poll = Some(writer::PollRun {
+            tenant: tenant.to_owned(),
+            started_at,
+            streak,
+            wrote_streak: false,
+        });
+        Ok(w)
     }
 
     /// Fails if the store cannot be written (a read-only mount): one write, rolled back.

@@ -1,6 +1,8 @@
 //! Runs: one row per poll or import, with its outcome and figures.
 
-use super::Counts;
+use rusqlite::{OptionalExtension, params};
+
+use super::{Counts, StoreError};
 use crate::alert::time::ApiTime;
 
 /// A run's row id.
@@ -91,13 +93,153 @@ impl RunRow {
 }
 
 impl super::Store {
+    /// Records the start of a run, marking any run of the tenant left `running` by a killed process
+    /// as `interrupted`.
+    pub fn begin_run(&mut self, tenant: &str, kind: &str) -> Result<RunId, StoreError> {
+        let path = self.path.clone();
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(|e| super::classify(&path, e))?;
+        let cursor: Option<i64> = tx
+            .query_row(
+                "SELECT last_update_time FROM cursors WHERE tenant = ?1",
+                [tenant],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| super::classify(&path, e))?;
+        tx.execute(
+            "UPDATE runs SET outcome = 'interrupted', finished_at = ?2 \
+             WHERE tenant = ?1 AND outcome = 'running'",
+            params![tenant, super::now_text()],
+        )
+        .map_err(|e| super::classify(&path, e))?;
+        tx.execute(
+            "INSERT INTO runs (tenant, kind, started_at, cursor_before, cursor_after) VALUES (?1, ?2, ?3, ?4, ?4)",
+            params![tenant, kind, super::now_text(), cursor],
+        )
+        .map_err(|e| super::classify(&path, e))?;
+        let id = tx.last_insert_rowid();
+        tx.commit().map_err(|e| super::classify(&path, e))?;
+        Ok(RunId(id))
+    }
+
+    /// Records how a run ended.
+    pub fn finish_run(
+        &mut self,
+        run: RunId,
+        outcome: Outcome,
+        figures: RunFigures,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let outcome = outcome.as_str();
+        self.conn
+            .execute(
+                "UPDATE runs SET outcome = ?2, finished_at = ?3, api_calls = ?4, error = ?5, \
+                 throttled = ?6, waited_ms = ?7 WHERE id = ?1",
+                params![
+                    run.0,
+                    outcome,
+                    super::now_text(),
+                    figures.api_calls as i64,
+                    error,
+                    figures.throttled as i64,
+                    figures.waited.as_millis() as i64
+                ],
+            )
+            .map_err(|e| self.err(e))?;
+        self.fold_quiet(run)
+    }
+
+    /// Closes the tenant's runs still `running` with `outcome` and `why`: a signal stopped this
+    /// process (`Interrupted`), or the job panicked (`Failed`), so no run stays "running" for ever.
+    /// A poll cut short before it wrote anything has no row yet: it is given one, so the cut is
+    /// recorded all the same.
+    pub fn close_running(
+        &mut self,
+        tenant: &str,
+        outcome: Outcome,
+        why: &str,
+    ) -> Result<(), StoreError> {
+        let open = self.poll_open(tenant);
+        let path = self.path.clone();
+        let mut w = self.poll_writer(tenant)?;
+        let running: bool =
+            w.tx.query_row(
+                "SELECT EXISTS (SELECT 1 FROM runs WHERE tenant = ?1 AND outcome = 'running')",
+                [tenant],
+                |r| r.get(0),
+            )
+            .map_err(|e| super::classify(&path, e))?;
+        if !running && open {
+            w.poll_run(tenant, None)?;
+        }
+        w.tx.execute(
+            "UPDATE runs SET outcome = ?2, finished_at = ?3, error = ?4 \
+             WHERE tenant = ?1 AND outcome = 'running'",
+            params![tenant, outcome.as_str(), super::now_text(), why],
+        )
+        .map_err(|e| super::classify(&path, e))?;
+        let wrote = w.wrote_streak();
+        w.commit(None, 0)?;
+        if wrote {
+            self.quiet_written(tenant);
+        }
+        self.poll_ended(tenant);
+        Ok(())
+    }
+
+    /// Runs, newest first, with the quiet polls still in memory shown as written.
+    pub fn runs(&self, tenant: Option<&str>, limit: u32) -> Result<Vec<RunRow>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, tenant, kind, started_at, finished_at, outcome, api_calls, pages, new, updated, \
+                 unchanged, stale, invalid, cursor_after, error, throttled, waited_ms, polls, \
+                 last_started_at FROM runs \
+                 WHERE (?1 IS NULL OR tenant = ?1) ORDER BY id DESC LIMIT ?2",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![tenant, limit], |r| {
+                Ok(RunRow {
+                    id: r.get(0)?,
+                    tenant: r.get(1)?,
+                    kind: r.get(2)?,
+                    started_at: r.get(3)?,
+                    finished_at: r.get(4)?,
+                    outcome: r.get(5)?,
+                    api_calls: r.get(6)?,
+                    pages: r.get(7)?,
+                    counts: Counts {
+                        new: r.get::<_, i64>(8)? as u64,
+                        updated: r.get::<_, i64>(9)? as u64,
+                        unchanged: r.get::<_, i64>(10)? as u64,
+                        stale: r.get::<_, i64>(11)? as u64,
+                        invalid: r.get::<_, i64>(12)? as u64,
+                    },
+                    cursor_after: r.get::<_, Option<i64>>(13)?.map(ApiTime::from_ticks),
+                    error: r.get(14)?,
+                    throttled: r.get(15)?,
+                    waited_ms: r.get(16)?,
+                    polls: r.get(17)?,
+                    last_started_at: r.get(18)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        let rows = rows.collect::<Result<_, _>>().map_err(|e| self.err(e))?;
+        let mut rows = self.with_pending(tenant, rows);
+        rows.truncate(limit as usize);
+        Ok(rows)
+    }
+
     /// Folds run `run`, just finished, into the tenant's run before it when both are quiet polls
     /// (ok, nothing new, changed, stale or invalid, not throttled): a quiet streak is one row, so a
     /// quiet service adds no row per poll. The row keeps the streak's first start, and takes the
     /// newest poll's start, end and cursor; calls and pages add up.
     pub(super) fn fold_quiet(&mut self, run: RunId) -> Result<(), super::StoreError> {
-        const QUIET: &str = "kind = 'poll' AND outcome = 'ok' AND new = 0 AND updated = 0 \
-             AND stale = 0 AND invalid = 0 AND throttled = 0 AND error IS NULL";
+        use super::quiet::QUIET;
         let path = self.path.clone();
         let tx = self
             .conn

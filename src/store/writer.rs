@@ -18,6 +18,41 @@ pub struct Writer<'a> {
     pub(super) counts: Counts,
     /// Updates that replaced a different version with the same `lastUpdateTime`.
     pub(super) same_time: u64,
+    /// The poll this transaction writes for, when it came from [`super::Store::poll_writer`].
+    pub(super) poll: Option<PollRun>,
+}
+
+/// What a poll's first writing transaction needs to begin its run row.
+#[derive(Debug)]
+pub(super) struct PollRun {
+    pub(super) tenant: String,
+    pub(super) started_at: String,
+    /// The tenant's quiet polls still in memory: written first, so that runs stay in order.
+    pub(super) streak: Option<super::quiet::Streak>,
+    pub(super) wrote_streak: bool,
+}
+
+/// Records API calls for the budget of later processes.
+pub(super) fn insert_calls(
+    tx: &rusqlite::Transaction<'_>,
+    tenant: &str,
+    calls: &[std::time::SystemTime],
+) -> rusqlite::Result<()> {
+    let mut ins = tx.prepare_cached("INSERT INTO api_calls (tenant, at_ms) VALUES (?1, ?2)")?;
+    for c in calls {
+        ins.execute(params![tenant, unix_ms(*c)])?;
+    }
+    Ok(())
+}
+
+/// Forgets the tenant's calls older than an hour: the budget looks no further back.
+pub(super) fn prune_calls(tx: &rusqlite::Transaction<'_>, tenant: &str) -> rusqlite::Result<()> {
+    tx.prepare_cached("DELETE FROM api_calls WHERE tenant = ?1 AND at_ms <= ?2")?
+        .execute(params![
+            tenant,
+            unix_ms(std::time::SystemTime::now()) - 3_600_000
+        ])
+        .map(drop)
 }
 
 impl Writer<'_> {
@@ -112,22 +147,80 @@ impl Writer<'_> {
         tenant: &str,
         calls: &[std::time::SystemTime],
     ) -> Result<(), StoreError> {
-        let run = || -> rusqlite::Result<()> {
-            let mut ins = self
-                .tx
-                .prepare_cached("INSERT INTO api_calls (tenant, at_ms) VALUES (?1, ?2)")?;
-            for c in calls {
-                ins.execute(params![tenant, unix_ms(*c)])?;
+        insert_calls(&self.tx, tenant, calls)
+            .and_then(|()| prune_calls(&self.tx, tenant))
+            .map_err(|e| classify(&self.path, e))
+    }
+
+    /// The poll's run: `run` if it has one, else a row begun now in this transaction, after the
+    /// tenant's quiet polls still in memory. A poll's row is written with the first transaction
+    /// that writes anything else, so a quiet poll writes none.
+    pub fn poll_run(&mut self, tenant: &str, run: Option<RunId>) -> Result<RunId, StoreError> {
+        if let Some(run) = run {
+            return Ok(run);
+        }
+        let stored_at = self.stored_at.clone();
+        let poll = self.poll.get_or_insert_with(|| PollRun {
+            tenant: tenant.to_owned(),
+            started_at: stored_at,
+            streak: None,
+            wrote_streak: false,
+        });
+        let begin = |tx: &rusqlite::Transaction<'_>, poll: &mut PollRun| -> rusqlite::Result<i64> {
+            if let Some(streak) = poll.streak.take() {
+                super::quiet::write_streak(tx, &poll.tenant, &streak)?;
+                poll.wrote_streak = true;
             }
-            self.tx
-                .prepare_cached("DELETE FROM api_calls WHERE tenant = ?1 AND at_ms <= ?2")?
-                .execute(params![
-                    tenant,
-                    unix_ms(std::time::SystemTime::now()) - 3_600_000
-                ])?;
-            Ok(())
+            let cursor: Option<i64> = tx
+                .prepare_cached("SELECT last_update_time FROM cursors WHERE tenant = ?1")?
+                .query_row([&poll.tenant], |r| r.get(0))
+                .optional()?
+                .flatten();
+            tx.prepare_cached(
+                "INSERT INTO runs (tenant, kind, started_at, cursor_before, cursor_after) \
+                 VALUES (?1, 'poll', ?2, ?3, ?3)",
+            )?
+            .execute(params![poll.tenant, poll.started_at, cursor])?;
+            Ok(tx.last_insert_rowid())
         };
-        run().map_err(|e| classify(&self.path, e))
+        begin(&self.tx, poll)
+            .map(RunId)
+            .map_err(|e| classify(&self.path, e))
+    }
+
+    /// Whether this transaction wrote the tenant's quiet polls from memory (the store forgets
+    /// them once it commits).
+    pub fn wrote_streak(&self) -> bool {
+        self.poll.as_ref().is_some_and(|p| p.wrote_streak)
+    }
+
+    /// Whether moving the tenant's cursor to `to` for `api` and `services` changes it.
+    pub fn cursor_moves(
+        &self,
+        tenant: &str,
+        to: ApiTime,
+        (api, services): (&str, &str),
+    ) -> Result<bool, StoreError> {
+        let now: Option<(Option<i64>, String, String)> = self
+            .tx
+            .prepare_cached(
+                "SELECT last_update_time, coalesce(api, 'mde'), \
+                 coalesce(services, 'microsoftDefenderForEndpoint') FROM cursors WHERE tenant = ?1",
+            )
+            .and_then(|mut st| {
+                st.query_row([tenant], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                    .optional()
+            })
+            .map_err(|e| self.err(e))?;
+        Ok(match now {
+            Some((Some(at), a, s)) => to.ticks() > at || a != api || s != services,
+            _ => true,
+        })
+    }
+
+    /// Adds alerts read again unchanged by pages that wrote nothing, for a run begun late.
+    pub fn add_unchanged(&mut self, n: u64) {
+        self.counts.unchanged = self.counts.unchanged.saturating_add(n);
     }
 
     /// Counts rejected elements.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 13 benchmark: `import` and CSV export of a backfill, against SQLite's own insert floor
+# Benchmark: `import` and CSV export of a backfill, against SQLite's own insert floor
 # measured in the same run on the same disk, plus `scope = "open"`, the report, `store check`,
 # `backup` and `store prune` on the result. Prints wall time and peak memory (max RSS) of each
 # step, the ratios to the floor, and the bytes the store holds per stored version. Not part of CI.
@@ -9,7 +9,7 @@
 #   ELEMENTS      alerts in the file, versions included (default 100000)
 #   DUP_FRACTION  share of elements that are other versions of an alert in the file (default 0.2;
 #                 0.8 gives ~5 versions per alert: `benches/store_floor.sh 5000000 0.8` is the
-#                 1,000,000 alerts × 5 versions of the README, ~13 GB of JSON and ~15 GB of store)
+#                 1,000,000 alerts × 5 versions of benches/README.md, ~13 GB of JSON and ~15 GB of store)
 #   BENCH_DIR     where to work (default a new directory under /tmp, removed at the end)
 #   SKIP          space-separated steps to skip: floor check backup prune report open
 #

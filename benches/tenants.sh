@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmark (issue 12): a managed-security provider's install, against the simulator of many
+# Benchmark: a managed-security provider's install, against the simulator of many
 # tenants (`mde-alerts simulate --tenants N`, 20 alerts each), with the release binary.
 #
 # For each tenant count it measures

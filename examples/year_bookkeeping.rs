@@ -1,7 +1,7 @@
-//! A year of a service's bookkeeping, for the README's figure: 1,000 tenants polled every five
-//! minutes, most of them quiet, some with alerts; what the store holds besides alerts (runs, the
-//! budget's calls, each tenant's API choice, the exports' state) after the service's own daily
-//! retention. Run: `benches/year_bookkeeping.sh` (or `cargo run --release --example
+//! A year of a service's bookkeeping, for the figure in benches/README.md: 1,000 tenants polled
+//! every five minutes, most of them quiet, some with alerts; what the store holds besides alerts
+//! (runs, the budget's calls, each tenant's API choice, the exports' state) after the service's own
+//! daily retention. Run: `benches/year_bookkeeping.sh` (or `cargo run --release --example
 //! year_bookkeeping -- DIR [TENANTS] [DAYS]`).
 //!
 //! A year is 105 million polls: running each through `begin_run`/`finish_run` would take hours.

@@ -201,7 +201,7 @@ mod tests {
 
     #[test]
     fn calls_stamped_in_the_future_are_dropped() {
-        // Review: a clock that stepped back must not block the budget until it catches up.
+        // A clock that stepped back must not block the budget until it catches up.
         let future = SystemTime::now() + Duration::from_secs(3 * 3_600);
         let b = Budget::new(1, 1, [future]);
         assert_eq!(at(&b, SystemTime::now()), Duration::ZERO);

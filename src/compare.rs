@@ -94,7 +94,7 @@ impl TenantComparison {
         self.mde.error.is_none() && self.graph.error.is_none()
     }
 
-    /// The `--json` form the issue promised scripts: ids only.
+    /// The `--json` form scripts read: ids only, so the form stays stable as alerts grow fields.
     pub fn to_json(&self) -> serde_json::Value {
         let ids = |v: &[Only]| v.iter().map(|o| o.id.clone()).collect::<Vec<_>>();
         serde_json::json!({

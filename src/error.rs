@@ -2,8 +2,8 @@
 //!
 //! Every module has its own error type; this enum gathers them so that the exit code is decided
 //! by matching variants, not by searching an `anyhow` chain for a type (a `#[error(transparent)]`
-//! wrapper hides its inner error from `source()`, so a configuration error wrapped by `demo` used
-//! to exit 1 instead of 78).
+//! wrapper hides its inner error from `source()`, so a configuration error wrapped by `demo` would
+//! exit 1 instead of 78).
 
 use crate::app::AppError;
 use crate::config::ConfigError;
@@ -105,7 +105,7 @@ impl Error {
 mod tests {
     use super::*;
 
-    /// The review's P7 finding: a configuration error inside `demo` must exit 78, not 1.
+    /// A configuration error inside `demo` exits 78, not 1: wrapping must not hide it.
     #[test]
     fn a_wrapped_configuration_error_still_exits_78() {
         let c = ConfigError {

@@ -30,6 +30,3 @@ pub(crate) mod redact;
 pub mod source;
 pub mod store;
 pub mod tenant_poll;
-
-#[cfg(test)]
-mod graph_review_tests;

@@ -5,15 +5,15 @@
 //! enums (`inProgress`, `high`), a string `incidentId`, and the device and user inside typed
 //! evidence. A spreadsheet, a report or a script written against `/api/alerts` must not see two
 //! vocabularies in one file, so every export that is not verbatim JSON reads a Graph alert through
-//! [`to_mde_shape`] (README, "Graph alerts_v2 → MDE field mapping").
+//! [`to_mde_shape`] (the table: `docs/graph-mapping.md`).
 //!
 //! The rules:
 //! - a Graph alert is recognised by `lastUpdateDateTime` without `lastUpdateTime` ([`is_graph`]);
 //!   anything else is returned unchanged, so the mapping is idempotent;
 //! - renamed fields get their MDE names; a field whose MDE name is already present keeps its
 //!   Graph name (nothing is overwritten, nothing lost);
-//! - enum values take the MDE documentation's spelling where a counterpart is documented (§2.2 of
-//!   the API notes: `unknown` severity is `UnSpecified`, `antivirus` is `WindowsDefenderAv`,
+//! - enum values take the MDE documentation's spelling where a counterpart is documented
+//!   (`docs/defender-api.md` §2.2: `unknown` severity is `UnSpecified`, `antivirus` is `WindowsDefenderAv`,
 //!   both spellings of a determination become one), else the camelCase is PascalCased; values that
 //!   are not camelCase words are kept as sent;
 //! - times keep their text (both APIs write ISO-8601 UTC and the CSV normalises every `…Time`
@@ -183,13 +183,13 @@ fn incident_id(v: Value) -> Value {
 
 /// A Graph enum value and its MDE counterpart (`None`: MDE writes `null`).
 ///
-/// Each table lists every member of Graph's enum (API notes §4.2b: Microsoft's Graph reference,
-/// `security-alert.md`, `enums-security.md` and the v1.0 `$metadata`), `unknownFutureValue`
+/// Each table lists every member of Graph's enum (`docs/defender-api.md` §4.2b: Microsoft's Graph
+/// reference, `security-alert.md`, `enums-security.md` and the v1.0 `$metadata`), `unknownFutureValue`
 /// included, so that the test over the reference's lists is a test of these tables; a value
 /// Microsoft adds later still reads as its PascalCase ([`enum_value`]).
 type Table = &'static [(&'static str, Option<&'static str>)];
 
-/// `alertStatus`; MDE: `Unknown`, `New`, `InProgress`, `Resolved` (API notes §2.2).
+/// `alertStatus`; MDE: `Unknown`, `New`, `InProgress`, `Resolved` (`docs/defender-api.md` §2.2).
 const STATUS: Table = &[
     ("unknown", Some("Unknown")),
     ("new", Some("New")),
@@ -198,7 +198,7 @@ const STATUS: Table = &[
     ("unknownFutureValue", Some("UnknownFutureValue")),
 ];
 
-/// `alertSeverity`; MDE spells the unknown severity `UnSpecified` (API notes §2.2).
+/// `alertSeverity`; MDE spells the unknown severity `UnSpecified` (`docs/defender-api.md` §2.2).
 const SEVERITY: Table = &[
     ("unknown", Some("UnSpecified")),
     ("informational", Some("Informational")),
@@ -252,8 +252,8 @@ const DETERMINATION: Table = &[
 ];
 
 /// `detectionSource`, all 39 members. Where MDE responses are seen to name the same detector
-/// (API notes §2.2: `WindowsDefenderAv`, `MCAS`, …) that name; the others, which the MDE API
-/// never returned (Defender for Cloud's plans, Sentinel's rule kinds), PascalCased.
+/// (`docs/defender-api.md` §2.2: `WindowsDefenderAv`, `MCAS`, …) that name; the others, which the
+/// MDE API never returned (Defender for Cloud's plans, Sentinel's rule kinds), PascalCased.
 const DETECTION_SOURCE: Table = &[
     ("unknown", Some("Unknown")),
     ("microsoftDefenderForEndpoint", Some("WindowsDefenderAtp")),
@@ -344,8 +344,8 @@ const DETECTION_SOURCE: Table = &[
     ("microsoftSentinel", Some("MicrosoftSentinel")),
 ];
 
-/// `investigationState`: MDE's vocabulary (API notes §2.2) in camelCase, so each member is its
-/// MDE word PascalCased. Listed so that any casing of a known member reads as MDE writes it.
+/// `investigationState`: MDE's vocabulary (`docs/defender-api.md` §2.2) in camelCase, so each
+/// member is its MDE word PascalCased. Listed so that any casing of a known member reads as MDE writes it.
 const INVESTIGATION_STATE: Table = &[
     ("unknown", Some("Unknown")),
     ("terminated", Some("Terminated")),
@@ -434,7 +434,7 @@ fn evidence_type(item: &Value) -> Option<&str> {
 ///
 /// Graph's `roles` enum has no member for it; the mark is a free-form `detailedRoles` entry:
 /// Microsoft's example alert says `Main device`, real `alerts_v2` payloads say `PrimaryDevice`
-/// (API notes §4.2b). Both are read ignoring case, spaces and underscores.
+/// (`docs/defender-api.md` §4.2b). Both are read ignoring case, spaces and underscores.
 fn primary_device(items: &[Value]) -> Option<&Value> {
     let mut devices = items
         .iter()
@@ -497,14 +497,16 @@ fn related_user(items: &[Value]) -> Value {
 }
 
 /// The documented keys of an MDE evidence entity, every one present (`null` where it does not
-/// apply), as `/api/alerts?$expand=evidence` writes them.
+/// apply), as `/api/alerts?$expand=evidence` writes them. The one list of them: the columns of
+/// `NAME-evidence` files are these, in this order, after the alert's id and tenant.
 pub const MDE_EVIDENCE_KEYS: &[&str] = &[
     "entityType",
     "evidenceCreationTime",
-    "sha1",
-    "sha256",
+    "detectionStatus",
     "fileName",
     "filePath",
+    "sha1",
+    "sha256",
     "processId",
     "processCommandLine",
     "processCreationTime",
@@ -523,7 +525,6 @@ pub const MDE_EVIDENCE_KEYS: &[&str] = &[
     "userSid",
     "aadUserId",
     "userPrincipalName",
-    "detectionStatus",
 ];
 
 /// MDE's `entityType` for a Graph evidence type; `None` for types without a counterpart.
@@ -887,8 +888,8 @@ mod tests {
     /// vocabulary, with the word it must read as. Members: microsoftgraph/microsoft-graph-docs-contrib
     /// `api-reference/v1.0/resources/security-alert.md` (status, severity, classification,
     /// determination in both spellings, detectionSource), `enums-security.md`, and the
-    /// `investigationState` members of Graph's v1.0 SDK models (API notes §4.2b). MDE words: the
-    /// MDE alert page (API notes §2.2).
+    /// `investigationState` members of Graph's v1.0 SDK models (`docs/defender-api.md` §4.2b).
+    /// MDE words: the MDE alert page (`docs/defender-api.md` §2.2).
     const REFERENCE: &[(&str, Table)] = &[
         (
             "status",

@@ -160,8 +160,8 @@ mod tests {
         }
     }
 
-    /// An alert whose `lastUpdateTime` lacks its `Z` (.NET's unspecified kind) used to be dropped
-    /// as invalid while the cursor moved past it (adversarial review): it is read as UTC.
+    /// An alert whose `lastUpdateTime` lacks its `Z` (.NET's unspecified kind) is read as UTC:
+    /// taken as invalid, it would be dropped while the cursor moved past it.
     #[test]
     fn a_timestamp_without_offset_is_read_as_utc() {
         let z = ApiTime::parse("2026-12-01T13:40:41.610Z").unwrap();

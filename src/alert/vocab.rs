@@ -1,9 +1,8 @@
 //! Defender's two vocabularies that every output ranks or filters by: severity and status.
 //!
 //! Why one module: the report, the XLSX summary, the export filters and the store's `open`
-//! selection each had their own idea of "more severe" and "open", and they disagreed (an unknown
-//! severity such as `Critical` was below `UnSpecified` in one place and above `High` in another;
-//! `resolved` was open in SQL and closed in the report). Everything now asks these two types.
+//! selection must agree on "more severe" and "open" (an unknown severity such as `Critical` ranks
+//! above `High` everywhere; `resolved` is closed everywhere), so all of them ask these two types.
 //!
 //! Both are read as Defender sends them, ignoring ASCII case and surrounding white space, and
 //! both keep values they do not know: Microsoft adds enum values without notice, and an alert

@@ -7,7 +7,7 @@
 //! valid, the old one keeps being used: a short Entra outage must not fail a poll.
 //!
 //! Tokens and secrets are [`SecretString`]s: their `Debug` prints `[REDACTED]`, and only the HTTP
-//! layer calls `expose_secret`. Every secret and token is also registered with [`redact`], so that
+//! layer calls `expose_secret`. Every secret and token is also registered with `redact`, so that
 //! an Entra or API answer echoing it back has it removed before it becomes error text.
 //!
 //! Entra's answer is untrusted like any server's: a redirect is refused (following a 307 would

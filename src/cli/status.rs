@@ -1,7 +1,7 @@
 //! `mde-alerts status`: each tenant's health (the rules are `health::verdict`), last run, cursor and
 //! alert counts; exit 1 when a tenant is unhealthy, so monitoring can run it. The text starts with
-//! one summary line, and past ten tenants shows only those that need attention (issue 12: an
-//! install of 1,000 tenants must read at a glance); `--json` always has every tenant asked for. Opens the store
+//! one summary line, and past ten tenants shows only those that need attention (an install of
+//! 1,000 tenants must read at a glance); `--json` always has every tenant asked for. Opens the store
 //! read-only: a monitoring user may read it without being allowed to write it.
 
 use std::path::Path;

@@ -10,7 +10,7 @@
 //! not cause a restart loop.
 //!
 //! Secrets are not read while loading: [`SecretSource::read`] resolves them on demand (the checks
-//! in [`crate::preflight`] call it), so that `export` and `import`, which never talk to Microsoft,
+//! in `preflight` call it), so that `export` and `import`, which never talk to Microsoft,
 //! work for a user who cannot read the secret. Certificates are loaded by [`crate::auth::cert`];
 //! the config only names their paths.
 
@@ -650,7 +650,7 @@ pub struct StoreConfig {
     pub keep_revisions: Option<std::time::Duration>,
 }
 
-/// `[store] keep_revisions` when the file does not say: the issue's 400 days, a year and a
+/// `[store] keep_revisions` when the file does not say: 400 days, a year and a
 /// month of history, enough for a yearly audit to see every state of the past year.
 pub const DEFAULT_KEEP_REVISIONS: std::time::Duration =
     std::time::Duration::from_secs(400 * 86_400);
@@ -809,8 +809,8 @@ pub enum ExportShape {
     /// Each alert exactly as the API that fed it returned it (MDE or Graph `alerts_v2`).
     #[default]
     Verbatim,
-    /// Each alert in the MDE API's shape: Graph `alerts_v2` alerts mapped (README, "Graph
-    /// alerts_v2 → MDE field mapping"), so scripts written against `/api/alerts` keep working.
+    /// Each alert in the MDE API's shape: Graph `alerts_v2` alerts mapped
+    /// (`docs/graph-mapping.md`), so scripts written against `/api/alerts` keep working.
     Mde,
 }
 
@@ -1091,7 +1091,7 @@ dir = "out"
         assert_eq!(e.key, "poll.overlap");
     }
 
-    /// Issue 9 item 8: a syntax error on the proxy line showed the line, password and all.
+    /// TOML's own error quotes the offending line, which may be the proxy URL with its password.
     #[test]
     fn toml_syntax_errors_do_not_show_secrets() {
         for bad in [
@@ -1111,7 +1111,7 @@ dir = "out"
         );
     }
 
-    /// Issue 9 item 25: `tenant_id` goes into the token URL's path.
+    /// `tenant_id` goes into the token URL's path, so anything but a GUID or a domain is refused.
     #[test]
     fn tenant_id_is_a_guid_or_a_domain_name() {
         for good in [
@@ -1136,7 +1136,7 @@ dir = "out"
         }
     }
 
-    /// Issue 9 item 25: a schedule that never fires was accepted.
+    /// A schedule that never fires would leave the tenant unpolled without a word.
     #[test]
     fn a_schedule_that_never_fires_is_an_error() {
         let e = err(&GOOD.replace("[poll]", "[poll]\nschedule = \"0 0 0 30 2 *\""));
@@ -1161,7 +1161,7 @@ dir = "out"
         .read()
     }
 
-    /// Issue 9 item 25: the Secret ID pasted for the Value.
+    /// The app registration shows a secret's ID (a GUID) beside its Value: a common wrong paste.
     #[test]
     fn a_secret_id_is_not_taken_for_the_secret() {
         let e = secret_from_file(b"2b7f1c1e-0d4e-4a4e-9b1a-7f3e2c1d0a9b\n").unwrap_err();
@@ -1171,7 +1171,8 @@ dir = "out"
         secret_from_file(b"Abc8Q~not-a-guid.value\n").unwrap();
     }
 
-    /// Issue 9 item 9: `/dev/zero` filled memory, a FIFO hung.
+    /// A secret path may name `/dev/zero` (endless) or a FIFO (blocks for ever): only a small
+    /// regular file is read.
     #[test]
     fn secret_paths_that_are_not_small_regular_files_are_refused() {
         let dir = tempfile::tempdir().unwrap();
@@ -1201,7 +1202,8 @@ dir = "out"
         assert!(e.problem.contains("character device"), "{e}");
     }
 
-    /// Issue 9 item 25: the example's zeros passed `config check`.
+    /// `config check` fails where `poll` would: the example's placeholder GUIDs, directories that
+    /// cannot be written.
     #[test]
     fn check_ready_refuses_placeholders_and_unusable_dirs() {
         let dir = tempfile::tempdir().unwrap();

@@ -157,7 +157,8 @@ mod tests {
 
     /// Every `serviceSource` member: microsoftgraph/microsoft-graph-docs-contrib
     /// `api-reference/v1.0/resources/enums-security.md` ("serviceSource values") and the v1.0
-    /// `$metadata`, which alone lists `microsoftInsiderRiskManagement` (API notes §4.2b).
+    /// `$metadata`, which alone lists `microsoftInsiderRiskManagement` (`docs/defender-api.md`
+    /// §4.2b).
     const REFERENCE: &[&str] = &[
         "unknown",
         "microsoftDefenderForEndpoint",

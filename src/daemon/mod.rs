@@ -1,14 +1,13 @@
 //! `mde-alerts run`: the service. Polls each tenant and writes each scheduled export on its cron
 //! schedule until SIGTERM, and talks to systemd.
 //!
-//! **Decision (issue 10): tokio-cron-scheduler fires the schedules, our rules decide.** The
-//! product's design card names tokio-cron-scheduler, and since issue 10 it fires every schedule
-//! ([`ticker`]: UTC only, one cron job per distinct expression, however many tenants share it).
+//! **tokio-cron-scheduler fires the schedules, our rules decide.** It fires every schedule
+//! (`ticker`: UTC only, one cron job per distinct expression, however many tenants share it).
 //! Each firing is a tick into this loop; what a tick starts is decided by [`scheduler`], a pure
 //! module tested on fixed instants, because the crate lacks what we need: it has no guard against
-//! overlapping runs (its issue #83), its time-zone constructors run an hour off after a DST
-//! change (#107), and it cannot stagger tenants. (Until issue 10 we ran our own loop over croner
-//! schedules for the same reasons; the rules below are unchanged.) All schedules are UTC, and:
+//! overlapping runs (mvniekerk/tokio-cron-scheduler#83), its time-zone constructors run an hour
+//! off after a DST change (mvniekerk/tokio-cron-scheduler#107), and it cannot stagger tenants.
+//! All schedules are UTC, and:
 //!
 //! - **No overlap**: a tick that finds the tenant's last poll still running is skipped and logged,
 //!   never doubled. Each poll's deadline is its next tick, so a poll gives way on its own.
@@ -193,8 +192,7 @@ pub enum DaemonError {
 }
 
 impl From<DaemonError> for AppError {
-    /// Compatibility until the top-level error (issue 10 item 7): `main` reads the exit code off
-    /// `AppError`, and a `DaemonError` is a plain failure (exit 1), as before.
+    /// `main` reads the exit code off `AppError`, and a `DaemonError` is a plain failure (exit 1).
     fn from(e: DaemonError) -> AppError {
         AppError::Http(format!("{:#}", anyhow::Error::from(e)))
     }
@@ -828,8 +826,8 @@ fn startup(config: &Config) -> Result<(WriterLock, Store), AppError> {
 mod tests {
     use super::*;
 
-    /// Regression (issue 12): every job of a schedule shares one `Cron`; a copy per tenant
-    /// (about 5 KB each) was half the service's memory at 10,000 tenants.
+    /// Every job of a schedule shares one `Cron`: a copy per tenant (about 5 KB each) would be
+    /// half the service's memory at 10,000 tenants.
     #[test]
     fn the_jobs_of_a_schedule_share_one_cron() {
         let dir = tempfile::tempdir().unwrap();

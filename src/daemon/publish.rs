@@ -1,9 +1,9 @@
 //! What the service publishes for other programs — the state file `status` reads and
 //! node_exporter's metrics textfile — written on a timer, not after every job.
 //!
-//! **Why (issue 12):** both files describe every tenant, so writing them after each poll made a
+//! **Why:** both files describe every tenant, so writing them after each poll would make a
 //! poll's cost grow with the number of tenants: at 1,000 tenants on a one-minute schedule the
-//! daemon spent 85 % of a core rewriting the state file. Now a change only marks them dirty; the
+//! daemon spent 85 % of a core rewriting the state file. So a change only marks them dirty; the
 //! state file is written at most once per [`STATE_EVERY`] and the metrics at most once per
 //! [`METRICS_EVERY`], each buffered and atomic. The metrics keep each tenant's figures and
 //! recompute only those of tenants polled since the last write, so a poll costs a few queries of

@@ -8,7 +8,7 @@
 //!   tenants on one schedule do not hit Entra and Defender in the same second. Exports start at
 //!   the tick.
 //! - **No overlap**: a job still running when its next start comes is skipped for that tick,
-//!   never doubled (tokio-cron-scheduler has no such guard, its issue #83).
+//!   never doubled (tokio-cron-scheduler has no such guard: mvniekerk/tokio-cron-scheduler#83).
 //! - **Deadline**: a poll's deadline is its own next start (the next tick plus its stagger), so a
 //!   poll gives way before the next one is due.
 //! - **Wedge**: a poll past its deadline by more than the grace is wedged; the service then stops

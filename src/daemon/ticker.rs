@@ -10,8 +10,8 @@
 //!   fire on either: such an expression becomes two cron jobs, one per day field, and the
 //!   scheduler ignores the second tick of an instant both fire for.
 //!
-//! Only UTC constructors are used (its time-zone ones run an hour off after a DST change, its
-//! issue #107).
+//! Only UTC constructors are used (its time-zone ones run an hour off after a DST change,
+//! mvniekerk/tokio-cron-scheduler#107).
 
 use std::collections::HashMap;
 

@@ -1,4 +1,4 @@
-//! Writing files so that a reader never sees a part of one (issue 9's rules, in one place).
+//! Writing files so that a reader never sees a part of one, the rules in one place.
 //!
 //! Every file is written to a temp file in the *same directory* (rename only works within one file
 //! system, and systemd's `PrivateTmp=` gives the service another `/tmp`), with an explicit mode,
@@ -9,12 +9,12 @@
 //! - Only regular files are ever replaced: a symlink, directory, FIFO, socket or device at a
 //!   target is refused ([`check_target`]) before anything is written, and again just before the
 //!   rename. Prune and temp cleanup skip such entries.
-//! - Several files are published together by staging them all first ([`stage`],
-//!   [`stage_latest`]) and renaming them only when every one exists ([`publish_in_order`]): a
+//! - Several files are published together by staging them all first (`stage`,
+//!   `stage_latest`) and renaming them only when every one exists (`publish_in_order`): a
 //!   failure strikes before anything is visible. The caller orders them (manifest last).
 //! - Temp files start with [`TEMP_PREFIX`] and the writer's pid, so that [`remove_stale_temps`]
 //!   removes only those of writers no longer running.
-//! - [`prune`] keeps the newest timestamped files and never the one just written.
+//! - `prune` keeps the newest timestamped files and never the one just written.
 
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
@@ -548,7 +548,7 @@ mod tests {
         assert!(err.to_string().contains("character device"), "{err}");
     }
 
-    /// Issue 9 #17: after a clock step back, the file just written has the oldest name.
+    /// After a clock step back the file just written has the oldest name, and must still be kept.
     #[test]
     fn prune_keeps_the_file_just_written() {
         let dir = tempfile::tempdir().unwrap();
@@ -577,7 +577,7 @@ mod tests {
 
     #[test]
     fn only_dead_writers_temp_files_are_removed() {
-        // Review: a cleanup must not delete another live writer's temp file.
+        // A cleanup must not delete another live writer's temp file.
         let dir = tempfile::tempdir().unwrap();
         let live = dir.path().join(format!("{TEMP_PREFIX}1-abc")); // pid 1 is always alive
         let dead = dir.path().join(format!("{TEMP_PREFIX}4294967-abc"));

@@ -1,7 +1,7 @@
 //! CSV: what a spreadsheet opens. UTF-8 with a BOM and CRLF line ends when configured (Excel
 //! wants both), a header of API property names, one row per alert (or per evidence item), cells
-//! flattened and formula-guarded by [`table`](super::table). A Graph alert is read in the MDE
-//! shape ([`rows`](super::rows)), so the header and the values are the same whichever API fed it.
+//! flattened and formula-guarded by [`table`]. A Graph alert is read in the MDE
+//! shape (`rows`), so the header and the values are the same whichever API fed it.
 
 use std::io::{self, Write};
 

@@ -2,7 +2,7 @@
 //!
 //! The writers work on `io::Write`/`io::Result` (what `csv`, `serde_json` and `rust_xlsxwriter`
 //! speak), so a store error or a refused target travels inside an `io::Error` and is unwrapped
-//! back into its own variant here ([`unwrap_io`]) rather than flattened into text.
+//! back into its own variant here (`unwrap_io`) rather than flattened into text.
 
 use std::fs;
 use std::io;

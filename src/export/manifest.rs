@@ -1,5 +1,5 @@
 //! `NAME-latest.manifest.json`: the file contract a downstream reader checks before it trusts
-//! `NAME-latest.*` (design.md §5, README "Files").
+//! `NAME-latest.*` (the files contract: `docs/design.md` §5, and `docs/exports.md`).
 //!
 //! One typed struct, written by the export and readable by anyone (tests, a future `status`),
 //! so that a field added or renamed is a compile error at both ends rather than a silent drift.

@@ -45,7 +45,7 @@
 //!   with `shape = "mde"`, every alert in the MDE API's shape (Graph alerts mapped).
 //!
 //! CSV, XLSX, the report, `scope = "open"` and the filters read a Graph `alerts_v2` alert in the
-//! MDE API's shape ([`rows`], [`crate::alert::graph`]): one vocabulary whichever API fed a row.
+//! MDE API's shape (`rows`, [`crate::alert::graph`]): one vocabulary whichever API fed a row.
 //! - **report**: the nightly HTML page and its Markdown twin ([`report`]).
 //!
 //! # Which alerts
@@ -532,7 +532,7 @@ thread_local! {
 ///
 /// A `{tenant}` export ([`ExportConfig::per_tenant`]) writes one such set per tenant it covers,
 /// each under its own name with only that tenant's rows, manifest cursor and `changed` starting
-/// point ([`sets`]). One tenant's failure does not stop the others' sets; the run then fails
+/// point (`sets`). One tenant's failure does not stop the others' sets; the run then fails
 /// with [`ExportError::Sets`].
 pub fn run_export_as(
     store: &Store,
@@ -837,8 +837,8 @@ mod tests {
         store
     }
 
-    /// Issue 9 #16: a full disk at the manifest used to leave `-latest` replaced and the
-    /// manifest describing the previous file. Now nothing is published.
+    /// A full disk at the manifest must not leave `-latest` replaced and the manifest describing
+    /// the previous file: nothing is published.
     #[test]
     fn a_failure_at_the_manifest_publishes_nothing() {
         let dir = tempfile::tempdir().unwrap();

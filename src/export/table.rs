@@ -26,41 +26,25 @@ use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
+use crate::alert::graph::MDE_EVIDENCE_KEYS;
 use crate::alert::time::ApiTime;
 
 // The column catalogue is domain vocabulary, shared with the config's validation.
 pub use crate::alert::columns::{DEFAULT_COLUMNS, KNOWN_COLUMNS, check_column};
 
-/// The columns of `NAME-evidence` files: the alert, then every documented evidence property.
-pub const EVIDENCE_COLUMNS: &[&str] = &[
-    "alertId",
-    "tenant",
-    "entityType",
-    "evidenceCreationTime",
-    "detectionStatus",
-    "fileName",
-    "filePath",
-    "sha1",
-    "sha256",
-    "processId",
-    "processCommandLine",
-    "processCreationTime",
-    "parentProcessId",
-    "parentProcessCreationTime",
-    "parentProcessFileName",
-    "parentProcessFilePath",
-    "ipAddress",
-    "url",
-    "registryKey",
-    "registryHive",
-    "registryValueType",
-    "registryValue",
-    "accountName",
-    "domainName",
-    "userSid",
-    "aadUserId",
-    "userPrincipalName",
-];
+/// The columns of `NAME-evidence` files: the alert and its tenant, then every documented evidence
+/// property, in the order of [`MDE_EVIDENCE_KEYS`].
+pub const EVIDENCE_COLUMNS: &[&str] = &{
+    let mut out = [""; 2 + MDE_EVIDENCE_KEYS.len()];
+    out[0] = "alertId";
+    out[1] = "tenant";
+    let mut i = 0;
+    while i < MDE_EVIDENCE_KEYS.len() {
+        out[2 + i] = MDE_EVIDENCE_KEYS[i];
+        i += 1;
+    }
+    out
+};
 
 /// One cell, before it is written as CSV text or an XLSX cell: the one cell type of every
 /// tabular format, so CSV and XLSX cannot disagree on what a value is.

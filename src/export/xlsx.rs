@@ -16,7 +16,7 @@
 //!   UTC. A [`Cell::Number`] is a number (NaN and the infinities, which Excel cannot store, and
 //!   anything that does not parse as one are written as text). A [`Cell::Text`] is always written
 //!   as a string, never as a formula, so an alert title such as `=1+2` or `=HYPERLINK(...)` is
-//!   shown, not run. The cells are [`table`](super::table)'s, the same ones the CSV writes.
+//!   shown, not run. The cells are [`table`]'s, the same ones the CSV writes.
 //! - **Excel's limits are checked, not discovered in Excel.** A text longer than Excel's 32,767
 //!   characters per cell is cut at a character boundary and ends with `…`. More rows than
 //!   Excel's 1,048,576 (header included) is an error that says so, and nothing is saved: a
@@ -849,7 +849,7 @@ mod tests {
                 "Total"
             ]
         );
-        // Unknown severities rank above High (issue 9 #22), alphabetically among themselves.
+        // Unknown severities rank above High, alphabetically among themselves.
         assert_eq!(row(1), ["Alpha", "1", "0", "0", "0", "0", "1"]);
         assert_eq!(row(2), ["Weird", "0", "0", "0", "0", "7", "7"]);
         assert_eq!(row(3), ["High", "1", "0", "5", "0", "0", "6"]);

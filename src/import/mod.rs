@@ -485,8 +485,8 @@ mod tests {
         assert!(texts("  \n").is_empty());
     }
 
-    /// Issue 9 item 5: an alert with a `value` array of its own was taken for a saved response
-    /// and vanished.
+    /// An alert with a `value` array of its own is an alert, not a saved response: taken for one,
+    /// it would vanish.
     #[test]
     fn an_alert_with_a_value_array_is_an_alert() {
         for alert in [
@@ -500,7 +500,7 @@ mod tests {
         }
     }
 
-    /// Issue 9 item 5: anything that is neither an alert nor a response is an error with its
+    /// Anything that is neither an alert nor a response is an error with its
     /// position, never dropped.
     #[test]
     fn objects_that_are_neither_are_errors_with_positions() {
@@ -556,7 +556,7 @@ mod tests {
         }
     }
 
-    /// Issue 9 item 19: line and column (in characters), not a byte offset, and the element.
+    /// Line and column (in characters), not a byte offset, and the element: what an editor finds.
     #[test]
     fn errors_give_line_column_and_element() {
         let text = "{\"id\":\"ä\",\"lastUpdateTime\":\"2024-01-01T00:00:00Z\"}\n\
@@ -604,8 +604,7 @@ mod tests {
         assert_eq!(got.len(), 2);
     }
 
-    /// Issue 9 item 19: a number beyond a double fails only… nothing: the alert is read, its text
-    /// kept.
+    /// A number beyond a double is not an error: the alert is read and its text kept as sent.
     #[test]
     fn huge_numbers_do_not_fail_the_alert() {
         let text = r#"{"id":"a","lastUpdateTime":"2024-01-01T00:00:00Z","n":1e400,"m":-2E+999,"s":"1e400","k":[12,1.5e3]}"#;
@@ -631,7 +630,7 @@ mod tests {
         Ok(out)
     }
 
-    /// Issue 9 item 19: Windows PowerShell writes UTF-8 with a BOM and UTF-16.
+    /// Windows PowerShell writes UTF-8 with a BOM and UTF-16.
     #[test]
     fn bom_and_utf16_are_read() {
         let text = "[{\"id\":\"ä€😀\"}]\r\n";

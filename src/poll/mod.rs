@@ -31,8 +31,8 @@
 //!    any instant resumes without a gap.
 //! 5. A short page ends the poll; a quiet poll therefore costs exactly one call.
 //!
-//! The code follows the same jobs: [`pager`] plans the reads, [`page`] makes one call and checks
-//! what its page proves, [`commit`] stores a page with its cursor.
+//! The code follows the same jobs: `pager` plans the reads, `page` makes one call and checks
+//! what its page proves, `commit` stores a page with its cursor.
 //!
 //! # What Graph does not document, and the fallback for each
 //!
@@ -652,5 +652,7 @@ mod widen_tests {
     }
 }
 
+#[cfg(test)]
+mod graph_servers_tests;
 #[cfg(test)]
 mod tests;

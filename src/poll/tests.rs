@@ -365,10 +365,9 @@ fn the_order_check_costs_one_call_per_full_page() {
     assert_eq!(quiet.api_calls, 1, "a quiet poll costs one call: {quiet}");
 }
 
-/// Adversarial review: a server that ignores `$orderby` and answers in creation order sent
-/// pages that each looked sorted ([a1 a2], [a2 a3], [a3]); the pager jumped to a3's time and
-/// never read a4 and a5. Every full page now proves it holds everything before its last
-/// instant.
+/// A server that ignores `$orderby` and answers in creation order sends pages that each look
+/// sorted ([a1 a2], [a2 a3], [a3]); a pager that trusted them would jump to a3's time and never
+/// read a4 and a5. Every full page proves it holds everything before its last instant.
 #[test]
 fn creation_order_pages_that_look_sorted_lose_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -389,10 +388,9 @@ fn creation_order_pages_that_look_sorted_lose_nothing() {
     assert_eq!(r.mode, Mode::Windows(WhyWindows::Ignored));
 }
 
-/// Adversarial review: with this machine's clock two hours ahead of the server's, a complete
-/// poll moved the watermark to "our now − overlap", past alerts the server had not yet
-/// stamped; the next one was never read. The watermark follows the server's `Date` and never
-/// passes the cursor.
+/// With this machine's clock two hours ahead of the server's, a watermark at "our now −
+/// overlap" would pass alerts the server had not yet stamped, and they would never be read. The
+/// watermark follows the server's `Date` and never passes the cursor.
 #[test]
 fn a_clock_ahead_of_the_server_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();

@@ -14,7 +14,7 @@
 //! a foreign host's answer would be stored as alerts), the body is read in chunks up to
 //! [`MAX_PAGE_BYTES`] (error bodies up to a few KB) into memory paid for from the process's
 //! [`BodyBudget`] (taken before the call, grown with the body), a `Retry-After` is clamped, and every piece of
-//! server text that reaches an error is redacted ([`ServerText`]). An `@odata.nextLink` is kept
+//! server text that reaches an error is redacted (`ServerText`). An `@odata.nextLink` is kept
 //! for the pager only when it points at the configured API (same scheme, host, port and path): a
 //! token never goes anywhere else.
 

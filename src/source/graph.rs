@@ -1,7 +1,7 @@
 //! Microsoft Graph's `GET /v1.0/security/alerts_v2`, the MDE API's successor: its query and what
 //! its errors mean. The HTTP machinery is [`super::client`]'s.
 //!
-//! What Graph does not document, and how the pager copes (`defender-api.md` §4.2a):
+//! What Graph does not document, and how the pager copes (`docs/defender-api.md` §4.2a):
 //!
 //! - `$orderby` is undocumented (the documented order is newest first). We ask for
 //!   `lastUpdateDateTime asc` and [`crate::poll`] checks every page; when Graph refuses (400) or

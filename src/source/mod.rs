@@ -311,8 +311,8 @@ mod tests {
     use proptest::prelude::*;
     use serde_json::{Value, json};
 
-    /// Adversarial review: a server that echoed the request's token into an alert's title got it
-    /// into the store and the CSV. Known secrets and tokens are scrubbed from alert text; other
+    /// A server that echoes the request's token into an alert's title would put it into the store
+    /// and the CSV. Known secrets and tokens are scrubbed from alert text; other
     /// text (a command line with a stranger's token, which is evidence) is kept.
     #[test]
     fn known_secrets_echoed_into_alert_data_are_scrubbed() {
@@ -450,5 +450,78 @@ mod tests {
         let page = decode_page(body.as_bytes()).unwrap();
         assert_eq!(page.received, 2);
         assert!(page.alerts.iter().any(|a| a.id == "b"));
+    }
+
+    /// A Graph alert with one number out of f64's range anywhere (an evidence field, `additionalData`):
+    /// JSON allows it, and the alert is otherwise valid. It must be stored as an alert, not set aside
+    /// as "not a JSON object" while the cursor moves past it.
+    #[test]
+    fn a_huge_number_in_an_unread_field_does_not_reject_the_alert() {
+        let body = br#"{"value":[{"id":"da1","lastUpdateDateTime":"2026-11-01T00:00:00Z","status":"new","additionalData":{"score":1e400}}]}"#;
+        let page = decode_page(body).expect("the envelope is valid JSON");
+        assert_eq!(
+            page.alerts.len(),
+            1,
+            "rejected: {:?}",
+            page.rejected
+                .iter()
+                .map(|r| r.why.to_string())
+                .collect::<Vec<_>>()
+        );
+    }
+
+    /// Graph types every field; a hostile or buggy answer may not. None of these may panic, and an
+    /// alert with a usable id and lastUpdateDateTime is kept whatever its other fields hold.
+    #[test]
+    fn wrong_types_in_every_field_the_product_reads() {
+        let odd = [
+            serde_json::json!(null),
+            serde_json::json!(true),
+            serde_json::json!(1e308),
+            serde_json::json!(-1),
+            serde_json::json!(u64::MAX),
+            serde_json::json!([1, [2]]),
+            serde_json::json!({"a": {"b": []}}),
+            serde_json::json!(""),
+            serde_json::json!("\u{0}=1+2"),
+        ];
+        for field in [
+            "status",
+            "severity",
+            "serviceSource",
+            "evidence",
+            "createdDateTime",
+            "incidentId",
+            "classification",
+            "determination",
+            "@odata.type",
+            "title",
+        ] {
+            for v in &odd {
+                let mut a =
+                    serde_json::json!({"id": "da1", "lastUpdateDateTime": "2026-11-01T00:00:00Z"});
+                a[field] = v.clone();
+                let body = serde_json::to_vec(&serde_json::json!({"value": [a.clone()]})).unwrap();
+                let page = decode_page(&body).unwrap();
+                assert_eq!(page.alerts.len(), 1, "{field} = {v}");
+                let _ = crate::alert::graph::to_mde_shape(&a);
+            }
+        }
+    }
+
+    /// An `@odata.nextLink` of the wrong type (`true`, a number, an object) must not make the whole
+    /// page undecodable (every valid alert on it refused, retried, and the poll failed, each poll):
+    /// the link is only a hint, and a page with an unusable link is kept.
+    #[test]
+    fn a_next_link_of_the_wrong_type_does_not_refuse_the_page() {
+        for v in [
+            serde_json::json!(true),
+            serde_json::json!(1),
+            serde_json::json!({"href": "x"}),
+        ] {
+            let body = serde_json::to_vec(&serde_json::json!({"value": [{"id": "da1", "lastUpdateDateTime": "2026-11-01T00:00:00Z"}], "@odata.nextLink": v})).unwrap();
+            let page = decode_page(&body);
+            assert!(page.is_ok(), "nextLink = {v}: {:?}", page.err());
+        }
     }
 }

@@ -128,7 +128,7 @@ impl std::fmt::Display for Why {
     }
 }
 
-/// The state of one tenant's choice. Kept for the life of its [`crate::env::TenantEnv`].
+/// The state of one tenant's choice. Kept for the life of its `env::TenantEnv`.
 #[derive(Debug)]
 pub struct Route {
     choice: SourceChoice,

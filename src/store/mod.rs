@@ -1158,7 +1158,7 @@ mod tests {
         assert_eq!(indexes, 2, "alerts_by_update and alerts_by_rev");
     }
 
-    /// Issue 13: a new store has 16 KiB pages (a revision no longer takes a 4 KiB page to
+    /// A new store has 16 KiB pages (a revision no longer takes a 4 KiB page to
     /// itself); a store created with another page size keeps it, and opens and writes as before.
     #[test]
     fn new_stores_get_16k_pages_and_older_ones_keep_theirs() {

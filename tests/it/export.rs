@@ -409,7 +409,7 @@ async fn bad_export_configs_exit_78_naming_the_key() {
             "exports[0].min_severity",
             &["config", "check"],
         ),
-        // Issue 12 item 4: placeholders, tenant lists and colliding file names.
+        // `{tenant}` placeholders, tenant lists and colliding file names.
         (
             "[[exports]]\nname = \"a-{tennant}\"\nformat = \"csv\"\ndir = \"out\"\n",
             "exports[0].name",
@@ -499,7 +499,7 @@ async fn xlsx_and_report_exports() {
     assert_eq!(config.exports.len(), 2);
 }
 
-/// Issue 11: a store fed by the MDE API and then by Graph `alerts_v2` (the same ids) exports one
+/// A store fed by the MDE API and then by Graph `alerts_v2` (the same ids) exports one
 /// vocabulary: CSV, XLSX, filters and `scope = "open"` read Graph alerts in the MDE API's shape.
 mod graph {
     use super::*;
@@ -977,7 +977,7 @@ mod graph {
     }
 }
 
-/// Issue 12 item 4: `{tenant}` in an export's name writes one file set per tenant, each holding
+/// `{tenant}` in an export's name writes one file set per tenant, each holding
 /// only that tenant's alerts; `tenants = [...]` limits the sets; the scheduled export under `run`
 /// writes them too.
 mod per_tenant {

@@ -1,4 +1,4 @@
-//! Issue 9, files and paths: what `export` and `report` may replace, standard output, the
+//! Files and paths: what `export` and `report` may replace, standard output, the
 //! publishing order of `-latest` and its manifest, retention and temp cleanup, any property as a
 //! column, one severity order, and manual runs of a `changed` export.
 
@@ -50,7 +50,7 @@ fn mkfifo(path: &Path) {
     assert!(ok, "mkfifo {}", path.display());
 }
 
-/// #14: `--out` never replaces a symlink, FIFO or directory (as root, `--out /dev/stdout` used to
+/// `--out` never replaces a symlink, FIFO or directory (as root, `--out /dev/stdout` used to
 /// replace the system's symlink with a regular file); the message names the path and the fix.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn item14_out_refuses_anything_but_a_regular_file() {
@@ -96,7 +96,7 @@ async fn item14_out_refuses_anything_but_a_regular_file() {
     assert!(temp_files(d).is_empty());
 }
 
-/// #14: `--out -` streams to standard output, and a reader that stops early is a normal end.
+/// `--out -` streams to standard output, and a reader that stops early is a normal end.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn item14_out_dash_streams_and_a_closed_pipe_is_a_normal_end() {
     let env = polled(300, "").await;
@@ -136,7 +136,7 @@ async fn item14_out_dash_streams_and_a_closed_pipe_is_a_normal_end() {
     }
 }
 
-/// #14: the format follows the extension of `--out`; an unknown one is a usage error naming
+/// The format follows the extension of `--out`; an unknown one is a usage error naming
 /// what to pass.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn item14_format_follows_the_extension() {
@@ -184,7 +184,7 @@ async fn item14_format_follows_the_extension() {
     }
 }
 
-/// #16: a failure at the manifest used to leave `-latest` replaced and the manifest describing
+/// A failure at the manifest used to leave `-latest` replaced and the manifest describing
 /// the previous file. Everything is staged before anything is published now: here the manifest
 /// cannot be written (something that is not a file sits at its path), and `-latest` keeps its
 /// old content, matching the old manifest.
@@ -237,7 +237,7 @@ async fn item16_a_failed_manifest_publishes_nothing() {
     assert_eq!(csv_rows(&latest), 45);
 }
 
-/// #17: prune never removes the file the same run wrote (newer-named files after a clock step
+/// Prune never removes the file the same run wrote (newer-named files after a clock step
 /// back), `--out` temps of killed writers are cleaned, and stray directories named like temp or
 /// timestamped files neither fail an export nor get removed; errors name the right path.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -323,7 +323,7 @@ fn put_alerts(env: &Env, alerts: &[(&str, &str, &str, serde_json::Value)]) {
     }
 }
 
-/// #21: any property (old-schema `alertUser`, a field added later) and dotted paths are columns;
+/// Any property (old-schema `alertUser`, a field added later) and dotted paths are columns;
 /// a typo only warns.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn item21_any_property_path_is_a_column() {
@@ -374,7 +374,7 @@ async fn item21_any_property_path_is_a_column() {
     );
 }
 
-/// #22: an unknown severity (`Critical`) ranks above High everywhere and counts as High in the
+/// An unknown severity (`Critical`) ranks above High everywhere and counts as High in the
 /// report; `open` means the same (trimmed, any case `Resolved` is closed) in the store's
 /// selection, the report and the XLSX summary.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -453,7 +453,7 @@ fn newest_timestamped(dir: &Path, name: &str) -> PathBuf {
     v.pop().unwrap().1
 }
 
-/// #23: a manual `export` of a `changed` export neither consumes the scheduled state nor
+/// A manual `export` of a `changed` export neither consumes the scheduled state nor
 /// replaces `-latest`: it writes the delta since the last scheduled run to a timestamped file.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn item23_a_manual_export_does_not_consume_changed() {

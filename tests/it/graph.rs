@@ -314,8 +314,8 @@ async fn graph_config_errors_name_the_key() {
             "tenants[0].region",
         ),
         (
-            // Review: a Graph root with the API version passed `config check`, then every
-            // request went to /v1.0/v1.0/security/alerts_v2.
+            // A Graph root with the API version must fail `config check`: every request would
+            // go to /v1.0/v1.0/security/alerts_v2.
             Box::new(|c: &mut mde_alerts::config::raw::RawConfig| {
                 c.tenants[0].graph_url = Some("https://graph.microsoft.com/v1.0".into());
             }),

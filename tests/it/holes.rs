@@ -1,4 +1,4 @@
-//! Regressions for issue 9's command-line holes: signals during `poll`, the demo's directory and
+//! The command line's edges: signals during `poll`, the demo's directory and
 //! its hints, and read-only commands on stores that are not ours.
 
 use std::time::Duration;
@@ -289,9 +289,9 @@ async fn ctrl_c_during_import_rolls_back_and_records_the_run() {
     assert_eq!(store.runs(Some("t1"), 1).unwrap()[0].outcome, "interrupted");
 }
 
-/// Adversarial review: a password pasted into `password_env` was echoed when it happened to look
-/// like a variable name (`Welcome_2024`), and one pasted into `client_secret_file` when it held a
-/// `/`; the fix for `password_env` spoke of the client secret. Neither value is shown now.
+/// A password pasted into `password_env` may look like a variable name (`Welcome_2024`), and one
+/// pasted into `client_secret_file` may hold a `/`: neither value is ever shown, and the fix for
+/// `password_env` speaks of the password.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pasted_secrets_in_env_and_file_keys_are_never_echoed() {
     use mde_alerts::config::raw::AuthKind;
@@ -323,7 +323,7 @@ async fn pasted_secrets_in_env_and_file_keys_are_never_echoed() {
     assert!(all.contains("client_secret_file"), "{all}");
 }
 
-/// Adversarial review: `import /dev/zero` was read as UTF-32 text; a device is refused.
+/// `import /dev/zero` would read for ever (as UTF-32 text): a device is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn import_refuses_a_device() {
     let env = Env::new(sim_config(0, 29, Hazards::default()), Opts::default()).await;

@@ -652,10 +652,9 @@ async fn echoed_secrets_and_tokens_are_redacted_everywhere() {
     }
 }
 
-/// Regression (issue 12): a service of many tenants remembers only its newest tokens (64
-/// forms), so an API echoing a tenant's bearer token into an alert's title got the token into the
-/// store once enough other tenants had signed in since. The token a page was fetched with is now
-/// scrubbed from that page whatever its age. 80 tenants sign in at once (each issued its own
+/// A service of many tenants remembers only its newest tokens (64 forms), so an API echoing a
+/// tenant's bearer token into an alert's title could get the token into the store once enough
+/// other tenants had signed in since. The token a page was fetched with is therefore scrubbed from that page whatever its age. 80 tenants sign in at once (each issued its own
 /// opaque token) and their pages arrive after all the sign-ins.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tenants_own_token_echoed_into_alerts_is_scrubbed_at_any_scale() {
@@ -705,9 +704,8 @@ async fn a_tenants_own_token_echoed_into_alerts_is_scrubbed_at_any_scale() {
     );
 }
 
-/// Regression (issue 12): the service started every due poll at once (a tick of 10,000 tenants
-/// was 10,000 requests in flight, each with its buffers: memory grew with the tenants). It now
-/// runs at most `[poll] concurrency` polls at a time, as a one-off `poll` does. Six tenants whose
+/// Starting every due poll at once would put a tick of 10,000 tenants in flight at once, each
+/// with its buffers: memory would grow with the tenants. The service runs at most `[poll] concurrency` polls at a time, as a one-off `poll` does. Six tenants whose
 /// API answers in 1.2 s, staggered over 4 s: they would overlap; with `concurrency = 1` the server
 /// never answers two requests at once, and every tenant is still polled.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,4 +1,4 @@
-//! Issue 9, import and config: what a user feeds the binary. Saved files in every shape and
+//! Import and config: what a user feeds the binary. Saved files in every shape and
 //! encoding Windows writes, objects that are neither alert nor response, same-time versions,
 //! secret paths that are not files, secrets in TOML errors, and `config check` saying "ok" only
 //! when a poll would start.

@@ -1,4 +1,4 @@
-//! The layout's rules, checked on every `cargo test` (issue 10): modules follow the data's path
+//! The layout's rules, checked on every `cargo test`: modules follow the data's path
 //! with no import circle, `main.rs` stays thin, and no source file grows past ~800 lines of code
 //! (tests, comments and blank lines not counted).
 

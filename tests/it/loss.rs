@@ -1,4 +1,4 @@
-//! Silent-loss regressions (issue 9, items 1–3): a future-dated alert, a crowded instant with odd
+//! Silent loss, guarded: a future-dated alert, a crowded instant with odd
 //! creation times, and a poll that cannot finish its overlap before its deadline.
 
 use std::sync::{Arc, Mutex};

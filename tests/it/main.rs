@@ -8,6 +8,7 @@ mod auth;
 mod auto;
 mod budget;
 mod cli;
+mod docs;
 mod export;
 mod files;
 mod graph;

@@ -192,7 +192,7 @@ async fn invalid_elements_are_counted_and_the_rest_is_stored() {
     env.sim.set_hazards(Hazards::default());
     app::poll(&config, None, false).await.unwrap();
     assert_matches_truth(&env);
-    // Adversarial review: what is not a valid alert is kept verbatim, never dropped, and `status`
+    // What is not a valid alert is kept verbatim, never dropped, and `status`
     // says so.
     let kept = Store::open(&env.store_path())
         .unwrap()

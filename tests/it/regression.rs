@@ -1,106 +1,55 @@
-//! Regression tests, one per defect found in review, named after what went wrong.
+//! Regression tests across modules, each named after the behaviour it guards.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::support::*;
-use mde_alerts::alert::Alert;
 use mde_alerts::alert::time::ApiTime;
 use mde_alerts::app;
 use mde_alerts::config::{ExportConfig, ExportFormat};
 use mde_alerts::poll::{PollSettings, poll_tenant};
-use mde_alerts::source::{AlertSource, Bound, Created, Page, PageRequest, SourceError};
+use mde_alerts::source::AlertSource;
+use mde_alerts::source::fake::{FakeAlert, FakeSource, OrderBy};
 use mde_alerts::store::Store;
 use mde_sim::Hazards;
 
-/// Review #1: an alert sharing a timestamp with more alerts than fit on a page was skipped by
-/// every `$skip` pass while other alerts of the instant were being updated, and lost for good.
-/// (id, lastUpdateTime, alertCreationTime)
-type FakeAlert = (String, ApiTime, ApiTime);
-
-struct Fake {
-    state: Mutex<(u64, Vec<FakeAlert>)>,
-    later: ApiTime,
-}
-
-impl AlertSource for Fake {
-    fn name(&self) -> &'static str {
-        "fake"
-    }
-    async fn fetch(&self, r: &PageRequest) -> Result<Page, SourceError> {
-        let mut g = self.state.lock().unwrap();
-        g.0 += 1;
-        let call = g.0;
-        // Three alerts of the shared instant are updated while the pager reads it.
-        let depart = match call {
-            5 => Some(("a01", 0)),
-            7 => Some(("a02", 1)),
-            9 => Some(("a03", 2)),
-            _ => None,
-        };
-        if let Some((id, k)) = depart {
-            for a in g.1.iter_mut().filter(|a| a.0 == id) {
-                a.1 = self.later.plus(Duration::from_secs(k));
-            }
-        }
-        let mut hits: Vec<_> =
-            g.1.iter()
-                .filter(|(_, t, _)| match r.bound {
-                    Bound::AtOrAfter(b) => *t >= b,
-                    Bound::After(b) => *t > b,
-                    Bound::Exactly(b) => *t == b,
-                })
-                .filter(|(_, t, _)| r.before.is_none_or(|b| *t < b))
-                .filter(|(_, _, c)| match r.created {
-                    Some(Created::Within(a, b)) => {
-                        a.is_none_or(|a| *c >= a) && b.is_none_or(|b| *c < b)
-                    }
-                    Some(Created::Missing) => false,
-                    None => true,
-                })
-                .cloned()
-                .collect();
-        hits.sort_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0)));
-        let alerts: Vec<Alert> = hits
-            .into_iter()
-            .skip(r.skip as usize)
-            .take(r.top as usize)
-            .map(|(id, t, c)| {
-                Alert::parse(&format!(
-                    r#"{{"id":"{id}","lastUpdateTime":"{}","alertCreationTime":"{}"}}"#,
-                    t.to_api_string(),
-                    c.to_api_string()
-                ))
-                .unwrap()
-            })
-            .collect();
-        Ok(Page {
-            received: alerts.len(),
-            alerts,
-            rejected: vec![],
-            ..Page::default()
-        })
-    }
-    fn calls(&self) -> u64 {
-        self.state.lock().unwrap().0
-    }
-}
-
+/// An alert sharing a timestamp with more alerts than fit on a page must not be skipped by the
+/// `$skip` passes over that instant while other alerts of the instant are updated (and so leave
+/// it) between the passes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn review_1_an_alert_at_a_shared_instant_is_not_lost_while_others_leave_it() {
+async fn an_alert_at_a_shared_instant_is_not_lost_while_others_leave_it() {
     for page_size in [2u32, 3, 4] {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(Mutex::new(Store::open(&dir.path().join("a.db")).unwrap()));
         let now = ApiTime::now();
         let t = now.minus(Duration::from_secs(7_200));
+        let later = now.minus(Duration::from_secs(3_600));
         let alerts = (1..=10)
-            .map(|i| (format!("a{i:02}"), t, t.minus(Duration::from_secs(60 * i))))
+            .map(|i| {
+                FakeAlert::new(
+                    format!("a{i:02}"),
+                    t,
+                    Some(t.minus(Duration::from_secs(60 * i))),
+                )
+            })
             .collect();
-        let fake = Fake {
-            state: Mutex::new((0, alerts)),
-            later: now.minus(Duration::from_secs(3_600)),
-        };
+        let fake = FakeSource::new(alerts, OrderBy::Sorted);
+        // Three alerts of the shared instant are updated while the pager reads it.
+        fake.set_mutator(Some(Box::new(move |call, world| {
+            let departs = match call {
+                5 => Some(("a01", 0)),
+                7 => Some(("a02", 1)),
+                9 => Some(("a03", 2)),
+                _ => None,
+            };
+            if let Some((id, k)) = departs {
+                for a in world.iter_mut().filter(|a| a.id == id) {
+                    a.updated = later.plus(Duration::from_secs(k));
+                    a.version += 1;
+                }
+            }
+        })));
         let settings = PollSettings {
             overlap: Duration::from_secs(600),
             initial_lookback: Duration::from_secs(86_400),
@@ -108,6 +57,11 @@ async fn review_1_an_alert_at_a_shared_instant_is_not_lost_while_others_leave_it
         };
         poll_tenant(&fake, &store, "t", settings).await.unwrap();
         poll_tenant(&fake, &store, "t", settings).await.unwrap();
+        assert!(
+            fake.calls() >= 9,
+            "page size {page_size}: the alerts left the instant after the poll ({} calls)",
+            fake.calls()
+        );
         let n: i64 = store
             .lock()
             .unwrap()
@@ -118,10 +72,10 @@ async fn review_1_an_alert_at_a_shared_instant_is_not_lost_while_others_leave_it
     }
 }
 
-/// Review #2: a store error in the middle of a large import left the parser thread blocked on a
-/// full channel, and `import` hung forever holding the write transaction.
+/// A store error in the middle of a large import must end the import: a parser thread left
+/// blocked on a full channel would hang `import` for ever, holding the write transaction.
 #[test]
-fn review_2_a_store_error_mid_import_returns_instead_of_hanging() {
+fn a_store_error_mid_import_returns_instead_of_hanging() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = Store::open(&dir.path().join("a.db")).unwrap();
     store
@@ -151,9 +105,9 @@ fn review_2_a_store_error_mid_import_returns_instead_of_hanging() {
     assert!(e.contains("could not be written"), "{e}");
 }
 
-/// Review #3: `@odata.nextLink` was dropped, so a short page the server cut was taken for the last.
+/// A short page that carries `@odata.nextLink` (the server cut it) is not the last page.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn review_3_a_short_page_with_a_next_link_is_not_the_end() {
+async fn a_short_page_with_a_next_link_is_not_the_end() {
     for orderby in [true, false] {
         let hazards = Hazards {
             server_page: Some(40),
@@ -168,9 +122,9 @@ async fn review_3_a_short_page_with_a_next_link_is_not_the_end() {
     }
 }
 
-/// Review #4: pruning export `alerts` deleted the files of export `alerts-1d` in the same directory.
+/// Pruning export `alerts` keeps the files of export `alerts-1d` in the same directory.
 #[test]
-fn review_4_pruning_one_export_leaves_another_alone() {
+fn pruning_one_export_leaves_another_alone() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("a.db")).unwrap();
     let out = dir.path().join("out");
@@ -208,7 +162,7 @@ fn review_4_pruning_one_export_leaves_another_alone() {
     );
 }
 
-/// Review, residual risk: one alert stamped in the future must not carry the cursor past every
+/// One alert stamped in the future must not carry the cursor past every
 /// alert still to come.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_timestamp_from_the_future_does_not_stop_polling() {
@@ -235,11 +189,11 @@ async fn a_timestamp_from_the_future_does_not_stop_polling() {
     assert_matches_truth(&env);
 }
 
-/// Review #2-1: a `changed` export chose its rows by wall-clock time, so an alert stored with an
-/// earlier timestamp than the last export's (stored during that export, or after the clock stepped
-/// back) was never in any `changed` file.
+/// A `changed` export chooses its rows by the store's order, not by wall-clock time: an alert
+/// stored with an earlier timestamp than the last export's (stored during that export, or after
+/// the clock stepped back) must still be in the next `changed` file.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn review_2_1_changed_exports_do_not_depend_on_the_clock() {
+async fn changed_exports_do_not_depend_on_the_clock() {
     let env = Env::new(sim_config(40, 43, Hazards::default()), Opts::default()).await;
     let text = std::fs::read_to_string(&env.config_path).unwrap()
         + "\n[[exports]]\nname = \"c\"\nformat = \"json\"\ndir = \"out\"\nscope = \"changed\"\n";
@@ -258,8 +212,7 @@ async fn review_2_1_changed_exports_do_not_depend_on_the_clock() {
         .execute("UPDATE alerts SET updated_at = ?1", [an_hour_ago])
         .unwrap();
     drop(store);
-    // A manual export writes the delta to a timestamped file (issue 9 #23: -latest is the
-    // schedule's).
+    // A manual export writes the delta to a timestamped file (`-latest` is the schedule's).
     let written = app::export_configured(&config, Some("c")).unwrap();
     let rows: Vec<serde_json::Value> =
         serde_json::from_slice(&std::fs::read(&written[0].path).unwrap()).unwrap();

@@ -1,4 +1,4 @@
-//! Issue 13: the nightly report read from a store, one row at a time (no summary of every alert
+//! The nightly report read from a store, one row at a time (no summary of every alert
 //! is kept): the rows reach it whole, in any tenant, with their JSON escapes read.
 
 use mde_alerts::alert::Alert;

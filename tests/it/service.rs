@@ -550,8 +550,8 @@ fn the_unit_verifies_and_is_hardened() {
     }
 }
 
-/// Review #2-2: SIGHUP kept the old token provider, so a client secret rotated in place was not
-/// picked up until a restart.
+/// SIGHUP builds new token providers, so a client secret rotated in place is picked up without a
+/// restart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_picks_up_a_rotated_secret() {
     let mut cfg = sim_config(30, 65, Hazards::default());

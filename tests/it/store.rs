@@ -1,4 +1,4 @@
-//! Issue 13: a store that lives for years. Retention (`store prune`), backup under a concurrent
+//! A store that lives for years. Retention (`store prune`), backup under a concurrent
 //! writer, and `store check` on a sound store and on stores broken in each way it names.
 
 use std::path::Path;

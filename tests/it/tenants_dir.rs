@@ -1,4 +1,4 @@
-//! `tenants_dir` (issue 12 item 3): tenants from a directory of `*.toml` files, at scale, and
+//! `tenants_dir`: tenants from a directory of `*.toml` files, at scale, and
 //! reloaded by SIGHUP under `run` without disturbing the other tenants.
 
 use std::path::Path;
@@ -168,7 +168,7 @@ fn sim_tenant(env: &Env, name: &str) -> String {
     tenants_file(vec![t])
 }
 
-/// Issue 12 item 3 under `run`: SIGHUP after adding a tenants file polls the new tenant, after
+/// `tenants_dir` under `run`: SIGHUP after adding a tenants file polls the new tenant, after
 /// removing one stops its polls (its alerts stay), after changing one signs only that one in
 /// afresh; the other tenants keep their tokens (the simulator counts the token requests); a
 /// broken file is refused and the running tenants go on.

@@ -1,4 +1,4 @@
-//! The hazards of `design.md` §2 that the Defender and Graph endpoints inject, each a switch.
+//! The hazards of `docs/design.md` §2 that the Defender and Graph endpoints inject, each a switch.
 
 use std::time::Duration;
 

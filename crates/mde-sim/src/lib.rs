@@ -14,8 +14,8 @@
 //!   options, `@odata.nextLink` paging, evolvable enums, error bodies and token checks. See
 //!   [`graph`] for the mapping and the rules.
 //!
-//! And the hazards of `design.md` §2, each a switch in [`Hazards`]: alerts changing while a client
-//! pages ([`Simulator::update_random`], [`Hazards::mutate_per_page`], [`Simulator::spawn_mutator`]),
+//! And the hazards of `docs/design.md` §2, each a switch in [`Hazards`]: alerts changing while a
+//! client pages ([`Simulator::update_random`], [`Hazards::mutate_per_page`], [`Simulator::spawn_mutator`]),
 //! late visibility (a version becomes visible after its `lastUpdateTime`), many alerts sharing one
 //! `lastUpdateTime` (batch updates, and a clock with Defender's 1/300 s granularity), unknown
 //! fields and enum values, 429 with `Retry-After`, 500 and 503, truncated and non-JSON bodies, slow

@@ -50,7 +50,7 @@ pub enum TenantMode {
     #[default]
     One,
     /// `SimConfig::tenant_id` and any other GUID, each with its own world of
-    /// `alerts_per_tenant` alerts (see the [module documentation](self)).
+    /// `alerts_per_tenant` alerts (see the module documentation).
     Many {
         /// Endpoint alerts in each tenant's starting world (20 for `mde-alerts simulate`).
         alerts_per_tenant: usize,

@@ -5,8 +5,8 @@
 //!
 //! The CSV and JSON exports answer "give me every alert"; a manager asks "what happened last night,
 //! what is still open, and is it getting better?". This module turns the alerts, each in its latest
-//! state, into those numbers ([`Figures`], in [`figures`]) and two renderings of them ([`Report`]).
-//! [`render`] does no I/O: [`from_store`] reads the store and feeds each alert to the same
+//! state, into those numbers ([`Figures`], in `figures`) and two renderings of them ([`Report`]).
+//! [`render`] does no I/O: `from_store` reads the store and feeds each alert to the same
 //! one-pass tally as it goes (nothing is kept per alert), and the export writes the files
 //! (atomically, as every export does), so the rest is a pure function that tests can check
 //! exactly.
@@ -16,8 +16,8 @@
 //! Every string that comes from an alert — title, device, category, severity, status, tenant, ID —
 //! is attacker-influenced: a process on an endpoint can choose the text that ends up in a title.
 //! Both renderings come from templates (`templates/report.html`, `templates/report.md`) over one
-//! view model ([`view`]), and the template engine (askama) escapes **every** value by default
-//! with our escapers ([`escape`]), so safety is by construction, not by each call remembering:
+//! view model (`view`), and the template engine (askama) escapes **every** value by default
+//! with our escapers (`escape`), so safety is by construction, not by each call remembering:
 //! * In HTML it is escaped for text *and* attribute context (`& < > " '`), control characters and
 //!   bidirectional overrides are replaced by U+FFFD, and very long values are cut for display.
 //!   The page also carries a Content-Security-Policy (`default-src 'none'`) so that, should an
@@ -37,9 +37,9 @@
 //! * **Creation time**: `alertCreationTime`; when missing, `lastUpdateTime` stands in (the latest
 //!   instant at which the alert certainly existed). This applies to "new", ages and the chart, but
 //!   not to the time to resolve, which skips such alerts rather than invent a duration.
-//! * **Open**: [`Status::is_open`]: status is not `Resolved` (trimmed, ignoring ASCII case).
+//! * **Open**: [`Status::is_open`](crate::alert::vocab::Status::is_open): status is not `Resolved` (trimmed, ignoring ASCII case).
 //!   Unknown statuses are open.
-//! * **Severities** are read by [`Severity::parse`]: the five documented values ignoring ASCII
+//! * **Severities** are read by [`Severity::parse`](crate::alert::vocab::Severity::parse): the five documented values ignoring ASCII
 //!   case, a blank value as `UnSpecified`, anything else verbatim as its own row. Every list is
 //!   most severe first in that one order, so an unknown severity (`Critical`) comes before `High`,
 //!   and "High" figures (the open High count, the recent High table) include unknown severities.

@@ -197,7 +197,7 @@ fn figures_on_a_handcrafted_set() {
     assert_eq!(
         f.open_by_severity,
         pairs(&[
-            // Unknown severities rank above High (issue 9 #22).
+            // Unknown severities rank above High: a new one must not read as harmless.
             ("Critical", 1),
             ("High", 2),
             ("Medium", 1),

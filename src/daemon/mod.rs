@@ -54,10 +54,10 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::app::{AppError, tenant_names};
 use crate::config::{Config, ConfigError};
-use crate::env::TenantEnv;
-use crate::store::{Store, StoreError, WriterLock};
+use crate::env::{Environment, TenantEnv};
+use crate::error::Error;
+use crate::store::{Store, StoreError, WRITER_WAIT, WriterLock};
 
 pub use scheduler::{Clock, JobKey, SystemClock, Tick, TokioClock, schedule_key};
 pub use state::{DaemonState, state_path};
@@ -120,8 +120,8 @@ pub enum Ticks {
     Manual(mpsc::UnboundedReceiver<Tick>),
 }
 
-/// What drives [`serve`]: the service's is [`run`]'s; a test builds its own with
-/// [`Driver::manual`].
+/// What drives [`serve`]: the service's is [`run`]'s; a test builds its own (`Driver::manual`,
+/// with the `test-support` feature).
 pub struct Driver {
     /// The time.
     pub clock: Arc<dyn Clock>,
@@ -140,6 +140,7 @@ pub struct Driver {
 }
 
 /// The test's side of a [`Driver::manual`].
+#[cfg(any(test, feature = "test-support"))]
 pub struct Remote {
     /// Send ticks.
     pub ticks: mpsc::UnboundedSender<Tick>,
@@ -149,6 +150,7 @@ pub struct Remote {
     pub events: mpsc::UnboundedReceiver<Event>,
 }
 
+#[cfg(any(test, feature = "test-support"))]
 impl Driver {
     /// A driver for a test: ticks, control and events through channels, the system clock, no
     /// systemd, no watchdog (set one on the driver to watch the pings).
@@ -171,32 +173,6 @@ impl Driver {
             events: events_rx,
         };
         (driver, remote)
-    }
-}
-
-/// Why the service could not set itself up (beyond the config and the store).
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum DaemonError {
-    /// A signal handler could not be installed.
-    #[error("cannot listen for {name}")]
-    Signal {
-        /// The signal.
-        name: &'static str,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-    /// tokio-cron-scheduler could not start or take a schedule.
-    #[error("cannot schedule the polls with tokio-cron-scheduler")]
-    Cron(#[source] tokio_cron_scheduler::JobSchedulerError),
-}
-
-impl From<DaemonError> for AppError {
-    /// Compatibility until the top-level error (issue 10 item 7): `main` reads the exit code off
-    /// `AppError`, and a `DaemonError` is a plain failure (exit 1), as before.
-    fn from(e: DaemonError) -> AppError {
-        AppError::Http(format!("{:#}", anyhow::Error::from(e)))
     }
 }
 
@@ -286,7 +262,8 @@ impl Interval {
 /// Everything built from one config.
 struct Plan {
     config: Config,
-    http: reqwest::Client,
+    /// The HTTP client and `[poll]` settings every job of this config shares.
+    env: Arc<Environment>,
     tenants: HashMap<String, TenantEnv>,
     sched: Scheduler<JoinHandle<()>>,
     /// The tenants' names and the exports, shared by every job rather than copied for each
@@ -307,12 +284,11 @@ impl Plan {
         config: Config,
         store: &Store,
         now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<Plan, AppError> {
-        let http = crate::http::client(config.poll.request_timeout, &config.http)
-            .map_err(AppError::Http)?;
+    ) -> Result<Plan, Error> {
+        let env = Arc::new(Environment::new(&config)?);
         let mut tenants = HashMap::new();
         for t in &config.tenants {
-            let tenant = crate::env::tenant(&http, &config.poll, t, store.recent_calls(&t.name)?)?;
+            let tenant = env.tenant(t, store.recent_calls(&t.name)?)?;
             tenants.insert(t.name.clone(), tenant);
         }
         // One `Cron` per distinct schedule, shared by its jobs (see `scheduler::Job::cron`).
@@ -338,11 +314,11 @@ impl Plan {
             .collect();
         Ok(Plan {
             sched: Scheduler::new(polls, exports, now),
-            names: Arc::new(tenant_names(&config)),
+            names: Arc::new(config.tenant_names()),
             exports: Arc::new(config.exports.clone()),
             slots: Arc::new(tokio::sync::Semaphore::new(config.poll.concurrency.max(1))),
             config,
-            http,
+            env,
             tenants,
         })
     }
@@ -408,9 +384,9 @@ fn publish(publisher: &mut Publisher, plan: &Plan, store: &Mutex<Store>, clock: 
 
 /// Runs the service until SIGTERM or SIGINT: signals, tokio-cron-scheduler and systemd wired to
 /// [`serve`].
-pub async fn run(config_path: &Path, config: Config) -> Result<(), AppError> {
+pub async fn run(config_path: &Path, config: Config) -> Result<(), Error> {
     let listen = |kind: SignalKind, name: &'static str| {
-        signal(kind).map_err(|source| DaemonError::Signal { name, source })
+        signal(kind).map_err(|source| Error::Signal { name, source })
     };
     let mut term = listen(SignalKind::terminate(), "SIGTERM")?;
     let mut int = listen(SignalKind::interrupt(), "SIGINT")?;
@@ -443,7 +419,7 @@ pub async fn run(config_path: &Path, config: Config) -> Result<(), AppError> {
 
 /// Runs the service's loop with `driver` until it says stop: opens the store, builds the jobs,
 /// then starts what is due, finishes what reports, reloads and pings the watchdog.
-pub async fn serve(config_path: &Path, config: Config, driver: Driver) -> Result<(), AppError> {
+pub async fn serve(config_path: &Path, config: Config, driver: Driver) -> Result<(), Error> {
     let Driver {
         clock,
         ticks,
@@ -465,17 +441,17 @@ pub async fn serve(config_path: &Path, config: Config, driver: Driver) -> Result
     )));
     let mut plan = {
         let mut s = store.lock().unwrap_or_else(|p| p.into_inner());
-        crate::app::reconcile_tenants(&mut s, &config)?;
+        crate::store::reconcile_configured(&mut s, &config)?;
         Plan::build(config, &s, clock.now())?
     };
     let (mut ticker, mut ticks) = match ticks {
         Ticks::Cron => {
             let (tx, rx) = mpsc::unbounded_channel();
-            let mut ticker = ticker::Ticker::start(tx).await.map_err(DaemonError::Cron)?;
+            let mut ticker = ticker::Ticker::start(tx).await.map_err(Error::Cron)?;
             ticker
                 .set(&plan.sched.schedules())
                 .await
-                .map_err(DaemonError::Cron)?;
+                .map_err(Error::Cron)?;
             (Some(ticker), rx)
         }
         Ticks::Manual(rx) => (None, rx),
@@ -604,12 +580,8 @@ fn finish(
     out: &Outlet,
 ) {
     match done {
-        Done::Poll {
-            tenant,
-            line,
-            figures,
-        } => {
-            interval.add(&tenant, figures);
+        Done::Poll { tenant, result } => {
+            interval.add(&tenant, result.as_ref().ok().copied());
             let key = JobKey::Poll(tenant);
             plan.sched.finish(&key);
             if !plan.sched.polls_outstanding() {
@@ -619,12 +591,12 @@ fn finish(
             let JobKey::Poll(tenant) = &key else {
                 unreachable!()
             };
-            let status = systemd::after_poll(tenant, now, &line, plan.next_start(now));
+            let status = systemd::after_poll(tenant, now, result.as_ref(), plan.next_start(now));
             out.notify(sd_notify::NotifyState::Status(&status));
             publisher.polled(tenant);
             out.event(Event::Finished {
                 key,
-                ok: line.is_ok(),
+                ok: result.is_ok(),
             });
         }
         Done::Export { name, result } => {
@@ -689,8 +661,8 @@ fn reload(
     };
     let built = {
         let mut s = store.lock().unwrap_or_else(|p| p.into_inner());
-        crate::app::reconcile_tenants(&mut s, &config)
-            .map_err(AppError::from)
+        crate::store::reconcile_configured(&mut s, &config)
+            .map_err(Error::from)
             .and_then(|()| Plan::build(config, &s, clock.now()))
     };
     match built {
@@ -726,9 +698,10 @@ fn reload(
         }
         Err(e) => reject(
             "SIGHUP: the new config cannot be used; keeping the running one.",
-            Some(match &e {
-                AppError::Config(c) => c.with_fix(),
-                other => other.to_string(),
+            Some(match (&e, e.hint()) {
+                (Error::Config(c), _) => c.with_fix(),
+                (e, Some(fix)) => format!("{e}\n  fix: {fix}"),
+                (e, None) => e.to_string(),
             }),
             plan,
         ),
@@ -773,17 +746,17 @@ async fn shutdown(plan: Plan, store: &Arc<Mutex<Store>>, out: &Outlet) {
 }
 
 /// Startup problems that mean "fix the config": exit 78, and systemd does not restart.
-fn startup(config: &Config) -> Result<(WriterLock, Store), AppError> {
+fn startup(config: &Config) -> Result<(WriterLock, Store), Error> {
     crate::export::check_export_dirs(config)?;
-    let to_config = |e: StoreError| -> AppError {
+    let to_config = |e: StoreError| -> Error {
         match e {
-            StoreError::Open { path, reason, fix } => AppError::Config(ConfigError {
+            StoreError::Open { path, reason, fix } => Error::Config(ConfigError {
                 file: Some(config.path.clone()),
                 key: "store.path".into(),
                 problem: format!("the store {} cannot be opened: {reason}", path.display()),
                 fix,
             }),
-            StoreError::Disk { path, reason } => AppError::Config(ConfigError {
+            StoreError::Disk { path, reason } => Error::Config(ConfigError {
                 file: Some(config.path.clone()),
                 key: "store.path".into(),
                 problem: format!("the store {} cannot be written: {reason}", path.display()),
@@ -792,7 +765,7 @@ fn startup(config: &Config) -> Result<(WriterLock, Store), AppError> {
             }),
             // A second service on one store is a configuration problem (two units, or a copy
             // of the config), not a crash: exit 78, which the unit does not restart on.
-            StoreError::Busy { path, holder, .. } => AppError::Config(ConfigError {
+            StoreError::Busy { path, holder, .. } => Error::Config(ConfigError {
                 file: Some(config.path.clone()),
                 key: "store.path".into(),
                 problem: format!(
@@ -801,11 +774,10 @@ fn startup(config: &Config) -> Result<(WriterLock, Store), AppError> {
                 ),
                 fix: "run one service per store: stop the other one (or give this one its own [store] path); a manual `poll`, `import` or `store prune` holds it only while it runs".into(),
             }),
-            other => AppError::Store(other),
+            other => Error::Store(other),
         }
     };
-    let lock =
-        WriterLock::acquire(&config.store.path, crate::app::WRITER_WAIT).map_err(to_config)?;
+    let lock = WriterLock::acquire(&config.store.path, WRITER_WAIT).map_err(to_config)?;
     let mut store = Store::open(&config.store.path).map_err(to_config)?;
     // A store that opens but cannot be written (a read-only mount) must fail now, not at the
     // first commit.

@@ -322,7 +322,7 @@ async fn readers_never_see_a_partial_or_missing_latest_file() {
     };
     let config = env.config();
     for _ in 0..25 {
-        mde_alerts::app::export_configured(&config, None).unwrap();
+        mde_alerts::configured_exports::run(&config, None).unwrap();
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let reads = reader.join().expect("the reader saw a torn file");

@@ -71,7 +71,7 @@ impl Notify {
 /// The service running in this process, driven by the test.
 pub(crate) struct InProcess {
     remote: Remote,
-    task: tokio::task::JoinHandle<Result<(), mde_alerts::app::AppError>>,
+    task: tokio::task::JoinHandle<Result<(), mde_alerts::error::Error>>,
     schedule: String,
     seen: Vec<Event>,
 }

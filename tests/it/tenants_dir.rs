@@ -74,7 +74,7 @@ fn ten_thousand_tenants_files_load_in_under_a_second() {
 /// The service in this process, driven by ticks the test sends (no clock is waited for).
 struct Service {
     remote: daemon::Remote,
-    task: tokio::task::JoinHandle<Result<(), mde_alerts::app::AppError>>,
+    task: tokio::task::JoinHandle<Result<(), mde_alerts::error::Error>>,
     schedule: String,
 }
 

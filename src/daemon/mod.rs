@@ -148,18 +148,22 @@ pub struct Remote {
     pub control: mpsc::UnboundedSender<Control>,
     /// Receive what the loop does.
     pub events: mpsc::UnboundedReceiver<Event>,
+    /// The calendar the loop reads.
+    calendar: Arc<TestCalendar>,
 }
 
 #[cfg(any(test, feature = "test-support"))]
 impl Driver {
-    /// A driver for a test: ticks, control and events through channels, the system clock, no
-    /// systemd, no watchdog (set one on the driver to watch the pings).
+    /// A driver for a test: ticks, control and events through channels, a calendar that moves
+    /// only when the test fires a schedule ([`Remote::fire`]), no systemd, no watchdog (set one
+    /// on the driver to watch the pings).
     pub fn manual() -> (Driver, Remote) {
         let (ticks_tx, ticks_rx) = mpsc::unbounded_channel();
         let (control_tx, control_rx) = mpsc::unbounded_channel();
         let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let calendar = Arc::new(TestCalendar(Mutex::new(chrono::Utc::now())));
         let driver = Driver {
-            clock: Arc::new(SystemClock),
+            clock: calendar.clone(),
             ticks: Ticks::Manual(ticks_rx),
             control: control_rx,
             events: Some(events_tx),
@@ -171,8 +175,52 @@ impl Driver {
             ticks: ticks_tx,
             control: control_tx,
             events: events_rx,
+            calendar,
         };
         (driver, remote)
+    }
+}
+
+/// The calendar of a [`Driver::manual`]: it stands still until the test fires a schedule, so no
+/// test waits for a cron time or a staggered start; deadlines and the watchdog keep the
+/// monotonic clock.
+#[cfg(any(test, feature = "test-support"))]
+#[derive(Debug)]
+pub struct TestCalendar(Mutex<chrono::DateTime<chrono::Utc>>);
+
+#[cfg(any(test, feature = "test-support"))]
+impl Clock for TestCalendar {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(any(test, feature = "test-support"))]
+impl Remote {
+    /// Fires `cron` at its next time on the calendar, for the `jobs` that share it, and first
+    /// moves the calendar to the last of their staggered starts, so that all of them start at
+    /// once. Each poll's deadline is then its schedule's next firing plus its stagger, as in the
+    /// service: a day away for a daily schedule, a second for an every-second one.
+    pub fn fire(&self, cron: &croner::Cron, jobs: usize) {
+        let at = {
+            let mut now = self.calendar.0.lock().unwrap_or_else(|p| p.into_inner());
+            let at = cron
+                .find_next_occurrence(&now, false)
+                .expect("a schedule that fires");
+            let last = scheduler::stagger(
+                jobs.saturating_sub(1),
+                jobs,
+                scheduler::interval_at(cron, at),
+            );
+            *now = at + chrono::Duration::from_std(last).unwrap_or_default();
+            at
+        };
+        self.ticks
+            .send(Tick {
+                schedule: schedule_key(cron),
+                at,
+            })
+            .expect("the loop is running");
     }
 }
 

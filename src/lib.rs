@@ -32,7 +32,7 @@ pub(crate) mod redact;
 pub mod signal;
 pub mod source;
 pub mod store;
-pub mod tenant_poll;
+pub(crate) mod tenant_poll;
 
 #[cfg(test)]
 mod graph_review_tests;

@@ -234,7 +234,7 @@ pub struct PollSummary {
 
 /// When a poll must stop waiting: the next scheduled poll (or the one after, if the next is less
 /// than a minute away, so that a manual poll just before a tick still gets a fair run).
-pub fn poll_deadline(schedule: &croner::Cron) -> Option<tokio::time::Instant> {
+pub(crate) fn poll_deadline(schedule: &croner::Cron) -> Option<tokio::time::Instant> {
     let now = chrono::Utc::now();
     let next = schedule.find_next_occurrence(&now, false).ok()?;
     let next = if next - now < chrono::Duration::seconds(60) {

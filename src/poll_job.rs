@@ -1,6 +1,6 @@
 //! A tenant's poll as a job, the one way `poll` and `run` run it: wait for a slot (`[poll]
 //! concurrency`) no later than the deadline, poll on the API the tenant's route picks
-//! ([`crate::tenant_poll`]), turn a panic into that tenant's failed run, say one "poll finished"
+//! (`tenant_poll`), turn a panic into that tenant's failed run, say one "poll finished"
 //! event, and write the exports that follow a poll of this tenant.
 //!
 //! [`poll`] is the `poll` command: one job per tenant, a signal that stops them all, and the

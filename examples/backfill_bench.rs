@@ -55,7 +55,7 @@ async fn main() -> anyhow::Result<()> {
     )?;
     let config = mde_alerts::config::Config::load(&config)?;
     let started = Instant::now();
-    let summary = mde_alerts::app::poll(&config, None, false).await?;
+    let summary = mde_alerts::poll_job::poll(&config, None, false).await?;
     let took = started.elapsed();
     let stats = sim.stats();
     let report = summary

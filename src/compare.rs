@@ -23,9 +23,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::app::AppError;
 use crate::config::{Config, SourceKind, TenantConfig};
 use crate::env::Environment;
+use crate::error::Error;
 use crate::poll::{PollSettings, poll_tenant};
 use crate::source::AlertSource;
 use crate::store::{Outcome, Store};
@@ -118,17 +118,15 @@ type Seen = BTreeMap<String, (Option<String>, Option<String>, String)>;
 
 /// A new private directory for the throw-away stores: mode 0700 whatever the umask, in
 /// `$TMPDIR`; removed when dropped.
-pub fn work_dir() -> Result<tempfile::TempDir, AppError> {
+pub fn work_dir() -> Result<tempfile::TempDir, Error> {
     use std::os::unix::fs::PermissionsExt;
     tempfile::Builder::new()
         .prefix(".mde-alerts-compare-")
         .permissions(std::fs::Permissions::from_mode(0o700))
         .tempdir()
-        .map_err(|e| {
-            AppError::Http(format!(
-                "cannot make a private temporary directory for the comparison: {e} (set TMPDIR to a writable directory)"
-            ))
-        })
+        .map_err(Error::io(
+            "cannot make a private temporary directory for the comparison (set TMPDIR to a writable directory)",
+        ))
 }
 
 /// Compares each tenant (or `only`) over the last `since`, within [`DEFAULT_TIMEOUT`], in a
@@ -137,7 +135,7 @@ pub async fn compare(
     config: &Config,
     only: Option<&str>,
     since: Duration,
-) -> Result<Vec<TenantComparison>, AppError> {
+) -> Result<Vec<TenantComparison>, Error> {
     let dir = work_dir()?;
     compare_in(config, only, since, DEFAULT_TIMEOUT, dir.path()).await
 }
@@ -151,7 +149,7 @@ pub async fn compare_in(
     since: Duration,
     timeout: Duration,
     dir: &std::path::Path,
-) -> Result<Vec<TenantComparison>, AppError> {
+) -> Result<Vec<TenantComparison>, Error> {
     let tenants: Vec<&Arc<TenantConfig>> = match only {
         Some(name) => vec![config.tenant(name)?],
         None => config.tenants.iter().collect(),
@@ -205,7 +203,7 @@ async fn read_side(
     source: SourceKind,
     reading: Reading,
     path: &std::path::Path,
-) -> Result<(Side, Seen), AppError> {
+) -> Result<(Side, Seen), Error> {
     // Pinned to `source`; the budget is shared with a running service: start from the calls it
     // recorded.
     let tenant = env.tenant(&t.reading(source), recent_calls(config, &t.name))?;
@@ -258,12 +256,16 @@ fn recent_calls(config: &Config, tenant: &str) -> Vec<std::time::SystemTime> {
         .unwrap_or_default()
 }
 
-fn read_seen(s: &Store) -> Result<Seen, AppError> {
+fn read_seen(s: &Store) -> Result<Seen, Error> {
+    let read_back = |source| Error::ReadBack {
+        path: s.path().to_path_buf(),
+        source,
+    };
     let mut seen = Seen::new();
     let mut stmt = s
         .connection()
         .prepare("SELECT a.id, a.status, a.severity, r.raw FROM alerts a JOIN alert_revisions r ON r.rev = a.rev")
-        .map_err(|e| AppError::Http(format!("cannot read the comparison's store: {e}")))?;
+        .map_err(read_back)?;
     let rows = stmt
         .query_map([], |r| {
             Ok((
@@ -273,10 +275,9 @@ fn read_seen(s: &Store) -> Result<Seen, AppError> {
                 r.get::<_, String>(3)?,
             ))
         })
-        .map_err(|e| AppError::Http(format!("cannot read the comparison's store: {e}")))?;
+        .map_err(read_back)?;
     for row in rows {
-        let (id, status, severity, raw) =
-            row.map_err(|e| AppError::Http(format!("cannot read the comparison's store: {e}")))?;
+        let (id, status, severity, raw) = row.map_err(read_back)?;
         seen.insert(id, (status, severity, raw));
     }
     Ok(seen)

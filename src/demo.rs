@@ -11,8 +11,9 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::app::{self, AppError, PollSummary};
 use crate::config::Config;
+use crate::error::Error;
+use crate::poll_job::{self, PollSummary};
 use mde_sim::{Hazards, SimConfig, Simulator};
 
 /// What the demo did.
@@ -26,40 +27,13 @@ pub struct DemoReport {
     pub comparison: Option<crate::compare::TenantComparison>,
 }
 
-/// Why the demo failed.
-#[derive(Debug, thiserror::Error)]
-pub enum DemoError {
-    /// Setting up the directory or the simulator failed.
-    #[error("cannot set up the demo in {dir}: {source}")]
-    Setup {
-        /// The directory.
-        dir: PathBuf,
-        /// The error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The directory holds a config or a store that the demo did not write.
-    #[error(
-        "{dir} already holds {what}, which the demo did not write; the demo will not overwrite it or pour simulated alerts into it\n  fix: pass an empty or new directory with --dir"
-    )]
-    NotOurs {
-        /// The directory.
-        dir: PathBuf,
-        /// What is there.
-        what: String,
-    },
-    /// A command failed.
-    #[error(transparent)]
-    App(#[from] AppError),
-}
-
 /// The first line of the config the demo writes: how a later demo knows the directory is its own.
 const MARKER: &str = "# Written by `mde-alerts demo`";
 
 /// Refuses a directory holding a config or store the demo did not write; clears the demo's own
 /// earlier run (its store and exports), so that running the demo twice starts afresh instead of
 /// mixing two simulated worlds in one store.
-fn claim(dir: &Path) -> Result<(), DemoError> {
+fn claim(dir: &Path) -> Result<(), Error> {
     let config = dir.join("config.toml");
     let store = dir.join("alerts.db");
     let ours = match std::fs::read_to_string(&config) {
@@ -67,7 +41,7 @@ fn claim(dir: &Path) -> Result<(), DemoError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
         Err(_) => false,
     };
-    let not_ours = |what: String| DemoError::NotOurs {
+    let not_ours = |what: String| Error::NotTheDemos {
         dir: dir.to_path_buf(),
         what,
     };
@@ -89,9 +63,9 @@ fn claim(dir: &Path) -> Result<(), DemoError> {
 }
 
 /// Runs the demo in `dir`.
-pub async fn run(dir: &Path) -> Result<DemoReport, DemoError> {
-    let setup = |source| DemoError::Setup {
-        dir: dir.to_path_buf(),
+pub async fn run(dir: &Path) -> Result<DemoReport, Error> {
+    let setup = |source| Error::Io {
+        what: format!("cannot set up the demo in {}", dir.display()),
         source,
     };
     std::fs::create_dir_all(dir).map_err(setup)?;
@@ -167,9 +141,9 @@ dir = "exports"
         url = sim.url(),
     );
     std::fs::write(&config_path, config_text).map_err(setup)?;
-    let config = Config::load(&config_path).map_err(AppError::from)?;
+    let config = Config::load(&config_path).map_err(Error::from)?;
 
-    let first = app::poll(&config, None, false).await?;
+    let first = poll_job::poll(&config, None, false).await?;
     if first.interrupted.is_some() {
         return Ok(DemoReport {
             config: config_path,
@@ -185,7 +159,7 @@ dir = "exports"
     sim.update_random(20);
     sim.update_random(10);
     sim.create(7);
-    let second = app::poll(&config, None, true).await?;
+    let second = poll_job::poll(&config, None, true).await?;
     // What switching the MDE tenant to Graph would change, as `compare` shows it.
     let comparison =
         crate::compare::compare(&config, Some("demo"), Duration::from_secs(30 * 86_400))

@@ -25,9 +25,12 @@ pub enum EnvError {
     /// A secret, key or certificate the config names cannot be used (exit 78).
     #[error(transparent)]
     Config(#[from] ConfigError),
-    /// The HTTP client or a token provider could not be built.
+    /// The HTTP client could not be built (proxy, private CA, TLS).
     #[error("cannot set up HTTPS: {0}")]
-    Http(String),
+    Https(String),
+    /// A tenant's token provider could not be built.
+    #[error(transparent)]
+    SignIn(AuthError),
 }
 
 /// The pieces every tenant of one config shares.
@@ -86,7 +89,7 @@ impl Environment {
     /// Builds the HTTP client (proxy, private CA, timeouts, no redirects) for `config`.
     pub fn new(config: &Config) -> Result<Environment, EnvError> {
         let http = crate::http::client(config.poll.request_timeout, &config.http)
-            .map_err(EnvError::Http)?;
+            .map_err(EnvError::Https)?;
         Ok(Environment {
             http,
             poll: config.poll.clone(),
@@ -120,20 +123,10 @@ impl Environment {
     ) -> Option<ApiSource> {
         source(&self.http, &self.poll, tenant, api).map(|s| s.with_deadline(deadline))
     }
-
-    /// The HTTP client.
-    pub fn http(&self) -> &reqwest::Client {
-        &self.http
-    }
-
-    /// The config's `[poll]` section.
-    pub fn poll_config(&self) -> &PollConfig {
-        &self.poll
-    }
 }
 
-/// How a poll of a tenant reading `source` pages, by `poll` (see [`Environment::poll_settings`]).
-pub fn poll_settings(poll: &PollConfig, source: SourceKind) -> PollSettings {
+/// How a poll of a tenant reading `source` pages (see [`Environment::poll_settings`]).
+fn poll_settings(poll: &PollConfig, source: SourceKind) -> PollSettings {
     PollSettings {
         overlap: poll.overlap,
         initial_lookback: poll.initial_lookback,
@@ -141,9 +134,8 @@ pub fn poll_settings(poll: &PollConfig, source: SourceKind) -> PollSettings {
     }
 }
 
-/// A tenant's pieces on `http` (see [`Environment::tenant`]; the service, which keeps its own
-/// client across reloads, calls this directly).
-pub fn tenant(
+/// A tenant's pieces on `http` (see [`Environment::tenant`]).
+fn tenant(
     http: &reqwest::Client,
     poll: &PollConfig,
     t: &TenantConfig,
@@ -169,7 +161,7 @@ pub fn tenant(
 
 /// The source that reads `tenant`'s alerts from `api` through `http`; `None` when the tenant may
 /// not read `api` (it is pinned to the other).
-pub fn source(
+fn source(
     http: &reqwest::Client,
     poll: &PollConfig,
     tenant: &TenantEnv,
@@ -196,7 +188,7 @@ pub fn source(
 
 /// A tenant's token provider for `api` on `http`. A secret or certificate error names the file the
 /// tenant's block is in (the config, or a file of `tenants_dir`).
-pub fn tokens(
+fn tokens(
     http: &reqwest::Client,
     t: &TenantConfig,
     api: SourceKind,
@@ -205,6 +197,6 @@ pub fn tokens(
         .map(Arc::new)
         .map_err(|e| match e {
             AuthError::Config(c) => EnvError::Config(t.in_its_file(c)),
-            other => EnvError::Http(other.to_string()),
+            other => EnvError::SignIn(other),
         })
 }

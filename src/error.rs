@@ -1,13 +1,15 @@
-//! The one error a command ends with, and the exit code it means.
+//! The one error a command ends with, its exit code and its fix.
 //!
 //! Every module has its own error type; this enum gathers them so that the exit code is decided
 //! by matching variants, not by searching an `anyhow` chain for a type (a `#[error(transparent)]`
-//! wrapper hides its inner error from `source()`, so a configuration error wrapped by `demo` would
-//! exit 1 instead of 78).
+//! wrapper hides its inner error from `source()`). An error's `Display` is the problem alone;
+//! what to do about it is [`Error::hint`], which every place that prints an error prints after it.
 
-use crate::app::AppError;
+use std::path::PathBuf;
+
+use crate::auth::AuthError;
 use crate::config::ConfigError;
-use crate::demo::DemoError;
+use crate::env::EnvError;
 use crate::export::ExportError;
 use crate::import::ImportError;
 use crate::store::StoreError;
@@ -27,9 +29,6 @@ pub enum Error {
     /// The configuration is wrong.
     #[error(transparent)]
     Config(#[from] ConfigError),
-    /// A poll, sign-in check or configured export failed.
-    #[error(transparent)]
-    App(#[from] AppError),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -39,9 +38,43 @@ pub enum Error {
     /// An import failed (nothing of it was kept).
     #[error(transparent)]
     Import(#[from] ImportError),
-    /// The demo failed.
+    /// The HTTP client could not be built (proxy, private CA, TLS).
+    #[error("cannot set up HTTPS: {0}")]
+    Https(String),
+    /// A tenant's sign-in could not be set up.
     #[error(transparent)]
-    Demo(#[from] DemoError),
+    SignIn(AuthError),
+    /// A signal handler could not be installed.
+    #[error("cannot listen for {name}")]
+    Signal {
+        /// The signal.
+        name: &'static str,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// tokio-cron-scheduler could not start or take a schedule.
+    #[error("cannot schedule the polls with tokio-cron-scheduler")]
+    Cron(#[source] tokio_cron_scheduler::JobSchedulerError),
+    /// A store the command wrote for itself (`compare`'s) cannot be read back.
+    #[error("cannot read the store {path}")]
+    ReadBack {
+        /// The store.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// The demo's directory holds a config or store the demo did not write.
+    #[error(
+        "{dir} already holds {what}, which the demo did not write; the demo will not overwrite it or pour simulated alerts into it"
+    )]
+    NotTheDemos {
+        /// The directory.
+        dir: PathBuf,
+        /// What is there.
+        what: String,
+    },
     /// Reading or writing something other than the store or an export failed.
     #[error("{what}: {source}")]
     Io {
@@ -53,6 +86,25 @@ pub enum Error {
     },
 }
 
+impl From<EnvError> for Error {
+    fn from(e: EnvError) -> Self {
+        match e {
+            EnvError::Config(c) => Error::Config(c),
+            EnvError::Https(h) => Error::Https(h),
+            EnvError::SignIn(a) => Error::from(a),
+        }
+    }
+}
+
+impl From<AuthError> for Error {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Config(c) => Error::Config(c),
+            other => Error::SignIn(other),
+        }
+    }
+}
+
 impl Error {
     /// An I/O error while doing `what`.
     pub fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
@@ -62,26 +114,31 @@ impl Error {
 
     /// The process's exit code for this error.
     pub fn exit_code(&self) -> u8 {
-        let config = match self {
-            Error::Config(_) => true,
-            Error::App(a) | Error::Demo(DemoError::App(a)) => matches!(a, AppError::Config(_)),
-            _ => false,
-        };
-        if config { EXIT_CONFIG } else { EXIT_FAILED }
+        match self {
+            Error::Config(_) => EXIT_CONFIG,
+            _ => EXIT_FAILED,
+        }
     }
 
-    /// What to do about it, when the error knows: `main` prints it once, as `fix: …`, after the
-    /// error (configuration and export errors; others say their fix in their text).
+    /// What to do about it, when the error knows: printed once, as `fix: …`, after the error.
     pub fn hint(&self) -> Option<String> {
         match self {
             Error::Config(c) => Some(c.fix.clone()),
-            Error::App(a) | Error::Demo(DemoError::App(a)) => match a {
-                AppError::Config(c) => Some(c.fix.clone()),
-                AppError::Export(e) => e.fix(),
-                _ => None,
-            },
+            Error::Store(e) => e.hint(),
             Error::Export(e) => e.fix(),
-            _ => None,
+            Error::Import(e) => e.hint(),
+            Error::Https(_) => Some(
+                "check [http] (proxy, ca_file) in the config, and the proxy's URL and credentials"
+                    .into(),
+            ),
+            Error::SignIn(AuthError::Config(c)) => Some(c.fix.clone()),
+            Error::SignIn(_) => None,
+            Error::Signal { .. } | Error::Cron(_) => None,
+            Error::ReadBack { .. } => {
+                Some("set TMPDIR to a writable local directory with free space".into())
+            }
+            Error::NotTheDemos { .. } => Some("pass an empty or new directory with --dir".into()),
+            Error::Io { .. } => None,
         }
     }
 
@@ -105,28 +162,119 @@ impl Error {
 mod tests {
     use super::*;
 
-    /// A configuration error inside `demo` exits 78, not 1: wrapping must not hide it.
-    #[test]
-    fn a_wrapped_configuration_error_still_exits_78() {
-        let c = ConfigError {
+    fn config_error() -> ConfigError {
+        ConfigError {
             file: None,
             key: "tenants".into(),
             problem: "missing".into(),
             fix: "add one".into(),
-        };
+        }
+    }
+
+    /// A configuration error exits 78 however it arrives: directly, through the environment's
+    /// setup, or through a sign-in's setup.
+    #[test]
+    fn a_wrapped_configuration_error_still_exits_78() {
+        let c = config_error();
         assert_eq!(Error::from(c.clone()).exit_code(), EXIT_CONFIG);
         assert_eq!(
-            Error::from(AppError::Config(c.clone())).exit_code(),
+            Error::from(EnvError::Config(c.clone())).exit_code(),
             EXIT_CONFIG
         );
         assert_eq!(
-            Error::from(DemoError::App(AppError::Config(c.clone()))).exit_code(),
+            Error::from(EnvError::SignIn(AuthError::Config(c.clone()))).exit_code(),
             EXIT_CONFIG
         );
         // The fix is the hint, said once by `main`, not part of the message.
-        let e = Error::from(DemoError::App(AppError::Config(c)));
+        let e = Error::from(AuthError::Config(c));
         assert_eq!(e.hint().as_deref(), Some("add one"));
         assert!(!e.to_string().contains("add one"), "{e}");
+    }
+
+    /// The errors that used to travel as "cannot set up HTTPS: …" text say what failed, exit 1,
+    /// and keep their cause.
+    #[test]
+    fn each_failure_names_itself_not_https() {
+        let signal = Error::Signal {
+            name: "SIGTERM",
+            source: std::io::ErrorKind::PermissionDenied.into(),
+        };
+        let read_back = Error::ReadBack {
+            path: "/tmp/x/tenant0-mde.db".into(),
+            source: rusqlite::Error::InvalidQuery,
+        };
+        let demo = Error::NotTheDemos {
+            dir: "/srv".into(),
+            what: "a store (/srv/alerts.db)".into(),
+        };
+        let temp = Error::io("cannot make a private temporary directory for the comparison")(
+            std::io::ErrorKind::PermissionDenied.into(),
+        );
+        for e in [&signal, &read_back, &demo, &temp] {
+            assert_eq!(e.exit_code(), EXIT_FAILED, "{e}");
+            assert!(!e.to_string().contains("HTTPS"), "{e}");
+        }
+        assert_eq!(signal.to_string(), "cannot listen for SIGTERM");
+        assert!(std::error::Error::source(&signal).is_some());
+        assert!(
+            read_back
+                .to_string()
+                .starts_with("cannot read the store /tmp/x/")
+        );
+        assert_eq!(
+            demo.hint().as_deref(),
+            Some("pass an empty or new directory with --dir")
+        );
+        let https = Error::from(EnvError::Https("the proxy x cannot be used".into()));
+        assert_eq!(
+            https.to_string(),
+            "cannot set up HTTPS: the proxy x cannot be used"
+        );
+        assert_eq!(https.exit_code(), EXIT_FAILED);
+        assert!(https.hint().is_some());
+    }
+
+    /// A fix is said once, by `hint()`, never inside the message: `main` prints it after the
+    /// error as `fix: …`, and a message with a fix of its own would say it twice.
+    #[test]
+    fn no_error_says_its_fix_in_its_message() {
+        let store = |e: StoreError| Error::from(e);
+        let errors = [
+            Error::from(config_error()),
+            store(StoreError::Open {
+                path: "/s.db".into(),
+                reason: "not a database".into(),
+                fix: "restore a backup".into(),
+            }),
+            store(StoreError::Disk {
+                path: "/s.db".into(),
+                reason: "disk full".into(),
+            }),
+            store(StoreError::Busy {
+                path: "/s.db".into(),
+                holder: "pid 7".into(),
+                waited_secs: 5,
+            }),
+            Error::from(ImportError::Store(StoreError::Disk {
+                path: "/s.db".into(),
+                reason: "disk full".into(),
+            })),
+            Error::from(ExportError::Store(StoreError::Busy {
+                path: "/s.db".into(),
+                holder: "pid 7".into(),
+                waited_secs: 5,
+            })),
+            Error::NotTheDemos {
+                dir: "/srv".into(),
+                what: "a store".into(),
+            },
+            Error::Https("bad proxy".into()),
+        ];
+        for e in &errors {
+            let text = crate::http::error_chain(e).to_lowercase();
+            assert!(!text.contains("fix:"), "{text}");
+            assert!(e.hint().is_some(), "{e} has no fix");
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::alert::time::ApiTime;
 use crate::metrics::LastRun as LastPoll;
-use crate::store::{RunRow, Store, StoreError};
+use crate::store::{Outcome, RunRow, Store, StoreError};
 
 /// One tenant's health, as `status --json` prints it (one object per tenant, in an array).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -133,11 +133,11 @@ pub fn verdict(
     success_age: Option<Duration>,
     max_age: Duration,
 ) -> (bool, Option<String>) {
-    let stalled = last_poll.is_some_and(|p| p.outcome == "stalled");
+    let stalled = last_poll.is_some_and(|p| p.outcome == Some(Outcome::Stalled));
     match (last_poll, success_age) {
         (None, _) => (false, Some("no poll has run yet".to_owned())),
-        (Some(p), _) if p.outcome == "failed" => (false, Some("the last poll failed".to_owned())),
-        (Some(p), _) if p.outcome == "interrupted" => (
+        (Some(p), _) if p.outcome == Some(Outcome::Failed) => (false, Some("the last poll failed".to_owned())),
+        (Some(p), _) if p.outcome == Some(Outcome::Interrupted) => (
             false,
             Some("the last poll was interrupted before it finished".to_owned()),
         ),
@@ -348,10 +348,10 @@ pub fn tenant_status(
 mod tests {
     use super::*;
 
-    fn poll(outcome: &str) -> LastPoll {
+    fn poll(outcome: Outcome) -> LastPoll {
         LastPoll {
             at: ApiTime::now(),
-            outcome: outcome.into(),
+            outcome: Some(outcome),
             duration_secs: 1.0,
             api_calls: 1,
             throttled: 0,
@@ -361,24 +361,40 @@ mod tests {
 
     const HOUR: Duration = Duration::from_secs(3_600);
 
+    /// Every outcome the store records reads back as itself, so the health rules see what the
+    /// poll wrote; a run still going reads as none.
+    #[test]
+    fn every_outcome_reads_back_as_itself() {
+        for o in [
+            Outcome::Ok,
+            Outcome::Partial,
+            Outcome::Failed,
+            Outcome::Stalled,
+            Outcome::Interrupted,
+        ] {
+            assert_eq!(Outcome::parse(o.as_str()), Some(o));
+        }
+        assert_eq!(Outcome::parse("running"), None);
+    }
+
     #[test]
     fn the_health_rules() {
         let min = Some(Duration::from_secs(60));
         let day = Some(Duration::from_secs(86_400));
         assert!(!verdict(None, None, HOUR).0);
-        assert!(verdict(Some(&poll("ok")), min, HOUR).0);
-        assert!(verdict(Some(&poll("partial")), min, HOUR).0);
-        assert!(!verdict(Some(&poll("failed")), min, HOUR).0);
-        assert!(!verdict(Some(&poll("interrupted")), min, HOUR).0);
-        assert!(!verdict(Some(&poll("ok")), day, HOUR).0);
+        assert!(verdict(Some(&poll(Outcome::Ok)), min, HOUR).0);
+        assert!(verdict(Some(&poll(Outcome::Partial)), min, HOUR).0);
+        assert!(!verdict(Some(&poll(Outcome::Failed)), min, HOUR).0);
+        assert!(!verdict(Some(&poll(Outcome::Interrupted)), min, HOUR).0);
+        assert!(!verdict(Some(&poll(Outcome::Ok)), day, HOUR).0);
         // Stalled: unhealthy however recent the last success, and said so.
-        let (ok, why) = verdict(Some(&poll("stalled")), min, HOUR);
+        let (ok, why) = verdict(Some(&poll(Outcome::Stalled)), min, HOUR);
         assert!(!ok);
         assert!(why.unwrap().contains("no progress"));
-        let (ok, why) = verdict(Some(&poll("stalled")), day, HOUR);
+        let (ok, why) = verdict(Some(&poll(Outcome::Stalled)), day, HOUR);
         assert!(!ok);
         assert!(why.unwrap().contains("made no progress"));
-        let (ok, why) = verdict(Some(&poll("stalled")), None, HOUR);
+        let (ok, why) = verdict(Some(&poll(Outcome::Stalled)), None, HOUR);
         assert!(!ok);
         assert!(why.unwrap().contains("no poll has made progress"));
     }

@@ -10,11 +10,12 @@
 #![warn(missing_docs)]
 
 pub mod alert;
-pub mod app;
 pub mod auth;
+pub mod auth_check;
 pub mod budget;
 pub mod compare;
 pub mod config;
+pub mod configured_exports;
 pub mod daemon;
 pub mod demo;
 pub(crate) mod env;
@@ -25,8 +26,10 @@ pub mod http;
 pub mod import;
 pub(crate) mod metrics;
 pub mod poll;
+pub mod poll_job;
 pub(crate) mod preflight;
 pub(crate) mod redact;
+pub mod signal;
 pub mod source;
 pub mod store;
-pub mod tenant_poll;
+pub(crate) mod tenant_poll;

@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use crate::alert::time::ApiTime;
-use crate::store::{Store, StoreError};
+use crate::store::{Outcome, Store, StoreError};
 
 /// One tenant's health figures.
 #[derive(Debug, Clone, Default)]
@@ -29,8 +29,8 @@ pub struct TenantFigures {
 pub struct LastRun {
     /// When it finished (or started, if it never finished).
     pub at: ApiTime,
-    /// `ok`, `partial`, `failed`, `interrupted`, `running`.
-    pub outcome: String,
+    /// How it ended; `None` while it runs.
+    pub outcome: Option<Outcome>,
     /// Wall time.
     pub duration_secs: f64,
     /// API calls.
@@ -51,7 +51,7 @@ pub fn tenant_figures(store: &Store, tenant: &str) -> Result<TenantFigures, Stor
         let end = r.finished_at.as_deref().and_then(parse);
         LastRun {
             at: end.or(start).unwrap_or(ApiTime::from_ticks(0)),
-            outcome: r.outcome.clone(),
+            outcome: Outcome::parse(&r.outcome),
             duration_secs: match (start, end) {
                 (Some(s), Some(e)) => (e.ticks() - s.ticks()) as f64 / 1e7,
                 _ => 0.0,
@@ -63,7 +63,7 @@ pub fn tenant_figures(store: &Store, tenant: &str) -> Result<TenantFigures, Stor
     });
     let last_success = polls
         .iter()
-        .find(|r| matches!(r.outcome.as_str(), "ok" | "partial"))
+        .find(|r| Outcome::parse(&r.outcome).is_some_and(Outcome::succeeded))
         .and_then(|r| r.finished_at.as_deref().and_then(parse));
     Ok(TenantFigures {
         tenant: tenant.to_owned(),
@@ -124,7 +124,7 @@ pub fn render<'a>(
             .copied()
             .filter_map(|f| {
                 f.last_poll.as_ref().map(|r| {
-                    let ok = matches!(r.outcome.as_str(), "ok" | "partial");
+                    let ok = r.outcome.is_some_and(Outcome::succeeded);
                     (t(f), if ok { 1.0 } else { 0.0 })
                 })
             })
@@ -229,7 +229,7 @@ mod tests {
             tenant: "con\"toso".into(),
             last_poll: Some(LastRun {
                 at: ApiTime::from_ticks(17_000_000_000_000_000),
-                outcome: "ok".into(),
+                outcome: Some(Outcome::Ok),
                 duration_secs: 1.5,
                 api_calls: 3,
                 throttled: 0,

@@ -8,8 +8,8 @@
 
 use std::sync::{Arc, Mutex};
 
-use crate::config::{PollConfig, SourceKind};
-use crate::env::TenantEnv;
+use crate::config::SourceKind;
+use crate::env::{Environment, TenantEnv};
 use crate::poll::{PollError, PollReport, poll_tenant};
 use crate::source::SourceError;
 use crate::source::route::{Decision, Why};
@@ -19,9 +19,8 @@ use crate::store::{Store, StoreError};
 /// the first refuses the tenant (auto tenants only). The decision the poll settles on is recorded
 /// in the store when it changes, for `status`: an attempt the first API refused is not a decision,
 /// so a tenant that Graph refuses at every token renewal does not flap in the store or the log.
-pub async fn poll(
-    http: &reqwest::Client,
-    poll_cfg: &PollConfig,
+pub(crate) async fn poll(
+    env: &Environment,
     tenant: &TenantEnv,
     store: &Arc<Mutex<Store>>,
     deadline: Option<tokio::time::Instant>,
@@ -35,12 +34,11 @@ pub async fn poll(
     let result = loop {
         let api = decision.api;
         tried.push(api);
-        let Some(source) = crate::env::source(http, poll_cfg, tenant, api) else {
+        let Some(source) = env.source(tenant, api, deadline) else {
             // An auto tenant has both lanes and a pinned one decides only its own.
             unreachable!("the route picked an API the tenant has no lane for");
         };
-        let source = source.with_deadline(deadline);
-        let settings = crate::env::poll_settings(poll_cfg, api);
+        let settings = env.poll_settings(api);
         let result = poll_tenant(&source, store, &tenant.cfg.name, settings).await;
         let Err(PollError::Source(error)) = result else {
             break result;

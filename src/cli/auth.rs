@@ -4,13 +4,13 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use mde_alerts::app;
+use mde_alerts::auth_check;
 use mde_alerts::config::SourceKind;
 use mde_alerts::error::Error;
 
 pub async fn run(config: &Path, tenant: Option<&str>, show_token: bool) -> Result<ExitCode, Error> {
     let config = super::load(config)?;
-    let reports = app::auth_check(&config, tenant, show_token).await?;
+    let reports = auth_check::auth_check(&config, tenant, show_token).await?;
     let mut all_ok = true;
     for (name, r) in &reports {
         match r {
@@ -43,7 +43,7 @@ pub async fn run(config: &Path, tenant: Option<&str>, show_token: bool) -> Resul
         )?;
     }
     for (_, r) in &reports {
-        if let Ok(app::AuthReport {
+        if let Ok(auth_check::AuthReport {
             raw_token: Some(t), ..
         }) = r
         {
@@ -60,7 +60,7 @@ pub async fn run(config: &Path, tenant: Option<&str>, show_token: bool) -> Resul
     })
 }
 
-fn print_auth(r: &app::AuthReport) -> Result<(), Error> {
+fn print_auth(r: &auth_check::AuthReport) -> Result<(), Error> {
     outln!("tenant {}: signed in with {}", r.tenant, r.grant)?;
     if !r.claims_readable {
         // An opaque token (not a JWT): its claims cannot be read here, only the API can judge it.
@@ -98,7 +98,7 @@ fn print_auth(r: &app::AuthReport) -> Result<(), Error> {
     Ok(())
 }
 
-fn print_claims(r: &app::AuthReport) -> Result<(), Error> {
+fn print_claims(r: &auth_check::AuthReport) -> Result<(), Error> {
     let c = &r.claims;
     let s = |k: &str| c[k].as_str().unwrap_or("(absent)").to_owned();
     let mark = |ok: bool| if ok { "ok" } else { "PROBLEM" };

@@ -24,6 +24,9 @@ pub fn run(config: &Path, target: &Path) -> Result<ExitCode, Error> {
         }
         Err(e) => {
             errln!("error: {}", mde_alerts::http::error_chain(&e));
+            if let Some(fix) = e.hint() {
+                errln!("  fix: {fix}");
+            }
             Ok(super::failed())
         }
     }

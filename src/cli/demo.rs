@@ -27,6 +27,9 @@ pub async fn run(dir: &Path) -> Result<ExitCode, Error> {
     let failed: Vec<_> = report.polls.iter().flat_map(|p| &p.failed).collect();
     for (t, e) in &failed {
         errln!("error: {t}: {e}");
+        if let Some(fix) = e.hint() {
+            errln!("  fix: {fix}");
+        }
     }
     if let Some(c) = report.comparison.as_ref().filter(|c| !c.complete()) {
         for e in [&c.mde.error, &c.graph.error].into_iter().flatten() {

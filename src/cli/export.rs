@@ -5,7 +5,6 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use mde_alerts::app;
 use mde_alerts::config::{Config, ExportFormat, ExportShape};
 use mde_alerts::error::Error;
 use mde_alerts::export;
@@ -37,7 +36,7 @@ pub fn run(
     }
     require_store(&config)?;
     let (Some(format), Some(out)) = (format, out) else {
-        for w in app::export_configured(&config, name)? {
+        for w in mde_alerts::configured_exports::run(&config, name)? {
             outln!("wrote {w}")?;
         }
         return Ok(ExitCode::SUCCESS);
@@ -48,7 +47,7 @@ pub fn run(
         shape: shape.unwrap_or_default(),
         ..mde_alerts::config::ExportConfig::ad_hoc(format)
     };
-    let sel = export::selection_for(&store, &e, &app::tenant_names(&config))?;
+    let sel = export::selection_for(&store, &e, &config.tenant_names())?;
     if is_stdout(out) {
         if let export::Streamed::Complete(n) =
             export::write_to(&store, &e, &sel, &mut std::io::stdout())?
@@ -85,7 +84,7 @@ pub(super) fn clean_temps_beside(out: &std::path::Path) {
 
 /// Refuses to create an empty store: exports and reports read one that a poll or import made.
 pub(super) fn require_store(config: &Config) -> Result<(), Error> {
-    if app::store_exists(&config.store.path) {
+    if config.store.path.is_file() {
         return Ok(());
     }
     Err(Error::Io {

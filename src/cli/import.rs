@@ -6,7 +6,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use mde_alerts::app;
 use mde_alerts::error::Error;
 use mde_alerts::import::ImportError;
 use mde_alerts::store::WriterLock;
@@ -21,11 +20,12 @@ pub async fn run(
         Some(t) => config.tenant(t)?.name.clone(),
         None => config.tenants[0].name.clone(),
     };
-    let _lock = WriterLock::acquire(&config.store.path, app::WRITER_WAIT)?;
-    let mut store = app::open_store(&config)?;
-    app::reconcile_tenants(&mut store, &config)?;
+    let _lock = WriterLock::acquire(&config.store.path, mde_alerts::store::WRITER_WAIT)?;
+    let mut store = mde_alerts::store::Store::open(&config.store.path)?;
+    mde_alerts::store::reconcile_configured(&mut store, &config)?;
     let stop = Arc::new(AtomicBool::new(false));
-    let signal = app::stop_signal().map_err(Error::io("cannot watch for SIGINT/SIGTERM"))?;
+    let signal =
+        mde_alerts::signal::stop_signal().map_err(Error::io("cannot watch for SIGINT/SIGTERM"))?;
     let started = std::time::Instant::now();
     let work = tokio::task::spawn_blocking({
         let (stop, files, tenant) = (stop.clone(), files.to_vec(), tenant.clone());

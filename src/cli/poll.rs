@@ -3,12 +3,12 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use mde_alerts::app;
 use mde_alerts::error::Error;
+use mde_alerts::poll_job;
 
 pub async fn run(config: &Path, tenant: Option<&str>, export: bool) -> Result<ExitCode, Error> {
     let config = super::load(config)?;
-    let summary = app::poll(&config, tenant, export).await?;
+    let summary = poll_job::poll(&config, tenant, export).await?;
     for r in &summary.ok {
         match summary.apis.iter().find(|(t, _)| *t == r.tenant) {
             Some((_, d)) => outln!("{r}; read {}", d.api.title())?,
@@ -20,6 +20,9 @@ pub async fn run(config: &Path, tenant: Option<&str>, export: bool) -> Result<Ex
     }
     for (t, e) in &summary.failed {
         errln!("error: {t}: poll failed: {e}");
+        if let Some(fix) = e.hint() {
+            errln!("  fix: {fix}");
+        }
     }
     if let Some((signal, runs)) = &summary.interrupted {
         if runs.is_empty() {

@@ -5,7 +5,6 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use mde_alerts::app;
 use mde_alerts::config::ExportFormat;
 use mde_alerts::error::Error;
 use mde_alerts::export;
@@ -39,7 +38,7 @@ pub fn run(config: &Path, window: Duration, out: &std::path::Path) -> Result<Exi
     let store = mde_alerts::store::Store::open_read_only(&config.store.path)?;
     let mut e = mde_alerts::config::ExportConfig::ad_hoc(ExportFormat::Report);
     e.report_window = window;
-    let sel = export::selection_for(&store, &e, &app::tenant_names(&config))?;
+    let sel = export::selection_for(&store, &e, &config.tenant_names())?;
     let Some(file) = file else {
         export::write_to(&store, &e, &sel, &mut std::io::stdout())?;
         return Ok(ExitCode::SUCCESS);

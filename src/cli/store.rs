@@ -6,7 +6,6 @@ use std::process::ExitCode;
 use clap::Subcommand;
 
 use mde_alerts::alert::time::ApiTime;
-use mde_alerts::app;
 use mde_alerts::error::Error;
 use mde_alerts::store::{Store, WriterLock, check, retention};
 
@@ -120,8 +119,8 @@ fn prune(config: &mde_alerts::config::Config) -> Result<ExitCode, Error> {
             retention::KEEP_ALL
         }
     };
-    let _lock = WriterLock::acquire(&config.store.path, app::WRITER_WAIT)?;
-    let mut store = app::open_store(config)?;
+    let _lock = WriterLock::acquire(&config.store.path, mde_alerts::store::WRITER_WAIT)?;
+    let mut store = mde_alerts::store::Store::open(&config.store.path)?;
     let before = retention::size_on_disk(&store);
     let r = retention::prune(&mut store, keep, ApiTime::now())?;
     outln!(

@@ -875,6 +875,11 @@ impl Config {
         })
     }
 
+    /// The configured tenants' names, in config order.
+    pub fn tenant_names(&self) -> Vec<String> {
+        self.tenants.iter().map(|t| t.name.clone()).collect()
+    }
+
     /// The tenant called `name`, or an error listing the configured ones.
     pub fn tenant(&self, name: &str) -> Result<&Arc<TenantConfig>, ConfigError> {
         self.tenants.iter().find(|t| t.name == name).ok_or_else(|| {

@@ -53,10 +53,10 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::app::{AppError, tenant_names};
 use crate::config::{Config, ConfigError};
-use crate::env::TenantEnv;
-use crate::store::{Store, StoreError, WriterLock};
+use crate::env::{Environment, TenantEnv};
+use crate::error::Error;
+use crate::store::{Store, StoreError, WRITER_WAIT, WriterLock};
 
 pub use scheduler::{Clock, JobKey, SystemClock, Tick, TokioClock, schedule_key};
 pub use state::{DaemonState, state_path};
@@ -119,8 +119,8 @@ pub enum Ticks {
     Manual(mpsc::UnboundedReceiver<Tick>),
 }
 
-/// What drives [`serve`]: the service's is [`run`]'s; a test builds its own with
-/// [`Driver::manual`].
+/// What drives [`serve`]: the service's is [`run`]'s; a test builds its own (`Driver::manual`,
+/// with the `test-support` feature).
 pub struct Driver {
     /// The time.
     pub clock: Arc<dyn Clock>,
@@ -139,6 +139,7 @@ pub struct Driver {
 }
 
 /// The test's side of a [`Driver::manual`].
+#[cfg(any(test, feature = "test-support"))]
 pub struct Remote {
     /// Send ticks.
     pub ticks: mpsc::UnboundedSender<Tick>,
@@ -146,17 +147,22 @@ pub struct Remote {
     pub control: mpsc::UnboundedSender<Control>,
     /// Receive what the loop does.
     pub events: mpsc::UnboundedReceiver<Event>,
+    /// The calendar the loop reads.
+    calendar: Arc<TestCalendar>,
 }
 
+#[cfg(any(test, feature = "test-support"))]
 impl Driver {
-    /// A driver for a test: ticks, control and events through channels, the system clock, no
-    /// systemd, no watchdog (set one on the driver to watch the pings).
+    /// A driver for a test: ticks, control and events through channels, a calendar that moves
+    /// only when the test fires a schedule ([`Remote::fire`]), no systemd, no watchdog (set one
+    /// on the driver to watch the pings).
     pub fn manual() -> (Driver, Remote) {
         let (ticks_tx, ticks_rx) = mpsc::unbounded_channel();
         let (control_tx, control_rx) = mpsc::unbounded_channel();
         let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let calendar = Arc::new(TestCalendar(Mutex::new(chrono::Utc::now())));
         let driver = Driver {
-            clock: Arc::new(SystemClock),
+            clock: calendar.clone(),
             ticks: Ticks::Manual(ticks_rx),
             control: control_rx,
             events: Some(events_tx),
@@ -168,33 +174,52 @@ impl Driver {
             ticks: ticks_tx,
             control: control_tx,
             events: events_rx,
+            calendar,
         };
         (driver, remote)
     }
 }
 
-/// Why the service could not set itself up (beyond the config and the store).
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum DaemonError {
-    /// A signal handler could not be installed.
-    #[error("cannot listen for {name}")]
-    Signal {
-        /// The signal.
-        name: &'static str,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-    /// tokio-cron-scheduler could not start or take a schedule.
-    #[error("cannot schedule the polls with tokio-cron-scheduler")]
-    Cron(#[source] tokio_cron_scheduler::JobSchedulerError),
+/// The calendar of a [`Driver::manual`]: it stands still until the test fires a schedule, so no
+/// test waits for a cron time or a staggered start; deadlines and the watchdog keep the
+/// monotonic clock.
+#[cfg(any(test, feature = "test-support"))]
+#[derive(Debug)]
+pub struct TestCalendar(Mutex<chrono::DateTime<chrono::Utc>>);
+
+#[cfg(any(test, feature = "test-support"))]
+impl Clock for TestCalendar {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
-impl From<DaemonError> for AppError {
-    /// `main` reads the exit code off `AppError`, and a `DaemonError` is a plain failure (exit 1).
-    fn from(e: DaemonError) -> AppError {
-        AppError::Http(format!("{:#}", anyhow::Error::from(e)))
+#[cfg(any(test, feature = "test-support"))]
+impl Remote {
+    /// Fires `cron` at its next time on the calendar, for the `jobs` that share it, and first
+    /// moves the calendar to the last of their staggered starts, so that all of them start at
+    /// once. Each poll's deadline is then its schedule's next firing plus its stagger, as in the
+    /// service: a day away for a daily schedule, a second for an every-second one.
+    pub fn fire(&self, cron: &croner::Cron, jobs: usize) {
+        let at = {
+            let mut now = self.calendar.0.lock().unwrap_or_else(|p| p.into_inner());
+            let at = cron
+                .find_next_occurrence(&now, false)
+                .expect("a schedule that fires");
+            let last = scheduler::stagger(
+                jobs.saturating_sub(1),
+                jobs,
+                scheduler::interval_at(cron, at),
+            );
+            *now = at + chrono::Duration::from_std(last).unwrap_or_default();
+            at
+        };
+        self.ticks
+            .send(Tick {
+                schedule: schedule_key(cron),
+                at,
+            })
+            .expect("the loop is running");
     }
 }
 
@@ -284,7 +309,8 @@ impl Interval {
 /// Everything built from one config.
 struct Plan {
     config: Config,
-    http: reqwest::Client,
+    /// The HTTP client and `[poll]` settings every job of this config shares.
+    env: Arc<Environment>,
     tenants: HashMap<String, TenantEnv>,
     sched: Scheduler<JoinHandle<()>>,
     /// The tenants' names and the exports, shared by every job rather than copied for each
@@ -305,12 +331,11 @@ impl Plan {
         config: Config,
         store: &Store,
         now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<Plan, AppError> {
-        let http = crate::http::client(config.poll.request_timeout, &config.http)
-            .map_err(AppError::Http)?;
+    ) -> Result<Plan, Error> {
+        let env = Arc::new(Environment::new(&config)?);
         let mut tenants = HashMap::new();
         for t in &config.tenants {
-            let tenant = crate::env::tenant(&http, &config.poll, t, store.recent_calls(&t.name)?)?;
+            let tenant = env.tenant(t, store.recent_calls(&t.name)?)?;
             tenants.insert(t.name.clone(), tenant);
         }
         // One `Cron` per distinct schedule, shared by its jobs (see `scheduler::Job::cron`).
@@ -336,11 +361,11 @@ impl Plan {
             .collect();
         Ok(Plan {
             sched: Scheduler::new(polls, exports, now),
-            names: Arc::new(tenant_names(&config)),
+            names: Arc::new(config.tenant_names()),
             exports: Arc::new(config.exports.clone()),
             slots: Arc::new(tokio::sync::Semaphore::new(config.poll.concurrency.max(1))),
             config,
-            http,
+            env,
             tenants,
         })
     }
@@ -413,9 +438,9 @@ fn publish(publisher: &mut Publisher, plan: &Plan, store: &Mutex<Store>, clock: 
 
 /// Runs the service until SIGTERM or SIGINT: signals, tokio-cron-scheduler and systemd wired to
 /// [`serve`].
-pub async fn run(config_path: &Path, config: Config) -> Result<(), AppError> {
+pub async fn run(config_path: &Path, config: Config) -> Result<(), Error> {
     let listen = |kind: SignalKind, name: &'static str| {
-        signal(kind).map_err(|source| DaemonError::Signal { name, source })
+        signal(kind).map_err(|source| Error::Signal { name, source })
     };
     let mut term = listen(SignalKind::terminate(), "SIGTERM")?;
     let mut int = listen(SignalKind::interrupt(), "SIGINT")?;
@@ -448,7 +473,7 @@ pub async fn run(config_path: &Path, config: Config) -> Result<(), AppError> {
 
 /// Runs the service's loop with `driver` until it says stop: opens the store, builds the jobs,
 /// then starts what is due, finishes what reports, reloads and pings the watchdog.
-pub async fn serve(config_path: &Path, config: Config, driver: Driver) -> Result<(), AppError> {
+pub async fn serve(config_path: &Path, config: Config, driver: Driver) -> Result<(), Error> {
     let Driver {
         clock,
         ticks,
@@ -470,17 +495,17 @@ pub async fn serve(config_path: &Path, config: Config, driver: Driver) -> Result
     )));
     let mut plan = {
         let mut s = store.lock().unwrap_or_else(|p| p.into_inner());
-        crate::app::reconcile_tenants(&mut s, &config)?;
+        crate::store::reconcile_configured(&mut s, &config)?;
         Plan::build(config, &s, clock.now())?
     };
     let (mut ticker, mut ticks) = match ticks {
         Ticks::Cron => {
             let (tx, rx) = mpsc::unbounded_channel();
-            let mut ticker = ticker::Ticker::start(tx).await.map_err(DaemonError::Cron)?;
+            let mut ticker = ticker::Ticker::start(tx).await.map_err(Error::Cron)?;
             ticker
                 .set(&plan.sched.schedules())
                 .await
-                .map_err(DaemonError::Cron)?;
+                .map_err(Error::Cron)?;
             (Some(ticker), rx)
         }
         Ticks::Manual(rx) => (None, rx),
@@ -612,12 +637,8 @@ fn finish(
     out: &Outlet,
 ) {
     match done {
-        Done::Poll {
-            tenant,
-            line,
-            figures,
-        } => {
-            interval.add(&tenant, figures);
+        Done::Poll { tenant, result } => {
+            interval.add(&tenant, result.as_ref().ok().copied());
             let key = JobKey::Poll(tenant);
             plan.sched.finish(&key);
             if !plan.sched.polls_outstanding() {
@@ -627,12 +648,12 @@ fn finish(
             let JobKey::Poll(tenant) = &key else {
                 unreachable!()
             };
-            let status = systemd::after_poll(tenant, now, &line, plan.next_start(now));
+            let status = systemd::after_poll(tenant, now, result.as_ref(), plan.next_start(now));
             out.notify(sd_notify::NotifyState::Status(&status));
             publisher.polled(tenant);
             out.event(Event::Finished {
                 key,
-                ok: line.is_ok(),
+                ok: result.is_ok(),
             });
         }
         Done::Export { name, result } => {
@@ -697,8 +718,8 @@ fn reload(
     };
     let built = {
         let mut s = store.lock().unwrap_or_else(|p| p.into_inner());
-        crate::app::reconcile_tenants(&mut s, &config)
-            .map_err(AppError::from)
+        crate::store::reconcile_configured(&mut s, &config)
+            .map_err(Error::from)
             .and_then(|()| Plan::build(config, &s, clock.now()))
     };
     match built {
@@ -734,9 +755,10 @@ fn reload(
         }
         Err(e) => reject(
             "SIGHUP: the new config cannot be used; keeping the running one.",
-            Some(match &e {
-                AppError::Config(c) => c.with_fix(),
-                other => other.to_string(),
+            Some(match (&e, e.hint()) {
+                (Error::Config(c), _) => c.with_fix(),
+                (e, Some(fix)) => format!("{e}\n  fix: {fix}"),
+                (e, None) => e.to_string(),
             }),
             plan,
         ),
@@ -781,17 +803,17 @@ async fn shutdown(plan: Plan, store: &Arc<Mutex<Store>>, out: &Outlet) {
 }
 
 /// Startup problems that mean "fix the config": exit 78, and systemd does not restart.
-fn startup(config: &Config) -> Result<(WriterLock, Store), AppError> {
+fn startup(config: &Config) -> Result<(WriterLock, Store), Error> {
     crate::export::check_export_dirs(config)?;
-    let to_config = |e: StoreError| -> AppError {
+    let to_config = |e: StoreError| -> Error {
         match e {
-            StoreError::Open { path, reason, fix } => AppError::Config(ConfigError {
+            StoreError::Open { path, reason, fix } => Error::Config(ConfigError {
                 file: Some(config.path.clone()),
                 key: "store.path".into(),
                 problem: format!("the store {} cannot be opened: {reason}", path.display()),
                 fix,
             }),
-            StoreError::Disk { path, reason } => AppError::Config(ConfigError {
+            StoreError::Disk { path, reason } => Error::Config(ConfigError {
                 file: Some(config.path.clone()),
                 key: "store.path".into(),
                 problem: format!("the store {} cannot be written: {reason}", path.display()),
@@ -800,7 +822,7 @@ fn startup(config: &Config) -> Result<(WriterLock, Store), AppError> {
             }),
             // A second service on one store is a configuration problem (two units, or a copy
             // of the config), not a crash: exit 78, which the unit does not restart on.
-            StoreError::Busy { path, holder, .. } => AppError::Config(ConfigError {
+            StoreError::Busy { path, holder, .. } => Error::Config(ConfigError {
                 file: Some(config.path.clone()),
                 key: "store.path".into(),
                 problem: format!(
@@ -809,11 +831,10 @@ fn startup(config: &Config) -> Result<(WriterLock, Store), AppError> {
                 ),
                 fix: "run one service per store: stop the other one (or give this one its own [store] path); a manual `poll`, `import` or `store prune` holds it only while it runs".into(),
             }),
-            other => AppError::Store(other),
+            other => Error::Store(other),
         }
     };
-    let lock =
-        WriterLock::acquire(&config.store.path, crate::app::WRITER_WAIT).map_err(to_config)?;
+    let lock = WriterLock::acquire(&config.store.path, WRITER_WAIT).map_err(to_config)?;
     let mut store = Store::open(&config.store.path).map_err(to_config)?;
     // A store that opens but cannot be written (a read-only mount) must fail now, not at the
     // first commit.

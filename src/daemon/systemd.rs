@@ -10,6 +10,9 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio::time::Instant;
 
 use super::Event;
+use super::jobs::Figures;
+use crate::poll_job::JobError;
+use crate::store::Outcome;
 
 /// systemd's watchdog period for our pings: half of `WATCHDOG_USEC`, as systemd advises.
 pub(crate) fn watchdog_period() -> Option<Duration> {
@@ -82,15 +85,24 @@ pub(crate) fn started(first: DateTime<Utc>) -> String {
 pub(crate) fn after_poll(
     tenant: &str,
     now: DateTime<Utc>,
-    line: &Result<String, String>,
+    result: Result<&Figures, &JobError>,
     next: DateTime<Utc>,
 ) -> String {
     let (now, next) = (now.format("%H:%M:%S"), next.format("%H:%M:%S"));
-    match line {
-        Ok(l) => format!("last poll of {tenant} {now} ok: {l}; next {next}"),
+    match result {
+        Ok(f) => format!(
+            "last poll of {tenant} {now} ok: {} new, {} updated{}; next {next}",
+            f.new,
+            f.updated,
+            match f.outcome {
+                Outcome::Partial => " (partial)",
+                Outcome::Stalled => " (stalled: no progress)",
+                _ => "",
+            }
+        ),
         Err(e) => format!(
             "last poll of {tenant} {now} FAILED: {}; next {next}",
-            e.chars().take(160).collect::<String>()
+            e.to_string().chars().take(160).collect::<String>()
         ),
     }
 }
@@ -114,11 +126,28 @@ mod tests {
         let next = Utc.with_ymd_and_hms(2026, 1, 15, 12, 10, 0).unwrap();
         assert_eq!(started(next), "started; first poll 12:10:00");
         assert_eq!(
-            after_poll("t1", at, &Ok("3 new, 5 updated".into()), next),
+            after_poll(
+                "t1",
+                at,
+                Ok(&Figures {
+                    new: 3,
+                    updated: 5,
+                    ..Figures::default()
+                }),
+                next
+            ),
             "last poll of t1 12:05:01 ok: 3 new, 5 updated; next 12:10:00"
         );
-        let long = "é".repeat(500);
-        let failed = after_poll("t1", at, &Err(long), next);
+        let partial = Figures {
+            outcome: Outcome::Partial,
+            ..Figures::default()
+        };
+        assert_eq!(
+            after_poll("t1", at, Ok(&partial), next),
+            "last poll of t1 12:05:01 ok: 0 new, 0 updated (partial); next 12:10:00"
+        );
+        let long = JobError::Poll(crate::poll::PollError::Protocol("é".repeat(500)));
+        let failed = after_poll("t1", at, Err(&long), next);
         assert_eq!(
             failed.chars().filter(|c| *c == 'é').count(),
             160,

@@ -94,8 +94,7 @@ impl ExportError {
     /// What to do about it, when there is something to do: `main` prints it once as `fix: …`.
     pub fn fix(&self) -> Option<String> {
         match self {
-            // A store error says its own fix (it is shown on its own by the poll as well).
-            ExportError::Store(_) => None,
+            ExportError::Store(e) => e.hint(),
             ExportError::NotRegular { fix, .. } => Some((*fix).to_owned()),
             ExportError::Io { .. } => Some(
                 "check that the directory exists, is writable by this user, and has free space"

@@ -91,6 +91,16 @@ pub enum ImportError {
     },
 }
 
+impl ImportError {
+    /// What the admin can do about it, when the error knows.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            ImportError::Store(e) => e.hint(),
+            _ => None,
+        }
+    }
+}
+
 /// What an import did.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ImportReport {

@@ -1,8 +1,8 @@
 //! An in-memory [`AlertSource`] that answers [`PageRequest`]s exactly as the API's filter, order,
 //! `$top` and `$skip` say, over a world the test changes between calls: the pager's test double.
 //!
-//! It is small and has no dependencies, so it is part of the library (not `cfg(test)`) and the
-//! integration tests use it too. Its hazards are the ones that matter to the pager: alerts that
+//! It is built for the unit tests and, with the `test-support` feature, for the integration
+//! tests; a release build has none of it. Its hazards are the ones that matter to the pager: alerts that
 //! move while pages are read, alerts that become visible late, many alerts at one instant, odd
 //! creation times, `$orderby` refused or ignored, and the hostile servers of [`Hostile`]: every
 //! way a server can depart from Graph's documented query surface that the pager must survive.

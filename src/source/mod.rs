@@ -9,6 +9,7 @@
 //! documents `$orderby` for alerts.
 
 pub mod client;
+#[cfg(any(test, feature = "test-support"))]
 pub mod fake;
 pub mod graph;
 pub mod mde;

@@ -28,7 +28,7 @@ use super::Store;
 #[non_exhaustive]
 pub enum BackupError {
     /// The target is not a regular file (a directory, symlink, device…).
-    #[error("{} is not a regular file ({kind}); a backup only ever replaces a regular file\n  fix: remove or rename it, or choose another path", path.display())]
+    #[error("{} is not a regular file ({kind}); a backup only ever replaces a regular file", path.display())]
     NotRegularFile {
         /// The target.
         path: PathBuf,
@@ -36,13 +36,13 @@ pub enum BackupError {
         kind: &'static str,
     },
     /// The target is the store itself (or its WAL).
-    #[error("{} is the store itself; a backup must go elsewhere\n  fix: choose another path (on another disk, ideally)", path.display())]
+    #[error("{} is the store itself; a backup must go elsewhere", path.display())]
     IsTheStore {
         /// The target.
         path: PathBuf,
     },
     /// The target's directory does not exist.
-    #[error("the directory {} does not exist\n  fix: create it, or choose another path", dir.display())]
+    #[error("the directory {} does not exist", dir.display())]
     NoDirectory {
         /// The directory.
         dir: PathBuf,
@@ -65,6 +65,21 @@ pub enum BackupError {
         #[source]
         source: rusqlite::Error,
     },
+}
+
+impl BackupError {
+    /// What the admin can do about it, when the error knows.
+    pub fn hint(&self) -> Option<String> {
+        Some(
+            match self {
+                BackupError::NotRegularFile { .. } => "remove or rename it, or choose another path",
+                BackupError::IsTheStore { .. } => "choose another path (on another disk, ideally)",
+                BackupError::NoDirectory { .. } => "create it, or choose another path",
+                BackupError::Io { .. } | BackupError::Sqlite { .. } => return None,
+            }
+            .into(),
+        )
+    }
 }
 
 /// What a backup wrote.
@@ -310,6 +325,11 @@ mod tests {
         }
         let e = backup(&s, &dir.path().join("no/such/dir.db"), 0o640).unwrap_err();
         assert!(e.to_string().contains("does not exist"), "{e}");
+        assert!(!e.to_string().contains("fix"), "the fix is the hint's: {e}");
+        assert_eq!(
+            e.hint().as_deref(),
+            Some("create it, or choose another path")
+        );
         let link = dir.path().join("link.db");
         std::os::unix::fs::symlink(dir.path().join("elsewhere"), &link).unwrap();
         assert!(backup(&s, &link, 0o640).is_err());

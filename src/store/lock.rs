@@ -4,6 +4,9 @@ use std::path::{Path, PathBuf};
 
 use super::StoreError;
 
+/// How long a second writer waits for the first before giving up.
+pub const WRITER_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The single-writer lock: an advisory lock on `<store>.lock` that holds the writer's pid. One
 /// process writes to a store at a time; readers (`export`, `status`) need no lock (WAL).
 #[derive(Debug)]

@@ -31,6 +31,7 @@ use crate::alert::time::ApiTime;
 mod api_choice;
 pub mod backup;
 pub mod check;
+mod configured;
 mod export_state;
 mod lock;
 mod quiet;
@@ -39,7 +40,8 @@ mod runs;
 mod writer;
 
 pub use api_choice::ApiChoiceRow;
-pub use lock::WriterLock;
+pub use configured::reconcile_configured;
+pub use lock::{WRITER_WAIT, WriterLock};
 pub use quiet::{FLUSH_EVERY, QuietPoll};
 pub use runs::{Outcome, RunFigures, RunId, RunRow};
 pub use writer::Writer;
@@ -72,7 +74,7 @@ fn migrations() -> Migrations<'static> {
 #[non_exhaustive]
 pub enum StoreError {
     /// The database could not be opened or set up.
-    #[error("cannot open the store {path}: {reason}\n  fix: {fix}")]
+    #[error("cannot open the store {path}: {reason}")]
     Open {
         /// The database file.
         path: PathBuf,
@@ -83,7 +85,7 @@ pub enum StoreError {
     },
     /// The disk is full or failed while writing; the transaction was rolled back.
     #[error(
-        "the store {path} could not be written ({reason}); the last transaction was rolled back and nothing was lost\n  fix: free disk space or check the disk, then run again"
+        "the store {path} could not be written ({reason}); the last transaction was rolled back and nothing was lost"
     )]
     Disk {
         /// The database file.
@@ -92,9 +94,7 @@ pub enum StoreError {
         reason: String,
     },
     /// Another process holds the writer lock.
-    #[error(
-        "another mde-alerts is writing to {path} ({holder}); waited {waited_secs}s\n  fix: let it finish (a poll or import), or stop the other process; runs never overlap on one store"
-    )]
+    #[error("another mde-alerts is writing to {path} ({holder}); waited {waited_secs}s")]
     Busy {
         /// The database file.
         path: PathBuf,
@@ -112,6 +112,18 @@ pub enum StoreError {
         #[source]
         source: rusqlite::Error,
     },
+}
+
+impl StoreError {
+    /// What the admin can do about it, when there is something to do.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            StoreError::Open { fix, .. } => Some(fix.clone()),
+            StoreError::Disk { .. } => Some("free disk space or check the disk, then run again".into()),
+            StoreError::Busy { .. } => Some("let it finish (a poll or import), or stop the other process; runs never overlap on one store".into()),
+            StoreError::Sqlite { .. } => None,
+        }
+    }
 }
 
 /// What one upsert did.

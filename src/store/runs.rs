@@ -37,6 +37,26 @@ impl Outcome {
             Outcome::Interrupted => "interrupted",
         }
     }
+
+    /// The outcome `runs.outcome` holds as `word`; `None` for a run still `running` (or a word
+    /// this version does not know).
+    pub fn parse(word: &str) -> Option<Outcome> {
+        [
+            Outcome::Ok,
+            Outcome::Partial,
+            Outcome::Failed,
+            Outcome::Stalled,
+            Outcome::Interrupted,
+        ]
+        .into_iter()
+        .find(|o| o.as_str() == word)
+    }
+
+    /// Whether a poll that ended so counts as a success: it completed, or stopped at its
+    /// deadline with progress stored.
+    pub fn succeeded(self) -> bool {
+        matches!(self, Outcome::Ok | Outcome::Partial)
+    }
 }
 
 /// Extra figures recorded when a run finishes.

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 
 use crate::service::InProcess;
 use crate::support::*;
-use mde_alerts::app;
+use mde_alerts::poll_job;
 use mde_sim::{Hazards, Retired};
 
 fn auto() -> Opts {
@@ -57,7 +57,7 @@ async fn status(env: &Env) -> serde_json::Value {
 async fn an_auto_tenant_whose_app_may_read_graph_reads_graph_at_one_call_a_quiet_poll() {
     let env = Env::new(sim_config(300, 61, Hazards::default()), auto()).await;
     let config = env.config();
-    let s = app::poll(&config, None, false).await.unwrap();
+    let s = poll_job::poll(&config, None, false).await.unwrap();
     assert!(s.failed.is_empty(), "{:?}", s.failed);
     assert_eq!(env.sim.stats().alert_calls, 0, "the MDE API is not called");
     let d = diff(
@@ -66,7 +66,7 @@ async fn an_auto_tenant_whose_app_may_read_graph_reads_graph_at_one_call_a_quiet
     );
     assert!(d.is_clean(), "{d:?}");
     let before = env.sim.stats().graph_calls;
-    let quiet = app::poll(&config, None, false).await.unwrap();
+    let quiet = poll_job::poll(&config, None, false).await.unwrap();
     assert_eq!(quiet.ok[0].api_calls, 1, "a quiet poll is one call");
     assert_eq!(env.sim.stats().graph_calls - before, 1);
     let st = status(&env).await;
@@ -84,12 +84,12 @@ async fn an_auto_tenant_without_graphs_permission_reads_mde_and_says_what_to_gra
     let env = Env::new(sim_config(300, 62, Hazards::default()), auto()).await;
     env.sim.set_graph_roles(&[]);
     let config = env.config();
-    let s = app::poll(&config, None, false).await.unwrap();
+    let s = poll_job::poll(&config, None, false).await.unwrap();
     assert!(s.failed.is_empty(), "{:?}", s.failed);
     assert_eq!(env.sim.stats().graph_calls, 0, "Graph is not called");
     assert_matches_truth(&env);
     let before = env.sim.stats().alert_calls;
-    let quiet = app::poll(&config, None, false).await.unwrap();
+    let quiet = poll_job::poll(&config, None, false).await.unwrap();
     assert_eq!(quiet.ok[0].api_calls, 1, "a quiet poll is one call");
     assert_eq!(env.sim.stats().alert_calls - before, 1);
     let st = status(&env).await;
@@ -119,13 +119,13 @@ async fn a_permission_granted_later_moves_one_off_polls_to_graph_without_a_secon
     let env = Env::new(sim_config(500, 63, Hazards::default()), auto()).await;
     env.sim.set_graph_roles(&[]);
     let config = env.config();
-    app::poll(&config, None, false).await.unwrap();
+    poll_job::poll(&config, None, false).await.unwrap();
     assert_matches_truth(&env);
     env.sim.update_random(40);
     env.sim.create(15);
     env.sim.set_graph_roles(&["SecurityAlert.Read.All"]);
     let calls = env.sim.stats().alert_calls;
-    let s = app::poll(&config, None, false).await.unwrap();
+    let s = poll_job::poll(&config, None, false).await.unwrap();
     assert!(s.failed.is_empty(), "{:?}", s.failed);
     assert_eq!(
         env.sim.stats().alert_calls,
@@ -136,7 +136,7 @@ async fn a_permission_granted_later_moves_one_off_polls_to_graph_without_a_secon
     assert_one_latest_row_per_alert(&env);
     env.sim.set_mde_retired(Some(Retired::Gone));
     env.sim.update_random(30);
-    let s = app::poll(&config, None, false).await.unwrap();
+    let s = poll_job::poll(&config, None, false).await.unwrap();
     assert!(s.failed.is_empty(), "{:?}", s.failed);
     assert_one_latest_row_per_alert(&env);
     assert_eq!(status(&env).await["api"], "graph");
@@ -155,14 +155,14 @@ async fn mde_switched_off_without_graphs_permission_fails_saying_what_to_grant()
         let env = Env::new(sim_config(300, seed, Hazards::default()), auto()).await;
         env.sim.set_graph_roles(&[]);
         let config = env.config();
-        app::poll(&config, None, false).await.unwrap();
+        poll_job::poll(&config, None, false).await.unwrap();
         let cursor = mde_alerts::store::Store::open(&env.store_path())
             .unwrap()
             .cursor("t1")
             .unwrap();
         env.sim.set_mde_retired(Some(retired));
         env.sim.create(10);
-        let s = app::poll(&config, None, false).await.unwrap();
+        let s = poll_job::poll(&config, None, false).await.unwrap();
         assert_eq!(s.failed.len(), 1, "{retired:?}");
         let e = s.failed[0].1.to_string();
         assert!(e.starts_with("Defender for Endpoint answered"), "{e}");
@@ -183,7 +183,7 @@ async fn mde_switched_off_without_graphs_permission_fails_saying_what_to_grant()
             .unwrap();
         assert_eq!(after, cursor, "{retired:?}: the cursor did not move");
         env.sim.set_graph_roles(&["SecurityAlert.Read.All"]);
-        let s = app::poll(&config, None, false).await.unwrap();
+        let s = poll_job::poll(&config, None, false).await.unwrap();
         assert!(s.failed.is_empty(), "{retired:?}: {:?}", s.failed);
         assert_one_latest_row_per_alert(&env);
     }
@@ -249,10 +249,10 @@ async fn under_run_a_permission_granted_later_is_seen_at_the_next_token_renewal(
 async fn a_pinned_tenant_never_moves() {
     let env = Env::new(sim_config(200, 70, Hazards::default()), Opts::default()).await;
     let config = env.config();
-    app::poll(&config, None, false).await.unwrap();
+    poll_job::poll(&config, None, false).await.unwrap();
     assert_eq!(env.sim.stats().graph_calls, 0);
     env.sim.set_mde_retired(Some(Retired::Gone));
-    let s = app::poll(&config, None, false).await.unwrap();
+    let s = poll_job::poll(&config, None, false).await.unwrap();
     assert_eq!(s.failed.len(), 1);
     assert_eq!(env.sim.stats().graph_calls, 0, "pinned: no move");
     let e = s.failed[0].1.to_string();
@@ -267,7 +267,7 @@ async fn a_pinned_tenant_never_moves() {
 async fn an_unreachable_graph_keeps_an_auto_tenant_on_the_api_its_cursor_came_from() {
     let env = Env::new(sim_config(200, 71, Hazards::default()), auto()).await;
     env.sim.set_graph_roles(&[]);
-    app::poll(&env.config(), None, false).await.unwrap();
+    poll_job::poll(&env.config(), None, false).await.unwrap();
     env.sim.set_graph_roles(&["SecurityAlert.Read.All"]);
     let proxy = crate::hostile::hostile(|_| crate::hostile::Answer::Fixed {
         status: 302,
@@ -277,7 +277,7 @@ async fn an_unreachable_graph_keeps_an_auto_tenant_on_the_api_its_cursor_came_fr
     .await;
     env.edit_config(|c| c.tenants[0].graph_url = Some(proxy.url.clone()));
     env.sim.update_random(20);
-    let s = app::poll(&env.config(), None, false).await.unwrap();
+    let s = poll_job::poll(&env.config(), None, false).await.unwrap();
     assert!(s.failed.is_empty(), "{:?}", s.failed);
     assert_eq!(s.apis[0].1.api, mde_alerts::config::SourceKind::Mde);
     assert_matches_truth(&env);
@@ -439,7 +439,7 @@ async fn under_run_a_graph_refusing_a_permitted_token_costs_one_call_per_token_l
 async fn mde_switched_off_and_graph_unreachable_says_graph_could_not_be_reached() {
     let env = Env::new(sim_config(200, 81, Hazards::default()), auto()).await;
     env.sim.set_graph_roles(&[]);
-    app::poll(&env.config(), None, false).await.unwrap();
+    poll_job::poll(&env.config(), None, false).await.unwrap();
     env.sim.set_graph_roles(&["SecurityAlert.Read.All"]);
     let proxy = crate::hostile::hostile(|_| crate::hostile::Answer::Fixed {
         status: 302,
@@ -449,7 +449,7 @@ async fn mde_switched_off_and_graph_unreachable_says_graph_could_not_be_reached(
     .await;
     env.edit_config(|c| c.tenants[0].graph_url = Some(proxy.url.clone()));
     env.sim.set_mde_retired(Some(Retired::Gone));
-    let s = app::poll(&env.config(), None, false).await.unwrap();
+    let s = poll_job::poll(&env.config(), None, false).await.unwrap();
     assert_eq!(s.failed.len(), 1);
     let e = s.failed[0].1.to_string();
     eprintln!("{e}");
@@ -468,12 +468,12 @@ async fn mde_switched_off_and_graph_unreachable_says_graph_could_not_be_reached(
 async fn mde_switched_off_and_graph_refusing_says_both_answers() {
     let env = Env::new(sim_config(200, 82, Hazards::default()), auto()).await;
     env.sim.set_graph_roles(&[]);
-    app::poll(&env.config(), None, false).await.unwrap();
+    poll_job::poll(&env.config(), None, false).await.unwrap();
     env.sim.set_graph_roles(&["SecurityAlert.Read.All"]);
     let (graph, _) = refusing_graph(403, "Forbidden").await;
     env.edit_config(|c| c.tenants[0].graph_url = Some(graph.url.clone()));
     env.sim.set_mde_retired(Some(Retired::Gone));
-    let s = app::poll(&env.config(), None, false).await.unwrap();
+    let s = poll_job::poll(&env.config(), None, false).await.unwrap();
     assert_eq!(s.failed.len(), 1);
     let e = s.failed[0].1.to_string();
     eprintln!("{e}");
@@ -553,7 +553,7 @@ async fn under_run_a_graph_sign_in_refused_is_asked_again_at_the_mde_tokens_rene
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tenant_pinned_after_auto_is_shown_as_pinned_before_its_next_poll() {
     let env = Env::new(sim_config(100, 84, Hazards::default()), auto()).await;
-    app::poll(&env.config(), None, false).await.unwrap();
+    poll_job::poll(&env.config(), None, false).await.unwrap();
     assert_eq!(status(&env).await["api_reason"], "graph_permitted");
     env.edit_config(|c| c.tenants[0].source = Some(mde_alerts::config::SourceChoice::Mde));
     let st = status(&env).await;
@@ -571,7 +571,7 @@ async fn a_graph_answering_404_is_not_told_to_grant_a_permission() {
     let env = Env::new(sim_config(100, 85, Hazards::default()), auto()).await;
     let (graph, _) = refusing_graph(404, "ResourceNotFound").await;
     env.edit_config(|c| c.tenants[0].graph_url = Some(graph.url.clone()));
-    let s = app::poll(&env.config(), None, false).await.unwrap();
+    let s = poll_job::poll(&env.config(), None, false).await.unwrap();
     assert!(s.failed.is_empty(), "{:?}", s.failed);
     let st = status(&env).await;
     let w = st["warnings"][0].as_str().unwrap();
@@ -739,13 +739,13 @@ async fn killed_polls_moving_between_apis_lose_nothing_and_store_nothing_twice()
     env.sim.set_mde_retired(None);
     // Ending on the MDE API, which serves every alert: all of them, in their latest state.
     env.sim.set_graph_roles(&[]);
-    let s = app::poll(&env.config(), None, false).await.unwrap();
+    let s = poll_job::poll(&env.config(), None, false).await.unwrap();
     assert!(s.failed.is_empty(), "{:?}", s.failed);
     assert_matches_truth(&env);
     // And once more on Graph, after changes: nothing doubled, nothing Graph serves left stale.
     env.sim.set_graph_roles(&["SecurityAlert.Read.All"]);
     env.sim.update_random(30);
-    let s = app::poll(&env.config(), None, false).await.unwrap();
+    let s = poll_job::poll(&env.config(), None, false).await.unwrap();
     assert!(s.failed.is_empty(), "{:?}", s.failed);
     assert_eq!(s.apis[0].1.api, mde_alerts::config::SourceKind::Graph);
     assert_one_latest_row_per_alert(&env);

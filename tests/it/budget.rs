@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::*;
 use mde_alerts::alert::time::ApiTime;
-use mde_alerts::app;
+use mde_alerts::poll_job;
 use mde_alerts::store::{Outcome, Store};
 use mde_sim::{FaultKind, Hazards};
 
@@ -36,7 +36,7 @@ async fn a_throttled_backfill_finishes_in_one_poll() {
         )
         .await;
         let started = Instant::now();
-        let s = app::poll(&env.config(), None, false).await.unwrap();
+        let s = poll_job::poll(&env.config(), None, false).await.unwrap();
         (env, s, started.elapsed())
     };
     let configured = async {
@@ -49,7 +49,7 @@ async fn a_throttled_backfill_finishes_in_one_poll() {
             },
         )
         .await;
-        let s = app::poll(&env.config(), None, false).await.unwrap();
+        let s = poll_job::poll(&env.config(), None, false).await.unwrap();
         (env, s)
     };
     let ((env1, s1, took), (env2, s2)) = tokio::join!(unconfigured, configured);
@@ -134,7 +134,7 @@ async fn thirty_percent_faults_and_one_poll_completes() {
         },
     )
     .await;
-    let s = app::poll(&env.config(), None, false).await.unwrap();
+    let s = poll_job::poll(&env.config(), None, false).await.unwrap();
     assert!(s.failed.is_empty(), "{:?}", s.failed);
     assert!(env.sim.stats().faults >= 3, "{:?}", env.sim.stats());
     assert_matches_truth(&env);
@@ -186,7 +186,7 @@ async fn a_full_disk_stops_the_poll_with_the_store_intact() {
     use std::sync::{Arc, Mutex};
     let env = Env::new(sim_config(300, 36, Hazards::default()), Opts::default()).await;
     let config = env.config();
-    app::poll(&config, None, false).await.unwrap();
+    poll_job::poll(&config, None, false).await.unwrap();
     let before = stored(&env.store_path());
     let cursor = Store::open(&env.store_path())
         .unwrap()
@@ -249,6 +249,6 @@ async fn a_full_disk_stops_the_poll_with_the_store_intact() {
     assert!(covered, "the cursor moved past alerts that were not stored");
     assert!(new_cursor >= cursor);
     // Space again: the next poll completes.
-    app::poll(&config, None, false).await.unwrap();
+    poll_job::poll(&config, None, false).await.unwrap();
     assert_matches_truth(&env);
 }

@@ -322,7 +322,7 @@ async fn readers_never_see_a_partial_or_missing_latest_file() {
     };
     let config = env.config();
     for _ in 0..25 {
-        mde_alerts::app::export_configured(&config, None).unwrap();
+        mde_alerts::configured_exports::run(&config, None).unwrap();
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let reads = reader.join().expect("the reader saw a torn file");
@@ -985,7 +985,7 @@ mod per_tenant {
 
     use super::*;
     use mde_alerts::config::raw::RawTenant;
-    use mde_alerts::daemon::{self, Control, Driver, Event, JobKey, Tick};
+    use mde_alerts::daemon::{self, Control, Driver, Event, JobKey};
     use mde_alerts::export::manifest::Manifest;
     use mde_sim::{SimConfig, Simulator};
 
@@ -1219,17 +1219,17 @@ mod per_tenant {
     /// Serves `config` in-process, fires one tick of `schedule`, waits for the first job to
     /// finish (it must be `job`, and succeed), and stops.
     async fn serve_one_job(env: &Env, config: Config, schedule: String, job: JobKey) {
+        let tenants = config.tenants.len();
         let (driver, mut remote) = Driver::manual();
         let path = env.config_path.clone();
         let task = tokio::spawn(async move { daemon::serve(&path, config, driver).await });
         while next_event(&mut remote).await != Event::Notify("READY=1".into()) {}
-        remote
-            .ticks
-            .send(Tick {
-                schedule,
-                at: chrono::Utc::now(),
-            })
-            .unwrap();
+        // Every tenant shares the poll schedule; an export's schedule is its own.
+        let jobs = match &job {
+            JobKey::Poll(_) => tenants,
+            JobKey::Export(_) => 1,
+        };
+        remote.fire(&mde_alerts::config::parse_cron(&schedule).unwrap(), jobs);
         loop {
             if let Event::Finished { key, ok } = next_event(&mut remote).await {
                 assert_eq!(key, job);

@@ -21,7 +21,7 @@ async fn polled(alerts: usize, exports: &str) -> Env {
     let env = Env::new(sim_config(alerts, 91, Hazards::default()), Opts::default()).await;
     let text = std::fs::read_to_string(&env.config_path).unwrap() + "\n" + exports;
     std::fs::write(&env.config_path, text).unwrap();
-    let s = mde_alerts::app::poll(&env.config(), None, true)
+    let s = mde_alerts::poll_job::poll(&env.config(), None, true)
         .await
         .unwrap();
     assert!(s.failed.is_empty(), "{:?}", s.failed);
@@ -200,7 +200,7 @@ async fn item16_a_failed_manifest_publishes_nothing() {
     let before = std::fs::read(&latest).unwrap();
     let old_manifest = manifest(&dir, "a");
     env.sim.create(5);
-    mde_alerts::app::poll(&env.config(), None, false)
+    mde_alerts::poll_job::poll(&env.config(), None, false)
         .await
         .unwrap();
     // The manifest's path becomes a directory holding the old manifest: not replaceable.
@@ -468,7 +468,7 @@ async fn item23_a_manual_export_does_not_consume_changed() {
     let before = std::fs::read(&latest).unwrap();
     let manifest_before = manifest(&dir, "whatsnew");
     env.sim.create(3);
-    mde_alerts::app::poll(&env.config(), None, false)
+    mde_alerts::poll_job::poll(&env.config(), None, false)
         .await
         .unwrap();
     for _ in 0..2 {
@@ -489,7 +489,7 @@ async fn item23_a_manual_export_does_not_consume_changed() {
         );
     }
     // The schedule (here: the exports after a poll) still gets those three.
-    let s = mde_alerts::app::poll(&env.config(), None, true)
+    let s = mde_alerts::poll_job::poll(&env.config(), None, true)
         .await
         .unwrap();
     assert!(s.failed.is_empty());

@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use crate::support::*;
-use mde_alerts::app;
 use mde_alerts::poll::Quirk;
+use mde_alerts::poll_job;
 use mde_alerts::store::Store;
 use mde_sim::{GraphOrderBy, Hazards, SimConfig, Simulator};
 
@@ -45,18 +45,18 @@ async fn graph_polls_lose_nothing_in_every_orderby_mode() {
         };
         let env = Env::new(sim_config(500, seed, hazards), graph()).await;
         let config = env.config();
-        let s = app::poll(&config, None, false).await.unwrap();
+        let s = poll_job::poll(&config, None, false).await.unwrap();
         assert!(s.failed.is_empty(), "{mode:?}: {:?}", s.failed);
         env.sim.update_random(40);
         env.sim.create(10);
-        app::poll(&config, None, false).await.unwrap();
+        poll_job::poll(&config, None, false).await.unwrap();
         // The world stops moving; late versions become visible; one more poll collects them.
         env.sim.set_hazards(Hazards {
             graph_orderby: mode,
             ..Hazards::default()
         });
         settle(&env.sim).await;
-        let s = app::poll(&config, None, false).await.unwrap();
+        let s = poll_job::poll(&config, None, false).await.unwrap();
         assert!(s.failed.is_empty(), "{mode:?}: {:?}", s.failed);
         assert_matches_graph(&env, ENDPOINT);
         assert_eq!(
@@ -76,9 +76,9 @@ async fn graph_polls_lose_nothing_in_every_orderby_mode() {
 async fn a_quiet_graph_poll_costs_one_call() {
     let env = Env::new(sim_config(300, 34, Hazards::default()), graph()).await;
     let config = env.config();
-    app::poll(&config, None, false).await.unwrap();
+    poll_job::poll(&config, None, false).await.unwrap();
     let before = env.sim.stats().graph_calls;
-    let s = app::poll(&config, None, false).await.unwrap();
+    let s = poll_job::poll(&config, None, false).await.unwrap();
     assert_eq!(env.sim.stats().graph_calls - before, 1);
     assert_eq!(s.ok[0].api_calls, 1);
 }
@@ -87,7 +87,7 @@ async fn a_quiet_graph_poll_costs_one_call() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn services_default_keeps_other_products_out_and_all_brings_them_in() {
     let env = Env::new(sim_config(400, 35, Hazards::default()), graph()).await;
-    app::poll(&env.config(), None, false).await.unwrap();
+    poll_job::poll(&env.config(), None, false).await.unwrap();
     let stored_ids = stored(&env.store_path());
     let others = env.sim.graph_truth(&[]).len() - env.sim.graph_truth(ENDPOINT).len();
     assert!(
@@ -104,7 +104,7 @@ async fn services_default_keeps_other_products_out_and_all_brings_them_in() {
         services: Some(vec!["all".into()]),
         ..graph()
     });
-    app::poll(&env.config(), None, false).await.unwrap();
+    poll_job::poll(&env.config(), None, false).await.unwrap();
     assert_matches_graph(&env, &[]);
 }
 
@@ -117,7 +117,7 @@ async fn switching_from_mde_to_graph_keeps_one_row_per_alert() {
         ..Opts::default()
     };
     let env = Env::new(sim_config(600, 36, Hazards::default()), mde.clone()).await;
-    app::poll(&env.config(), None, true).await.unwrap();
+    poll_job::poll(&env.config(), None, true).await.unwrap();
     let (header_before, rows_before) = csv_rows(&env);
     assert_matches_truth(&env);
     let before = Store::open(&env.store_path())
@@ -127,7 +127,7 @@ async fn switching_from_mde_to_graph_keeps_one_row_per_alert() {
     env.sim.update_random(50);
     env.sim.create(20);
     env.rewrite(&Opts { graph: true, ..mde });
-    let s = app::poll(&env.config(), None, true).await.unwrap();
+    let s = poll_job::poll(&env.config(), None, true).await.unwrap();
     assert!(s.failed.is_empty(), "{:?}", s.failed);
     // One row per alert, each in its latest state: alerts read through Graph since the switch are
     // as Graph has them; alerts unchanged since are still their last MDE version (the same
@@ -270,7 +270,7 @@ async fn next_link_is_followed_only_on_the_configured_host() {
                 "title": "one of a batch",
             }));
         }
-        let s = app::poll(&env.config(), None, false).await.unwrap();
+        let s = poll_job::poll(&env.config(), None, false).await.unwrap();
         if hostile {
             assert_eq!(
                 s.failed.len(),
@@ -411,12 +411,12 @@ async fn a_refused_null_comparison_loses_nothing_and_never_stalls() {
     };
     let env = Env::new(sim_config(200, 35, hazards), opts).await;
     let config = env.config();
-    let s = app::poll(&config, None, false).await.unwrap();
+    let s = poll_job::poll(&config, None, false).await.unwrap();
     assert!(s.failed.is_empty(), "{:?}", s.failed);
     // 90 alerts at one new instant: more than four pages.
     env.sim.update_random(90);
     for _ in 0..2 {
-        let s = app::poll(&config, None, false).await.unwrap();
+        let s = poll_job::poll(&config, None, false).await.unwrap();
         assert!(s.failed.is_empty(), "{:?}", s.failed);
         assert_eq!(
             s.ok[0].outcome,
@@ -434,7 +434,7 @@ async fn a_refused_null_comparison_loses_nothing_and_never_stalls() {
 
 /// The quirks one more poll meets.
 async fn s_quirks(config: &mde_alerts::config::Config) -> Vec<Quirk> {
-    let s = app::poll(config, None, false).await.unwrap();
+    let s = poll_job::poll(config, None, false).await.unwrap();
     assert!(s.failed.is_empty(), "{:?}", s.failed);
     s.ok[0].quirks.clone()
 }

@@ -829,9 +829,10 @@ async fn auth_check_has_a_deadline() {
     write_config(&env, &env.sim.url(), &silent.url, sim_secret());
     let config = env.config();
     let started = Instant::now();
-    let reports = mde_alerts::app::auth_check_within(&config, None, false, Duration::from_secs(2))
-        .await
-        .unwrap();
+    let reports =
+        mde_alerts::auth_check::auth_check_within(&config, None, false, Duration::from_secs(2))
+            .await
+            .unwrap();
     assert!(started.elapsed() < Duration::from_secs(10));
     let msg = reports[0].1.as_ref().unwrap_err();
     assert!(

@@ -100,3 +100,100 @@ fn main_is_thin_and_no_file_is_too_long() {
         );
     }
 }
+
+/// The modules a file of `src/daemon` imports from the library (`crate::x`).
+fn imports_of(dir: &Path) -> BTreeSet<String> {
+    let mut files = Vec::new();
+    rust_files(dir, &mut files);
+    let mut out = BTreeSet::new();
+    for f in files {
+        for line in code(&f) {
+            for part in line.split("crate::").skip(1) {
+                let m: String = part
+                    .chars()
+                    .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                    .collect();
+                out.insert(m);
+            }
+        }
+    }
+    out
+}
+
+/// The service runs a tenant's poll through the same job as `poll` and builds its HTTP client,
+/// tokens and budgets through the same environment as every command: it reaches into no command's
+/// module, and builds no client of its own.
+#[test]
+fn the_service_polls_through_the_shared_job_and_environment() {
+    let src = root().join("src");
+    let daemon = imports_of(&src.join("daemon"));
+    assert!(daemon.contains("poll_job"), "{daemon:?}");
+    assert!(daemon.contains("env"), "{daemon:?}");
+    for command in [
+        "app",
+        "cli",
+        "auth_check",
+        "configured_exports",
+        "demo",
+        "compare",
+    ] {
+        assert!(
+            !daemon.contains(command),
+            "daemon imports {command}: {daemon:?}"
+        );
+    }
+    let mut files = Vec::new();
+    rust_files(&src.join("daemon"), &mut files);
+    for f in files {
+        let code = code(&f).join("\n");
+        assert!(
+            !code.contains("http::client(") && !code.contains("TokenProvider::new("),
+            "{} builds its own HTTP client or tokens instead of using env::Environment",
+            f.display()
+        );
+    }
+}
+
+/// A module is named for what it holds, not for the process that runs it: no `app.rs`, and no
+/// `process.rs` or `runner.rs` of the same kind.
+#[test]
+fn no_module_is_named_after_a_process() {
+    let src = root().join("src");
+    for name in ["app", "process", "runner"] {
+        assert!(!src.join(format!("{name}.rs")).exists(), "src/{name}.rs");
+        assert!(!src.join(name).exists(), "src/{name}/");
+    }
+}
+
+/// The test doubles are built for tests only: behind `cfg(test)` or the `test-support` feature,
+/// which no default build turns on, so a release binary has none of them.
+#[test]
+fn test_doubles_are_not_in_a_release_build() {
+    let gate = "#[cfg(any(test, feature = \"test-support\"))]";
+    let source = std::fs::read_to_string(root().join("src/source/mod.rs")).unwrap();
+    assert!(
+        source.contains(&format!("{gate}\npub mod fake;")),
+        "source::fake is not gated"
+    );
+    let daemon = std::fs::read_to_string(root().join("src/daemon/mod.rs")).unwrap();
+    assert!(
+        daemon.contains(&format!("{gate}\npub struct Remote")),
+        "daemon::Remote is not gated"
+    );
+    assert!(
+        daemon.contains(&format!(
+            "{gate}\nimpl Driver {{\n    /// A driver for a test"
+        )),
+        "Driver::manual is not gated"
+    );
+    let manifest: toml::Table = std::fs::read_to_string(root().join("Cargo.toml"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let features = manifest["features"].as_table().unwrap();
+    let default = features.get("default").and_then(|d| d.as_array());
+    assert!(
+        default.is_none_or(|d| !d.iter().any(|f| f.as_str() == Some("test-support"))),
+        "test-support is a default feature"
+    );
+}

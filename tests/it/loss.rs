@@ -5,9 +5,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use mde_alerts::alert::time::ApiTime;
-use mde_alerts::app;
 use mde_alerts::budget::Budget;
 use mde_alerts::poll::{PollSettings, poll_tenant};
+use mde_alerts::poll_job;
 use mde_alerts::source::client::ApiSource;
 use mde_alerts::store::{Outcome, Store};
 use mde_sim::Hazards;
@@ -48,7 +48,7 @@ async fn a_future_dated_alert_does_not_shrink_the_overlap() {
             "2026-01-01T00:00:00Z",
         ));
         let config = env.config();
-        let s = app::poll(&config, None, false).await.unwrap();
+        let s = poll_job::poll(&config, None, false).await.unwrap();
         assert!(s.failed.is_empty(), "{:?}", s.failed);
         assert_eq!(s.ok[0].future, 1, "the future alert is reported");
         let cursor = s.ok[0].cursor_after.unwrap();
@@ -59,7 +59,7 @@ async fn a_future_dated_alert_does_not_shrink_the_overlap() {
         let updated = ApiTime::now().minus(Duration::from_secs(late_by));
         env.sim
             .put_alert(alert("da-late", updated, "2026-01-01T00:00:00Z"));
-        let s = app::poll(&config, None, false).await.unwrap();
+        let s = poll_job::poll(&config, None, false).await.unwrap();
         assert!(s.failed.is_empty(), "{:?}", s.failed);
         assert_eq!(s.ok[0].future, 0, "reported once, not on every re-read");
         let stored = stored(&env.store_path());
@@ -96,7 +96,7 @@ async fn a_crowded_instant_with_odd_creation_times_loses_nothing() {
     );
     put("9999-12-31T23:59:59.9999999Z".into(), 5);
     let config = env.config();
-    let s = app::poll(&config, None, false).await.unwrap();
+    let s = poll_job::poll(&config, None, false).await.unwrap();
     assert!(s.failed.is_empty(), "{:?}", s.failed);
     assert_eq!(stored(&env.store_path()).len(), 355);
     assert_matches_truth(&env);
@@ -199,7 +199,7 @@ async fn renaming_a_tenant_keeps_one_row_per_alert() {
         },
     )
     .await;
-    let s = app::poll(&env.config(), None, true).await.unwrap();
+    let s = poll_job::poll(&env.config(), None, true).await.unwrap();
     assert!(s.failed.is_empty(), "{:?}", s.failed);
     env.edit_config(|c| c.tenants[0].name = Some("contoso".into()));
     env.sim.update_random(5);

@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 
 use crate::support::*;
 use mde_alerts::alert::time::ApiTime;
-use mde_alerts::app;
 use mde_alerts::auth::TokenProvider;
+use mde_alerts::poll_job;
 use mde_alerts::store::Store;
 use mde_sim::{FaultKind, Hazards};
 
@@ -14,13 +14,13 @@ use mde_sim::{FaultKind, Hazards};
 async fn first_poll_stores_everything_and_quiet_poll_costs_one_call() {
     let env = Env::new(sim_config(450, 7, Hazards::default()), Opts::default()).await;
     let config = env.config();
-    let s = app::poll(&config, None, false).await.unwrap();
+    let s = poll_job::poll(&config, None, false).await.unwrap();
     assert!(s.failed.is_empty(), "{:?}", s.failed);
     assert_eq!(s.ok[0].counts.new, 450);
     assert_matches_truth(&env);
 
     let before = env.sim.stats();
-    let s = app::poll(&config, None, false).await.unwrap();
+    let s = poll_job::poll(&config, None, false).await.unwrap();
     let after = env.sim.stats();
     assert_eq!(
         after.alert_calls - before.alert_calls,
@@ -29,7 +29,7 @@ async fn first_poll_stores_everything_and_quiet_poll_costs_one_call() {
     );
     assert_eq!(s.ok[0].api_calls, 1);
     assert_eq!(s.ok[0].counts.new + s.ok[0].counts.updated, 0);
-    // One token for both polls of the process? Each `app::poll` builds its own provider, like a
+    // One token for both polls of the process? Each `poll_job::poll` builds its own provider, like a
     // separate `mde-alerts poll` run would; within a poll, one token serves every call.
     assert_eq!(after.tokens_issued, 2);
 }
@@ -38,10 +38,10 @@ async fn first_poll_stores_everything_and_quiet_poll_costs_one_call() {
 async fn updates_replace_versions_and_are_kept_as_revisions() {
     let env = Env::new(sim_config(120, 8, Hazards::default()), Opts::default()).await;
     let config = env.config();
-    app::poll(&config, None, false).await.unwrap();
+    poll_job::poll(&config, None, false).await.unwrap();
     env.sim.update_random(30);
     env.sim.create(5);
-    let s = app::poll(&config, None, false).await.unwrap();
+    let s = poll_job::poll(&config, None, false).await.unwrap();
     let c = s.ok[0].counts;
     assert_eq!(c.new, 5);
     assert!(c.updated >= 25 && c.updated <= 30, "{c:?}");
@@ -63,11 +63,11 @@ async fn keyset_pager_loses_nothing_while_alerts_change_between_pages() {
     };
     let env = Env::new(sim_config(2_000, 11, hazards), Opts::default()).await;
     let config = env.config();
-    app::poll(&config, None, false).await.unwrap();
+    poll_job::poll(&config, None, false).await.unwrap();
     let d = diff(&stored(&env.store_path()), &env.sim.truth(false));
     assert!(d.missing.is_empty(), "{d:?}");
     env.sim.set_hazards(Hazards::default());
-    app::poll(&config, None, false).await.unwrap();
+    poll_job::poll(&config, None, false).await.unwrap();
     assert_matches_truth(&env);
 }
 
@@ -149,13 +149,13 @@ async fn more_alerts_at_one_instant_than_fit_on_a_page() {
         ..Hazards::default()
     });
     let config = env.config();
-    let s = app::poll(&config, None, false).await.unwrap();
+    let s = poll_job::poll(&config, None, false).await.unwrap();
     assert!(s.failed.is_empty(), "{:?}", s.failed);
     // One poll already has every alert (in some version: the world moved on after its last page).
     let d = diff(&stored(&env.store_path()), &env.sim.truth(false));
     assert!(d.missing.is_empty(), "{d:?}");
     env.sim.set_hazards(Hazards::default());
-    app::poll(&config, None, false).await.unwrap();
+    poll_job::poll(&config, None, false).await.unwrap();
     assert_matches_truth(&env);
 }
 
@@ -168,13 +168,13 @@ async fn late_visible_alerts_are_caught_by_the_overlap() {
     };
     let env = Env::new(sim_config(100, 13, hazards), Opts::default()).await;
     let config = env.config();
-    app::poll(&config, None, false).await.unwrap();
+    poll_job::poll(&config, None, false).await.unwrap();
     env.sim.update_random(40);
     env.sim.create(20);
     // Poll while half of those are not visible yet, then after.
-    app::poll(&config, None, false).await.unwrap();
+    poll_job::poll(&config, None, false).await.unwrap();
     settle(&env.sim).await;
-    app::poll(&config, None, false).await.unwrap();
+    poll_job::poll(&config, None, false).await.unwrap();
     assert_matches_truth(&env);
 }
 
@@ -186,11 +186,11 @@ async fn invalid_elements_are_counted_and_the_rest_is_stored() {
     };
     let env = Env::new(sim_config(250, 14, hazards), Opts::default()).await;
     let config = env.config();
-    let s = app::poll(&config, None, false).await.unwrap();
+    let s = poll_job::poll(&config, None, false).await.unwrap();
     assert!(s.failed.is_empty(), "{:?}", s.failed);
     assert!(s.ok[0].counts.invalid >= 3, "{:?}", s.ok[0].counts);
     env.sim.set_hazards(Hazards::default());
-    app::poll(&config, None, false).await.unwrap();
+    poll_job::poll(&config, None, false).await.unwrap();
     assert_matches_truth(&env);
     // What is not a valid alert is kept verbatim, never dropped, and `status`
     // says so.
@@ -216,7 +216,7 @@ async fn a_malformed_page_fails_the_poll_without_moving_the_cursor() {
     for kind in [FaultKind::Truncated, FaultKind::NotJson] {
         let env = Env::new(sim_config(150, 15, Hazards::default()), Opts::default()).await;
         let config = env.config();
-        app::poll(&config, None, false).await.unwrap();
+        poll_job::poll(&config, None, false).await.unwrap();
         let cursor = Store::open(&env.store_path())
             .unwrap()
             .cursor("t1")
@@ -227,7 +227,7 @@ async fn a_malformed_page_fails_the_poll_without_moving_the_cursor() {
             fault_kinds: vec![kind],
             ..Hazards::default()
         });
-        let s = app::poll(&config, None, false).await.unwrap();
+        let s = poll_job::poll(&config, None, false).await.unwrap();
         assert_eq!(s.failed.len(), 1, "{kind:?}");
         let msg = s.failed[0].1.to_string();
         assert!(msg.contains("not valid JSON"), "{msg}");
@@ -263,7 +263,7 @@ async fn transient_faults_are_retried_within_the_poll() {
     };
     let env = Env::new(sim_config(800, 16, hazards), Opts::default()).await;
     let config = env.config();
-    let s = app::poll(&config, None, false).await.unwrap();
+    let s = poll_job::poll(&config, None, false).await.unwrap();
     assert!(s.failed.is_empty(), "{:?}", s.failed);
     assert!(env.sim.stats().faults > 0);
     assert_matches_truth(&env);
@@ -281,7 +281,7 @@ async fn short_tokens_are_renewed_before_they_expire() {
     cfg.token_lifetime = Duration::from_secs(2);
     let env = Env::new(cfg, Opts::default()).await;
     let started = Instant::now();
-    let s = app::poll(&env.config(), None, false).await.unwrap();
+    let s = poll_job::poll(&env.config(), None, false).await.unwrap();
     let elapsed = started.elapsed().as_secs_f64();
     assert!(s.failed.is_empty(), "{:?}", s.failed);
     let st = env.sim.stats();
@@ -306,7 +306,7 @@ async fn unknown_fields_and_enum_values_are_kept() {
         },
     )
     .await;
-    app::poll(&env.config(), None, false).await.unwrap();
+    poll_job::poll(&env.config(), None, false).await.unwrap();
     let stored = stored(&env.store_path());
     assert!(
         stored
@@ -337,7 +337,7 @@ async fn without_orderby_the_window_pager_loses_nothing() {
         let env = Env::new(sim_config(1_200, 19, hazards.clone()), Opts::default()).await;
         env.sim.create(250); // one instant with more alerts than a page
         let config = env.config();
-        let s = app::poll(&config, None, false).await.unwrap();
+        let s = poll_job::poll(&config, None, false).await.unwrap();
         assert!(s.failed.is_empty(), "{:?}", s.failed);
         let why = if refused {
             mde_alerts::poll::WhyWindows::Refused
@@ -351,7 +351,7 @@ async fn without_orderby_the_window_pager_loses_nothing() {
             mutate_per_page: 0,
             ..hazards
         });
-        let s = app::poll(&config, None, false).await.unwrap();
+        let s = poll_job::poll(&config, None, false).await.unwrap();
         assert!(s.failed.is_empty(), "{:?}", s.failed);
         let d = diff(&stored(&env.store_path()), &env.sim.truth(false));
         assert!(d.is_clean(), "refused={refused}: {d:?}");
@@ -365,7 +365,7 @@ async fn alerts_created_and_updated_in_one_tick() {
     let env = Env::new(sim_config(30, 20, Hazards::default()), Opts::default()).await;
     env.sim.create(330);
     let config = env.config();
-    let s = app::poll(&config, None, false).await.unwrap();
+    let s = poll_job::poll(&config, None, false).await.unwrap();
     assert!(s.failed.is_empty(), "{:?}", s.failed);
     assert_matches_truth(&env);
 }
@@ -423,17 +423,18 @@ async fn a_concurrent_poll_keeps_each_tenants_failure_its_own() {
 
     set(1);
     let started = Instant::now();
-    let one_by_one = app::poll(&env.config(), None, false).await.unwrap();
+    let one_by_one = poll_job::poll(&env.config(), None, false).await.unwrap();
     let sequential = started.elapsed();
-    let names =
-        |s: &app::PollSummary| -> Vec<String> { s.ok.iter().map(|r| r.tenant.clone()).collect() };
+    let names = |s: &poll_job::PollSummary| -> Vec<String> {
+        s.ok.iter().map(|r| r.tenant.clone()).collect()
+    };
     assert_eq!(names(&one_by_one), ["t1", "second", "third"]);
 
     // A fresh store, polled with all four at once.
     std::fs::remove_file(env.store_path()).unwrap();
     set(4);
     let started = Instant::now();
-    let together = app::poll(&env.config(), None, false).await.unwrap();
+    let together = poll_job::poll(&env.config(), None, false).await.unwrap();
     let concurrent = started.elapsed();
     assert_eq!(names(&together), ["t1", "second", "third"], "config order");
     assert_eq!(together.failed.len(), 1, "{:?}", together.failed);

@@ -75,9 +75,6 @@ async fn a_quiet_interval_under_run_writes_no_file_logs_no_line_per_tenant_adds_
         for t in &mut c.tenants {
             t.name = Some(t.name.as_deref().unwrap().replace("sim-", "quiet-"));
         }
-        // Every second: the stagger spreads the tenants over a second, not a minute (the test
-        // sends the ticks itself).
-        c.poll.schedule = Some("* * * * * *".into());
     });
     let mut service = InProcess::start(&env, |_| {}).await;
     let n = TENANTS as usize;

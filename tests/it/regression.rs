@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use crate::support::*;
 use mde_alerts::alert::time::ApiTime;
-use mde_alerts::app;
 use mde_alerts::config::{ExportConfig, ExportFormat};
 use mde_alerts::poll::{PollSettings, poll_tenant};
+use mde_alerts::poll_job;
 use mde_alerts::source::AlertSource;
 use mde_alerts::source::fake::{FakeAlert, FakeSource, OrderBy};
 use mde_alerts::store::Store;
@@ -115,7 +115,7 @@ async fn a_short_page_with_a_next_link_is_not_the_end() {
             ..Hazards::default()
         };
         let env = Env::new(sim_config(500, 41, hazards), Opts::default()).await;
-        let s = app::poll(&env.config(), None, false).await.unwrap();
+        let s = poll_job::poll(&env.config(), None, false).await.unwrap();
         assert!(s.failed.is_empty(), "{:?}", s.failed);
         let d = diff(&stored(&env.store_path()), &env.sim.truth(false));
         assert!(d.is_clean(), "orderby={orderby}: {d:?}");
@@ -173,7 +173,7 @@ async fn a_timestamp_from_the_future_does_not_stop_polling() {
     odd["lastUpdateTime"] = future.to_api_string().into();
     env.sim.put_alert(odd);
     let config = env.config();
-    app::poll(&config, None, false).await.unwrap();
+    poll_job::poll(&config, None, false).await.unwrap();
     let cursor = Store::open(&env.store_path())
         .unwrap()
         .cursor("t1")
@@ -185,7 +185,7 @@ async fn a_timestamp_from_the_future_does_not_stop_polling() {
     );
     env.sim.create(5);
     env.sim.update_random(5);
-    app::poll(&config, None, false).await.unwrap();
+    poll_job::poll(&config, None, false).await.unwrap();
     assert_matches_truth(&env);
 }
 
@@ -199,9 +199,9 @@ async fn changed_exports_do_not_depend_on_the_clock() {
         + "\n[[exports]]\nname = \"c\"\nformat = \"json\"\ndir = \"out\"\nscope = \"changed\"\n";
     std::fs::write(&env.config_path, text).unwrap();
     let config = env.config();
-    app::poll(&config, None, true).await.unwrap();
+    poll_job::poll(&config, None, true).await.unwrap();
     env.sim.create(3);
-    app::poll(&config, None, false).await.unwrap();
+    poll_job::poll(&config, None, false).await.unwrap();
     // The three new rows look as if they had been stored an hour ago.
     let store = Store::open(&env.store_path()).unwrap();
     let an_hour_ago = ApiTime::now()
@@ -213,7 +213,7 @@ async fn changed_exports_do_not_depend_on_the_clock() {
         .unwrap();
     drop(store);
     // A manual export writes the delta to a timestamped file (`-latest` is the schedule's).
-    let written = app::export_configured(&config, Some("c")).unwrap();
+    let written = mde_alerts::configured_exports::run(&config, Some("c")).unwrap();
     let rows: Vec<serde_json::Value> =
         serde_json::from_slice(&std::fs::read(&written[0].path).unwrap()).unwrap();
     assert_eq!(rows.len(), 3, "the alerts stored since the last export");

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::support::*;
-use mde_alerts::daemon::{self, Control, Driver, Event, JobKey, Remote, Tick};
+use mde_alerts::daemon::{self, Control, Driver, Event, JobKey, Remote};
 use mde_sim::{FaultKind, Hazards};
 
 /// A fake systemd notify socket that records every message.
@@ -71,8 +71,9 @@ impl Notify {
 /// The service running in this process, driven by the test.
 pub(crate) struct InProcess {
     remote: Remote,
-    task: tokio::task::JoinHandle<Result<(), mde_alerts::app::AppError>>,
-    schedule: String,
+    task: tokio::task::JoinHandle<Result<(), mde_alerts::error::Error>>,
+    schedule: croner::Cron,
+    tenants: usize,
     seen: Vec<Event>,
 }
 
@@ -80,7 +81,8 @@ impl InProcess {
     /// Starts the loop on `env`'s config; `tune` sets the watchdog or the grace.
     pub(crate) async fn start(env: &Env, tune: impl FnOnce(&mut Driver)) -> InProcess {
         let config = env.config();
-        let schedule = daemon::schedule_key(&config.poll.schedule);
+        let schedule = config.poll.schedule.clone();
+        let tenants = config.tenants.len();
         let (mut driver, remote) = Driver::manual();
         tune(&mut driver);
         let path = env.config_path.clone();
@@ -89,6 +91,7 @@ impl InProcess {
             remote,
             task,
             schedule,
+            tenants,
             seen: Vec::new(),
         };
         service
@@ -99,11 +102,7 @@ impl InProcess {
 
     /// Fires the poll schedule now.
     fn tick(&self) {
-        let tick = Tick {
-            schedule: self.schedule.clone(),
-            at: chrono::Utc::now(),
-        };
-        self.remote.ticks.send(tick).unwrap();
+        self.remote.fire(&self.schedule, self.tenants);
     }
 
     /// Reads events until `done` says so (at most 10 s); returns those read.
@@ -251,7 +250,6 @@ async fn the_service_polls_exports_publishes_and_stops_cleanly() {
         },
     )
     .await;
-    every_second(&env);
     env.edit_config(|c| c.metrics.textfile = Some("metrics/mde_alerts.prom".into()));
     std::fs::create_dir_all(env.path().join("metrics")).unwrap();
     let mut service = InProcess::start(&env, |_| {}).await;
@@ -347,7 +345,7 @@ async fn a_wedged_poll_starves_the_watchdog_and_overlapping_ticks_are_skipped() 
     let env = Env::new(sim_config(50, 62, hazards), Opts::default()).await;
     every_second(&env);
     env.edit_config(|c| c.poll.request_timeout = Some(config::duration("120s")));
-    // The poll's deadline is its next tick, at most 1 s away; a 300 ms grace stands in for 5 s.
+    // The poll's deadline is its next tick, 1 s away; a 300 ms grace stands in for 5 s.
     let mut service = InProcess::start(&env, |d| {
         d.watchdog = Some(Duration::from_millis(50));
         d.wedge_grace = Duration::from_millis(300);
@@ -407,7 +405,6 @@ async fn a_wedged_poll_starves_the_watchdog_and_overlapping_ticks_are_skipped() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_with_a_broken_config_keeps_the_old_one_running() {
     let env = Env::new(sim_config(50, 63, Hazards::default()), Opts::default()).await;
-    every_second(&env);
     let mut service = InProcess::start(&env, |_| {}).await;
     assert!(service.poll().await);
     let good = std::fs::read_to_string(&env.config_path).unwrap();
@@ -557,7 +554,6 @@ async fn a_reload_picks_up_a_rotated_secret() {
     let mut cfg = sim_config(30, 65, Hazards::default());
     cfg.token_lifetime = Duration::from_secs(2);
     let env = Env::new(cfg, Opts::default()).await;
-    every_second(&env);
     let mut service = InProcess::start(&env, |_| {}).await;
     assert!(service.poll().await);
     let rotated_at = mde_alerts::alert::time::ApiTime::now();

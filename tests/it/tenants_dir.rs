@@ -74,14 +74,14 @@ fn ten_thousand_tenants_files_load_in_under_a_second() {
 /// The service in this process, driven by ticks the test sends (no clock is waited for).
 struct Service {
     remote: daemon::Remote,
-    task: tokio::task::JoinHandle<Result<(), mde_alerts::app::AppError>>,
-    schedule: String,
+    task: tokio::task::JoinHandle<Result<(), mde_alerts::error::Error>>,
+    schedule: croner::Cron,
 }
 
 impl Service {
     async fn start(env: &Env) -> Service {
         let config = env.config();
-        let schedule = daemon::schedule_key(&config.poll.schedule);
+        let schedule = config.poll.schedule.clone();
         let (driver, remote) = daemon::Driver::manual();
         let path = env.config_path.clone();
         let task = tokio::spawn(async move { daemon::serve(&path, config, driver).await });
@@ -112,11 +112,7 @@ impl Service {
     /// Fires the poll schedule and waits for `n` polls to finish; returns the tenants polled
     /// (each must have succeeded), sorted.
     async fn poll(&mut self, n: usize) -> Vec<String> {
-        let tick = daemon::Tick {
-            schedule: self.schedule.clone(),
-            at: chrono::Utc::now(),
-        };
-        self.remote.ticks.send(tick).unwrap();
+        self.remote.fire(&self.schedule, n);
         let mut polled = Vec::new();
         while polled.len() < n {
             match self
@@ -182,10 +178,7 @@ async fn sighup_adds_removes_and_changes_tenants_from_the_directory() {
     let dir = env.path().join("tenants.d");
     std::fs::create_dir(&dir).unwrap();
     std::fs::write(dir.join("t2.toml"), sim_tenant(&env, "t2")).unwrap();
-    env.edit_config(|c| {
-        c.tenants_dir = Some("tenants.d".into());
-        c.poll.schedule = Some("* * * * * *".into());
-    });
+    env.edit_config(|c| c.tenants_dir = Some("tenants.d".into()));
     let mut service = Service::start(&env).await;
     assert_eq!(service.poll(2).await, ["t1", "t2"]);
     let tokens = env.sim.stats().token_requests;

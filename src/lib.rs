@@ -30,6 +30,7 @@ pub(crate) mod redact;
 pub mod source;
 pub mod store;
 pub mod tenant_poll;
+pub mod words;
 
 #[cfg(test)]
 mod graph_review_tests;

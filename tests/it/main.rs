@@ -10,6 +10,7 @@ mod budget;
 mod cli;
 mod export;
 mod files;
+mod filters;
 mod graph;
 mod holes;
 mod hostile;

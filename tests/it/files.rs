@@ -36,8 +36,11 @@ fn manifest(dir: &Path, name: &str) -> serde_json::Value {
 }
 
 fn csv_rows(path: &Path) -> usize {
-    let bytes = std::fs::read(path).unwrap();
-    let body = bytes.strip_prefix("\u{feff}".as_bytes()).unwrap_or(&bytes);
+    csv_rows_of(&std::fs::read(path).unwrap())
+}
+
+fn csv_rows_of(bytes: &[u8]) -> usize {
+    let body = bytes.strip_prefix("\u{feff}".as_bytes()).unwrap_or(bytes);
     csv::Reader::from_reader(body).records().count()
 }
 
@@ -137,7 +140,7 @@ async fn item14_out_dash_streams_and_a_closed_pipe_is_a_normal_end() {
 }
 
 /// #14: the format follows the extension of `--out`; an unknown one is a usage error naming
-/// what to pass.
+/// what to pass; `-` (no extension) is CSV.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn item14_format_follows_the_extension() {
     let env = polled(30, "").await;
@@ -177,7 +180,6 @@ async fn item14_format_follows_the_extension() {
     for args in [
         vec!["export".to_owned(), "--out".into(), p("a.txt")],
         vec!["export".into(), "--out".into(), p("noext")],
-        vec!["export".into(), "--out".into(), "-".into()],
         vec!["report".into(), "--out".into(), p("r.csv")],
     ] {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -186,6 +188,10 @@ async fn item14_format_follows_the_extension() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {t}");
         assert!(t.contains("--format") || t.contains(".md"), "{t}");
     }
+    // Standard output has no extension: CSV unless --format says otherwise.
+    let out = run(&env, &["export", "--out", "-"]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(csv_rows_of(&out.stdout), 30);
 }
 
 /// #16: a failure at the manifest used to leave `-latest` replaced and the manifest describing

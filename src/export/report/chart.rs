@@ -21,7 +21,8 @@ const BACKLOG_COLOR: &str = "#57606a";
 pub(super) struct Chart<'a> {
     /// Days shown.
     pub days: usize,
-    /// What the chart counts, in total (`1,234`): alerts created, or the backlog today.
+    /// What the chart counts, in total, said with its unit (`1,234 alerts`, `1 open alert`):
+    /// alerts created, or the backlog today.
     pub total: String,
     /// The legend: series name, colour, total.
     pub legend: Vec<(&'a str, &'static str, String)>,
@@ -80,13 +81,7 @@ pub(super) fn created(per_day: &[(NaiveDate, Vec<(String, usize)>)]) -> Chart<'_
         .iter()
         .flat_map(|(_, row)| row.iter().map(|(_, n)| n))
         .sum();
-    layout(
-        &days,
-        CREATED_HEIGHT,
-        legend,
-        num(grand),
-        ("alert", "alerts"),
-    )
+    layout(&days, CREATED_HEIGHT, legend, grand, ("alert", "alerts"), 3)
 }
 
 /// The backlog chart: open alerts at the end of each day.
@@ -100,19 +95,22 @@ pub(super) fn backlog(open_per_day: &[(NaiveDate, usize)]) -> Chart<'static> {
         &days,
         BACKLOG_HEIGHT,
         Vec::new(),
-        num(today),
+        today,
         ("open alert", "open alerts"),
+        // Half the page wide: a date every week, or the labels run into each other.
+        7,
     )
 }
 
 /// Lays out `days` (each day's series: name, count, colour; most severe first, drawn at the
-/// bottom) in a plot `height` pixels high.
+/// bottom) in a plot `height` pixels high, a date under every `label_every`th day.
 fn layout<'a>(
     days: &[(NaiveDate, Vec<(&'a str, usize, &'static str)>)],
     height: u32,
     legend: Vec<(&'a str, &'static str, String)>,
-    total: String,
+    total: usize,
     unit: (&str, &str),
+    label_every: usize,
 ) -> Chart<'a> {
     let totals: Vec<usize> = days
         .iter()
@@ -172,15 +170,14 @@ fn layout<'a>(
             };
             DayColumn {
                 title: format!(
-                    "{}: {} {}{detail}",
+                    "{}: {}{detail}",
                     date.format("%a %d %b %Y"),
-                    num(*total),
-                    if *total == 1 { unit.0 } else { unit.1 },
+                    counted(*total, unit)
                 ),
                 weekend: date.weekday().number_from_monday() >= 6,
                 blocks,
-                // Every 3rd day counted back from today, so today is always labelled.
-                label: if (days.len() - 1 - i).is_multiple_of(3) {
+                // Counted back from today, so today is always labelled.
+                label: if (days.len() - 1 - i).is_multiple_of(label_every.max(1)) {
                     date.format("%b %-d").to_string()
                 } else {
                     String::new()
@@ -191,12 +188,17 @@ fn layout<'a>(
 
     Chart {
         days: days.len(),
-        total,
+        total: counted(total, unit),
         legend,
         height,
         ticks,
         columns,
     }
+}
+
+/// `n` with its unit agreeing: `1 alert`, `1,234 alerts`.
+fn counted(n: usize, (one, many): (&str, &str)) -> String {
+    format!("{} {}", num(n), if n == 1 { one } else { many })
 }
 
 /// Up to ~6 round tick steps covering `0..=max`: returns (axis maximum, step).
@@ -252,7 +254,7 @@ mod tests {
             c.columns[1].title,
             "Sat 02 May 2026: 1,000 alerts (High 3, Low 997)"
         );
-        assert_eq!(c.total, "1,001");
+        assert_eq!(c.total, "1,001 alerts");
         assert!(c.columns[1].weekend && !c.columns[0].weekend);
         assert_eq!(
             (c.columns[1].label.as_str(), c.columns[0].label.as_str()),
@@ -265,6 +267,6 @@ mod tests {
         let c = backlog(&[(day(1), 0), (day(2), 1)]);
         assert_eq!(c.columns[1].title, "Sat 02 May 2026: 1 open alert");
         assert!(c.columns[0].blocks.is_empty());
-        assert_eq!(c.total, "1");
+        assert_eq!(c.total, "1 open alert");
     }
 }

@@ -81,6 +81,8 @@ pub(super) fn human_duration(d: Duration) -> String {
 /// The fill colour of a severity series.
 pub(super) fn severity_color(name: &str, unknown_rank: usize) -> &'static str {
     match name {
+        // Not a documented severity, but the one newer severity people meet: darker than High.
+        "Critical" => "#82071e",
         "High" => "#d1242f",
         "Medium" => "#f0883e",
         "Low" => "#e3b341",

@@ -1446,3 +1446,24 @@ fn a_time_zone_moves_days_and_instants_not_the_window() {
         berlin.markdown
     );
 }
+
+/// One of a thing is said in the singular: "1 alert", never "1 alerts".
+#[test]
+fn counts_of_one_are_singular() {
+    let one = [two_windows().swap_remove(1)];
+    let r = render(&input(&one));
+    assert!(
+        r.html.contains("The 1 alert resolved in the last 30 days."),
+        "{}",
+        r.html
+    );
+    assert!(
+        r.markdown
+            .contains("The 1 alert resolved in the last 30 days.")
+    );
+    assert!(
+        r.html
+            .contains("by creation date (UTC), 1 alert; today is partial")
+    );
+    assert!(!r.html.contains(" 1 alerts") && !r.markdown.contains(" 1 alerts"));
+}

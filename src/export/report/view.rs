@@ -50,7 +50,7 @@ pub(super) struct View<'a> {
     pub any_open_high: bool,
     /// Mean time to resolve, or `—`.
     pub mttr: String,
-    /// How many alerts that mean is over.
+    /// How many alerts that mean is over, with the noun (`1 alert`).
     pub mttr_basis: String,
     /// Open alerts by severity, then by age.
     pub shares: [ShareTable<'a>; 2],
@@ -65,8 +65,11 @@ pub(super) struct View<'a> {
     /// Alerts resolved in the last 30 days by classification: label, count, share (one
     /// decimal, without `%`), colour.
     pub classification: Vec<(&'static str, String, String, &'static str)>,
-    /// How many alerts that is.
-    pub classified_total: String,
+    /// How many alerts that is, with the noun (`1 alert`, `12 alerts`).
+    pub classified: String,
+    /// The note over the recent High table: `The 20 newest of 31 open alerts of High severity
+    /// and above`.
+    pub recent_note: String,
     /// Per tenant (only when several): name, alerts, open, open High and above, new, resolved.
     pub by_tenant: Vec<TenantRow<'a>>,
     /// The per-day table (Markdown): the series, then the last [`MARKDOWN_DAYS`] days newest
@@ -283,7 +286,11 @@ impl<'a> View<'a> {
                 .mean_time_to_resolve
                 .map(human_duration)
                 .unwrap_or_else(|| "—".to_owned()),
-            mttr_basis: num(a.mttr_basis),
+            mttr_basis: if a.mttr_basis == 1 {
+                "1 alert".to_owned()
+            } else {
+                format!("{} alerts", num(a.mttr_basis))
+            },
             shares: [
                 share(
                     "Open alerts by severity",
@@ -318,7 +325,21 @@ impl<'a> View<'a> {
             .into_iter()
             .map(|(label, n, color)| (label, num(n), format!("{:.1}", pct(n, classified)), color))
             .collect(),
-            classified_total: num(classified),
+            classified: if classified == 1 {
+                "1 alert".to_owned()
+            } else {
+                format!("{} alerts", num(classified))
+            },
+            recent_note: format!(
+                "The {} newest of {} {} of High severity and above",
+                num(a.recent_high.len()),
+                num(a.open_high),
+                if a.open_high == 1 {
+                    "open alert"
+                } else {
+                    "open alerts"
+                }
+            ),
             by_tenant: if a.tenants.len() > 1 {
                 f.by_tenant
                     .iter()

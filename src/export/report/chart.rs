@@ -47,6 +47,9 @@ pub(super) struct DayColumn {
     pub label: String,
 }
 
+/// One day to lay out: its date and its series (name, count, colour), most severe first.
+type Day<'a> = (NaiveDate, Vec<(&'a str, usize, &'static str)>);
+
 /// The created-per-day chart of `per_day` (each day's counts by series, the same series every
 /// day, most severe first).
 pub(super) fn created(per_day: &[(NaiveDate, Vec<(String, usize)>)]) -> Chart<'_> {
@@ -66,7 +69,7 @@ pub(super) fn created(per_day: &[(NaiveDate, Vec<(String, usize)>)]) -> Chart<'_
             (*name, *color, num(total))
         })
         .collect();
-    let days: Vec<(NaiveDate, Vec<(&str, usize, &'static str)>)> = per_day
+    let days: Vec<Day<'_>> = per_day
         .iter()
         .map(|(date, row)| {
             let series = row
@@ -86,7 +89,7 @@ pub(super) fn created(per_day: &[(NaiveDate, Vec<(String, usize)>)]) -> Chart<'_
 
 /// The backlog chart: open alerts at the end of each day.
 pub(super) fn backlog(open_per_day: &[(NaiveDate, usize)]) -> Chart<'static> {
-    let days: Vec<(NaiveDate, Vec<(&str, usize, &'static str)>)> = open_per_day
+    let days: Vec<Day<'static>> = open_per_day
         .iter()
         .map(|(date, n)| (*date, vec![("Open", *n, BACKLOG_COLOR)]))
         .collect();
@@ -105,7 +108,7 @@ pub(super) fn backlog(open_per_day: &[(NaiveDate, usize)]) -> Chart<'static> {
 /// Lays out `days` (each day's series: name, count, colour; most severe first, drawn at the
 /// bottom) in a plot `height` pixels high, a date under every `label_every`th day.
 fn layout<'a>(
-    days: &[(NaiveDate, Vec<(&'a str, usize, &'static str)>)],
+    days: &[Day<'a>],
     height: u32,
     legend: Vec<(&'a str, &'static str, String)>,
     total: usize,

@@ -743,6 +743,31 @@ mod tests {
         }
     }
 
+    /// A date cell has no zone: the header of a time column (any `…Time`, a dotted path's last
+    /// segment included) says UTC; other headers stay the API's names.
+    #[test]
+    fn the_header_of_a_time_column_says_utc() {
+        let columns = ["id", "alertCreationTime", "comments.0.createdTime", "title"];
+        let mut buffer = Cursor::new(Vec::new());
+        write_xlsx(&mut buffer, &columns, std::iter::empty(), &Counts::new()).expect("written");
+        let bytes = buffer.into_inner();
+        let range = workbook(&bytes)
+            .worksheet_range("Alerts")
+            .expect("Alerts sheet");
+        let header: Vec<String> = (0..4)
+            .map(|c| text(range.get((0, c)).expect("header cell")))
+            .collect();
+        assert_eq!(
+            header,
+            [
+                "id",
+                "alertCreationTime (UTC)",
+                "comments.0.createdTime (UTC)",
+                "title"
+            ]
+        );
+    }
+
     #[test]
     fn alerts_sheet_reads_back_with_types() {
         let (result, bytes) = write(sample_rows(), &sample_counts());

@@ -150,8 +150,8 @@ pub fn verdict(
             false,
             Some(format!(
                 "the last successful poll is {} old (more than [health] max_age {}){}",
-                humantime::format_duration(Duration::from_secs(age.as_secs())),
-                humantime::format_duration(max_age),
+                crate::words::duration(age),
+                crate::words::duration(max_age),
                 if stalled {
                     "; the polls since made no progress"
                 } else {
@@ -224,7 +224,7 @@ pub fn summarize(all: &[TenantStatus]) -> Summary {
 }
 
 impl std::fmt::Display for Summary {
-    /// `1000 tenants: 990 healthy, 7 unhealthy, 3 never polled; oldest success 2026-…Z (contoso, 5m ago)`.
+    /// `1000 tenants: 990 healthy, 7 unhealthy, 3 never polled; oldest success 2026-…Z (contoso, 5 minutes ago)`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
@@ -241,7 +241,7 @@ impl std::fmt::Display for Summary {
             write!(
                 f,
                 "; oldest success {at} ({tenant}, {} ago)",
-                humantime::format_duration(Duration::from_secs(age))
+                crate::words::duration(Duration::from_secs(age))
             )?;
         }
         Ok(())
@@ -454,7 +454,7 @@ mod tests {
         assert_eq!(s.oldest_success, Some(("b".into(), "t-7200".into())));
         assert_eq!(
             s.to_string(),
-            "4 tenants: 2 healthy, 1 unhealthy, 1 never polled; oldest success t-7200 (b, 2h ago)"
+            "4 tenants: 2 healthy, 1 unhealthy, 1 never polled; oldest success t-7200 (b, 2 hours ago)"
         );
         let shared = ["shared".to_owned()];
         let attention: Vec<_> = all

@@ -33,3 +33,4 @@ pub mod signal;
 pub mod source;
 pub mod store;
 pub(crate) mod tenant_poll;
+pub mod words;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use mde_alerts::compare::{TenantComparison, compare_in, work_dir};
 use mde_alerts::error::Error;
+use mde_alerts::words;
 use tokio::signal::unix::{SignalKind, signal};
 
 pub async fn run(
@@ -66,17 +67,13 @@ pub async fn run(
 const SHOWN: usize = 20;
 
 fn print(c: &TenantComparison, since: Duration) -> Result<(), Error> {
-    outln!(
-        "tenant {}: the last {}",
-        c.name,
-        humantime::format_duration(since)
-    )?;
+    outln!("tenant {}: the last {}", c.name, words::duration(since))?;
     for (name, side) in [("MDE API", &c.mde), ("Graph  ", &c.graph)] {
         match &side.error {
             None => outln!(
-                "  {name}  {} alerts ({} API calls)",
-                side.alerts,
-                side.api_calls
+                "  {name}  {} ({})",
+                words::count(side.alerts, "alert", "alerts"),
+                words::count(side.api_calls, "API call", "API calls")
             )?,
             Some(e) => outln!("  {name}  could not be read: {e}")?,
         }

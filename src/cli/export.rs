@@ -5,9 +5,22 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use mde_alerts::config::{Config, ExportFormat, ExportShape};
+use mde_alerts::config::{Config, ExportFormat, ExportShape, TimeFormat};
 use mde_alerts::error::Error;
 use mde_alerts::export;
+
+use super::filter::FilterArgs;
+
+/// The flags of an ad-hoc file (`--out`) beside its format: which alerts, and how times read.
+#[derive(clap::Args, Debug, Default, Clone)]
+pub struct AdHocArgs {
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    /// CSV times: `iso` (default; exactly as the API sent them, for scripts) or `excel`
+    /// (2026-11-16 19:43:38 in UTC, which spreadsheets read as dates; headers say "(UTC)").
+    #[arg(long, value_enum, value_name = "FORMAT", requires = "out")]
+    pub time_format: Option<TimeFormat>,
+}
 
 /// `export`: the configured exports, or one ad-hoc file (`--out PATH`, `--out -`).
 pub fn run(
@@ -16,8 +29,12 @@ pub fn run(
     format: Option<ExportFormat>,
     out: Option<&std::path::Path>,
     shape: Option<ExportShape>,
+    adhoc: &AdHocArgs,
 ) -> Result<ExitCode, Error> {
     let format = match (format, out) {
+        // Standard output has no extension: CSV, the format a pipe to a person or a script
+        // most often wants, unless --format says otherwise.
+        (None, Some(out)) if is_stdout(out) => Some(ExportFormat::Csv),
         (None, Some(out)) => match export::format_for_path(out) {
             Ok(f) => Some(f),
             Err(message) => return Ok(super::usage_error(&message)),
@@ -28,6 +45,11 @@ pub fn run(
         // The same rule as the config's `shape`: only JSON has a shape to choose.
         return Ok(super::usage_error(
             "--shape is only used with a JSON or NDJSON file (CSV, XLSX and the report always use the MDE API's names and values); remove it, or write .json/.ndjson",
+        ));
+    }
+    if adhoc.time_format.is_some() && format != Some(ExportFormat::Csv) {
+        return Ok(super::usage_error(
+            "--time-format is only used with a CSV file (XLSX cells are dates already, JSON keeps the API's text); remove it, or write .csv",
         ));
     }
     let config = super::load(config)?;
@@ -45,9 +67,14 @@ pub fn run(
     let store = mde_alerts::store::Store::open_read_only(&config.store.path)?;
     let e = mde_alerts::config::ExportConfig {
         shape: shape.unwrap_or_default(),
+        time_format: adhoc.time_format.unwrap_or_default(),
         ..mde_alerts::config::ExportConfig::ad_hoc(format)
     };
-    let sel = export::selection_for(&store, &e, &config.tenant_names())?;
+    let tenants = config.tenant_names();
+    let mut sel = export::selection_for(&store, &e, &tenants)?;
+    if let Err(e) = adhoc.filter.apply(&mut sel, &tenants, chrono::Utc::now()) {
+        return Ok(super::usage_error(&e.to_string()));
+    }
     if is_stdout(out) {
         if let export::Streamed::Complete(n) =
             export::write_to(&store, &e, &sel, &mut std::io::stdout())?

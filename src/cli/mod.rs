@@ -39,6 +39,7 @@ mod compare;
 mod config_check;
 mod demo;
 mod export;
+mod filter;
 mod import;
 mod poll;
 mod report;
@@ -101,17 +102,20 @@ pub enum Command {
         /// Only the configured export with this name.
         #[arg(long, conflicts_with_all = ["format", "out"])]
         name: Option<String>,
-        /// The format of the ad-hoc file (default: from the extension of --out).
+        /// The format of the ad-hoc file (default: from the extension of --out; CSV for `-`).
         #[arg(long, value_enum, requires = "out")]
         format: Option<ExportFormat>,
-        /// Write one ad-hoc file here (only ever replacing a regular file); `-` is standard output.
-        /// The format follows the extension: .csv, .json, .ndjson/.jsonl, .xlsx, .html/.md.
+        /// Write one ad-hoc file here (only ever replacing a regular file); `-` is standard output
+        /// (CSV unless --format says otherwise). The format follows the extension: .csv, .json,
+        /// .ndjson/.jsonl, .xlsx, .html/.md.
         #[arg(long)]
         out: Option<PathBuf>,
         /// JSON/NDJSON of the ad-hoc file: `verbatim` (each alert as its API returned it) or
         /// `mde` (Graph alerts_v2 alerts in the MDE API's shape, for scripts written for it).
         #[arg(long, value_enum, requires = "out")]
         shape: Option<ExportShape>,
+        #[command(flatten)]
+        adhoc: export::AdHocArgs,
     },
     /// Write the nightly report (HTML and Markdown) from the store (no API calls).
     Report {
@@ -122,6 +126,12 @@ pub enum Command {
         /// it), a .md file, or `-` for the HTML on standard output.
         #[arg(long)]
         out: PathBuf,
+        #[command(flatten)]
+        filter: filter::FilterArgs,
+        /// Show dates, days and the window in this time zone (an IANA name such as
+        /// Europe/Berlin; default UTC).
+        #[arg(long, value_name = "ZONE", value_parser = report::time_zone_arg)]
+        timezone: Option<chrono_tz::Tz>,
     },
     /// Read the MDE API and Graph over the same window and show what a switch to Graph changes:
     /// alerts only one API returns, and alerts whose status or severity differ (needs both
@@ -278,7 +288,15 @@ pub async fn run(cli: Cli) -> Result<ExitCode, Error> {
             format,
             out,
             shape,
-        } => export::run(path, name.as_deref(), *format, out.as_deref(), *shape),
+            adhoc,
+        } => export::run(
+            path,
+            name.as_deref(),
+            *format,
+            out.as_deref(),
+            *shape,
+            adhoc,
+        ),
         Command::Status { json, tenant, all } => status::run(path, *json, tenant.as_deref(), *all),
         Command::Store { action } => store::run(path, action),
         Command::Backup { path: target } => backup::run(path, target),
@@ -288,7 +306,12 @@ pub async fn run(cli: Cli) -> Result<ExitCode, Error> {
             timeout,
             json,
         } => compare::run(path, tenant.as_deref(), *since, *timeout, *json).await,
-        Command::Report { window, out } => report::run(path, *window, out),
+        Command::Report {
+            window,
+            out,
+            filter,
+            timezone,
+        } => report::run(path, *window, out, filter, *timezone),
         Command::Auth {
             action: AuthAction::Check { tenant, show_token },
         } => auth::run(path, tenant.as_deref(), *show_token).await,

@@ -10,9 +10,23 @@ use mde_alerts::error::Error;
 use mde_alerts::export;
 
 use super::export::{clean_temps_beside, is_stdout, require_store};
+use super::filter::FilterArgs;
+
+/// `--timezone`: an IANA name from the database compiled in.
+pub fn time_zone_arg(text: &str) -> Result<chrono_tz::Tz, String> {
+    text.trim().parse::<chrono_tz::Tz>().map_err(|_| {
+        format!("{text:?} is not a time zone; use an IANA name such as Europe/Berlin, America/New_York or UTC")
+    })
+}
 
 /// `report`: the report into a directory (`report.html`, `report.md`), one file, or stdout.
-pub fn run(config: &Path, window: Duration, out: &std::path::Path) -> Result<ExitCode, Error> {
+pub fn run(
+    config: &Path,
+    window: Duration,
+    out: &std::path::Path,
+    filter: &FilterArgs,
+    timezone: Option<chrono_tz::Tz>,
+) -> Result<ExitCode, Error> {
     let ext = out
         .extension()
         .map(|x| x.to_string_lossy().to_ascii_lowercase());
@@ -38,7 +52,12 @@ pub fn run(config: &Path, window: Duration, out: &std::path::Path) -> Result<Exi
     let store = mde_alerts::store::Store::open_read_only(&config.store.path)?;
     let mut e = mde_alerts::config::ExportConfig::ad_hoc(ExportFormat::Report);
     e.report_window = window;
-    let sel = export::selection_for(&store, &e, &config.tenant_names())?;
+    e.timezone = timezone;
+    let tenants = config.tenant_names();
+    let mut sel = export::selection_for(&store, &e, &tenants)?;
+    if let Err(e) = filter.apply(&mut sel, &tenants, chrono::Utc::now()) {
+        return Ok(super::usage_error(&e.to_string()));
+    }
     let Some(file) = file else {
         export::write_to(&store, &e, &sel, &mut std::io::stdout())?;
         return Ok(ExitCode::SUCCESS);

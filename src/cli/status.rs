@@ -12,6 +12,7 @@ use mde_alerts::error::Error;
 use mde_alerts::health::{StoreFacts, TenantStatus, summarize, tenant_status};
 use mde_alerts::source::route::{mde_warning, still_describes};
 use mde_alerts::store::Store;
+use mde_alerts::words;
 
 /// Up to this many tenants, `status` shows each in full; beyond, only those that need attention
 /// (`--all` shows every one).
@@ -174,19 +175,19 @@ fn print(t: &TenantStatus) -> Result<(), Error> {
     match &t.last_run {
         Some(r) if r.polls > 1 => {
             outln!(
-                "  last {} {} at {} (the newest of {} quiet polls since {}: {} API calls, {} unchanged)",
+                "  last {} {} at {} (the newest of {} quiet polls since {}: {}, {} unchanged)",
                 r.kind,
                 r.outcome,
                 r.started_at,
                 r.polls,
                 r.streak_since.as_deref().unwrap_or("?"),
-                r.api_calls,
+                words::count(r.api_calls, "API call", "API calls"),
                 r.unchanged
             )?;
         }
         Some(r) => {
             outln!(
-                "  last {} {} at {}: {} new, {} updated, {} unchanged, {} stale, {} invalid, {} API calls ({} throttled)",
+                "  last {} {} at {}: {} new, {} updated, {} unchanged, {} stale, {} invalid, {} ({} throttled)",
                 r.kind,
                 r.outcome,
                 r.started_at,
@@ -195,7 +196,7 @@ fn print(t: &TenantStatus) -> Result<(), Error> {
                 r.unchanged,
                 r.stale,
                 r.invalid,
-                r.api_calls,
+                words::count(r.api_calls, "API call", "API calls"),
                 r.throttled
             )?;
             if let Some(e) = &r.error {
@@ -205,7 +206,11 @@ fn print(t: &TenantStatus) -> Result<(), Error> {
         None => outln!("  never polled")?,
     }
     if let (Some(s), Some(age)) = (&t.last_success, t.last_success_age_secs) {
-        outln!("  last success {s} ({age}s ago)")?;
+        outln!(
+            "  last success {} ({} ago)",
+            words::instant_text(s),
+            words::duration(std::time::Duration::from_secs(age))
+        )?;
     }
     let counts = |m: &std::collections::BTreeMap<String, u64>| {
         m.iter()
@@ -216,7 +221,7 @@ fn print(t: &TenantStatus) -> Result<(), Error> {
     outln!("  by status: {}", counts(&t.alerts_by_status))?;
     outln!("  by severity: {}", counts(&t.alerts_by_severity))?;
     match &t.next_poll {
-        Some(n) => outln!("  next poll {n} (daemon running)"),
+        Some(n) => outln!("  next poll {} (daemon running)", words::instant_text(n)),
         None => outln!("  daemon not running"),
     }
 }

@@ -8,6 +8,7 @@ use clap::Subcommand;
 use mde_alerts::alert::time::ApiTime;
 use mde_alerts::error::Error;
 use mde_alerts::store::{Store, WriterLock, check, retention};
+use mde_alerts::words;
 
 #[derive(Subcommand, Debug)]
 pub enum StoreAction {
@@ -42,11 +43,11 @@ pub fn run(config: &Path, action: &StoreAction) -> Result<ExitCode, Error> {
                 outln!("{text}")?;
             } else if report.is_sound() {
                 outln!(
-                    "{}: sound ({} alerts, {} revisions, {} cursors)",
+                    "{}: sound ({}, {}, {})",
                     config.store.path.display(),
-                    report.alerts,
-                    report.revisions,
-                    report.cursors
+                    words::count(report.alerts, "alert", "alerts"),
+                    words::count(report.revisions, "revision", "revisions"),
+                    words::count(report.cursors, "cursor", "cursors")
                 )?;
             } else {
                 outln!("{}: NOT SOUND", config.store.path.display())?;
@@ -114,7 +115,7 @@ fn prune(config: &mde_alerts::config::Config) -> Result<ExitCode, Error> {
         None => {
             outln!(
                 "[store] keep_revisions = 0: every revision is kept; only runs older than {} are removed",
-                humantime::format_duration(retention::RUNS_KEPT_FOR)
+                words::duration(retention::RUNS_KEPT_FOR)
             )?;
             retention::KEEP_ALL
         }
@@ -124,11 +125,11 @@ fn prune(config: &mde_alerts::config::Config) -> Result<ExitCode, Error> {
     let before = retention::size_on_disk(&store);
     let r = retention::prune(&mut store, keep, ApiTime::now())?;
     outln!(
-        "removed {} superseded revisions (older than {}), {} runs, {} rejected elements; {} reclaimed",
-        r.revisions,
-        humantime::format_duration(keep),
-        r.runs,
-        r.rejected,
+        "removed {} (older than {}), {}, {}; {} reclaimed",
+        words::count(r.revisions, "superseded revision", "superseded revisions"),
+        words::duration(keep),
+        words::count(r.runs, "run", "runs"),
+        words::count(r.rejected, "rejected element", "rejected elements"),
         bytes(r.bytes_reclaimed)
     )?;
     if !r.incremental {

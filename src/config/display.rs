@@ -178,7 +178,7 @@ impl fmt::Display for Config {
         for e in &self.exports {
             writeln!(
                 f,
-                "export {}: {:?} into {}, scope {}, {}",
+                "export {}: {:?} into {}, scope {}, {}{}{}",
                 e.name,
                 e.format,
                 e.dir.display(),
@@ -186,7 +186,14 @@ impl fmt::Display for Config {
                 match &e.schedule {
                     Some(c) => format!("on schedule {} (UTC)", c.as_str()),
                     None => "after every successful poll".into(),
-                }
+                },
+                match e.time_format {
+                    super::TimeFormat::Excel => ", spreadsheet times (UTC)",
+                    super::TimeFormat::Iso => "",
+                },
+                e.timezone
+                    .map(|tz| format!(", dates in {}", tz.name()))
+                    .unwrap_or_default()
             )?;
         }
         Ok(())

@@ -697,6 +697,10 @@ pub struct ExportConfig {
     pub report_window: Duration,
     /// JSON/NDJSON: the alerts as stored, or all in the MDE API's shape.
     pub shape: ExportShape,
+    /// CSV: how times are written (ISO 8601 for scripts, or what a spreadsheet reads as a date).
+    pub time_format: TimeFormat,
+    /// Report: the time zone its dates, days and window are shown in (`None`: UTC).
+    pub timezone: Option<chrono_tz::Tz>,
 }
 
 impl ExportConfig {
@@ -723,6 +727,8 @@ impl ExportConfig {
             file_mode: 0o640,
             report_window: Duration::from_secs(86_400),
             shape: ExportShape::Verbatim,
+            time_format: TimeFormat::Iso,
+            timezone: None,
         }
     }
 }
@@ -800,6 +806,19 @@ pub enum ExportFormat {
     Xlsx,
     /// The nightly report: a self-contained HTML page and the same numbers in Markdown.
     Report,
+}
+
+/// How a CSV export writes times (`time_format`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TimeFormat {
+    /// Exactly as the API sent them, ISO 8601 in UTC (`2026-11-16T19:43:38.2912715Z`): the
+    /// default, and the contract scripts read.
+    #[default]
+    Iso,
+    /// `2026-11-16 19:43:38`, which Excel and LibreOffice read as a date and time; the column's
+    /// header says `(UTC)`.
+    Excel,
 }
 
 /// The JSON shape of a JSON or NDJSON export (`shape`).

@@ -19,7 +19,8 @@ use serde::{Deserialize, Serialize};
 
 use super::error::fail;
 use super::{
-    AssertionAlgorithm, Cloud, ExportFormat, ExportShape, Region, SourceChoice, TokenEndpoint,
+    AssertionAlgorithm, Cloud, ExportFormat, ExportShape, Region, SourceChoice, TimeFormat,
+    TokenEndpoint,
 };
 
 /// The whole file.
@@ -181,6 +182,16 @@ pub struct RawExport {
     pub file_mode: Option<String>,
     #[serde(deserialize_with = "choice")]
     pub shape: Option<ExportShape>,
+    #[serde(deserialize_with = "choice")]
+    pub time_format: Option<TimeFormat>,
+    pub timezone: Option<String>,
+}
+
+impl Choice for TimeFormat {
+    const WHAT: &'static str = "a time format";
+    const FIX: Option<&'static str> = Some(
+        "use \"iso\" (ISO 8601 as the API sent it, the default) or \"excel\" (2026-11-16 19:43:38, UTC, read as a date by spreadsheets)",
+    );
 }
 
 impl Choice for ExportShape {
@@ -344,7 +355,7 @@ impl Choice for ScopeKind {
 }
 
 /// `min_severity`: the documented severities, in any case.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
 pub enum MinSeverity {
     Informational,
     Low,

@@ -8,7 +8,7 @@ use std::io::{self, Write};
 use super::error::{json_io, store_io};
 use super::rows::{self, Want};
 use super::table::{self, Cell};
-use crate::config::ExportConfig;
+use crate::config::{ExportConfig, TimeFormat};
 use crate::store::{Selection, Store};
 
 /// Which table a CSV holds.
@@ -39,9 +39,16 @@ pub(crate) fn write_csv(
         })
         .from_writer(w);
     let columns: Vec<&str> = e.columns.iter().map(String::as_str).collect();
-    match sheet {
-        Sheet::Alerts => csv.write_record(&columns).map_err(csv_io)?,
-        Sheet::Evidence => csv.write_record(table::EVIDENCE_COLUMNS).map_err(csv_io)?,
+    let header: &[&str] = match sheet {
+        Sheet::Alerts => &columns,
+        Sheet::Evidence => table::EVIDENCE_COLUMNS,
+    };
+    // ISO times say `Z` in every cell; excel times carry no zone, so their header says it.
+    match e.time_format {
+        TimeFormat::Iso => csv.write_record(header).map_err(csv_io)?,
+        TimeFormat::Excel => csv
+            .write_record(header.iter().map(|c| table::utc_header(c).into_owned()))
+            .map_err(csv_io)?,
     }
     let mut n = 0u64;
     rows::for_each(store, sel, Want::Mde, |row| {
@@ -55,7 +62,7 @@ pub(crate) fn write_csv(
         // Field by field, each cell's text borrowed: no String per cell.
         for row in rows {
             for c in &row {
-                let text = Cell::csv_text(c, e.formula_guard);
+                let text = Cell::csv_text(c, e.formula_guard, e.time_format);
                 csv.write_field(text.as_bytes()).map_err(csv_io)?;
             }
             csv.write_record(None::<&[u8]>).map_err(csv_io)?;

@@ -130,7 +130,12 @@ pub struct Written {
 
 impl fmt::Display for Written {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({} alerts)", self.path.display(), self.rows)
+        write!(
+            f,
+            "{} ({})",
+            self.path.display(),
+            crate::words::count(self.rows, "alert", "alerts")
+        )
     }
 }
 

@@ -20,7 +20,6 @@ use std::sync::mpsc;
 
 use serde_json::Value;
 
-use crate::alert::filter::Filter;
 use crate::alert::graph::mde_shape_of_text;
 use crate::alert::time::ApiTime;
 use crate::store::{AlertRow, ForEachError, Selection, Store};
@@ -66,19 +65,6 @@ pub(crate) fn for_each(
         || !filter.categories.is_empty();
     // Nothing reads the MDE shape: no need to even look for Graph rows.
     let verbatim = want == Want::Stored && !filters_vocab;
-    // The store applies the vocabulary filters to what it indexed; here they are applied to the
-    // MDE shape instead, so the store gets them only where that is the same thing: `open_only`
-    // narrows on `Resolved`, which every Graph `resolved` is.
-    let loose = Selection {
-        filter: Filter {
-            min_severity: None,
-            statuses: Vec::new(),
-            categories: Vec::new(),
-            tenants: filter.tenants.clone(),
-        },
-        ..sel.clone()
-    };
-    let read = if verbatim { sel } else { &loose };
     let (full_tx, full_rx) = mpsc::sync_channel::<Batch>(BATCHES_IN_FLIGHT);
     let (empty_tx, empty_rx) = mpsc::channel::<Batch>();
     for _ in 0..BATCHES_IN_FLIGHT - 1 {
@@ -92,11 +78,16 @@ pub(crate) fn for_each(
                 for row in &batch.rows[..batch.len] {
                     let r = row.borrowed();
                     let written = if verbatim {
-                        f(&Row {
-                            mde: r,
-                            stored: r.raw,
-                        })
-                        .map(|()| 1)
+                        // No vocabulary filter: the stored values decide as well as mapped ones.
+                        if sel.accepts(&r) {
+                            f(&Row {
+                                mde: r,
+                                stored: r.raw,
+                            })
+                            .map(|()| 1)
+                        } else {
+                            Ok(0)
+                        }
                     } else {
                         mapped(sel, want, &r, &mut f)
                     };
@@ -127,7 +118,7 @@ pub(crate) fn for_each(
                 .map_err(|_| io::Error::other(CONSUMER_STOPPED))
         };
         let mut batch = Batch::default();
-        let read = store.for_each_row(read, |r| {
+        let read = store.for_each_row(sel, |r| {
             batch.push(r);
             if batch.len == BATCH {
                 let next = empty_rx.recv().unwrap_or_default();
@@ -303,6 +294,8 @@ impl Batch {
 }
 
 /// Hands `r` to `f` in the MDE shape if `sel` accepts it there; returns 1 if it did, else 0.
+/// This is the one place the list filters are applied: the store only narrows by what it can
+/// decide from its indexed columns whatever API fed a row (times, revision, tenant).
 fn mapped(
     sel: &Selection,
     want: Want,

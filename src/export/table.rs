@@ -28,6 +28,7 @@ use serde_json::value::RawValue;
 
 use crate::alert::graph::MDE_EVIDENCE_KEYS;
 use crate::alert::time::ApiTime;
+use crate::config::TimeFormat;
 
 // The column catalogue is domain vocabulary, shared with the config's validation.
 pub use crate::alert::columns::{DEFAULT_COLUMNS, KNOWN_COLUMNS, check_column};
@@ -71,14 +72,43 @@ impl Cell<'_> {
         }
     }
 
-    /// The CSV text of the cell, guarded against formula injection when `guard` is set.
-    pub fn csv_text(&self, guard: bool) -> Cow<'_, str> {
+    /// The CSV text of the cell, guarded against formula injection when `guard` is set, its
+    /// time written as `times` says.
+    pub fn csv_text(&self, guard: bool, times: TimeFormat) -> Cow<'_, str> {
         match self {
             Cell::Empty => Cow::Borrowed(""),
             Cell::Text(t) if guard => formula_guard(Cow::Borrowed(t.as_ref())),
             Cell::Text(t) | Cell::Number(t) => Cow::Borrowed(t.as_ref()),
-            Cell::Time(t) => Cow::Owned(t.to_api_string()),
+            Cell::Time(t) => Cow::Owned(match times {
+                TimeFormat::Iso => t.to_api_string(),
+                TimeFormat::Excel => excel_time(*t),
+            }),
         }
+    }
+}
+
+/// `2026-11-16 19:43:38`: an instant in UTC as Excel and LibreOffice read a date and time from
+/// text, cut (never rounded) to the second, as the XLSX cells show it.
+pub fn excel_time(t: ApiTime) -> String {
+    t.to_chrono().format("%Y-%m-%d %H:%M:%S").to_string()
+}
+
+/// Whether `column` holds instants: its last segment ends in `Time` (`alertCreationTime`,
+/// `comments.0.createdTime`), the rule the cells follow.
+pub fn is_time_column(column: &str) -> bool {
+    column
+        .rsplit('.')
+        .next()
+        .is_some_and(|l| l.ends_with("Time"))
+}
+
+/// The header of `column` where its times carry no zone of their own (an XLSX date cell, an
+/// `excel` CSV time): `alertCreationTime (UTC)`, so nobody reads them as local time.
+pub fn utc_header(column: &str) -> Cow<'_, str> {
+    if is_time_column(column) {
+        Cow::Owned(format!("{column} (UTC)"))
+    } else {
+        Cow::Borrowed(column)
     }
 }
 
@@ -368,7 +398,7 @@ mod tests {
         let row = alert_row("t1", raw, &cols).unwrap();
         let get = |c: &str| {
             row[cols.iter().position(|x| *x == c).unwrap()]
-                .csv_text(true)
+                .csv_text(true, TimeFormat::Iso)
                 .into_owned()
         };
         assert_eq!(get("id"), "'=cmd");
@@ -412,7 +442,10 @@ mod tests {
             "nothere.at.all",
         ];
         let row = alert_row("t", raw, &cols).unwrap();
-        let text: Vec<String> = row.iter().map(|c| c.csv_text(true).into_owned()).collect();
+        let text: Vec<String> = row
+            .iter()
+            .map(|c| c.csv_text(true, TimeFormat::Iso).into_owned())
+            .collect();
         assert_eq!(
             text,
             [
@@ -439,13 +472,16 @@ mod tests {
         let raw = r#"{"id":"a1","evidence":[{"entityType":"File","sha1":"ab","fileName":"=x.exe"},{"entityType":"User","accountName":"bob","future":1}]}"#;
         let rows = evidence_rows("t", raw).unwrap();
         assert_eq!(rows.len(), 2);
-        assert_eq!(rows[0][0].csv_text(true), "a1");
-        assert_eq!(rows[0][2].csv_text(true), "File");
+        assert_eq!(rows[0][0].csv_text(true, TimeFormat::Iso), "a1");
+        assert_eq!(rows[0][2].csv_text(true, TimeFormat::Iso), "File");
         let file_name = EVIDENCE_COLUMNS
             .iter()
             .position(|c| *c == "fileName")
             .unwrap();
-        assert_eq!(rows[0][file_name].csv_text(true), "'=x.exe");
+        assert_eq!(
+            rows[0][file_name].csv_text(true, TimeFormat::Iso),
+            "'=x.exe"
+        );
         assert!(evidence_rows("t", r#"{"id":"a2"}"#).unwrap().is_empty());
     }
 
@@ -456,10 +492,10 @@ mod tests {
         let raw = r##"{"id":"a1","evidence":[{"@odata.type":"#microsoft.graph.security.kubernetesPodEvidence","name":"p"},{"entityType":"File","@odata.type":"#x"}]}"##;
         let rows = evidence_rows("t", raw).unwrap();
         assert_eq!(
-            rows[0][2].csv_text(true),
+            rows[0][2].csv_text(true, TimeFormat::Iso),
             "#microsoft.graph.security.kubernetesPodEvidence"
         );
-        assert_eq!(rows[1][2].csv_text(true), "File");
+        assert_eq!(rows[1][2].csv_text(true, TimeFormat::Iso), "File");
         assert_eq!(rows[0].len(), EVIDENCE_COLUMNS.len());
     }
 }

@@ -12,8 +12,8 @@
 //!   where Excel's phantom 1900-02-29 makes serials ambiguous, or after 9999-12-31) are written
 //!   as text in the same layout. Times are in
 //!   **UTC** and are shown to the whole second (truncated, never rounded up into the next
-//!   second, minute or day); Excel has no time zones, so the header of a time column should say
-//!   UTC. A [`Cell::Number`] is a number (NaN and the infinities, which Excel cannot store, and
+//!   second, minute or day); Excel has no time zones, so the header of a time column says
+//!   UTC (`alertCreationTime (UTC)`). A [`Cell::Number`] is a number (NaN and the infinities, which Excel cannot store, and
 //!   anything that does not parse as one are written as text). A [`Cell::Text`] is always written
 //!   as a string, never as a formula, so an alert title such as `=1+2` or `=HYPERLINK(...)` is
 //!   shown, not run. The cells are [`table`]'s, the same ones the CSV writes.
@@ -265,7 +265,7 @@ impl AlertsSheet {
     fn new(columns: &[&str]) -> Self {
         let widths = columns
             .iter()
-            .map(|c| display_width(c) + FILTER_BUTTON_WIDTH)
+            .map(|c| display_width(&super::table::utc_header(c)) + FILTER_BUTTON_WIDTH)
             .collect();
         AlertsSheet {
             data_rows: 0,
@@ -284,7 +284,8 @@ impl AlertsSheet {
         let fail = |e| lib_error("cannot write the header", e);
         sheet.set_name(ALERTS_SHEET).map_err(fail)?;
         for (col, name) in (0..).zip(columns) {
-            let text = excel_text((*name).to_owned());
+            // A date cell has no zone: the header says the times are UTC.
+            let text = excel_text(super::table::utc_header(name).into_owned());
             estimate(&mut self.estimated_xml_bytes, text.len());
             sheet
                 .write_string_with_format(0, col, text, bold)
@@ -740,6 +741,31 @@ mod tests {
             Data::Int(i) => *i as f64,
             other => panic!("expected a number, got {other:?}"),
         }
+    }
+
+    /// A date cell has no zone: the header of a time column (any `…Time`, a dotted path's last
+    /// segment included) says UTC; other headers stay the API's names.
+    #[test]
+    fn the_header_of_a_time_column_says_utc() {
+        let columns = ["id", "alertCreationTime", "comments.0.createdTime", "title"];
+        let mut buffer = Cursor::new(Vec::new());
+        write_xlsx(&mut buffer, &columns, std::iter::empty(), &Counts::new()).expect("written");
+        let bytes = buffer.into_inner();
+        let range = workbook(&bytes)
+            .worksheet_range("Alerts")
+            .expect("Alerts sheet");
+        let header: Vec<String> = (0..4)
+            .map(|c| text(range.get((0, c)).expect("header cell")))
+            .collect();
+        assert_eq!(
+            header,
+            [
+                "id",
+                "alertCreationTime (UTC)",
+                "comments.0.createdTime (UTC)",
+                "title"
+            ]
+        );
     }
 
     #[test]

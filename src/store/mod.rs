@@ -666,8 +666,11 @@ impl Store {
         self.for_each_row(&Selection::default(), |r| f(r.tenant, r.raw))
     }
 
-    /// Calls `f` with each alert `selection` picks, latest state, ordered by tenant, then
-    /// `lastUpdateTime`, then id. Streams: only one row is in memory at a time.
+    /// Calls `f` with each alert the cheap parts of `selection` pick (times, revision, tenants,
+    /// `Resolved`), latest state, ordered by tenant, then `lastUpdateTime`, then id. Streams:
+    /// only one row is in memory at a time. The list filters ([`Selection::accepts`]) are the
+    /// caller's to apply, once, to the values it reads: a Graph alert's are its MDE mapping's,
+    /// not what the store indexed.
     pub fn for_each_row(
         &self,
         selection: &Selection,
@@ -685,12 +688,16 @@ impl Store {
             sql.push_str(" AND a.last_update_time >= ?");
             args.push(t.ticks().into());
         }
+        if let Some(t) = selection.updated_until {
+            sql.push_str(" AND a.last_update_time <= ?");
+            args.push(t.ticks().into());
+        }
         if let Some(rev) = selection.changed_after_rev {
             sql.push_str(" AND a.rev > ?");
             args.push(rev.into());
         }
         // A per-tenant export reads one tenant's rows through an index led by `tenant`, not the
-        // whole table once per tenant (exact names; `accepts` still applies the full rule).
+        // whole table once per tenant (exact names; the caller's `accepts` applies the full rule).
         if !selection.filter.tenants.is_empty() {
             let marks = vec!["?"; selection.filter.tenants.len()].join(", ");
             sql.push_str(&format!(" AND a.tenant IN ({marks})"));
@@ -727,9 +734,6 @@ impl Store {
                 category: text(4)?,
                 last_update: ApiTime::from_ticks(row.get(5).map_err(store_err)?),
             };
-            if !selection.accepts(&r) {
-                continue;
-            }
             f(&r).map_err(ForEachError::Io)?;
             n += 1;
         }
@@ -824,6 +828,8 @@ pub struct Selection {
     pub open_only: bool,
     /// `lastUpdateTime` at or after this.
     pub updated_since: Option<ApiTime>,
+    /// `lastUpdateTime` at or before this.
+    pub updated_until: Option<ApiTime>,
     /// Changed in the store after this revision (scope `changed`).
     pub changed_after_rev: Option<i64>,
     /// Only these tenants: the configured ones, so that rows of a tenant no longer in the config

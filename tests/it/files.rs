@@ -36,8 +36,11 @@ fn manifest(dir: &Path, name: &str) -> serde_json::Value {
 }
 
 fn csv_rows(path: &Path) -> usize {
-    let bytes = std::fs::read(path).unwrap();
-    let body = bytes.strip_prefix("\u{feff}".as_bytes()).unwrap_or(&bytes);
+    csv_rows_of(&std::fs::read(path).unwrap())
+}
+
+fn csv_rows_of(bytes: &[u8]) -> usize {
+    let body = bytes.strip_prefix("\u{feff}".as_bytes()).unwrap_or(bytes);
     csv::Reader::from_reader(body).records().count()
 }
 
@@ -137,7 +140,7 @@ async fn item14_out_dash_streams_and_a_closed_pipe_is_a_normal_end() {
 }
 
 /// The format follows the extension of `--out`; an unknown one is a usage error naming
-/// what to pass.
+/// what to pass; `-` (no extension) is CSV.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn item14_format_follows_the_extension() {
     let env = polled(30, "").await;
@@ -166,14 +169,17 @@ async fn item14_format_follows_the_extension() {
             ),
             "csv" => assert_eq!(csv_rows(&d.join(file)), 30),
             "xlsx" => assert!(bytes.starts_with(b"PK")),
-            "html" => assert!(s.contains("<svg") && d.join("a.md").exists()),
+            "html" => assert!(
+                s.contains("<table class=\"plot\"")
+                    && !s.contains("<svg")
+                    && d.join("a.md").exists()
+            ),
             _ => assert!(s.contains("| Open now |") && !s.contains("<html")),
         }
     }
     for args in [
         vec!["export".to_owned(), "--out".into(), p("a.txt")],
         vec!["export".into(), "--out".into(), p("noext")],
-        vec!["export".into(), "--out".into(), "-".into()],
         vec!["report".into(), "--out".into(), p("r.csv")],
     ] {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -182,6 +188,10 @@ async fn item14_format_follows_the_extension() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {t}");
         assert!(t.contains("--format") || t.contains(".md"), "{t}");
     }
+    // Standard output has no extension: CSV unless --format says otherwise.
+    let out = run(&env, &["export", "--out", "-"]).await;
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(csv_rows_of(&out.stdout), 30);
 }
 
 /// A failure at the manifest used to leave `-latest` replaced and the manifest describing
@@ -417,7 +427,10 @@ async fn item22_one_severity_order_and_one_definition_of_open() {
     let out = run(&env, &["report", "--out", md.to_str().unwrap()]).await;
     assert!(out.status.success(), "{}", text(&out));
     let md = std::fs::read_to_string(md).unwrap();
-    assert!(md.contains("| Open High severity | 2 |"), "{md}");
+    assert!(
+        md.contains("| Open High and above | 2 | Critical 1 · High 1 |"),
+        "Critical is said, not silently counted as High: {md}"
+    );
     assert!(md.contains("| Open now | 3 |"), "{md}");
     let crit = md.find("| Critical | 1 |").expect("Critical row");
     let high = md.find("| High | 1 |").expect("High row");

@@ -394,6 +394,14 @@ async fn compare_lists_what_only_one_api_returns() {
         !env.store_path().exists(),
         "compare does not touch (or create) the store"
     );
+    // The header and the counts read as words: "the last 30 days", "(1 API call)".
+    let out = run(&env, &["compare", "--since", "30d"]).await;
+    let plain = String::from_utf8_lossy(&out.stdout);
+    assert!(plain.contains("tenant t1: the last 30 days"), "{plain}");
+    assert!(
+        !plain.contains("30days") && !plain.contains("(1 API calls)"),
+        "{plain}"
+    );
 }
 
 /// Graph answering the undocumented `createdDateTime eq null` with 400 "Invalid filter clause":

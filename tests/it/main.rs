@@ -11,6 +11,7 @@ mod cli;
 mod docs;
 mod export;
 mod files;
+mod filters;
 mod graph;
 mod holes;
 mod hostile;

@@ -45,8 +45,14 @@ fn the_report_from_a_store_counts_every_row_and_keeps_the_newest_high_in_order()
 
     assert!(md.contains("alerts on record: 30"), "{md}");
     assert!(md.contains("tenants: contoso, fabrikam"), "{md}");
-    assert!(md.contains("| Open High severity | 30 |"), "{md}");
-    assert!(md.contains("The 20 newest of 30 open High alerts."), "{md}");
+    assert!(
+        md.contains("| Open High and above | 30 | High 30 |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("The 20 newest of 30 open alerts of High severity and above."),
+        "{md}"
+    );
     let rows: Vec<&str> = md.lines().filter(|l| l.contains("| da")).collect();
     assert_eq!(rows.len(), 20, "{md}");
     // contoso's 15 by ID, then fabrikam's first 5; titles read through their JSON escapes.

@@ -263,6 +263,18 @@ async fn the_service_polls_exports_publishes_and_stops_cleanly() {
     assert_eq!(s[0]["daemon_running"], true);
     assert!(s[0]["next_poll"].is_string(), "{s}");
     assert_eq!(s[0]["healthy"], true);
+    // In words, to the second: "next poll 2026-12-06 00:01:01 UTC", not RFC 3339 nanoseconds.
+    let plain = run(&env, &["status"]).await;
+    let plain = String::from_utf8_lossy(&plain.stdout).into_owned();
+    let next = plain
+        .lines()
+        .find_map(|l| l.trim_start().strip_prefix("next poll "))
+        .and_then(|l| l.strip_suffix(" (daemon running)"))
+        .unwrap_or_else(|| panic!("{plain}"));
+    assert!(
+        chrono::NaiveDateTime::parse_from_str(next, "%Y-%m-%d %H:%M:%S UTC").is_ok(),
+        "{next}"
+    );
     drop(mutator);
     let stamped = std::fs::read_dir(env.path().join("exports"))
         .unwrap()

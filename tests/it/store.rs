@@ -115,7 +115,12 @@ async fn store_prune_keeps_every_latest_revision_and_reclaims_space() {
         let out = mde(&config, &["store", "prune"]).await;
         let said = text(&out);
         assert!(out.status.success(), "{said}");
-        assert!(said.contains("removed 120 superseded revisions"), "{said}");
+        // Thirty days in words, not humantime's "30days" (nor "1year 1month 4days 7h 26m 24s"
+        // for the default 400 days).
+        assert!(
+            said.contains("removed 120 superseded revisions (older than 30 days)"),
+            "{said}"
+        );
         assert_eq!(said.contains("converting the store"), older_store, "{said}");
         let c = Connection::open(&db).unwrap();
         assert_eq!(count(&c, "SELECT count(*) FROM alert_revisions"), 63);
@@ -329,7 +334,7 @@ async fn store_check_names_each_broken_invariant() {
     let out = mde(&config, &["store", "check"]).await;
     assert!(out.status.success(), "{}", text(&out));
     assert!(
-        text(&out).contains("sound (2 alerts, 3 revisions, 1 cursors)"),
+        text(&out).contains("sound (2 alerts, 3 revisions, 1 cursor)"),
         "{}",
         text(&out)
     );

@@ -512,6 +512,26 @@ fn export(
         }
         e.shape = shape;
     }
+    if let Some(tf) = x.time_format {
+        if format != ExportFormat::Csv {
+            return Err(at.error(
+                "time_format",
+                "is only used with format = \"csv\" (XLSX cells are dates already; JSON keeps the API's text)",
+                "remove it",
+            ));
+        }
+        e.time_format = tf;
+    }
+    if let Some(tz) = &x.timezone {
+        if format != ExportFormat::Report {
+            return Err(at.error(
+                "timezone",
+                "is only used with format = \"report\" (files keep UTC, the API's time)",
+                "remove it",
+            ));
+        }
+        e.timezone = Some(time_zone(at, "timezone", tz)?);
+    }
     e.bom = x.bom.unwrap_or(true);
     e.crlf = x.line_ending != Some(LineEnding::Lf);
     e.formula_guard = x.formula_guard.unwrap_or(true);
@@ -641,6 +661,17 @@ fn no_placeholder_outside_name(at: &At<'_>, x: &RawExport) -> Result<(), ConfigE
 
 /// `tenants = [...]`: names from `[[tenants]]` (a typo gets a "did you mean"); absent is every
 /// tenant, and an empty list is refused rather than read as "none" or "all".
+/// An IANA time zone name (`Europe/Berlin`, `UTC`), from the database compiled in.
+fn time_zone(at: &At<'_>, key: &str, name: &str) -> Result<chrono_tz::Tz, ConfigError> {
+    name.trim().parse::<chrono_tz::Tz>().map_err(|_| {
+        at.error(
+            key,
+            format!("{name:?} is not a time zone"),
+            "use an IANA name such as \"Europe/Berlin\", \"America/New_York\" or \"UTC\"",
+        )
+    })
+}
+
 fn export_tenants(
     at: &At<'_>,
     listed: Option<&[String]>,
@@ -887,6 +918,59 @@ mod tests {
             assert_eq!(e.key, "store.keep_revisions", "{bad}: {e}");
             assert!(e.to_string().contains(says), "{bad}: {e}");
         }
+    }
+
+    /// A GUID copied with its braces (PowerShell, the registry) is the same GUID, stored bare.
+    #[test]
+    fn a_guid_in_braces_is_accepted_and_stored_bare() {
+        let text = "[[tenants]]\nname = \"a\"\n\
+                    tenant_id = \"{AAAAAAAA-0000-1111-2222-333333333333}\"\n\
+                    client_id = \" {11111111-2222-3333-4444-555555555555} \"\n\
+                    client_secret_env = \"X\"\n";
+        let c = Config::parse(text, Path::new("c.toml")).unwrap();
+        assert_eq!(
+            c.tenants[0].tenant_id,
+            "AAAAAAAA-0000-1111-2222-333333333333"
+        );
+        assert_eq!(
+            c.tenants[0].client_id,
+            "11111111-2222-3333-4444-555555555555"
+        );
+        let half = text.replace(
+            "{11111111-2222-3333-4444-555555555555}",
+            "{11111111-2222-3333-4444-555555555555",
+        );
+        let e = Config::parse(&half, Path::new("c.toml")).unwrap_err();
+        assert!(e.key.ends_with("client_id"), "{e}");
+    }
+
+    /// `time_format` belongs to CSV and `timezone` to the report; a zone is an IANA name.
+    #[test]
+    fn time_format_and_timezone_are_checked_where_they_mean_something() {
+        let c = with_exports(&["name = \"a\"\ntime_format = \"excel\""]).unwrap();
+        assert_eq!(c.exports[0].time_format, crate::config::TimeFormat::Excel);
+        let e = with_exports(&["name = \"a\"\ntime_format = \"local\""]).unwrap_err();
+        assert!(e.with_fix().contains("excel"), "{e}");
+        let e = with_exports(&["name = \"a\"\ntimezone = \"Europe/Berlin\""]).unwrap_err();
+        assert_eq!(e.key, "exports[0].timezone");
+        let report = |tz: &str| {
+            let text = format!(
+                "{TWO_TENANTS}[[exports]]\nname = \"r\"\nformat = \"report\"\ndir = \"out\"\ntimezone = \"{tz}\"\n"
+            );
+            Config::parse(&text, Path::new("c.toml"))
+        };
+        assert_eq!(
+            report("Europe/Berlin").unwrap().exports[0].timezone,
+            Some(chrono_tz::Europe::Berlin)
+        );
+        let e = report("Mars/Olympus").unwrap_err();
+        assert_eq!(e.key, "exports[0].timezone");
+        assert!(e.with_fix().contains("IANA"), "{e}");
+        let text = format!(
+            "{TWO_TENANTS}[[exports]]\nname = \"r\"\nformat = \"report\"\ndir = \"out\"\ntime_format = \"excel\"\n"
+        );
+        let e = Config::parse(&text, Path::new("c.toml")).unwrap_err();
+        assert_eq!(e.key, "exports[0].time_format");
     }
 
     /// A key of another sign-in method is named, not ignored.

@@ -27,6 +27,17 @@ pub(crate) fn is_guid(s: &str) -> bool {
             .all(|(p, n)| p.len() == n && p.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
+/// A GUID as the Entra admin center, PowerShell and the registry write it, `{…}` braces and
+/// surrounding spaces included, as the bare GUID the token endpoint wants; anything else as it is.
+fn unbraced(s: &str) -> &str {
+    let t = s.trim();
+    match t.strip_prefix('{').and_then(|t| t.strip_suffix('}')) {
+        Some(inner) if is_guid(inner.trim()) => inner.trim(),
+        _ if is_guid(t) => t,
+        _ => s,
+    }
+}
+
 /// A DNS name such as `contoso.onmicrosoft.com`: it becomes part of the token URL's path, so
 /// nothing else (`/`, `..`, spaces) may get there.
 fn is_domain(s: &str) -> bool {
@@ -221,6 +232,7 @@ fn tenant(
         &t.tenant_id,
         "copy the Directory (tenant) ID from the app registration's overview in the Entra admin center",
     )?;
+    let tenant_id = unbraced(tenant_id);
     if !is_guid(tenant_id) && !is_domain(tenant_id) {
         return Err(at.error(
             "tenant_id",
@@ -234,6 +246,7 @@ fn tenant(
         &t.client_id,
         "copy the Application (client) ID from the app registration's overview",
     )?;
+    let client_id = unbraced(client_id);
     if !is_guid(client_id) {
         return Err(at.error(
             "client_id",

@@ -1,208 +1,207 @@
-//! The "alerts created per day" chart: a stacked bar chart as inline SVG (the page loads
-//! nothing, so no chart library). This module does the geometry and formats every coordinate;
-//! the template only writes the elements out.
+//! The per-day charts (alerts created per day, stacked by severity; the open backlog) as plain
+//! HTML: one table cell per day holding blocks whose heights and colours are inline styles.
+//!
+//! Not SVG, and no script: the report is also a mail body, and Outlook on Windows renders mail
+//! with Word, which shows no inline SVG; table cells with inline sizes are what every mail
+//! client and every browser draws alike. This module does the arithmetic (whole pixels, so no
+//! client rounds a bar away) and the template only writes the cells out.
 
-use chrono::Datelike;
+use chrono::{Datelike, NaiveDate};
 
-use super::figures::Figures;
 use super::format::{num, series_colors};
 
-const W: f64 = 1040.0;
-const H: f64 = 300.0;
-const LEFT: f64 = 56.0;
-const RIGHT: f64 = 12.0;
-const TOP: f64 = 14.0;
-const BOTTOM: f64 = 52.0;
+/// The created-per-day chart's plot height, in pixels.
+pub(super) const CREATED_HEIGHT: u32 = 180;
+/// The backlog chart's plot height, in pixels.
+pub(super) const BACKLOG_HEIGHT: u32 = 110;
+/// The backlog's colour.
+const BACKLOG_COLOR: &str = "#57606a";
 
-/// The chart, every number formatted as the SVG wants it.
+/// A chart, every number formatted as the template writes it.
 pub(super) struct Chart<'a> {
     /// Days shown.
     pub days: usize,
-    /// Alerts in them.
+    /// What the chart counts, in total, said with its unit (`1,234 alerts`, `1 open alert`):
+    /// alerts created, or the backlog today.
     pub total: String,
     /// The legend: series name, colour, total.
     pub legend: Vec<(&'a str, &'static str, String)>,
-    /// `viewBox` width and height.
-    pub width: String,
-    /// See `width`.
-    pub height: String,
-    /// The plot's left edge, right edge, top, height, bottom (the base line) and one day's width.
-    pub left: String,
-    /// See `left`.
-    pub right: String,
-    /// See `left`.
-    pub top: String,
-    /// See `left`.
-    pub plot_height: String,
-    /// See `left`.
-    pub base: String,
-    /// See `left`.
-    pub slot: String,
-    /// The x of each weekend day's shading.
-    pub weekends: Vec<String>,
-    /// The y axis: a grid line's y (none for 0), the label's x and y, the label.
-    pub ticks: Vec<Tick>,
+    /// The plot's height in pixels.
+    pub height: u32,
+    /// The y axis, top down: each step's label and height in pixels (they add up to
+    /// `height`).
+    pub ticks: Vec<(String, u32)>,
     /// The days, oldest first.
-    pub bars: Vec<DayBars<'a>>,
-    /// The x-axis title's x and y, the y-axis title's translation.
-    pub x_title: (String, String),
-    /// See `x_title`.
-    pub y_title: String,
+    pub columns: Vec<DayColumn>,
 }
 
-/// One step of the y axis.
-pub(super) struct Tick {
-    /// The grid line's y, except at 0.
-    pub grid: Option<String>,
-    /// The label's x.
-    pub x: String,
-    /// The label's y.
-    pub y: String,
-    /// The label.
+/// One day's cell.
+pub(super) struct DayColumn {
+    /// The tooltip: `Thu 14 May 2026: 4 alerts (High 2, Medium 2)`.
+    pub title: String,
+    /// Whether the day is a Saturday or Sunday (shaded).
+    pub weekend: bool,
+    /// The stacked blocks, top down: height in pixels and colour.
+    pub blocks: Vec<(u32, &'static str)>,
+    /// The date under the column (every third day back from today), or empty.
     pub label: String,
 }
 
-/// One day's column.
-pub(super) struct DayBars<'a> {
-    /// The stacked segments: x, y, width, height, colour.
-    pub segments: Vec<(String, String, String, String, &'static str)>,
-    /// The hover target's x.
-    pub x: String,
-    /// The tooltip's first line: `Thu 14 May 2026: 4 alerts`.
-    pub title: String,
-    /// The tooltip's other lines: series and count, for the series with alerts.
-    pub breakdown: Vec<(&'a str, String)>,
-    /// The date label under the bar (every third day back from today): x, y, text.
-    pub label: Option<(String, String, String)>,
-}
+/// One day to lay out: its date and its series (name, count, colour), most severe first.
+type Day<'a> = (NaiveDate, Vec<(&'a str, usize, &'static str)>);
 
-/// Lays out the chart of `f.per_day`.
-pub(super) fn chart(f: &Figures) -> Chart<'_> {
-    let plot_w = W - LEFT - RIGHT;
-    let plot_h = H - TOP - BOTTOM;
-    let base_y = TOP + plot_h;
-
-    let names: Vec<&str> = f
-        .per_day
+/// The created-per-day chart of `per_day` (each day's counts by series, the same series every
+/// day, most severe first).
+pub(super) fn created(per_day: &[(NaiveDate, Vec<(String, usize)>)]) -> Chart<'_> {
+    let names: Vec<&str> = per_day
         .first()
         .map(|(_, row)| row.iter().map(|(s, _)| s.as_str()).collect())
         .unwrap_or_default();
     let colors = series_colors(names.iter().copied());
-    let totals: Vec<usize> = f
-        .per_day
-        .iter()
-        .map(|(_, row)| row.iter().map(|(_, n)| n).sum())
-        .collect();
-    let grand: usize = totals.iter().sum();
-    let max = totals.iter().copied().max().unwrap_or(0);
-    let (axis_max, step) = nice_axis(max);
-
     let legend = names
         .iter()
         .zip(&colors)
         .map(|(name, color)| {
-            let total: usize = f
-                .per_day
+            let total: usize = per_day
                 .iter()
                 .filter_map(|(_, row)| row.iter().find(|(s, _)| s == name).map(|(_, n)| *n))
                 .sum();
             (*name, *color, num(total))
         })
         .collect();
-
-    let slot = plot_w / f.per_day.len().max(1) as f64;
-    let bar_w = (slot * 0.72).max(1.0);
-
-    let weekends = f
-        .per_day
+    let days: Vec<Day<'_>> = per_day
         .iter()
+        .map(|(date, row)| {
+            let series = row
+                .iter()
+                .zip(&colors)
+                .map(|((name, n), color)| (name.as_str(), *n, *color))
+                .collect();
+            (*date, series)
+        })
+        .collect();
+    let grand: usize = per_day
+        .iter()
+        .flat_map(|(_, row)| row.iter().map(|(_, n)| n))
+        .sum();
+    layout(&days, CREATED_HEIGHT, legend, grand, ("alert", "alerts"), 3)
+}
+
+/// The backlog chart: open alerts at the end of each day.
+pub(super) fn backlog(open_per_day: &[(NaiveDate, usize)]) -> Chart<'static> {
+    let days: Vec<Day<'static>> = open_per_day
+        .iter()
+        .map(|(date, n)| (*date, vec![("Open", *n, BACKLOG_COLOR)]))
+        .collect();
+    let today = open_per_day.last().map(|(_, n)| *n).unwrap_or(0);
+    layout(
+        &days,
+        BACKLOG_HEIGHT,
+        Vec::new(),
+        today,
+        ("open alert", "open alerts"),
+        // Half the page wide: a date every week, or the labels run into each other.
+        7,
+    )
+}
+
+/// Lays out `days` (each day's series: name, count, colour; most severe first, drawn at the
+/// bottom) in a plot `height` pixels high, a date under every `label_every`th day.
+fn layout<'a>(
+    days: &[Day<'a>],
+    height: u32,
+    legend: Vec<(&'a str, &'static str, String)>,
+    total: usize,
+    unit: (&str, &str),
+    label_every: usize,
+) -> Chart<'a> {
+    let totals: Vec<usize> = days
+        .iter()
+        .map(|(_, row)| row.iter().map(|(_, n, _)| n).sum())
+        .collect();
+    let max = totals.iter().copied().max().unwrap_or(0);
+    let (axis_max, step) = nice_axis(max);
+    let px = |n: usize| -> u32 {
+        // Whole pixels, at least one for any count, so a day with one alert still shows.
+        let h = (n as f64 / axis_max.max(1) as f64 * f64::from(height)).round() as u32;
+        if n > 0 { h.max(1) } else { 0 }
+    };
+
+    let steps = (axis_max / step.max(1)).max(1);
+    let step_px = height / u32::try_from(steps).unwrap_or(u32::MAX).max(1);
+    let mut ticks: Vec<(String, u32)> = (0..steps)
+        .map(|i| (num(axis_max - i * step), step_px))
+        .collect();
+    // The last step takes what integer division left over, so the steps add up to `height`.
+    if let Some(last) = ticks.last_mut() {
+        last.1 = height - step_px * (u32::try_from(steps).unwrap_or(1) - 1);
+    }
+
+    let columns = days
+        .iter()
+        .zip(&totals)
         .enumerate()
-        .filter(|(_, (date, _))| date.weekday().number_from_monday() >= 6)
-        .map(|(i, _)| format!("{:.1}", LEFT + i as f64 * slot))
+        .map(|(i, ((date, row), total))| {
+            let mut blocks: Vec<(u32, &'static str)> = row
+                .iter()
+                .filter(|(_, n, _)| *n > 0)
+                .map(|(_, n, color)| (px(*n), *color))
+                .collect();
+            // The bar never outgrows the plot, whatever rounding up to a pixel added.
+            let mut over = blocks
+                .iter()
+                .map(|b| b.0)
+                .sum::<u32>()
+                .saturating_sub(height);
+            for b in blocks.iter_mut().rev() {
+                let cut = over.min(b.0.saturating_sub(1));
+                b.0 -= cut;
+                over -= cut;
+            }
+            blocks.reverse();
+            let breakdown: Vec<(&str, String)> = row
+                .iter()
+                .filter(|(_, n, _)| *n > 0)
+                .map(|(name, n, _)| (*name, num(*n)))
+                .collect();
+            let detail = if row.len() > 1 && !breakdown.is_empty() {
+                let parts: Vec<String> =
+                    breakdown.iter().map(|(s, n)| format!("{s} {n}")).collect();
+                format!(" ({})", parts.join(", "))
+            } else {
+                String::new()
+            };
+            DayColumn {
+                title: format!(
+                    "{}: {}{detail}",
+                    date.format("%a %d %b %Y"),
+                    counted(*total, unit)
+                ),
+                weekend: date.weekday().number_from_monday() >= 6,
+                blocks,
+                // Counted back from today, so today is always labelled.
+                label: if (days.len() - 1 - i).is_multiple_of(label_every.max(1)) {
+                    date.format("%b %-d").to_string()
+                } else {
+                    String::new()
+                },
+            }
+        })
         .collect();
 
-    let mut ticks = Vec::new();
-    let mut tick = 0;
-    while tick <= axis_max {
-        let y = base_y - tick as f64 / axis_max as f64 * plot_h;
-        ticks.push(Tick {
-            grid: (tick > 0).then(|| format!("{y:.1}")),
-            x: format!("{:.1}", LEFT - 8.0),
-            y: format!("{:.1}", y + 4.0),
-            label: num(tick),
-        });
-        match tick.checked_add(step) {
-            Some(t) => tick = t,
-            None => break,
-        }
-    }
-
-    let mut bars = Vec::with_capacity(f.per_day.len());
-    for (i, ((date, row), total)) in f.per_day.iter().zip(&totals).enumerate() {
-        let x = LEFT + i as f64 * slot + (slot - bar_w) / 2.0;
-        let mut y = base_y;
-        let mut segments = Vec::new();
-        for ((_, n), color) in row.iter().zip(&colors) {
-            if *n == 0 {
-                continue;
-            }
-            let h = *n as f64 / axis_max as f64 * plot_h;
-            y -= h;
-            segments.push((
-                format!("{x:.1}"),
-                format!("{y:.2}"),
-                format!("{bar_w:.1}"),
-                format!("{h:.2}"),
-                *color,
-            ));
-        }
-        // Date labels: every 3rd day counted back from today, so today is always labelled.
-        let label = (f.per_day.len() - 1 - i).is_multiple_of(3).then(|| {
-            (
-                format!("{:.1}", x + bar_w / 2.0),
-                format!("{:.1}", base_y + 16.0),
-                date.format("%b %-d").to_string(),
-            )
-        });
-        bars.push(DayBars {
-            segments,
-            x: format!("{:.1}", LEFT + i as f64 * slot),
-            title: format!(
-                "{}: {} alert{}",
-                date.format("%a %d %b %Y"),
-                num(*total),
-                if *total == 1 { "" } else { "s" }
-            ),
-            breakdown: row
-                .iter()
-                .filter(|(_, n)| *n > 0)
-                .map(|(name, n)| (name.as_str(), num(*n)))
-                .collect(),
-            label,
-        });
-    }
-
     Chart {
-        days: f.per_day.len(),
-        total: num(grand),
+        days: days.len(),
+        total: counted(total, unit),
         legend,
-        width: format!("{W}"),
-        height: format!("{H}"),
-        left: format!("{LEFT}"),
-        right: format!("{:.1}", W - RIGHT),
-        top: format!("{TOP}"),
-        plot_height: format!("{plot_h}"),
-        base: format!("{base_y}"),
-        slot: format!("{slot:.1}"),
-        weekends,
+        height,
         ticks,
-        bars,
-        x_title: (
-            format!("{:.1}", LEFT + plot_w / 2.0),
-            format!("{:.1}", H - 10.0),
-        ),
-        y_title: format!("{:.1}", TOP + plot_h / 2.0),
+        columns,
     }
+}
+
+/// `n` with its unit agreeing: `1 alert`, `1,234 alerts`.
+fn counted(n: usize, (one, many): (&str, &str)) -> String {
+    format!("{} {}", num(n), if n == 1 { one } else { many })
 }
 
 /// Up to ~6 round tick steps covering `0..=max`: returns (axis maximum, step).
@@ -221,4 +220,56 @@ pub(super) fn nice_axis(max: usize) -> (usize, usize) {
         .find(|s| *s >= raw)
         .unwrap_or(raw);
     (max.div_ceil(step).saturating_mul(step), step)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 5, d).unwrap()
+    }
+
+    /// Bars are whole pixels within the plot, one at least for any count, most severe at the
+    /// bottom (last, since blocks are written top down), and the axis adds up to the height.
+    #[test]
+    fn bars_are_whole_pixels_inside_the_plot() {
+        let per_day = vec![
+            (day(1), vec![("High".to_owned(), 1), ("Low".to_owned(), 0)]),
+            (
+                day(2),
+                vec![("High".to_owned(), 3), ("Low".to_owned(), 997)],
+            ),
+        ];
+        let c = created(&per_day);
+        assert_eq!(c.ticks.iter().map(|t| t.1).sum::<u32>(), CREATED_HEIGHT);
+        assert_eq!(c.ticks[0].0, "1,000");
+        assert_eq!(c.columns[0].blocks.len(), 1);
+        assert!(c.columns[0].blocks[0].0 >= 1);
+        let bar: u32 = c.columns[1].blocks.iter().map(|b| b.0).sum();
+        assert!(bar <= CREATED_HEIGHT, "{bar}");
+        assert_eq!(
+            c.columns[1].blocks.last().unwrap().1,
+            "#d1242f",
+            "High at the bottom"
+        );
+        assert_eq!(
+            c.columns[1].title,
+            "Sat 02 May 2026: 1,000 alerts (High 3, Low 997)"
+        );
+        assert_eq!(c.total, "1,001 alerts");
+        assert!(c.columns[1].weekend && !c.columns[0].weekend);
+        assert_eq!(
+            (c.columns[1].label.as_str(), c.columns[0].label.as_str()),
+            ("May 2", "")
+        );
+    }
+
+    #[test]
+    fn the_backlog_chart_says_open_alerts() {
+        let c = backlog(&[(day(1), 0), (day(2), 1)]);
+        assert_eq!(c.columns[1].title, "Sat 02 May 2026: 1 open alert");
+        assert!(c.columns[0].blocks.is_empty());
+        assert_eq!(c.total, "1 open alert");
+    }
 }

@@ -14,10 +14,11 @@
 //! by the number of alerts or of their versions.
 
 use std::cmp::{Ordering, Reverse};
-use std::collections::{BTreeSet, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+use chrono_tz::Tz;
 
 use crate::alert::vocab::{KNOWN_SEVERITIES, Severity, Status};
 
@@ -45,6 +46,11 @@ pub struct AlertSummary {
     pub updated: DateTime<Utc>,
     /// `resolvedTime`.
     pub resolved: Option<DateTime<Utc>>,
+    /// `alertWebUrl`: the alert in the Defender portal, as stored (shown only when it is an
+    /// https link to the portal, see [`portal_link`]).
+    pub web_url: Option<String>,
+    /// `classification`: `TruePositive`, `FalsePositive`, `InformationalExpectedActivity`, …
+    pub classification: Option<String>,
 }
 
 /// What to report on.
@@ -55,6 +61,8 @@ pub struct ReportInput<'a> {
     pub window: std::time::Duration,
     /// Every alert in its latest state (tested up to 100,000).
     pub alerts: &'a [AlertSummary],
+    /// The time zone dates and days are shown in (UTC when `None`).
+    pub timezone: Option<Tz>,
 }
 
 /// The numbers, so tests (and the caller's log line) can check them without parsing HTML.
@@ -96,6 +104,86 @@ pub struct Figures {
     /// (past [`MAX_EXTRA_SERIES`] of them, the rest are summed as [`OTHER_SEVERITIES`]), then the
     /// five known ones.
     pub per_day: Vec<(NaiveDate, Vec<(String, usize)>)>,
+    /// Alerts created in the window of the same length just before this one (the change on
+    /// the "new" tile).
+    pub new_in_previous_window: usize,
+    /// Alerts resolved in the previous window of the same length.
+    pub resolved_in_previous_window: usize,
+    /// Alerts open at the window's start (created before it, not resolved by then; a resolved
+    /// alert without `resolvedTime` counts as resolved at its last update).
+    pub open_at_window_start: usize,
+    /// The open backlog at the end of each of the days of `per_day` (at the report's time for
+    /// today), by the same rule as `open_at_window_start`.
+    pub open_per_day: Vec<(NaiveDate, usize)>,
+    /// Classification of the alerts resolved in the last 30 days.
+    pub classification: Classification,
+    /// Per tenant, by name: what the tiles say, for a report over several tenants.
+    pub by_tenant: Vec<TenantFigures>,
+}
+
+/// How the alerts resolved in the last 30 days were classified.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Classification {
+    /// `TruePositive`.
+    pub true_positive: usize,
+    /// `FalsePositive`.
+    pub false_positive: usize,
+    /// `InformationalExpectedActivity` (Graph's `informationalExpectedActivity`) or a benign
+    /// positive: real activity, no threat.
+    pub benign: usize,
+    /// Not classified (`Unknown`, empty, or a value newer than these).
+    pub unknown: usize,
+}
+
+/// One tenant's figures in a report over several.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TenantFigures {
+    /// The tenant's configured name.
+    pub tenant: String,
+    /// Alerts on record.
+    pub alerts: usize,
+    /// Open now.
+    pub open: usize,
+    /// Open, High severity or above.
+    pub open_high: usize,
+    /// New in the window.
+    pub new_in_window: usize,
+    /// Resolved in the window.
+    pub resolved_in_window: usize,
+}
+
+/// The hosts of the Defender portal (commercial, GCC High, DoD) an alert's link may point to.
+const PORTAL_HOSTS: &[&str] = &[
+    "security.microsoft.com",
+    "security.microsoft.us",
+    "security.apps.mil",
+];
+
+/// `alertWebUrl` when it is an `https://` link to a Defender portal host, else `None`: the
+/// stored value is attacker-influenced only as far as Microsoft lets it be, and a link in a
+/// manager's mail must never be `javascript:` or point anywhere else.
+pub fn portal_link(url: &str) -> Option<&str> {
+    let url = url.trim();
+    url.get(..8)
+        .filter(|p| p.eq_ignore_ascii_case("https://"))?;
+    let after = &url[8..];
+    let end = after.find(['/', '?', '#']).unwrap_or(after.len());
+    let host = &after[..end];
+    let ok_host = PORTAL_HOSTS.iter().any(|h| host.eq_ignore_ascii_case(h));
+    let clean = url
+        .chars()
+        .all(|c| c.is_ascii_graphic() && !matches!(c, '"' | '\'' | '<' | '>' | '\\' | '`'));
+    (ok_host && clean && url.len() <= 2048).then_some(url)
+}
+
+/// What a `classification` value counts as.
+fn classify(c: Option<&str>) -> usize {
+    match c.map(|c| c.trim().to_ascii_lowercase()).as_deref() {
+        Some("truepositive") => 0,
+        Some("falsepositive") => 1,
+        Some("informationalexpectedactivity" | "benignpositive" | "benign") => 2,
+        _ => 3,
+    }
 }
 
 /// The age buckets of [`Figures::open_by_age`], youngest first.
@@ -127,6 +215,8 @@ impl AlertSummary {
             created: self.created,
             updated: self.updated,
             resolved: self.resolved,
+            web_url: self.web_url.as_deref(),
+            classification: self.classification.as_deref(),
         }
     }
 }
@@ -145,6 +235,8 @@ pub(super) struct AlertRef<'a> {
     pub(super) created: Option<DateTime<Utc>>,
     pub(super) updated: DateTime<Utc>,
     pub(super) resolved: Option<DateTime<Utc>>,
+    pub(super) web_url: Option<&'a str>,
+    pub(super) classification: Option<&'a str>,
 }
 
 /// Everything the renderers need: the figures and what the views show besides them. It owns its
@@ -155,6 +247,8 @@ pub(super) struct Analysis {
     pub(super) generated_at: DateTime<Utc>,
     /// The headline window's length.
     pub(super) window: Duration,
+    /// The zone dates are shown in.
+    pub(super) tz: Tz,
     pub(super) window_start: DateTime<Utc>,
     /// Alerts on record (every alert fed to the tally).
     pub(super) alerts: usize,
@@ -182,6 +276,10 @@ pub(super) struct HighAlert {
     pub(super) title: String,
     pub(super) device: Option<String>,
     pub(super) status: String,
+    /// The severity as sent (the table says which of High and above it is).
+    pub(super) severity: String,
+    /// The alert in the Defender portal, when its stored link is one ([`portal_link`]).
+    pub(super) link: Option<String>,
     /// The position in the input: the last tie-break, so that the table is a function of the
     /// input even for two alerts with the same tenant and ID (a store holds no such pair).
     seq: u64,
@@ -205,6 +303,8 @@ impl HighAlert {
             title: a.title.to_owned(),
             device: a.device.map(str::to_owned),
             status: a.status.to_owned(),
+            severity: a.severity.to_owned(),
+            link: a.web_url.and_then(portal_link).map(str::to_owned),
             seq,
         }
     }
@@ -322,6 +422,15 @@ pub(super) struct Tally {
     day_known: [[usize; 5]; TREND_DAYS],
     day_unknown: HashMap<String, [usize; TREND_DAYS]>,
     tenants: BTreeSet<String>,
+    tz: Tz,
+    previous_start: DateTime<Utc>,
+    new_previous: usize,
+    resolved_previous: usize,
+    open_at_start: usize,
+    /// Per day, the change in the open backlog at its start ([`Tally::backlog`]).
+    backlog_delta: [i64; TREND_DAYS + 1],
+    classification: [usize; 4],
+    by_tenant: BTreeMap<String, TenantFigures>,
     /// At most [`RECENT_HIGH`] entries; the top is the one that leaves first.
     high: BinaryHeap<HighAlert>,
     open_high: usize,
@@ -329,12 +438,21 @@ pub(super) struct Tally {
 
 impl Tally {
     /// An empty tally for a report generated at `generated_at` with the headline `window`.
-    pub(super) fn new(generated_at: DateTime<Utc>, window: Duration) -> Self {
-        let today = generated_at.date_naive();
+    pub(super) fn new(generated_at: DateTime<Utc>, window: Duration, tz: Tz) -> Self {
+        let today = generated_at.with_timezone(&tz).date_naive();
+        let window_start = minus(generated_at, window);
         Tally {
             now: generated_at,
             window,
-            window_start: minus(generated_at, window),
+            window_start,
+            tz,
+            previous_start: minus(window_start, window),
+            new_previous: 0,
+            resolved_previous: 0,
+            open_at_start: 0,
+            backlog_delta: [0; TREND_DAYS + 1],
+            classification: [0; 4],
+            by_tenant: BTreeMap::new(),
             trend_start: minus(
                 generated_at,
                 Duration::from_secs(TREND_DAYS as u64 * 86_400),
@@ -377,14 +495,38 @@ impl Tally {
         let created = clamp(a.created.unwrap_or(a.updated));
         let sev = classify_severity(a.severity);
 
-        if created >= self.window_start {
+        let open = Status::parse(a.status).is_open();
+        let is_new = created >= self.window_start;
+        let resolved_in_window = a.resolved.is_some_and(|r| clamp(r) >= self.window_start);
+        self.count_tenant(a.tenant, |row| {
+            row.alerts += 1;
+            row.open += usize::from(open);
+            row.open_high += usize::from(open && sev.is_high_or_above());
+            row.new_in_window += usize::from(is_new);
+            row.resolved_in_window += usize::from(resolved_in_window);
+        });
+        if is_new {
             self.new_in_window += 1;
         } else if updated >= self.window_start {
             self.updated_in_window += 1;
         }
+        if created >= self.previous_start && created < self.window_start {
+            self.new_previous += 1;
+        }
+        // When it stopped being open: a resolved alert without `resolvedTime` at its update.
+        let closed = (!open).then(|| a.resolved.map(clamp).unwrap_or(updated));
+        if created < self.window_start && closed.is_none_or(|c| c > self.window_start) {
+            self.open_at_start += 1;
+        }
+        self.backlog(created, closed);
         if let Some(r) = a.resolved.map(clamp) {
             if r >= self.window_start {
                 self.resolved_in_window += 1;
+            } else if r >= self.previous_start {
+                self.resolved_previous += 1;
+            }
+            if r >= self.trend_start {
+                self.classification[classify(a.classification)] += 1;
             }
             if r >= self.trend_start
                 && let Some(c) = a.created.map(clamp)
@@ -395,7 +537,7 @@ impl Tally {
             }
         }
 
-        if Status::parse(a.status).is_open() {
+        if open {
             self.open_total += 1;
             match sev {
                 Sev::Known(i) => self.open_known[i] += 1,
@@ -445,7 +587,7 @@ impl Tally {
             }
         }
 
-        let day = created.date_naive();
+        let day = self.day_of(created);
         if day >= self.first_day && day <= self.today {
             let idx = (day - self.first_day).num_days();
             if let Ok(idx) = usize::try_from(idx)
@@ -464,6 +606,57 @@ impl Tally {
                     }
                 }
             }
+        }
+    }
+
+    /// Applies `f` to `tenant`'s row, copying the name only when the row is new.
+    fn count_tenant(&mut self, tenant: &str, f: impl FnOnce(&mut TenantFigures)) {
+        if let Some(row) = self.by_tenant.get_mut(tenant) {
+            f(row);
+            return;
+        }
+        let mut row = TenantFigures {
+            tenant: tenant.to_owned(),
+            ..TenantFigures::default()
+        };
+        f(&mut row);
+        self.by_tenant.insert(tenant.to_owned(), row);
+    }
+
+    /// The date of `t` in the report's zone.
+    fn day_of(&self, t: DateTime<Utc>) -> NaiveDate {
+        t.with_timezone(&self.tz).date_naive()
+    }
+
+    /// The index of `day` among the trend's days: `Err(0)` before the first, `Err(1)` after
+    /// today.
+    fn day_index(&self, day: NaiveDate) -> Result<usize, u8> {
+        if day < self.first_day {
+            return Err(0);
+        }
+        match usize::try_from((day - self.first_day).num_days()) {
+            Ok(i) if i < TREND_DAYS => Ok(i),
+            _ => Err(1),
+        }
+    }
+
+    /// Counts an alert created at `created` and closed at `closed` (`None`: still open) in the
+    /// backlog at the end of each day: open from its creation day, up to the day before the
+    /// one it was closed on.
+    fn backlog(&mut self, created: DateTime<Utc>, closed: Option<DateTime<Utc>>) {
+        let from = match self.day_index(self.day_of(created)) {
+            Ok(i) => i,
+            Err(0) => 0,
+            Err(_) => return,
+        };
+        let to = match closed.map(|c| self.day_index(self.day_of(c))) {
+            None | Some(Err(1)) => TREND_DAYS,
+            Some(Ok(i)) => i,
+            Some(Err(_)) => return,
+        };
+        if from < to {
+            self.backlog_delta[from] += 1;
+            self.backlog_delta[to] -= 1;
         }
     }
 
@@ -521,7 +714,28 @@ impl Tally {
             Duration::new(secs, (mean % 1_000_000_000) as u32)
         });
 
+        let mut open = 0i64;
+        let open_per_day = per_day
+            .iter()
+            .zip(self.backlog_delta)
+            .map(|((date, _), delta)| {
+                open = open.saturating_add(delta);
+                (*date, usize::try_from(open).unwrap_or(0))
+            })
+            .collect();
+        let [true_positive, false_positive, benign, unknown] = self.classification;
         let figures = Figures {
+            new_in_previous_window: self.new_previous,
+            resolved_in_previous_window: self.resolved_previous,
+            open_at_window_start: self.open_at_start,
+            open_per_day,
+            classification: Classification {
+                true_positive,
+                false_positive,
+                benign,
+                unknown,
+            },
+            by_tenant: self.by_tenant.into_values().collect(),
             new_in_window: self.new_in_window,
             updated_in_window: self.updated_in_window,
             resolved_in_window: self.resolved_in_window,
@@ -540,6 +754,7 @@ impl Tally {
             figures,
             generated_at: self.now,
             window: self.window,
+            tz: self.tz,
             window_start: self.window_start,
             alerts: self.alerts,
             tenants: self.tenants.into_iter().collect(),

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 
 use crate::alert::vocab::Severity;
 
@@ -29,9 +30,20 @@ pub(super) fn pct(n: usize, total: usize) -> f64 {
     }
 }
 
-/// An instant as the report prints it.
-pub(super) fn when(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%d %H:%M UTC").to_string()
+/// An instant as the report prints it, in its zone: `2026-05-14 06:00 UTC`,
+/// `2026-05-14 08:00 CEST`.
+pub(super) fn when(t: DateTime<Utc>, tz: Tz) -> String {
+    t.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z").to_string()
+}
+
+/// A figure's change from an earlier one, said in full: `+3 vs the previous 24 hours`,
+/// `−2 vs …`, `no change vs …`.
+pub(super) fn change(now: usize, before: usize, vs: &str) -> String {
+    match now.cmp(&before) {
+        std::cmp::Ordering::Greater => format!("+{} vs {vs}", num(now - before)),
+        std::cmp::Ordering::Less => format!("−{} vs {vs}", num(before - now)),
+        std::cmp::Ordering::Equal => format!("no change vs {vs}"),
+    }
 }
 
 /// A window length as people say it: `24 hours`, `7 days`, `90 minutes`.
@@ -69,6 +81,8 @@ pub(super) fn human_duration(d: Duration) -> String {
 /// The fill colour of a severity series.
 pub(super) fn severity_color(name: &str, unknown_rank: usize) -> &'static str {
     match name {
+        // Not a documented severity, but the one newer severity people meet: darker than High.
+        "Critical" => "#82071e",
         "High" => "#d1242f",
         "Medium" => "#f0883e",
         "Low" => "#e3b341",

@@ -27,7 +27,11 @@
 //!   cell nor start a link, an HTML tag, a heading or a code span.
 //!
 //! The page makes **no external requests**: no scripts, no fonts (a system font stack), no
-//! images, no `url(…)`, no links; the chart is inline SVG and the styles are one inline `<style>`.
+//! images, no `url(…)`; its only links are each alert's own page in the Defender portal (an
+//! `https://` link to a portal host, [`portal_link`], never anything else). The styles are one
+//! inline `<style>`, and the charts are HTML tables with inline sizes and colours, **not SVG**:
+//! the same page is a mail body, and Outlook on Windows (Word's renderer) shows no inline SVG
+//! and runs no script, so the page uses neither.
 //!
 //! # Definitions (also printed in the report)
 //!
@@ -42,7 +46,13 @@
 //! * **Severities** are read by [`Severity::parse`](crate::alert::vocab::Severity::parse): the five documented values ignoring ASCII
 //!   case, a blank value as `UnSpecified`, anything else verbatim as its own row. Every list is
 //!   most severe first in that one order, so an unknown severity (`Critical`) comes before `High`,
-//!   and "High" figures (the open High count, the recent High table) include unknown severities.
+//!   and "High" figures (the open High count, the recent High table) include unknown severities:
+//!   the page says so ("High and above", split by severity), never silently.
+//! * **Previous window**: the window of the same length just before it; the tiles compare with
+//!   it. Only what the store still knows can be compared: creation and resolution times (an
+//!   older update is overwritten by the next), and the backlog at the window's start.
+//! * **Time zone**: dates, days and instants are shown in the report's `timezone` (UTC by
+//!   default); the window is a length back from the report's time whatever the zone.
 //! * See [`Figures`] for each number.
 
 mod chart;
@@ -66,8 +76,8 @@ use crate::store::{Selection, Store};
 use figures::{AlertRef, Analysis, Tally};
 
 pub use figures::{
-    AGE_BUCKETS, AlertSummary, Figures, MARKDOWN_DAYS, MAX_EXTRA_SERIES, OTHER_SEVERITIES,
-    RECENT_HIGH, ReportInput, TOP_N, TREND_DAYS,
+    AGE_BUCKETS, AlertSummary, Classification, Figures, MARKDOWN_DAYS, MAX_EXTRA_SERIES,
+    OTHER_SEVERITIES, RECENT_HIGH, ReportInput, TOP_N, TREND_DAYS, TenantFigures, portal_link,
 };
 
 /// A rendered report.
@@ -84,7 +94,8 @@ pub struct Report {
 /// Renders the report. Never panics, whatever the input (empty, future dates, resolved before
 /// created, huge windows, hostile text).
 pub fn render(input: &ReportInput<'_>) -> Report {
-    let mut tally = Tally::new(input.generated_at, input.window);
+    let tz = input.timezone.unwrap_or(chrono_tz::Tz::UTC);
+    let mut tally = Tally::new(input.generated_at, input.window, tz);
     for a in input.alerts {
         tally.add(&a.borrowed());
     }
@@ -115,7 +126,8 @@ pub(crate) fn from_store(
     e: &ExportConfig,
     sel: &Selection,
 ) -> io::Result<(Report, u64)> {
-    let mut tally = Tally::new(chrono::Utc::now(), e.report_window);
+    let tz = e.timezone.unwrap_or(chrono_tz::Tz::UTC);
+    let mut tally = Tally::new(chrono::Utc::now(), e.report_window, tz);
     let mut n = 0u64;
     super::rows::for_each(store, sel, super::rows::Want::Mde, |row| {
         add_row(&mut tally, row.mde.tenant, row.mde.raw).map_err(json_io)?;
@@ -138,6 +150,8 @@ fn add_row(tally: &mut Tally, tenant: &str, raw: &str) -> Result<(), serde_json:
         "alertCreationTime",
         "lastUpdateTime",
         "resolvedTime",
+        "alertWebUrl",
+        "classification",
     ];
     let v = pick(raw, FIELDS)?;
     let text: [Option<Cow<'_, str>>; FIELDS.len()] =
@@ -159,6 +173,8 @@ fn add_row(tally: &mut Tally, tenant: &str, raw: &str) -> Result<(), serde_json:
         created: time(6),
         updated: time(7).unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC),
         resolved: time(8),
+        web_url: text[9].as_deref(),
+        classification: text[10].as_deref(),
     });
     Ok(())
 }

@@ -7,7 +7,8 @@
 
 use super::chart::{self, Chart};
 use super::figures::{Analysis, MARKDOWN_DAYS, TREND_DAYS};
-use super::format::{human_duration, human_window, num, pct, series_colors, when};
+use super::format::{change, human_duration, human_window, num, pct, series_colors, when};
+use crate::alert::vocab::Severity;
 
 /// The report, ready to lay out.
 pub(super) struct View<'a> {
@@ -17,6 +18,8 @@ pub(super) struct View<'a> {
     pub window: String,
     /// The window's start, as printed.
     pub window_start: String,
+    /// The zone dates and days are in (`UTC`, `Europe/Berlin`).
+    pub zone: String,
     /// The tenants seen, by name (Markdown lists them all).
     pub tenants: Vec<&'a str>,
     /// The first [`MAX_TENANTS_SHOWN`] of them (HTML header), and how many more there are.
@@ -27,19 +30,27 @@ pub(super) struct View<'a> {
     pub alerts: String,
     /// New in the window.
     pub new_in_window: String,
+    /// Its change from the previous window (`+3 vs the previous 24 hours`).
+    pub new_change: String,
     /// Older alerts updated in the window.
     pub updated_in_window: String,
     /// Resolved in the window.
     pub resolved_in_window: String,
+    /// Its change from the previous window.
+    pub resolved_change: String,
     /// Open now.
     pub open_total: String,
-    /// Open High severity (or above).
+    /// Its change since the window's start.
+    pub open_change: String,
+    /// Open High severity and above (a severity newer than the documented ones, `Critical`).
     pub open_high: String,
+    /// That number split by severity, most severe first: `Critical 2 · High 10`.
+    pub open_high_split: String,
     /// Whether there are any (the HTML marks the figure).
     pub any_open_high: bool,
     /// Mean time to resolve, or `—`.
     pub mttr: String,
-    /// How many alerts that mean is over.
+    /// How many alerts that mean is over, with the noun (`1 alert`).
     pub mttr_basis: String,
     /// Open alerts by severity, then by age.
     pub shares: [ShareTable<'a>; 2],
@@ -49,6 +60,18 @@ pub(super) struct View<'a> {
     pub trend_days: usize,
     /// The per-day chart (HTML).
     pub chart: Chart<'a>,
+    /// The open backlog at the end of each day (HTML).
+    pub backlog: Chart<'static>,
+    /// Alerts resolved in the last 30 days by classification: label, count, share (one
+    /// decimal, without `%`), colour.
+    pub classification: Vec<(&'static str, String, String, &'static str)>,
+    /// How many alerts that is, with the noun (`1 alert`, `12 alerts`).
+    pub classified: String,
+    /// The note over the recent High table: `The 20 newest of 31 open alerts of High severity
+    /// and above`.
+    pub recent_note: String,
+    /// Per tenant (only when several): name, alerts, open, open High and above, new, resolved.
+    pub by_tenant: Vec<TenantRow<'a>>,
     /// The per-day table (Markdown): the series, then the last [`MARKDOWN_DAYS`] days newest
     /// first.
     pub day_series: Vec<&'a str>,
@@ -114,6 +137,26 @@ pub(super) struct DayRow {
     pub counts: Vec<String>,
     /// The day's total.
     pub total: String,
+    /// Open alerts at the end of the day.
+    pub open: String,
+}
+
+/// One tenant's row in a report over several.
+pub(super) struct TenantRow<'a> {
+    /// The tenant.
+    pub tenant: &'a str,
+    /// Alerts on record.
+    pub alerts: String,
+    /// Open now.
+    pub open: String,
+    /// Open High and above.
+    pub open_high: String,
+    /// Whether there are any (marked).
+    pub any_open_high: bool,
+    /// New in the window.
+    pub new_in_window: String,
+    /// Resolved in the window.
+    pub resolved_in_window: String,
 }
 
 /// One row of the recent High alerts table.
@@ -130,6 +173,10 @@ pub(super) struct HighRow<'a> {
     pub tenant: &'a str,
     /// Status.
     pub status: &'a str,
+    /// Severity as sent.
+    pub severity: &'a str,
+    /// The alert in the Defender portal (an https link to a portal host), when stored.
+    pub link: Option<&'a str>,
 }
 
 /// Tenants named in the HTML header; a long list ends with "and N more".
@@ -191,10 +238,27 @@ impl<'a> View<'a> {
             }
         };
         let days = &f.per_day[f.per_day.len().saturating_sub(MARKDOWN_DAYS)..];
+        let open_days = &f.open_per_day[f.open_per_day.len().saturating_sub(MARKDOWN_DAYS)..];
+        let tz = a.tz;
+        let window = human_window(a.window);
+        let previous = format!("the previous {window}");
+        // Most severe first, down to High: what "High and above" adds up.
+        let high_split: Vec<String> = f
+            .open_by_severity
+            .iter()
+            .filter(|(s, n)| {
+                let sev = Severity::parse(s);
+                sev.is_high_or_above() && (*n > 0 || sev == Severity::High)
+            })
+            .map(|(s, n)| format!("{} {}", super::escape::shown(s), num(*n)))
+            .collect();
+        let c = &f.classification;
+        let classified = c.true_positive + c.false_positive + c.benign + c.unknown;
         View {
-            generated: when(a.generated_at),
-            window: human_window(a.window),
-            window_start: when(a.window_start),
+            generated: when(a.generated_at, tz),
+            window: window.clone(),
+            window_start: when(a.window_start, tz),
+            zone: tz.name().to_owned(),
             tenants: a.tenants.iter().map(String::as_str).collect(),
             tenants_shown: a
                 .tenants
@@ -205,16 +269,28 @@ impl<'a> View<'a> {
             more_tenants: a.tenants.len().saturating_sub(MAX_TENANTS_SHOWN),
             alerts: num(a.alerts),
             new_in_window: num(f.new_in_window),
+            new_change: change(f.new_in_window, f.new_in_previous_window, &previous),
             updated_in_window: num(f.updated_in_window),
             resolved_in_window: num(f.resolved_in_window),
+            resolved_change: change(
+                f.resolved_in_window,
+                f.resolved_in_previous_window,
+                &previous,
+            ),
             open_total: num(a.open_total),
+            open_change: change(a.open_total, f.open_at_window_start, "the window's start"),
             open_high: num(a.open_high),
+            open_high_split: high_split.join(" · "),
             any_open_high: a.open_high > 0,
             mttr: f
                 .mean_time_to_resolve
                 .map(human_duration)
                 .unwrap_or_else(|| "—".to_owned()),
-            mttr_basis: num(a.mttr_basis),
+            mttr_basis: if a.mttr_basis == 1 {
+                "1 alert".to_owned()
+            } else {
+                format!("{} alerts", num(a.mttr_basis))
+            },
             shares: [
                 share(
                     "Open alerts by severity",
@@ -238,18 +314,61 @@ impl<'a> View<'a> {
                 top("Top devices", "Device", &f.top_devices),
             ],
             trend_days: TREND_DAYS,
-            chart: chart::chart(f),
+            chart: chart::created(&f.per_day),
+            backlog: chart::backlog(&f.open_per_day),
+            classification: [
+                ("True positive", c.true_positive, "#d1242f"),
+                ("False positive", c.false_positive, "#6c9bd2"),
+                ("Benign / informational", c.benign, "#e3b341"),
+                ("Not classified", c.unknown, NEUTRAL),
+            ]
+            .into_iter()
+            .map(|(label, n, color)| (label, num(n), format!("{:.1}", pct(n, classified)), color))
+            .collect(),
+            classified: if classified == 1 {
+                "1 alert".to_owned()
+            } else {
+                format!("{} alerts", num(classified))
+            },
+            recent_note: format!(
+                "The {} newest of {} {} of High severity and above",
+                num(a.recent_high.len()),
+                num(a.open_high),
+                if a.open_high == 1 {
+                    "open alert"
+                } else {
+                    "open alerts"
+                }
+            ),
+            by_tenant: if a.tenants.len() > 1 {
+                f.by_tenant
+                    .iter()
+                    .map(|t| TenantRow {
+                        tenant: &t.tenant,
+                        alerts: num(t.alerts),
+                        open: num(t.open),
+                        open_high: num(t.open_high),
+                        any_open_high: t.open_high > 0,
+                        new_in_window: num(t.new_in_window),
+                        resolved_in_window: num(t.resolved_in_window),
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            },
             day_series: days
                 .first()
                 .map(|(_, row)| row.iter().map(|(s, _)| s.as_str()).collect())
                 .unwrap_or_default(),
             day_rows: days
                 .iter()
+                .zip(open_days)
                 .rev()
-                .map(|(date, row)| DayRow {
+                .map(|((date, row), (_, open))| DayRow {
                     date: date.format("%Y-%m-%d %a").to_string(),
                     counts: row.iter().map(|(_, n)| num(*n)).collect(),
                     total: num(row.iter().map(|(_, n)| n).sum()),
+                    open: num(*open),
                 })
                 .collect(),
             recent_high: a
@@ -258,13 +377,15 @@ impl<'a> View<'a> {
                 .map(|alert| HighRow {
                     created: alert
                         .created
-                        .map(|c| c.format("%Y-%m-%d %H:%M").to_string())
+                        .map(|c| c.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string())
                         .unwrap_or_else(|| "—".to_owned()),
                     title: &alert.title,
                     id: &alert.id,
                     device: alert.device.as_deref().unwrap_or("—"),
                     tenant: &alert.tenant,
                     status: &alert.status,
+                    severity: &alert.severity,
+                    link: alert.link.as_deref(),
                 })
                 .collect(),
             multi_tenant: a.tenants.len() > 1,

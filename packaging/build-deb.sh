@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Builds a Debian package: the binary, the systemd units, sysusers/tmpfiles, the example config,
-# the man page and shell completions (both generated from the CLI definition, so they never
-# drift from it). Needs cargo-deb (`cargo install cargo-deb`).
+# the man pages (the main page and one per subcommand it names) and shell completions (all
+# generated from the CLI definition, so they never drift from it). Needs cargo-deb
+# (`cargo install cargo-deb`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --locked --bin mde-alerts
 mkdir -p target/assets
 bin=target/release/mde-alerts
-"$bin" manpage > target/assets/mde-alerts.1
+rm -rf target/assets/man
+"$bin" manpage --dir target/assets/man
 "$bin" completions bash > target/assets/mde-alerts.bash
 "$bin" completions zsh > target/assets/_mde-alerts
 "$bin" completions fish > target/assets/mde-alerts.fish

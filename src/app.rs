@@ -344,18 +344,30 @@ pub fn export_configured(config: &Config, name: Option<&str>) -> Result<Vec<Writ
     let mut all = Vec::new();
     // A damaged row costs that row in each export's files, not the exports after it: every
     // export is written, and the command fails once at the end.
-    let mut corrupt = None;
+    let mut failed = None;
     for e in exports {
         match run_export_as(&store, e, &tenants, Trigger::Manual) {
-            Ok(written) => all.extend(written),
+            Ok(written) => {
+                // The files are written whatever the mail server says; a failed mail is pending
+                // and fails the command once every export is written.
+                if let Err(m) =
+                    crate::export::mail::mail_export(&store, config.mail.as_ref(), e, &written)
+                {
+                    for w in &written {
+                        tracing::info!(file = %w.path.display(), rows = w.rows, "Export written.");
+                    }
+                    failed.get_or_insert(ExportError::Mail(m));
+                }
+                all.extend(written)
+            }
             Err(err @ ExportError::Unreadable { .. }) => {
                 tracing::error!(export = %e.name, error = %err, "Written without the alerts the store cannot read.");
-                corrupt.get_or_insert(err);
+                failed.get_or_insert(err);
             }
             Err(err) => return Err(err.into()),
         }
     }
-    match corrupt {
+    match failed {
         Some(err) => Err(err.into()),
         None => Ok(all),
     }

@@ -188,6 +188,13 @@ impl fmt::Display for Config {
                     None => "after every successful poll".into(),
                 }
             )?;
+            if !e.mail_to.is_empty() {
+                let to: Vec<String> = e.mail_to.iter().map(|m| m.email.to_string()).collect();
+                writeln!(f, "  mailed to {}", to.join(", "))?;
+            }
+        }
+        if let Some(m) = &self.mail {
+            writeln!(f, "mail: {m}")?;
         }
         Ok(())
     }

@@ -18,6 +18,7 @@ mod display;
 mod error;
 mod files;
 mod introspect;
+mod mail;
 pub mod raw;
 mod secret;
 mod services;
@@ -38,6 +39,7 @@ use url::Url;
 pub use crate::alert::filter::Filter;
 pub use error::ConfigError;
 pub use files::{KEY_FILE_CAP, SmallFileError, read_key_file, read_small_file};
+pub use mail::{MailConfig, MailLogin, MailTls};
 pub use secret::{SecretSource, warn_if_shared};
 pub use validate::RawFile;
 
@@ -120,6 +122,8 @@ pub struct Config {
     pub metrics_textfile: Option<PathBuf>,
     /// Logging.
     pub log: LogConfig,
+    /// The mail server exports with `mail_to` are sent through (`[mail]`).
+    pub mail: Option<MailConfig>,
 }
 
 /// When `status` (and a monitoring check running it) calls a tenant unhealthy.
@@ -697,6 +701,8 @@ pub struct ExportConfig {
     pub report_window: Duration,
     /// JSON/NDJSON: the alerts as stored, or all in the MDE API's shape.
     pub shape: ExportShape,
+    /// Who each file written is mailed to (through [`Config::mail`]); empty: not mailed.
+    pub mail_to: Vec<lettre::message::Mailbox>,
 }
 
 impl ExportConfig {
@@ -723,6 +729,7 @@ impl ExportConfig {
             file_mode: 0o640,
             report_window: Duration::from_secs(86_400),
             shape: ExportShape::Verbatim,
+            mail_to: Vec::new(),
         }
     }
 }

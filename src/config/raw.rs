@@ -53,6 +53,9 @@ pub struct RawConfig {
     /// `[log]`.
     #[serde(skip_serializing_if = "is_default")]
     pub log: RawLog,
+    /// `[mail]`.
+    #[serde(skip_serializing_if = "is_default")]
+    pub mail: RawMail,
 }
 
 /// One `[[tenants]]` block.
@@ -181,6 +184,7 @@ pub struct RawExport {
     pub file_mode: Option<String>,
     #[serde(deserialize_with = "choice")]
     pub shape: Option<ExportShape>,
+    pub mail_to: Option<Vec<String>>,
 }
 
 impl Choice for ExportShape {
@@ -213,6 +217,17 @@ pub struct RawMetrics {
     pub textfile: Option<String>,
 }
 
+/// `[mail]`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawMail {
+    pub smtp: Option<String>,
+    pub from: Option<String>,
+    pub username: Option<String>,
+    pub password_env: Option<String>,
+    pub password_file: Option<String>,
+}
+
 /// `[log]`.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -240,6 +255,7 @@ pub fn sections() -> Vec<(&'static str, &'static [&'static str])> {
         ("health", fields::<RawHealth>()),
         ("metrics", fields::<RawMetrics>()),
         ("log", fields::<RawLog>()),
+        ("mail", fields::<RawMail>()),
     ]
 }
 

@@ -18,6 +18,9 @@ pub enum ExportError {
     /// Reading the store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The files were written, but mailing them failed (the mail is pending).
+    #[error(transparent)]
+    Mail(#[from] super::mail::MailError),
     /// Something other than a regular file is where a file would be written or removed.
     #[error(
         "{path} is {kind}, not a regular file; mde-alerts only replaces regular files, so nothing was written"
@@ -96,6 +99,7 @@ impl ExportError {
         match self {
             // A store error says its own fix (it is shown on its own by the poll as well).
             ExportError::Store(_) => None,
+            ExportError::Mail(m) => m.fix(),
             ExportError::NotRegular { fix, .. } => Some((*fix).to_owned()),
             ExportError::Io { .. } => Some(
                 "check that the directory exists, is writable by this user, and has free space"

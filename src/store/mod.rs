@@ -31,14 +31,18 @@ use crate::alert::time::ApiTime;
 mod api_choice;
 pub mod backup;
 pub mod check;
+mod counters;
 mod export_state;
 mod lock;
+mod mail_pending;
 pub mod retention;
 mod runs;
 mod writer;
 
 pub use api_choice::ApiChoiceRow;
+pub use counters::RunCounters;
 pub use lock::WriterLock;
+pub use mail_pending::PendingMail;
 pub use runs::{Outcome, RunFigures, RunId, RunRow};
 pub use writer::Writer;
 
@@ -59,6 +63,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0010_api_choice.sql"),
     include_str!("../../migrations/0011_export_written_from.sql"),
     include_str!("../../migrations/0012_quiet_streak.sql"),
+    include_str!("../../migrations/0013_mail_pending.sql"),
+    include_str!("../../migrations/0014_run_totals.sql"),
 ];
 
 fn migrations() -> Migrations<'static> {

@@ -356,7 +356,7 @@ pub fn export_configured(config: &Config, name: Option<&str>) -> Result<Vec<Writ
                     for w in &written {
                         tracing::info!(file = %w.path.display(), rows = w.rows, "Export written.");
                     }
-                    failed.get_or_insert(ExportError::Mail(m));
+                    failed.get_or_insert(ExportError::from(m));
                 }
                 all.extend(written)
             }

@@ -212,7 +212,12 @@ pub fn render<'a>(
         "gauge",
         by_severity_status,
     );
-    let counters: [(&str, &str, fn(&crate::store::RunCounters) -> i64); 6] = [
+    type Counter = (
+        &'static str,
+        &'static str,
+        fn(&crate::store::RunCounters) -> i64,
+    );
+    let counters: [Counter; 6] = [
         ("mde_alerts_polls_total", "Polls finished.", |c| c.polls),
         (
             "mde_alerts_poll_failures_total",

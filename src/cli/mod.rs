@@ -97,9 +97,11 @@ pub enum Command {
     ///
     /// A manual export of a `scope = "changed"` export writes the delta since its last scheduled
     /// run to a timestamped file only: `-latest`, the manifest and the starting point stay the
-    /// schedule's.
+    /// schedule's. A configured export with `mail_to` is mailed after it is written, after any
+    /// mail of it still pending; a mail server that is down or refuses fails the command (exit 1)
+    /// with the files written and the mail kept for the export's next run.
     Export {
-        /// Only the configured export with this name.
+        /// Only the configured export with this name (written, and mailed if it has `mail_to`).
         #[arg(long, conflicts_with_all = ["format", "out"])]
         name: Option<String>,
         /// The format of the ad-hoc file (default: from the extension of --out).

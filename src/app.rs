@@ -342,14 +342,14 @@ pub fn export_configured(config: &Config, name: Option<&str>) -> Result<Vec<Writ
     crate::export::check_export_dirs(config)?;
     let tenants = tenant_names(config);
     let mut all = Vec::new();
-    // A damaged row costs that row in each export's files, not the exports after it: every
-    // export is written, and the command fails once at the end.
+    // A damaged row costs that row in each export's files, and a mail server that is down a
+    // late mail, not the exports after it: every export is written, and the command fails once
+    // at the end.
     let mut failed = None;
     for e in exports {
         match run_export_as(&store, e, &tenants, Trigger::Manual) {
             Ok(written) => {
-                // The files are written whatever the mail server says; a failed mail is pending
-                // and fails the command once every export is written.
+                // The files are written whatever the mail server says; a failed mail is pending.
                 if let Err(m) =
                     crate::export::mail::mail_export(&store, config.mail.as_ref(), e, &written)
                 {

@@ -325,3 +325,54 @@ async fn run_mails_a_scheduled_export_and_retries_a_refused_mail_at_its_next_run
     remote.control.send(daemon::Control::Stop).unwrap();
     task.await.unwrap().unwrap();
 }
+
+/// A wrong `[mail]` or `mail_to` is a configuration error (exit 78) naming its key and the fix,
+/// and the URL's password is never echoed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_mail_settings_exit_78_naming_the_key() {
+    let env = Env::new(sim_config(1, 3, Hazards::default()), Opts::default()).await;
+    let base = env.raw_config();
+    let cases: [(Box<dyn Fn(&mut mde_alerts::config::raw::RawConfig)>, &str); 5] = [
+        (
+            Box::new(|c| c.mail = mail_section("https://mail.example.com")),
+            "mail.smtp",
+        ),
+        (
+            Box::new(|c| c.mail = mail_section("smtp://user:Hunter2pw@mail.example.com")),
+            "mail.smtp",
+        ),
+        (
+            Box::new(|c| {
+                c.mail = mail_section("smtp://mail.example.com");
+                c.mail.from = None;
+            }),
+            "mail.from",
+        ),
+        (
+            Box::new(|c| c.exports = vec![mailed("a", ExportFormat::Csv, &["soc@example.com"])]),
+            "exports[0].mail_to",
+        ),
+        (
+            Box::new(|c| {
+                c.mail = mail_section("smtp://mail.example.com");
+                c.exports = vec![mailed(
+                    "a",
+                    ExportFormat::Csv,
+                    &["soc@example.com", "no at"],
+                )];
+            }),
+            "exports[0].mail_to[1]",
+        ),
+    ];
+    for (change, key) in cases {
+        let mut c = base.clone();
+        change(&mut c);
+        env.write_config(&c);
+        let out = run(&env, &["config", "check"]).await;
+        let said = text(&out);
+        assert_eq!(out.status.code(), Some(78), "{key}: {said}");
+        assert!(said.contains(key), "{key}: {said}");
+        assert!(said.contains("fix:"), "{key}: {said}");
+        assert!(!said.contains("Hunter2pw"), "{said}");
+    }
+}

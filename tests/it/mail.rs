@@ -332,7 +332,8 @@ async fn run_mails_a_scheduled_export_and_retries_a_refused_mail_at_its_next_run
 async fn bad_mail_settings_exit_78_naming_the_key() {
     let env = Env::new(sim_config(1, 3, Hazards::default()), Opts::default()).await;
     let base = env.raw_config();
-    let cases: [(Box<dyn Fn(&mut mde_alerts::config::raw::RawConfig)>, &str); 5] = [
+    type Change = Box<dyn Fn(&mut mde_alerts::config::raw::RawConfig)>;
+    let cases: [(Change, &str); 5] = [
         (
             Box::new(|c| c.mail = mail_section("https://mail.example.com")),
             "mail.smtp",

@@ -40,20 +40,32 @@ pub fn run(config: &Config, name: Option<&str>) -> Result<Vec<Written>, Error> {
     crate::export::check_export_dirs(config)?;
     let tenants = config.tenant_names();
     let mut all = Vec::new();
-    // A damaged row costs that row in each export's files, not the exports after it: every
-    // export is written, and the command fails once at the end.
-    let mut corrupt = None;
+    // A damaged row costs that row in each export's files, and a mail server that is down a
+    // late mail, not the exports after it: every export is written, and the command fails once
+    // at the end.
+    let mut failed = None;
     for e in exports {
         match run_export_as(&store, e, &tenants, Trigger::Manual) {
-            Ok(written) => all.extend(written),
+            Ok(written) => {
+                // The files are written whatever the mail server says; a failed mail is pending.
+                if let Err(m) =
+                    crate::export::mail::mail_export(&store, config.mail.as_ref(), e, &written)
+                {
+                    for w in &written {
+                        tracing::info!(file = %w.path.display(), rows = w.rows, "Export written.");
+                    }
+                    failed.get_or_insert(ExportError::from(m));
+                }
+                all.extend(written)
+            }
             Err(err @ ExportError::Unreadable { .. }) => {
                 tracing::error!(export = %e.name, error = %err, "Written without the alerts the store cannot read.");
-                corrupt.get_or_insert(err);
+                failed.get_or_insert(err);
             }
             Err(err) => return Err(err.into()),
         }
     }
-    match corrupt {
+    match failed {
         Some(err) => Err(err.into()),
         None => Ok(all),
     }

@@ -22,6 +22,8 @@ pub struct TenantFigures {
     pub last_success: Option<ApiTime>,
     /// Alerts stored, by (severity, status).
     pub alerts: Vec<crate::store::SeverityStatusCount>,
+    /// Polls, calls, 429s, failures and alerts stored since the store was made.
+    pub counters: crate::store::RunCounters,
 }
 
 /// A finished poll.
@@ -70,6 +72,7 @@ pub fn tenant_figures(store: &Store, tenant: &str) -> Result<TenantFigures, Stor
         last_poll,
         last_success,
         alerts: store.alerts_by_severity_status(tenant)?,
+        counters: store.run_counters(tenant)?,
     })
 }
 
@@ -79,11 +82,30 @@ fn label(v: &str) -> String {
         .replace('\n', "\\n")
 }
 
+/// The store's size on disk: the database file and its write-ahead log apart
+/// ([`crate::store::retention::sizes_on_disk`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StoreSize {
+    /// The database file, bytes.
+    pub database: u64,
+    /// The write-ahead log, bytes.
+    pub wal: u64,
+}
+
+impl StoreSize {
+    /// Reads it (two `stat`s).
+    pub fn of(store: &Store) -> StoreSize {
+        let (database, wal) = crate::store::retention::sizes_on_disk(store);
+        StoreSize { database, wal }
+    }
+}
+
 /// The textfile's contents. `token_expiry` holds each tenant's current token expiry (Unix
 /// seconds), when the caller knows it.
 pub fn render<'a>(
     figures: impl IntoIterator<Item = &'a TenantFigures>,
     token_expiry: &[(String, i64)],
+    size: StoreSize,
 ) -> String {
     let figures: Vec<&TenantFigures> = figures.into_iter().collect();
     let mut out = String::new();
@@ -160,27 +182,98 @@ pub fn render<'a>(
             .filter_map(|f| f.last_poll.as_ref().map(|r| (t(f), r.throttled as f64)))
             .collect(),
     );
+    let by_severity_status: Vec<(String, f64)> = figures
+        .iter()
+        .copied()
+        .flat_map(|f| {
+            f.alerts.iter().map(move |((sev, st), n)| {
+                (
+                    format!(
+                        "{},severity=\"{}\",status=\"{}\"",
+                        t(f),
+                        label(sev),
+                        label(st)
+                    ),
+                    *n as f64,
+                )
+            })
+        })
+        .collect();
     family(
-        "mde_alerts_alerts",
+        "mde_alerts_stored",
         "Alerts stored, by severity and status.",
         "gauge",
-        figures
-            .iter()
-            .copied()
-            .flat_map(|f| {
-                f.alerts.iter().map(move |((sev, st), n)| {
-                    (
-                        format!(
-                            "{},severity=\"{}\",status=\"{}\"",
-                            t(f),
-                            label(sev),
-                            label(st)
-                        ),
-                        *n as f64,
-                    )
-                })
-            })
-            .collect(),
+        by_severity_status.clone(),
+    );
+    // The old name, kept for one release so that dashboards and alert rules can move.
+    family(
+        "mde_alerts_alerts",
+        "Deprecated: the same as mde_alerts_stored, which replaces it; removed in the next release.",
+        "gauge",
+        by_severity_status,
+    );
+    type Counter = (
+        &'static str,
+        &'static str,
+        fn(&crate::store::RunCounters) -> i64,
+    );
+    let counters: [Counter; 6] = [
+        ("mde_alerts_polls_total", "Polls finished.", |c| c.polls),
+        (
+            "mde_alerts_poll_failures_total",
+            "Polls that failed or were interrupted.",
+            |c| c.failed,
+        ),
+        (
+            "mde_alerts_api_calls_total",
+            "API calls made by polls, retries included.",
+            |c| c.api_calls,
+        ),
+        (
+            "mde_alerts_throttled_total",
+            "429 (throttled) answers polls received.",
+            |c| c.throttled,
+        ),
+        (
+            "mde_alerts_stored_new_total",
+            "Alerts stored for the first time (polls and imports).",
+            |c| c.new,
+        ),
+        (
+            "mde_alerts_stored_updated_total",
+            "Stored alerts whose state changed (polls and imports).",
+            |c| c.updated,
+        ),
+    ];
+    for (name, help, value) in counters {
+        family(
+            name,
+            help,
+            "counter",
+            figures
+                .iter()
+                .copied()
+                .map(|f| (t(f), value(&f.counters) as f64))
+                .collect(),
+        );
+    }
+    family(
+        "mde_alerts_store_size_bytes",
+        "The store on disk: the database file and its write-ahead log.",
+        "gauge",
+        vec![
+            ("file=\"database\"".into(), size.database as f64),
+            ("file=\"wal\"".into(), size.wal as f64),
+        ],
+    );
+    family(
+        "mde_alerts_build_info",
+        "The running version of mde-alerts (always 1).",
+        "gauge",
+        vec![(
+            format!("version=\"{}\"", label(env!("CARGO_PKG_VERSION"))),
+            1.0,
+        )],
     );
     family(
         "mde_alerts_token_expiry_timestamp_seconds",
@@ -206,7 +299,7 @@ pub fn publish(
         .iter()
         .map(|t| tenant_figures(store, t))
         .collect::<Result<Vec<_>, _>>()?;
-    if let Err(e) = write(path, &render(&figures, token_expiry)) {
+    if let Err(e) = write(path, &render(&figures, token_expiry, StoreSize::of(store))) {
         tracing::warn!(error = %e, file = %path.display(), "Cannot write the metrics textfile.");
     }
     Ok(())
@@ -237,8 +330,17 @@ mod tests {
             }),
             last_success: Some(ApiTime::from_ticks(17_000_000_000_000_000)),
             alerts: vec![(("High".into(), "New".into()), 4)],
+            counters: crate::store::RunCounters {
+                polls: 7,
+                api_calls: 21,
+                ..Default::default()
+            },
         };
-        let text = render(&[f], &[("con\"toso".into(), 1_700_000_000)]);
+        let size = StoreSize {
+            database: 4096,
+            wal: 0,
+        };
+        let text = render(&[f], &[("con\"toso".into(), 1_700_000_000)], size);
         assert!(text.contains(
             "mde_alerts_last_success_timestamp_seconds{tenant=\"con\\\"toso\"} 1700000000"
         ));
@@ -247,5 +349,60 @@ mod tests {
         ));
         assert!(text.contains("# TYPE mde_alerts_last_run_success gauge"));
         assert!(text.contains("mde_alerts_last_run_success{tenant=\"con\\\"toso\"} 1"));
+        assert!(text.contains(
+            "mde_alerts_stored{tenant=\"con\\\"toso\",severity=\"High\",status=\"New\"} 4"
+        ));
+        assert!(text.contains("# TYPE mde_alerts_polls_total counter"));
+        assert!(text.contains("mde_alerts_polls_total{tenant=\"con\\\"toso\"} 7"));
+        assert!(text.contains("mde_alerts_api_calls_total{tenant=\"con\\\"toso\"} 21"));
+        assert!(text.contains("mde_alerts_store_size_bytes{file=\"database\"} 4096"));
+        assert!(text.contains(&format!(
+            "mde_alerts_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        )));
+        assert!(text.contains("# HELP mde_alerts_alerts Deprecated"));
+        check_exposition(&text);
+    }
+
+    /// The text exposition format, strictly: every family once, HELP then TYPE before its
+    /// samples, counters named `_total`, every sample `name{label="…",…} number` of its family.
+    pub(crate) fn check_exposition(text: &str) {
+        let name = regex::Regex::new(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$").unwrap();
+        let sample = regex::Regex::new(
+            r#"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\["\\n])*"(?:,[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\["\\n])*")*\})? (\S+)$"#,
+        )
+        .unwrap();
+        let mut seen = std::collections::HashSet::new();
+        let mut current: Option<(String, String)> = None;
+        let mut helped: Option<String> = None;
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# HELP ") {
+                let (n, help) = rest.split_once(' ').expect("HELP has text");
+                assert!(name.is_match(n) && !help.is_empty(), "{line}");
+                assert!(seen.insert(n.to_owned()), "family {n} twice");
+                helped = Some(n.to_owned());
+            } else if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let (n, kind) = rest.split_once(' ').expect("TYPE has a kind");
+                assert_eq!(
+                    helped.as_deref(),
+                    Some(n),
+                    "TYPE right after its HELP: {line}"
+                );
+                assert!(matches!(kind, "gauge" | "counter"), "{line}");
+                if kind == "counter" {
+                    assert!(n.ends_with("_total"), "a counter is named _total: {n}");
+                }
+                current = Some((n.to_owned(), kind.to_owned()));
+            } else {
+                let c = sample
+                    .captures(line)
+                    .unwrap_or_else(|| panic!("not a sample: {line:?}"));
+                let (family, _) = current.as_ref().expect("a sample after its TYPE");
+                assert_eq!(&c[1], family, "{line}");
+                c[3].parse::<f64>()
+                    .unwrap_or_else(|_| panic!("not a number: {line}"));
+            }
+        }
+        assert!(text.ends_with('\n'));
     }
 }

@@ -36,6 +36,7 @@ macro_rules! errln {
 mod auth;
 mod backup;
 mod compare;
+mod completions;
 mod config_check;
 mod demo;
 mod export;
@@ -97,9 +98,11 @@ pub enum Command {
     ///
     /// A manual export of a `scope = "changed"` export writes the delta since its last scheduled
     /// run to a timestamped file only: `-latest`, the manifest and the starting point stay the
-    /// schedule's.
+    /// schedule's. A configured export with `mail_to` is mailed after it is written, after any
+    /// mail of it still pending; a mail server that is down or refuses fails the command (exit 1)
+    /// with the files written and the mail kept for the export's next run.
     Export {
-        /// Only the configured export with this name.
+        /// Only the configured export with this name (written, and mailed if it has `mail_to`).
         #[arg(long, conflicts_with_all = ["format", "out"])]
         name: Option<String>,
         /// The format of the ad-hoc file (default: from the extension of --out; CSV for `-`).
@@ -197,8 +200,12 @@ pub enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff) to stdout.
-    Manpage,
+    /// Print the man page (roff) to stdout, or write every page (one per subcommand) to a directory.
+    Manpage {
+        /// Write mde-alerts.1 and a page per subcommand (mde-alerts-poll.1, …) into this directory.
+        #[arg(long, value_hint = clap::ValueHint::DirPath)]
+        dir: Option<PathBuf>,
+    },
     /// Run the Defender/Entra simulator alone, for trying configs.
     Simulate {
         /// Port on 127.0.0.1.
@@ -268,17 +275,11 @@ pub async fn run(cli: Cli) -> Result<ExitCode, Error> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Completions { shell } => {
-            let mut cmd = <Cli as clap::CommandFactory>::command();
-            let mut out = Vec::new();
-            clap_complete::generate(*shell, &mut cmd, "mde-alerts", &mut out);
-            write_out(format_args!("{}", String::from_utf8_lossy(&out)))?;
+            write_out(format_args!("{}", completions::script(*shell)))?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Manpage => {
-            let cmd = <Cli as clap::CommandFactory>::command();
-            clap_mangen::Man::new(cmd)
-                .render(&mut std::io::stdout())
-                .map_err(Error::io("cannot write the man page"))?;
+        Command::Manpage { dir } => {
+            completions::manpages(dir.as_deref())?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Poll { tenant, no_export } => poll::run(path, tenant.as_deref(), !no_export).await,

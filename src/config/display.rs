@@ -195,6 +195,13 @@ impl fmt::Display for Config {
                     .map(|tz| format!(", dates in {}", tz.name()))
                     .unwrap_or_default()
             )?;
+            if !e.mail_to.is_empty() {
+                let to: Vec<String> = e.mail_to.iter().map(|m| m.email.to_string()).collect();
+                writeln!(f, "  mailed to {}", to.join(", "))?;
+            }
+        }
+        if let Some(m) = &self.mail {
+            writeln!(f, "mail: {m}")?;
         }
         Ok(())
     }

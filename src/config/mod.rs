@@ -18,6 +18,7 @@ mod display;
 mod error;
 mod files;
 mod introspect;
+mod mail;
 pub mod raw;
 mod secret;
 mod services;
@@ -38,6 +39,7 @@ use url::Url;
 pub use crate::alert::filter::Filter;
 pub use error::ConfigError;
 pub use files::{KEY_FILE_CAP, SmallFileError, read_key_file, read_small_file};
+pub use mail::{MailConfig, MailLogin, MailTls};
 pub use secret::{SecretSource, warn_if_shared};
 pub use validate::RawFile;
 
@@ -120,6 +122,8 @@ pub struct Config {
     pub metrics_textfile: Option<PathBuf>,
     /// Logging.
     pub log: LogConfig,
+    /// The mail server exports with `mail_to` are sent through (`[mail]`).
+    pub mail: Option<MailConfig>,
 }
 
 /// When `status` (and a monitoring check running it) calls a tenant unhealthy.
@@ -701,6 +705,8 @@ pub struct ExportConfig {
     pub time_format: TimeFormat,
     /// Report: the time zone its dates, days and window are shown in (`None`: UTC).
     pub timezone: Option<chrono_tz::Tz>,
+    /// Who each file written is mailed to (through [`Config::mail`]); empty: not mailed.
+    pub mail_to: Vec<lettre::message::Mailbox>,
 }
 
 impl ExportConfig {
@@ -729,6 +735,7 @@ impl ExportConfig {
             shape: ExportShape::Verbatim,
             time_format: TimeFormat::Iso,
             timezone: None,
+            mail_to: Vec::new(),
         }
     }
 }

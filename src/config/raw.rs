@@ -54,6 +54,9 @@ pub struct RawConfig {
     /// `[log]`.
     #[serde(skip_serializing_if = "is_default")]
     pub log: RawLog,
+    /// `[mail]`.
+    #[serde(skip_serializing_if = "is_default")]
+    pub mail: RawMail,
 }
 
 /// One `[[tenants]]` block.
@@ -185,6 +188,7 @@ pub struct RawExport {
     #[serde(deserialize_with = "choice")]
     pub time_format: Option<TimeFormat>,
     pub timezone: Option<String>,
+    pub mail_to: Option<Vec<String>>,
 }
 
 impl Choice for TimeFormat {
@@ -224,6 +228,17 @@ pub struct RawMetrics {
     pub textfile: Option<String>,
 }
 
+/// `[mail]`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawMail {
+    pub smtp: Option<String>,
+    pub from: Option<String>,
+    pub username: Option<String>,
+    pub password_env: Option<String>,
+    pub password_file: Option<String>,
+}
+
 /// `[log]`.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -251,6 +266,7 @@ pub fn sections() -> Vec<(&'static str, &'static [&'static str])> {
         ("health", fields::<RawHealth>()),
         ("metrics", fields::<RawMetrics>()),
         ("log", fields::<RawLog>()),
+        ("mail", fields::<RawMail>()),
     ]
 }
 

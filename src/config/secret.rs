@@ -74,6 +74,8 @@ impl SecretSource {
                     None => std::env::var(var).map_err(|_| {
                         let what = if name == "password" {
                             "no password is configured"
+                        } else if name == "mail_password" {
+                            "no mail password is configured"
                         } else {
                             "no client secret is configured"
                         };
@@ -95,11 +97,12 @@ impl SecretSource {
         };
         let trimmed = value.trim_end_matches(['\r', '\n']);
         if trimmed.is_empty() {
-            return Err(ConfigError::new(
-                self.key(),
-                "the secret is empty",
-                "put the client secret's value (not its ID) there",
-            ));
+            let fix = if self.key().contains("password") {
+                "put the password there"
+            } else {
+                "put the client secret's value (not its ID) there"
+            };
+            return Err(ConfigError::new(self.key(), "the secret is empty", fix));
         }
         // Entra shows two columns for a secret: "Value" (once, at creation) and "Secret ID", a
         // GUID. A secret value is never GUID-shaped, so this is the usual copy-paste mistake;
@@ -127,10 +130,10 @@ impl SecretSource {
 
 /// The environment variable that stands in for credential `name` outside systemd.
 pub fn credential_variable(name: &str) -> &'static str {
-    if name == "password" {
-        "MDE_ALERTS_PASSWORD"
-    } else {
-        "MDE_ALERTS_CLIENT_SECRET"
+    match name {
+        "password" => "MDE_ALERTS_PASSWORD",
+        "mail_password" => "MDE_ALERTS_MAIL_PASSWORD",
+        _ => "MDE_ALERTS_CLIENT_SECRET",
     }
 }
 

@@ -98,20 +98,26 @@ pub(super) fn spawn_export(
 ) -> Option<JoinHandle<()>> {
     let e = plan.config.exports.iter().find(|e| e.name == name)?.clone();
     let tenants = plan.names.clone();
+    let mail = plan.config.mail.clone();
     Some(tokio::spawn(async move {
         let name = e.name.clone();
         let result = tokio::task::spawn_blocking(move || {
-            let s = store.lock().unwrap_or_else(|p| p.into_inner());
-            run_export(&s, &e, &tenants)
+            let w = run_export(
+                &store.lock().unwrap_or_else(|p| p.into_inner()),
+                &e,
+                &tenants,
+            )?;
+            for f in &w {
+                tracing::info!(file = %f.path.display(), rows = f.rows, "Export written.");
+            }
+            crate::export::mail::mail_export_shared(&store, mail.as_ref(), &e, &w)?;
+            Ok::<_, crate::export::ExportError>(w)
         })
         .await;
         let result = match result {
-            Ok(Ok(w)) => {
-                for f in &w {
-                    tracing::info!(file = %f.path.display(), rows = f.rows, "Export written.");
-                }
-                Ok(w.len())
-            }
+            Ok(Ok(w)) => Ok(w.len()),
+            // The mail's own failure is logged where it is recorded; the files were written.
+            Ok(Err(err @ crate::export::ExportError::Mail(_))) => Err(err.to_string()),
             Ok(Err(err)) => {
                 let fix = err.fix().unwrap_or_default();
                 tracing::error!(export = %name, error = %err, fix = %fix, "Export failed; the previous files are kept.");

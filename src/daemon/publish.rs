@@ -212,8 +212,9 @@ impl Metrics {
     ) {
         let started = std::time::Instant::now();
         self.refresh(&store);
+        let size = crate::metrics::StoreSize::of(&store);
         drop(store);
-        let text = crate::metrics::render(self.figures.values(), token_expiry);
+        let text = crate::metrics::render(self.figures.values(), token_expiry, size);
         if let Err(e) = crate::metrics::write(&self.path, &text) {
             tracing::warn!(error = %e, file = %self.path.display(), "Cannot write the metrics textfile.");
         }

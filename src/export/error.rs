@@ -18,6 +18,10 @@ pub enum ExportError {
     /// Reading the store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The files were written, but mailing them failed (the mail is pending). Boxed: the
+    /// server's answer and a password error are large, and every export returns this type.
+    #[error(transparent)]
+    Mail(Box<super::mail::MailError>),
     /// Something other than a regular file is where a file would be written or removed.
     #[error(
         "{path} is {kind}, not a regular file; mde-alerts only replaces regular files, so nothing was written"
@@ -95,6 +99,7 @@ impl ExportError {
     pub fn fix(&self) -> Option<String> {
         match self {
             ExportError::Store(e) => e.hint(),
+            ExportError::Mail(m) => m.fix(),
             ExportError::NotRegular { fix, .. } => Some((*fix).to_owned()),
             ExportError::Io { .. } => Some(
                 "check that the directory exists, is writable by this user, and has free space"
@@ -113,6 +118,12 @@ impl ExportError {
                 path.display()
             )),
         }
+    }
+}
+
+impl From<super::mail::MailError> for ExportError {
+    fn from(e: super::mail::MailError) -> Self {
+        ExportError::Mail(Box::new(e))
     }
 }
 

@@ -69,6 +69,7 @@ pub mod csv;
 pub mod error;
 mod fingerprint;
 pub mod json;
+pub mod mail;
 pub mod manifest;
 mod probe;
 pub mod report;

@@ -32,8 +32,10 @@ mod api_choice;
 pub mod backup;
 pub mod check;
 mod configured;
+mod counters;
 mod export_state;
 mod lock;
+mod mail_pending;
 mod quiet;
 pub mod retention;
 mod runs;
@@ -41,7 +43,9 @@ mod writer;
 
 pub use api_choice::ApiChoiceRow;
 pub use configured::reconcile_configured;
+pub use counters::RunCounters;
 pub use lock::{WRITER_WAIT, WriterLock};
+pub use mail_pending::PendingMail;
 pub use quiet::{FLUSH_EVERY, QuietPoll};
 pub use runs::{Outcome, RunFigures, RunId, RunRow};
 pub use writer::Writer;
@@ -63,6 +67,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0010_api_choice.sql"),
     include_str!("../../migrations/0011_export_written_from.sql"),
     include_str!("../../migrations/0012_quiet_streak.sql"),
+    include_str!("../../migrations/0013_mail_pending.sql"),
+    include_str!("../../migrations/0014_run_totals.sql"),
 ];
 
 fn migrations() -> Migrations<'static> {

@@ -185,6 +185,7 @@ impl Step {
             Phase::Bookkeeping => {
                 let tx =
                     conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                tx.execute(FOLD_PRUNED_RUNS, params![self.runs_cutoff, KEEP_RUNS])?;
                 self.report.runs +=
                     tx.execute(PRUNE_RUNS, params![self.runs_cutoff, KEEP_RUNS])? as u64;
                 self.report.rejected += tx.execute(
@@ -242,10 +243,32 @@ fn prune_revisions(upper: &str) -> String {
 
 /// Runs started before ?1, except each tenant's newest ?2, its last successful poll, and any
 /// still running.
-const PRUNE_RUNS: &str = "\
-DELETE FROM runs WHERE started_at < ?1 AND outcome <> 'running'
+macro_rules! pruned_runs {
+    () => {
+        "started_at < ?1 AND outcome <> 'running'
   AND id NOT IN (SELECT id FROM (SELECT id, row_number() OVER (PARTITION BY tenant ORDER BY id DESC) AS n FROM runs) WHERE n <= ?2)
-  AND id NOT IN (SELECT max(id) FROM runs WHERE kind = 'poll' AND outcome IN ('ok', 'partial') GROUP BY tenant)";
+  AND id NOT IN (SELECT max(id) FROM runs WHERE kind = 'poll' AND outcome IN ('ok', 'partial') GROUP BY tenant)"
+    };
+}
+
+const PRUNE_RUNS: &str = concat!("DELETE FROM runs WHERE ", pruned_runs!());
+
+/// Adds what the runs about to be pruned counted to `run_totals` (the metrics' counters), in the
+/// same transaction as the prune.
+const FOLD_PRUNED_RUNS: &str = concat!(
+    "INSERT INTO run_totals (tenant, polls, failed, api_calls, throttled, new, updated)
+  SELECT tenant,
+    sum(CASE WHEN kind = 'poll' THEN polls ELSE 0 END),
+    sum(CASE WHEN kind = 'poll' AND outcome NOT IN ('ok', 'partial') THEN polls ELSE 0 END),
+    sum(api_calls), sum(throttled), sum(new), sum(updated)
+  FROM runs WHERE ",
+    pruned_runs!(),
+    " GROUP BY tenant
+  ON CONFLICT (tenant) DO UPDATE SET polls = polls + excluded.polls,
+    failed = failed + excluded.failed, api_calls = api_calls + excluded.api_calls,
+    throttled = throttled + excluded.throttled, new = new + excluded.new,
+    updated = updated + excluded.updated"
+);
 
 fn none_if_no_rows<T>(e: rusqlite::Error) -> rusqlite::Result<Option<T>> {
     match e {

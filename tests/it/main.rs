@@ -20,6 +20,8 @@ mod install;
 mod kill;
 mod layout;
 mod loss;
+mod mail;
+mod metrics;
 mod poll;
 mod quiet;
 mod regression;

@@ -11,6 +11,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 use url::Url;
 
+mod mail;
 mod tenant;
 
 pub(crate) use tenant::is_guid;
@@ -120,12 +121,18 @@ impl TryFrom<RawFile> for Config {
             ),
             keep_revisions: keep_revisions(raw.store.keep_revisions)?,
         };
+        let mail = mail::mail(&raw.mail, base)?;
         let exports = raw
             .exports
             .iter()
             .enumerate()
-            .map(|(i, e)| export(&At(&format!("exports[{i}]")), e, base, &tenants))
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|(i, e)| {
+                let at = At(&format!("exports[{i}]"));
+                let mut x = export(&at, e, base, &tenants)?;
+                x.mail_to = mail::mail_to(&at, e, mail.as_ref())?;
+                Ok(x)
+            })
+            .collect::<Result<Vec<_>, ConfigError>>()?;
         check_export_names(&exports, &tenants)?;
         Ok(Config {
             path,
@@ -138,6 +145,7 @@ impl TryFrom<RawFile> for Config {
             health,
             metrics_textfile,
             log,
+            mail,
         })
     }
 }

@@ -490,7 +490,7 @@ fn services(at: &At<'_>, list: Option<&[String]>) -> Result<Services, ConfigErro
 }
 
 /// `NAME_env` or `NAME_file`, else the systemd credential `NAME` (when `required`).
-fn secret_source(
+pub(super) fn secret_source(
     at: &At<'_>,
     base: &Path,
     name: &str,

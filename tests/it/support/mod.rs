@@ -1,6 +1,7 @@
 //! Shared test helpers: a simulator, a config pointing at it, the oracle comparison.
 
 pub mod config;
+pub mod smtp;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -361,6 +361,12 @@ pub async fn poll(config: &Config, only: Option<&str>, export: bool) -> Result<P
             Err(e) => summary.failed.push((t.name.clone(), e)),
         }
     }
+    // A one-off poll ends here: its quiet polls' bookkeeping is written now, so that the metrics'
+    // counters (read from the store) count them.
+    store
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .flush_quiet()?;
     if let Some(path) = &config.metrics_textfile {
         let s = store.lock().unwrap_or_else(|p| p.into_inner());
         crate::metrics::publish(path, &s, &config.tenant_names(), &token_expiry)?;

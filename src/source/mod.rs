@@ -1,6 +1,6 @@
 //! Where alerts come from: Defender for Endpoint's `/api/alerts` ([`mde`], which Microsoft's
 //! MC1220762 says stops on 2027-02-01) or Microsoft Graph's `security/alerts_v2` ([`graph`]), both over one
-//! HTTP client ([`client`]), and a scripted in-memory source for tests ([`fake`]). Which of the two
+//! HTTP client ([`client`]), and a scripted in-memory source for tests (`fake`, with the `test-support` feature). Which of the two
 //! a tenant reads is [`route`]'s decision.
 //!
 //! A source answers one question — "give me a page of alerts whose last update is within this

@@ -1,9 +1,74 @@
 //! `auth check`: sign in as each tenant would, explain the token's claims, and make one small
 //! call to the API the tenant reads, within a limit an interactive command can wait for.
 
+use std::time::Duration;
+
+use crate::auth::AuthError;
 use crate::config::{Config, SourceKind};
 use crate::env::{Environment, TenantEnv};
 use crate::error::Error;
+use crate::source::SourceError;
+
+/// Why `auth check` could not show that a tenant's poll would work.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CheckError {
+    /// Neither the sign-in nor the probe answered within the limit.
+    #[error(
+        "no answer within auth check's {} s limit (Entra ID at {login_url} or the API at {api_url} is slow or not answering)",
+        limit.as_secs()
+    )]
+    TimedOut {
+        /// The limit.
+        limit: Duration,
+        /// The tenant's sign-in URL.
+        login_url: String,
+        /// The API it would read.
+        api_url: String,
+        /// The config key of that URL (`api_url` or `graph_url`).
+        key: &'static str,
+    },
+    /// The tenant has no lane for the API its route picked (a bug: the route picks only lanes the
+    /// tenant has).
+    #[error("the tenant does not read {0}")]
+    NoLane(&'static str),
+    /// Entra ID gave no token.
+    #[error(transparent)]
+    SignIn(#[from] AuthError),
+    /// The API asked to wait longer than the check may.
+    #[error(
+        "the API asked to wait {} s before the next call (throttled: HTTP 429, or the configured call quota), more than auth check's {} s limit allows; the sign-in itself worked",
+        wait.as_secs(),
+        limit.as_secs()
+    )]
+    Throttled {
+        /// The wait asked for.
+        wait: Duration,
+        /// The check's limit.
+        limit: Duration,
+    },
+    /// The API refused the probe or could not be read.
+    #[error(transparent)]
+    Probe(SourceError),
+}
+
+impl CheckError {
+    /// What the admin can do about it: printed once, as `fix: …`, after the error.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            CheckError::TimedOut { key, .. } => Some(format!(
+                "check login_url, {key} and the network (DNS, firewall, [http] proxy or HTTPS_PROXY), then try again"
+            )),
+            CheckError::NoLane(_) => None,
+            CheckError::SignIn(e) => e.hint(),
+            CheckError::Throttled { .. } => Some(
+                "try again later; if it persists, another tool may be spending this app's quota"
+                    .into(),
+            ),
+            CheckError::Probe(e) => e.hint(),
+        }
+    }
+}
 
 /// What `auth check` found for one tenant.
 #[derive(Debug)]
@@ -37,7 +102,7 @@ pub struct AuthReport {
     /// The probe's request, for the report (`GET /api/alerts?$top=1`).
     pub probe_request: &'static str,
     /// One `$top=1` request to the alerts API with the token: `Ok` or why not.
-    pub probe: Result<(), String>,
+    pub probe: Result<(), CheckError>,
     /// The raw token, only when asked for.
     pub raw_token: Option<String>,
 }
@@ -66,7 +131,7 @@ pub async fn auth_check(
     config: &Config,
     only: Option<&str>,
     show_token: bool,
-) -> Result<Vec<(String, Result<AuthReport, String>)>, Error> {
+) -> Result<Vec<(String, Result<AuthReport, CheckError>)>, Error> {
     auth_check_within(config, only, show_token, AUTH_CHECK_LIMIT).await
 }
 
@@ -76,7 +141,7 @@ pub async fn auth_check_within(
     only: Option<&str>,
     show_token: bool,
     limit: std::time::Duration,
-) -> Result<Vec<(String, Result<AuthReport, String>)>, Error> {
+) -> Result<Vec<(String, Result<AuthReport, CheckError>)>, Error> {
     let tenants: Vec<_> = match only {
         Some(name) => vec![config.tenant(name)?],
         None => config.tenants.iter().collect(),
@@ -84,7 +149,6 @@ pub async fn auth_check_within(
     let env = Environment::new(config)?;
     let now = tokio::time::Instant::now();
     let deadline = crate::http::later(now, limit).unwrap_or(now + AUTH_CHECK_LIMIT);
-    let secs = limit.as_secs();
     let mut out = Vec::new();
     for t in tenants {
         // One call: a fresh budget of the configured quotas is enough.
@@ -96,15 +160,15 @@ pub async fn auth_check_within(
         .await
         .unwrap_or_else(|_| {
             let api = tenant.route.current();
-            Err(format!(
-                "no answer within auth check's {secs} s limit (Entra ID at {} or the API at {} is slow or not answering). Fix: check login_url, {} and the network (DNS, firewall, [http] proxy or HTTPS_PROXY), then try again",
-                t.login_url,
-                t.endpoint(api),
-                match api {
+            Err(CheckError::TimedOut {
+                limit,
+                login_url: t.login_url.to_string(),
+                api_url: t.endpoint(api).to_string(),
+                key: match api {
                     SourceKind::Mde => "api_url",
                     SourceKind::Graph => "graph_url",
-                }
-            ))
+                },
+            })
         });
         out.push((t.name.clone(), checked));
     }
@@ -119,22 +183,25 @@ async fn check_routed(
     show_token: bool,
     deadline: tokio::time::Instant,
     limit: std::time::Duration,
-) -> Result<AuthReport, String> {
+) -> Result<AuthReport, CheckError> {
     let graph = tenant.graph.as_ref().map(|l| &*l.tokens);
     let mde = tenant.mde.as_ref().map(|l| &*l.tokens);
     let decision = tenant.route.decide(graph, mde).await;
-    let (report, refusal) =
-        check_tenant(env, tenant, decision, show_token, deadline, limit).await?;
-    match refusal {
-        Some(e) => match tenant.route.refused(report.source, &e, graph).await {
-            Some(next) if next.api != report.source => {
-                check_tenant(env, tenant, next, show_token, deadline, limit)
-                    .await
-                    .map(|(r, _)| r)
-            }
-            _ => Ok(report),
-        },
-        None => Ok(report),
+    let report = check_tenant(env, tenant, decision, show_token, deadline, limit).await?;
+    // A refusal may move an auto tenant to the other API, as it would in a poll.
+    let refusal = match &report.probe {
+        Err(CheckError::Probe(e)) if crate::source::route::is_refusal(e) => Some(e),
+        _ => None,
+    };
+    let next = match refusal {
+        Some(e) => tenant.route.refused(report.source, e, graph).await,
+        None => None,
+    };
+    match next {
+        Some(next) if next.api != report.source => {
+            check_tenant(env, tenant, next, show_token, deadline, limit).await
+        }
+        _ => Ok(report),
     }
 }
 
@@ -146,14 +213,14 @@ async fn check_tenant(
     show_token: bool,
     deadline: tokio::time::Instant,
     limit: std::time::Duration,
-) -> Result<(AuthReport, Option<crate::source::SourceError>), String> {
+) -> Result<AuthReport, CheckError> {
     let api = decision.api;
     let t = &tenant.cfg;
     let Some(lane) = tenant.lane(api) else {
-        return Err(format!("the tenant does not read {}", api.title()));
+        return Err(CheckError::NoLane(api.title()));
     };
     let tokens = &lane.tokens;
-    let token = tokens.token().await.map_err(|e| e.to_string())?;
+    let token = tokens.token().await?;
     let claims = token.claims();
     let claims_readable = claims.is_object();
     let aud = claims["aud"].as_str().unwrap_or("").trim_end_matches('/');
@@ -177,7 +244,7 @@ async fn check_tenant(
         ),
     });
     let Some(source) = env.source(tenant, api, Some(deadline)) else {
-        return Err(format!("the tenant does not read {}", api.title()));
+        return Err(CheckError::NoLane(api.title()));
     };
     let probe = crate::source::AlertSource::fetch(
         &source,
@@ -194,47 +261,32 @@ async fn check_tenant(
     )
     .await
     .map(drop);
-    let text = |e: &crate::source::SourceError| match e {
-        crate::source::SourceError::Deadline { wait } => format!(
-            "the API asked to wait {} s before the next call (throttled: HTTP 429, or the configured call quota), more than auth check's {} s limit allows; the sign-in itself worked. Fix: try again later; if it persists, another tool may be spending this app's quota",
-            wait.as_secs(),
-            limit.as_secs()
-        ),
-        e => e.to_string(),
-    };
-    // A refusal is kept whole: it may move an auto tenant to the other API.
-    let (probe, refusal) = match probe {
-        Ok(()) => (Ok(()), None),
-        Err(e) => (
-            Err(text(&e)),
-            crate::source::route::is_refusal(&e).then_some(e),
-        ),
-    };
-    Ok((
-        AuthReport {
-            tenant: t.name.clone(),
-            grant: tokens.grant_name(),
-            expires_in_secs: token
-                .expires_at
-                .saturating_duration_since(tokio::time::Instant::now())
-                .as_secs(),
-            claims,
-            claims_readable,
-            audience_ok,
-            permissions,
-            permission_ok,
-            certificate: tokens.certificate().map(|(s, d)| (s.to_owned(), d)),
-            source: api,
-            choice: t.source,
-            why: decision.why,
-            audience,
-            probe_request: match api {
-                SourceKind::Mde => "GET /api/alerts?$top=1",
-                SourceKind::Graph => "GET /v1.0/security/alerts_v2?$top=1",
-            },
-            probe,
-            raw_token: show_token.then(|| token.bearer().to_owned()),
+    let probe = probe.map_err(|e| match e {
+        SourceError::Deadline { wait } => CheckError::Throttled { wait, limit },
+        e => CheckError::Probe(e),
+    });
+    Ok(AuthReport {
+        tenant: t.name.clone(),
+        grant: tokens.grant_name(),
+        expires_in_secs: token
+            .expires_at
+            .saturating_duration_since(tokio::time::Instant::now())
+            .as_secs(),
+        claims,
+        claims_readable,
+        audience_ok,
+        permissions,
+        permission_ok,
+        certificate: tokens.certificate().map(|(s, d)| (s.to_owned(), d)),
+        source: api,
+        choice: t.source,
+        why: decision.why,
+        audience,
+        probe_request: match api {
+            SourceKind::Mde => "GET /api/alerts?$top=1",
+            SourceKind::Graph => "GET /v1.0/security/alerts_v2?$top=1",
         },
-        refusal,
-    ))
+        probe,
+        raw_token: show_token.then(|| token.bearer().to_owned()),
+    })
 }

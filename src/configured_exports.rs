@@ -59,7 +59,7 @@ pub fn run(config: &Config, name: Option<&str>) -> Result<Vec<Written>, Error> {
                 all.extend(written)
             }
             Err(err @ ExportError::Unreadable { .. }) => {
-                tracing::error!(export = %e.name, error = %err, "Written without the alerts the store cannot read.");
+                tracing::error!(export = %e.name, error = %err, fix = err.hint().as_deref(), "Written without the alerts the store cannot read.");
                 failed.get_or_insert(err);
             }
             Err(err) => return Err(err.into()),

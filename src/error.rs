@@ -125,14 +125,13 @@ impl Error {
         match self {
             Error::Config(c) => Some(c.fix.clone()),
             Error::Store(e) => e.hint(),
-            Error::Export(e) => e.fix(),
+            Error::Export(e) => e.hint(),
             Error::Import(e) => e.hint(),
             Error::Https(_) => Some(
                 "check [http] (proxy, ca_file) in the config, and the proxy's URL and credentials"
                     .into(),
             ),
-            Error::SignIn(AuthError::Config(c)) => Some(c.fix.clone()),
-            Error::SignIn(_) => None,
+            Error::SignIn(e) => e.hint(),
             Error::Signal { .. } | Error::Cron(_) => None,
             Error::ReadBack { .. } => {
                 Some("set TMPDIR to a writable local directory with free space".into())
@@ -284,5 +283,62 @@ mod tests {
         let e = Error::io("standard output")(std::io::ErrorKind::NotFound.into());
         assert!(!e.is_broken_pipe());
         assert_eq!(e.exit_code(), EXIT_FAILED);
+    }
+
+    /// A fix is said one way: as a hint (`fix: …` after the error), never as a sentence inside an
+    /// error's or a warning's text, where a log line, `status` and the command's output would
+    /// each say it differently, or twice. Only the places that print a hint may write `fix:`.
+    #[test]
+    fn no_message_carries_its_fix_inside() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = vec![root];
+        let mut found = Vec::new();
+        while let Some(p) = files.pop() {
+            if p.is_dir() {
+                files.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+                continue;
+            }
+            if p.extension().is_none_or(|e| e != "rs") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&p).unwrap();
+            for (n, line) in text.lines().enumerate() {
+                let code = line.trim_start();
+                // A file's tests assert on messages; they are not messages.
+                if line == "#[cfg(test)]" {
+                    break;
+                }
+                if code.starts_with("//") {
+                    continue;
+                }
+                // `Fix:` or `fix:` inside a string literal (after an odd number of quotes) that
+                // is not a printed hint.
+                let in_literal = |word: &str| {
+                    code.match_indices(word)
+                        .any(|(i, _)| code[..i].matches('"').count() % 2 == 1)
+                };
+                let inline = (in_literal("Fix:") || in_literal("fix: ")) && !prints_a_hint(code);
+                if inline {
+                    found.push(format!("{}:{}: {}", p.display(), n + 1, code));
+                }
+            }
+        }
+        assert!(
+            found.is_empty(),
+            "a fix inside a message:\n{}",
+            found.join("\n")
+        );
+    }
+
+    /// A line that prints (or joins for a one-line sink) an error or warning and its hint.
+    fn prints_a_hint(line: &str) -> bool {
+        [
+            "\"  fix: ",
+            "\\n  fix: {}",
+            "{e}\\n  fix: {fix}",
+            "FIX_MARK",
+        ]
+        .iter()
+        .any(|p| line.contains(p))
     }
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::alert::time::ApiTime;
+use crate::config::Warning;
 use crate::metrics::LastRun as LastPoll;
 use crate::store::{Outcome, RunRow, Store, StoreError};
 
@@ -43,7 +44,7 @@ pub struct TenantStatus {
     pub rejected: u64,
     /// What the admin should act on though the tenant is healthy (the MDE API's switch-off).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub warnings: Vec<String>,
+    pub warnings: Vec<Warning>,
     /// The store's size on disk, database and WAL (the whole store: the same for every tenant).
     #[serde(default)]
     pub store_bytes: u64,
@@ -88,6 +89,9 @@ pub struct RunSummary {
     pub invalid: u64,
     /// The error, if it failed.
     pub error: Option<String>,
+    /// What to do about the error, when there is something to do.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
     /// Polls this summary stands for: a streak of quiet polls is stored as one row, whose
     /// figures add up; `started_at` is then the newest poll's start.
     #[serde(default = "one")]
@@ -120,6 +124,7 @@ impl From<&RunRow> for RunSummary {
             stale: r.counts.stale,
             invalid: r.counts.invalid,
             error: r.error.clone(),
+            fix: r.fix.clone(),
         }
     }
 }
@@ -194,7 +199,7 @@ impl TenantStatus {
     /// Whether `status` shows this tenant when it lists only those that need attention: it is
     /// unhealthy, has a problem to read (a stalled poll, rejected elements), or a warning other
     /// than those every tenant of its kind shares (`shared`).
-    pub fn needs_attention(&self, shared: &[String]) -> bool {
+    pub fn needs_attention(&self, shared: &[Warning]) -> bool {
         !self.healthy || self.problem.is_some() || self.warnings.iter().any(|w| !shared.contains(w))
     }
 }
@@ -427,11 +432,12 @@ mod tests {
                 stale: 0,
                 invalid: 0,
                 error: None,
+                fix: None,
                 polls: 1,
                 streak_since: None,
             }),
             rejected: 0,
-            warnings: vec!["shared".into()],
+            warnings: vec![Warning::new("shared", "x")],
             store_bytes: 0,
             store_wal_bytes: 0,
             oldest_revision: None,
@@ -456,7 +462,7 @@ mod tests {
             s.to_string(),
             "4 tenants: 2 healthy, 1 unhealthy, 1 never polled; oldest success t-7200 (b, 2 hours ago)"
         );
-        let shared = ["shared".to_owned()];
+        let shared = [Warning::new("shared", "x")];
         let attention: Vec<_> = all
             .iter()
             .filter(|t| t.needs_attention(&shared))
@@ -464,7 +470,7 @@ mod tests {
             .collect();
         assert_eq!(attention, ["b", "c"]);
         let mut odd = status("e", true, true, Some(1));
-        odd.warnings.push("its own".into());
+        odd.warnings.push(Warning::new("its own", "y"));
         assert!(odd.needs_attention(&shared));
     }
 }

@@ -39,16 +39,7 @@ impl JobError {
     pub fn hint(&self) -> Option<String> {
         match self {
             JobError::NoSlot => Some("raise [poll] concurrency, or poll less often".into()),
-            JobError::Poll(_) => None,
-        }
-    }
-
-    /// The error and its fix in one line, for a record read without this error at hand (a run
-    /// row, which `status` shows).
-    fn with_hint(&self) -> String {
-        match self.hint() {
-            Some(fix) => format!("{self} ({fix})"),
-            None => self.to_string(),
+            JobError::Poll(e) => e.hint(),
         }
     }
 }
@@ -114,15 +105,21 @@ impl PollJob {
             tracing::error!(tenant = %name, error = %e, fix = e.hint().unwrap_or_default(), "Poll not started.");
             // Recorded as a failed run, so that `status` and the metrics say so: a tenant that
             // never gets a slot must not look healthy until its last success grows old. The row
-            // keeps the fix with the error: `status` shows the row, not this error.
-            let why = e.with_hint();
+            // keeps the fix beside the error: `status` shows the row, not this error.
+            let (why, fix) = (e.to_string(), e.hint());
             let recorded = blocking(&store, move |s| {
                 let run = s.begin_run(&name, "poll")?;
-                s.finish_run(run, Outcome::Failed, Default::default(), Some(&why))
+                s.finish_run(
+                    run,
+                    Outcome::Failed,
+                    Default::default(),
+                    Some(&why),
+                    fix.as_deref(),
+                )
             })
             .await;
             if let Err(why) = recorded {
-                tracing::error!(tenant = %tenant.cfg.name, error = %why, "Cannot record the failed poll in the store.");
+                tracing::error!(tenant = %tenant.cfg.name, error = %why, fix = why.hint().as_deref(), "Cannot record the failed poll in the store.");
             }
             return Finished {
                 result: Err(e),
@@ -145,7 +142,7 @@ impl PollJob {
                 })
                 .await;
                 if let Err(e) = closed {
-                    tracing::error!(tenant = %name, error = %e, "Cannot record the panic in the store.");
+                    tracing::error!(tenant = %name, error = %e, fix = e.hint().as_deref(), "Cannot record the panic in the store.");
                 }
                 Err(e.into())
             }
@@ -185,7 +182,7 @@ async fn export_after(store: &Arc<Mutex<Store>>, after: AfterPoll, tenant: &str)
     match exported {
         Ok(Ok(_)) => {}
         Ok(Err(e)) => {
-            tracing::error!(error = %e, fix = e.fix().unwrap_or_default(), "Export after the poll failed.")
+            tracing::error!(error = %e, fix = e.hint().unwrap_or_default(), "Export after the poll failed.")
         }
         Err(e) => tracing::error!(error = %e, "Export task failed."),
     }

@@ -34,7 +34,7 @@ impl TenantConfig {
 impl Config {
     /// What the service's user (the unit's `User=`) could not read or write of what this config
     /// names, one warning each, when that user exists here and is not the one running this.
-    pub fn service_user_warnings(&self) -> Vec<String> {
+    pub fn service_user_warnings(&self) -> Vec<crate::config::Warning> {
         service_user::Account::of_service()
             .map(|a| service_user::warnings(self, &a))
             .unwrap_or_default()

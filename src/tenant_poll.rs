@@ -61,22 +61,24 @@ pub(crate) async fn poll(
                 && api == SourceKind::Mde
                 && crate::source::route::is_refusal(&error) =>
             {
-                let why = match &moved {
+                let (why, fix) = match &moved {
                     // Graph was tried in this poll: its own answer (the HTTP cause first, and
                     // the fix that answer calls for: a missing grant, a proxy, a wrong URL).
-                    Some((SourceKind::Graph, graph_error)) => graph_error.to_string(),
-                    _ => format!(
-                        "{}. Fix: {}",
+                    Some((SourceKind::Graph, graph_error)) => {
+                        (graph_error.to_string(), graph_error.hint())
+                    }
+                    _ => (
                         tenant
                             .route
                             .decision()
-                            .map_or_else(|| decision.why.clone(), |d| d.why),
-                        crate::source::graph::GRANT
+                            .map_or_else(|| decision.why.to_string(), |d| d.why.to_string()),
+                        Some(crate::source::graph::GRANT.to_owned()),
                     ),
                 };
                 break Err(PollError::NoApi {
                     refusal: Box::new(for_auto(error)),
                     why,
+                    fix,
                 });
             }
             _ => break Err(PollError::Source(error)),
@@ -92,6 +94,7 @@ pub(crate) async fn poll(
                 from = from.as_str(),
                 to = decision.api.as_str(),
                 error = %error,
+                fix = error.hint().as_deref(),
                 why = %decision.why,
                 "The API refused the tenant or could not be reached; it read the other API in this poll."
             );
@@ -108,23 +111,20 @@ pub(crate) async fn poll(
     result
 }
 
-/// The MDE API's refusal as an auto tenant reads it: the retirement hint's fix is written for a
+/// The MDE API's refusal as an auto tenant reads it: the retirement's fix is written for a
 /// tenant pinned with `source = "mde"` (remove that line), which an auto tenant has not got; its
 /// fix is said by [`PollError::NoApi`] instead.
 fn for_auto(mut error: SourceError) -> SourceError {
     if let SourceError::Refused {
         code,
         message,
-        hint,
+        advice,
         ..
     } = &mut error
         && (crate::source::route::says_retired(code.as_str())
             || crate::source::route::says_retired(message.as_str()))
     {
-        *hint = format!(
-            " — the API says it is retired ({})",
-            crate::config::mde_announcement()
-        );
+        advice.fix = None;
     }
     error
 }

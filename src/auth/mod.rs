@@ -221,30 +221,34 @@ pub fn explain_aadsts(code: u32) -> Option<(&'static str, &'static str)> {
     })
 }
 
+impl EntraError {
+    /// What to do about it: ours for the codes admins meet, else Microsoft's lookup page, which
+    /// explains every AADSTS code.
+    pub fn fix(&self) -> String {
+        match (self.explanation(), self.codes.first()) {
+            (Some((_, fix)), _) => fix.to_owned(),
+            (None, Some(code)) => format!(
+                "see https://login.microsoftonline.com/error?code={code} for what this code means"
+            ),
+            (None, None) => {
+                "check login_url, tenant_id and client_id; `mde-alerts auth check` shows the details"
+                    .to_owned()
+            }
+        }
+    }
+}
+
 impl fmt::Display for EntraError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.codes.first() {
             Some(code) => write!(f, "AADSTS{code} ({})", self.error)?,
             None => write!(f, "{} (HTTP {})", self.error, self.status)?,
         }
-        if let Some((cause, fix)) = self.explanation() {
-            write!(f, ": {cause}. Fix: {fix}.")?;
+        if let Some((cause, _)) = self.explanation() {
+            write!(f, ": {cause}.")?;
         }
         if !self.description.is_empty() {
             write!(f, " Entra said: {}", self.description)?;
-        }
-        if self.explanation().is_none() {
-            // No advice of our own: Microsoft's lookup page explains every AADSTS code.
-            match self.codes.first() {
-                Some(code) => write!(
-                    f,
-                    " Fix: see https://login.microsoftonline.com/error?code={code} for what this code means."
-                )?,
-                None => write!(
-                    f,
-                    " Fix: check login_url, tenant_id and client_id; `mde-alerts auth check` shows the details."
-                )?,
-            }
         }
         Ok(())
     }
@@ -259,9 +263,7 @@ pub enum AuthError {
     #[error("sign-in refused by Entra ID: {0}")]
     Entra(EntraError),
     /// Entra could not be reached.
-    #[error(
-        "sign-in failed: cannot reach Entra ID at {url}: {reason}. Fix: check login_url, and that this machine can reach that host (DNS, firewall, [http] proxy or HTTPS_PROXY)"
-    )]
+    #[error("sign-in failed: cannot reach Entra ID at {url}: {reason}")]
     Network {
         /// The token URL (no secrets in it).
         url: String,
@@ -277,12 +279,12 @@ pub enum AuthError {
         url: String,
         /// HTTP status (0: nothing was sent).
         status: u16,
-        /// What was wrong, with the fix when known (redacted).
+        /// What was wrong (redacted).
         detail: ServerText,
     },
     /// Entra's URL answered with a redirect, which is never followed.
     #[error(
-        "sign-in failed: {url} answered HTTP {status}, a redirect to {location}; Entra ID never redirects token requests, so it was not followed and the credentials went nowhere else. Fix: check login_url (the sign-in host of your cloud, e.g. https://login.microsoftonline.com) and any proxy in between"
+        "sign-in failed: {url} answered HTTP {status}, a redirect to {location}; Entra ID never redirects token requests, so it was not followed and the credentials went nowhere else"
     )]
     Redirected {
         /// The token URL.
@@ -298,6 +300,16 @@ pub enum AuthError {
 }
 
 impl AuthError {
+    /// What the admin can do about it: printed once, as `fix: …`, after the error.
+    pub fn hint(&self) -> Option<String> {
+        Some(match self {
+            AuthError::Entra(e) => e.fix(),
+            AuthError::Network { .. } => "check login_url, and that this machine can reach that host (DNS, firewall, [http] proxy or HTTPS_PROXY)".into(),
+            AuthError::BadResponse { .. } | AuthError::Redirected { .. } => "check login_url (the sign-in host of your cloud, e.g. https://login.microsoftonline.com) and any proxy in between".into(),
+            AuthError::Config(c) => c.fix.clone(),
+        })
+    }
+
     /// Whether trying again later may help (network trouble, Entra's 5xx).
     pub fn is_transient(&self) -> bool {
         match self {
@@ -493,7 +505,7 @@ impl TokenProvider {
             Err(e) => match cache.as_ref() {
                 // Renewal failed but the old token still works: keep going on it.
                 Some(old) if now + Duration::from_secs(5) < old.expires_at && e.is_transient() => {
-                    tracing::warn!(error = %e, "Token renewal failed; the current token is still valid.");
+                    tracing::warn!(error = %e, fix = e.hint().as_deref(), "Token renewal failed; the current token is still valid.");
                     Ok(old.clone())
                 }
                 _ => Err(e),
@@ -605,9 +617,7 @@ impl TokenProvider {
                     url: url.clone(),
                     reason: ServerText::new(&reason),
                 },
-                e => bad(&format!(
-                    "{e}. Fix: check login_url; Entra's token answers are a few KB"
-                )),
+                e => bad(&format!("{e}; Entra's token answers are a few KB")),
             })?;
         let v: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
             bad(&format!(
@@ -659,7 +669,11 @@ mod tests {
         assert!(!e.description.as_str().contains("Trace ID"));
         let shown = e.to_string();
         assert!(shown.contains("AADSTS7000215"), "{shown}");
-        assert!(shown.contains("not its Secret ID"), "{shown}");
+        assert!(
+            !shown.contains("not its Secret ID"),
+            "the fix is said once, apart: {shown}"
+        );
+        assert!(e.fix().contains("not its Secret ID"));
     }
 
     #[test]
@@ -669,8 +683,12 @@ mod tests {
         assert!(e.explanation().is_none());
         assert!(e.to_string().contains("Something new."));
         assert!(
-            e.to_string()
-                .contains("Fix: see https://login.microsoftonline.com/error?code=123456"),
+            e.fix()
+                .contains("see https://login.microsoftonline.com/error?code=123456"),
+            "{e}"
+        );
+        assert!(
+            !e.to_string().contains("login.microsoftonline.com/error"),
             "{e}"
         );
     }

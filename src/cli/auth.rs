@@ -17,6 +17,9 @@ pub async fn run(config: &Path, tenant: Option<&str>, show_token: bool) -> Resul
             Err(e) => {
                 all_ok = false;
                 outln!("tenant {name}: sign-in FAILED\n  {e}")?;
+                if let Some(fix) = e.hint() {
+                    outln!("  fix: {fix}")?;
+                }
             }
             Ok(r) => {
                 all_ok &= r.ok();
@@ -33,13 +36,14 @@ pub async fn run(config: &Path, tenant: Option<&str>, show_token: bool) -> Resul
     }));
     for (w, names) in &groups {
         outln!(
-            "warning ({} {}): {w}",
+            "warning ({} {}): {w}\n  fix: {}",
             if names.len() == 1 {
                 "tenant"
             } else {
                 "tenants"
             },
-            super::tenant_list(names)
+            super::tenant_list(names),
+            w.fix
         )?;
     }
     for (_, r) in &reports {
@@ -78,7 +82,12 @@ fn print_auth(r: &auth_check::AuthReport) -> Result<(), Error> {
     }
     match &r.probe {
         Ok(()) => outln!("  API probe         {}  [ok]", r.probe_request)?,
-        Err(e) => outln!("  API probe         {}  [PROBLEM] {e}", r.probe_request)?,
+        Err(e) => {
+            outln!("  API probe         {}  [PROBLEM] {e}", r.probe_request)?;
+            if let Some(fix) = e.hint() {
+                outln!("  fix               {fix}")?;
+            }
+        }
     }
     outln!(
         "  reads             {} (source = {}: {})",
@@ -146,21 +155,22 @@ fn print_claims(r: &auth_check::AuthReport) -> Result<(), Error> {
         "application (roles)"
     };
     outln!(
-        "  permissions       {kind}: {}  [{}]{}",
+        "  permissions       {kind}: {}  [{}]",
         if r.permissions.is_empty() {
             "(none)".into()
         } else {
             r.permissions.join(", ")
         },
         mark(r.permission_ok),
-        if r.permission_ok {
-            String::new()
-        } else {
-            match r.source {
-                SourceKind::Mde => " — grant the WindowsDefenderATP permission Alert.Read.All (application) or Alert.Read (delegated), with admin consent".to_owned(),
-                SourceKind::Graph => format!(" — SecurityAlert.Read.All is missing. Fix: {}", mde_alerts::source::graph::GRANT),
-            }
-        }
     )?;
+    if !r.permission_ok {
+        let fix = match r.source {
+            SourceKind::Mde => {
+                "grant the WindowsDefenderATP permission Alert.Read.All (application) or Alert.Read (delegated), with admin consent"
+            }
+            SourceKind::Graph => mde_alerts::source::graph::GRANT,
+        };
+        outln!("  fix               {fix}")?;
+    }
     Ok(())
 }

@@ -16,7 +16,7 @@ pub fn run(config: &Path) -> Result<ExitCode, Error> {
     config.check_ready()?;
     // The same, as the service's user would see it: an admin runs this as root.
     for w in config.service_user_warnings() {
-        errln!("warning: {w}");
+        errln!("warning: {w}\n  fix: {}", w.fix);
     }
     // Which API each tenant reads, as its last poll decided; `config check` asks Microsoft
     // nothing, so a tenant that never polled says how it will decide.
@@ -27,7 +27,7 @@ pub fn run(config: &Path) -> Result<ExitCode, Error> {
         .then(|| Store::open_read_only(&config.store.path).ok())
         .flatten();
     outln!("apis:")?;
-    let mut warnings: Vec<(&str, String)> = Vec::new();
+    let mut warnings: Vec<(&str, _)> = Vec::new();
     for t in &config.tenants {
         let row = store
             .as_ref()
@@ -64,13 +64,14 @@ pub fn run(config: &Path) -> Result<ExitCode, Error> {
     // One line per situation, naming its tenants: forty tenants in one situation are one warning.
     for (w, names) in &super::group(warnings) {
         errln!(
-            "warning: {} {}: {w}",
+            "warning: {} {}: {w}\n  fix: {}",
             if names.len() == 1 {
                 "tenant"
             } else {
                 "tenants"
             },
-            super::tenant_list(names)
+            super::tenant_list(names),
+            w.fix
         );
     }
     outln!(

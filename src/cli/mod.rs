@@ -348,10 +348,10 @@ pub async fn run(cli: Cli) -> Result<ExitCode, Error> {
 /// Reads the config.
 /// Warnings grouped by their words, each with the tenants that share it, in the order first
 /// seen: a situation many tenants share (the same cause, the same fix) is said once.
-pub(crate) fn group<'a>(
-    warnings: impl IntoIterator<Item = (&'a str, String)>,
-) -> Vec<(String, Vec<&'a str>)> {
-    let mut groups: Vec<(String, Vec<&'a str>)> = Vec::new();
+pub(crate) fn group<'a, W: PartialEq>(
+    warnings: impl IntoIterator<Item = (&'a str, W)>,
+) -> Vec<(W, Vec<&'a str>)> {
+    let mut groups: Vec<(W, Vec<&'a str>)> = Vec::new();
     for (tenant, w) in warnings {
         match groups.iter_mut().find(|(g, _)| *g == w) {
             Some((_, names)) => names.push(tenant),

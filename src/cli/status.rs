@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use mde_alerts::config::{SourceChoice, SourceKind};
+use mde_alerts::config::{SourceChoice, SourceKind, Warning};
 use mde_alerts::error::Error;
 use mde_alerts::health::{StoreFacts, TenantStatus, summarize, tenant_status};
 use mde_alerts::source::route::{mde_warning, still_describes};
@@ -88,16 +88,17 @@ pub fn run(config: &Path, json: bool, tenant: Option<&str>, all: bool) -> Result
                 .iter()
                 .flat_map(|t| t.warnings.iter().map(|w| (t.tenant.as_str(), w.clone()))),
         );
-        let shared: Vec<String> = groups
+        let shared: Vec<Warning> = groups
             .iter()
             .filter(|(_, names)| names.len() > 1)
             .map(|(w, _)| w.clone())
             .collect();
         for (w, names) in groups.iter().filter(|(_, n)| n.len() > 1) {
             outln!(
-                "warning ({} tenants: {}): {w}",
+                "warning ({} tenants: {}): {w}\n  fix: {}",
                 names.len(),
-                super::tenant_list(names)
+                super::tenant_list(names),
+                w.fix
             )?;
         }
         let mut hidden = 0;
@@ -109,7 +110,7 @@ pub fn run(config: &Path, json: bool, tenant: Option<&str>, all: bool) -> Result
             print(t)?;
             print_api(row)?;
             for w in t.warnings.iter().filter(|w| !shared.contains(w)) {
-                outln!("  warning: {w}")?;
+                outln!("  warning: {w}\n  fix: {}", w.fix)?;
             }
         }
         if hidden > 0 {
@@ -201,6 +202,9 @@ fn print(t: &TenantStatus) -> Result<(), Error> {
             )?;
             if let Some(e) = &r.error {
                 outln!("  error: {e}")?;
+            }
+            if let Some(fix) = &r.fix {
+                outln!("  fix: {fix}")?;
             }
         }
         None => outln!("  never polled")?,

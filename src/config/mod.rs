@@ -75,12 +75,41 @@ pub fn mde_announcement() -> String {
     )
 }
 
+/// Something the admin should act on though nothing failed, and what to do: said as an error and
+/// its hint are, `warning: …` then `fix: …`, and as two fields in `status --json`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Warning {
+    /// What is wrong, or soon will be.
+    pub warning: String,
+    /// What to do about it.
+    pub fix: String,
+}
+
+impl Warning {
+    /// A warning and its fix.
+    pub fn new(warning: impl Into<String>, fix: impl Into<String>) -> Warning {
+        Warning {
+            warning: warning.into(),
+            fix: fix.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Warning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.warning)
+    }
+}
+
 /// The warning a tenant pinned to the MDE API gets (in `config check`, `auth check` and `status`):
 /// the date, and the fix.
-pub fn mde_deprecation() -> String {
-    format!(
-        "this tenant is pinned to the Defender for Endpoint API (source = \"mde\"). {}. Fix: grant the app Microsoft Graph's SecurityAlert.Read.All (application permission, admin consent), run `mde-alerts compare` to see what changes, then remove the source line (auto reads Graph once the app may) or set source = \"graph\"",
-        mde_announcement()
+pub fn mde_deprecation() -> Warning {
+    Warning::new(
+        format!(
+            "this tenant is pinned to the Defender for Endpoint API (source = \"mde\"). {}",
+            mde_announcement()
+        ),
+        "grant the app Microsoft Graph's SecurityAlert.Read.All (application permission, admin consent), run `mde-alerts compare` to see what changes, then remove the source line (auto reads Graph once the app may) or set source = \"graph\"",
     )
 }
 

@@ -119,7 +119,7 @@ pub(super) fn spawn_export(
             // The mail's own failure is logged where it is recorded; the files were written.
             Ok(Err(err @ crate::export::ExportError::Mail(_))) => Err(err.to_string()),
             Ok(Err(err)) => {
-                let fix = err.fix().unwrap_or_default();
+                let fix = err.hint().unwrap_or_default();
                 tracing::error!(export = %name, error = %err, fix = %fix, "Export failed; the previous files are kept.");
                 Err(err.to_string())
             }

@@ -426,7 +426,7 @@ fn publish(publisher: &mut Publisher, plan: &Plan, store: &Mutex<Store>, clock: 
     if let Ok(mut s) = store.try_lock()
         && let Err(e) = s.flush_quiet_if_due()
     {
-        tracing::warn!(error = %e, "Cannot record the quiet polls' bookkeeping; it is tried again.");
+        tracing::warn!(error = %e, fix = e.hint().as_deref(), "Cannot record the quiet polls' bookkeeping; it is tried again.");
     }
     publisher.publish(
         clock.instant(),
@@ -755,10 +755,9 @@ fn reload(
         }
         Err(e) => reject(
             "SIGHUP: the new config cannot be used; keeping the running one.",
-            Some(match (&e, e.hint()) {
-                (Error::Config(c), _) => c.with_fix(),
-                (e, Some(fix)) => format!("{e}\n  fix: {fix}"),
-                (e, None) => e.to_string(),
+            Some(match e.hint() {
+                Some(fix) => format!("{e}\n  fix: {fix}"),
+                None => e.to_string(),
             }),
             plan,
         ),
@@ -789,7 +788,7 @@ async fn shutdown(plan: Plan, store: &Arc<Mutex<Store>>, out: &Outlet) {
                     crate::store::Outcome::Interrupted,
                     "stopped by the service's shutdown before it finished",
                 ) {
-                    tracing::warn!(tenant = %tenant, error = %e, "Cannot close the interrupted run.");
+                    tracing::warn!(tenant = %tenant, error = %e, fix = e.hint().as_deref(), "Cannot close the interrupted run.");
                 }
             }
         }),

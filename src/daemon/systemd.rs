@@ -146,13 +146,14 @@ mod tests {
             after_poll("t1", at, Ok(&partial), next),
             "last poll of t1 12:05:01 ok: 0 new, 0 updated (partial); next 12:10:00"
         );
-        let long = JobError::Poll(crate::poll::PollError::Protocol("é".repeat(500)));
+        let long = JobError::Poll(crate::poll::PollError::Panicked("é".repeat(500)));
         let failed = after_poll("t1", at, Err(&long), next);
-        assert_eq!(
-            failed.chars().filter(|c| *c == 'é').count(),
-            160,
-            "cut by characters"
-        );
+        let said = failed
+            .strip_prefix("last poll of t1 12:05:01 FAILED: ")
+            .and_then(|f| f.strip_suffix("; next 12:10:00"))
+            .unwrap();
+        assert_eq!(said.chars().count(), 160, "cut by characters: {failed}");
+        assert!(said.ends_with('é'), "{failed}");
         assert!(failed.ends_with("; next 12:10:00"));
         assert_eq!(
             export_failed("x", "disk full"),

@@ -96,10 +96,10 @@ pub enum ExportError {
 
 impl ExportError {
     /// What to do about it, when there is something to do: `main` prints it once as `fix: …`.
-    pub fn fix(&self) -> Option<String> {
+    pub fn hint(&self) -> Option<String> {
         match self {
             ExportError::Store(e) => e.hint(),
-            ExportError::Mail(m) => m.fix(),
+            ExportError::Mail(m) => m.hint(),
             ExportError::NotRegular { fix, .. } => Some((*fix).to_owned()),
             ExportError::Io { .. } => Some(
                 "check that the directory exists, is writable by this user, and has free space"
@@ -108,7 +108,7 @@ impl ExportError {
             ExportError::UnsafeTenantName { .. } => {
                 Some("name the tenant with letters, digits, - and _ only".to_owned())
             }
-            ExportError::Sets { first, .. } => first.fix(),
+            ExportError::Sets { first, .. } => first.hint(),
             ExportError::Unreadable { .. } => Some(
                 "run `mde-alerts store check`: it names every damaged alert and how to repair the store (`status` is unhealthy until it passes)"
                     .to_owned(),
@@ -140,7 +140,7 @@ fn few(names: &[String]) -> String {
 /// The io::Error payload of a refused target, turned back into [`ExportError::NotRegular`].
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "{} is {kind}, not a regular file; mde-alerts only replaces regular files\n  fix: {fix}",
+    "{} is {kind}, not a regular file; mde-alerts only replaces regular files",
     path.display()
 )]
 pub(crate) struct NotRegularFile {

@@ -75,7 +75,7 @@ pub enum MailError {
 
 impl MailError {
     /// What the admin does about it.
-    pub fn fix(&self) -> Option<String> {
+    pub fn hint(&self) -> Option<String> {
         const KEPT: &str = "the files are written; the mail is sent at the export's next run";
         match self {
             MailError::Failed { refused: true, .. } => Some(format!(
@@ -201,7 +201,7 @@ impl Sent {
                         Some((id, _)) => store.retry_pending_mail(id, &text)?,
                         None => store.add_pending_mail(&self.export, &m.files, &text)?,
                     }
-                    tracing::error!(export = %self.export, error = %text, fix = %err.fix().unwrap_or_default(),
+                    tracing::error!(export = %self.export, error = %text, fix = %err.hint().unwrap_or_default(),
                         "Export not mailed; the mail is tried again at the export's next run.");
                     first.get_or_insert(err);
                 }

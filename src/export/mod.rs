@@ -502,7 +502,7 @@ pub fn run_after_poll(
             // A damaged row cost that row in this export's files; the other exports are still
             // written (each leaves out the same rows), and the run fails once at the end.
             Err(err @ ExportError::Unreadable { .. }) => {
-                tracing::error!(export = %e.name, error = %err, "Written without the alerts the store cannot read.");
+                tracing::error!(export = %e.name, error = %err, fix = err.hint().as_deref(), "Written without the alerts the store cannot read.");
                 corrupt.get_or_insert(err);
             }
             Err(err) => return Err(err),
@@ -582,7 +582,7 @@ fn run_sets(
         match result {
             Ok(written) => all.extend(written),
             Err((tenant, err)) => {
-                tracing::error!(export = %e.name, tenant = %tenant, error = %err, "This tenant's file set failed; its previous files are kept, the other tenants' sets are written.");
+                tracing::error!(export = %e.name, tenant = %tenant, error = %err, fix = err.hint().as_deref(), "This tenant's file set failed; its previous files are kept, the other tenants' sets are written.");
                 failed.push((tenant, err));
             }
         }

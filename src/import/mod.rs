@@ -174,13 +174,21 @@ pub fn import_until(
 ) -> Result<ImportReport, ImportError> {
     let run = store.begin_run(tenant, "import")?;
     let result = import_inner(store, tenant, files, run, stop);
-    let (outcome, err) = match &result {
-        Ok(_) => (Outcome::Ok, None),
-        Err(e @ ImportError::Interrupted { .. }) => (Outcome::Interrupted, Some(e.to_string())),
-        Err(e) => (Outcome::Failed, Some(e.to_string())),
+    let (outcome, err, fix) = match &result {
+        Ok(_) => (Outcome::Ok, None, None),
+        Err(e @ ImportError::Interrupted { .. }) => {
+            (Outcome::Interrupted, Some(e.to_string()), e.hint())
+        }
+        Err(e) => (Outcome::Failed, Some(e.to_string()), e.hint()),
     };
     // Recording the outcome is best effort when the store itself failed.
-    let finished = store.finish_run(run, outcome, Default::default(), err.as_deref());
+    let finished = store.finish_run(
+        run,
+        outcome,
+        Default::default(),
+        err.as_deref(),
+        fix.as_deref(),
+    );
     let report = result?;
     finished?;
     Ok(report)

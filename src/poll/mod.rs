@@ -261,8 +261,8 @@ pub enum PollError {
     #[error(transparent)]
     Store(#[from] StoreError),
     /// The API broke an assumption the pager relies on.
-    #[error("{0}")]
-    Protocol(String),
+    #[error(transparent)]
+    Protocol(#[from] Broken),
     /// The poll made as many calls as one poll may ([`MAX_CALLS_PER_POLL`]): it stops as
     /// at its deadline, and the next poll resumes from what was committed.
     #[error(
@@ -277,12 +277,67 @@ pub enum PollError {
     NoApi {
         /// The refusal of the API it read.
         refusal: Box<SourceError>,
-        /// Why Graph is not read, with the fix for that cause (a missing grant, a proxy, a URL).
+        /// Why Graph is not read.
         why: String,
+        /// The fix for that cause (a missing grant, a proxy, a URL).
+        fix: Option<String>,
     },
     /// The poll panicked (a bug), with the panic's message: that tenant's failure alone.
     #[error("the poll panicked (a bug in mde-alerts; please report it with the log): {0}")]
     Panicked(String),
+}
+
+/// How an API broke an assumption the pager relies on; the run fails without moving the cursor,
+/// and the next poll tries again.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Broken {
+    /// A full page held no valid alert, so no time on it can move the pager on.
+    #[error(
+        "a full page of {received} elements had no valid alert; the pager cannot advance past it"
+    )]
+    NoValidAlert {
+        /// Elements on the page.
+        received: usize,
+    },
+    /// Past the `$skip` limit, the server sent no continuation the pager may follow.
+    #[error(
+        "more alerts match {read} than the API lets a client page through ($skip at most {max_skip}), and it sent no usable @odata.nextLink; will try again next poll"
+    )]
+    NoContinuation {
+        /// The read, described.
+        read: String,
+        /// The API's `$skip` limit.
+        max_skip: u32,
+    },
+    /// The alerts of one read kept changing between passes.
+    #[error(
+        "the alerts of one read ({read}) kept changing over {passes} passes; will try again next poll"
+    )]
+    KeptChanging {
+        /// The read, described.
+        read: String,
+        /// Passes made.
+        passes: u32,
+    },
+}
+
+impl PollError {
+    /// What the admin can do about it, when there is something to do: printed once, as
+    /// `fix: …`, after the error, and kept in the run's row for `status`.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            PollError::Source(e) => e.hint(),
+            PollError::Store(e) => e.hint(),
+            PollError::NoApi { fix, .. } => fix.clone(),
+            // The next poll resumes; a protocol break or a panic is ours to fix, and its message
+            // says to report it.
+            PollError::Protocol(Broken::NoContinuation { .. }) => Some(
+                "if graph_url points at a proxy or private endpoint, make it pass Graph's @odata.nextLink on with its own host, so that the link leads back through it".into(),
+            ),
+            PollError::Protocol(_) | PollError::CallLimit { .. } | PollError::Panicked(_) => None,
+        }
+    }
 }
 
 /// The text of a task's panic (or why it ended without a result).
@@ -459,11 +514,11 @@ pub async fn poll_tenant_within<S: AlertSource>(
     let finished = blocking(store, {
         let tenant = tenant.to_owned();
         let stuck_at_instant = pager.inside.is_some();
-        let (result_kind, error) = match &result {
-            Ok(()) => (Outcome::Ok, None),
-            Err(e) if stopped(e) && stuck_at_instant => (Outcome::Stalled, stuck.clone()),
-            Err(e) if stopped(e) => (Outcome::Partial, None),
-            Err(e) => (Outcome::Failed, Some(e.to_string())),
+        let (result_kind, error, fix) = match &result {
+            Ok(()) => (Outcome::Ok, None, None),
+            Err(e) if stopped(e) && stuck_at_instant => (Outcome::Stalled, stuck.clone(), None),
+            Err(e) if stopped(e) => (Outcome::Partial, None, None),
+            Err(e) => (Outcome::Failed, Some(e.to_string()), e.hint()),
         };
         let stuck = stuck.clone();
         move |s| {
@@ -528,7 +583,7 @@ pub async fn poll_tenant_within<S: AlertSource>(
                 Outcome::Stalled => error.or(stuck),
                 _ => error,
             };
-            s.finish_run(run, outcome, figures, error.as_deref())?;
+            s.finish_run(run, outcome, figures, error.as_deref(), fix.as_deref())?;
             s.poll_ended(&tenant);
             Ok((outcome, s.cursor(&tenant)?, settled_after, Some(run)))
         }

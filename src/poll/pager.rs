@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::{Mode, PollError, Quirk, WhyWindows};
+use super::{Broken, Mode, PollError, Quirk, WhyWindows};
 use crate::alert::time::ApiTime;
 use crate::config::MAX_LOOKBACK;
 use crate::source::{AlertSource, Bound, Created, NextLink, Page, PageRequest, SourceError};
@@ -116,10 +116,10 @@ impl<S: AlertSource> Pager<'_, S> {
                 Some(Range::Sorted(lo, hi)) => (lo, hi),
                 Some(Range::Unsorted) => return self.order_ignored(bound).await,
                 None if full => {
-                    return Err(PollError::Protocol(format!(
-                        "a full page of {} elements had no valid alert; the pager cannot advance past it",
-                        page.received
-                    )));
+                    return Err(Broken::NoValidAlert {
+                        received: page.received,
+                    }
+                    .into());
                 }
                 None => {
                     self.commit(page, None).await?;
@@ -359,11 +359,11 @@ impl<S: AlertSource> Pager<'_, S> {
                     // Past the `$skip` limit the server's own continuation is the only way on:
                     // one it sent but that cannot be followed (another host) stops the poll.
                     None if skip > self.source.max_skip() && said_more => {
-                        return Err(PollError::Protocol(format!(
-                            "more alerts match {} than the API lets a client page through ($skip at most {}), and it sent no usable @odata.nextLink; will try again next poll",
-                            describe(&req),
-                            self.source.max_skip()
-                        )));
+                        return Err(Broken::NoContinuation {
+                            read: describe(&req),
+                            max_skip: self.source.max_skip(),
+                        }
+                        .into());
                     }
                     // A full last page without a link, past the `$skip` limit: the server says
                     // there is no more (an instant of exactly a multiple of the page size).
@@ -376,10 +376,11 @@ impl<S: AlertSource> Pager<'_, S> {
             }
             previous = Some(ids);
         }
-        Err(PollError::Protocol(format!(
-            "the alerts of one read ({}) kept changing over {MAX_TIE_PASSES} passes; will try again next poll",
-            describe(&req)
-        )))
+        Err(Broken::KeptChanging {
+            read: describe(&req),
+            passes: MAX_TIE_PASSES,
+        }
+        .into())
     }
 
     /// A page is the last only when it is short (below `$top`, or below a cap the server was

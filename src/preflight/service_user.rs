@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use nix::unistd::{Gid, Group, Uid, User};
 
-use crate::config::{AuthMethod, Config, SecretSource};
+use crate::config::{AuthMethod, Config, SecretSource, Warning};
 
 /// The unit files `config check` reads `User=` from, in systemd's order of precedence.
 const UNITS: [&str; 3] = [
@@ -234,14 +234,17 @@ fn paths(config: &Config) -> Vec<(PathBuf, Need, String, &'static str)> {
 }
 
 /// What `account` (the service's user) cannot use of `config`, one warning per path.
-pub fn warnings(config: &Config, account: &Account) -> Vec<String> {
+pub fn warnings(config: &Config, account: &Account) -> Vec<Warning> {
     paths(config)
         .into_iter()
         .filter_map(|(path, need, key, fix)| {
             let why = denied(account, &path, need)?;
-            Some(format!(
-                "{key}: the service's user {} ({}) {why}: the service will fail where this command, run as another user, passed. Fix: {fix}",
-                account.name, account.from
+            Some(Warning::new(
+                format!(
+                    "{key}: the service's user {} ({}) {why}: the service will fail where this command, run as another user, passed",
+                    account.name, account.from
+                ),
+                fix,
             ))
         })
         .collect()

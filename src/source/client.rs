@@ -95,10 +95,10 @@ impl Dialect {
         }
     }
 
-    fn hint(&self, status: u16, code: &str, message: &str) -> String {
+    fn advice(&self, status: u16, code: &str, message: &str) -> super::Advice {
         match self {
-            Dialect::Mde { .. } => super::mde::hint(status, code, message),
-            Dialect::Graph { .. } => super::graph::hint(status, code),
+            Dialect::Mde { .. } => super::mde::advice(status, code, message),
+            Dialect::Graph { .. } => super::graph::advice(status, code),
         }
     }
 }
@@ -356,9 +356,9 @@ impl ApiSource {
         if retry == Retry::RenewToken {
             self.tokens.reject(&token).await;
         }
-        let hint = self
+        let advice = self
             .dialect
-            .hint(status, code.as_str(), &message.to_string());
+            .advice(status, code.as_str(), &message.to_string());
         Err((
             retry,
             SourceError::Refused {
@@ -366,7 +366,7 @@ impl ApiSource {
                 status,
                 code,
                 message,
-                hint,
+                advice,
             },
             wait,
         ))

@@ -221,7 +221,7 @@ fn refused(code: &str, message: &str) -> SourceError {
         status: 400,
         code: crate::redact::ServerText::new(code),
         message: crate::redact::ServerText::new(message),
-        hint: String::new(),
+        advice: Default::default(),
     }
 }
 

@@ -18,7 +18,7 @@
 //!   `Prefer: include-unknown-enum-members`, which every request does.
 //! - Graph returns every Defender product's alerts; `services` becomes a `serviceSource` clause.
 
-use super::PageRequest;
+use super::{Advice, PageRequest};
 use crate::config::Services;
 
 /// The API's name in messages.
@@ -56,15 +56,27 @@ pub fn query(r: &PageRequest, services: &Services) -> Vec<(&'static str, String)
 /// The fix for Graph's missing permission, in the words of the Entra portal.
 pub const GRANT: &str = "in Entra ID open App registrations → the app → API permissions → Add a permission → Microsoft Graph → Application permissions → SecurityAlert.Read.All → Grant admin consent (it is a Microsoft Graph permission, not WindowsDefenderATP's Alert.Read.All; with auth = \"password\" grant it as a delegated permission and give the user Security Reader or higher)";
 
-/// What to do about a refusal, by HTTP status and Graph's error code.
-pub fn hint(status: u16, code: &str) -> String {
+/// What a refusal means and what to do about it, by HTTP status and Graph's error code.
+pub fn advice(status: u16, code: &str) -> Advice {
     match status {
-        401 => " — the token was rejected even after renewal: its audience must be this cloud's Graph root (https://graph.microsoft.com; graph.microsoft.us for GCC High, dod-graph.microsoft.us for DoD) and tenant_id must be right".to_owned(),
-        403 => format!(" — the app lacks SecurityAlert.Read.All. Fix: {GRANT}"),
-        400 => format!(" — Graph rejected the query ({code}); if graph_url points at a proxy or private endpoint, check that it passes $filter, $orderby, $top and $skip unchanged"),
-        404 => " — check graph_url: alerts live at /v1.0/security/alerts_v2 under the Graph root (e.g. https://graph.microsoft.com)".to_owned(),
-        429 => " — Graph's quota (150 requests/min per app per tenant) is spent; another tool may share the app".to_owned(),
-        _ => String::new(),
+        401 => Advice::new(
+            "the token was rejected even after renewal",
+            "check tenant_id, and that graph_url is this cloud's Graph root, which is the token's audience (https://graph.microsoft.com; graph.microsoft.us for GCC High, dod-graph.microsoft.us for DoD)",
+        ),
+        403 => Advice::new("the app lacks SecurityAlert.Read.All", GRANT),
+        400 => Advice::new(
+            format!("Graph rejected the query ({code})"),
+            "if graph_url points at a proxy or private endpoint, check that it passes $filter, $orderby, $top and $skip unchanged",
+        ),
+        404 => Advice::new(
+            "security/alerts_v2 is not at this URL",
+            "check graph_url: alerts live at /v1.0/security/alerts_v2 under the Graph root (e.g. https://graph.microsoft.com)",
+        ),
+        429 => Advice::new(
+            "Graph's quota (150 requests/min per app per tenant) is spent",
+            "give mde-alerts an app registration of its own if another tool shares this one",
+        ),
+        _ => Advice::default(),
     }
 }
 
@@ -136,7 +148,7 @@ mod tests {
 
     #[test]
     fn a_missing_permission_says_what_to_grant() {
-        let h = hint(403, "Forbidden");
+        let h = advice(403, "Forbidden").fix.unwrap();
         assert!(h.contains("Microsoft Graph → Application permissions → SecurityAlert.Read.All"));
         assert!(h.contains("Grant admin consent"));
         assert!(h.contains("not WindowsDefenderATP"));

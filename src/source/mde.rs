@@ -6,7 +6,7 @@
 //! alerts, and reports show it looping), but it is heeded: a page that carries one is never taken
 //! for the last page.
 
-use super::PageRequest;
+use super::{Advice, PageRequest};
 
 /// The API's name in messages.
 pub const API: &str = "Defender for Endpoint";
@@ -30,34 +30,59 @@ pub fn query(r: &PageRequest, expand_evidence: bool) -> Vec<(&'static str, Strin
     q
 }
 
-/// What to do about a refusal, by HTTP status and the API's own words.
-pub fn hint(status: u16, code: &str, message: &str) -> String {
-    hint_on(status, code, message, chrono::Utc::now().date_naive())
+/// What a refusal means and what to do about it, by HTTP status and the API's own words.
+pub fn advice(status: u16, code: &str, message: &str) -> Advice {
+    advice_on(status, code, message, chrono::Utc::now().date_naive())
 }
 
-/// [`hint`] as of `today`. The API's retirement is named as the cause only when its answer says
+/// The move to Graph, the fix once this API is retired (or past its announced date).
+const READ_GRAPH: &str = "read Microsoft Graph instead: grant the app Microsoft Graph's SecurityAlert.Read.All (application permission, admin consent) and remove source = \"mde\" from the tenant's block (auto moves to Graph by itself)";
+
+/// [`advice`] as of `today`. The API's retirement is named as the cause only when its answer says
 /// so: a 403 after the date may still be a missing permission, and an admin sent to the wrong fix
 /// loses a night. From the date on, a 403, 404 or 410 adds that Graph is the way on.
-fn hint_on(status: u16, code: &str, message: &str, today: chrono::NaiveDate) -> String {
+fn advice_on(status: u16, code: &str, message: &str, today: chrono::NaiveDate) -> Advice {
     let off = crate::config::MDE_SWITCH_OFF;
-    let graph = "read Microsoft Graph instead: grant the app Microsoft Graph's SecurityAlert.Read.All (application permission, admin consent) and remove source = \"mde\" from the tenant's block (auto moves to Graph by itself)";
     if super::route::says_retired(code) || super::route::says_retired(message) {
-        return format!(
-            " — the API says it is retired ({}). Fix: {graph}",
-            crate::config::mde_announcement()
+        return Advice::new(
+            format!(
+                "the API says it is retired ({})",
+                crate::config::mde_announcement()
+            ),
+            READ_GRAPH,
         );
     }
-    let later = if crate::config::mde_switched_off(today) {
-        format!("; from {off} Microsoft's MC1220762 says this API no longer functions: {graph}")
-    } else {
-        String::new()
+    let switched_off = crate::config::mde_switched_off(today);
+    let (meaning, fix) = match status {
+        401 => (
+            "the token was rejected even after renewal",
+            "check the app's permissions and that tenant_id is right",
+        ),
+        403 => (
+            "the app lacks the WindowsDefenderATP application permission Alert.Read.All (or Alert.ReadWrite.All) with admin consent, or the token's audience is not https://api.securitycenter.microsoft.com",
+            "grant the app WindowsDefenderATP's Alert.Read.All (application permission, admin consent), or move the tenant to Microsoft Graph",
+        ),
+        404 | 410 => (
+            "the alerts API is not at this URL",
+            "check api_url: the alerts API lives at /api/alerts on the Defender API host",
+        ),
+        429 => {
+            return Advice::new(
+                "the tenant's API quota (100 calls/min, 1,500/h per app) is spent",
+                "give mde-alerts an app registration of its own if another tool shares this one",
+            );
+        }
+        _ => return Advice::default(),
     };
-    match status {
-        401 => format!(" — the token was rejected even after renewal; check the app's permissions and that tenant_id is right{later}"),
-        403 => format!(" — the app lacks the WindowsDefenderATP application permission Alert.Read.All (or Alert.ReadWrite.All) with admin consent, or the token's audience is not https://api.securitycenter.microsoft.com{later}"),
-        404 | 410 => format!(" — check api_url: the alerts API lives at /api/alerts on the Defender API host{later}"),
-        429 => " — the tenant's API quota (100 calls/min, 1,500/h per app) is spent; another tool may share the app".to_owned(),
-        _ => String::new(),
+    if switched_off {
+        Advice::new(
+            format!(
+                "{meaning}; from {off} Microsoft's MC1220762 says this API no longer functions"
+            ),
+            READ_GRAPH,
+        )
+    } else {
+        Advice::new(meaning, fix)
     }
 }
 
@@ -116,28 +141,37 @@ mod tests {
     fn a_refusal_blames_the_switch_off_only_when_the_answer_does() {
         let day = |s: &str| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
         for status in [403, 404, 410] {
-            let before = hint_on(status, "Forbidden", "no", day("2027-01-31"));
-            let after = hint_on(status, "Forbidden", "no", day("2027-02-01"));
+            let before = advice_on(status, "Forbidden", "no", day("2027-01-31"));
+            let after = advice_on(status, "Forbidden", "no", day("2027-02-01"));
+            let (before, after) = (before.meaning.unwrap(), after);
+            let (meaning, fix) = (after.meaning.unwrap(), after.fix.unwrap());
             assert!(!before.contains("MC1220762"), "{before}");
-            assert!(!after.contains("retired"), "{after}");
+            assert!(!meaning.contains("retired"), "{meaning}");
             assert!(
-                after.contains("from 2027-02-01 Microsoft's MC1220762 says"),
-                "{after}"
+                meaning.contains("from 2027-02-01 Microsoft's MC1220762 says"),
+                "{meaning}"
             );
-            let cause = if status == 403 { "lacks" } else { "api_url" };
+            let cause = if status == 403 {
+                "lacks"
+            } else {
+                "not at this URL"
+            };
             assert!(
-                after.find(cause) < after.find("MC1220762"),
-                "the HTTP cause first: {after}"
+                meaning.find(cause) < meaning.find("MC1220762"),
+                "the HTTP cause first: {meaning}"
             );
+            assert!(fix.contains("SecurityAlert.Read.All"), "{fix}");
         }
-        let retired = hint_on(
+        let retired = advice_on(
             410,
             "Gone",
             "This API has been retired; use Microsoft Graph",
             day("2026-12-01"),
         );
-        assert!(retired.contains("the API says it is retired"), "{retired}");
-        assert!(retired.contains("SecurityAlert.Read.All"), "{retired}");
-        assert!(!hint_on(429, "", "", day("2027-03-01")).contains("MC1220762"));
+        let meaning = retired.meaning.unwrap();
+        assert!(meaning.contains("the API says it is retired"), "{meaning}");
+        assert!(retired.fix.unwrap().contains("SecurityAlert.Read.All"));
+        let quota = advice_on(429, "", "", day("2027-03-01"));
+        assert!(!quota.meaning.unwrap().contains("MC1220762"));
     }
 }

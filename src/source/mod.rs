@@ -137,7 +137,7 @@ pub enum SourceError {
     #[error(transparent)]
     Auth(#[from] AuthError),
     /// The API refused the request for good (400, 403, 404, or 401 after a fresh token).
-    #[error("{api} answered HTTP {status} {code}: {message}{hint}")]
+    #[error("{api} answered HTTP {status} {code}: {message}{}", advice.meaning_said())]
     Refused {
         /// Which API.
         api: &'static str,
@@ -147,8 +147,8 @@ pub enum SourceError {
         code: ServerText,
         /// The API's message (or a description of a body that is not its error JSON), redacted.
         message: ServerText,
-        /// What to do, when we know.
-        hint: String,
+        /// What the answer means and what to do, when we know.
+        advice: Advice,
     },
     /// The body of a 200 response was not a valid page (truncated, not JSON, no `value`).
     #[error("{api} sent a page that is not valid JSON ({detail}); nothing from it was stored")]
@@ -160,7 +160,7 @@ pub enum SourceError {
     },
     /// The API answered with a redirect, which is never followed.
     #[error(
-        "{api} answered HTTP {status}, a redirect to {location}; the alerts APIs never redirect, so it was not followed (the token went nowhere else and nothing was stored). Fix: check api_url (the Defender API host, e.g. https://api.securitycenter.microsoft.com) or graph_url (e.g. https://graph.microsoft.com) and any proxy in between"
+        "{api} answered HTTP {status}, a redirect to {location}; the alerts APIs never redirect, so it was not followed (the token went nowhere else and nothing was stored)"
     )]
     Redirected {
         /// Which API.
@@ -171,9 +171,7 @@ pub enum SourceError {
         location: ServerText,
     },
     /// The page was larger than [`crate::http::MAX_PAGE_BYTES`].
-    #[error(
-        "{api} sent a page too large to read: {why}; nothing from it was stored. Fix: lower poll.page_size (fewer alerts per page), or set poll.expand_evidence = false; a real page of 10,000 alerts with evidence is about 32 MiB, a quarter of the limit, so a proxy or server may be broken"
-    )]
+    #[error("{api} sent a page too large to read: {why}; nothing from it was stored")]
     TooLarge {
         /// Which API.
         api: &'static str,
@@ -183,7 +181,7 @@ pub enum SourceError {
     /// The page did not fit in the memory all answers being read at once share
     /// ([`crate::http::BODY_BUDGET_BYTES`]); the other polls go on.
     #[error(
-        "{api}'s page could not be read: {why}; nothing from it was stored, and the next poll tries again. Fix: lower [poll] concurrency or poll.page_size; sixteen pages of 10,000 alerts with evidence fit, so answers this large at once usually mean a broken proxy or server in front of several tenants"
+        "{api}'s page could not be read: {why}; nothing from it was stored, and the next poll tries again"
     )]
     OverBudget {
         /// Which API.
@@ -199,7 +197,7 @@ pub enum SourceError {
     },
     /// Transient failures did not clear within the retries.
     #[error(
-        "{api} is not answering properly ({attempts} attempts; the last: {last}). Fix: check api_url (graph_url for a Graph tenant) and that this machine can reach it (DNS, firewall, [http] proxy or HTTPS_PROXY), and Microsoft's service health; the next poll tries again"
+        "{api} is not answering properly ({attempts} attempts; the last: {last}); the next poll tries again"
     )]
     Unavailable {
         /// Which API.
@@ -209,6 +207,60 @@ pub enum SourceError {
         /// The last failure, without the API's name (redacted).
         last: ServerText,
     },
+}
+
+/// What an API's refusal means and what to do about it: the meaning is part of the error's
+/// message, the fix is its [`SourceError::hint`], so that each is said once wherever the error is
+/// shown (a log line, `status`, the command's own output).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Advice {
+    /// What the answer means, when we know ("the app lacks SecurityAlert.Read.All").
+    pub meaning: Option<String>,
+    /// What to do about it.
+    pub fix: Option<String>,
+}
+
+impl Advice {
+    /// Advice with both parts.
+    pub fn new(meaning: impl Into<String>, fix: impl Into<String>) -> Advice {
+        Advice {
+            meaning: Some(meaning.into()),
+            fix: Some(fix.into()),
+        }
+    }
+
+    /// The meaning as the tail of the error's message (` — …`), or nothing.
+    fn meaning_said(&self) -> String {
+        self.meaning
+            .as_deref()
+            .map(|m| format!(" — {m}"))
+            .unwrap_or_default()
+    }
+}
+
+impl SourceError {
+    /// What the admin can do about it, when there is something to do: printed once, as
+    /// `fix: …`, after the error (and kept beside it in the run's row, which `status` shows).
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            SourceError::Auth(e) => e.hint(),
+            SourceError::Refused { advice, .. } => advice.fix.clone(),
+            // The next poll reads it again; nothing on this side makes a server send valid JSON.
+            SourceError::Malformed { .. } | SourceError::Deadline { .. } => None,
+            SourceError::Redirected { .. } => Some(
+                "check api_url (the Defender API host, e.g. https://api.securitycenter.microsoft.com) or graph_url (e.g. https://graph.microsoft.com) and any proxy in between".into(),
+            ),
+            SourceError::TooLarge { .. } => Some(
+                "lower poll.page_size (fewer alerts per page), or set poll.expand_evidence = false; a real page of 10,000 alerts with evidence is about 32 MiB, a quarter of the limit, so a proxy or server may be broken".into(),
+            ),
+            SourceError::OverBudget { .. } => Some(
+                "lower [poll] concurrency or poll.page_size; sixteen pages of 10,000 alerts with evidence fit, so answers this large at once usually mean a broken proxy or server in front of several tenants".into(),
+            ),
+            SourceError::Unavailable { .. } => Some(
+                "check api_url (graph_url for a Graph tenant) and that this machine can reach it (DNS, firewall, [http] proxy or HTTPS_PROXY), and Microsoft's service health".into(),
+            ),
+        }
+    }
 }
 
 /// A source of alerts.

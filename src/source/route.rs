@@ -31,7 +31,7 @@
 use std::sync::{Arc, Mutex};
 
 use crate::auth::{AccessToken, AuthError, TokenProvider};
-use crate::config::{SourceChoice, SourceKind};
+use crate::config::{SourceChoice, SourceKind, Warning};
 use crate::source::SourceError;
 
 /// Graph's permissions that let an app (or a delegated user) list alerts_v2.
@@ -424,34 +424,49 @@ pub fn mde_warning(
     choice: SourceChoice,
     api: Option<SourceKind>,
     reason: Option<&str>,
-) -> Option<String> {
+) -> Option<Warning> {
     let announced = crate::config::mde_announcement();
     let grant = super::graph::GRANT;
     let moves = "it then moves to Graph by itself at its next token renewal (within the hour), with no restart and no config edit";
-    match (choice, api) {
-        (SourceChoice::Mde, _) => Some(crate::config::mde_deprecation()),
-        (SourceChoice::Auto, Some(SourceKind::Mde)) => Some(match reason {
-            Some("graph_refused") => format!(
-                "reads the Defender for Endpoint API because Microsoft Graph refused its app (source = \"auto\"; the reason is in its status). {announced}. Fix: {grant}; {moves}"
+    let retry = "the tenant tries Graph again at its next token renewal";
+    let (why, fix) = match (choice, api) {
+        (SourceChoice::Mde, _) => return Some(crate::config::mde_deprecation()),
+        (SourceChoice::Auto, Some(SourceKind::Mde)) => match reason {
+            Some("graph_refused") => (
+                "Microsoft Graph refused its app (source = \"auto\"; the reason is in its status)",
+                format!("{grant}; {moves}"),
             ),
-            Some("graph_token_rejected") => format!(
-                "reads the Defender for Endpoint API because Microsoft Graph rejected the app's token even after renewal (HTTP 401; source = \"auto\"; the reason is in its status). {announced}. Fix: check tenant_id, and that graph_url is the Graph root of the tenant's cloud (https://graph.microsoft.com; graph.microsoft.us for GCC High, dod-graph.microsoft.us for DoD); the tenant tries Graph again at its next token renewal"
+            Some("graph_token_rejected") => (
+                "Microsoft Graph rejected the app's token even after renewal (HTTP 401; source = \"auto\"; the reason is in its status)",
+                format!(
+                    "check tenant_id, and that graph_url is the Graph root of the tenant's cloud (https://graph.microsoft.com; graph.microsoft.us for GCC High, dod-graph.microsoft.us for DoD); {retry}"
+                ),
             ),
-            Some("graph_not_found") => format!(
-                "reads the Defender for Endpoint API because Microsoft Graph answered that security/alerts_v2 is not there (HTTP 404 or 410; source = \"auto\"; the reason is in its status). {announced}. Fix: check graph_url: it is the Graph root (e.g. https://graph.microsoft.com), alerts live at /v1.0/security/alerts_v2 under it, and a proxy or private endpoint must pass that path on; the tenant tries Graph again at its next token renewal"
+            Some("graph_not_found") => (
+                "Microsoft Graph answered that security/alerts_v2 is not there (HTTP 404 or 410; source = \"auto\"; the reason is in its status)",
+                format!(
+                    "check graph_url: it is the Graph root (e.g. https://graph.microsoft.com), alerts live at /v1.0/security/alerts_v2 under it, and a proxy or private endpoint must pass that path on; {retry}"
+                ),
             ),
-            Some("unreachable") => format!(
-                "reads the Defender for Endpoint API because Microsoft Graph could not be reached from this machine (source = \"auto\"; the reason is in its status). {announced}. Fix: let this machine reach graph_url (firewall, [http] proxy); the tenant tries Graph again at its next token renewal"
+            Some("unreachable") => (
+                "Microsoft Graph could not be reached from this machine (source = \"auto\"; the reason is in its status)",
+                format!("let this machine reach graph_url (firewall, [http] proxy); {retry}"),
             ),
-            Some("graph_sign_in_failed") => format!(
-                "reads the Defender for Endpoint API because Entra ID would not sign its app in for Microsoft Graph (source = \"auto\"; the reason is in its status). {announced}. Fix: {grant}; {moves}"
+            Some("graph_sign_in_failed") => (
+                "Entra ID would not sign its app in for Microsoft Graph (source = \"auto\"; the reason is in its status)",
+                format!("{grant}; {moves}"),
             ),
-            _ => format!(
-                "reads the Defender for Endpoint API because its app holds no Microsoft Graph permission to read alerts (source = \"auto\"). {announced}. Fix: {grant}; {moves}"
+            _ => (
+                "its app holds no Microsoft Graph permission to read alerts (source = \"auto\")",
+                format!("{grant}; {moves}"),
             ),
-        }),
-        _ => None,
-    }
+        },
+        _ => return None,
+    };
+    Some(Warning::new(
+        format!("reads the Defender for Endpoint API because {why}. {announced}"),
+        fix,
+    ))
 }
 
 /// The Graph alerts permission in `claims` (`roles` of an app token, `scp` of a delegated one),
@@ -540,7 +555,7 @@ mod tests {
             status,
             code: crate::redact::ServerText::new("Code"),
             message: crate::redact::ServerText::new(message),
-            hint: String::new(),
+            advice: Default::default(),
         }
     }
 

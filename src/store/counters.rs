@@ -80,7 +80,7 @@ mod tests {
             } else {
                 Outcome::Failed
             };
-            s.finish_run(run, outcome, figures, None).unwrap();
+            s.finish_run(run, outcome, figures, None, None).unwrap();
         }
         let before = s.run_counters("t1").unwrap();
         assert_eq!(

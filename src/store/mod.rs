@@ -69,6 +69,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0012_quiet_streak.sql"),
     include_str!("../../migrations/0013_mail_pending.sql"),
     include_str!("../../migrations/0014_run_totals.sql"),
+    include_str!("../../migrations/0015_run_fix.sql"),
 ];
 
 fn migrations() -> Migrations<'static> {
@@ -972,7 +973,7 @@ mod tests {
                 api_calls: calls,
                 ..RunFigures::default()
             };
-            s.finish_run(run, Outcome::Ok, figures, None).unwrap();
+            s.finish_run(run, Outcome::Ok, figures, None, None).unwrap();
         };
         for _ in 0..5 {
             quiet(&mut s, 1);
@@ -988,11 +989,11 @@ mod tests {
         w.upsert("t", &alert("da1", "2026-01-01T00:00:00Z", ""))
             .unwrap();
         w.commit(Some(run), 1).unwrap();
-        s.finish_run(run, Outcome::Ok, RunFigures::default(), None)
+        s.finish_run(run, Outcome::Ok, RunFigures::default(), None, None)
             .unwrap();
         // A failed one too, and a quiet one after it starts a new streak.
         let run = s.begin_run("t", "poll").unwrap();
-        s.finish_run(run, Outcome::Failed, RunFigures::default(), Some("x"))
+        s.finish_run(run, Outcome::Failed, RunFigures::default(), Some("x"), None)
             .unwrap();
         quiet(&mut s, 1);
         quiet(&mut s, 1);
@@ -1010,7 +1011,7 @@ mod tests {
         // Another tenant's runs are never folded in.
         quiet(&mut s, 1);
         let run = s.begin_run("u", "poll").unwrap();
-        s.finish_run(run, Outcome::Ok, RunFigures::default(), None)
+        s.finish_run(run, Outcome::Ok, RunFigures::default(), None, None)
             .unwrap();
         assert_eq!(s.runs(Some("t"), 10).unwrap()[0].polls, 3);
         assert_eq!(s.runs(Some("u"), 10).unwrap()[0].polls, 1);
@@ -1275,6 +1276,7 @@ mod tests {
                 api_calls: 3,
                 ..RunFigures::default()
             },
+            None,
             None,
         )
         .unwrap();

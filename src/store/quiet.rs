@@ -376,6 +376,7 @@ impl Store {
                         },
                         cursor_after: s.cursor,
                         error: None,
+                        fix: None,
                         throttled: 0,
                         waited_ms: s.waited_ms,
                         polls: s.polls,
@@ -404,7 +405,7 @@ fn is_quiet(r: &RunRow) -> bool {
 impl Drop for Store {
     fn drop(&mut self) {
         if let Err(e) = self.flush_quiet() {
-            tracing::warn!(error = %e, "Cannot record the last quiet polls in the store; only their bookkeeping is lost.");
+            tracing::warn!(error = %e, fix = e.hint().as_deref(), "Cannot record the last quiet polls in the store; only their bookkeeping is lost.");
         }
     }
 }
@@ -513,7 +514,7 @@ mod tests {
     fn a_tenant_that_recovers_is_seen_at_once() {
         let (dir, mut s) = open();
         let run = s.begin_run("t", "poll").unwrap();
-        s.finish_run(run, Outcome::Failed, Default::default(), Some("x"))
+        s.finish_run(run, Outcome::Failed, Default::default(), Some("x"), None)
             .unwrap();
         s.poll_begun("t").unwrap();
         s.quiet_poll("t", quiet(vec![], None)).unwrap();
@@ -534,7 +535,7 @@ mod tests {
         assert!(w.wrote_streak());
         w.commit(Some(run), 1).unwrap();
         s.quiet_written("t");
-        s.finish_run(run, Outcome::Failed, Default::default(), Some("x"))
+        s.finish_run(run, Outcome::Failed, Default::default(), Some("x"), None)
             .unwrap();
         s.poll_ended("t");
         let rows = on_disk(&dir);

@@ -361,7 +361,7 @@ pub async fn daily(store: std::sync::Arc<Mutex<Store>>, keep: Duration) {
                 }
             }
             Ok(Err(e)) => {
-                tracing::error!(error = %e, "Retention failed; it is tried again tomorrow.")
+                tracing::error!(error = %e, fix = e.hint().as_deref(), "Retention failed; it is tried again tomorrow.")
             }
             Err(e) => {
                 tracing::error!(error = %e, "Retention panicked; it is tried again tomorrow.")

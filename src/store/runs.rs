@@ -95,6 +95,8 @@ pub struct RunRow {
     pub cursor_after: Option<ApiTime>,
     /// The error, if it failed.
     pub error: Option<String>,
+    /// What to do about the error, when there is something to do.
+    pub fix: Option<String>,
     /// 429 answers.
     pub throttled: i64,
     /// Time spent waiting, in milliseconds.
@@ -152,12 +154,13 @@ impl super::Store {
         outcome: Outcome,
         figures: RunFigures,
         error: Option<&str>,
+        fix: Option<&str>,
     ) -> Result<(), StoreError> {
         let outcome = outcome.as_str();
         self.conn
             .execute(
                 "UPDATE runs SET outcome = ?2, finished_at = ?3, api_calls = ?4, error = ?5, \
-                 throttled = ?6, waited_ms = ?7 WHERE id = ?1",
+                 throttled = ?6, waited_ms = ?7, fix = ?8 WHERE id = ?1",
                 params![
                     run.0,
                     outcome,
@@ -165,7 +168,8 @@ impl super::Store {
                     figures.api_calls as i64,
                     error,
                     figures.throttled as i64,
-                    figures.waited.as_millis() as i64
+                    figures.waited.as_millis() as i64,
+                    fix
                 ],
             )
             .map_err(|e| self.err(e))?;
@@ -217,7 +221,7 @@ impl super::Store {
             .prepare(
                 "SELECT id, tenant, kind, started_at, finished_at, outcome, api_calls, pages, new, updated, \
                  unchanged, stale, invalid, cursor_after, error, throttled, waited_ms, polls, \
-                 last_started_at FROM runs \
+                 last_started_at, fix FROM runs \
                  WHERE (?1 IS NULL OR tenant = ?1) ORDER BY id DESC LIMIT ?2",
             )
             .map_err(|e| self.err(e))?;
@@ -245,6 +249,7 @@ impl super::Store {
                     waited_ms: r.get(16)?,
                     polls: r.get(17)?,
                     last_started_at: r.get(18)?,
+                    fix: r.get(19)?,
                 })
             })
             .map_err(|e| self.err(e))?;

@@ -177,7 +177,7 @@ async fn status_is_unhealthy_when_polls_make_no_progress() {
     {
         let mut s = Store::open(&env.store_path()).unwrap();
         let run = s.begin_run("t1", "poll").unwrap();
-        s.finish_run(run, Outcome::Stalled, Default::default(), None)
+        s.finish_run(run, Outcome::Stalled, Default::default(), None, None)
             .unwrap();
     }
     let out = run(&env, &["status"]).await;

@@ -26,8 +26,8 @@ pub enum EnvError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     /// The HTTP client could not be built (proxy, private CA, TLS).
-    #[error("cannot set up HTTPS: {0}")]
-    Https(String),
+    #[error("cannot set up HTTPS")]
+    Https(#[source] crate::http::ClientError),
     /// A tenant's token provider could not be built.
     #[error(transparent)]
     SignIn(AuthError),

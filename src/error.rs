@@ -39,8 +39,8 @@ pub enum Error {
     #[error(transparent)]
     Import(#[from] ImportError),
     /// The HTTP client could not be built (proxy, private CA, TLS).
-    #[error("cannot set up HTTPS: {0}")]
-    Https(String),
+    #[error("cannot set up HTTPS")]
+    Https(#[source] crate::http::ClientError),
     /// A tenant's sign-in could not be set up.
     #[error(transparent)]
     SignIn(AuthError),
@@ -127,10 +127,7 @@ impl Error {
             Error::Store(e) => e.hint(),
             Error::Export(e) => e.hint(),
             Error::Import(e) => e.hint(),
-            Error::Https(_) => Some(
-                "check [http] (proxy, ca_file) in the config, and the proxy's URL and credentials"
-                    .into(),
-            ),
+            Error::Https(e) => Some(e.hint()),
             Error::SignIn(e) => e.hint(),
             Error::Signal { .. } | Error::Cron(_) => None,
             Error::ReadBack { .. } => {
@@ -160,6 +157,13 @@ impl Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn unreadable_ca() -> crate::http::ClientError {
+        crate::http::ClientError::CaRead {
+            path: "/etc/ca.pem".into(),
+            source: std::io::ErrorKind::NotFound.into(),
+        }
+    }
 
     fn config_error() -> ConfigError {
         ConfigError {
@@ -224,13 +228,13 @@ mod tests {
             demo.hint().as_deref(),
             Some("pass an empty or new directory with --dir")
         );
-        let https = Error::from(EnvError::Https("the proxy x cannot be used".into()));
+        let https = Error::from(EnvError::Https(unreadable_ca()));
         assert_eq!(
-            https.to_string(),
-            "cannot set up HTTPS: the proxy x cannot be used"
+            crate::http::error_chain(&https),
+            "cannot set up HTTPS: cannot read /etc/ca.pem: entity not found"
         );
         assert_eq!(https.exit_code(), EXIT_FAILED);
-        assert!(https.hint().is_some());
+        assert!(https.hint().unwrap().contains("ca_file"));
     }
 
     /// A fix is said once, by `hint()`, never inside the message: `main` prints it after the
@@ -267,7 +271,7 @@ mod tests {
                 dir: "/srv".into(),
                 what: "a store".into(),
             },
-            Error::Https("bad proxy".into()),
+            Error::Https(unreadable_ca()),
         ];
         for e in &errors {
             let text = crate::http::error_chain(e).to_lowercase();

@@ -25,11 +25,79 @@ pub const USER_AGENT: &str = concat!(
     env!("CARGO_PKG_VERSION")
 );
 
+/// Why the HTTP client could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// `[http] proxy` is not a proxy URL reqwest can use.
+    #[error("the proxy {url} cannot be used")]
+    Proxy {
+        /// The proxy's URL (credentials are never part of it: they are their own keys).
+        url: url::Url,
+        /// Why.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// `[http] ca_file` cannot be read.
+    #[error("cannot read {}", path.display())]
+    CaRead {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `[http] ca_file` is not a PEM bundle.
+    #[error("{} is not a PEM bundle", path.display())]
+    CaPem {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The TLS backend would not build the client; with a `ca_file`, its certificates are the
+    /// usual cause (a PEM block whose content is not a certificate is found only here).
+    #[error("the TLS client could not be built{}", ca_file.as_ref().map(|p| format!(" with the certificates of {}", p.display())).unwrap_or_default())]
+    Build {
+        /// `[http] ca_file`, when set.
+        ca_file: Option<std::path::PathBuf>,
+        /// Why.
+        #[source]
+        source: reqwest::Error,
+    },
+}
+
+impl ClientError {
+    /// What to do about it: printed once, as `fix: …`, after the error.
+    pub fn hint(&self) -> String {
+        match self {
+            ClientError::Proxy { .. } => {
+                "set [http] proxy to the proxy's URL, such as http://proxy.example:3128".into()
+            }
+            ClientError::CaRead { .. } => {
+                "point [http] ca_file at a file this user can read, or remove the key".into()
+            }
+            ClientError::CaPem { .. } => "give [http] ca_file the CA certificate(s) in PEM (text starting with -----BEGIN CERTIFICATE-----); convert a DER file with `openssl x509 -inform der -in ca.cer -out ca.pem`".into(),
+            ClientError::Build {
+                ca_file: Some(path),
+                ..
+            } => format!(
+                "give [http] ca_file the CA certificate(s) in PEM; `openssl x509 -in {} -noout -subject` shows whether it holds one",
+                path.display()
+            ),
+            ClientError::Build { ca_file: None, .. } => {
+                "check [http] proxy in the config; the cause above names what failed".into()
+            }
+        }
+    }
+}
+
 /// Builds the shared client: timeouts always; the configured proxy (its credentials sent as
 /// `Proxy-Authorization`, never logged) or else the standard `HTTPS_PROXY` / `HTTP_PROXY` /
 /// `NO_PROXY` variables; and the extra CA from `ca_file`, merged with the system's roots.
 /// Certificate verification cannot be turned off: there is deliberately no setting for it.
-pub fn client(request_timeout: Duration, net: &HttpConfig) -> Result<reqwest::Client, String> {
+pub fn client(request_timeout: Duration, net: &HttpConfig) -> Result<reqwest::Client, ClientError> {
     let mut b = reqwest::Client::builder()
         .user_agent(USER_AGENT)
         .connect_timeout(Duration::from_secs(15))
@@ -38,7 +106,10 @@ pub fn client(request_timeout: Duration, net: &HttpConfig) -> Result<reqwest::Cl
         .redirect(reqwest::redirect::Policy::none());
     if let Some(p) = &net.proxy {
         let mut proxy = reqwest::Proxy::all(p.url.as_str())
-            .map_err(|e| format!("the proxy {} cannot be used: {e}", p.url))?
+            .map_err(|source| ClientError::Proxy {
+                url: p.url.clone(),
+                source,
+            })?
             .no_proxy(reqwest::NoProxy::from_env());
         if let Some(user) = &p.username {
             let pass = p.password.as_ref().map(|s| s.expose_secret()).unwrap_or("");
@@ -52,12 +123,21 @@ pub fn client(request_timeout: Duration, net: &HttpConfig) -> Result<reqwest::Cl
         register_env_proxy_credentials(|k| std::env::var(k).ok());
     }
     if let Some(ca) = &net.ca_file {
-        let pem = std::fs::read(ca).map_err(|e| format!("cannot read {}: {e}", ca.display()))?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem)
-            .map_err(|e| format!("{} is not a PEM bundle: {e}", ca.display()))?;
+        let pem = std::fs::read(ca).map_err(|source| ClientError::CaRead {
+            path: ca.clone(),
+            source,
+        })?;
+        let certs =
+            reqwest::Certificate::from_pem_bundle(&pem).map_err(|source| ClientError::CaPem {
+                path: ca.clone(),
+                source,
+            })?;
         b = b.tls_certs_merge(certs);
     }
-    b.build().map_err(|e| error_chain(&e))
+    b.build().map_err(|source| ClientError::Build {
+        ca_file: net.ca_file.clone(),
+        source,
+    })
 }
 
 /// The variables reqwest takes a proxy from when none is configured, in its order of preference.

@@ -442,3 +442,32 @@ async fn config_check_fails_where_a_poll_would() {
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("ok:"), "{}", text(&out));
 }
+
+/// A CA file whose PEM block holds no certificate reqwest can read stops the poll before any
+/// call, naming the file and `[http] ca_file`, with the fix on its own line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ca_file_that_tls_cannot_read_names_the_file_and_the_fix() {
+    let env = env().await;
+    let ca = env.dir.path().join("corporate-ca.pem");
+    std::fs::write(
+        &ca,
+        "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    env.edit_config(|c| c.http.ca_file = Some(ca.display().to_string()));
+    let out = run(&env, &["poll"]).await;
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    let line = t
+        .lines()
+        .find(|l| l.starts_with("error: cannot set up HTTPS: "))
+        .unwrap_or_else(|| panic!("{t}"));
+    assert!(line.contains("corporate-ca.pem"), "{line}");
+    let fix = t
+        .lines()
+        .skip_while(|l| !l.starts_with("error: "))
+        .nth(1)
+        .unwrap_or_default();
+    assert!(fix.starts_with("  fix: ") && fix.contains("[http]"), "{t}");
+    assert_eq!(env.sim.stats().token_requests, 0, "no call was made: {t}");
+}

@@ -791,6 +791,12 @@ async fn shutdown(plan: Plan, store: &Arc<Mutex<Store>>, out: &Outlet) {
                     tracing::warn!(tenant = %tenant, error = %e, fix = e.hint().as_deref(), "Cannot close the interrupted run.");
                 }
             }
+            // The quiet polls' bookkeeping is written now, not when the last holder of the store
+            // lets it go (a job's blocking thread may outlive this step): whoever reads the store
+            // once the service has stopped sees every poll it made.
+            if let Err(e) = s.flush_quiet() {
+                tracing::warn!(error = %e, fix = e.hint().as_deref(), "Cannot record the last quiet polls in the store; only their bookkeeping is lost.");
+            }
         }),
     )
     .await;

@@ -261,6 +261,9 @@ pub async fn poll(config: &Config, only: Option<&str>, export: bool) -> Result<P
     if export {
         crate::export::check_export_dirs(config)?;
     }
+    // A store path that cannot be a store (a directory, a missing directory) is the config's
+    // mistake, said with its key and exit code 78, not an I/O failure found by SQLite.
+    crate::preflight::check_store_dir(config)?;
     // One writer per store: a second poll or import waits briefly, then says who holds it.
     let _lock = WriterLock::acquire(&config.store.path, WRITER_WAIT)?;
     let store = Arc::new(Mutex::new(Store::open(&config.store.path)?));

@@ -70,7 +70,7 @@ impl Config {
             t.check_secrets().map_err(|e| t.in_its_file(e))?;
         }
         check_store_dir(self)?;
-        crate::export::check_export_dirs(self)
+        crate::export::check_export_dirs_could_be_made(self)
     }
 }
 

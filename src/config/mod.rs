@@ -40,7 +40,7 @@ pub use crate::alert::filter::Filter;
 pub use error::ConfigError;
 pub use files::{KEY_FILE_CAP, SmallFileError, read_key_file, read_small_file};
 pub use mail::{MailConfig, MailLogin, MailTls};
-pub use secret::{SecretSource, warn_if_shared};
+pub use secret::{SECRET_FILE_FIX, SecretSource, warn_if_shared};
 pub use validate::RawFile;
 
 use files::CONFIG_FILE_CAP;
@@ -1202,6 +1202,10 @@ dir = "out"
         let e = err(&GOOD.replace("[poll]", "[poll]\nschedule = \"0 0 0 30 2 *\""));
         assert_eq!(e.key, "poll.schedule");
         assert!(e.problem.contains("never fires"), "{e}");
+        assert!(
+            e.fix.starts_with("make the day, month and weekday"),
+            "{e:?}"
+        );
         let e = err(&GOOD.replace("[poll]", "schedule = \"0 0 0 31 4 *\"\n[poll]"));
         assert_eq!(e.key, "tenants[0].schedule");
         let e = err(&(GOOD.to_owned() + "schedule = \"0 0 0 30 2 *\"\n"));

@@ -70,7 +70,11 @@ impl SecretSource {
                 // mde-alerts auth check`) the variable: one config serves both.
                 let var = credential_variable(name);
                 match std::env::var_os("CREDENTIALS_DIRECTORY") {
-                    Some(dir) => read_secret_file(key, &Path::new(&dir).join(name))?,
+                    // systemd made this file for the service alone: its mode is not the admin's.
+                    Some(dir) => {
+                        let path = Path::new(&dir).join(name);
+                        utf8_secret(key, &path, read_key_file(key, &path, "credential")?)?
+                    }
                     None => std::env::var(var).map_err(|_| {
                         let what = if name == "password" {
                             "no password is configured"
@@ -174,6 +178,10 @@ fn shown_name(var: &str) -> bool {
         .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
 }
 
+/// What to do about a file holding a secret that the wrong accounts can read, or the service's
+/// account cannot: one answer wherever it is said (`config check` as root, a poll's warning).
+pub const SECRET_FILE_FIX: &str = "chown it to the service's user and chmod 0600, or leave the key out and pass the secret as a systemd credential (LoadCredential=, see the README)";
+
 /// Warns when a file holding a secret may be read by others than its owner: once per file and
 /// process, however many tenants share the file or how often it is read (forty tenants of one app
 /// made forty identical lines).
@@ -196,7 +204,8 @@ pub fn warn_if_shared(key: &str, path: &Path) {
                 key,
                 file = %path.display(),
                 mode = format!("{mode:o}"),
-                "This secret file may be read by group or others; run `chmod 600` on it (or use a systemd credential)."
+                fix = SECRET_FILE_FIX,
+                "This secret file may be read by group or others."
             );
         }
     }
@@ -205,6 +214,10 @@ pub fn warn_if_shared(key: &str, path: &Path) {
 fn read_secret_file(key: &str, path: &Path) -> Result<String, ConfigError> {
     warn_if_shared(key, path);
     let bytes = read_key_file(key, path, "secret file")?;
+    utf8_secret(key, path, bytes)
+}
+
+fn utf8_secret(key: &str, path: &Path, bytes: Vec<u8>) -> Result<String, ConfigError> {
     String::from_utf8(bytes).map_err(|_| {
         ConfigError::new(
             key,
@@ -233,5 +246,6 @@ mod tests {
         });
         assert_eq!(lines.len(), 1, "{lines:?}");
         assert_eq!(lines[0]["fields"]["mode"], "644");
+        assert_eq!(lines[0]["fields"]["fix"], SECRET_FILE_FIX);
     }
 }

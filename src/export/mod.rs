@@ -78,7 +78,7 @@ mod sets;
 pub mod table;
 pub mod xlsx;
 
-pub use probe::check_export_dirs;
+pub use probe::{check_export_dirs, check_export_dirs_could_be_made};
 
 use std::fmt;
 use std::fs::{self, File};

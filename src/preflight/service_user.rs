@@ -162,7 +162,7 @@ fn owner_and_mode(meta: &std::fs::Metadata) -> String {
 
 /// Every path the service reads or writes, with the key that names it and the fix.
 fn paths(config: &Config) -> Vec<(PathBuf, Need, String, &'static str)> {
-    let secret_fix = "chgrp the file to the service's group and chmod 0640, or leave the key out and pass the systemd credential (LoadCredential=, see the README)";
+    let secret_fix = crate::config::SECRET_FILE_FIX;
     let mut out = vec![(
         config.path.clone(),
         Need::Read,

@@ -224,7 +224,9 @@ impl Route {
             Ok(token) => self.decide_with(&token),
             Err(e) => {
                 let hold = match mde {
-                    Some(m) if !e.is_transient() => m.token().await.ok().map(|t| t.generation()),
+                    Some(m) if refuses_only_this_resource(&e) => {
+                        m.token().await.ok().map(|t| t.generation())
+                    }
                     _ => None,
                 };
                 self.sign_in_failed(e, hold)
@@ -263,11 +265,13 @@ impl Route {
         self.remember(decision, Some(token.generation()))
     }
 
-    /// No Graph token: a transient failure keeps the last decision (or tries Graph, whose poll
-    /// then fails with the sign-in error); a definite one (consent missing, an unknown resource)
+    /// No Graph token. A refusal of Graph's resource alone (consent missing, an unknown resource)
     /// reads the MDE API, and holds while the MDE API's token of generation `hold` is current.
+    /// Anything else (a wrong secret, tenant or app; Entra out of reach) would fail the MDE API's
+    /// sign-in alike: the last decision stands (or Graph is tried), and the poll fails with the
+    /// sign-in error and its fix, not with advice to grant a Graph permission the app may hold.
     fn sign_in_failed(&self, e: AuthError, hold: Option<u64>) -> Decision {
-        if e.is_transient() {
+        if !refuses_only_this_resource(&e) {
             return self.lock().decision.clone().unwrap_or(Decision {
                 api: SourceKind::Graph,
                 why: Why::GraphSignIn(graph_sign_in_text(&e)),
@@ -497,16 +501,16 @@ pub fn is_refusal(e: &SourceError) -> bool {
                 || says_retired(&code.to_string())
                 || says_retired(&message.to_string())
         }
-        SourceError::Auth(AuthError::Entra(entra)) => {
-            // The API's resource is gone from the tenant, or its permission needs consent: the
-            // sign-in for that API alone fails, the other API may still be readable.
-            entra
-                .codes
-                .iter()
-                .any(|c| matches!(c, 500011 | 65001 | 650057))
-        }
+        SourceError::Auth(e) => refuses_only_this_resource(e),
         _ => false,
     }
+}
+
+/// Whether Entra refused the sign-in for one API's resource alone (the resource is not in the
+/// tenant, or its permission awaits consent), so the other API's sign-in may still succeed.
+fn refuses_only_this_resource(e: &AuthError) -> bool {
+    matches!(e, AuthError::Entra(entra)
+        if entra.codes.iter().any(|c| matches!(c, 500011 | 65001 | 650057)))
 }
 
 /// Whether a server's text says the API is retired or switched off.

@@ -756,3 +756,26 @@ async fn killed_polls_moving_between_apis_lose_nothing_and_store_nothing_twice()
     assert_eq!(s.apis[0].1.api, mde_alerts::config::SourceKind::Graph);
     assert_one_latest_row_per_alert(&env);
 }
+
+/// A wrong client secret fails every API's sign-in alike: an auto tenant does not go to the MDE
+/// API for it, and no warning tells the admin to grant a Graph permission the app may well hold.
+/// The poll fails with Entra's code and the fix for the secret.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_secret_is_not_taken_for_a_missing_graph_permission() {
+    let env = Env::new(sim_config(20, 94, Hazards::default()), auto()).await;
+    std::fs::write(env.path().join("secret"), "not-the-secret-value").unwrap();
+    let out = run(&env, &["poll"]).await;
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t.contains("AADSTS7000215"), "{t}");
+    assert!(t.contains("  fix: "), "{t}");
+    assert!(!t.contains("SecurityAlert.Read.All"), "{t}");
+    let st = env.sim.stats();
+    assert_eq!((st.alert_calls, st.graph_calls), (0, 0), "{t}");
+    let status = status(&env).await;
+    assert_ne!(status["api"], "mde", "{status}");
+    assert!(
+        status["warnings"].as_array().is_none_or(|w| w.is_empty()),
+        "{status}"
+    );
+}

@@ -8,14 +8,6 @@ use mde_alerts::config::{Config, TokenEndpoint, keys};
 use mde_alerts::store::Store;
 use mde_sim::Hazards;
 
-fn text(o: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 #[test]
 fn example_config_loads_and_documents_every_key() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.toml");

@@ -9,14 +9,6 @@ use mde_alerts::config::{Config, ExportFormat};
 use mde_alerts::store::Store;
 use mde_sim::Hazards;
 
-fn text(o: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 /// A config with one tenant (the simulator's) and the given export blocks.
 async fn env_with_exports(alerts: usize, exports: Vec<RawExport>) -> Env {
     let env = Env::new(sim_config(alerts, 51, Hazards::default()), Opts::default()).await;

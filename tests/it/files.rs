@@ -8,14 +8,6 @@ use std::path::{Path, PathBuf};
 use crate::support::*;
 use mde_sim::Hazards;
 
-fn text(o: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 /// An env with `alerts` alerts, the given export blocks, polled once (exports included).
 async fn polled(alerts: usize, exports: &str) -> Env {
     let env = Env::new(sim_config(alerts, 91, Hazards::default()), Opts::default()).await;

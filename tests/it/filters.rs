@@ -41,14 +41,6 @@ fn all(store: &Path) -> Vec<Stored> {
     out
 }
 
-fn text(o: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 /// The IDs in a CSV written to standard output (BOM, header, rows), and its header.
 fn csv_ids(bytes: &[u8]) -> (Vec<String>, BTreeSet<String>) {
     let body = bytes.strip_prefix("\u{feff}".as_bytes()).expect("a BOM");

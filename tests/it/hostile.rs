@@ -309,14 +309,6 @@ async fn env() -> Env {
     Env::new(sim_config(3, 90, Hazards::default()), Opts::default()).await
 }
 
-fn text(o: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 fn sim_secret() -> &'static str {
     mde_sim::DEMO_CLIENT_SECRET
 }

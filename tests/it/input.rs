@@ -12,14 +12,6 @@ use mde_alerts::config::raw::{AuthKind, RawConfig, RawTenant};
 use mde_alerts::store::Store;
 use mde_sim::Hazards;
 
-fn text(o: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 async fn env() -> Env {
     Env::new(sim_config(12, 9, Hazards::default()), Opts::default()).await
 }
@@ -470,4 +462,28 @@ async fn a_ca_file_that_tls_cannot_read_names_the_file_and_the_fix() {
         .unwrap_or_default();
     assert!(fix.starts_with("  fix: ") && fix.contains("[http]"), "{t}");
     assert_eq!(env.sim.stats().token_requests, 0, "no call was made: {t}");
+}
+
+/// A store path that names a directory, or sits in a directory that does not exist, is the
+/// config's mistake: `poll` says so with the key and exit code 78, before any call is spent.
+#[tokio::test]
+async fn a_store_path_that_cannot_be_a_store_is_a_config_error() {
+    let env = env().await;
+    let dir = env.dir.path().join("a-directory");
+    std::fs::create_dir(&dir).unwrap();
+    for (path, says) in [
+        (dir.clone(), "is not a regular file"),
+        (
+            env.dir.path().join("missing").join("alerts.db"),
+            "does not exist",
+        ),
+    ] {
+        env.edit_config(|c| c.store.path = Some(path.display().to_string()));
+        let out = run(&env, &["poll"]).await;
+        let t = text(&out);
+        assert_eq!(out.status.code(), Some(78), "{t}");
+        assert!(t.contains("store.path") && t.contains(says), "{t}");
+        assert!(t.contains("  fix: "), "{t}");
+        assert_eq!(env.sim.stats().token_requests, 0, "no call was made: {t}");
+    }
 }

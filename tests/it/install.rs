@@ -7,14 +7,6 @@ use std::os::unix::fs::PermissionsExt;
 use crate::support::*;
 use mde_sim::Hazards;
 
-fn text(o: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 /// A config whose tenant names no secret key, as the README's Configure step writes it.
 async fn without_secret_keys() -> Env {
     let env = Env::new(sim_config(10, 81, Hazards::default()), Opts::default()).await;

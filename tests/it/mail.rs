@@ -17,14 +17,6 @@ use mde_sim::Hazards;
 
 const ALERTS: usize = 12;
 
-fn text(o: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 fn mail_section(smtp: &str) -> RawMail {
     RawMail {
         smtp: Some(smtp.into()),

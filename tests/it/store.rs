@@ -12,14 +12,6 @@ use mde_alerts::store::{Store, backup, check};
 use mde_sim::Hazards;
 use rusqlite::Connection;
 
-fn text(o: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 fn alert(id: &str, t: &str, status: &str) -> Alert {
     Alert::parse(&format!(
         r#"{{"id":"{id}","lastUpdateTime":"{t}","status":"{status}","pad":"{}"}}"#,

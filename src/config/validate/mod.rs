@@ -229,7 +229,9 @@ fn schedule(at: &At<'_>, k: &str, text: &str, fix: &str) -> Result<croner::Cron,
             format!(
                 "{text:?} never fires: no time in the next five years matches it (a day that does not exist, such as 30 February?)"
             ),
-            fix,
+            format!(
+                "make the day, month and weekday fields meet on a date that exists (days 1 to 28 are in every month); {fix}"
+            ),
         )),
     }
 }

@@ -213,6 +213,15 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_mde-alerts")
 }
 
+/// A command's standard output and error, as one text.
+pub fn text(o: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
 /// Runs the real binary with the env's config.
 pub async fn run(env: &Env, args: &[&str]) -> std::process::Output {
     run_with(env, args, |_| {}).await

@@ -50,35 +50,41 @@ fn probe(dir: &Path, missing: Missing) -> Result<(), (String, &'static str)> {
     match std::fs::metadata(dir) {
         Ok(m) if !m.is_dir() => Err(not_a_dir(dir)),
         Ok(_) => try_a_file(dir),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => match missing {
-            Missing::Create => match std::fs::create_dir_all(dir) {
-                Ok(()) => try_a_file(dir),
-                Err(err) => Err((
-                    format!("{} cannot be created: {err}", dir.display()),
-                    WRITE_FIX,
-                )),
-            },
-            Missing::Leave => {
-                // The first part of the path that exists decides whether the rest can be made.
-                let Some(base) = dir.ancestors().skip(1).find(|a| a.exists()) else {
-                    return Ok(());
-                };
-                if !base.is_dir() {
-                    return Err(not_a_dir(base));
-                }
-                use nix::unistd::{AccessFlags, access};
-                access(base, AccessFlags::W_OK | AccessFlags::X_OK).map_err(|err| {
-                    (
-                        format!(
-                            "{} does not exist and cannot be created in {}: {err}",
-                            dir.display(),
-                            base.display()
-                        ),
-                        WRITE_FIX,
-                    )
-                })
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+            ) =>
+        {
+            // The first part of the path that exists decides whether the rest can be made.
+            let base = dir.ancestors().skip(1).find(|a| a.exists());
+            if let Some(base) = base.filter(|b| !b.is_dir()) {
+                return Err(not_a_dir(base));
             }
-        },
+            match (missing, base) {
+                (Missing::Create, _) => match std::fs::create_dir_all(dir) {
+                    Ok(()) => try_a_file(dir),
+                    Err(err) => Err((
+                        format!("{} cannot be created: {err}", dir.display()),
+                        WRITE_FIX,
+                    )),
+                },
+                (Missing::Leave, None) => Ok(()),
+                (Missing::Leave, Some(base)) => {
+                    use nix::unistd::{AccessFlags, access};
+                    access(base, AccessFlags::W_OK | AccessFlags::X_OK).map_err(|err| {
+                        (
+                            format!(
+                                "{} does not exist and cannot be created in {}: {err}",
+                                dir.display(),
+                                base.display()
+                            ),
+                            WRITE_FIX,
+                        )
+                    })
+                }
+            }
+        }
         Err(err) => Err((
             format!("{} cannot be read: {err}", dir.display()),
             WRITE_FIX,

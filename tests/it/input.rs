@@ -376,7 +376,28 @@ async fn config_check_fails_where_a_poll_would() {
             "a-file/exports",
         )];
     });
-    expect_78(&env, &config, check, "exports[0].dir", "cannot be written").await;
+    for args in [check, &["poll"]] {
+        expect_78(
+            &env,
+            &config,
+            args,
+            "exports[0].dir",
+            "a-file exists and is not a directory",
+        )
+        .await;
+    }
+    // A missing export directory is left for the service to make as its own: `config check` is
+    // often run with sudo, and a directory it made would be root's.
+    let config = config::changed(&base, |c| {
+        c.exports = vec![config::export("alerts", ExportFormat::Csv, "later/exports")];
+    });
+    std::fs::write(&env.config_path, &config).unwrap();
+    let out = run_bounded(&env, check).await;
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        !env.path().join("later").exists(),
+        "config check made a directory"
+    );
     // A store in a directory that does not exist.
     let config = config::changed(&base, |c| {
         c.store.path = Some("no-such-dir/alerts.db".into())

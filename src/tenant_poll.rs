@@ -201,7 +201,10 @@ async fn record(
     .await
     .expect("store task panicked")?;
     let moved = previous.as_ref().is_some_and(|p| p.api != api);
-    if moved || (previous.is_none() && decision.why != Why::Pinned) {
+    // A first choice is said once; not a pinned one (the config says it) nor one made while the
+    // app cannot sign in (the poll's error says that, with its fix).
+    let chosen = !matches!(decision.why, Why::Pinned | Why::SignInFailed(_));
+    if moved || (previous.is_none() && chosen) {
         tracing::info!(
             tenant = %tenant.cfg.name,
             api = decision.api.title(),

@@ -1304,6 +1304,7 @@ dir = "out"
         .check_ready()
         .unwrap_err();
         assert_eq!(e.key, "store.path");
+        std::fs::create_dir(dir.path().join("out")).unwrap();
         let e = Config::parse(
             &good.replace("path = \"alerts.db\"", "path = \"out\""),
             &path,

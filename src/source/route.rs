@@ -65,8 +65,11 @@ pub enum Why {
         /// Graph's error code.
         code: String,
     },
-    /// Auto: Entra ID would not sign in for Graph (its message).
+    /// Auto: Entra ID would not sign in for Graph's resource alone (its message).
     GraphSignIn(String),
+    /// Auto: the app cannot sign in at all (a wrong secret, tenant or app; Entra out of reach),
+    /// so no API can be read until that is fixed; Graph, the default, is tried (its message).
+    SignInFailed(String),
     /// Auto: the API it would read could not be reached (this machine's network, a proxy), so it
     /// stays on the API its cursor came from until its next Graph token.
     Unreachable {
@@ -93,6 +96,7 @@ impl Why {
             } => "graph_not_found",
             Why::GraphRefused { .. } => "graph_refused",
             Why::GraphSignIn(_) => "graph_sign_in_failed",
+            Why::SignInFailed(_) => "sign_in_failed",
             Why::Unreachable { .. } => "unreachable",
         }
     }
@@ -119,6 +123,10 @@ impl std::fmt::Display for Why {
                 "Microsoft Graph refused the app (HTTP {status} {code}); Graph is tried again at the next token renewal"
             ),
             Why::GraphSignIn(e) => write!(f, "Entra ID would not sign in for Microsoft Graph: {e}"),
+            Why::SignInFailed(e) => write!(
+                f,
+                "the app could not sign in, so no API can be read until that is fixed: {e}"
+            ),
             Why::Unreachable { api, error } => write!(
                 f,
                 "{} could not be reached, so the tenant stays on the API it was reading until its next token renewal: {error}",
@@ -274,7 +282,7 @@ impl Route {
         if !refuses_only_this_resource(&e) {
             return self.lock().decision.clone().unwrap_or(Decision {
                 api: SourceKind::Graph,
-                why: Why::GraphSignIn(graph_sign_in_text(&e)),
+                why: Why::SignInFailed(e.to_string()),
             });
         }
         let mut st = self.lock();

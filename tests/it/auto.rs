@@ -774,6 +774,7 @@ async fn a_wrong_secret_is_not_taken_for_a_missing_graph_permission() {
     assert_eq!((st.alert_calls, st.graph_calls), (0, 0), "{t}");
     let status = status(&env).await;
     assert_ne!(status["api"], "mde", "{status}");
+    assert_eq!(status["api_reason"], "sign_in_failed", "{status}");
     assert!(
         status["warnings"].as_array().is_none_or(|w| w.is_empty()),
         "{status}"

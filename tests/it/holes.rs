@@ -8,7 +8,7 @@ use mde_sim::{FaultKind, Hazards};
 
 use crate::support::*;
 
-/// Item 13: Ctrl-C on `poll` killed it without a word and left its run "running", so `status`
+/// Ctrl-C on `poll` killed it without a word and left its run "running", so `status`
 /// called the tenant healthy. Now the run is closed as `interrupted`, the command says what it
 /// stored, exits 130, and `status` exits 1.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -78,7 +78,7 @@ async fn ctrl_c_during_poll_closes_the_run_and_says_what_was_stored() {
     assert_matches_truth(&env);
 }
 
-/// Item 15: `demo --dir DIR` overwrote an existing `DIR/config.toml` and poured demo alerts into an
+/// `demo --dir DIR` overwrote an existing `DIR/config.toml` and poured demo alerts into an
 /// existing store. It now refuses a directory holding a config or store it did not write, and
 /// starts afresh in its own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -155,7 +155,7 @@ async fn demo_reruns_in_its_own_directory_and_suggests_runnable_commands() {
     );
 }
 
-/// Item 18: read-only commands migrated and wrote the store: pointed at another program's SQLite
+/// Read-only commands migrated and wrote the store: pointed at another program's SQLite
 /// file they converted it to WAL and added tables. Every command now refuses a database that is
 /// not an mde-alerts store, and leaves it as it was.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -186,7 +186,7 @@ async fn commands_refuse_another_programs_database_and_leave_it_alone() {
     assert!(!std::path::Path::new(&wal).exists(), "no WAL was made");
 }
 
-/// Item 18: `status` reads the store without writing it (no migration, no WAL conversion): the
+/// `status` reads the store without writing it (no migration, no WAL conversion): the
 /// database file is byte for byte the same afterwards.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_does_not_write_the_store() {
@@ -208,7 +208,7 @@ async fn status_does_not_write_the_store() {
     assert_eq!(std::fs::read(env.store_path()).unwrap(), before);
 }
 
-/// Item 12: a reader that closes the pipe early (`status --json | head -1`, `config check | true`)
+/// A reader that closes the pipe early (`status --json | head -1`, `config check | true`)
 /// made the command panic ("failed printing to stdout: Broken pipe", exit 101). A closed pipe is
 /// now a normal end: exit 0, no panic, on every command that prints.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -245,7 +245,7 @@ async fn a_closed_pipe_is_a_normal_end() {
     }
 }
 
-/// Item 13: Ctrl-C on `import` killed it without a word and left its run "running". The import
+/// Ctrl-C on `import` killed it without a word and left its run "running". The import
 /// now stops at its next batch, rolls back (it is one transaction), records the run as
 /// `interrupted`, says so and exits 130.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -316,7 +316,7 @@ fn sim_secret() -> &'static str {
 const ALERT_PAGE: &str =
     r#"{"value":[{"id":"foreign-1","lastUpdateTime":"2024-05-01T10:00:00Z","title":"planted"}]}"#;
 
-/// Item 6: a redirect from the token endpoint or the alerts API is an error naming where it
+/// A redirect from the token endpoint or the alerts API is an error naming where it
 /// pointed; the target (which would get the secret, or plant alerts) is never contacted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redirects_are_never_followed() {
@@ -364,7 +364,7 @@ async fn redirects_are_never_followed() {
     );
 }
 
-/// Item 7: an endless token body and a page announcing 4 GiB fail at once with the limit named;
+/// An endless token body and a page announcing 4 GiB fail at once with the limit named;
 /// an endless page is cut at the (here lowered) page limit. Memory and time stay bounded: the
 /// servers manage to write little more than the limit plus socket buffers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -558,7 +558,7 @@ source = "mde"
     );
 }
 
-/// Item 8: servers echoing the posted form and the `Authorization` header in their errors: the
+/// Servers echoing the posted form and the `Authorization` header in their errors: the
 /// secret and the token appear nowhere (output, logs, `runs.error`, `status`), though the errors
 /// themselves are shown and stored.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -761,7 +761,7 @@ async fn a_poll_with_no_free_slot_by_its_deadline_is_a_failed_run() {
     assert!(fix.contains("raise [poll] concurrency"), "{error} / {fix}");
 }
 
-/// Item 10: absurd numbers from servers (`expires_in` beyond any instant, `Retry-After` of
+/// Absurd numbers from servers (`expires_in` beyond any instant, `Retry-After` of
 /// 2^64-1 seconds or the year 9999) do not panic: the lifetime is clamped, the wait ends the poll
 /// as partial at its deadline.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -802,7 +802,7 @@ async fn absurd_server_numbers_do_not_panic() {
     }
 }
 
-/// Item 11: `auth check` gives up at its limit instead of waiting out a long `Retry-After` (at
+/// `auth check` gives up at its limit instead of waiting out a long `Retry-After` (at
 /// once, since the wait cannot fit) or a server that never answers, and exits 1 saying so.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auth_check_has_a_deadline() {
@@ -845,7 +845,7 @@ async fn auth_check_has_a_deadline() {
     assert!(fix.contains("check login_url"), "{fix}");
 }
 
-/// Item 24: a sign-in that cannot reach Entra says it was the sign-in, names the URL once, and
+/// A sign-in that cannot reach Entra says it was the sign-in, names the URL once, and
 /// gives a fix; it is not blamed on the Defender API.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sign_in_failure_is_named_once_with_a_fix() {
@@ -886,7 +886,7 @@ async fn a_sign_in_failure_is_named_once_with_a_fix() {
     );
 }
 
-/// Item 24: an HTML page where JSON belongs (a proxy's login page) is shown: its content type, a
+/// An HTML page where JSON belongs (a proxy's login page) is shown: its content type, a
 /// clean snippet and the likely cause; and it is asked again only once (a gateway's passing
 /// hiccup goes away when asked again, a login page does not), not six more times.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -909,7 +909,7 @@ async fn an_html_answer_is_shown_with_a_hint() {
     assert_eq!(portal.connections.load(Ordering::SeqCst), 2, "{t}");
 }
 
-/// Item 27: an opaque (non-JWT) token whose probe succeeds: `auth check` says the claims cannot
+/// An opaque (non-JWT) token whose probe succeeds: `auth check` says the claims cannot
 /// be read and judges by the probe.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_opaque_token_is_judged_by_the_probe() {

@@ -36,7 +36,7 @@ async fn import(env: &Env, files: &[&Path]) -> std::process::Output {
     run(env, &args).await
 }
 
-/// Item 5: an alert with a `value` array of its own was taken for a saved response: the alert
+/// An alert with a `value` array of its own was taken for a saved response: the alert
 /// vanished and its array's items were counted as invalid, exit 0.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn import_keeps_an_alert_that_has_a_value_array() {
@@ -62,7 +62,7 @@ async fn import_keeps_an_alert_that_has_a_value_array() {
     assert_eq!(stored_count(&env), all.len());
 }
 
-/// Item 5: an object that is neither an alert nor a saved response is an error with its place,
+/// An object that is neither an alert nor a saved response is an error with its place,
 /// not a silent "invalid" count or nothing at all.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn import_refuses_objects_that_are_neither_alert_nor_response() {
@@ -108,7 +108,7 @@ fn utf16(text: &str, big_endian: bool) -> Vec<u8> {
         .collect()
 }
 
-/// Item 19: Windows PowerShell 5.1 writes UTF-8 with a byte-order mark (`Out-File -Encoding
+/// Windows PowerShell 5.1 writes UTF-8 with a byte-order mark (`Out-File -Encoding
 /// utf8`) and UTF-16 (`>`, `Out-File`); both were refused (`found 'ï'`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn import_reads_utf8_with_bom_and_utf16() {
@@ -147,7 +147,7 @@ async fn import_reads_utf8_with_bom_and_utf16() {
     assert!(d.is_clean(), "{d:?}");
 }
 
-/// Item 19: a number beyond a double's range failed the whole file; it is kept as written.
+/// A number beyond a double's range failed the whole file; it is kept as written.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn import_keeps_a_number_beyond_a_double() {
     let env = env().await;
@@ -174,7 +174,7 @@ async fn import_keeps_a_number_beyond_a_double() {
     );
 }
 
-/// Item 19: errors said "malformed at byte 123456"; they give file:line:column and the element.
+/// Errors said "malformed at byte 123456"; they give file:line:column and the element.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn import_errors_give_file_line_column_and_element() {
     let env = env().await;
@@ -205,7 +205,7 @@ async fn import_errors_give_file_line_column_and_element() {
     assert_eq!(stored_count(&env), 0);
 }
 
-/// Item 20: two versions of one alert with the same `lastUpdateTime` but different content were
+/// Two versions of one alert with the same `lastUpdateTime` but different content were
 /// counted "updated" without a word; the last one read wins, and now says so.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn same_time_versions_are_warned_about_and_both_kept() {
@@ -278,7 +278,7 @@ async fn expect_78(env: &Env, config: &str, args: &[&str], key: &str, says: &str
     t
 }
 
-/// Item 9: a secret path at a FIFO hung `config check` and `poll`; one at a huge file read it
+/// A secret path at a FIFO hung `config check` and `poll`; one at a huge file read it
 /// whole. Every file the config points at is refused unless it is a small regular file.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secret_paths_that_are_not_small_regular_files_exit_78() {
@@ -343,7 +343,7 @@ async fn secret_paths_that_are_not_small_regular_files_exit_78() {
     assert!(text(&out).contains("FIFO"), "{}", text(&out));
 }
 
-/// Item 8: a TOML syntax error on the `proxy` line printed the line, password included.
+/// A TOML syntax error on the `proxy` line printed the line, password included.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn toml_errors_do_not_show_the_proxy_password() {
     let env = env().await;
@@ -360,7 +360,7 @@ async fn toml_errors_do_not_show_the_proxy_password() {
     }
 }
 
-/// Item 25: `config check` said "ok" for configs that `poll` then refused or Entra rejected.
+/// `config check` said "ok" for configs that `poll` then refused or Entra rejected.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn config_check_fails_where_a_poll_would() {
     let env = env().await;

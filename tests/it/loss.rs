@@ -27,7 +27,7 @@ fn alert(id: &str, updated: ApiTime, created: &str) -> serde_json::Value {
     })
 }
 
-/// Item 1: one alert dated 9999 used to clamp the cursor to now + 5 min, so the next poll started
+/// One alert dated 9999 used to clamp the cursor to now + 5 min, so the next poll started
 /// 5 minutes later than the overlap intends and an alert that became visible late was never read
 /// (with `overlap` ≤ 5 min, every new alert was lost). The cursor never passes this machine's
 /// clock, and the future alert is reported once.
@@ -72,7 +72,7 @@ async fn a_future_dated_alert_does_not_shrink_the_overlap() {
     }
 }
 
-/// Item 2: more alerts share one `lastUpdateTime` than fit on a page, and some have creation
+/// More alerts share one `lastUpdateTime` than fit on a page, and some have creation
 /// times no window covered: .NET's `0001-01-01` sentinel, and one twenty years after the update.
 /// The creation windows now cover every value (open at both ends), so every alert is read.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -102,7 +102,7 @@ async fn a_crowded_instant_with_odd_creation_times_loses_nothing() {
     assert_matches_truth(&env);
 }
 
-/// Item 3: re-reading the overlap took longer than one poll may run, so every poll restarted at
+/// Re-reading the overlap took longer than one poll may run, so every poll restarted at
 /// `cursor − overlap`, read the same pages, and stopped at its deadline: the cursor never moved,
 /// while the run said "partial … continues from here". The settled watermark makes each partial
 /// poll resume where the last one stopped.
@@ -186,7 +186,7 @@ async fn status_is_unhealthy_when_polls_make_no_progress() {
     assert!(text.contains("no poll has made progress"), "{text}");
 }
 
-/// Item 4: the store keyed alerts by the tenant's `name`, so renaming a tenant in the config
+/// The store keyed alerts by the tenant's `name`, so renaming a tenant in the config
 /// backfilled everything again under the new name and every export held each alert twice. The
 /// store now knows each name's `tenant_id` and carries a renamed tenant's rows over.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -223,7 +223,7 @@ async fn renaming_a_tenant_keeps_one_row_per_alert() {
     assert_eq!(csv.records().count(), 123);
 }
 
-/// Item 4: rows of a tenant that is no longer configured are never exported, and the export says
+/// Rows of a tenant that is no longer configured are never exported, and the export says
 /// so, rather than silently mixing another tenant's alerts into the file.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exports_leave_out_tenants_that_are_not_configured() {

@@ -631,10 +631,16 @@ async fn a_secret_file_others_may_read_is_warned_about() {
     std::fs::set_permissions(&s, std::fs::Permissions::from_mode(0o644)).unwrap();
     let out = run(&env, &["config", "check"]).await;
     assert!(out.status.success());
-    assert!(out_text(&out).contains("chmod 600"), "{}", out_text(&out));
+    let t = out_text(&out);
+    assert!(t.contains("may be read by group or others"), "{t}");
+    assert!(t.contains("chmod 0600"), "the fix is said: {t}");
     std::fs::set_permissions(&s, std::fs::Permissions::from_mode(0o600)).unwrap();
     let out = run(&env, &["config", "check"]).await;
-    assert!(!out_text(&out).contains("chmod 600"), "{}", out_text(&out));
+    assert!(
+        !out_text(&out).contains("may be read by group or others"),
+        "{}",
+        out_text(&out)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

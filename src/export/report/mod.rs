@@ -75,25 +75,28 @@ use crate::config::ExportConfig;
 use crate::store::{Selection, Store};
 use figures::{AlertRef, Analysis, Tally};
 
-pub use figures::{
-    AGE_BUCKETS, AlertSummary, Classification, Figures, MARKDOWN_DAYS, MAX_EXTRA_SERIES,
-    OTHER_SEVERITIES, RECENT_HIGH, ReportInput, TOP_N, TREND_DAYS, TenantFigures, portal_link,
+pub(crate) use figures::Figures;
+#[cfg(test)]
+use figures::{
+    AlertSummary, Classification, MARKDOWN_DAYS, MAX_EXTRA_SERIES, OTHER_SEVERITIES, RECENT_HIGH,
+    ReportInput, TOP_N, TREND_DAYS, TenantFigures, portal_link,
 };
 
 /// A rendered report.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Report {
+pub(crate) struct Report {
     /// A complete, self-contained HTML document (UTF-8; no external requests).
-    pub html: String,
+    pub(crate) html: String,
     /// The same numbers as GitHub-flavoured Markdown tables (a per-day table instead of the chart).
-    pub markdown: String,
+    pub(crate) markdown: String,
     /// The numbers themselves.
-    pub figures: Figures,
+    pub(crate) figures: Figures,
 }
 
 /// Renders the report. Never panics, whatever the input (empty, future dates, resolved before
 /// created, huge windows, hostile text).
-pub fn render(input: &ReportInput<'_>) -> Report {
+#[cfg(test)]
+pub(crate) fn render(input: &ReportInput<'_>) -> Report {
     let tz = input.timezone.unwrap_or(chrono_tz::Tz::UTC);
     let mut tally = Tally::new(input.generated_at, input.window, tz);
     for a in input.alerts {

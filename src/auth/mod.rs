@@ -11,8 +11,8 @@
 //! an Entra or API answer echoing it back has it removed before it becomes error text.
 //!
 //! Entra's answer is untrusted like any server's: a redirect is refused (following a 307 would
-//! re-post the secret elsewhere), the body is capped at [`crate::http::MAX_TOKEN_BYTES`], and
-//! `expires_in` is clamped to [`MAX_TOKEN_LIFETIME`] so that no instant arithmetic can overflow.
+//! re-post the secret elsewhere), the body is capped at `crate::http::MAX_TOKEN_BYTES`, and
+//! `expires_in` is clamped to `MAX_TOKEN_LIFETIME` so that no instant arithmetic can overflow.
 
 use std::fmt;
 use std::sync::Arc;

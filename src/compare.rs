@@ -31,7 +31,7 @@ use crate::source::AlertSource;
 use crate::store::{Outcome, Store};
 
 /// How long a comparison may take when the caller sets no limit.
-pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 /// One API's side of a comparison.
 #[derive(Debug, Clone, Default, Serialize)]

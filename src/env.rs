@@ -72,7 +72,7 @@ impl TenantEnv {
     }
 
     /// The lane of the API the tenant reads now (its last decision; Graph before any for `auto`).
-    pub(crate) fn current_lane(&self) -> &Lane {
+    fn current_lane(&self) -> &Lane {
         self.lane(self.route.current())
             .or(self.graph.as_ref())
             .or(self.mde.as_ref())

@@ -20,7 +20,7 @@ use secrecy::ExposeSecret;
 use crate::config::HttpConfig;
 
 /// The User-Agent Microsoft asks integrators to send (`MdatpPartner-{Company}-{Product}/{Version}`).
-pub(crate) const USER_AGENT: &str = concat!(
+const USER_AGENT: &str = concat!(
     "MdatpPartner-mdealerts-mde-alerts/",
     env!("CARGO_PKG_VERSION")
 );
@@ -230,7 +230,7 @@ pub(crate) fn classify_transport(e: &reqwest::Error) -> Retry {
 
 /// The longest `Retry-After` believed: a day. A longer one (or `18446744073709551615`) is a broken
 /// or hostile server; a day already passes any poll's deadline, which ends the poll as partial.
-pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
 
 /// Parses `Retry-After` given in seconds (what Defender sends) or as an HTTP date, clamped to
 /// [`MAX_RETRY_AFTER`] (a number of seconds too large for any integer type included).
@@ -287,7 +287,7 @@ pub const BODY_BUDGET_BYTES: usize = 512 << 20;
 /// The most a token response may weigh: 256 KiB (a token with many group claims is ~10 KB).
 pub(crate) const MAX_TOKEN_BYTES: usize = 256 << 10;
 /// The most of an error answer that is read (only a snippet of it is ever shown): 64 KiB.
-pub(crate) const MAX_ERROR_BYTES: usize = 64 << 10;
+const MAX_ERROR_BYTES: usize = 64 << 10;
 /// A call's first share of the [`BodyBudget`], taken before it asks: a quiet page and any
 /// error answer fit in it, so an ordinary call never needs more.
 pub(crate) const FIRST_SHARE: usize = MAX_ERROR_BYTES;
@@ -299,7 +299,7 @@ pub(crate) const FIRST_SHARE: usize = MAX_ERROR_BYTES;
 const BLOCK: usize = 512 << 10;
 
 /// `bytes` for people: `512 MiB`, `256 KiB`, `100 bytes`.
-pub(crate) fn size(bytes: u64) -> String {
+fn size(bytes: u64) -> String {
     if bytes >= 1 << 20 && bytes.is_multiple_of(1 << 20) {
         format!("{} MiB", bytes >> 20)
     } else if bytes >= 1 << 20 {
@@ -366,7 +366,7 @@ pub(crate) struct Share {
 
 impl BodyBudget {
     /// A budget of `bytes` (at most 4 GiB: bytes are permits).
-    pub(crate) fn new(bytes: usize) -> BodyBudget {
+    fn new(bytes: usize) -> BodyBudget {
         let total = bytes.min(u32::MAX as usize);
         BodyBudget {
             room: std::sync::Arc::new(tokio::sync::Semaphore::new(total)),
@@ -383,13 +383,13 @@ impl BodyBudget {
 
     /// Its size in bytes.
     #[cfg(test)]
-    pub(crate) fn total(&self) -> usize {
+    fn total(&self) -> usize {
         self.total
     }
 
     /// What is not held now.
     #[cfg(test)]
-    pub(crate) fn available(&self) -> usize {
+    fn available(&self) -> usize {
         self.room.available_permits()
     }
 
@@ -419,13 +419,13 @@ impl BodyBudget {
 
 impl Share {
     /// Bytes held.
-    pub(crate) fn bytes(&self) -> usize {
+    fn bytes(&self) -> usize {
         self.permit.num_permits()
     }
 
     /// Holds at least `bytes`, taking the difference at once or failing: never waits (see
     /// [`BodyBudget`]).
-    pub(crate) fn cover(&mut self, bytes: usize) -> Result<(), BodyError> {
+    fn cover(&mut self, bytes: usize) -> Result<(), BodyError> {
         let held = self.bytes();
         if bytes <= held {
             return Ok(());

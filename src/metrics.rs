@@ -23,7 +23,7 @@ pub(crate) struct TenantFigures {
     /// Alerts stored, by (severity, status).
     pub(crate) alerts: Vec<crate::store::SeverityStatusCount>,
     /// Polls, calls, 429s, failures and alerts stored since the store was made.
-    pub(crate) counters: crate::store::RunCounters,
+    counters: crate::store::RunCounters,
 }
 
 /// A finished poll.
@@ -87,9 +87,9 @@ fn label(v: &str) -> String {
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct StoreSize {
     /// The database file, bytes.
-    pub(crate) database: u64,
+    database: u64,
     /// The write-ahead log, bytes.
-    pub(crate) wal: u64,
+    wal: u64,
 }
 
 impl StoreSize {

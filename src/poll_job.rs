@@ -76,9 +76,9 @@ pub(crate) struct Finished {
     /// The poll's report, or why it failed.
     pub(crate) result: Result<PollReport, JobError>,
     /// When the tenant's current token expires (Unix seconds), for the metrics.
-    pub(crate) token_expiry: Option<i64>,
+    token_expiry: Option<i64>,
     /// Which API the tenant read, and why; none if the poll never decided.
-    pub(crate) decision: Option<Decision>,
+    decision: Option<Decision>,
 }
 
 impl PollJob {

@@ -21,7 +21,7 @@ use regex::Regex;
 use secrecy::{ExposeSecret, SecretString};
 
 /// What replaces a secret.
-pub(crate) const REDACTED: &str = "[REDACTED]";
+const REDACTED: &str = "[REDACTED]";
 
 /// Secrets shorter than this are not searched for: they would blank out ordinary words, and Entra
 /// accepts no secret or password that short.
@@ -32,7 +32,7 @@ const MIN_SECRET_LEN: usize = 3;
 const MAX_TOKENS: usize = 64;
 
 /// The longest snippet of a server's answer shown in a message, in characters.
-pub(crate) const SNIPPET_CHARS: usize = 200;
+const SNIPPET_CHARS: usize = 200;
 
 #[derive(Default)]
 struct Known {
@@ -289,7 +289,7 @@ static PATTERNS: LazyLock<Vec<Regex>> = LazyLock::new(|| {
 });
 
 /// `text` with every known secret and every secret-shaped part replaced by [`REDACTED`].
-pub(crate) fn redact(text: &str) -> String {
+fn redact(text: &str) -> String {
     // Known values first (longest first, in `scrub_known`), then the generic shapes.
     let mut out = scrub_known(text).into_owned();
     for re in PATTERNS.iter() {

@@ -39,7 +39,7 @@ pub fn duration(d: Duration) -> String {
 }
 
 /// An instant to the second, in UTC, said so: `2026-12-06 00:01:01 UTC`.
-pub(crate) fn instant(t: DateTime<Utc>) -> String {
+fn instant(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
 }
 

@@ -55,7 +55,7 @@ pub const KNOWN_COLUMNS: &[&str] = &[
 
 /// Graph alerts_v2 names of MDE properties: exports read a Graph alert in the MDE shape
 /// (`alert::graph`), so a column must use the MDE name.
-pub(crate) const GRAPH_RENAMED: &[(&str, &str)] = &[
+const GRAPH_RENAMED: &[(&str, &str)] = &[
     ("createdDateTime", "alertCreationTime"),
     ("lastUpdateDateTime", "lastUpdateTime"),
     ("resolvedDateTime", "resolvedTime"),

@@ -34,7 +34,7 @@ use serde_json::{Map, Value};
 use crate::alert::time::ApiTime;
 
 /// Whether an alert object is Graph-shaped: it has `lastUpdateDateTime` and no `lastUpdateTime`.
-pub(crate) fn is_graph(obj: &Map<String, Value>) -> bool {
+fn is_graph(obj: &Map<String, Value>) -> bool {
     super::Shape::of(obj) == super::Shape::Graph
 }
 
@@ -46,7 +46,7 @@ pub(crate) fn to_mde_shape(graph: &Value) -> Value {
 }
 
 /// [`to_mde_shape`] without the copy.
-pub(crate) fn into_mde_shape(value: Value) -> Value {
+fn into_mde_shape(value: Value) -> Value {
     let Value::Object(mut g) = value else {
         return value;
     };

@@ -101,7 +101,7 @@ impl Shape {
 
     /// The shape of a JSON object: Graph's when it has `lastUpdateDateTime` and no
     /// `lastUpdateTime`.
-    pub(crate) fn of(obj: &serde_json::Map<String, serde_json::Value>) -> Shape {
+    fn of(obj: &serde_json::Map<String, serde_json::Value>) -> Shape {
         Shape::of_keys(|k| obj.contains_key(k))
     }
 

@@ -19,7 +19,7 @@ pub struct ApiTime(i64);
 #[error("`{text}` is not an RFC 3339 UTC timestamp (expected e.g. 2024-05-01T12:00:00.1234567Z)")]
 pub struct BadTime {
     /// The text as found (cut to 64 characters).
-    pub(crate) text: String,
+    text: String,
 }
 
 const TICKS_PER_SEC: i64 = 10_000_000;

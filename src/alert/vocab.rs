@@ -133,7 +133,7 @@ pub enum Status {
 }
 
 /// The documented statuses, in an alert's life order.
-pub(crate) const KNOWN_STATUSES: [Status; 3] = [Status::New, Status::InProgress, Status::Resolved];
+const KNOWN_STATUSES: [Status; 3] = [Status::New, Status::InProgress, Status::Resolved];
 
 impl Status {
     /// Reads a status: case-insensitive, trimmed; anything else is kept.

@@ -22,7 +22,7 @@ use x509_parser::pem::Pem;
 use crate::config::{AssertionAlgorithm, AuthMethod, ConfigError, TenantConfig};
 
 /// Warn this long before the certificate expires.
-pub(crate) const EXPIRY_WARNING: chrono::Duration = chrono::Duration::days(30);
+const EXPIRY_WARNING: chrono::Duration = chrono::Duration::days(30);
 /// Lifetime of one assertion (Microsoft recommends 5–10 minutes).
 const ASSERTION_LIFETIME_SECS: i64 = 600;
 

@@ -34,11 +34,11 @@ use crate::redact::{self, ServerText};
 pub struct AccessToken {
     secret: SecretString,
     /// When the cache should ask for a new one (80 % of its life).
-    pub(crate) renew_at: Instant,
+    renew_at: Instant,
     /// When it stops working.
     pub(crate) expires_at: Instant,
     /// Its `exp` claim (Unix seconds), if it is a JWT that has one.
-    pub(crate) exp: Option<i64>,
+    exp: Option<i64>,
     generation: u64,
 }
 
@@ -119,7 +119,7 @@ pub struct EntraError {
 
 impl EntraError {
     /// Parses Entra's JSON error body; `None` when it is not one.
-    pub(crate) fn parse(status: u16, body: &str) -> Option<EntraError> {
+    fn parse(status: u16, body: &str) -> Option<EntraError> {
         let v: serde_json::Value = serde_json::from_str(body).ok()?;
         let error = ServerText::with_limit(v.get("error")?.as_str()?, 80);
         let description = ServerText::new(
@@ -160,14 +160,14 @@ impl EntraError {
     }
 
     /// The cause and the fix for the AADSTS codes admins meet, in plain words.
-    pub(crate) fn explanation(&self) -> Option<(&'static str, &'static str)> {
+    fn explanation(&self) -> Option<(&'static str, &'static str)> {
         self.codes.iter().find_map(|c| explain_aadsts(*c))
     }
 }
 
 /// Cause and fix for an AADSTS code; `None` for codes we have no advice for (Entra's own text is
 /// still shown).
-pub(crate) fn explain_aadsts(code: u32) -> Option<(&'static str, &'static str)> {
+fn explain_aadsts(code: u32) -> Option<(&'static str, &'static str)> {
     Some(match code {
         7000215 => (
             "the client secret is wrong",
@@ -224,7 +224,7 @@ pub(crate) fn explain_aadsts(code: u32) -> Option<(&'static str, &'static str)> 
 impl EntraError {
     /// What to do about it: ours for the codes admins meet, else Microsoft's lookup page, which
     /// explains every AADSTS code.
-    pub(crate) fn fix(&self) -> String {
+    fn fix(&self) -> String {
         match (self.explanation(), self.codes.first()) {
             (Some((_, fix)), _) => fix.to_owned(),
             (None, Some(code)) => format!(
@@ -361,7 +361,7 @@ const RENEW_AT: f64 = 0.8;
 /// The longest token life believed: a day. Entra issues tokens for 60–90 minutes; a longer
 /// `expires_in` (up to `99999999999999999999`) is a broken or hostile answer, and believing it
 /// would overflow the instant arithmetic or keep a revoked token for years.
-pub(crate) const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 
 /// `expires_in` as a lifetime: seconds as a number or a string (v1 sends `"3599"`), any size,
 /// clamped to 1 s ..= [`MAX_TOKEN_LIFETIME`]; `None` when it is missing, negative or not a number.

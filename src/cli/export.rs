@@ -15,11 +15,11 @@ use super::filter::FilterArgs;
 #[derive(clap::Args, Debug, Default, Clone)]
 pub(crate) struct AdHocArgs {
     #[command(flatten)]
-    pub(crate) filter: FilterArgs,
+    filter: FilterArgs,
     /// CSV times: `iso` (default; exactly as the API sent them, for scripts) or `excel`
     /// (2026-11-16 19:43:38 in UTC, which spreadsheets read as dates; headers say "(UTC)").
     #[arg(long, value_enum, value_name = "FORMAT", requires = "out")]
-    pub(crate) time_format: Option<TimeFormat>,
+    time_format: Option<TimeFormat>,
 }
 
 /// `export`: the configured exports, or one ad-hoc file (`--out PATH`, `--out -`).

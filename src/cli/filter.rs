@@ -15,11 +15,11 @@ use mde_alerts::store::Selection;
 pub(crate) struct FilterArgs {
     /// Only this tenant (a name from [[tenants]]); repeat for several.
     #[arg(long = "tenant", value_name = "NAME", requires = "out")]
-    pub(crate) tenants: Vec<String>,
+    tenants: Vec<String>,
     /// Only this severity and above: informational, low, medium or high (a severity newer than
     /// these, such as Critical, counts as above high).
     #[arg(long, value_enum, value_name = "SEVERITY", requires = "out")]
-    pub(crate) min_severity: Option<MinSeverity>,
+    min_severity: Option<MinSeverity>,
     /// Only these statuses (New, InProgress, Resolved, …, any case); repeat or separate with
     /// commas.
     #[arg(
@@ -28,7 +28,7 @@ pub(crate) struct FilterArgs {
         value_delimiter = ',',
         requires = "out"
     )]
-    pub(crate) statuses: Vec<String>,
+    statuses: Vec<String>,
     /// Only these categories (any case); repeat or separate with commas.
     #[arg(
         long = "category",
@@ -36,20 +36,20 @@ pub(crate) struct FilterArgs {
         value_delimiter = ',',
         requires = "out"
     )]
-    pub(crate) categories: Vec<String>,
+    categories: Vec<String>,
     /// Only alerts last updated at or after this: a duration back from now (7d, 24h) or an RFC
     /// 3339 instant (2026-11-01T00:00:00Z).
     #[arg(long, value_name = "WHEN", value_parser = when_arg, requires = "out")]
-    pub(crate) since: Option<When>,
+    since: Option<When>,
     /// Only alerts last updated at or before this: a duration back from now or an RFC 3339
     /// instant.
     #[arg(long, value_name = "WHEN", value_parser = when_arg, requires = "out")]
-    pub(crate) until: Option<When>,
+    until: Option<When>,
 }
 
 /// An instant given as a duration back from now or as an RFC 3339 instant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum When {
+enum When {
     /// This long before the command runs.
     Ago(std::time::Duration),
     /// This instant.
@@ -58,7 +58,7 @@ pub(crate) enum When {
 
 impl When {
     /// The instant, counting back from `now`.
-    pub(crate) fn at(self, now: DateTime<Utc>) -> DateTime<Utc> {
+    fn at(self, now: DateTime<Utc>) -> DateTime<Utc> {
         match self {
             When::Ago(d) => chrono::TimeDelta::from_std(d)
                 .ok()
@@ -122,7 +122,7 @@ fn configured_list(names: &[String]) -> String {
 
 impl FilterArgs {
     /// The list filters, checked against the `configured` tenants.
-    pub(crate) fn filter(&self, configured: &[String]) -> Result<Filter, FilterError> {
+    fn filter(&self, configured: &[String]) -> Result<Filter, FilterError> {
         let mut tenants: Vec<String> = Vec::with_capacity(self.tenants.len());
         for t in &self.tenants {
             if !configured.contains(t) {

@@ -69,11 +69,11 @@ pub(crate) struct Cli {
     #[arg(long, global = true, env = "MDE_ALERTS_CONFIG", default_value = DEFAULT_CONFIG_PATH)]
     pub(crate) config: PathBuf,
     #[command(subcommand)]
-    pub(crate) command: Command,
+    command: Command,
 }
 
 #[derive(Subcommand, Debug)]
-pub(crate) enum Command {
+enum Command {
     /// Run as a service: poll and export on their schedules until SIGTERM (systemd Type=notify).
     Run,
     /// Poll each tenant once now, then write the configured exports.
@@ -237,7 +237,7 @@ pub(crate) enum Command {
 }
 
 #[derive(Subcommand, Debug)]
-pub(crate) enum AuthAction {
+enum AuthAction {
     /// Get a token, explain its claims, and make one small API call; exit 0 only if a poll would
     /// work.
     Check {
@@ -251,13 +251,13 @@ pub(crate) enum AuthAction {
 }
 
 #[derive(Subcommand, Debug)]
-pub(crate) enum ConfigAction {
+enum ConfigAction {
     /// Validate the config and print the resolved settings, secrets redacted.
     Check,
 }
 
 /// Writes to standard output (see [`outln!`]).
-pub(crate) fn write_out(args: std::fmt::Arguments<'_>) -> Result<(), Error> {
+fn write_out(args: std::fmt::Arguments<'_>) -> Result<(), Error> {
     use std::io::Write as _;
     std::io::stdout()
         .lock()
@@ -376,12 +376,12 @@ pub(crate) fn tenant_list(names: &[&str]) -> String {
     s
 }
 
-pub(crate) fn load(path: &Path) -> Result<Config, Error> {
+fn load(path: &Path) -> Result<Config, Error> {
     Ok(Config::load(path)?)
 }
 
 /// Prints a usage error the way clap does and returns its exit code (2).
-pub(crate) fn usage_error(message: &str) -> ExitCode {
+fn usage_error(message: &str) -> ExitCode {
     let err = <Cli as clap::CommandFactory>::command()
         .error(clap::error::ErrorKind::ValueValidation, message);
     let _ = err.print();
@@ -389,14 +389,14 @@ pub(crate) fn usage_error(message: &str) -> ExitCode {
 }
 
 /// The exit code of a run that failed (1).
-pub(crate) fn failed() -> ExitCode {
+fn failed() -> ExitCode {
     ExitCode::from(mde_alerts::error::EXIT_FAILED)
 }
 
 /// How the user can run this binary again, for the lines that suggest a next command: plain
 /// `mde-alerts` when that is what `PATH` finds, `cargo run --` under `cargo run` (a fresh clone has
 /// no installed binary), else this binary's full path.
-pub(crate) fn invocation() -> String {
+fn invocation() -> String {
     let me = std::env::current_exe().ok();
     let on_path = std::env::var_os("PATH").is_some_and(|path| {
         std::env::split_paths(&path).any(|dir| {

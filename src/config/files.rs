@@ -8,7 +8,7 @@ use super::error::ConfigError;
 
 /// The most a file holding a secret, a password or a PEM key or certificate may hold: they are
 /// a few KB, and a path at something bigger is a mistake.
-pub(crate) const KEY_FILE_CAP: u64 = 64 * 1024;
+const KEY_FILE_CAP: u64 = 64 * 1024;
 /// The most a CA file may hold: a bundle of a few hundred certificates.
 pub(crate) const CA_FILE_CAP: u64 = 4 * 1024 * 1024;
 /// The most the config file may hold.

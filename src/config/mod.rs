@@ -41,7 +41,7 @@ pub(crate) use error::ConfigError;
 pub(crate) use files::{SmallFileError, read_key_file, read_small_file};
 pub(crate) use mail::{MailConfig, MailTls};
 pub(crate) use secret::{SECRET_FILE_FIX, SecretSource, warn_if_shared};
-pub(crate) use validate::RawFile;
+use validate::RawFile;
 
 use files::CONFIG_FILE_CAP;
 
@@ -80,7 +80,7 @@ pub(crate) fn mde_announcement() -> String {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Warning {
     /// What is wrong, or soon will be.
-    pub(crate) warning: String,
+    warning: String,
     /// What to do about it.
     pub fix: String,
 }
@@ -114,7 +114,7 @@ pub(crate) fn mde_deprecation() -> Warning {
 }
 
 /// Microsoft Graph's commercial (and GCC) root; its token audience and `.default` scope.
-pub(crate) const GRAPH_ROOT: &str = "https://graph.microsoft.com";
+const GRAPH_ROOT: &str = "https://graph.microsoft.com";
 /// Defender keeps alerts for 180 days; asking for more only earns a 400.
 pub(crate) const MAX_LOOKBACK: Duration = Duration::from_secs(180 * 86_400);
 /// The GUID config.example.toml ships with; `config check` refuses it.
@@ -136,7 +136,7 @@ pub struct Config {
     /// a second copy of every tenant's settings was 16 MB of the service's memory.
     pub tenants: Vec<Arc<TenantConfig>>,
     /// The directory more tenants were read from (`tenants_dir`), if any.
-    pub(crate) tenants_dir: Option<PathBuf>,
+    tenants_dir: Option<PathBuf>,
     /// How and when to poll.
     pub poll: PollConfig,
     /// Where the SQLite store lives.
@@ -264,15 +264,15 @@ impl fmt::Display for ProxyConfig {
 }
 
 /// A short name for a tenant, used in the store, logs and `--tenant`.
-pub(crate) type TenantName = String;
+type TenantName = String;
 
 /// One Defender tenant and how to sign in to it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TenantConfig {
     /// Where the block is in its file (`tenants[0]`), for error messages.
-    pub(crate) key_prefix: String,
+    key_prefix: String,
     /// The file the block is in: the config file, or a file of `tenants_dir`.
-    pub(crate) file: PathBuf,
+    file: PathBuf,
     /// The tenant's short name.
     pub name: TenantName,
     /// The Entra tenant: a GUID or a verified domain.
@@ -282,16 +282,16 @@ pub struct TenantConfig {
     /// How to sign in.
     pub(crate) auth: AuthMethod,
     /// The national cloud.
-    pub(crate) cloud: Cloud,
+    cloud: Cloud,
     /// The regional API host, commercial cloud only.
-    pub(crate) region: Option<Region>,
+    region: Option<Region>,
     /// Entra's host, e.g. `https://login.microsoftonline.com` (from `cloud`, or `login_url`).
     pub(crate) login_url: Url,
     /// Defender's API host, e.g. `https://api.security.microsoft.com` (from `cloud`/`region`, or
     /// `api_url`).
     pub api_url: Url,
     /// The token resource / audience.
-    pub(crate) resource: String,
+    resource: String,
     /// Which Entra token endpoint to use.
     pub(crate) token_endpoint: TokenEndpoint,
     /// This tenant's own poll schedule, instead of `[poll] schedule`.
@@ -302,7 +302,7 @@ pub struct TenantConfig {
     pub graph_url: Url,
     /// Graph's token audience in this cloud (`graph_url` does not change it, as `api_url` does not
     /// change `resource`).
-    pub(crate) graph_resource: String,
+    graph_resource: String,
     /// Which Defender products' alerts a Graph tenant exports.
     pub services: Services,
 }
@@ -413,7 +413,7 @@ impl Services {
 /// Graph's documented `serviceSource` members (microsoft.graph.security.serviceSource: the
 /// reference's enum page and the v1.0 `$metadata`), but the `unknownFutureValue` sentinel, which
 /// names no product.
-pub(crate) const SERVICE_SOURCES: &[&str] = &[
+const SERVICE_SOURCES: &[&str] = &[
     "microsoftDefenderForEndpoint",
     "microsoftDefenderForIdentity",
     "microsoftDefenderForCloudApps",
@@ -621,15 +621,15 @@ pub struct PollConfig {
     /// The whole-request timeout for one API or token call.
     pub(crate) request_timeout: Duration,
     /// API calls allowed per minute per tenant (Defender: 100).
-    pub(crate) calls_per_minute: u32,
+    calls_per_minute: u32,
     /// API calls allowed per hour per tenant (Defender: 1,500).
-    pub(crate) calls_per_hour: u32,
+    calls_per_hour: u32,
     /// `$top` for Graph tenants: `page_size`, at most Graph's 1,000.
-    pub(crate) graph_page_size: u32,
+    graph_page_size: u32,
     /// Calls per minute for Graph tenants (Graph: 150 per app per tenant).
-    pub(crate) graph_calls_per_minute: u32,
+    graph_calls_per_minute: u32,
     /// Calls per hour for Graph tenants (Graph sets no hourly quota: 60 × the minute's).
-    pub(crate) graph_calls_per_hour: u32,
+    graph_calls_per_hour: u32,
     /// How many tenants are read at once (1..=256, default 16), by a one-off `poll` and by `run`
     /// (which also staggers each schedule's tenants over up to a minute).
     pub(crate) concurrency: usize,
@@ -665,8 +665,7 @@ pub struct StoreConfig {
 
 /// `[store] keep_revisions` when the file does not say: 400 days, a year and a
 /// month of history, enough for a yearly audit to see every state of the past year.
-pub(crate) const DEFAULT_KEEP_REVISIONS: std::time::Duration =
-    std::time::Duration::from_secs(400 * 86_400);
+const DEFAULT_KEEP_REVISIONS: std::time::Duration = std::time::Duration::from_secs(400 * 86_400);
 
 /// A configured snapshot.
 #[derive(Debug, Clone)]
@@ -750,7 +749,7 @@ impl ExportConfig {
 }
 
 /// The placeholder in an export's `name` that [`ExportConfig::per_tenant`] replaces.
-pub(crate) const TENANT_PLACEHOLDER: &str = "{tenant}";
+const TENANT_PLACEHOLDER: &str = "{tenant}";
 
 impl ExportConfig {
     /// The name of `tenant`'s file set (`alerts-{tenant}` → `alerts-contoso`); `name` itself when
@@ -766,10 +765,7 @@ impl ExportConfig {
     /// The names of the file sets this export writes when `configured` are the tenants: one per
     /// tenant it covers when per tenant, else its one name. The store keeps a `changed` export's
     /// starting point under each of these names.
-    pub(crate) fn set_names<'a>(
-        &'a self,
-        configured: &'a [String],
-    ) -> Vec<(Option<&'a str>, String)> {
+    fn set_names<'a>(&'a self, configured: &'a [String]) -> Vec<(Option<&'a str>, String)> {
         if !self.per_tenant {
             return vec![(None, self.name.clone())];
         }
@@ -936,7 +932,7 @@ impl Config {
 }
 
 /// Whether the URL points at this machine.
-pub(crate) fn is_loopback(url: &Url) -> bool {
+fn is_loopback(url: &Url) -> bool {
     match url.host() {
         Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
         Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
@@ -954,7 +950,7 @@ pub fn parse_cron(text: &str) -> Result<croner::Cron, croner::errors::CronError>
 }
 
 /// The typical gap between two firings of `cron` (the shortest of the next few).
-pub(crate) fn cron_interval(cron: &croner::Cron) -> Duration {
+fn cron_interval(cron: &croner::Cron) -> Duration {
     cron_interval_at(cron, chrono::Utc::now())
 }
 

@@ -303,7 +303,7 @@ impl From<Duration> for HumanDuration {
 
 /// A choice of fixed words, deserialized from a string by [`choice`] with the message and fix
 /// we give for it. The words are the enum's serde names (`rename_all`).
-pub(crate) trait Choice: DeserializeOwned + 'static {
+trait Choice: DeserializeOwned + 'static {
     /// What the value should be, after "is not": "a sign-in method".
     const WHAT: &'static str = "one of the allowed values";
     /// The fix; by default "use one of: " and the words.
@@ -314,7 +314,7 @@ pub(crate) trait Choice: DeserializeOwned + 'static {
 
 /// Deserializes an optional [`Choice`]: any case where the key always took any case, and a
 /// message listing the words otherwise.
-pub(crate) fn choice<'de, D: Deserializer<'de>, T: Choice>(d: D) -> Result<Option<T>, D::Error> {
+fn choice<'de, D: Deserializer<'de>, T: Choice>(d: D) -> Result<Option<T>, D::Error> {
     let s = String::deserialize(d)?;
     let names = super::introspect::variants::<T>();
     let found = names.iter().find(|n| {

@@ -70,7 +70,7 @@ pub struct TokioClock {
 impl TokioClock {
     /// A calendar reading `start` now.
     #[cfg(test)]
-    pub(crate) fn starting_at(start: DateTime<Utc>) -> TokioClock {
+    fn starting_at(start: DateTime<Utc>) -> TokioClock {
         TokioClock {
             start,
             origin: Instant::now(),
@@ -141,7 +141,7 @@ pub(crate) fn interval_at(cron: &Cron, now: DateTime<Utc>) -> Duration {
 
 /// The first firing of `cron` after `after`, plus `offset`. A schedule with no next firing (the
 /// config refuses those) is treated as hourly, so nothing waits forever.
-pub(crate) fn next_after(cron: &Cron, after: DateTime<Utc>, offset: Duration) -> DateTime<Utc> {
+fn next_after(cron: &Cron, after: DateTime<Utc>, offset: Duration) -> DateTime<Utc> {
     cron.find_next_occurrence(&after, false)
         .unwrap_or(after + chrono::Duration::hours(1))
         + chrono::Duration::from_std(offset).unwrap_or_default()
@@ -153,7 +153,7 @@ pub(crate) struct Running<H> {
     /// What the caller needs to watch or cancel it.
     pub(crate) handle: H,
     /// When it should have given way (polls only).
-    pub(crate) deadline: Option<Instant>,
+    deadline: Option<Instant>,
 }
 
 /// What is due now.
@@ -278,7 +278,7 @@ impl<H> Scheduler<H> {
 
     /// The offset of a job after its tick.
     #[cfg(test)]
-    pub(crate) fn offset(&self, key: &JobKey) -> Option<Duration> {
+    fn offset(&self, key: &JobKey) -> Option<Duration> {
         self.index.get(key).map(|&i| self.jobs[i].offset)
     }
 
@@ -411,7 +411,7 @@ impl<H> Scheduler<H> {
     /// When `key` starts next, seen at `now`: its pending start, else its schedule's next firing
     /// plus its stagger.
     #[cfg(test)]
-    pub(crate) fn next_start(&self, key: &JobKey, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    fn next_start(&self, key: &JobKey, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let job = &self.jobs[*self.index.get(key)?];
         Some(next_start_of(job, now, &mut HashMap::new()))
     }

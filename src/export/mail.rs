@@ -30,7 +30,7 @@ use crate::config::{ConfigError, ExportConfig, ExportFormat, MailConfig, MailTls
 use crate::store::{Store, StoreError};
 
 /// Tries of one pending mail before it is dropped.
-pub(crate) const MAX_ATTEMPTS: i64 = 10;
+const MAX_ATTEMPTS: i64 = 10;
 
 /// How long one SMTP command may take: a server that accepts the connection and then stalls
 /// must not hold an export's job for lettre's default minute per command.
@@ -103,25 +103,21 @@ struct Mail {
 
 /// The mails of one run of an export: what is pending first, then what this run wrote.
 #[derive(Debug)]
-pub(crate) struct Outbox {
+struct Outbox {
     export: ExportConfig,
     mails: Vec<Mail>,
 }
 
 /// What [`Outbox::send`] did, to record in the store.
 #[derive(Debug)]
-pub(crate) struct Sent {
+struct Sent {
     export: String,
     results: Vec<(Mail, Result<(), MailError>)>,
 }
 
 impl Outbox {
     /// The mails of export `e` after it wrote `written`: none when it has no `mail_to`.
-    pub(crate) fn collect(
-        store: &Store,
-        e: &ExportConfig,
-        written: &[Written],
-    ) -> Result<Outbox, StoreError> {
+    fn collect(store: &Store, e: &ExportConfig, written: &[Written]) -> Result<Outbox, StoreError> {
         let mut mails = Vec::new();
         if !e.mail_to.is_empty() {
             for p in store.pending_mails(&e.name)? {
@@ -143,12 +139,12 @@ impl Outbox {
     }
 
     /// Whether there is nothing to send.
-    pub(crate) fn is_empty(&self) -> bool {
+    fn is_empty(&self) -> bool {
         self.mails.is_empty()
     }
 
     /// Sends every mail through `mail` (no store access: the service holds no lock meanwhile).
-    pub(crate) fn send(self, mail: Option<&MailConfig>) -> Sent {
+    fn send(self, mail: Option<&MailConfig>) -> Sent {
         let results = self
             .mails
             .into_iter()
@@ -173,7 +169,7 @@ impl Outbox {
 
 impl Sent {
     /// Clears what was sent, records what was not; the first failure is the result.
-    pub(crate) fn record(self, store: &Store) -> Result<(), MailError> {
+    fn record(self, store: &Store) -> Result<(), MailError> {
         let mut first = None;
         for (m, r) in self.results {
             let gone = m.files.iter().find(|f| !f.is_file());
@@ -309,11 +305,7 @@ fn read(p: &Path) -> Result<Vec<u8>, MailError> {
 }
 
 /// The message for `files` of export `e` (no secret is in any export, nor added here).
-pub(crate) fn message(
-    from: &Mailbox,
-    e: &ExportConfig,
-    files: &[PathBuf],
-) -> Result<Message, MailError> {
+fn message(from: &Mailbox, e: &ExportConfig, files: &[PathBuf]) -> Result<Message, MailError> {
     let mut b = Message::builder().from(from.clone()).date_now();
     for to in &e.mail_to {
         b = b.to(to.clone());

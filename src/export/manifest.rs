@@ -78,11 +78,11 @@ pub(crate) struct ManifestFile {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ManifestFilter {
     /// `categories`.
-    pub(crate) categories: Vec<String>,
+    categories: Vec<String>,
     /// `min_severity` as its rank: 0 (`UnSpecified`) to 4 (`High`).
-    pub(crate) min_severity: Option<u8>,
+    min_severity: Option<u8>,
     /// `statuses`.
-    pub(crate) statuses: Vec<String>,
+    statuses: Vec<String>,
     /// `tenants`.
     pub tenants: Vec<String>,
 }

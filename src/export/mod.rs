@@ -65,18 +65,18 @@
 //! one error type.
 
 pub mod atomic;
-pub(crate) mod csv;
-pub(crate) mod error;
+mod csv;
+mod error;
 mod fingerprint;
-pub(crate) mod json;
+mod json;
 pub(crate) mod mail;
 pub mod manifest;
 mod probe;
-pub(crate) mod report;
+mod report;
 pub(crate) mod rows;
 mod sets;
-pub(crate) mod table;
-pub(crate) mod xlsx;
+mod table;
+mod xlsx;
 
 pub use probe::{check_export_dirs, check_export_dirs_could_be_made};
 
@@ -121,10 +121,10 @@ pub struct Written {
     /// Data rows (alerts).
     pub(crate) rows: u64,
     /// SHA-256 of the file, hex.
-    pub(crate) sha256: String,
+    sha256: String,
     /// Stored alerts left out because their text cannot be read (a damaged store): the file
     /// holds every other row.
-    pub(crate) unreadable: Vec<rows::Unreadable>,
+    unreadable: Vec<rows::Unreadable>,
 }
 
 impl fmt::Display for Written {

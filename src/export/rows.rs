@@ -154,11 +154,11 @@ pub(crate) fn for_each(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Unreadable {
     /// Its tenant.
-    pub(crate) tenant: String,
+    tenant: String,
     /// Its id.
-    pub(crate) id: String,
+    id: String,
     /// The revision that could not be read.
-    pub(crate) rev: i64,
+    rev: i64,
     /// What the reader said.
     pub(crate) why: String,
 }

@@ -89,13 +89,13 @@ impl Cell<'_> {
 
 /// `2026-11-16 19:43:38`: an instant in UTC as Excel and LibreOffice read a date and time from
 /// text, cut (never rounded) to the second, as the XLSX cells show it.
-pub(crate) fn excel_time(t: ApiTime) -> String {
+fn excel_time(t: ApiTime) -> String {
     t.to_chrono().format("%Y-%m-%d %H:%M:%S").to_string()
 }
 
 /// Whether `column` holds instants: its last segment ends in `Time` (`alertCreationTime`,
 /// `comments.0.createdTime`), the rule the cells follow.
-pub(crate) fn is_time_column(column: &str) -> bool {
+fn is_time_column(column: &str) -> bool {
     column
         .rsplit('.')
         .next()
@@ -244,7 +244,7 @@ fn user(domain: Option<&Value>, name: Option<&Value>) -> String {
 }
 
 /// One cell from one JSON value of column `column`.
-pub(crate) fn cell<'a>(column: &str, v: &'a RawValue) -> Cell<'a> {
+fn cell<'a>(column: &str, v: &'a RawValue) -> Cell<'a> {
     let text = v.get();
     match text.as_bytes().first() {
         Some(b'n') => Cell::Empty,

@@ -116,13 +116,13 @@ pub struct ImportReport {
 /// A place in a file's text: line and column from 1 (the column in characters, as editors count
 /// them), and the byte offset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Position {
+struct Position {
     /// The line, from 1.
-    pub(crate) line: u64,
+    line: u64,
     /// The column, from 1, in characters.
-    pub(crate) column: u64,
+    column: u64,
     /// Bytes before this place.
-    pub(crate) offset: u64,
+    offset: u64,
 }
 
 impl Position {
@@ -386,7 +386,7 @@ fn parse_file(reader: Box<dyn Read + Send>, tx: mpsc::SyncSender<Batch>) -> Resu
 /// Elements of a JSON/NDJSON text, for tests and tools: `(offset, text)`, or where and why the
 /// text is malformed.
 #[cfg(test)]
-pub(crate) fn split(text: &str) -> Result<Vec<(u64, String)>, (Position, String)> {
+fn split(text: &str) -> Result<Vec<(u64, String)>, (Position, String)> {
     let mut out = Vec::new();
     let mut f = |el: Element<'_>| -> Result<(), ScanError> {
         out.push((el.offset, String::from_utf8_lossy(el.bytes).into_owned()));

@@ -81,7 +81,7 @@ mod commit;
 mod page;
 mod pager;
 
-pub(crate) use page::MAX_CALLS_PER_POLL;
+use page::MAX_CALLS_PER_POLL;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -366,7 +366,7 @@ pub async fn poll_tenant<S: AlertSource>(
 
 /// [`poll_tenant`] with another cap on calls: a poll stops after `max_calls` calls as at its
 /// deadline (`Partial`, or `Stalled` without progress).
-pub(crate) async fn poll_tenant_within<S: AlertSource>(
+async fn poll_tenant_within<S: AlertSource>(
     source: &S,
     store: &Arc<Mutex<Store>>,
     tenant: &str,

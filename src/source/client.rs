@@ -59,7 +59,7 @@ fn backoff_schedule() -> impl Iterator<Item = Duration> {
 
 /// What differs between the two alert APIs.
 #[derive(Debug, Clone)]
-pub(crate) enum Dialect {
+enum Dialect {
     /// Defender for Endpoint's `GET /api/alerts`.
     Mde {
         /// Ask for `$expand=evidence`.
@@ -74,7 +74,7 @@ pub(crate) enum Dialect {
 
 impl Dialect {
     /// The API's name in messages.
-    pub(crate) fn api(&self) -> &'static str {
+    fn api(&self) -> &'static str {
         match self {
             Dialect::Mde { .. } => super::mde::API,
             Dialect::Graph { .. } => super::graph::API,
@@ -148,7 +148,7 @@ impl ApiSource {
     }
 
     /// A source of `dialect` under `root`.
-    pub(crate) fn new(
+    fn new(
         http: reqwest::Client,
         root: &Url,
         tokens: Arc<TokenProvider>,
@@ -198,7 +198,7 @@ impl ApiSource {
     }
 
     /// The query string for a request (public for tests and logs).
-    pub(crate) fn query(&self, r: &PageRequest) -> Vec<(&'static str, String)> {
+    fn query(&self, r: &PageRequest) -> Vec<(&'static str, String)> {
         self.dialect.query(r)
     }
 

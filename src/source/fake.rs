@@ -27,7 +27,7 @@ pub struct FakeAlert {
     /// Calls to come before it is visible (late ingestion); 0 = visible.
     pub(crate) hidden_for: u32,
     /// Graph's `serviceSource`: the alert is sent in Graph's shape when set.
-    pub(crate) service: Option<&'static str>,
+    service: Option<&'static str>,
 }
 
 /// The product a tenant reads by default, as the fake's `services` says.
@@ -117,7 +117,7 @@ pub(crate) struct Hostile {
 }
 
 /// What a test may do to the world before each call.
-pub(crate) type Mutator = Box<dyn FnMut(u64, &mut Vec<FakeAlert>) + Send>;
+type Mutator = Box<dyn FnMut(u64, &mut Vec<FakeAlert>) + Send>;
 
 /// The fake source.
 pub struct FakeSource {

@@ -12,7 +12,7 @@ pub mod client;
 #[cfg(any(test, feature = "test-support"))]
 pub mod fake;
 pub mod graph;
-pub(crate) mod mde;
+mod mde;
 pub mod route;
 
 use crate::alert::time::ApiTime;
@@ -65,7 +65,7 @@ impl PageRequest {
     /// The `$filter` on time both APIs share, in their own field names (`lastUpdateTime` and
     /// `alertCreationTime`, or Graph's `lastUpdateDateTime` and `createdDateTime`); each API adds
     /// its own clauses after it.
-    pub(crate) fn time_filter(&self, updated: &str, created: &str) -> String {
+    fn time_filter(&self, updated: &str, created: &str) -> String {
         let mut filter = match self.bound {
             Bound::AtOrAfter(t) => format!("{updated} ge {}", t.to_api_string()),
             Bound::After(t) => format!("{updated} gt {}", t.to_api_string()),
@@ -215,14 +215,14 @@ pub enum SourceError {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Advice {
     /// What the answer means, when we know ("the app lacks SecurityAlert.Read.All").
-    pub(crate) meaning: Option<String>,
+    meaning: Option<String>,
     /// What to do about it.
     pub(crate) fix: Option<String>,
 }
 
 impl Advice {
     /// Advice with both parts.
-    pub(crate) fn new(meaning: impl Into<String>, fix: impl Into<String>) -> Advice {
+    fn new(meaning: impl Into<String>, fix: impl Into<String>) -> Advice {
         Advice {
             meaning: Some(meaning.into()),
             fix: Some(fix.into()),
@@ -312,17 +312,14 @@ pub trait AlertSource: Send + Sync {
 /// parsed once, each element on its own, so one bad element costs only itself. Any bytes may come
 /// in (see the proptest below): the answer is an error or a page, never a panic.
 #[cfg(test)]
-pub(crate) fn decode_page(body: &[u8]) -> Result<Page, serde_json::Error> {
+fn decode_page(body: &[u8]) -> Result<Page, serde_json::Error> {
     decode_page_fetched_with(body, None)
 }
 
 /// [`decode_page`] of a page fetched with `token`, which is scrubbed from the alerts too: a
 /// service of many tenants remembers only the newest tokens it was issued, and a server that
 /// echoes one echoes the one it was sent.
-pub(crate) fn decode_page_fetched_with(
-    body: &[u8],
-    token: Option<&str>,
-) -> Result<Page, serde_json::Error> {
+fn decode_page_fetched_with(body: &[u8], token: Option<&str>) -> Result<Page, serde_json::Error> {
     let env: Envelope<'_> = serde_json::from_slice(body)?;
     let also = token.map(crate::redact::Also::new);
     let mut page = parse_elements(env.value, also.as_ref());
@@ -336,7 +333,7 @@ pub(crate) fn decode_page_fetched_with(
 
 /// Splits a page's elements into alerts and rejects; `also` (the page's token) is scrubbed with
 /// the known secrets.
-pub(crate) fn parse_elements<'a>(
+fn parse_elements<'a>(
     elements: impl IntoIterator<Item = &'a serde_json::value::RawValue>,
     also: Option<&crate::redact::Also>,
 ) -> Page {

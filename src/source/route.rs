@@ -35,8 +35,7 @@ use crate::config::{SourceChoice, SourceKind, Warning};
 use crate::source::SourceError;
 
 /// Graph's permissions that let an app (or a delegated user) list alerts_v2.
-pub(crate) const GRAPH_PERMISSIONS: [&str; 2] =
-    ["SecurityAlert.Read.All", "SecurityAlert.ReadWrite.All"];
+const GRAPH_PERMISSIONS: [&str; 2] = ["SecurityAlert.Read.All", "SecurityAlert.ReadWrite.All"];
 
 /// Which API a tenant reads, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -403,7 +402,7 @@ fn graph_sign_in_text(e: &AuthError) -> String {
 }
 
 /// Whether `e` says the API could not be reached at all (as opposed to refusing the tenant).
-pub(crate) fn is_unreachable(e: &SourceError) -> bool {
+fn is_unreachable(e: &SourceError) -> bool {
     matches!(
         e,
         SourceError::Unavailable { .. } | SourceError::Redirected { .. }
@@ -476,7 +475,7 @@ pub fn mde_warning(
 
 /// The Graph alerts permission in `claims` (`roles` of an app token, `scp` of a delegated one),
 /// or the permissions it has instead.
-pub(crate) fn graph_permission(claims: &serde_json::Value) -> Result<String, Vec<String>> {
+fn graph_permission(claims: &serde_json::Value) -> Result<String, Vec<String>> {
     let seen = crate::auth::permissions_in(claims);
     match seen
         .iter()

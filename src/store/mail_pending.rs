@@ -14,15 +14,15 @@ pub struct PendingMail {
     /// The row, to clear it once sent.
     pub(crate) id: i64,
     /// The export's configured name.
-    pub(crate) export: String,
+    export: String,
     /// The files to send.
     pub(crate) files: Vec<PathBuf>,
     /// When the files were written.
-    pub(crate) written_at: String,
+    written_at: String,
     /// How often sending was tried.
     pub(crate) attempts: i64,
     /// The server's last answer.
-    pub(crate) last_error: String,
+    last_error: String,
 }
 
 impl Store {

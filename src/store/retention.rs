@@ -80,7 +80,7 @@ pub struct PruneReport {
     pub bytes_reclaimed: u64,
     /// Free pages left in the file for reuse (a store not in incremental auto-vacuum mode keeps
     /// what was freed here).
-    pub(crate) free_pages: u64,
+    free_pages: u64,
     /// Whether the store is in incremental auto-vacuum mode (so the file can shrink).
     pub incremental: bool,
 }
@@ -101,7 +101,7 @@ enum Phase {
 /// A prune under way: call [`Step::run`] until it returns `false`. Each call is one short
 /// transaction; the store may be used by others in between.
 #[derive(Debug, Clone)]
-pub(crate) struct Step {
+struct Step {
     cutoff: String,
     /// Runs that started before this go (see [`RUNS_KEPT_FOR`]).
     runs_cutoff: String,
@@ -116,7 +116,7 @@ pub(crate) struct Step {
 
 impl Step {
     /// Starts a prune of `store` keeping `keep` of history as of `now`.
-    pub(crate) fn start(store: &Store, keep: Duration, now: ApiTime) -> Result<Step, StoreError> {
+    fn start(store: &Store, keep: Duration, now: ApiTime) -> Result<Step, StoreError> {
         let cutoff = now.minus(keep).to_api_string();
         let runs_cutoff = now.minus(keep.min(RUNS_KEPT_FOR)).to_api_string();
         let conn = store.connection();
@@ -142,7 +142,7 @@ impl Step {
     }
 
     /// Does the next piece of work in one transaction; `false` when nothing is left.
-    pub(crate) fn run(&mut self, store: &mut Store) -> Result<bool, StoreError> {
+    fn run(&mut self, store: &mut Store) -> Result<bool, StoreError> {
         let path = store.path.clone();
         let r = self.run_inner(&mut store.conn);
         r.map_err(|e| classify(&path, e))
@@ -219,7 +219,7 @@ impl Step {
     }
 
     /// What the prune did so far.
-    pub(crate) fn report(&self) -> PruneReport {
+    fn report(&self) -> PruneReport {
         self.report
     }
 }
@@ -283,7 +283,7 @@ fn pragma(conn: &Connection, name: &str) -> rusqlite::Result<i64> {
 
 /// The first revision stored at or after `cutoff` (one past the newest when none is): a binary
 /// search on the revision number, which grows with `stored_at`.
-pub(crate) fn first_rev_at(conn: &Connection, cutoff: &str) -> rusqlite::Result<i64> {
+fn first_rev_at(conn: &Connection, cutoff: &str) -> rusqlite::Result<i64> {
     let (lo, hi): (Option<i64>, Option<i64>) =
         conn.query_row("SELECT min(rev), max(rev) FROM alert_revisions", [], |r| {
             Ok((r.get(0)?, r.get(1)?))
@@ -317,7 +317,7 @@ pub fn prune(store: &mut Store, keep: Duration, now: ApiTime) -> Result<PruneRep
 
 /// [`prune`] on a store shared with the service's polls: the mutex is taken per step, so a poll
 /// waits at most one short transaction.
-pub(crate) fn prune_shared(
+fn prune_shared(
     store: &Mutex<Store>,
     keep: Duration,
     now: ApiTime,
@@ -371,11 +371,11 @@ pub(crate) async fn daily(store: std::sync::Arc<Mutex<Store>>, keep: Duration) {
 }
 
 /// When the service's first prune runs after it starts.
-pub(crate) const FIRST_PRUNE_AFTER: Duration = Duration::from_secs(600);
+const FIRST_PRUNE_AFTER: Duration = Duration::from_secs(600);
 
 /// Whether the store can give space back to the file system (`auto_vacuum = INCREMENTAL`).
 #[cfg(test)]
-pub(crate) fn is_incremental(store: &Store) -> Result<bool, StoreError> {
+fn is_incremental(store: &Store) -> Result<bool, StoreError> {
     pragma(store.connection(), "auto_vacuum")
         .map(|m| m == 2)
         .map_err(|e| store.err(e))

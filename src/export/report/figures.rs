@@ -189,7 +189,7 @@ fn classify(c: Option<&str>) -> usize {
 }
 
 /// The age buckets of [`Figures::open_by_age`], youngest first.
-pub(crate) const AGE_BUCKETS: [&str; 4] = ["< 1 day", "1–7 days", "7–30 days", "> 30 days"];
+const AGE_BUCKETS: [&str; 4] = ["< 1 day", "1–7 days", "7–30 days", "> 30 days"];
 /// How many unknown severities get their own series in [`Figures::per_day`] and the chart.
 pub(crate) const MAX_EXTRA_SERIES: usize = 5;
 /// The series that sums the unknown severities past [`MAX_EXTRA_SERIES`].

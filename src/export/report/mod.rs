@@ -75,7 +75,7 @@ use crate::config::ExportConfig;
 use crate::store::{Selection, Store};
 use figures::{AlertRef, Analysis, Tally};
 
-pub(crate) use figures::Figures;
+use figures::Figures;
 #[cfg(test)]
 use figures::{
     AlertSummary, Classification, MARKDOWN_DAYS, MAX_EXTRA_SERIES, OTHER_SEVERITIES, RECENT_HIGH,
@@ -90,13 +90,13 @@ pub(crate) struct Report {
     /// The same numbers as GitHub-flavoured Markdown tables (a per-day table instead of the chart).
     pub(crate) markdown: String,
     /// The numbers themselves.
-    pub(crate) figures: Figures,
+    figures: Figures,
 }
 
 /// Renders the report. Never panics, whatever the input (empty, future dates, resolved before
 /// created, huge windows, hostile text).
 #[cfg(test)]
-pub(crate) fn render(input: &ReportInput<'_>) -> Report {
+fn render(input: &ReportInput<'_>) -> Report {
     let tz = input.timezone.unwrap_or(chrono_tz::Tz::UTC);
     let mut tally = Tally::new(input.generated_at, input.window, tz);
     for a in input.alerts {

@@ -5,7 +5,7 @@
 //! enums (`inProgress`, `high`), a string `incidentId`, and the device and user inside typed
 //! evidence. A spreadsheet, a report or a script written against `/api/alerts` must not see two
 //! vocabularies in one file, so every export that is not verbatim JSON reads a Graph alert through
-//! [`to_mde_shape`] (the table: `docs/graph-mapping.md`).
+//! [`into_mde_shape`] (the table: `docs/graph-mapping.md`).
 //!
 //! The rules:
 //! - a Graph alert is recognised by `lastUpdateDateTime` without `lastUpdateTime` ([`is_graph`]);
@@ -38,14 +38,14 @@ fn is_graph(obj: &Map<String, Value>) -> bool {
     super::Shape::of(obj) == super::Shape::Graph
 }
 
-/// A Graph `alerts_v2` alert rewritten in the MDE API's JSON shape (module docs). Anything that is
-/// not a Graph-shaped object (an MDE alert, a number) is returned as it is.
+/// [`into_mde_shape`] of a copy, for the tests.
 #[cfg(test)]
 pub(crate) fn to_mde_shape(graph: &Value) -> Value {
     into_mde_shape(graph.clone())
 }
 
-/// [`to_mde_shape`] without the copy.
+/// A Graph `alerts_v2` alert rewritten in the MDE API's JSON shape (module docs). Anything that is
+/// not a Graph-shaped object (an MDE alert, a number) is returned as it is.
 fn into_mde_shape(value: Value) -> Value {
     let Value::Object(mut g) = value else {
         return value;

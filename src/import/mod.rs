@@ -383,8 +383,8 @@ fn parse_file(reader: Box<dyn Read + Send>, tx: mpsc::SyncSender<Batch>) -> Resu
     Ok(())
 }
 
-/// Elements of a JSON/NDJSON text, for tests and tools: `(offset, text)`, or where and why the
-/// text is malformed.
+/// Elements of a JSON/NDJSON text, for the tests: `(offset, text)`, or where and why the text is
+/// malformed.
 #[cfg(test)]
 fn split(text: &str) -> Result<Vec<(u64, String)>, (Position, String)> {
     let mut out = Vec::new();

@@ -316,7 +316,7 @@ fn decode_page(body: &[u8]) -> Result<Page, serde_json::Error> {
     decode_page_fetched_with(body, None)
 }
 
-/// [`decode_page`] of a page fetched with `token`, which is scrubbed from the alerts too: a
+/// `decode_page` of a page fetched with `token`, which is scrubbed from the alerts too: a
 /// service of many tenants remembers only the newest tokens it was issued, and a server that
 /// echoes one echoes the one it was sent.
 fn decode_page_fetched_with(body: &[u8], token: Option<&str>) -> Result<Page, serde_json::Error> {

@@ -22,7 +22,8 @@ use chrono_tz::Tz;
 
 use crate::alert::vocab::{KNOWN_SEVERITIES, Severity, Status};
 
-/// One alert, as the report needs it (the caller extracts these from the stored API JSON).
+/// One alert, as the report needs it, for the tests' in-memory reports (an export reads each
+/// stored alert as an [`AlertRef`] instead).
 #[cfg(test)]
 #[derive(Debug, Clone)]
 pub(crate) struct AlertSummary {
@@ -224,7 +225,7 @@ impl AlertSummary {
     }
 }
 
-/// One alert as the [`Tally`] reads it: [`AlertSummary`]'s fields, borrowed, so that the store's
+/// One alert as the [`Tally`] reads it: its fields borrowed, so that the store's
 /// reader can hand over text straight from the row without a `String` per field and per alert.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct AlertRef<'a> {

@@ -6,7 +6,7 @@
 //! The CSV and JSON exports answer "give me every alert"; a manager asks "what happened last night,
 //! what is still open, and is it getting better?". This module turns the alerts, each in its latest
 //! state, into those numbers ([`Figures`], in `figures`) and two renderings of them ([`Report`]).
-//! [`render`] does no I/O: `from_store` reads the store and feeds each alert to the same
+//! Rendering does no I/O: `from_store` reads the store and feeds each alert to the same
 //! one-pass tally as it goes (nothing is kept per alert), and the export writes the files
 //! (atomically, as every export does), so the rest is a pure function that tests can check
 //! exactly.
@@ -28,7 +28,7 @@
 //!
 //! The page makes **no external requests**: no scripts, no fonts (a system font stack), no
 //! images, no `url(…)`; its only links are each alert's own page in the Defender portal (an
-//! `https://` link to a portal host, [`portal_link`], never anything else). The styles are one
+//! `https://` link to a portal host, [`portal_link`](figures::portal_link), never anything else). The styles are one
 //! inline `<style>`, and the charts are HTML tables with inline sizes and colours, **not SVG**:
 //! the same page is a mail body, and Outlook on Windows (Word's renderer) shows no inline SVG
 //! and runs no script, so the page uses neither.
@@ -93,8 +93,9 @@ pub(crate) struct Report {
     figures: Figures,
 }
 
-/// Renders the report. Never panics, whatever the input (empty, future dates, resolved before
-/// created, huge windows, hostile text).
+/// Renders the report from alerts held in memory, the tests' way in (an export streams them from
+/// the store through [`from_store`]). Never panics, whatever the input (empty, future dates,
+/// resolved before created, huge windows, hostile text).
 #[cfg(test)]
 fn render(input: &ReportInput<'_>) -> Report {
     let tz = input.timezone.unwrap_or(chrono_tz::Tz::UTC);

@@ -122,10 +122,10 @@ const MICROSOFT_GRAPH_APP_ID: &str = "00000003-0000-0000-c000-000000000000";
 
 /// How long `auth check` may take in all: a check is interactive, and a 429 with a long
 /// `Retry-After` or a server that never answers must not hold it for hours.
-pub const AUTH_CHECK_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
+const AUTH_CHECK_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Gets a token for each tenant (or `only`), explains its claims, and makes one small API call,
-/// all within [`AUTH_CHECK_LIMIT`]. A sign-in failure is reported per tenant; configuration errors
+/// all within `AUTH_CHECK_LIMIT`. A sign-in failure is reported per tenant; configuration errors
 /// stop everything (exit 78).
 pub async fn auth_check(
     config: &Config,

@@ -3,7 +3,7 @@
 //! Spending it like money means *waiting for budget* instead of spending it and being throttled:
 //! every API call first takes a slot from a sliding window of both quotas, and sleeps until one is
 //! free. The window outlives the process — `poll` usually runs from a timer, one process per run —
-//! because the store records every call (see [`crate::store::Writer::record_calls`]) and a new
+//! because the store records every call (see `crate::store::Writer::record_calls`) and a new
 //! budget starts from the last hour's calls. Several tools sharing one app can lower the quotas
 //! with `[poll] calls_per_minute` and `calls_per_hour`.
 
@@ -12,13 +12,13 @@ use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 /// Defender's documented quotas.
-pub const DEFENDER_PER_MINUTE: u32 = 100;
+pub(crate) const DEFENDER_PER_MINUTE: u32 = 100;
 /// Defender's documented hourly quota.
-pub const DEFENDER_PER_HOUR: u32 = 1_500;
+pub(crate) const DEFENDER_PER_HOUR: u32 = 1_500;
 /// Microsoft Graph's quota for alerts: 150 requests per minute per app per tenant.
-pub const GRAPH_PER_MINUTE: u32 = 150;
+pub(crate) const GRAPH_PER_MINUTE: u32 = 150;
 /// Graph documents no hourly quota for alerts: the minute's, sixty times.
-pub const GRAPH_PER_HOUR: u32 = GRAPH_PER_MINUTE * 60;
+pub(crate) const GRAPH_PER_HOUR: u32 = GRAPH_PER_MINUTE * 60;
 
 /// The windows are this much longer than the API's: a slot is taken when a request is about to
 /// leave, but the server counts it when it arrives, and a slow request (a loaded machine, a proxy)
@@ -31,9 +31,9 @@ const HOUR: Duration = Duration::from_secs(3_600 + SLACK.as_secs());
 /// Why no slot could be had.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the API budget has no free call before the poll's deadline (next free slot in {}s)", .wait.as_secs())]
-pub struct OverBudget {
+pub(crate) struct OverBudget {
     /// How long until the next slot.
-    pub wait: Duration,
+    pub(crate) wait: Duration,
 }
 
 /// A sliding-window budget of both quotas for one tenant.
@@ -79,7 +79,7 @@ impl Budget {
 
     /// Charges the budget with `history` as well (calls earlier runs recorded in the store), for a
     /// budget built before the store was open.
-    pub fn remember(&self, history: &[SystemTime]) {
+    pub(crate) fn remember(&self, history: &[SystemTime]) {
         let horizon = SystemTime::now() + MINUTE;
         let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let mut calls: Vec<SystemTime> = s.calls.drain(..).collect();
@@ -117,7 +117,10 @@ impl Budget {
     }
 
     /// Takes one call slot, sleeping until one is free; fails if that would pass `deadline`.
-    pub async fn acquire(&self, deadline: Option<tokio::time::Instant>) -> Result<(), OverBudget> {
+    pub(crate) async fn acquire(
+        &self,
+        deadline: Option<tokio::time::Instant>,
+    ) -> Result<(), OverBudget> {
         let mut logged = false;
         loop {
             let wait = {
@@ -150,12 +153,12 @@ impl Budget {
     }
 
     /// Calls made since the last time this was asked, to be recorded in the store.
-    pub fn take_unsaved(&self) -> Vec<SystemTime> {
+    pub(crate) fn take_unsaved(&self) -> Vec<SystemTime> {
         std::mem::take(&mut self.state.lock().unwrap_or_else(|p| p.into_inner()).unsaved)
     }
 
     /// Total time spent waiting for budget.
-    pub fn waited(&self) -> Duration {
+    pub(crate) fn waited(&self) -> Duration {
         self.state.lock().unwrap_or_else(|p| p.into_inner()).waited
     }
 }

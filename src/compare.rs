@@ -31,7 +31,7 @@ use crate::source::AlertSource;
 use crate::store::{Outcome, Store};
 
 /// How long a comparison may take when the caller sets no limit.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 /// One API's side of a comparison.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -131,7 +131,7 @@ pub fn work_dir() -> Result<tempfile::TempDir, Error> {
 
 /// Compares each tenant (or `only`) over the last `since`, within [`DEFAULT_TIMEOUT`], in a
 /// [`work_dir`] of its own.
-pub async fn compare(
+pub(crate) async fn compare(
     config: &Config,
     only: Option<&str>,
     since: Duration,

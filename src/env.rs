@@ -21,7 +21,7 @@ use crate::source::route::Route;
 /// Why the pieces could not be built.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum EnvError {
+pub(crate) enum EnvError {
     /// A secret, key or certificate the config names cannot be used (exit 78).
     #[error(transparent)]
     Config(#[from] ConfigError),
@@ -35,36 +35,36 @@ pub enum EnvError {
 
 /// The pieces every tenant of one config shares.
 #[derive(Debug, Clone)]
-pub struct Environment {
+pub(crate) struct Environment {
     http: reqwest::Client,
     poll: PollConfig,
 }
 
 /// What a tenant needs to read one API: tokens for that API's audience, and that API's budget.
 #[derive(Debug, Clone)]
-pub struct Lane {
+pub(crate) struct Lane {
     /// Its tokens (cached, renewed at 80 % of their life).
-    pub tokens: Arc<TokenProvider>,
+    pub(crate) tokens: Arc<TokenProvider>,
     /// Its API budget (both quotas).
-    pub budget: Arc<Budget>,
+    pub(crate) budget: Arc<Budget>,
 }
 
 /// One tenant's long-lived pieces.
 #[derive(Debug, Clone)]
-pub struct TenantEnv {
+pub(crate) struct TenantEnv {
     /// The tenant's settings.
-    pub cfg: Arc<TenantConfig>,
+    pub(crate) cfg: Arc<TenantConfig>,
     /// Reading the MDE API, when the tenant may (`auto` or `mde`).
-    pub mde: Option<Lane>,
+    pub(crate) mde: Option<Lane>,
     /// Reading Microsoft Graph, when the tenant may (`auto` or `graph`).
-    pub graph: Option<Lane>,
+    pub(crate) graph: Option<Lane>,
     /// Which API it reads now, and why.
-    pub route: Arc<Route>,
+    pub(crate) route: Arc<Route>,
 }
 
 impl TenantEnv {
     /// The lane of `api`, when the tenant may read it.
-    pub fn lane(&self, api: SourceKind) -> Option<&Lane> {
+    pub(crate) fn lane(&self, api: SourceKind) -> Option<&Lane> {
         match api {
             SourceKind::Mde => self.mde.as_ref(),
             SourceKind::Graph => self.graph.as_ref(),
@@ -72,7 +72,7 @@ impl TenantEnv {
     }
 
     /// The lane of the API the tenant reads now (its last decision; Graph before any for `auto`).
-    pub fn current_lane(&self) -> &Lane {
+    fn current_lane(&self) -> &Lane {
         self.lane(self.route.current())
             .or(self.graph.as_ref())
             .or(self.mde.as_ref())
@@ -80,14 +80,14 @@ impl TenantEnv {
     }
 
     /// When its current token expires (Unix seconds), for the metrics.
-    pub fn token_expiry(&self) -> Option<i64> {
+    pub(crate) fn token_expiry(&self) -> Option<i64> {
         self.current_lane().tokens.current_expiry()
     }
 }
 
 impl Environment {
     /// Builds the HTTP client (proxy, private CA, timeouts, no redirects) for `config`.
-    pub fn new(config: &Config) -> Result<Environment, EnvError> {
+    pub(crate) fn new(config: &Config) -> Result<Environment, EnvError> {
         let http = crate::http::client(config.poll.request_timeout, &config.http)
             .map_err(EnvError::Https)?;
         Ok(Environment {
@@ -97,7 +97,7 @@ impl Environment {
     }
 
     /// How a poll of a tenant reading `source` pages (Graph's `$top` is at most 1,000).
-    pub fn poll_settings(&self, source: SourceKind) -> PollSettings {
+    pub(crate) fn poll_settings(&self, source: SourceKind) -> PollSettings {
         poll_settings(&self.poll, source)
     }
 
@@ -105,7 +105,7 @@ impl Environment {
     /// missing secret or a bad certificate is a configuration error (exit 78) naming the config
     /// file: built before anything else runs. `history` is the calls the store recorded in the
     /// last hour, so that the budget outlives the process.
-    pub fn tenant(
+    pub(crate) fn tenant(
         &self,
         t: &TenantConfig,
         history: Vec<SystemTime>,
@@ -115,7 +115,7 @@ impl Environment {
 
     /// The source that reads `tenant`'s alerts from `api`, giving up at `deadline`; `None` when
     /// the tenant may not read `api`.
-    pub fn source(
+    pub(crate) fn source(
         &self,
         tenant: &TenantEnv,
         api: SourceKind,

@@ -20,7 +20,7 @@ pub const EXIT_FAILED: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 /// Exit code: the configuration is wrong; systemd does not restart on it
 /// (`RestartPreventExitStatus=78`, EX_CONFIG).
-pub const EXIT_CONFIG: u8 = 78;
+const EXIT_CONFIG: u8 = 78;
 
 /// Why a command failed.
 #[derive(Debug, thiserror::Error)]

@@ -36,12 +36,12 @@ pub struct TenantStatus {
     /// The next scheduled poll, when the service runs.
     pub next_poll: Option<String>,
     /// Whether the service (`run`) is running.
-    pub daemon_running: bool,
+    daemon_running: bool,
     /// The newest run of any kind.
     pub last_run: Option<RunSummary>,
     /// Elements the API sent that were not valid alerts, kept verbatim in `rejected_elements`.
     #[serde(default)]
-    pub rejected: u64,
+    rejected: u64,
     /// What the admin should act on though the tenant is healthy (the MDE API's switch-off).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<Warning>,
@@ -66,7 +66,7 @@ pub struct RunSummary {
     /// Start (RFC 3339).
     pub started_at: String,
     /// End (RFC 3339), if it ended.
-    pub finished_at: Option<String>,
+    finished_at: Option<String>,
     /// `running`, `ok`, `partial`, `stalled`, `failed`, `interrupted`.
     pub outcome: String,
     /// HTTP calls to the API.
@@ -74,9 +74,9 @@ pub struct RunSummary {
     /// 429 answers.
     pub throttled: i64,
     /// Time spent waiting for budget, `Retry-After` and backoffs.
-    pub waited_secs: i64,
+    waited_secs: i64,
     /// Pages committed.
-    pub pages: i64,
+    pages: i64,
     /// New alerts.
     pub new: u64,
     /// Alerts replaced by a newer version.
@@ -133,7 +133,7 @@ impl From<&RunRow> for RunSummary {
 /// or was interrupted or made no progress (`stalled`: stopped at its deadline, or inside an
 /// instant it could not get past), or when the last poll that made progress is older than
 /// `max_age`.
-pub fn verdict(
+fn verdict(
     last_poll: Option<&LastPoll>,
     success_age: Option<Duration>,
     max_age: Duration,
@@ -182,17 +182,17 @@ pub fn verdict(
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Summary {
     /// Tenants configured (or asked for).
-    pub tenants: usize,
+    tenants: usize,
     /// Healthy tenants.
-    pub healthy: usize,
+    healthy: usize,
     /// Unhealthy tenants that have polled at least once.
-    pub unhealthy: usize,
+    unhealthy: usize,
     /// Tenants no poll has run for yet (unhealthy too, counted apart: a new customer, not a fault).
-    pub never_polled: usize,
+    never_polled: usize,
     /// The oldest of the tenants' last successes, and its tenant: the one the next alarm is about.
-    pub oldest_success: Option<(String, String)>,
+    oldest_success: Option<(String, String)>,
     /// Its age in seconds.
-    pub oldest_success_age_secs: Option<u64>,
+    oldest_success_age_secs: Option<u64>,
 }
 
 impl TenantStatus {
@@ -258,13 +258,13 @@ impl std::fmt::Display for Summary {
 #[derive(Debug, Clone, Default)]
 pub struct StoreFacts {
     /// Bytes on disk, WAL included.
-    pub bytes: u64,
+    bytes: u64,
     /// Of those, the write-ahead log's.
-    pub wal_bytes: u64,
+    wal_bytes: u64,
     /// When the oldest revision still stored was stored.
-    pub oldest_revision: Option<String>,
+    oldest_revision: Option<String>,
     /// What an export or `store check` found damaged in the store, until a check passes.
-    pub damaged: Option<String>,
+    damaged: Option<String>,
 }
 
 impl StoreFacts {

@@ -7,11 +7,11 @@
 //! Every server is untrusted input. Entra and Defender never redirect, so redirects are never
 //! followed (a followed 307 would re-post the client secret to whatever host `Location` names, and
 //! a followed 302 would store a foreign host's answer as alerts): a 3xx is an error that says
-//! where it pointed. Bodies are read in chunks up to a cap ([`MAX_PAGE_BYTES`],
-//! [`MAX_TOKEN_BYTES`], [`MAX_ERROR_BYTES`]), never whole, into blocks of one size (never a
-//! buffer regrown by doubling); pages are paid for from the process's one [`BodyBudget`], so the
+//! where it pointed. Bodies are read in chunks up to a cap (`MAX_PAGE_BYTES`,
+//! `MAX_TOKEN_BYTES`, `MAX_ERROR_BYTES`), never whole, into blocks of one size (never a
+//! buffer regrown by doubling); pages are paid for from the process's one `BodyBudget`, so the
 //! memory of all the answers being read at once is bounded, not only each one's. Every duration a server sets is
-//! clamped ([`MAX_RETRY_AFTER`]), so no arithmetic on it can overflow.
+//! clamped (`MAX_RETRY_AFTER`), so no arithmetic on it can overflow.
 
 use std::time::Duration;
 
@@ -20,7 +20,7 @@ use secrecy::ExposeSecret;
 use crate::config::HttpConfig;
 
 /// The User-Agent Microsoft asks integrators to send (`MdatpPartner-{Company}-{Product}/{Version}`).
-pub const USER_AGENT: &str = concat!(
+const USER_AGENT: &str = concat!(
     "MdatpPartner-mdealerts-mde-alerts/",
     env!("CARGO_PKG_VERSION")
 );
@@ -70,7 +70,7 @@ pub enum ClientError {
 
 impl ClientError {
     /// What to do about it: printed once, as `fix: …`, after the error.
-    pub fn hint(&self) -> String {
+    pub(crate) fn hint(&self) -> String {
         match self {
             ClientError::Proxy { .. } => {
                 "set [http] proxy to the proxy's URL, such as http://proxy.example:3128".into()
@@ -196,7 +196,7 @@ fn percent_decode(s: &str) -> String {
 
 /// What the caller should do after a failed call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Retry {
+pub(crate) enum Retry {
     /// Try again after a backoff (or after the server's `Retry-After`).
     Later,
     /// Renew the token once, then try again.
@@ -210,7 +210,7 @@ pub enum Retry {
 
 /// Classifies an HTTP status. Kept tiny and table-tested: every retry decision in the crate comes
 /// from here or [`classify_transport`].
-pub fn classify_status(status: u16) -> Retry {
+pub(crate) fn classify_status(status: u16) -> Retry {
     match status {
         401 => Retry::RenewToken,
         408 | 429 | 500..=599 => Retry::Later,
@@ -219,7 +219,7 @@ pub fn classify_status(status: u16) -> Retry {
 }
 
 /// Classifies a transport-level failure (no usable response).
-pub fn classify_transport(e: &reqwest::Error) -> Retry {
+pub(crate) fn classify_transport(e: &reqwest::Error) -> Retry {
     if e.is_builder() || e.is_redirect() {
         Retry::Never
     } else {
@@ -230,11 +230,11 @@ pub fn classify_transport(e: &reqwest::Error) -> Retry {
 
 /// The longest `Retry-After` believed: a day. A longer one (or `18446744073709551615`) is a broken
 /// or hostile server; a day already passes any poll's deadline, which ends the poll as partial.
-pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
 
 /// Parses `Retry-After` given in seconds (what Defender sends) or as an HTTP date, clamped to
 /// [`MAX_RETRY_AFTER`] (a number of seconds too large for any integer type included).
-pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     let v = headers
         .get(reqwest::header::RETRY_AFTER)?
         .to_str()
@@ -256,7 +256,9 @@ pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
 
 /// The server's clock from its `Date` header (an HTTP date, one-second precision), if it sent a
 /// readable one.
-pub fn server_date(headers: &reqwest::header::HeaderMap) -> Option<crate::alert::time::ApiTime> {
+pub(crate) fn server_date(
+    headers: &reqwest::header::HeaderMap,
+) -> Option<crate::alert::time::ApiTime> {
     let v = headers.get(reqwest::header::DATE)?.to_str().ok()?;
     let when = chrono::DateTime::parse_from_rfc2822(v.trim()).ok()?;
     Some(crate::alert::time::ApiTime::from_chrono(
@@ -266,7 +268,7 @@ pub fn server_date(headers: &reqwest::header::HeaderMap) -> Option<crate::alert:
 
 /// `now + d`, or `None` when that instant cannot be represented (a server-chosen `d`): callers
 /// treat `None` as "later than any deadline", never as a panic.
-pub fn later(now: tokio::time::Instant, d: Duration) -> Option<tokio::time::Instant> {
+pub(crate) fn later(now: tokio::time::Instant, d: Duration) -> Option<tokio::time::Instant> {
     now.checked_add(d)
 }
 
@@ -276,19 +278,19 @@ pub fn later(now: tokio::time::Instant, d: Duration) -> Option<tokio::time::Inst
 /// evidence weigh 32 MiB together (a page in the order served, 25 MiB; Graph's page of 1,000,
 /// 4.4 MiB at most). The cap leaves four times that for alerts carrying more evidence than the
 /// generator gives them; anything larger is a broken or hostile server.
-pub const MAX_PAGE_BYTES: usize = 128 << 20;
+pub(crate) const MAX_PAGE_BYTES: usize = 128 << 20;
 /// What all the pages being read at once may hold together: 512 MiB, the process's one budget
 /// for answers in flight. Sixteen polls (the default concurrency) each reading a full page of
 /// 10,000 alerts with evidence fit in it; sixteen answers that never end stop there, so a broken
 /// proxy in front of every tenant cannot take the machine's memory.
 pub const BODY_BUDGET_BYTES: usize = 512 << 20;
 /// The most a token response may weigh: 256 KiB (a token with many group claims is ~10 KB).
-pub const MAX_TOKEN_BYTES: usize = 256 << 10;
+pub(crate) const MAX_TOKEN_BYTES: usize = 256 << 10;
 /// The most of an error answer that is read (only a snippet of it is ever shown): 64 KiB.
-pub const MAX_ERROR_BYTES: usize = 64 << 10;
+const MAX_ERROR_BYTES: usize = 64 << 10;
 /// A call's first share of the [`BodyBudget`], taken before it asks: a quiet page and any
 /// error answer fit in it, so an ordinary call never needs more.
-pub const FIRST_SHARE: usize = MAX_ERROR_BYTES;
+pub(crate) const FIRST_SHARE: usize = MAX_ERROR_BYTES;
 /// The blocks a body is read into after its first. A buffer regrown as the body arrives is
 /// copied at every step, and the allocator keeps the copies it left behind: an endless answer
 /// read into a buffer growing 8 MiB at a time peaked at 342 MiB for 128 MiB read, and one
@@ -297,7 +299,7 @@ pub const FIRST_SHARE: usize = MAX_ERROR_BYTES;
 const BLOCK: usize = 512 << 10;
 
 /// `bytes` for people: `512 MiB`, `256 KiB`, `100 bytes`.
-pub fn size(bytes: u64) -> String {
+fn size(bytes: u64) -> String {
     if bytes >= 1 << 20 && bytes.is_multiple_of(1 << 20) {
         format!("{} MiB", bytes >> 20)
     } else if bytes >= 1 << 20 {
@@ -350,21 +352,21 @@ pub enum BodyError {
 /// for the rest, would wait for one another, and every other tenant's poll behind them. A body
 /// that finds no room fails at once and gives its share back; waiting calls get it first.
 #[derive(Debug, Clone)]
-pub struct BodyBudget {
+pub(crate) struct BodyBudget {
     room: std::sync::Arc<tokio::sync::Semaphore>,
     total: usize,
 }
 
 /// A share of a [`BodyBudget`], given back when dropped.
 #[derive(Debug)]
-pub struct Share {
+pub(crate) struct Share {
     permit: tokio::sync::OwnedSemaphorePermit,
     budget: BodyBudget,
 }
 
 impl BodyBudget {
     /// A budget of `bytes` (at most 4 GiB: bytes are permits).
-    pub fn new(bytes: usize) -> BodyBudget {
+    fn new(bytes: usize) -> BodyBudget {
         let total = bytes.min(u32::MAX as usize);
         BodyBudget {
             room: std::sync::Arc::new(tokio::sync::Semaphore::new(total)),
@@ -373,26 +375,28 @@ impl BodyBudget {
     }
 
     /// The process's budget, [`BODY_BUDGET_BYTES`], shared by every source it builds.
-    pub fn process() -> BodyBudget {
+    pub(crate) fn process() -> BodyBudget {
         static PROCESS: std::sync::LazyLock<BodyBudget> =
             std::sync::LazyLock::new(|| BodyBudget::new(BODY_BUDGET_BYTES));
         PROCESS.clone()
     }
 
     /// Its size in bytes.
-    pub fn total(&self) -> usize {
+    #[cfg(test)]
+    fn total(&self) -> usize {
         self.total
     }
 
     /// What is not held now.
-    pub fn available(&self) -> usize {
+    #[cfg(test)]
+    fn available(&self) -> usize {
         self.room.available_permits()
     }
 
     /// Takes `bytes`, waiting while the budget is full, until `deadline` at the latest (without
     /// one the wait still ends: the answers holding the budget never wait for more, and each is
     /// read within the request timeout).
-    pub async fn reserve(
+    pub(crate) async fn reserve(
         &self,
         bytes: usize,
         deadline: Option<tokio::time::Instant>,
@@ -415,13 +419,13 @@ impl BodyBudget {
 
 impl Share {
     /// Bytes held.
-    pub fn bytes(&self) -> usize {
+    fn bytes(&self) -> usize {
         self.permit.num_permits()
     }
 
     /// Holds at least `bytes`, taking the difference at once or failing: never waits (see
     /// [`BodyBudget`]).
-    pub fn cover(&mut self, bytes: usize) -> Result<(), BodyError> {
+    fn cover(&mut self, bytes: usize) -> Result<(), BodyError> {
         let held = self.bytes();
         if bytes <= held {
             return Ok(());
@@ -444,14 +448,14 @@ impl Share {
 
 /// Reads a body in chunks, failing as soon as it passes `limit` (first by its `Content-Length`,
 /// then by what actually arrives), so that an endless or huge answer costs at most `limit` bytes.
-pub async fn read_body(resp: reqwest::Response, limit: usize) -> Result<Vec<u8>, BodyError> {
+pub(crate) async fn read_body(resp: reqwest::Response, limit: usize) -> Result<Vec<u8>, BodyError> {
     read(resp, limit, None).await
 }
 
 /// [`read_body`] into memory paid for from `share` of the process's [`BodyBudget`]: the share
 /// grows with the body, and reading fails, naming the budget, when the budget has no room for
 /// the next block.
-pub async fn read_budgeted(
+pub(crate) async fn read_budgeted(
     resp: reqwest::Response,
     limit: usize,
     share: &mut Share,
@@ -533,7 +537,7 @@ async fn join(mut blocks: Vec<Vec<u8>>, len: usize) -> Vec<u8> {
 
 /// Reads at most [`MAX_ERROR_BYTES`] of an error answer: only its start is ever shown, so the rest
 /// is dropped unread (and a failure to read is no more news than the error status itself).
-pub async fn read_error_body(mut resp: reqwest::Response) -> Vec<u8> {
+pub(crate) async fn read_error_body(mut resp: reqwest::Response) -> Vec<u8> {
     let mut body = Vec::new();
     while let Ok(Some(chunk)) = resp.chunk().await {
         let room = MAX_ERROR_BYTES - body.len();
@@ -547,7 +551,7 @@ pub async fn read_error_body(mut resp: reqwest::Response) -> Vec<u8> {
 
 /// Where a redirect answer pointed (its `Location`, cleaned for display), or `None` when the
 /// answer is not a redirect. Redirects are never followed; the caller turns this into an error.
-pub fn redirect_target(resp: &reqwest::Response) -> Option<crate::redact::ServerText> {
+pub(crate) fn redirect_target(resp: &reqwest::Response) -> Option<crate::redact::ServerText> {
     if !resp.status().is_redirection() {
         return None;
     }
@@ -562,7 +566,7 @@ pub fn redirect_target(resp: &reqwest::Response) -> Option<crate::redact::Server
 /// A body that is not what was expected, described for a person: its content type, a short clean
 /// (redacted, control-character-free) snippet, and, for an HTML page, the likely cause: a proxy or
 /// captive portal answered instead of the real server.
-pub fn describe_body(content_type: Option<&str>, body: &[u8]) -> String {
+pub(crate) fn describe_body(content_type: Option<&str>, body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
     let snippet = crate::redact::ServerText::new(&text);
     let ct = content_type.unwrap_or("no content type");
@@ -581,13 +585,13 @@ pub fn describe_body(content_type: Option<&str>, body: &[u8]) -> String {
 }
 
 /// Whether an answer is an HTML page (by its content type, or by how it starts).
-pub fn is_html(content_type: Option<&str>, body: &[u8]) -> bool {
+pub(crate) fn is_html(content_type: Option<&str>, body: &[u8]) -> bool {
     content_type.is_some_and(|c| c.to_ascii_lowercase().contains("html"))
         || body.trim_ascii_start().starts_with(b"<")
 }
 
 /// The `Content-Type` of an answer, if readable.
-pub fn content_type(resp: &reqwest::Response) -> Option<String> {
+pub(crate) fn content_type(resp: &reqwest::Response) -> Option<String> {
     resp.headers()
         .get(reqwest::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -595,7 +599,7 @@ pub fn content_type(resp: &reqwest::Response) -> Option<String> {
 }
 
 /// Appends `path` to a base URL that may itself carry a path (private endpoints, simulators).
-pub fn join_path(base: &url::Url, path: &str) -> url::Url {
+pub(crate) fn join_path(base: &url::Url, path: &str) -> url::Url {
     let mut u = base.clone();
     let joined = format!("{}/{}", base.path().trim_end_matches('/'), path);
     u.set_path(&joined);
@@ -617,11 +621,6 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
         cur = c.source();
     }
     s
-}
-
-/// The start of a response body, for error messages: redacted, one line, cut short.
-pub fn snippet(body: &str) -> String {
-    crate::redact::ServerText::new(body).to_string()
 }
 
 #[cfg(test)]

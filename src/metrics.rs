@@ -13,38 +13,38 @@ use crate::store::{Outcome, Store, StoreError};
 
 /// One tenant's health figures.
 #[derive(Debug, Clone, Default)]
-pub struct TenantFigures {
+pub(crate) struct TenantFigures {
     /// The tenant.
-    pub tenant: String,
+    pub(crate) tenant: String,
     /// The last poll: (finished, outcome, duration in seconds, API calls, 429s).
-    pub last_poll: Option<LastRun>,
+    pub(crate) last_poll: Option<LastRun>,
     /// When the last successful (or partial) poll finished.
-    pub last_success: Option<ApiTime>,
+    pub(crate) last_success: Option<ApiTime>,
     /// Alerts stored, by (severity, status).
-    pub alerts: Vec<crate::store::SeverityStatusCount>,
+    pub(crate) alerts: Vec<crate::store::SeverityStatusCount>,
     /// Polls, calls, 429s, failures and alerts stored since the store was made.
-    pub counters: crate::store::RunCounters,
+    counters: crate::store::RunCounters,
 }
 
 /// A finished poll.
 #[derive(Debug, Clone)]
-pub struct LastRun {
+pub(crate) struct LastRun {
     /// When it finished (or started, if it never finished).
-    pub at: ApiTime,
+    pub(crate) at: ApiTime,
     /// How it ended; `None` while it runs.
-    pub outcome: Option<Outcome>,
+    pub(crate) outcome: Option<Outcome>,
     /// Wall time.
-    pub duration_secs: f64,
+    pub(crate) duration_secs: f64,
     /// API calls.
-    pub api_calls: i64,
+    pub(crate) api_calls: i64,
     /// 429 answers.
-    pub throttled: i64,
+    pub(crate) throttled: i64,
     /// The error, if it failed.
-    pub error: Option<String>,
+    pub(crate) error: Option<String>,
 }
 
 /// Reads the figures of `tenant` from the store.
-pub fn tenant_figures(store: &Store, tenant: &str) -> Result<TenantFigures, StoreError> {
+pub(crate) fn tenant_figures(store: &Store, tenant: &str) -> Result<TenantFigures, StoreError> {
     let runs = store.runs(Some(tenant), 200)?;
     let polls: Vec<_> = runs.iter().filter(|r| r.kind == "poll").collect();
     let parse = |t: &str| ApiTime::parse(t).ok();
@@ -85,16 +85,16 @@ fn label(v: &str) -> String {
 /// The store's size on disk: the database file and its write-ahead log apart
 /// ([`crate::store::retention::sizes_on_disk`]).
 #[derive(Debug, Clone, Copy, Default)]
-pub struct StoreSize {
+pub(crate) struct StoreSize {
     /// The database file, bytes.
-    pub database: u64,
+    database: u64,
     /// The write-ahead log, bytes.
-    pub wal: u64,
+    wal: u64,
 }
 
 impl StoreSize {
     /// Reads it (two `stat`s).
-    pub fn of(store: &Store) -> StoreSize {
+    pub(crate) fn of(store: &Store) -> StoreSize {
         let (database, wal) = crate::store::retention::sizes_on_disk(store);
         StoreSize { database, wal }
     }
@@ -102,7 +102,7 @@ impl StoreSize {
 
 /// The textfile's contents. `token_expiry` holds each tenant's current token expiry (Unix
 /// seconds), when the caller knows it.
-pub fn render<'a>(
+pub(crate) fn render<'a>(
     figures: impl IntoIterator<Item = &'a TenantFigures>,
     token_expiry: &[(String, i64)],
     size: StoreSize,
@@ -289,7 +289,7 @@ pub fn render<'a>(
 
 /// Reads the figures of `tenants` and rewrites the textfile. A file that cannot be written is
 /// logged, not fatal: the alerts are stored, and the next run tries again.
-pub fn publish(
+pub(crate) fn publish(
     path: &Path,
     store: &Store,
     tenants: &[String],
@@ -306,7 +306,7 @@ pub fn publish(
 }
 
 /// Writes the textfile atomically (mode 0644: node_exporter runs as another user).
-pub fn write(path: &Path, text: &str) -> std::io::Result<()> {
+pub(crate) fn write(path: &Path, text: &str) -> std::io::Result<()> {
     crate::export::write_atomic(path, 0o644, |f| {
         std::io::Write::write_all(f, text.as_bytes())
     })

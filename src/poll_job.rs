@@ -49,36 +49,36 @@ impl JobError {
 #[derive(Debug, Clone)]
 pub(crate) struct AfterPoll {
     /// The configured exports; only those without a `schedule` follow a poll.
-    pub exports: Arc<Vec<ExportConfig>>,
+    pub(crate) exports: Arc<Vec<ExportConfig>>,
     /// Every configured tenant's name.
-    pub tenants: Arc<Vec<String>>,
+    pub(crate) tenants: Arc<Vec<String>>,
 }
 
 /// One tenant's poll, ready to run.
 pub(crate) struct PollJob {
     /// The HTTP client and `[poll]` settings.
-    pub env: Arc<Environment>,
+    pub(crate) env: Arc<Environment>,
     /// The tenant's tokens, budgets and route.
-    pub tenant: TenantEnv,
+    pub(crate) tenant: TenantEnv,
     /// The store, shared by every job.
-    pub store: Arc<Mutex<Store>>,
+    pub(crate) store: Arc<Mutex<Store>>,
     /// When the poll must give way (the next tick); waiting for a slot counts against it.
-    pub deadline: Option<tokio::time::Instant>,
+    pub(crate) deadline: Option<tokio::time::Instant>,
     /// The polls that may run at once.
-    pub slots: Arc<tokio::sync::Semaphore>,
+    pub(crate) slots: Arc<tokio::sync::Semaphore>,
     /// The exports to write after a successful poll, if any.
-    pub after: Option<AfterPoll>,
+    pub(crate) after: Option<AfterPoll>,
 }
 
 /// What a finished job says.
 #[derive(Debug)]
 pub(crate) struct Finished {
     /// The poll's report, or why it failed.
-    pub result: Result<PollReport, JobError>,
+    pub(crate) result: Result<PollReport, JobError>,
     /// When the tenant's current token expires (Unix seconds), for the metrics.
-    pub token_expiry: Option<i64>,
+    token_expiry: Option<i64>,
     /// Which API the tenant read, and why; none if the poll never decided.
-    pub decision: Option<Decision>,
+    decision: Option<Decision>,
 }
 
 impl PollJob {

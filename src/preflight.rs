@@ -11,7 +11,7 @@ use crate::config::{AuthMethod, Config, ConfigError, SecretSource, TenantConfig}
 
 impl TenantConfig {
     /// Reads every secret this tenant's sign-in needs (to check they are readable).
-    pub fn check_secrets(&self) -> Result<(), ConfigError> {
+    pub(crate) fn check_secrets(&self) -> Result<(), ConfigError> {
         match &self.auth {
             AuthMethod::ClientSecret(src) => src.read().map(drop),
             AuthMethod::Certificate { .. } => crate::auth::cert::Credential::load(self).map(drop),
@@ -77,7 +77,7 @@ impl Config {
 /// Checks that the store can be created or written where `[store] path` says, as `poll` will
 /// need: its directory exists and takes new files (SQLite adds `-wal` and `-shm` beside it), and
 /// an existing store is a regular file this user may write.
-pub fn check_store_dir(config: &Config) -> Result<(), ConfigError> {
+pub(crate) fn check_store_dir(config: &Config) -> Result<(), ConfigError> {
     let path = &config.store.path;
     let err = |problem: String, fix: &str| {
         ConfigError::new("store.path", problem, fix).in_file(&config.path)

@@ -21,7 +21,7 @@ use regex::Regex;
 use secrecy::{ExposeSecret, SecretString};
 
 /// What replaces a secret.
-pub const REDACTED: &str = "[REDACTED]";
+const REDACTED: &str = "[REDACTED]";
 
 /// Secrets shorter than this are not searched for: they would blank out ordinary words, and Entra
 /// accepts no secret or password that short.
@@ -32,7 +32,7 @@ const MIN_SECRET_LEN: usize = 3;
 const MAX_TOKENS: usize = 64;
 
 /// The longest snippet of a server's answer shown in a message, in characters.
-pub const SNIPPET_CHARS: usize = 200;
+const SNIPPET_CHARS: usize = 200;
 
 #[derive(Default)]
 struct Known {
@@ -122,7 +122,7 @@ fn known() -> std::sync::MutexGuard<'static, Known> {
 
 /// Remembers a configured secret (client secret, password, proxy password): from now on it is
 /// removed from every server-supplied text, in every form a server may echo it.
-pub fn register_secret(secret: &str) {
+pub(crate) fn register_secret(secret: &str) {
     let mut k = known();
     for v in variants(secret) {
         if k.seen.insert(*blake3::hash(v.as_bytes()).as_bytes()) {
@@ -140,7 +140,7 @@ pub fn register_secret(secret: &str) {
 /// proxy that echoes request headers echoes the encoded forms, which contain neither part as
 /// text; each is then removed like any configured secret. The user name alone is not secret
 /// and is left alone (it would blank out ordinary words).
-pub fn register_credential(user: &str, password: &str) {
+pub(crate) fn register_credential(user: &str, password: &str) {
     use base64::Engine;
     use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
     let userinfo = |u: &str, p: &str| format!("{u}:{p}");
@@ -186,7 +186,7 @@ pub fn register_credential(user: &str, password: &str) {
 }
 
 /// Remembers an issued token or signed assertion (the newest [`MAX_TOKENS`] are kept).
-pub fn register_token(token: &str) {
+pub(crate) fn register_token(token: &str) {
     let mut k = known();
     for v in variants(token) {
         if k.tokens.iter().any(|s| s.expose_secret() == v) {
@@ -202,18 +202,18 @@ pub fn register_token(token: &str) {
 /// `text` with every known secret and token (in every form) replaced by the redaction marker, and
 /// nothing else changed; borrowed when there is none (the usual case: one pass of the automaton
 /// and a search per remembered token form).
-pub fn scrub_known(text: &str) -> Cow<'_, str> {
+pub(crate) fn scrub_known(text: &str) -> Cow<'_, str> {
     scrub_known_and(text, None)
 }
 
 /// A value to scrub besides the known ones (the token a page was fetched with), in every form a
 /// server may echo it. Made once per page: its forms are seven strings, and a page has up to
 /// thousands of alerts.
-pub struct Also(Vec<SecretString>);
+pub(crate) struct Also(Vec<SecretString>);
 
 impl Also {
     /// `value` in every form.
-    pub fn new(value: &str) -> Also {
+    pub(crate) fn new(value: &str) -> Also {
         Also(
             variants(value)
                 .into_iter()
@@ -225,7 +225,7 @@ impl Also {
 
 /// [`scrub_known`], and also `also`. A service of many tenants remembers only the newest tokens;
 /// the one a server would echo is the one it was sent, so the caller that sent it passes it here.
-pub fn scrub_known_and<'a>(text: &'a str, also: Option<&Also>) -> Cow<'a, str> {
+pub(crate) fn scrub_known_and<'a>(text: &'a str, also: Option<&Also>) -> Cow<'a, str> {
     let extra = also.map_or(&[][..], |a| &a.0[..]);
     let mut k = known();
     // Tokens first, longest first: a token is longer than any secret inside it.
@@ -289,7 +289,7 @@ static PATTERNS: LazyLock<Vec<Regex>> = LazyLock::new(|| {
 });
 
 /// `text` with every known secret and every secret-shaped part replaced by [`REDACTED`].
-pub fn redact(text: &str) -> String {
+fn redact(text: &str) -> String {
     // Known values first (longest first, in `scrub_known`), then the generic shapes.
     let mut out = scrub_known(text).into_owned();
     for re in PATTERNS.iter() {
@@ -318,12 +318,12 @@ pub struct ServerText(String);
 
 impl ServerText {
     /// Cleans `raw` (see the type's doc).
-    pub fn new(raw: &str) -> ServerText {
+    pub(crate) fn new(raw: &str) -> ServerText {
         ServerText::with_limit(raw, SNIPPET_CHARS)
     }
 
     /// Cleans `raw`, keeping up to `max_chars` characters.
-    pub fn with_limit(raw: &str, max_chars: usize) -> ServerText {
+    pub(crate) fn with_limit(raw: &str, max_chars: usize) -> ServerText {
         // Redact the whole text first: a secret cut by the limit would otherwise show in part.
         let clean = redact(raw);
         let mut out = String::new();
@@ -354,12 +354,12 @@ impl ServerText {
     }
 
     /// The cleaned text.
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 
     /// Whether nothing is left.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 }

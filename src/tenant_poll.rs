@@ -133,7 +133,7 @@ fn for_auto(mut error: SourceError) -> SourceError {
 /// throttling, a poll cut short, alerts dated in the future), else at DEBUG, so that a quiet
 /// service of a thousand tenants logs one summary line per interval, not a line per tenant. The
 /// numbers are fields (JSON logs carry them as such), and the message says them too.
-pub fn log_finished(r: &PollReport) {
+pub(crate) fn log_finished(r: &PollReport) {
     let c = &r.counts;
     let eventful = c.new > 0
         || c.updated > 0
@@ -268,12 +268,9 @@ mod tests {
                 unchanged: 3,
                 ..Counts::default()
             },
-            pages: 1,
             api_calls: 1,
-            cursor_before: None,
             cursor_after: None,
             elapsed: Duration::from_millis(120),
-            run: None,
             mode: crate::poll::Mode::Keyset,
             outcome: Outcome::Ok,
             resume_from: None,

@@ -39,11 +39,11 @@ pub fn duration(d: Duration) -> String {
 }
 
 /// An instant to the second, in UTC, said so: `2026-12-06 00:01:01 UTC`.
-pub fn instant(t: DateTime<Utc>) -> String {
+fn instant(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
 }
 
-/// An RFC 3339 instant as [`instant`] says it; text that is not one is returned as it is.
+/// An RFC 3339 instant as `instant` says it; text that is not one is returned as it is.
 pub fn instant_text(text: &str) -> String {
     DateTime::parse_from_rfc3339(text)
         .map(|t| instant(t.with_timezone(&Utc)))

@@ -55,7 +55,7 @@ pub const KNOWN_COLUMNS: &[&str] = &[
 
 /// Graph alerts_v2 names of MDE properties: exports read a Graph alert in the MDE shape
 /// (`alert::graph`), so a column must use the MDE name.
-pub const GRAPH_RENAMED: &[(&str, &str)] = &[
+const GRAPH_RENAMED: &[(&str, &str)] = &[
     ("createdDateTime", "alertCreationTime"),
     ("lastUpdateDateTime", "lastUpdateTime"),
     ("resolvedDateTime", "resolvedTime"),
@@ -99,7 +99,7 @@ pub const DEFAULT_COLUMNS: &[&str] = &[
 /// Checks a configured column name: `Err(problem)` when it cannot be a property path at all,
 /// `Ok(Some(warning))` when it is not a documented column but close to one (a likely typo, kept
 /// all the same: it may be a field this version does not know), `Ok(None)` otherwise.
-pub fn check_column(column: &str) -> Result<Option<String>, String> {
+pub(crate) fn check_column(column: &str) -> Result<Option<String>, String> {
     if column.is_empty() {
         return Err("an empty column name".into());
     }

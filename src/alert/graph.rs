@@ -5,7 +5,7 @@
 //! enums (`inProgress`, `high`), a string `incidentId`, and the device and user inside typed
 //! evidence. A spreadsheet, a report or a script written against `/api/alerts` must not see two
 //! vocabularies in one file, so every export that is not verbatim JSON reads a Graph alert through
-//! [`to_mde_shape`] (the table: `docs/graph-mapping.md`).
+//! [`into_mde_shape`] (the table: `docs/graph-mapping.md`).
 //!
 //! The rules:
 //! - a Graph alert is recognised by `lastUpdateDateTime` without `lastUpdateTime` ([`is_graph`]);
@@ -34,18 +34,19 @@ use serde_json::{Map, Value};
 use crate::alert::time::ApiTime;
 
 /// Whether an alert object is Graph-shaped: it has `lastUpdateDateTime` and no `lastUpdateTime`.
-pub fn is_graph(obj: &Map<String, Value>) -> bool {
+fn is_graph(obj: &Map<String, Value>) -> bool {
     super::Shape::of(obj) == super::Shape::Graph
+}
+
+/// [`into_mde_shape`] of a copy, for the tests.
+#[cfg(test)]
+pub(crate) fn to_mde_shape(graph: &Value) -> Value {
+    into_mde_shape(graph.clone())
 }
 
 /// A Graph `alerts_v2` alert rewritten in the MDE API's JSON shape (module docs). Anything that is
 /// not a Graph-shaped object (an MDE alert, a number) is returned as it is.
-pub fn to_mde_shape(graph: &Value) -> Value {
-    into_mde_shape(graph.clone())
-}
-
-/// [`to_mde_shape`] without the copy.
-pub fn into_mde_shape(value: Value) -> Value {
+fn into_mde_shape(value: Value) -> Value {
     let Value::Object(mut g) = value else {
         return value;
     };
@@ -116,7 +117,7 @@ pub fn into_mde_shape(value: Value) -> Value {
 /// settle it; only text that may be Graph-shaped is parsed, and the parse decides. The needles
 /// leave out the quotes: memchr's prefilter looks for a needle's rarest bytes, and in JSON a
 /// quote is anything but rare (with them, the scan took about twice as long).
-pub fn mde_shape_of_text(raw: &str) -> Option<Value> {
+pub(crate) fn mde_shape_of_text(raw: &str) -> Option<Value> {
     use memchr::memmem::Finder;
     use std::sync::LazyLock;
     static GRAPH: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("lastUpdateDateTime"));
@@ -370,14 +371,14 @@ const INVESTIGATION_STATE: Table = &[
 
 /// A Graph `status` in the MDE vocabulary (`inProgress` → `InProgress`; an unknown camelCase
 /// value PascalCased): the store indexes it so, and the exports write it so.
-pub fn mde_status(s: &str) -> Option<String> {
+pub(crate) fn mde_status(s: &str) -> Option<String> {
     enum_value(Value::String(s.to_owned()), STATUS)
         .as_str()
         .map(str::to_owned)
 }
 
 /// A Graph `severity` in the MDE vocabulary (`unknown` → `UnSpecified`, `critical` → `Critical`).
-pub fn mde_severity(s: &str) -> Option<String> {
+pub(crate) fn mde_severity(s: &str) -> Option<String> {
     enum_value(Value::String(s.to_owned()), SEVERITY)
         .as_str()
         .map(str::to_owned)
@@ -499,7 +500,7 @@ fn related_user(items: &[Value]) -> Value {
 /// The documented keys of an MDE evidence entity, every one present (`null` where it does not
 /// apply), as `/api/alerts?$expand=evidence` writes them. The one list of them: the columns of
 /// `NAME-evidence` files are these, in this order, after the alert's id and tenant.
-pub const MDE_EVIDENCE_KEYS: &[&str] = &[
+pub(crate) const MDE_EVIDENCE_KEYS: &[&str] = &[
     "entityType",
     "evidenceCreationTime",
     "detectionStatus",

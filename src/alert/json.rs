@@ -4,7 +4,7 @@
 
 /// Parses an element; a number beyond a double's range (`1e400`) does not make the alert
 /// unreadable: it is read as its text (the stored alert keeps it verbatim anyway).
-pub fn parse_value(text: &str) -> Result<serde_json::Value, serde_json::Error> {
+pub(crate) fn parse_value(text: &str) -> Result<serde_json::Value, serde_json::Error> {
     serde_json::from_str(text).or_else(|e| match quote_huge_numbers(text) {
         Some(t) => serde_json::from_str(&t).map_err(|_| e),
         None => Err(e),
@@ -13,7 +13,7 @@ pub fn parse_value(text: &str) -> Result<serde_json::Value, serde_json::Error> {
 
 /// `text` with every number that is too large for a double made a string; `None` when there is
 /// none.
-pub fn quote_huge_numbers(text: &str) -> Option<String> {
+pub(crate) fn quote_huge_numbers(text: &str) -> Option<String> {
     let b = text.as_bytes();
     let mut out = String::new();
     let (mut i, mut copied) = (0, 0);

@@ -6,10 +6,10 @@
 //! received compact from the API is recognised as the same version.
 
 pub(crate) mod canonical;
-pub mod columns;
+pub(crate) mod columns;
 pub mod filter;
-pub mod graph;
-pub mod json;
+pub(crate) mod graph;
+pub(crate) mod json;
 pub mod time;
 pub mod vocab;
 
@@ -92,7 +92,7 @@ pub enum Shape {
 
 impl Shape {
     /// The name the store records with each revision (`mde`, `graph`).
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Shape::Mde => "mde",
             Shape::Graph => "graph",
@@ -101,7 +101,7 @@ impl Shape {
 
     /// The shape of a JSON object: Graph's when it has `lastUpdateDateTime` and no
     /// `lastUpdateTime`.
-    pub fn of(obj: &serde_json::Map<String, serde_json::Value>) -> Shape {
+    fn of(obj: &serde_json::Map<String, serde_json::Value>) -> Shape {
         Shape::of_keys(|k| obj.contains_key(k))
     }
 
@@ -169,7 +169,7 @@ impl Alert {
     /// (`canonical`), without a `serde_json::Value`. `Some` only for a valid alert in JSON that
     /// path reads; `None` leaves the text to [`Alert::from_value`] on serde_json's `Value`, which
     /// decides everything else (errors included), so both give the same alert or the same error.
-    pub fn parse_canonical(raw: &str) -> Option<Alert> {
+    pub(crate) fn parse_canonical(raw: &str) -> Option<Alert> {
         thread_local! {
             static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
         }
@@ -203,7 +203,7 @@ impl Alert {
     }
 
     /// Builds the alert from its text and that text already parsed (the import parses once).
-    pub fn from_value(raw: &str, value: &serde_json::Value) -> Result<Alert, Invalid> {
+    pub(crate) fn from_value(raw: &str, value: &serde_json::Value) -> Result<Alert, Invalid> {
         let obj = value.as_object().ok_or(Invalid::NotAnObject)?;
         let id = match obj.get("id") {
             Some(serde_json::Value::String(s)) if !s.is_empty() => s.clone(),
@@ -277,14 +277,14 @@ fn canonical_hash(value: &serde_json::Value) -> [u8; 32] {
 
 /// Only the envelope of a page: `{"value": [...], "@odata.nextLink": "..."}`.
 #[derive(Deserialize)]
-pub struct Envelope<'a> {
+pub(crate) struct Envelope<'a> {
     /// The alerts, unparsed.
     #[serde(borrow)]
-    pub value: Vec<&'a RawValue>,
+    pub(crate) value: Vec<&'a RawValue>,
     /// Present on some responses; see `source::client`. Any JSON value: one that is not a string
     /// (a hostile or broken server) still marks the page as not the last, and is never followed.
     #[serde(rename = "@odata.nextLink", default)]
-    pub next_link: Option<serde_json::Value>,
+    pub(crate) next_link: Option<serde_json::Value>,
 }
 
 #[cfg(test)]

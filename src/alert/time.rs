@@ -19,7 +19,7 @@ pub struct ApiTime(i64);
 #[error("`{text}` is not an RFC 3339 UTC timestamp (expected e.g. 2024-05-01T12:00:00.1234567Z)")]
 pub struct BadTime {
     /// The text as found (cut to 64 characters).
-    pub text: String,
+    text: String,
 }
 
 const TICKS_PER_SEC: i64 = 10_000_000;
@@ -53,7 +53,7 @@ impl ApiTime {
     /// Parses a timestamp as [`ApiTime::parse`] does, and also one written without an offset
     /// (`2026-12-01T13:40:41.610`, .NET's "unspecified kind"), taken as UTC: Defender's times are
     /// UTC, and an alert must not be dropped for a missing `Z`.
-    pub fn parse_lenient(text: &str) -> Result<Self, BadTime> {
+    pub(crate) fn parse_lenient(text: &str) -> Result<Self, BadTime> {
         Self::parse(text).or_else(|e| {
             let t = text.trim();
             ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"]

@@ -32,7 +32,7 @@ pub enum Severity {
 }
 
 /// The documented severities, most severe first.
-pub const KNOWN_SEVERITIES: [Severity; 5] = [
+pub(crate) const KNOWN_SEVERITIES: [Severity; 5] = [
     Severity::High,
     Severity::Medium,
     Severity::Low,
@@ -42,7 +42,7 @@ pub const KNOWN_SEVERITIES: [Severity; 5] = [
 
 impl Severity {
     /// Reads a severity: case-insensitive, trimmed; blank is `UnSpecified`; anything else is kept.
-    pub fn parse(text: &str) -> Severity {
+    pub(crate) fn parse(text: &str) -> Severity {
         let t = text.trim();
         if t.is_empty() {
             return Severity::UnSpecified;
@@ -55,12 +55,12 @@ impl Severity {
     }
 
     /// Reads an optional severity (an alert without one is `UnSpecified`).
-    pub fn of(text: Option<&str>) -> Severity {
+    pub(crate) fn of(text: Option<&str>) -> Severity {
         text.map_or(Severity::UnSpecified, Severity::parse)
     }
 
     /// The canonical name of a known severity, or the text of an unknown one.
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         match self {
             Severity::UnSpecified => "UnSpecified",
             Severity::Informational => "Informational",
@@ -85,12 +85,12 @@ impl Severity {
     }
 
     /// Whether this is one of the documented values.
-    pub fn is_known(&self) -> bool {
+    pub(crate) fn is_known(&self) -> bool {
         !matches!(self, Severity::Other(_))
     }
 
     /// `High` or above (unknown values included): what "High severity" counts.
-    pub fn is_high_or_above(&self) -> bool {
+    pub(crate) fn is_high_or_above(&self) -> bool {
         *self >= Severity::High
     }
 }
@@ -133,11 +133,11 @@ pub enum Status {
 }
 
 /// The documented statuses, in an alert's life order.
-pub const KNOWN_STATUSES: [Status; 3] = [Status::New, Status::InProgress, Status::Resolved];
+const KNOWN_STATUSES: [Status; 3] = [Status::New, Status::InProgress, Status::Resolved];
 
 impl Status {
     /// Reads a status: case-insensitive, trimmed; anything else is kept.
-    pub fn parse(text: &str) -> Status {
+    pub(crate) fn parse(text: &str) -> Status {
         let t = text.trim();
         KNOWN_STATUSES
             .iter()
@@ -147,7 +147,7 @@ impl Status {
     }
 
     /// The canonical name of a known status, or the text of an unknown one.
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         match self {
             Status::New => "New",
             Status::InProgress => "InProgress",
@@ -163,12 +163,12 @@ impl Status {
     }
 
     /// Whether an alert with this optional status is open (no status: open).
-    pub fn is_open_text(text: Option<&str>) -> bool {
+    pub(crate) fn is_open_text(text: Option<&str>) -> bool {
         text.is_none_or(|t| Status::parse(t).is_open())
     }
 
     /// Position in [`KNOWN_STATUSES`], or its length for unknown values (for sorting).
-    pub fn order(&self) -> usize {
+    pub(crate) fn order(&self) -> usize {
         KNOWN_STATUSES
             .iter()
             .position(|k| k == self)

@@ -22,20 +22,20 @@ use x509_parser::pem::Pem;
 use crate::config::{AssertionAlgorithm, AuthMethod, ConfigError, TenantConfig};
 
 /// Warn this long before the certificate expires.
-pub const EXPIRY_WARNING: chrono::Duration = chrono::Duration::days(30);
+const EXPIRY_WARNING: chrono::Duration = chrono::Duration::days(30);
 /// Lifetime of one assertion (Microsoft recommends 5–10 minutes).
 const ASSERTION_LIFETIME_SECS: i64 = 600;
 
 /// A loaded certificate credential.
-pub struct Credential {
+pub(crate) struct Credential {
     key: EncodingKey,
     algorithm: AssertionAlgorithm,
     x5t: String,
     x5t_s256: String,
     /// The certificate's subject, for messages.
-    pub subject: String,
+    pub(crate) subject: String,
     /// When the certificate expires.
-    pub not_after: DateTime<Utc>,
+    pub(crate) not_after: DateTime<Utc>,
 }
 
 impl fmt::Debug for Credential {
@@ -90,7 +90,7 @@ fn pem_text(p: &Pem) -> String {
 
 impl Credential {
     /// Loads and checks the certificate and key of a `certificate` tenant.
-    pub fn load(tenant: &TenantConfig) -> Result<Credential, ConfigError> {
+    pub(crate) fn load(tenant: &TenantConfig) -> Result<Credential, ConfigError> {
         let AuthMethod::Certificate {
             certificate_file,
             private_key_file,
@@ -239,7 +239,7 @@ impl Credential {
     }
 
     /// A signed client assertion for `audience` (the token endpoint URL).
-    pub fn assertion(
+    pub(crate) fn assertion(
         &self,
         client_id: &str,
         audience: &str,

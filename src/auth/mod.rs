@@ -11,8 +11,8 @@
 //! an Entra or API answer echoing it back has it removed before it becomes error text.
 //!
 //! Entra's answer is untrusted like any server's: a redirect is refused (following a 307 would
-//! re-post the secret elsewhere), the body is capped at [`crate::http::MAX_TOKEN_BYTES`], and
-//! `expires_in` is clamped to [`MAX_TOKEN_LIFETIME`] so that no instant arithmetic can overflow.
+//! re-post the secret elsewhere), the body is capped at `crate::http::MAX_TOKEN_BYTES`, and
+//! `expires_in` is clamped to `MAX_TOKEN_LIFETIME` so that no instant arithmetic can overflow.
 
 use std::fmt;
 use std::sync::Arc;
@@ -25,7 +25,7 @@ use url::Url;
 
 use crate::config::{AuthMethod, TenantConfig, TokenEndpoint};
 
-pub mod cert;
+pub(crate) mod cert;
 
 use crate::http::{error_chain, join_path};
 use crate::redact::{self, ServerText};
@@ -34,11 +34,11 @@ use crate::redact::{self, ServerText};
 pub struct AccessToken {
     secret: SecretString,
     /// When the cache should ask for a new one (80 % of its life).
-    pub renew_at: Instant,
+    renew_at: Instant,
     /// When it stops working.
-    pub expires_at: Instant,
+    pub(crate) expires_at: Instant,
     /// Its `exp` claim (Unix seconds), if it is a JWT that has one.
-    pub exp: Option<i64>,
+    exp: Option<i64>,
     generation: u64,
 }
 
@@ -49,21 +49,21 @@ impl AccessToken {
     }
 
     /// Which token of its provider this is: a renewal gives a new number.
-    pub fn generation(&self) -> u64 {
+    pub(crate) fn generation(&self) -> u64 {
         self.generation
     }
 
     /// The token's decoded claims (`aud`, `roles`, `scp`, …), or null if it is not a JWT. Decoded
     /// when asked (`auth check`) rather than kept: an Entra token's claims are a few KB of maps,
     /// and a service of 10,000 tenants keeps 10,000 tokens.
-    pub fn claims(&self) -> serde_json::Value {
+    pub(crate) fn claims(&self) -> serde_json::Value {
         claims_of(self.bearer())
     }
 }
 
 /// The permissions a token's `claims` grant: `roles` (application) and the words of `scp`
 /// (delegated), which Entra names alike for both kinds.
-pub fn permissions_in(claims: &serde_json::Value) -> Vec<String> {
+pub(crate) fn permissions_in(claims: &serde_json::Value) -> Vec<String> {
     let mut out: Vec<String> = claims["roles"]
         .as_array()
         .map(|r| {
@@ -108,18 +108,18 @@ impl fmt::Debug for AccessToken {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EntraError {
     /// HTTP status.
-    pub status: u16,
+    pub(crate) status: u16,
     /// OAuth `error` (`invalid_client`, …), redacted.
-    pub error: ServerText,
+    pub(crate) error: ServerText,
     /// The first line of `error_description` (trace and correlation IDs dropped), redacted.
-    pub description: ServerText,
+    pub(crate) description: ServerText,
     /// `error_codes`: the AADSTS numbers.
-    pub codes: Vec<u32>,
+    pub(crate) codes: Vec<u32>,
 }
 
 impl EntraError {
     /// Parses Entra's JSON error body; `None` when it is not one.
-    pub fn parse(status: u16, body: &str) -> Option<EntraError> {
+    fn parse(status: u16, body: &str) -> Option<EntraError> {
         let v: serde_json::Value = serde_json::from_str(body).ok()?;
         let error = ServerText::with_limit(v.get("error")?.as_str()?, 80);
         let description = ServerText::new(
@@ -160,14 +160,14 @@ impl EntraError {
     }
 
     /// The cause and the fix for the AADSTS codes admins meet, in plain words.
-    pub fn explanation(&self) -> Option<(&'static str, &'static str)> {
+    fn explanation(&self) -> Option<(&'static str, &'static str)> {
         self.codes.iter().find_map(|c| explain_aadsts(*c))
     }
 }
 
 /// Cause and fix for an AADSTS code; `None` for codes we have no advice for (Entra's own text is
 /// still shown).
-pub fn explain_aadsts(code: u32) -> Option<(&'static str, &'static str)> {
+fn explain_aadsts(code: u32) -> Option<(&'static str, &'static str)> {
     Some(match code {
         7000215 => (
             "the client secret is wrong",
@@ -224,7 +224,7 @@ pub fn explain_aadsts(code: u32) -> Option<(&'static str, &'static str)> {
 impl EntraError {
     /// What to do about it: ours for the codes admins meet, else Microsoft's lookup page, which
     /// explains every AADSTS code.
-    pub fn fix(&self) -> String {
+    fn fix(&self) -> String {
         match (self.explanation(), self.codes.first()) {
             (Some((_, fix)), _) => fix.to_owned(),
             (None, Some(code)) => format!(
@@ -301,7 +301,7 @@ pub enum AuthError {
 
 impl AuthError {
     /// What the admin can do about it: printed once, as `fix: …`, after the error.
-    pub fn hint(&self) -> Option<String> {
+    pub(crate) fn hint(&self) -> Option<String> {
         Some(match self {
             AuthError::Entra(e) => e.fix(),
             AuthError::Network { .. } => "check login_url, and that this machine can reach that host (DNS, firewall, [http] proxy or HTTPS_PROXY)".into(),
@@ -311,7 +311,7 @@ impl AuthError {
     }
 
     /// Whether trying again later may help (network trouble, Entra's 5xx).
-    pub fn is_transient(&self) -> bool {
+    pub(crate) fn is_transient(&self) -> bool {
         match self {
             AuthError::Network { .. } => true,
             AuthError::BadResponse { status, .. } => *status >= 500 || *status == 429,
@@ -361,7 +361,7 @@ const RENEW_AT: f64 = 0.8;
 /// The longest token life believed: a day. Entra issues tokens for 60–90 minutes; a longer
 /// `expires_in` (up to `99999999999999999999`) is a broken or hostile answer, and believing it
 /// would overflow the instant arithmetic or keep a revoked token for years.
-pub const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 
 /// `expires_in` as a lifetime: seconds as a number or a string (v1 sends `"3599"`), any size,
 /// clamped to 1 s ..= [`MAX_TOKEN_LIFETIME`]; `None` when it is missing, negative or not a number.
@@ -425,7 +425,7 @@ impl TokenProvider {
     }
 
     /// The grant's name, as in the config.
-    pub fn grant_name(&self) -> &'static str {
+    pub(crate) fn grant_name(&self) -> &'static str {
         match self.grant {
             Grant::Secret(_) => "client_secret",
             Grant::Certificate(_) => "certificate",
@@ -434,7 +434,7 @@ impl TokenProvider {
     }
 
     /// The certificate's subject and expiry, for a certificate grant.
-    pub fn certificate(&self) -> Option<(&str, chrono::DateTime<chrono::Utc>)> {
+    pub(crate) fn certificate(&self) -> Option<(&str, chrono::DateTime<chrono::Utc>)> {
         match &self.grant {
             Grant::Certificate(c) => Some((&c.subject, c.not_after)),
             _ => None,
@@ -442,19 +442,14 @@ impl TokenProvider {
     }
 
     /// When the cached token expires (Unix seconds, from its `exp` claim), if there is one.
-    pub fn current_expiry(&self) -> Option<i64> {
+    pub(crate) fn current_expiry(&self) -> Option<i64> {
         self.cache.try_lock().ok()?.as_ref()?.exp
-    }
-
-    /// How many tokens this provider has obtained.
-    pub fn tokens_obtained(&self) -> u64 {
-        self.issued.load(Ordering::Relaxed)
     }
 
     /// Whether `other` signs in exactly as this one does: the same token URL, client, audience
     /// and credentials (a secret rotated in place, or a new certificate, makes them differ). The
     /// service keeps this provider, and its cached token, across a reload only then.
-    pub fn same_sign_in(&self, other: &TokenProvider) -> bool {
+    pub(crate) fn same_sign_in(&self, other: &TokenProvider) -> bool {
         let same = |a: &SecretString, b: &SecretString| a.expose_secret() == b.expose_secret();
         self.token_url == other.token_url
             && self.endpoint == other.endpoint
@@ -515,7 +510,7 @@ impl TokenProvider {
 
     /// Forgets `rejected` (the API answered 401 to it) so that the next [`Self::token`] renews.
     /// A token that was already replaced is left alone, so that a burst of 401s renews once.
-    pub async fn reject(&self, rejected: &AccessToken) {
+    pub(crate) async fn reject(&self, rejected: &AccessToken) {
         let mut cache = self.cache.lock().await;
         if cache
             .as_ref()

@@ -8,7 +8,11 @@ use mde_alerts::auth_check;
 use mde_alerts::config::SourceKind;
 use mde_alerts::error::Error;
 
-pub async fn run(config: &Path, tenant: Option<&str>, show_token: bool) -> Result<ExitCode, Error> {
+pub(crate) async fn run(
+    config: &Path,
+    tenant: Option<&str>,
+    show_token: bool,
+) -> Result<ExitCode, Error> {
     let config = super::load(config)?;
     let reports = auth_check::auth_check(&config, tenant, show_token).await?;
     let mut all_ok = true;

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use mde_alerts::error::Error;
 use mde_alerts::store::{Store, backup};
 
-pub fn run(config: &Path, target: &Path) -> Result<ExitCode, Error> {
+pub(crate) fn run(config: &Path, target: &Path) -> Result<ExitCode, Error> {
     let config = super::load(config)?;
     // A reader: no writer lock, so the service's polls go on (WAL).
     let store = Store::open_read_only(&config.store.path)?;

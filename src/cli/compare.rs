@@ -10,7 +10,7 @@ use mde_alerts::error::Error;
 use mde_alerts::words;
 use tokio::signal::unix::{SignalKind, signal};
 
-pub async fn run(
+pub(crate) async fn run(
     config: &Path,
     tenant: Option<&str>,
     since: Duration,

@@ -12,7 +12,7 @@ use super::Cli;
 /// with the binary name mangled one way (`mde__subcmd__alerts__subcmd__export`) and sets `cmd` to
 /// it mangled another (`mde__alerts__subcmd__export`) when the name has a hyphen, so nothing past
 /// the first word completed; the labels are rewritten to the name `cmd` is set to.
-pub fn script(shell: clap_complete::Shell) -> String {
+pub(crate) fn script(shell: clap_complete::Shell) -> String {
     let mut cmd = Cli::command();
     let mut out = Vec::new();
     let bin = "mde-alerts";
@@ -28,7 +28,7 @@ pub fn script(shell: clap_complete::Shell) -> String {
 
 /// The man pages: `mde-alerts.1` to standard output, or into `dir` with a page for every
 /// subcommand, which the main page's SUBCOMMANDS section names (`mde-alerts-poll(1)`).
-pub fn manpages(dir: Option<&Path>) -> Result<(), Error> {
+pub(crate) fn manpages(dir: Option<&Path>) -> Result<(), Error> {
     // No `help` subcommand in the pages: `mde-alerts-help(1)` would name a page of nothing.
     let cmd = Cli::command().disable_help_subcommand(true);
     match dir {

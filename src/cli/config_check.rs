@@ -9,7 +9,7 @@ use mde_alerts::error::Error;
 use mde_alerts::source::route::{mde_warning, still_describes};
 use mde_alerts::store::Store;
 
-pub fn run(config: &Path) -> Result<ExitCode, Error> {
+pub(crate) fn run(config: &Path) -> Result<ExitCode, Error> {
     let config = super::load(config)?;
     super::write_out(format_args!("{config}"))?;
     // The checks `poll` makes before it starts, so that "ok" means it will not refuse.

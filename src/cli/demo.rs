@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use mde_alerts::error::Error;
 
-pub async fn run(dir: &Path) -> Result<ExitCode, Error> {
+pub(crate) async fn run(dir: &Path) -> Result<ExitCode, Error> {
     outln!(
         "Starting the built-in Defender simulator and polling it; between the two polls the demo's app is granted Microsoft Graph's SecurityAlert.Read.All, and its tenant (source = auto) moves to Graph by itself…"
     )?;

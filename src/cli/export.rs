@@ -13,17 +13,17 @@ use super::filter::FilterArgs;
 
 /// The flags of an ad-hoc file (`--out`) beside its format: which alerts, and how times read.
 #[derive(clap::Args, Debug, Default, Clone)]
-pub struct AdHocArgs {
+pub(crate) struct AdHocArgs {
     #[command(flatten)]
-    pub filter: FilterArgs,
+    filter: FilterArgs,
     /// CSV times: `iso` (default; exactly as the API sent them, for scripts) or `excel`
     /// (2026-11-16 19:43:38 in UTC, which spreadsheets read as dates; headers say "(UTC)").
     #[arg(long, value_enum, value_name = "FORMAT", requires = "out")]
-    pub time_format: Option<TimeFormat>,
+    time_format: Option<TimeFormat>,
 }
 
 /// `export`: the configured exports, or one ad-hoc file (`--out PATH`, `--out -`).
-pub fn run(
+pub(crate) fn run(
     config: &Path,
     name: Option<&str>,
     format: Option<ExportFormat>,

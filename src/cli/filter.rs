@@ -12,14 +12,14 @@ use mde_alerts::store::Selection;
 
 /// The filter flags shared by `export` and `report`.
 #[derive(clap::Args, Debug, Default, Clone)]
-pub struct FilterArgs {
+pub(crate) struct FilterArgs {
     /// Only this tenant (a name from [[tenants]]); repeat for several.
     #[arg(long = "tenant", value_name = "NAME", requires = "out")]
-    pub tenants: Vec<String>,
+    tenants: Vec<String>,
     /// Only this severity and above: informational, low, medium or high (a severity newer than
     /// these, such as Critical, counts as above high).
     #[arg(long, value_enum, value_name = "SEVERITY", requires = "out")]
-    pub min_severity: Option<MinSeverity>,
+    min_severity: Option<MinSeverity>,
     /// Only these statuses (New, InProgress, Resolved, …, any case); repeat or separate with
     /// commas.
     #[arg(
@@ -28,7 +28,7 @@ pub struct FilterArgs {
         value_delimiter = ',',
         requires = "out"
     )]
-    pub statuses: Vec<String>,
+    statuses: Vec<String>,
     /// Only these categories (any case); repeat or separate with commas.
     #[arg(
         long = "category",
@@ -36,20 +36,20 @@ pub struct FilterArgs {
         value_delimiter = ',',
         requires = "out"
     )]
-    pub categories: Vec<String>,
+    categories: Vec<String>,
     /// Only alerts last updated at or after this: a duration back from now (7d, 24h) or an RFC
     /// 3339 instant (2026-11-01T00:00:00Z).
     #[arg(long, value_name = "WHEN", value_parser = when_arg, requires = "out")]
-    pub since: Option<When>,
+    since: Option<When>,
     /// Only alerts last updated at or before this: a duration back from now or an RFC 3339
     /// instant.
     #[arg(long, value_name = "WHEN", value_parser = when_arg, requires = "out")]
-    pub until: Option<When>,
+    until: Option<When>,
 }
 
 /// An instant given as a duration back from now or as an RFC 3339 instant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum When {
+enum When {
     /// This long before the command runs.
     Ago(std::time::Duration),
     /// This instant.
@@ -58,7 +58,7 @@ pub enum When {
 
 impl When {
     /// The instant, counting back from `now`.
-    pub fn at(self, now: DateTime<Utc>) -> DateTime<Utc> {
+    fn at(self, now: DateTime<Utc>) -> DateTime<Utc> {
         match self {
             When::Ago(d) => chrono::TimeDelta::from_std(d)
                 .ok()
@@ -86,7 +86,7 @@ fn when_arg(text: &str) -> Result<When, String> {
 
 /// Why the flags cannot be applied; the message names what to pass instead.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum FilterError {
+pub(crate) enum FilterError {
     /// `--tenant` names no configured tenant.
     #[error(
         "--tenant {name:?} is not a configured tenant; use a name from [[tenants]]: {}",
@@ -122,7 +122,7 @@ fn configured_list(names: &[String]) -> String {
 
 impl FilterArgs {
     /// The list filters, checked against the `configured` tenants.
-    pub fn filter(&self, configured: &[String]) -> Result<Filter, FilterError> {
+    fn filter(&self, configured: &[String]) -> Result<Filter, FilterError> {
         let mut tenants: Vec<String> = Vec::with_capacity(self.tenants.len());
         for t in &self.tenants {
             if !configured.contains(t) {
@@ -152,7 +152,7 @@ impl FilterArgs {
     /// Narrows `sel` by the flags, counting `--since`/`--until` back from `now`: the list
     /// filters replace the export's (an ad-hoc file has none of its own), the times narrow
     /// whatever window it already has.
-    pub fn apply(
+    pub(crate) fn apply(
         &self,
         sel: &mut Selection,
         configured: &[String],

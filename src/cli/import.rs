@@ -10,7 +10,7 @@ use mde_alerts::error::Error;
 use mde_alerts::import::ImportError;
 use mde_alerts::store::WriterLock;
 
-pub async fn run(
+pub(crate) async fn run(
     config: &Path,
     files: &[PathBuf],
     tenant: Option<&str>,

@@ -64,16 +64,16 @@ Start here:\n  mde-alerts demo                 see it work against the built-in 
 mde-alerts config check         validate /etc/mde-alerts/config.toml\n  mde-alerts auth check           sign in and check the app's permissions\n  \
 mde-alerts poll                 one poll and the exports that follow it\n  mde-alerts run                  the service (see systemd/mde-alerts.service)"
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     /// The config file.
     #[arg(long, global = true, env = "MDE_ALERTS_CONFIG", default_value = DEFAULT_CONFIG_PATH)]
-    pub config: PathBuf,
+    pub(crate) config: PathBuf,
     #[command(subcommand)]
-    pub command: Command,
+    command: Command,
 }
 
 #[derive(Subcommand, Debug)]
-pub enum Command {
+enum Command {
     /// Run as a service: poll and export on their schedules until SIGTERM (systemd Type=notify).
     Run,
     /// Poll each tenant once now, then write the configured exports.
@@ -237,7 +237,7 @@ pub enum Command {
 }
 
 #[derive(Subcommand, Debug)]
-pub enum AuthAction {
+enum AuthAction {
     /// Get a token, explain its claims, and make one small API call; exit 0 only if a poll would
     /// work.
     Check {
@@ -251,13 +251,13 @@ pub enum AuthAction {
 }
 
 #[derive(Subcommand, Debug)]
-pub enum ConfigAction {
+enum ConfigAction {
     /// Validate the config and print the resolved settings, secrets redacted.
     Check,
 }
 
 /// Writes to standard output (see [`outln!`]).
-pub fn write_out(args: std::fmt::Arguments<'_>) -> Result<(), Error> {
+fn write_out(args: std::fmt::Arguments<'_>) -> Result<(), Error> {
     use std::io::Write as _;
     std::io::stdout()
         .lock()
@@ -266,7 +266,7 @@ pub fn write_out(args: std::fmt::Arguments<'_>) -> Result<(), Error> {
 }
 
 /// Runs the command.
-pub async fn run(cli: Cli) -> Result<ExitCode, Error> {
+pub(crate) async fn run(cli: Cli) -> Result<ExitCode, Error> {
     let path = cli.config.as_path();
     match &cli.command {
         Command::Run => {
@@ -376,12 +376,12 @@ pub(crate) fn tenant_list(names: &[&str]) -> String {
     s
 }
 
-pub fn load(path: &Path) -> Result<Config, Error> {
+fn load(path: &Path) -> Result<Config, Error> {
     Ok(Config::load(path)?)
 }
 
 /// Prints a usage error the way clap does and returns its exit code (2).
-pub fn usage_error(message: &str) -> ExitCode {
+fn usage_error(message: &str) -> ExitCode {
     let err = <Cli as clap::CommandFactory>::command()
         .error(clap::error::ErrorKind::ValueValidation, message);
     let _ = err.print();
@@ -389,14 +389,14 @@ pub fn usage_error(message: &str) -> ExitCode {
 }
 
 /// The exit code of a run that failed (1).
-pub fn failed() -> ExitCode {
+fn failed() -> ExitCode {
     ExitCode::from(mde_alerts::error::EXIT_FAILED)
 }
 
 /// How the user can run this binary again, for the lines that suggest a next command: plain
 /// `mde-alerts` when that is what `PATH` finds, `cargo run --` under `cargo run` (a fresh clone has
 /// no installed binary), else this binary's full path.
-pub fn invocation() -> String {
+fn invocation() -> String {
     let me = std::env::current_exe().ok();
     let on_path = std::env::var_os("PATH").is_some_and(|path| {
         std::env::split_paths(&path).any(|dir| {
@@ -422,7 +422,7 @@ pub fn invocation() -> String {
 
 /// Logs to stderr: text (no timestamps and no colour under journald, which adds its own) or JSON
 /// lines (`[log] format = "json"`); `RUST_LOG` overrides `[log] level`.
-pub fn init_logging(config: &Path) {
+pub(crate) fn init_logging(config: &Path) {
     use tracing_subscriber::EnvFilter;
     let log = mde_alerts::config::peek_log(config);
     let filter = EnvFilter::try_from_default_env()

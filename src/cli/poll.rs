@@ -6,7 +6,11 @@ use std::process::ExitCode;
 use mde_alerts::error::Error;
 use mde_alerts::poll_job;
 
-pub async fn run(config: &Path, tenant: Option<&str>, export: bool) -> Result<ExitCode, Error> {
+pub(crate) async fn run(
+    config: &Path,
+    tenant: Option<&str>,
+    export: bool,
+) -> Result<ExitCode, Error> {
     let config = super::load(config)?;
     let summary = poll_job::poll(&config, tenant, export).await?;
     for r in &summary.ok {

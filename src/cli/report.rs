@@ -13,14 +13,14 @@ use super::export::{clean_temps_beside, is_stdout, require_store};
 use super::filter::FilterArgs;
 
 /// `--timezone`: an IANA name from the database compiled in.
-pub fn time_zone_arg(text: &str) -> Result<chrono_tz::Tz, String> {
+pub(crate) fn time_zone_arg(text: &str) -> Result<chrono_tz::Tz, String> {
     text.trim().parse::<chrono_tz::Tz>().map_err(|_| {
         format!("{text:?} is not a time zone; use an IANA name such as Europe/Berlin, America/New_York or UTC")
     })
 }
 
 /// `report`: the report into a directory (`report.html`, `report.md`), one file, or stdout.
-pub fn run(
+pub(crate) fn run(
     config: &Path,
     window: Duration,
     out: &std::path::Path,

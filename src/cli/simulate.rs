@@ -12,23 +12,23 @@ use mde_sim as sim;
 
 /// The command's options (see `simulate --help`).
 #[derive(Debug, Clone)]
-pub struct Options {
-    pub port: u16,
-    pub alerts: usize,
-    pub fault_rate: f64,
-    pub token_lifetime: u64,
-    pub mutate_every: u64,
+pub(crate) struct Options {
+    pub(crate) port: u16,
+    pub(crate) alerts: usize,
+    pub(crate) fault_rate: f64,
+    pub(crate) token_lifetime: u64,
+    pub(crate) mutate_every: u64,
     /// 0: the one tenant; N: any GUID is a tenant, N of them numbered for configs.
-    pub tenants: u64,
-    pub alerts_per_tenant: usize,
+    pub(crate) tenants: u64,
+    pub(crate) alerts_per_tenant: usize,
     /// Where to write the N numbered tenants as `[[tenants]]` tables.
-    pub write_tenants: Option<PathBuf>,
+    pub(crate) write_tenants: Option<PathBuf>,
 }
 
 /// The env variable the printed and written configs read the client secret from.
 const SECRET_ENV: &str = "MDE_ALERTS_CLIENT_SECRET";
 
-pub async fn run(o: Options) -> Result<ExitCode, Error> {
+pub(crate) async fn run(o: Options) -> Result<ExitCode, Error> {
     let many = o.tenants > 0;
     let cfg = sim::SimConfig {
         initial_alerts: o.alerts,

@@ -18,7 +18,12 @@ use mde_alerts::words;
 /// (`--all` shows every one).
 const SHOW_ALL_UP_TO: usize = 10;
 
-pub fn run(config: &Path, json: bool, tenant: Option<&str>, all: bool) -> Result<ExitCode, Error> {
+pub(crate) fn run(
+    config: &Path,
+    json: bool,
+    tenant: Option<&str>,
+    all: bool,
+) -> Result<ExitCode, Error> {
     let config = super::load(config)?;
     let tenants: Vec<_> = match tenant {
         Some(name) => vec![config.tenant(name)?],

@@ -11,7 +11,7 @@ use mde_alerts::store::{Store, WriterLock, check, retention};
 use mde_alerts::words;
 
 #[derive(Subcommand, Debug)]
-pub enum StoreAction {
+pub(crate) enum StoreAction {
     /// Apply `[store] keep_revisions` now: remove superseded revisions and old runs, and give the
     /// space back (the service does this once a day). An older store is converted once to
     /// incremental auto-vacuum (a VACUUM: needs free disk space of the store's size). Stop the
@@ -29,7 +29,7 @@ pub enum StoreAction {
     },
 }
 
-pub fn run(config: &Path, action: &StoreAction) -> Result<ExitCode, Error> {
+pub(crate) fn run(config: &Path, action: &StoreAction) -> Result<ExitCode, Error> {
     let config = super::load(config)?;
     match action {
         StoreAction::Prune => prune(&config),
@@ -149,7 +149,7 @@ fn prune(config: &mde_alerts::config::Config) -> Result<ExitCode, Error> {
 }
 
 /// Bytes in MiB with one decimal, or bytes when small.
-pub fn bytes(n: u64) -> String {
+pub(crate) fn bytes(n: u64) -> String {
     if n < 1024 * 1024 {
         format!("{n} bytes")
     } else {

@@ -16,13 +16,13 @@ use serde_path_to_error::Segment;
 #[error("{}{key}: {problem}", file.as_ref().map(|f| format!("{}: ", f.display())).unwrap_or_default())]
 pub struct ConfigError {
     /// The file the error is in, when there is one.
-    pub file: Option<PathBuf>,
+    pub(crate) file: Option<PathBuf>,
     /// The key, as a path (`poll.page_size`, `tenants[0].client_id`); `(file)` for the whole file.
-    pub key: String,
+    pub(crate) key: String,
     /// What is wrong, with what was found.
-    pub problem: String,
+    pub(crate) problem: String,
     /// What to do.
-    pub fix: String,
+    pub(crate) fix: String,
 }
 
 impl ConfigError {
@@ -41,7 +41,7 @@ impl ConfigError {
     }
 
     /// The problem and its fix, for a place that shows it on its own (a log line, a reload).
-    pub fn with_fix(&self) -> String {
+    pub(crate) fn with_fix(&self) -> String {
         format!("{self}\n  fix: {}", self.fix)
     }
 
@@ -58,13 +58,6 @@ impl ConfigError {
         } else {
             self.in_file(file)
         }
-    }
-
-    /// Attaches the config file's path, for errors found after loading (`--tenant`). An error
-    /// about one tenant goes through [`super::TenantConfig::in_its_file`] instead, as its block
-    /// may be in a file of `tenants_dir`.
-    pub fn in_file_of(self, config: &super::Config) -> Self {
-        self.or_in_file(&config.path)
     }
 }
 

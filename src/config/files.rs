@@ -8,7 +8,7 @@ use super::error::ConfigError;
 
 /// The most a file holding a secret, a password or a PEM key or certificate may hold: they are
 /// a few KB, and a path at something bigger is a mistake.
-pub const KEY_FILE_CAP: u64 = 64 * 1024;
+const KEY_FILE_CAP: u64 = 64 * 1024;
 /// The most a CA file may hold: a bundle of a few hundred certificates.
 pub(crate) const CA_FILE_CAP: u64 = 4 * 1024 * 1024;
 /// The most the config file may hold.
@@ -16,7 +16,7 @@ pub(crate) const CONFIG_FILE_CAP: u64 = 1024 * 1024;
 
 /// Why [`read_small_file`] failed.
 #[derive(Debug, thiserror::Error)]
-pub enum SmallFileError {
+pub(crate) enum SmallFileError {
     /// Opening or reading failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
@@ -32,7 +32,7 @@ pub enum SmallFileError {
 /// such as `/dev/zero` would fill memory. The file is opened with `O_NONBLOCK` (opening a FIFO
 /// then does not wait for a writer), checked with `fstat` on the open descriptor (no race with a
 /// rename), and read with a cap (a file may grow after `fstat`, and `/proc` files report size 0).
-pub fn read_small_file(path: &Path, cap: u64) -> Result<Vec<u8>, SmallFileError> {
+pub(crate) fn read_small_file(path: &Path, cap: u64) -> Result<Vec<u8>, SmallFileError> {
     use std::io::Read;
     use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
     let f = std::fs::OpenOptions::new()
@@ -69,7 +69,7 @@ pub fn read_small_file(path: &Path, cap: u64) -> Result<Vec<u8>, SmallFileError>
 
 /// Reads a small file the config points at (`what`: "secret file", "certificate file", …), with
 /// errors that name the key and the fix. At most [`KEY_FILE_CAP`] bytes.
-pub fn read_key_file(key: &str, path: &Path, what: &str) -> Result<Vec<u8>, ConfigError> {
+pub(crate) fn read_key_file(key: &str, path: &Path, what: &str) -> Result<Vec<u8>, ConfigError> {
     read_capped(key, path, what, KEY_FILE_CAP)
 }
 

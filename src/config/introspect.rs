@@ -47,14 +47,14 @@ impl<'de> de::Deserializer<'de> for &mut Names {
 }
 
 /// The keys of a `#[derive(Deserialize)]` struct, in declaration order (after renames).
-pub fn fields<'de, T: Deserialize<'de>>() -> &'static [&'static str] {
+pub(crate) fn fields<'de, T: Deserialize<'de>>() -> &'static [&'static str] {
     let mut names = Names::default();
     let _ = T::deserialize(&mut names);
     names.fields.unwrap_or_default()
 }
 
 /// The words of a `#[derive(Deserialize)]` enum, in declaration order (after renames).
-pub fn variants<'de, T: Deserialize<'de>>() -> &'static [&'static str] {
+pub(crate) fn variants<'de, T: Deserialize<'de>>() -> &'static [&'static str] {
     let mut names = Names::default();
     let _ = T::deserialize(&mut names);
     names.variants.unwrap_or_default()

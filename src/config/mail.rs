@@ -10,7 +10,7 @@ use super::SecretSource;
 
 /// How the connection to the mail server is protected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MailTls {
+pub(crate) enum MailTls {
     /// `smtps://`: TLS from the first byte (port 465).
     Implicit,
     /// `smtp://` to another host: the server must offer STARTTLS, or nothing is sent.
@@ -22,29 +22,29 @@ pub enum MailTls {
 
 /// `[mail]`, validated.
 #[derive(Debug, Clone, PartialEq)]
-pub struct MailConfig {
+pub(crate) struct MailConfig {
     /// `smtp://host:port` or `smtps://host:port`, without user info: what errors name.
-    pub server: Url,
+    pub(crate) server: Url,
     /// The host to connect to.
-    pub host: String,
+    pub(crate) host: String,
     /// The port (default 587 for `smtp://`, 465 for `smtps://`).
-    pub port: u16,
+    pub(crate) port: u16,
     /// TLS, from the scheme and the host.
-    pub tls: MailTls,
+    pub(crate) tls: MailTls,
     /// The sender (`From:` and the envelope).
-    pub from: Mailbox,
+    pub(crate) from: Mailbox,
     /// The login, when the server asks for one.
-    pub login: Option<MailLogin>,
+    pub(crate) login: Option<MailLogin>,
 }
 
 /// A user name and where its password comes from (never the password: it is read when sending).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MailLogin {
+pub(crate) struct MailLogin {
     /// The user name.
-    pub username: String,
+    pub(crate) username: String,
     /// The password's source (`password_env`, `password_file`, or the systemd credential
     /// `mail_password`).
-    pub password: SecretSource,
+    pub(crate) password: SecretSource,
 }
 
 impl fmt::Display for MailConfig {

@@ -9,9 +9,9 @@
 //! (`EX_CONFIG`), which the systemd unit lists in `RestartPreventExitStatus=` so a broken file does
 //! not cause a restart loop.
 //!
-//! Secrets are not read while loading: [`SecretSource::read`] resolves them on demand (the checks
+//! Secrets are not read while loading: `SecretSource::read` resolves them on demand (the checks
 //! in `preflight` call it), so that `export` and `import`, which never talk to Microsoft,
-//! work for a user who cannot read the secret. Certificates are loaded by [`crate::auth::cert`];
+//! work for a user who cannot read the secret. Certificates are loaded by `crate::auth::cert`;
 //! the config only names their paths.
 
 mod display;
@@ -37,11 +37,11 @@ use toml::Table;
 use url::Url;
 
 pub use crate::alert::filter::Filter;
-pub use error::ConfigError;
-pub use files::{KEY_FILE_CAP, SmallFileError, read_key_file, read_small_file};
-pub use mail::{MailConfig, MailLogin, MailTls};
-pub use secret::{SECRET_FILE_FIX, SecretSource, warn_if_shared};
-pub use validate::RawFile;
+pub(crate) use error::ConfigError;
+pub(crate) use files::{SmallFileError, read_key_file, read_small_file};
+pub(crate) use mail::{MailConfig, MailTls};
+pub(crate) use secret::{SECRET_FILE_FIX, SecretSource, warn_if_shared};
+use validate::RawFile;
 
 use files::CONFIG_FILE_CAP;
 
@@ -54,17 +54,17 @@ pub const MDE_RESOURCE: &str = "https://api.securitycenter.microsoft.com";
 /// The day Microsoft's message center item MC1220762 gives for the Defender for Endpoint and XDR
 /// APIs to stop functioning (Microsoft's API pages so far carry the notice on advanced hunting
 /// only); Microsoft Graph is the supported path.
-pub const MDE_SWITCH_OFF: &str = "2027-02-01";
+pub(crate) const MDE_SWITCH_OFF: &str = "2027-02-01";
 
 /// Whether `today` is on or after [`MDE_SWITCH_OFF`].
-pub fn mde_switched_off(today: chrono::NaiveDate) -> bool {
+pub(crate) fn mde_switched_off(today: chrono::NaiveDate) -> bool {
     chrono::NaiveDate::parse_from_str(MDE_SWITCH_OFF, "%Y-%m-%d").is_ok_and(|d| today >= d)
 }
 
 /// What Microsoft announced about the MDE API, in words that claim no more than its sources do:
 /// message center MC1220762 names the date; Microsoft's API pages so far carry the notice on
 /// advanced hunting only.
-pub fn mde_announcement() -> String {
+pub(crate) fn mde_announcement() -> String {
     let verb = if mde_switched_off(chrono::Utc::now().date_naive()) {
         "was to stop"
     } else {
@@ -80,14 +80,14 @@ pub fn mde_announcement() -> String {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Warning {
     /// What is wrong, or soon will be.
-    pub warning: String,
+    warning: String,
     /// What to do about it.
     pub fix: String,
 }
 
 impl Warning {
     /// A warning and its fix.
-    pub fn new(warning: impl Into<String>, fix: impl Into<String>) -> Warning {
+    pub(crate) fn new(warning: impl Into<String>, fix: impl Into<String>) -> Warning {
         Warning {
             warning: warning.into(),
             fix: fix.into(),
@@ -103,7 +103,7 @@ impl std::fmt::Display for Warning {
 
 /// The warning a tenant pinned to the MDE API gets (in `config check`, `auth check` and `status`):
 /// the date, and the fix.
-pub fn mde_deprecation() -> Warning {
+pub(crate) fn mde_deprecation() -> Warning {
     Warning::new(
         format!(
             "this tenant is pinned to the Defender for Endpoint API (source = \"mde\"). {}",
@@ -114,9 +114,9 @@ pub fn mde_deprecation() -> Warning {
 }
 
 /// Microsoft Graph's commercial (and GCC) root; its token audience and `.default` scope.
-pub const GRAPH_ROOT: &str = "https://graph.microsoft.com";
+const GRAPH_ROOT: &str = "https://graph.microsoft.com";
 /// Defender keeps alerts for 180 days; asking for more only earns a 400.
-pub const MAX_LOOKBACK: Duration = Duration::from_secs(180 * 86_400);
+pub(crate) const MAX_LOOKBACK: Duration = Duration::from_secs(180 * 86_400);
 /// The GUID config.example.toml ships with; `config check` refuses it.
 pub(crate) const PLACEHOLDER_GUID: &str = "00000000-0000-0000-0000-000000000000";
 
@@ -130,13 +130,13 @@ pub fn keys() -> Vec<(&'static str, &'static [&'static str])> {
 #[derive(Debug, Clone)]
 pub struct Config {
     /// The file it was read from.
-    pub path: PathBuf,
+    pub(crate) path: PathBuf,
     /// One entry per Defender tenant: the file's `[[tenants]]`, then those of `tenants_dir`.
     /// Shared (`Arc`) with the service's per-tenant state rather than copied: at 10,000 tenants
     /// a second copy of every tenant's settings was 16 MB of the service's memory.
     pub tenants: Vec<Arc<TenantConfig>>,
     /// The directory more tenants were read from (`tenants_dir`), if any.
-    pub tenants_dir: Option<PathBuf>,
+    tenants_dir: Option<PathBuf>,
     /// How and when to poll.
     pub poll: PollConfig,
     /// Where the SQLite store lives.
@@ -148,11 +148,11 @@ pub struct Config {
     /// When `status` calls a tenant unhealthy.
     pub health: HealthConfig,
     /// The node_exporter textfile, if any.
-    pub metrics_textfile: Option<PathBuf>,
+    pub(crate) metrics_textfile: Option<PathBuf>,
     /// Logging.
     pub log: LogConfig,
     /// The mail server exports with `mail_to` are sent through (`[mail]`).
-    pub mail: Option<MailConfig>,
+    pub(crate) mail: Option<MailConfig>,
 }
 
 /// When `status` (and a monitoring check running it) calls a tenant unhealthy.
@@ -208,21 +208,21 @@ pub fn peek_log(path: &Path) -> LogConfig {
 pub struct HttpConfig {
     /// The proxy for every request, with its credentials split out. Without it, the standard
     /// `HTTPS_PROXY` / `HTTP_PROXY` / `NO_PROXY` variables apply.
-    pub proxy: Option<ProxyConfig>,
+    pub(crate) proxy: Option<ProxyConfig>,
     /// A PEM bundle of CA certificates to trust in addition to the system's (a TLS-inspecting
     /// proxy's private CA). Certificate verification itself can never be turned off.
-    pub ca_file: Option<PathBuf>,
+    pub(crate) ca_file: Option<PathBuf>,
 }
 
 /// A proxy URL without its credentials, and the credentials apart, redacted.
 #[derive(Clone)]
-pub struct ProxyConfig {
+pub(crate) struct ProxyConfig {
     /// `scheme://host:port`, no user info.
-    pub url: Url,
+    pub(crate) url: Url,
     /// The user name, if any.
-    pub username: Option<String>,
+    pub(crate) username: Option<String>,
     /// The password, if any.
-    pub password: Option<SecretString>,
+    pub(crate) password: Option<SecretString>,
 }
 
 /// The same proxy (with the same credentials) and CA file: a reload that keeps them keeps the
@@ -264,36 +264,36 @@ impl fmt::Display for ProxyConfig {
 }
 
 /// A short name for a tenant, used in the store, logs and `--tenant`.
-pub type TenantName = String;
+type TenantName = String;
 
 /// One Defender tenant and how to sign in to it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TenantConfig {
     /// Where the block is in its file (`tenants[0]`), for error messages.
-    pub key_prefix: String,
+    key_prefix: String,
     /// The file the block is in: the config file, or a file of `tenants_dir`.
-    pub file: PathBuf,
+    file: PathBuf,
     /// The tenant's short name.
     pub name: TenantName,
     /// The Entra tenant: a GUID or a verified domain.
-    pub tenant_id: String,
+    pub(crate) tenant_id: String,
     /// The app registration's client (application) ID.
-    pub client_id: String,
+    pub(crate) client_id: String,
     /// How to sign in.
-    pub auth: AuthMethod,
+    pub(crate) auth: AuthMethod,
     /// The national cloud.
-    pub cloud: Cloud,
+    cloud: Cloud,
     /// The regional API host, commercial cloud only.
-    pub region: Option<Region>,
+    region: Option<Region>,
     /// Entra's host, e.g. `https://login.microsoftonline.com` (from `cloud`, or `login_url`).
-    pub login_url: Url,
+    pub(crate) login_url: Url,
     /// Defender's API host, e.g. `https://api.security.microsoft.com` (from `cloud`/`region`, or
     /// `api_url`).
     pub api_url: Url,
     /// The token resource / audience.
-    pub resource: String,
+    resource: String,
     /// Which Entra token endpoint to use.
-    pub token_endpoint: TokenEndpoint,
+    pub(crate) token_endpoint: TokenEndpoint,
     /// This tenant's own poll schedule, instead of `[poll] schedule`.
     pub schedule: Option<std::sync::Arc<croner::Cron>>,
     /// Which API the poll reads: pinned, or `auto`.
@@ -302,7 +302,7 @@ pub struct TenantConfig {
     pub graph_url: Url,
     /// Graph's token audience in this cloud (`graph_url` does not change it, as `api_url` does not
     /// change `resource`).
-    pub graph_resource: String,
+    graph_resource: String,
     /// Which Defender products' alerts a Graph tenant exports.
     pub services: Services,
 }
@@ -311,7 +311,7 @@ pub struct TenantConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SourceKind {
-    /// Defender for Endpoint's `GET /api/alerts` (see [`MDE_SWITCH_OFF`]).
+    /// Defender for Endpoint's `GET /api/alerts` (see `MDE_SWITCH_OFF`).
     Mde,
     /// Microsoft Graph's `GET /v1.0/security/alerts_v2`.
     Graph,
@@ -319,7 +319,7 @@ pub enum SourceKind {
 
 impl SourceKind {
     /// The name written in the config and the store (`mde`, `graph`).
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             SourceKind::Mde => "mde",
             SourceKind::Graph => "graph",
@@ -370,7 +370,7 @@ impl SourceChoice {
     }
 
     /// Whether the tenant may read `api`.
-    pub fn may_read(self, api: SourceKind) -> bool {
+    pub(crate) fn may_read(self, api: SourceKind) -> bool {
         self.pinned().is_none_or(|p| p == api)
     }
 
@@ -398,33 +398,22 @@ impl From<SourceKind> for SourceChoice {
 pub enum Services {
     /// Every product (`["all"]`): no `serviceSource` clause.
     All,
-    /// Only these (`serviceSource eq '…'`): members of [`SERVICE_SOURCES`], or camelCase names
+    /// Only these (`serviceSource eq '…'`): members of `SERVICE_SOURCES`, or camelCase names
     /// Microsoft may have added to Graph since (kept with a warning).
     Only(Vec<&'static str>),
 }
 
 impl Services {
     /// Endpoint alerts only, the same alerts the MDE API returns: the default.
-    pub fn endpoint() -> Services {
+    pub(crate) fn endpoint() -> Services {
         Services::Only(vec!["microsoftDefenderForEndpoint"])
-    }
-
-    /// Whether an alert with this `serviceSource` belongs (an alert without one does only under
-    /// `All`).
-    pub fn admits(&self, service: Option<&str>) -> bool {
-        match self {
-            Services::All => true,
-            Services::Only(list) => {
-                service.is_some_and(|s| list.iter().any(|k| k.eq_ignore_ascii_case(s)))
-            }
-        }
     }
 }
 
 /// Graph's documented `serviceSource` members (microsoft.graph.security.serviceSource: the
 /// reference's enum page and the v1.0 `$metadata`), but the `unknownFutureValue` sentinel, which
 /// names no product.
-pub const SERVICE_SOURCES: &[&str] = &[
+const SERVICE_SOURCES: &[&str] = &[
     "microsoftDefenderForEndpoint",
     "microsoftDefenderForIdentity",
     "microsoftDefenderForCloudApps",
@@ -453,7 +442,7 @@ pub enum TokenEndpoint {
 
 /// How a tenant signs in.
 #[derive(Debug, Clone, PartialEq)]
-pub enum AuthMethod {
+pub(crate) enum AuthMethod {
     /// OAuth2 client credentials with a client secret.
     ClientSecret(SecretSource),
     /// OAuth2 client credentials with a certificate: a signed client assertion.
@@ -487,28 +476,19 @@ pub enum AssertionAlgorithm {
     Rs256,
 }
 
-impl AuthMethod {
-    /// The grant's name as written in the config.
-    pub fn name(&self) -> &'static str {
-        match self {
-            AuthMethod::ClientSecret(_) => "client_secret",
-            AuthMethod::Certificate { .. } => "certificate",
-            AuthMethod::Password { .. } => "password",
-        }
-    }
-}
+impl AuthMethod {}
 
 impl TenantConfig {
     /// Ties an error about this tenant (a secret, a certificate) to the file its block is in: the
     /// config file or a file of `tenants_dir`.
-    pub fn in_its_file(&self, e: ConfigError) -> ConfigError {
+    pub(crate) fn in_its_file(&self, e: ConfigError) -> ConfigError {
         e.or_in_file(&self.file)
     }
 
     /// Whether `other` configures this tenant the same way, wherever its block is written: the
     /// file and the position (and so the keys its errors name) may differ. A reload keeps the
     /// token provider and budget of a tenant whose settings are the same.
-    pub fn same_settings(&self, other: &TenantConfig) -> bool {
+    pub(crate) fn same_settings(&self, other: &TenantConfig) -> bool {
         fn unplaced(t: &TenantConfig) -> TenantConfig {
             let unkeyed = |s: &SecretSource| match s {
                 SecretSource::Env { var, .. } => SecretSource::Env {
@@ -548,12 +528,12 @@ impl TenantConfig {
     }
 
     /// The full name of one of this tenant's keys (`tenants[0].certificate_file`).
-    pub fn key(&self, k: &str) -> String {
+    pub(crate) fn key(&self, k: &str) -> String {
         format!("{}.{k}", self.key_prefix)
     }
 
     /// The host of `api` for this tenant (`api_url` or `graph_url`).
-    pub fn endpoint(&self, api: SourceKind) -> &Url {
+    pub(crate) fn endpoint(&self, api: SourceKind) -> &Url {
         match api {
             SourceKind::Mde => &self.api_url,
             SourceKind::Graph => &self.graph_url,
@@ -561,7 +541,7 @@ impl TenantConfig {
     }
 
     /// The token audience for `source`: Defender's resource, or the Graph root.
-    pub fn resource_for(&self, source: SourceKind) -> String {
+    pub(crate) fn resource_for(&self, source: SourceKind) -> String {
         match source {
             SourceKind::Mde => self.resource.clone(),
             SourceKind::Graph => self.graph_resource.clone(),
@@ -569,7 +549,7 @@ impl TenantConfig {
     }
 
     /// This tenant pinned to `source` (the `compare` command signs in to both APIs).
-    pub fn reading(&self, source: SourceKind) -> TenantConfig {
+    pub(crate) fn reading(&self, source: SourceKind) -> TenantConfig {
         TenantConfig {
             source: source.into(),
             ..self.clone()
@@ -637,27 +617,27 @@ pub struct PollConfig {
     /// `$top`: alerts per page, 1..=10000.
     pub page_size: u32,
     /// Ask for `$expand=evidence`.
-    pub expand_evidence: bool,
+    pub(crate) expand_evidence: bool,
     /// The whole-request timeout for one API or token call.
-    pub request_timeout: Duration,
+    pub(crate) request_timeout: Duration,
     /// API calls allowed per minute per tenant (Defender: 100).
-    pub calls_per_minute: u32,
+    calls_per_minute: u32,
     /// API calls allowed per hour per tenant (Defender: 1,500).
-    pub calls_per_hour: u32,
+    calls_per_hour: u32,
     /// `$top` for Graph tenants: `page_size`, at most Graph's 1,000.
-    pub graph_page_size: u32,
+    graph_page_size: u32,
     /// Calls per minute for Graph tenants (Graph: 150 per app per tenant).
-    pub graph_calls_per_minute: u32,
+    graph_calls_per_minute: u32,
     /// Calls per hour for Graph tenants (Graph sets no hourly quota: 60 × the minute's).
-    pub graph_calls_per_hour: u32,
+    graph_calls_per_hour: u32,
     /// How many tenants are read at once (1..=256, default 16), by a one-off `poll` and by `run`
     /// (which also staggers each schedule's tenants over up to a minute).
-    pub concurrency: usize,
+    pub(crate) concurrency: usize,
 }
 
 impl PollConfig {
     /// `(per minute, per hour)` for a tenant reading `source`.
-    pub fn quotas(&self, source: SourceKind) -> (u32, u32) {
+    pub(crate) fn quotas(&self, source: SourceKind) -> (u32, u32) {
         match source {
             SourceKind::Mde => (self.calls_per_minute, self.calls_per_hour),
             SourceKind::Graph => (self.graph_calls_per_minute, self.graph_calls_per_hour),
@@ -665,7 +645,7 @@ impl PollConfig {
     }
 
     /// `$top` for a tenant reading `source`.
-    pub fn page_size(&self, source: SourceKind) -> u32 {
+    pub(crate) fn page_size(&self, source: SourceKind) -> u32 {
         match source {
             SourceKind::Mde => self.page_size,
             SourceKind::Graph => self.graph_page_size,
@@ -685,8 +665,7 @@ pub struct StoreConfig {
 
 /// `[store] keep_revisions` when the file does not say: 400 days, a year and a
 /// month of history, enough for a yearly audit to see every state of the past year.
-pub const DEFAULT_KEEP_REVISIONS: std::time::Duration =
-    std::time::Duration::from_secs(400 * 86_400);
+const DEFAULT_KEEP_REVISIONS: std::time::Duration = std::time::Duration::from_secs(400 * 86_400);
 
 /// A configured snapshot.
 #[derive(Debug, Clone)]
@@ -734,7 +713,7 @@ pub struct ExportConfig {
     pub time_format: TimeFormat,
     /// Report: the time zone its dates, days and window are shown in (`None`: UTC).
     pub timezone: Option<chrono_tz::Tz>,
-    /// Who each file written is mailed to (through [`Config::mail`]); empty: not mailed.
+    /// Who each file written is mailed to (through `Config::mail`); empty: not mailed.
     pub mail_to: Vec<lettre::message::Mailbox>,
 }
 
@@ -770,12 +749,12 @@ impl ExportConfig {
 }
 
 /// The placeholder in an export's `name` that [`ExportConfig::per_tenant`] replaces.
-pub const TENANT_PLACEHOLDER: &str = "{tenant}";
+const TENANT_PLACEHOLDER: &str = "{tenant}";
 
 impl ExportConfig {
     /// The name of `tenant`'s file set (`alerts-{tenant}` → `alerts-contoso`); `name` itself when
     /// the export is not per tenant.
-    pub fn name_for(&self, tenant: &str) -> String {
+    pub(crate) fn name_for(&self, tenant: &str) -> String {
         if self.per_tenant {
             self.name.replacen(TENANT_PLACEHOLDER, tenant, 1)
         } else {
@@ -786,7 +765,7 @@ impl ExportConfig {
     /// The names of the file sets this export writes when `configured` are the tenants: one per
     /// tenant it covers when per tenant, else its one name. The store keeps a `changed` export's
     /// starting point under each of these names.
-    pub fn set_names<'a>(&'a self, configured: &'a [String]) -> Vec<(Option<&'a str>, String)> {
+    fn set_names<'a>(&'a self, configured: &'a [String]) -> Vec<(Option<&'a str>, String)> {
         if !self.per_tenant {
             return vec![(None, self.name.clone())];
         }
@@ -796,7 +775,10 @@ impl ExportConfig {
     }
 
     /// The configured tenants this export covers, in config order: all, or those `tenants` lists.
-    pub fn tenants_of<'a>(&'a self, configured: &'a [String]) -> impl Iterator<Item = &'a str> {
+    pub(crate) fn tenants_of<'a>(
+        &'a self,
+        configured: &'a [String],
+    ) -> impl Iterator<Item = &'a str> {
         configured
             .iter()
             .filter(|t| self.filter.tenants.is_empty() || self.filter.tenants.contains(t))
@@ -880,7 +862,7 @@ impl fmt::Display for ExportShape {
 
 impl ExportFormat {
     /// The file extension.
-    pub fn extension(self) -> &'static str {
+    pub(crate) fn extension(self) -> &'static str {
         match self {
             ExportFormat::Csv => "csv",
             ExportFormat::Json => "json",
@@ -921,7 +903,7 @@ impl Config {
     }
 
     /// Validates config text; relative paths are taken from `path`'s directory.
-    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+    pub(crate) fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         let table: Table = text.parse().map_err(|e| error::syntax(&e))?;
         let raw = serde_path_to_error::deserialize(table).map_err(error::from_serde)?;
         Config::try_from(RawFile {
@@ -950,7 +932,7 @@ impl Config {
 }
 
 /// Whether the URL points at this machine.
-pub fn is_loopback(url: &Url) -> bool {
+fn is_loopback(url: &Url) -> bool {
     match url.host() {
         Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
         Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
@@ -968,12 +950,15 @@ pub fn parse_cron(text: &str) -> Result<croner::Cron, croner::errors::CronError>
 }
 
 /// The typical gap between two firings of `cron` (the shortest of the next few).
-pub fn cron_interval(cron: &croner::Cron) -> Duration {
+fn cron_interval(cron: &croner::Cron) -> Duration {
     cron_interval_at(cron, chrono::Utc::now())
 }
 
 /// [`cron_interval`] after `now` (the daemon's scheduler passes its own clock).
-pub fn cron_interval_at(cron: &croner::Cron, now: chrono::DateTime<chrono::Utc>) -> Duration {
+pub(crate) fn cron_interval_at(
+    cron: &croner::Cron,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Duration {
     let times: Vec<_> = cron.iter_after(now).take(4).collect();
     times
         .windows(2)

@@ -6,7 +6,7 @@
 //! by the validation with its own fix rather than by serde's "missing field". Integers are `i64`
 //! so that an out-of-range value reaches the range check and its message ("0 is out of range, use
 //! 1 to 10000") instead of failing as a type error. Choices deserialize case-insensitively where
-//! they always did, through [`choice`].
+//! they always did, through `choice`.
 //!
 //! The fields carry no doc comments of their own: `config.example.toml` is the reference an admin
 //! reads, and a test checks that it documents every key listed here.
@@ -112,14 +112,14 @@ pub struct RawPoll {
 #[serde(default, deny_unknown_fields)]
 pub struct RawStore {
     pub path: Option<String>,
-    pub keep_revisions: Option<Retention>,
+    pub(crate) keep_revisions: Option<Retention>,
 }
 
 /// `[store] keep_revisions`: a duration (`"400d"`), or `0` / `"0"` for "keep every revision".
 /// Written by hand (not [`HumanDuration`]) because a bare TOML `0` is the natural way to say
 /// "keep all" and a string-only type would reject it with serde's type message.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Retention(pub Duration);
+pub(crate) struct Retention(pub Duration);
 
 impl<'de> Deserialize<'de> for Retention {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -210,7 +210,7 @@ impl Choice for ExportShape {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RawHttp {
-    pub proxy: Option<String>,
+    pub(crate) proxy: Option<String>,
     pub ca_file: Option<String>,
 }
 
@@ -254,7 +254,7 @@ fn is_default<T: Default + PartialEq>(t: &T) -> bool {
 }
 
 /// The file's sections and the raw struct of each, for listing keys: `""` is the top level.
-pub fn sections() -> Vec<(&'static str, &'static [&'static str])> {
+pub(crate) fn sections() -> Vec<(&'static str, &'static [&'static str])> {
     use super::introspect::fields;
     vec![
         ("", fields::<RawConfig>()),
@@ -303,7 +303,7 @@ impl From<Duration> for HumanDuration {
 
 /// A choice of fixed words, deserialized from a string by [`choice`] with the message and fix
 /// we give for it. The words are the enum's serde names (`rename_all`).
-pub trait Choice: DeserializeOwned + 'static {
+trait Choice: DeserializeOwned + 'static {
     /// What the value should be, after "is not": "a sign-in method".
     const WHAT: &'static str = "one of the allowed values";
     /// The fix; by default "use one of: " and the words.
@@ -314,7 +314,7 @@ pub trait Choice: DeserializeOwned + 'static {
 
 /// Deserializes an optional [`Choice`]: any case where the key always took any case, and a
 /// message listing the words otherwise.
-pub fn choice<'de, D: Deserializer<'de>, T: Choice>(d: D) -> Result<Option<T>, D::Error> {
+fn choice<'de, D: Deserializer<'de>, T: Choice>(d: D) -> Result<Option<T>, D::Error> {
     let s = String::deserialize(d)?;
     let names = super::introspect::variants::<T>();
     let found = names.iter().find(|n| {

@@ -15,12 +15,12 @@ use crate::store::{Outcome, Store};
 /// What a poll did, for the interval's summary line and systemd's status.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Figures {
-    pub new: u64,
-    pub updated: u64,
-    pub api_calls: u64,
-    pub throttled: u64,
-    pub elapsed: std::time::Duration,
-    pub outcome: Outcome,
+    pub(crate) new: u64,
+    pub(crate) updated: u64,
+    pub(crate) api_calls: u64,
+    pub(crate) throttled: u64,
+    pub(crate) elapsed: std::time::Duration,
+    pub(crate) outcome: Outcome,
 }
 
 impl Default for Figures {

@@ -19,13 +19,13 @@ use crate::metrics::TenantFigures;
 use crate::store::Store;
 
 /// The state file is rewritten at most this often (`status` shows when it was written).
-pub const STATE_EVERY: Duration = Duration::from_secs(1);
+const STATE_EVERY: Duration = Duration::from_secs(1);
 /// The metrics textfile is rewritten at most this often, and never more often than twenty times
 /// its last write took (so it costs at most 5 % of the loop however many tenants it lists):
 /// node_exporter reads it when scraped, usually every 15 to 60 s, so a fresher file is never
 /// read. Every second, a quiet service of 200 tenants rewrote it sixty times a minute: ten
 /// megabytes a minute, most of what it wrote.
-pub const METRICS_EVERY: Duration = Duration::from_secs(15);
+const METRICS_EVERY: Duration = Duration::from_secs(15);
 /// The metrics' share of the loop's time: a write that took `t` waits `t × 20` for the next.
 const METRICS_SHARE: u32 = 20;
 

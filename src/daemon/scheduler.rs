@@ -69,7 +69,8 @@ pub struct TokioClock {
 
 impl TokioClock {
     /// A calendar reading `start` now.
-    pub fn starting_at(start: DateTime<Utc>) -> TokioClock {
+    #[cfg(test)]
+    fn starting_at(start: DateTime<Utc>) -> TokioClock {
         TokioClock {
             start,
             origin: Instant::now(),
@@ -106,9 +107,9 @@ impl std::fmt::Display for JobKey {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tick {
     /// The expression, as [`schedule_key`] spells it.
-    pub schedule: String,
+    pub(crate) schedule: String,
     /// The instant it fired for (the cron time, not when the firing was noticed).
-    pub at: DateTime<Utc>,
+    pub(crate) at: DateTime<Utc>,
 }
 
 /// The name of a schedule: its pattern as croner keeps it. Jobs with the same pattern share one
@@ -119,14 +120,14 @@ pub fn schedule_key(cron: &Cron) -> String {
 
 /// The cron time a firing noticed at `fired` is for: the latest occurrence at or before it (a
 /// firing is noticed up to half a second late, never early).
-pub fn tick_instant(cron: &Cron, fired: DateTime<Utc>) -> DateTime<Utc> {
+pub(crate) fn tick_instant(cron: &Cron, fired: DateTime<Utc>) -> DateTime<Utc> {
     // croner compares whole seconds and keeps the fraction: 12:05:00.480 would "match" itself.
     let whole = chrono::Timelike::with_nanosecond(&fired, 0).unwrap_or(fired);
     cron.find_previous_occurrence(&whole, true).unwrap_or(whole)
 }
 
 /// The start offset of tenant `i` of `n`: `i × min(interval, 60 s) / n`.
-pub fn stagger(i: usize, n: usize, interval: Duration) -> Duration {
+pub(crate) fn stagger(i: usize, n: usize, interval: Duration) -> Duration {
     let n = u32::try_from(n.max(1)).unwrap_or(u32::MAX);
     let i = u32::try_from(i).unwrap_or(u32::MAX).min(n);
     interval.min(Duration::from_secs(60)) * i / n
@@ -134,13 +135,13 @@ pub fn stagger(i: usize, n: usize, interval: Duration) -> Duration {
 
 /// The typical gap between two firings of `cron` after `now`: the config's one definition, at an
 /// injected instant.
-pub fn interval_at(cron: &Cron, now: DateTime<Utc>) -> Duration {
+pub(crate) fn interval_at(cron: &Cron, now: DateTime<Utc>) -> Duration {
     crate::config::cron_interval_at(cron, now)
 }
 
 /// The first firing of `cron` after `after`, plus `offset`. A schedule with no next firing (the
 /// config refuses those) is treated as hourly, so nothing waits forever.
-pub fn next_after(cron: &Cron, after: DateTime<Utc>, offset: Duration) -> DateTime<Utc> {
+fn next_after(cron: &Cron, after: DateTime<Utc>, offset: Duration) -> DateTime<Utc> {
     cron.find_next_occurrence(&after, false)
         .unwrap_or(after + chrono::Duration::hours(1))
         + chrono::Duration::from_std(offset).unwrap_or_default()
@@ -148,16 +149,16 @@ pub fn next_after(cron: &Cron, after: DateTime<Utc>, offset: Duration) -> DateTi
 
 /// A job that is running: the caller's handle and its deadline.
 #[derive(Debug)]
-pub struct Running<H> {
+pub(crate) struct Running<H> {
     /// What the caller needs to watch or cancel it.
-    pub handle: H,
+    pub(crate) handle: H,
     /// When it should have given way (polls only).
-    pub deadline: Option<Instant>,
+    deadline: Option<Instant>,
 }
 
 /// What is due now.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Due {
+pub(crate) enum Due {
     /// Start the job; a poll's deadline is its next start.
     Start {
         /// The job.
@@ -192,7 +193,7 @@ struct Job<H> {
 /// The jobs of one configuration and their state. `H` is the caller's handle of a running job
 /// (a task in the service, `()` in tests).
 #[derive(Debug)]
-pub struct Scheduler<H> {
+pub(crate) struct Scheduler<H> {
     jobs: Vec<Job<H>>,
     index: HashMap<JobKey, usize>,
     by_schedule: HashMap<String, Vec<usize>>,
@@ -209,7 +210,7 @@ pub struct Scheduler<H> {
 impl<H> Scheduler<H> {
     /// The jobs of a configuration: `tenants` in config order (their order sets the stagger) and
     /// the exports that have a schedule. `now` sets each tenant's interval.
-    pub fn new<C: Into<Arc<Cron>>>(
+    pub(crate) fn new<C: Into<Arc<Cron>>>(
         tenants: Vec<(String, C)>,
         exports: Vec<(String, C)>,
         now: DateTime<Utc>,
@@ -266,7 +267,7 @@ impl<H> Scheduler<H> {
     }
 
     /// The distinct schedules, one cron job each.
-    pub fn schedules(&self) -> Vec<Cron> {
+    pub(crate) fn schedules(&self) -> Vec<Cron> {
         let mut seen = std::collections::HashSet::new();
         self.jobs
             .iter()
@@ -276,14 +277,15 @@ impl<H> Scheduler<H> {
     }
 
     /// The offset of a job after its tick.
-    pub fn offset(&self, key: &JobKey) -> Option<Duration> {
+    #[cfg(test)]
+    fn offset(&self, key: &JobKey) -> Option<Duration> {
         self.index.get(key).map(|&i| self.jobs[i].offset)
     }
 
     /// Takes a tick: every job on its schedule gets a start at the tick plus its stagger. A tick
     /// not later than the last one of its schedule (a schedule fired by two cron jobs, or a
     /// repeat) is ignored. Returns how many starts were set.
-    pub fn tick(&mut self, tick: &Tick) -> usize {
+    pub(crate) fn tick(&mut self, tick: &Tick) -> usize {
         let Some(jobs) = self.by_schedule.get(&tick.schedule) else {
             return 0;
         };
@@ -306,7 +308,7 @@ impl<H> Scheduler<H> {
 
     /// The starts due at `now`, in time order: each is a start, or a skip when the job is still
     /// running. A start must be followed by [`Scheduler::start`].
-    pub fn due(&mut self, now: DateTime<Utc>) -> Vec<Due> {
+    pub(crate) fn due(&mut self, now: DateTime<Utc>) -> Vec<Due> {
         let mut due = Vec::new();
         while let Some(&Reverse((at, i))) = self.queue.peek() {
             if at > now {
@@ -333,7 +335,7 @@ impl<H> Scheduler<H> {
     }
 
     /// Records that `key` started.
-    pub fn start(&mut self, key: &JobKey, handle: H, deadline: Option<Instant>) {
+    pub(crate) fn start(&mut self, key: &JobKey, handle: H, deadline: Option<Instant>) {
         if let Some(&i) = self.index.get(key) {
             self.jobs[i].running = Some(Running { handle, deadline });
             self.running.insert(i);
@@ -341,7 +343,7 @@ impl<H> Scheduler<H> {
     }
 
     /// Records that `key` finished; returns its handle.
-    pub fn finish(&mut self, key: &JobKey) -> Option<Running<H>> {
+    pub(crate) fn finish(&mut self, key: &JobKey) -> Option<Running<H>> {
         let &i = self.index.get(key)?;
         self.running.remove(&i);
         self.jobs[i].running.take()
@@ -349,7 +351,7 @@ impl<H> Scheduler<H> {
 
     /// Clears jobs that ended without reporting (`ended` says so of a handle), so a lost report
     /// cannot block a tenant forever.
-    pub fn sweep(&mut self, ended: impl Fn(&H) -> bool) {
+    pub(crate) fn sweep(&mut self, ended: impl Fn(&H) -> bool) {
         let jobs = &mut self.jobs;
         self.running.retain(|&i| {
             let j = &mut jobs[i];
@@ -361,7 +363,7 @@ impl<H> Scheduler<H> {
     }
 
     /// The first job past its deadline by more than `grace` at `now`: the watchdog's wedge rule.
-    pub fn wedged(&self, now: Instant, grace: Duration) -> Option<&JobKey> {
+    pub(crate) fn wedged(&self, now: Instant, grace: Duration) -> Option<&JobKey> {
         self.running
             .iter()
             .map(|&i| &self.jobs[i])
@@ -377,7 +379,7 @@ impl<H> Scheduler<H> {
     /// Takes over from the scheduler of the previous configuration: running jobs and pending
     /// starts of the jobs that are still configured (by name), and the last tick of each schedule
     /// still in use. Jobs of removed tenants or exports run to their end; nothing waits for them.
-    pub fn adopt(&mut self, old: Scheduler<H>) {
+    pub(crate) fn adopt(&mut self, old: Scheduler<H>) {
         for job in old.jobs {
             let Some(&i) = self.index.get(&job.key) else {
                 continue;
@@ -402,13 +404,14 @@ impl<H> Scheduler<H> {
     }
 
     /// When the next pending start is due, if any.
-    pub fn next_wakeup(&self) -> Option<DateTime<Utc>> {
+    pub(crate) fn next_wakeup(&self) -> Option<DateTime<Utc>> {
         self.queue.peek().map(|Reverse((at, _))| *at)
     }
 
     /// When `key` starts next, seen at `now`: its pending start, else its schedule's next firing
     /// plus its stagger.
-    pub fn next_start(&self, key: &JobKey, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    #[cfg(test)]
+    fn next_start(&self, key: &JobKey, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let job = &self.jobs[*self.index.get(key)?];
         Some(next_start_of(job, now, &mut HashMap::new()))
     }
@@ -418,7 +421,7 @@ impl<H> Scheduler<H> {
     /// start in the queue, before that firing, so the minimum of the two is exact.) It costs
     /// one cron lookup per schedule, however many tenants there are: the service asks after
     /// every poll.
-    pub fn next_start_any(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    pub(crate) fn next_start_any(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let pending = self.queue.peek().map(|Reverse((at, _))| *at);
         let firing = self.by_schedule.values().filter_map(|jobs| {
             let job = &self.jobs[*jobs.first()?];
@@ -437,7 +440,7 @@ impl<H> Scheduler<H> {
 
     /// Every poll with its next start and whether it runs, seen at `now` (for the state file).
     /// Each schedule's next firing is computed once, however many tenants share it.
-    pub fn polls(&self, now: DateTime<Utc>) -> Vec<(&str, DateTime<Utc>, bool)> {
+    pub(crate) fn polls(&self, now: DateTime<Utc>) -> Vec<(&str, DateTime<Utc>, bool)> {
         let mut cache = HashMap::new();
         self.jobs
             .iter()
@@ -454,7 +457,7 @@ impl<H> Scheduler<H> {
 
     /// Whether any poll is running or waiting for its staggered start: while one is, the
     /// interval's polls are not all done.
-    pub fn polls_outstanding(&self) -> bool {
+    pub(crate) fn polls_outstanding(&self) -> bool {
         self.running
             .iter()
             .any(|&i| matches!(self.jobs[i].key, JobKey::Poll(_)))
@@ -465,7 +468,7 @@ impl<H> Scheduler<H> {
     }
 
     /// The running jobs.
-    pub fn running(&self) -> impl Iterator<Item = (&JobKey, &Running<H>)> {
+    pub(crate) fn running(&self) -> impl Iterator<Item = (&JobKey, &Running<H>)> {
         self.running.iter().filter_map(|&i| {
             let j = &self.jobs[i];
             j.running.as_ref().map(|r| (&j.key, r))
@@ -474,7 +477,8 @@ impl<H> Scheduler<H> {
 
     /// How many distinct `Cron` values the jobs hold (one per schedule when the caller shares
     /// them, as the service does).
-    pub fn cron_copies(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn cron_copies(&self) -> usize {
         let mut seen = std::collections::HashSet::new();
         self.jobs
             .iter()
@@ -483,7 +487,7 @@ impl<H> Scheduler<H> {
     }
 
     /// How many polls there are.
-    pub fn poll_count(&self) -> usize {
+    pub(crate) fn poll_count(&self) -> usize {
         self.jobs
             .iter()
             .filter(|j| matches!(j.key, JobKey::Poll(_)))

@@ -17,10 +17,10 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DaemonState {
     /// The daemon's process id; a state file whose process is gone is stale.
-    pub pid: u32,
+    pub(crate) pid: u32,
     /// When the file was written.
     #[serde(with = "rfc3339")]
-    pub written_at: DateTime<Utc>,
+    pub(crate) written_at: DateTime<Utc>,
     /// Each configured tenant, by name (sorted, as the first version wrote them).
     pub tenants: BTreeMap<String, TenantState>,
 }
@@ -32,13 +32,13 @@ pub struct TenantState {
     #[serde(with = "rfc3339")]
     pub next_poll: DateTime<Utc>,
     /// A poll of this tenant is running now.
-    pub running: bool,
+    pub(crate) running: bool,
 }
 
 /// Why the state file could not be written.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum StateError {
+pub(crate) enum StateError {
     /// Writing or publishing the file failed.
     #[error("cannot write the daemon state file {}", path.display())]
     Write {
@@ -60,7 +60,7 @@ pub fn state_path(store: &Path) -> PathBuf {
 impl DaemonState {
     /// Writes the state file atomically (a reader never sees half of it), mode 0644 so a
     /// monitoring user can read it.
-    pub fn write(&self, store: &Path) -> Result<(), StateError> {
+    pub(crate) fn write(&self, store: &Path) -> Result<(), StateError> {
         let path = state_path(store);
         // Serialized into memory first: one write, not one syscall per JSON token (a profile of
         // 1,000 tenants found 85 % of the daemon's CPU there).
@@ -89,11 +89,11 @@ mod rfc3339 {
     use chrono::{DateTime, Utc};
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&t.to_rfc3339())
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
         let text = String::deserialize(d)?;
         DateTime::parse_from_rfc3339(&text)
             .map(|t| t.with_timezone(&Utc))

@@ -96,7 +96,7 @@ pub enum ExportError {
 
 impl ExportError {
     /// What to do about it, when there is something to do: `main` prints it once as `fix: …`.
-    pub fn hint(&self) -> Option<String> {
+    pub(crate) fn hint(&self) -> Option<String> {
         match self {
             ExportError::Store(e) => e.hint(),
             ExportError::Mail(m) => m.hint(),

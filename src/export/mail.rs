@@ -30,7 +30,7 @@ use crate::config::{ConfigError, ExportConfig, ExportFormat, MailConfig, MailTls
 use crate::store::{Store, StoreError};
 
 /// Tries of one pending mail before it is dropped.
-pub const MAX_ATTEMPTS: i64 = 10;
+const MAX_ATTEMPTS: i64 = 10;
 
 /// How long one SMTP command may take: a server that accepts the connection and then stalls
 /// must not hold an export's job for lettre's default minute per command.
@@ -75,7 +75,7 @@ pub enum MailError {
 
 impl MailError {
     /// What the admin does about it.
-    pub fn hint(&self) -> Option<String> {
+    pub(crate) fn hint(&self) -> Option<String> {
         const KEPT: &str = "the files are written; the mail is sent at the export's next run";
         match self {
             MailError::Failed { refused: true, .. } => Some(format!(
@@ -103,25 +103,21 @@ struct Mail {
 
 /// The mails of one run of an export: what is pending first, then what this run wrote.
 #[derive(Debug)]
-pub struct Outbox {
+struct Outbox {
     export: ExportConfig,
     mails: Vec<Mail>,
 }
 
 /// What [`Outbox::send`] did, to record in the store.
 #[derive(Debug)]
-pub struct Sent {
+struct Sent {
     export: String,
     results: Vec<(Mail, Result<(), MailError>)>,
 }
 
 impl Outbox {
     /// The mails of export `e` after it wrote `written`: none when it has no `mail_to`.
-    pub fn collect(
-        store: &Store,
-        e: &ExportConfig,
-        written: &[Written],
-    ) -> Result<Outbox, StoreError> {
+    fn collect(store: &Store, e: &ExportConfig, written: &[Written]) -> Result<Outbox, StoreError> {
         let mut mails = Vec::new();
         if !e.mail_to.is_empty() {
             for p in store.pending_mails(&e.name)? {
@@ -143,12 +139,12 @@ impl Outbox {
     }
 
     /// Whether there is nothing to send.
-    pub fn is_empty(&self) -> bool {
+    fn is_empty(&self) -> bool {
         self.mails.is_empty()
     }
 
     /// Sends every mail through `mail` (no store access: the service holds no lock meanwhile).
-    pub fn send(self, mail: Option<&MailConfig>) -> Sent {
+    fn send(self, mail: Option<&MailConfig>) -> Sent {
         let results = self
             .mails
             .into_iter()
@@ -173,7 +169,7 @@ impl Outbox {
 
 impl Sent {
     /// Clears what was sent, records what was not; the first failure is the result.
-    pub fn record(self, store: &Store) -> Result<(), MailError> {
+    fn record(self, store: &Store) -> Result<(), MailError> {
         let mut first = None;
         for (m, r) in self.results {
             let gone = m.files.iter().find(|f| !f.is_file());
@@ -212,7 +208,7 @@ impl Sent {
 }
 
 /// Mails what export `e` wrote (and what is pending of it): for a command, which holds the store.
-pub fn mail_export(
+pub(crate) fn mail_export(
     store: &Store,
     mail: Option<&MailConfig>,
     e: &ExportConfig,
@@ -226,7 +222,7 @@ pub fn mail_export(
 }
 
 /// [`mail_export`] for the service: the store is locked to read and to record, not while sending.
-pub fn mail_export_shared(
+pub(crate) fn mail_export_shared(
     store: &Mutex<Store>,
     mail: Option<&MailConfig>,
     e: &ExportConfig,
@@ -309,7 +305,7 @@ fn read(p: &Path) -> Result<Vec<u8>, MailError> {
 }
 
 /// The message for `files` of export `e` (no secret is in any export, nor added here).
-pub fn message(from: &Mailbox, e: &ExportConfig, files: &[PathBuf]) -> Result<Message, MailError> {
+fn message(from: &Mailbox, e: &ExportConfig, files: &[PathBuf]) -> Result<Message, MailError> {
     let mut b = Message::builder().from(from.clone()).date_now();
     for to in &e.mail_to {
         b = b.to(to.clone());

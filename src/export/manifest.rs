@@ -14,39 +14,39 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
     /// The CSV/XLSX columns, in order; `null` for the formats without columns.
-    pub columns: Option<Vec<String>>,
+    pub(crate) columns: Option<Vec<String>>,
     /// Whether the files hold every alert selected. `false` when the store could not give some
     /// back (it is damaged: `unreadable` names them, `store check` says how to repair it).
     /// Manifests written before it existed read as complete.
     #[serde(default = "complete_by_default")]
-    pub complete: bool,
+    pub(crate) complete: bool,
     /// Each configured tenant's poll cursor (canonical API time) when the export ran; `null`
     /// for a tenant never polled.
     pub cursor: BTreeMap<String, Option<String>>,
     /// The timestamped file this manifest describes (the main file).
-    pub file: String,
+    pub(crate) file: String,
     /// Every file of the run: the main file, then the evidence file or the report's Markdown.
-    pub files: Vec<ManifestFile>,
+    pub(crate) files: Vec<ManifestFile>,
     /// The export's filters.
     pub filter: ManifestFilter,
     /// `csv`, `json`, `ndjson`, `xlsx` or `report`.
-    pub format: String,
+    pub(crate) format: String,
     /// When the export ran (canonical API time: seven fractional digits, `Z`).
-    pub generated_at: String,
+    pub(crate) generated_at: String,
     /// The `-latest` name of the main file.
-    pub latest: String,
+    pub(crate) latest: String,
     /// Data rows (alerts) in the main file.
     pub rows: u64,
     /// The scope, as the config reads it (`all`, `open`, `window 1day`, `changed`).
-    pub scope: String,
+    pub(crate) scope: String,
     /// SHA-256 of the main file, lower-case hex.
-    pub sha256: String,
+    pub(crate) sha256: String,
     /// The vocabulary of the alerts in the file: `verbatim` (JSON/NDJSON as each API returned
     /// them, MDE and Graph `alerts_v2` alike) or `mde` (the MDE API's names and values: JSON with
     /// `shape = "mde"`, and always CSV, XLSX and the report). Absent from manifests written
     /// before it existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub shape: Option<String>,
+    pub(crate) shape: Option<String>,
     /// The tenant of a `{tenant}` export's file set (its files hold only this tenant's
     /// alerts); absent from other exports' manifests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -54,7 +54,7 @@ pub struct Manifest {
     /// The alerts left out because their stored text cannot be read (`tenant/id rev N`);
     /// absent when none was.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub unreadable: Vec<String>,
+    pub(crate) unreadable: Vec<String>,
 }
 
 fn complete_by_default() -> bool {
@@ -63,26 +63,26 @@ fn complete_by_default() -> bool {
 
 /// One file of a run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ManifestFile {
+pub(crate) struct ManifestFile {
     /// The timestamped file.
-    pub file: String,
+    pub(crate) file: String,
     /// Its `-latest` name.
-    pub latest: String,
+    pub(crate) latest: String,
     /// Data rows in it.
-    pub rows: u64,
+    pub(crate) rows: u64,
     /// Its SHA-256, lower-case hex.
-    pub sha256: String,
+    pub(crate) sha256: String,
 }
 
 /// The filters of the export, as configured (empty lists mean "any").
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ManifestFilter {
     /// `categories`.
-    pub categories: Vec<String>,
+    categories: Vec<String>,
     /// `min_severity` as its rank: 0 (`UnSpecified`) to 4 (`High`).
-    pub min_severity: Option<u8>,
+    min_severity: Option<u8>,
     /// `statuses`.
-    pub statuses: Vec<String>,
+    statuses: Vec<String>,
     /// `tenants`.
     pub tenants: Vec<String>,
 }

@@ -10,7 +10,7 @@
 //!
 //! Only regular files are ever replaced: a symlink, directory, FIFO, socket or device at a target
 //! path (`--out /dev/stdout` run as root, a stray directory named like `-latest`) is refused with
-//! [`ExportError::NotRegular`], before anything is written. Prune and temp cleanup skip such
+//! `ExportError::NotRegular`, before anything is written. Prune and temp cleanup skip such
 //! entries. `--out -` writes to standard output instead (see [`write_to`]).
 //!
 //! # Files
@@ -36,47 +36,47 @@
 //! # Formats
 //!
 //! - **CSV**: UTF-8 with a BOM (`bom`) and CRLF line ends (`line_ending`), as Excel wants them; a
-//!   header of API property names; nested values flattened as [`table`] describes; and text a
+//!   header of API property names; nested values flattened as `table` describes; and text a
 //!   spreadsheet would execute neutralised (`formula_guard`, OWASP's rule; the `csv` crate does
 //!   not do this). `evidence = "separate"` adds `NAME-evidence` files, one row per evidence item.
 //! - **XLSX**: the same columns with real date cells, a frozen header and an autofilter, and a
-//!   second sheet of counts by severity and status ([`xlsx`]).
+//!   second sheet of counts by severity and status (`xlsx`).
 //! - **JSON / NDJSON**: each alert exactly as the API last returned it, unknown fields included;
 //!   with `shape = "mde"`, every alert in the MDE API's shape (Graph alerts mapped).
 //!
 //! CSV, XLSX, the report, `scope = "open"` and the filters read a Graph `alerts_v2` alert in the
-//! MDE API's shape (`rows`, [`crate::alert::graph`]): one vocabulary whichever API fed a row.
-//! - **report**: the nightly HTML page and its Markdown twin ([`report`]).
+//! MDE API's shape (`rows`, `crate::alert::graph`): one vocabulary whichever API fed a row.
+//! - **report**: the nightly HTML page and its Markdown twin (`report`).
 //!
 //! # Which alerts
 //!
 //! `scope` (`all`, `open`, `window`, `changed`) and the filters (`min_severity`, `statuses`,
 //! `categories`, `tenants`) select rows; `changed` means "new or changed in the store since this
 //! export last ran on its schedule (or after a poll)", which the store remembers per export name.
-//! A manual `export` ([`Trigger::Manual`]) of a `changed` export writes that delta to a
+//! A manual `export` (`Trigger::Manual`) of a `changed` export writes that delta to a
 //!
 //! # Layout
 //!
 //! This module decides *what* to write and in which order (files, `-latest`, manifest,
 //! retention); each format lives in its own module and only turns rows into bytes:
-//! [`csv`], [`json`], [`xlsx`] and [`report`] (HTML and Markdown from templates), all fed by
-//! [`table`] (columns and the one [`Cell`](table::Cell) type) or the report's own summaries.
-//! [`atomic`] owns the file rules, [`manifest`] the manifest's typed contract, [`error`] the
+//! `csv`, `json`, `xlsx` and `report` (HTML and Markdown from templates), all fed by
+//! `table` (columns and the one `Cell` type) or the report's own summaries.
+//! [`atomic`] owns the file rules, [`manifest`] the manifest's typed contract, `error` the
 //! one error type.
 
 pub mod atomic;
-pub mod csv;
-pub mod error;
+mod csv;
+mod error;
 mod fingerprint;
-pub mod json;
-pub mod mail;
+mod json;
+pub(crate) mod mail;
 pub mod manifest;
 mod probe;
-pub mod report;
+mod report;
 pub(crate) mod rows;
 mod sets;
-pub mod table;
-pub mod xlsx;
+mod table;
+mod xlsx;
 
 pub use probe::{check_export_dirs, check_export_dirs_could_be_made};
 
@@ -95,18 +95,16 @@ use self::error::{io_err, unwrap_io};
 use self::manifest::{Manifest, ManifestFile};
 
 pub use self::atomic::{TEMP_PREFIX, check_target, remove_stale_temps, write_atomic};
-pub use self::error::ExportError;
+pub(crate) use self::error::ExportError;
 pub use table::{DEFAULT_COLUMNS, KNOWN_COLUMNS, formula_guard as guard};
 
 /// The mode of every file written (owner read-write, group read).
 pub const FILE_MODE: u32 = 0o640;
-/// Timestamped files kept per export; older ones are removed.
-pub const KEEP: usize = 10;
 
 /// Who started an export: the schedule (a `schedule`d export under `run`, or the exports that
 /// follow a poll), or a person (`export`). Only the schedule consumes a `changed` export's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Trigger {
+pub(crate) enum Trigger {
     /// `run`'s schedule.
     Scheduled,
     /// After a poll: written only when what it would hold changed since it was last written.
@@ -121,12 +119,12 @@ pub struct Written {
     /// The file.
     pub path: PathBuf,
     /// Data rows (alerts).
-    pub rows: u64,
+    pub(crate) rows: u64,
     /// SHA-256 of the file, hex.
-    pub sha256: String,
+    sha256: String,
     /// Stored alerts left out because their text cannot be read (a damaged store): the file
     /// holds every other row.
-    pub unreadable: Vec<rows::Unreadable>,
+    unreadable: Vec<rows::Unreadable>,
 }
 
 impl fmt::Display for Written {
@@ -244,7 +242,7 @@ fn is_markdown(path: &Path) -> bool {
 /// manifest: see [`run_export`]. Every target is checked before anything is written.
 ///
 /// A stored alert that cannot be read costs that alert: the files hold every other one, and the
-/// result is then [`ExportError::Unreadable`] naming it (the store is marked damaged).
+/// result is then `ExportError::Unreadable` naming it (the store is marked damaged).
 pub fn export_file(
     store: &Store,
     e: &ExportConfig,
@@ -488,7 +486,7 @@ fn write_report(
 /// belong to `run`). After the poll of one tenant (`polled`, the service's case), a `{tenant}`
 /// export writes that tenant's set alone: the others' alerts did not change, and rewriting
 /// every customer's files after each poll would make a poll's cost grow with the tenants.
-pub fn run_after_poll(
+pub(crate) fn run_after_poll(
     store: &Store,
     exports: &[ExportConfig],
     tenants: &[String],
@@ -514,8 +512,8 @@ pub fn run_after_poll(
     }
 }
 
-/// Runs one configured export on its schedule (or after a poll): [`run_export_as`] with
-/// [`Trigger::Scheduled`].
+/// Runs one configured export on its schedule (or after a poll): `run_export_as` with
+/// `Trigger::Scheduled`.
 pub fn run_export(
     store: &Store,
     e: &ExportConfig,
@@ -540,7 +538,7 @@ thread_local! {
 /// each under its own name with only that tenant's rows, manifest cursor and `changed` starting
 /// point (`sets`). One tenant's failure does not stop the others' sets; the run then fails
 /// with [`ExportError::Sets`].
-pub fn run_export_as(
+pub(crate) fn run_export_as(
     store: &Store,
     e: &ExportConfig,
     tenants: &[String],

@@ -34,9 +34,9 @@ pub(crate) struct Row<'a> {
     /// The row in the MDE vocabulary: `raw` is the stored text for an MDE alert, the mapped JSON
     /// for a Graph one (empty when [`Want::Stored`] made it unnecessary); status, severity and
     /// category are read from the same.
-    pub mde: AlertRow<'a>,
+    pub(crate) mde: AlertRow<'a>,
     /// The alert's JSON exactly as stored (the verbatim exports write this).
-    pub stored: &'a str,
+    pub(crate) stored: &'a str,
 }
 
 /// What the consumer reads of each row.
@@ -152,15 +152,15 @@ pub(crate) fn for_each(
 /// A stored alert whose text the export could not read (the store is corrupt): the export
 /// writes every other row and names this one.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Unreadable {
+pub(crate) struct Unreadable {
     /// Its tenant.
-    pub tenant: String,
+    tenant: String,
     /// Its id.
-    pub id: String,
+    id: String,
     /// The revision that could not be read.
-    pub rev: i64,
+    rev: i64,
     /// What the reader said.
-    pub why: String,
+    pub(crate) why: String,
 }
 
 impl std::fmt::Display for Unreadable {

@@ -31,11 +31,11 @@ use crate::alert::time::ApiTime;
 use crate::config::TimeFormat;
 
 // The column catalogue is domain vocabulary, shared with the config's validation.
-pub use crate::alert::columns::{DEFAULT_COLUMNS, KNOWN_COLUMNS, check_column};
+pub use crate::alert::columns::{DEFAULT_COLUMNS, KNOWN_COLUMNS};
 
 /// The columns of `NAME-evidence` files: the alert and its tenant, then every documented evidence
 /// property, in the order of [`MDE_EVIDENCE_KEYS`].
-pub const EVIDENCE_COLUMNS: &[&str] = &{
+pub(crate) const EVIDENCE_COLUMNS: &[&str] = &{
     let mut out = [""; 2 + MDE_EVIDENCE_KEYS.len()];
     out[0] = "alertId";
     out[1] = "tenant";
@@ -50,7 +50,7 @@ pub const EVIDENCE_COLUMNS: &[&str] = &{
 /// One cell, before it is written as CSV text or an XLSX cell: the one cell type of every
 /// tabular format, so CSV and XLSX cannot disagree on what a value is.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Cell<'a> {
+pub(crate) enum Cell<'a> {
     /// Nothing (null or absent).
     Empty,
     /// Text from the alert: attacker-influenced, guarded in CSV.
@@ -63,7 +63,7 @@ pub enum Cell<'a> {
 
 impl Cell<'_> {
     /// The cell with its text owned, to hand to another thread (the XLSX writer).
-    pub fn into_owned(self) -> Cell<'static> {
+    pub(crate) fn into_owned(self) -> Cell<'static> {
         match self {
             Cell::Empty => Cell::Empty,
             Cell::Text(t) => Cell::Text(Cow::Owned(t.into_owned())),
@@ -74,7 +74,7 @@ impl Cell<'_> {
 
     /// The CSV text of the cell, guarded against formula injection when `guard` is set, its
     /// time written as `times` says.
-    pub fn csv_text(&self, guard: bool, times: TimeFormat) -> Cow<'_, str> {
+    pub(crate) fn csv_text(&self, guard: bool, times: TimeFormat) -> Cow<'_, str> {
         match self {
             Cell::Empty => Cow::Borrowed(""),
             Cell::Text(t) if guard => formula_guard(Cow::Borrowed(t.as_ref())),
@@ -89,13 +89,13 @@ impl Cell<'_> {
 
 /// `2026-11-16 19:43:38`: an instant in UTC as Excel and LibreOffice read a date and time from
 /// text, cut (never rounded) to the second, as the XLSX cells show it.
-pub fn excel_time(t: ApiTime) -> String {
+fn excel_time(t: ApiTime) -> String {
     t.to_chrono().format("%Y-%m-%d %H:%M:%S").to_string()
 }
 
 /// Whether `column` holds instants: its last segment ends in `Time` (`alertCreationTime`,
 /// `comments.0.createdTime`), the rule the cells follow.
-pub fn is_time_column(column: &str) -> bool {
+fn is_time_column(column: &str) -> bool {
     column
         .rsplit('.')
         .next()
@@ -104,7 +104,7 @@ pub fn is_time_column(column: &str) -> bool {
 
 /// The header of `column` where its times carry no zone of their own (an XLSX date cell, an
 /// `excel` CSV time): `alertCreationTime (UTC)`, so nobody reads them as local time.
-pub fn utc_header(column: &str) -> Cow<'_, str> {
+pub(crate) fn utc_header(column: &str) -> Cow<'_, str> {
     if is_time_column(column) {
         Cow::Owned(format!("{column} (UTC)"))
     } else {
@@ -155,7 +155,7 @@ impl<'de> DeserializeSeed<'de> for Pick<'_> {
 }
 
 /// The values of `names` in `raw` (absent ones `None`).
-pub fn pick<'a>(
+pub(crate) fn pick<'a>(
     raw: &'a str,
     names: &[&str],
 ) -> Result<Vec<Option<&'a RawValue>>, serde_json::Error> {
@@ -164,7 +164,7 @@ pub fn pick<'a>(
 }
 
 /// One alert's row for `columns` (property names or dotted paths, see the module docs).
-pub fn alert_row<'a>(
+pub(crate) fn alert_row<'a>(
     tenant: &'a str,
     raw: &'a str,
     columns: &[&str],
@@ -244,7 +244,7 @@ fn user(domain: Option<&Value>, name: Option<&Value>) -> String {
 }
 
 /// One cell from one JSON value of column `column`.
-pub fn cell<'a>(column: &str, v: &'a RawValue) -> Cell<'a> {
+fn cell<'a>(column: &str, v: &'a RawValue) -> Cell<'a> {
     let text = v.get();
     match text.as_bytes().first() {
         Some(b'n') => Cell::Empty,
@@ -300,7 +300,7 @@ fn flatten(column: &str, v: &Value) -> String {
 }
 
 /// The evidence items of one alert as rows of [`EVIDENCE_COLUMNS`].
-pub fn evidence_rows<'a>(
+pub(crate) fn evidence_rows<'a>(
     tenant: &'a str,
     raw: &'a str,
 ) -> Result<Vec<Vec<Cell<'a>>>, serde_json::Error> {

@@ -53,7 +53,7 @@ use crate::store::{Selection, Store};
 /// Why the file could not be written.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum XlsxError {
+enum XlsxError {
     /// The export has no columns.
     #[error("cannot write the spreadsheet: there are no columns")]
     NoColumns,
@@ -108,7 +108,7 @@ pub enum XlsxError {
 }
 
 /// Counts for the Summary sheet: (severity, status) -> count; severities/statuses are free strings.
-pub type Counts = BTreeMap<(String, String), u64>;
+type Counts = BTreeMap<(String, String), u64>;
 
 /// The name of the sheet with one row per alert.
 const ALERTS_SHEET: &str = "Alerts";
@@ -166,7 +166,7 @@ const ZIP_COMPRESSION_LEVEL: u8 = 3;
 /// has a different number of cells than `columns`, when there are more rows than Excel's
 /// 1,048,576 (header included), or when the temporary file or `out` cannot be written. On an
 /// error `out` may hold a partial file, to be discarded.
-pub fn write_xlsx<W: Write + Seek + Send>(
+fn write_xlsx<W: Write + Seek + Send>(
     out: W,
     columns: &[&str],
     rows: impl Iterator<Item = Vec<Cell<'static>>>,

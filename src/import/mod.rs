@@ -34,7 +34,7 @@
 
 use std::fs::File;
 use std::io::{self, Read};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::mpsc;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -93,7 +93,7 @@ pub enum ImportError {
 
 impl ImportError {
     /// What the admin can do about it, when the error knows.
-    pub fn hint(&self) -> Option<String> {
+    pub(crate) fn hint(&self) -> Option<String> {
         match self {
             ImportError::Store(e) => e.hint(),
             _ => None,
@@ -116,13 +116,13 @@ pub struct ImportReport {
 /// A place in a file's text: line and column from 1 (the column in characters, as editors count
 /// them), and the byte offset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Position {
+struct Position {
     /// The line, from 1.
-    pub line: u64,
+    line: u64,
     /// The column, from 1, in characters.
-    pub column: u64,
+    column: u64,
     /// Bytes before this place.
-    pub offset: u64,
+    offset: u64,
 }
 
 impl Position {
@@ -383,9 +383,10 @@ fn parse_file(reader: Box<dyn Read + Send>, tx: mpsc::SyncSender<Batch>) -> Resu
     Ok(())
 }
 
-/// Elements of a JSON/NDJSON text, for tests and tools: `(offset, text)`, or where and why the
-/// text is malformed.
-pub fn split(text: &str) -> Result<Vec<(u64, String)>, (Position, String)> {
+/// Elements of a JSON/NDJSON text, for the tests: `(offset, text)`, or where and why the text is
+/// malformed.
+#[cfg(test)]
+fn split(text: &str) -> Result<Vec<(u64, String)>, (Position, String)> {
     let mut out = Vec::new();
     let mut f = |el: Element<'_>| -> Result<(), ScanError> {
         out.push((el.offset, String::from_utf8_lossy(el.bytes).into_owned()));
@@ -396,11 +397,6 @@ pub fn split(text: &str) -> Result<Vec<(u64, String)>, (Position, String)> {
         Err(ScanError::Syntax { at, detail, .. }) => Err((at, detail)),
         Err(e) => Err((Position::START, format!("{e:?}"))),
     }
-}
-
-/// The path as given, for messages.
-pub fn display(p: &Path) -> String {
-    p.display().to_string()
 }
 
 #[cfg(test)]

@@ -72,7 +72,7 @@
 //! # A poll always ends, and says how
 //!
 //! Every call checks the deadline (the next scheduled poll), not only every wait, and a poll makes
-//! at most [`MAX_CALLS_PER_POLL`] calls: with budget to spare, a server that never lets the pager
+//! at most `MAX_CALLS_PER_POLL` calls: with budget to spare, a server that never lets the pager
 //! finish still cannot keep a poll going. A poll stopped there is `Partial` (the next resumes from
 //! what was committed) or `Stalled` when it moved nothing; one that stopped inside an instant it
 //! could not get past is `Stalled` whatever else it did, with where it stopped as its error.
@@ -81,7 +81,7 @@ mod commit;
 mod page;
 mod pager;
 
-pub use page::MAX_CALLS_PER_POLL;
+use page::MAX_CALLS_PER_POLL;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -89,7 +89,7 @@ use std::time::{Duration, Instant};
 use crate::alert::time::ApiTime;
 use crate::config::MAX_LOOKBACK;
 use crate::source::{AlertSource, SourceError};
-use crate::store::{Counts, Outcome, QuietPoll, RunFigures, RunId, Store, StoreError};
+use crate::store::{Counts, Outcome, QuietPoll, RunFigures, Store, StoreError};
 use pager::Pager;
 
 /// The settings a poll needs.
@@ -110,26 +110,19 @@ pub struct PollReport {
     pub tenant: String,
     /// Upsert outcomes.
     pub counts: Counts,
-    /// Pages committed.
-    pub pages: u64,
     /// API calls, retries included.
     pub api_calls: u64,
-    /// The cursor before the poll.
-    pub cursor_before: Option<ApiTime>,
     /// The cursor after.
     pub cursor_after: Option<ApiTime>,
     /// Wall time.
-    pub elapsed: Duration,
-    /// The run's id in the store; `None` for a quiet poll, whose bookkeeping is written with
-    /// other tenants' (see [`crate::store::QuietPoll`]).
-    pub run: Option<RunId>,
+    pub(crate) elapsed: Duration,
     /// How the pager read.
     pub mode: Mode,
     /// `Ok`; `Partial` when it stopped at its deadline having moved the settled watermark (the next
     /// poll resumes there); `Stalled` when it stopped at its deadline without any progress.
     pub outcome: Outcome,
     /// Where the next poll starts (the settled watermark), when known.
-    pub resume_from: Option<ApiTime>,
+    pub(crate) resume_from: Option<ApiTime>,
     /// Alerts stored (new or changed) whose `lastUpdateTime` is in the future by this machine's
     /// clock: kept, reported, and not followed by the cursor.
     pub future: u64,
@@ -140,7 +133,7 @@ pub struct PollReport {
     /// What the server did beyond or against Graph's documented query surface, each handled.
     pub quirks: Vec<Quirk>,
     /// Why a poll that stopped without progress could not get further, when the pager knows.
-    pub stuck: Option<String>,
+    pub(crate) stuck: Option<String>,
 }
 
 /// Something a server did beyond or against what Graph documents for `alerts_v2` (`$filter` on
@@ -263,7 +256,7 @@ pub enum PollError {
     /// The API broke an assumption the pager relies on.
     #[error(transparent)]
     Protocol(#[from] Broken),
-    /// The poll made as many calls as one poll may ([`MAX_CALLS_PER_POLL`]): it stops as
+    /// The poll made as many calls as one poll may (`MAX_CALLS_PER_POLL`): it stops as
     /// at its deadline, and the next poll resumes from what was committed.
     #[error(
         "stopped after {calls} API calls, the most one poll makes; the next poll resumes from what was stored"
@@ -325,7 +318,7 @@ pub enum Broken {
 impl PollError {
     /// What the admin can do about it, when there is something to do: printed once, as
     /// `fix: …`, after the error, and kept in the run's row for `status`.
-    pub fn hint(&self) -> Option<String> {
+    pub(crate) fn hint(&self) -> Option<String> {
         match self {
             PollError::Source(e) => e.hint(),
             PollError::Store(e) => e.hint(),
@@ -361,7 +354,7 @@ fn widens(covered: &str, now: &str) -> bool {
 }
 
 /// Polls one tenant. The store is shared behind a mutex and only touched from blocking threads.
-/// A poll makes at most [`MAX_CALLS_PER_POLL`] calls.
+/// A poll makes at most `MAX_CALLS_PER_POLL` calls.
 pub async fn poll_tenant<S: AlertSource>(
     source: &S,
     store: &Arc<Mutex<Store>>,
@@ -373,7 +366,7 @@ pub async fn poll_tenant<S: AlertSource>(
 
 /// [`poll_tenant`] with another cap on calls: a poll stops after `max_calls` calls as at its
 /// deadline (`Partial`, or `Stalled` without progress).
-pub async fn poll_tenant_within<S: AlertSource>(
+async fn poll_tenant_within<S: AlertSource>(
     source: &S,
     store: &Arc<Mutex<Store>>,
     tenant: &str,
@@ -543,7 +536,7 @@ pub async fn poll_tenant_within<S: AlertSource>(
                         settled: cursor.map(|c| settles_at.min(c)),
                     },
                 )?;
-                return Ok((Outcome::Ok, cursor, s.settled(&tenant)?, None));
+                return Ok((Outcome::Ok, cursor, s.settled(&tenant)?));
             }
             let mut w = s.poll_writer(&tenant)?;
             // A poll that wrote nothing before it failed, stopped or was throttled still has its row.
@@ -585,11 +578,11 @@ pub async fn poll_tenant_within<S: AlertSource>(
             };
             s.finish_run(run, outcome, figures, error.as_deref(), fix.as_deref())?;
             s.poll_ended(&tenant);
-            Ok((outcome, s.cursor(&tenant)?, settled_after, Some(run)))
+            Ok((outcome, s.cursor(&tenant)?, settled_after))
         }
     })
     .await;
-    let (outcome, cursor_after, resume_from, run) = match finished {
+    let (outcome, cursor_after, resume_from) = match finished {
         Ok(f) => f,
         Err(e) => return Err(result.err().unwrap_or(PollError::Store(e))),
     };
@@ -598,12 +591,9 @@ pub async fn poll_tenant_within<S: AlertSource>(
         (_, outcome) => Ok(PollReport {
             tenant: tenant.to_owned(),
             counts,
-            pages,
             api_calls: figures.api_calls,
-            cursor_before,
             cursor_after,
             elapsed: started.elapsed(),
-            run,
             mode,
             outcome,
             resume_from,

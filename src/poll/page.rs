@@ -16,7 +16,7 @@ use crate::source::{AlertSource, Bound, Created, NextLink, Page, PageRequest};
 /// this bounds it in calls, whatever the budget allows: a server that answers fast but never lets
 /// the pager finish (a link that loops, a filter it ignores) costs at most this much per poll. A
 /// backfill larger than this many pages resumes where it stopped.
-pub const MAX_CALLS_PER_POLL: u64 = 1_000;
+pub(crate) const MAX_CALLS_PER_POLL: u64 = 1_000;
 
 /// How far the server's `Date` may be from this machine's clock and still be believed. Beyond
 /// it (a server clock in 1970 or 2000), following it would pin the settled watermark and make

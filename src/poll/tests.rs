@@ -216,7 +216,7 @@ fn model(
             base.plus(Duration::from_secs(i as u64 % instants)),
             Some(base),
         )
-        .from_service("microsoftDefenderForOffice365")
+        .with_service("microsoftDefenderForOffice365")
     }));
     let source = FakeSource::new(world, order).with_hostile(server.hostile(page));
     let mut script = script.into_iter();
@@ -599,7 +599,7 @@ fn alerts_of_products_the_tenant_does_not_read_are_not_stored() {
             base.plus(Duration::from_secs(i)),
             Some(base),
         )
-        .from_service("microsoftDefenderForOffice365")
+        .with_service("microsoftDefenderForOffice365")
     }));
     let source = FakeSource::new(world, OrderBy::Sorted).with_hostile(Hostile {
         ignore_service: true,

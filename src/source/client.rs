@@ -1,7 +1,7 @@
 //! The HTTP client both alert APIs share: budget, token, retries, and an untrusted answer turned
 //! into a [`Page`] or a [`SourceError`] a person can act on. What differs between Defender's
 //! `/api/alerts` and Graph's `security/alerts_v2` — the path, the query's field names, headers,
-//! what an error means — is the [`Dialect`]'s ([`super::mde`], [`super::graph`]).
+//! what an error means — is the `Dialect`'s (`super::mde`, [`super::graph`]).
 //!
 //! Every HTTP attempt first takes a slot from the tenant's [`Budget`], so the client never trips
 //! the API's quotas on its own. Transient failures (network, 5xx, 408, a body cut short or not
@@ -12,8 +12,8 @@
 //!
 //! The answer is untrusted: a redirect is an error (never followed: the token would go along, and
 //! a foreign host's answer would be stored as alerts), the body is read in chunks up to
-//! [`MAX_PAGE_BYTES`] (error bodies up to a few KB) into memory paid for from the process's
-//! [`BodyBudget`] (taken before the call, grown with the body), a `Retry-After` is clamped, and every piece of
+//! `MAX_PAGE_BYTES` (error bodies up to a few KB) into memory paid for from the process's
+//! `BodyBudget` (taken before the call, grown with the body), a `Retry-After` is clamped, and every piece of
 //! server text that reaches an error is redacted (`ServerText`). An `@odata.nextLink` is kept
 //! for the pager only when it points at the configured API (same scheme, host, port and path): a
 //! token never goes anywhere else.
@@ -59,7 +59,7 @@ fn backoff_schedule() -> impl Iterator<Item = Duration> {
 
 /// What differs between the two alert APIs.
 #[derive(Debug, Clone)]
-pub enum Dialect {
+enum Dialect {
     /// Defender for Endpoint's `GET /api/alerts`.
     Mde {
         /// Ask for `$expand=evidence`.
@@ -74,7 +74,7 @@ pub enum Dialect {
 
 impl Dialect {
     /// The API's name in messages.
-    pub fn api(&self) -> &'static str {
+    fn api(&self) -> &'static str {
         match self {
             Dialect::Mde { .. } => super::mde::API,
             Dialect::Graph { .. } => super::graph::API,
@@ -148,7 +148,7 @@ impl ApiSource {
     }
 
     /// A source of `dialect` under `root`.
-    pub fn new(
+    fn new(
         http: reqwest::Client,
         root: &Url,
         tokens: Arc<TokenProvider>,
@@ -170,15 +170,9 @@ impl ApiSource {
         }
     }
 
-    /// Caps a page at `bytes` instead of [`MAX_PAGE_BYTES`] (for tests: the real cap is large).
+    /// Caps a page at `bytes` instead of `MAX_PAGE_BYTES` (for tests: the real cap is large).
     pub fn with_page_limit(mut self, bytes: usize) -> Self {
         self.max_page_bytes = bytes;
-        self
-    }
-
-    /// Pays for pages from `budget` instead of the process's (for tests: one budget per test).
-    pub fn with_body_budget(mut self, budget: BodyBudget) -> Self {
-        self.bodies = budget;
         self
     }
 
@@ -186,16 +180,6 @@ impl ApiSource {
     pub fn with_deadline(mut self, deadline: Option<tokio::time::Instant>) -> Self {
         self.deadline = deadline;
         self
-    }
-
-    /// The token provider this source uses.
-    pub fn tokens(&self) -> &Arc<TokenProvider> {
-        &self.tokens
-    }
-
-    /// The budget this source spends.
-    pub fn budget(&self) -> &Arc<Budget> {
-        &self.budget
     }
 
     async fn sleep(&self, d: Duration) -> Result<(), SourceError> {
@@ -214,13 +198,8 @@ impl ApiSource {
     }
 
     /// The query string for a request (public for tests and logs).
-    pub fn query(&self, r: &PageRequest) -> Vec<(&'static str, String)> {
+    fn query(&self, r: &PageRequest) -> Vec<(&'static str, String)> {
         self.dialect.query(r)
-    }
-
-    /// The API this source reads.
-    pub fn dialect(&self) -> &Dialect {
-        &self.dialect
     }
 
     /// One HTTP attempt: the page `r`, or the page behind a `nextLink`.

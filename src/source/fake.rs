@@ -21,13 +21,13 @@ pub struct FakeAlert {
     /// `lastUpdateTime`.
     pub updated: ApiTime,
     /// `alertCreationTime` (`None`: null).
-    pub created: Option<ApiTime>,
+    pub(crate) created: Option<ApiTime>,
     /// Bumped on every change, so versions differ in content.
     pub version: u32,
     /// Calls to come before it is visible (late ingestion); 0 = visible.
-    pub hidden_for: u32,
+    pub(crate) hidden_for: u32,
     /// Graph's `serviceSource`: the alert is sent in Graph's shape when set.
-    pub service: Option<&'static str>,
+    service: Option<&'static str>,
 }
 
 /// The product a tenant reads by default, as the fake's `services` says.
@@ -47,13 +47,14 @@ impl FakeAlert {
     }
 
     /// The same alert from Graph, as product `service` reports it.
-    pub fn from_service(mut self, service: &'static str) -> Self {
+    #[cfg(test)]
+    pub(crate) fn with_service(mut self, service: &'static str) -> Self {
         self.service = Some(service);
         self
     }
 
     /// Its JSON, as the API would send it.
-    pub fn json(&self) -> String {
+    pub(crate) fn json(&self) -> String {
         if let Some(service) = self.service {
             return serde_json::json!({
                 "id": self.id,
@@ -93,30 +94,30 @@ pub enum OrderBy {
 
 /// How a hostile server departs from what Graph documents. All off by default.
 #[derive(Debug, Clone, Default)]
-pub struct Hostile {
+pub(crate) struct Hostile {
     /// A null comparison on the creation time is answered 400 "Invalid filter clause".
-    pub refuse_null: bool,
+    pub(crate) refuse_null: bool,
     /// `$skip` above this is answered 400 (Graph: 500); the source says so as its `max_skip`.
-    pub max_skip: Option<u32>,
+    pub(crate) max_skip: Option<u32>,
     /// `@odata.nextLink` on every page after which more match (as Graph does); an exactly full
     /// last page has none.
-    pub links: bool,
+    pub(crate) links: bool,
     /// Every nextLink leads back to the page it came with.
-    pub looping_links: bool,
+    pub(crate) looping_links: bool,
     /// The time and creation clauses of `$filter` are ignored.
-    pub ignore_filter: bool,
+    pub(crate) ignore_filter: bool,
     /// Alerts of other products are sent whatever `serviceSource` says.
-    pub ignore_service: bool,
+    pub(crate) ignore_service: bool,
     /// Pages carry this many alerts more than `$top`.
-    pub oversize: usize,
+    pub(crate) oversize: usize,
     /// Pages hold at most this many alerts, and say nothing of the rest (no nextLink).
-    pub cap: Option<usize>,
+    pub(crate) cap: Option<usize>,
     /// The `Date` header is always this.
-    pub date: Option<ApiTime>,
+    pub(crate) date: Option<ApiTime>,
 }
 
 /// What a test may do to the world before each call.
-pub type Mutator = Box<dyn FnMut(u64, &mut Vec<FakeAlert>) + Send>;
+type Mutator = Box<dyn FnMut(u64, &mut Vec<FakeAlert>) + Send>;
 
 /// The fake source.
 pub struct FakeSource {
@@ -160,13 +161,15 @@ impl FakeSource {
     }
 
     /// The server departs from Graph's documented behaviour as `hostile` says.
-    pub fn with_hostile(mut self, hostile: Hostile) -> Self {
+    #[cfg(test)]
+    pub(crate) fn with_hostile(mut self, hostile: Hostile) -> Self {
         self.hostile = hostile;
         self
     }
 
     /// The server sends a `Date` this far behind this machine's clock.
-    pub fn with_server_clock_behind(mut self, by: std::time::Duration) -> Self {
+    #[cfg(test)]
+    pub(crate) fn with_server_clock_behind(mut self, by: std::time::Duration) -> Self {
         self.server_behind = Some(by);
         self
     }
@@ -177,13 +180,15 @@ impl FakeSource {
     }
 
     /// Changes the world now.
-    pub fn with_world<T>(&self, f: impl FnOnce(&mut Vec<FakeAlert>) -> T) -> T {
+    #[cfg(test)]
+    pub(crate) fn with_world<T>(&self, f: impl FnOnce(&mut Vec<FakeAlert>) -> T) -> T {
         f(&mut self.lock().alerts)
     }
 
     /// Every alert's latest version, visible or not, of the products the tenant reads: what a
     /// perfect client ends up with.
-    pub fn truth(&self) -> Vec<FakeAlert> {
+    #[cfg(test)]
+    pub(crate) fn truth(&self) -> Vec<FakeAlert> {
         let mut all = self.lock().alerts.clone();
         all.retain(|a| a.service.is_none_or(|s| s == ENDPOINT));
         all

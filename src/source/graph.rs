@@ -7,7 +7,7 @@
 //!   `lastUpdateDateTime asc` and [`crate::poll`] checks every page; when Graph refuses (400) or
 //!   ignores it, the pager reads bounded time windows instead.
 //! - `$top` is at most 1,000 (the config caps `page_size` for Graph tenants) and `$skip` at most
-//!   500 ([`MAX_SKIP`]): an instant shared by more alerts than a page is split by
+//!   500 (`MAX_SKIP`): an instant shared by more alerts than a page is split by
 //!   `createdDateTime` before any `$skip`, and past 500 the pager follows `@odata.nextLink` —
 //!   only on the configured host (see [`super::client`]).
 //! - Null comparisons (`createdDateTime eq null`) are not documented: refused, the pager reads
@@ -22,14 +22,14 @@ use super::{Advice, PageRequest};
 use crate::config::Services;
 
 /// The API's name in messages.
-pub const API: &str = "Microsoft Graph (security/alerts_v2)";
+pub(crate) const API: &str = "Microsoft Graph (security/alerts_v2)";
 /// The alerts path under the Graph root.
-pub const PATH: &str = "v1.0/security/alerts_v2";
+pub(crate) const PATH: &str = "v1.0/security/alerts_v2";
 /// Graph's largest `$skip` (the security API's documented constraint; above it, 400).
-pub const MAX_SKIP: u32 = 500;
+pub(crate) const MAX_SKIP: u32 = 500;
 
 /// The query string for a request.
-pub fn query(r: &PageRequest, services: &Services) -> Vec<(&'static str, String)> {
+pub(crate) fn query(r: &PageRequest, services: &Services) -> Vec<(&'static str, String)> {
     let mut filter = r.time_filter("lastUpdateDateTime", "createdDateTime");
     if let Services::Only(list) = services {
         let clauses: Vec<String> = list
@@ -57,7 +57,7 @@ pub fn query(r: &PageRequest, services: &Services) -> Vec<(&'static str, String)
 pub const GRANT: &str = "in Entra ID open App registrations → the app → API permissions → Add a permission → Microsoft Graph → Application permissions → SecurityAlert.Read.All → Grant admin consent (it is a Microsoft Graph permission, not WindowsDefenderATP's Alert.Read.All; with auth = \"password\" grant it as a delegated permission and give the user Security Reader or higher)";
 
 /// What a refusal means and what to do about it, by HTTP status and Graph's error code.
-pub fn advice(status: u16, code: &str) -> Advice {
+pub(crate) fn advice(status: u16, code: &str) -> Advice {
     match status {
         401 => Advice::new(
             "the token was rejected even after renewal",

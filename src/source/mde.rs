@@ -9,12 +9,12 @@
 use super::{Advice, PageRequest};
 
 /// The API's name in messages.
-pub const API: &str = "Defender for Endpoint";
+pub(crate) const API: &str = "Defender for Endpoint";
 /// The alerts path under the API host.
-pub const PATH: &str = "api/alerts";
+pub(crate) const PATH: &str = "api/alerts";
 
 /// The query string for a request.
-pub fn query(r: &PageRequest, expand_evidence: bool) -> Vec<(&'static str, String)> {
+pub(crate) fn query(r: &PageRequest, expand_evidence: bool) -> Vec<(&'static str, String)> {
     let filter = r.time_filter("lastUpdateTime", "alertCreationTime");
     let mut q = vec![("$filter", filter)];
     if r.ordered {
@@ -31,7 +31,7 @@ pub fn query(r: &PageRequest, expand_evidence: bool) -> Vec<(&'static str, Strin
 }
 
 /// What a refusal means and what to do about it, by HTTP status and the API's own words.
-pub fn advice(status: u16, code: &str, message: &str) -> Advice {
+pub(crate) fn advice(status: u16, code: &str, message: &str) -> Advice {
     advice_on(status, code, message, chrono::Utc::now().date_naive())
 }
 

@@ -1,4 +1,4 @@
-//! Where alerts come from: Defender for Endpoint's `/api/alerts` ([`mde`], which Microsoft's
+//! Where alerts come from: Defender for Endpoint's `/api/alerts` (`mde`, which Microsoft's
 //! MC1220762 says stops on 2027-02-01) or Microsoft Graph's `security/alerts_v2` ([`graph`]), both over one
 //! HTTP client ([`client`]), and a scripted in-memory source for tests (`fake`, with the `test-support` feature). Which of the two
 //! a tenant reads is [`route`]'s decision.
@@ -12,7 +12,7 @@ pub mod client;
 #[cfg(any(test, feature = "test-support"))]
 pub mod fake;
 pub mod graph;
-pub mod mde;
+mod mde;
 pub mod route;
 
 use crate::alert::time::ApiTime;
@@ -65,7 +65,7 @@ impl PageRequest {
     /// The `$filter` on time both APIs share, in their own field names (`lastUpdateTime` and
     /// `alertCreationTime`, or Graph's `lastUpdateDateTime` and `createdDateTime`); each API adds
     /// its own clauses after it.
-    pub fn time_filter(&self, updated: &str, created: &str) -> String {
+    fn time_filter(&self, updated: &str, created: &str) -> String {
         let mut filter = match self.bound {
             Bound::AtOrAfter(t) => format!("{updated} ge {}", t.to_api_string()),
             Bound::After(t) => format!("{updated} gt {}", t.to_api_string()),
@@ -95,33 +95,33 @@ impl PageRequest {
 
 /// One element of a page that is not a usable alert.
 #[derive(Debug, Clone)]
-pub struct Rejected {
+pub(crate) struct Rejected {
     /// Its position on the page.
-    pub index: usize,
+    pub(crate) index: usize,
     /// Why.
-    pub why: Invalid,
+    pub(crate) why: Invalid,
     /// The element as received (known secrets scrubbed), kept by the store.
-    pub raw: Box<str>,
+    pub(crate) raw: Box<str>,
 }
 
 /// A page as received.
 #[derive(Debug, Default)]
 pub struct Page {
     /// The valid alerts, in the order received.
-    pub alerts: Vec<Alert>,
+    pub(crate) alerts: Vec<Alert>,
     /// Elements that were not valid alerts.
-    pub rejected: Vec<Rejected>,
+    pub(crate) rejected: Vec<Rejected>,
     /// How many elements the page had (valid or not): a page is short when this is below `$top`.
-    pub received: usize,
+    pub(crate) received: usize,
     /// The server said there is more (`@odata.nextLink`): the page is not the end, however short.
-    pub more: bool,
+    pub(crate) more: bool,
     /// The server's clock when it answered (its `Date` header), when it sent one: the pager's
     /// settled watermark follows the server's clock, not only this machine's.
-    pub served_at: Option<ApiTime>,
+    pub(crate) served_at: Option<ApiTime>,
     /// The `@odata.nextLink`, when it points at the configured API (checked by the source).
-    pub next: Option<NextLink>,
+    pub(crate) next: Option<NextLink>,
     /// The `@odata.nextLink` as sent, before that check.
-    pub next_text: Option<String>,
+    pub(crate) next_text: Option<String>,
 }
 
 /// An `@odata.nextLink` that points at the configured API (scheme, host, port and path): an
@@ -170,7 +170,7 @@ pub enum SourceError {
         /// Where it pointed (redacted).
         location: ServerText,
     },
-    /// The page was larger than [`crate::http::MAX_PAGE_BYTES`].
+    /// The page was larger than `crate::http::MAX_PAGE_BYTES`.
     #[error("{api} sent a page too large to read: {why}; nothing from it was stored")]
     TooLarge {
         /// Which API.
@@ -210,19 +210,19 @@ pub enum SourceError {
 }
 
 /// What an API's refusal means and what to do about it: the meaning is part of the error's
-/// message, the fix is its [`SourceError::hint`], so that each is said once wherever the error is
+/// message, the fix is its `SourceError::hint`, so that each is said once wherever the error is
 /// shown (a log line, `status`, the command's own output).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Advice {
     /// What the answer means, when we know ("the app lacks SecurityAlert.Read.All").
-    pub meaning: Option<String>,
+    meaning: Option<String>,
     /// What to do about it.
-    pub fix: Option<String>,
+    pub(crate) fix: Option<String>,
 }
 
 impl Advice {
     /// Advice with both parts.
-    pub fn new(meaning: impl Into<String>, fix: impl Into<String>) -> Advice {
+    fn new(meaning: impl Into<String>, fix: impl Into<String>) -> Advice {
         Advice {
             meaning: Some(meaning.into()),
             fix: Some(fix.into()),
@@ -241,7 +241,7 @@ impl Advice {
 impl SourceError {
     /// What the admin can do about it, when there is something to do: printed once, as
     /// `fix: …`, after the error (and kept beside it in the run's row, which `status` shows).
-    pub fn hint(&self) -> Option<String> {
+    pub(crate) fn hint(&self) -> Option<String> {
         match self {
             SourceError::Auth(e) => e.hint(),
             SourceError::Refused { advice, .. } => advice.fix.clone(),
@@ -311,17 +311,15 @@ pub trait AlertSource: Send + Sync {
 /// Turns the body of a `200` answer into a [`Page`]: the envelope (`value`, `@odata.nextLink`) is
 /// parsed once, each element on its own, so one bad element costs only itself. Any bytes may come
 /// in (see the proptest below): the answer is an error or a page, never a panic.
-pub fn decode_page(body: &[u8]) -> Result<Page, serde_json::Error> {
+#[cfg(test)]
+fn decode_page(body: &[u8]) -> Result<Page, serde_json::Error> {
     decode_page_fetched_with(body, None)
 }
 
-/// [`decode_page`] of a page fetched with `token`, which is scrubbed from the alerts too: a
+/// `decode_page` of a page fetched with `token`, which is scrubbed from the alerts too: a
 /// service of many tenants remembers only the newest tokens it was issued, and a server that
 /// echoes one echoes the one it was sent.
-pub fn decode_page_fetched_with(
-    body: &[u8],
-    token: Option<&str>,
-) -> Result<Page, serde_json::Error> {
+fn decode_page_fetched_with(body: &[u8], token: Option<&str>) -> Result<Page, serde_json::Error> {
     let env: Envelope<'_> = serde_json::from_slice(body)?;
     let also = token.map(crate::redact::Also::new);
     let mut page = parse_elements(env.value, also.as_ref());
@@ -335,7 +333,7 @@ pub fn decode_page_fetched_with(
 
 /// Splits a page's elements into alerts and rejects; `also` (the page's token) is scrubbed with
 /// the known secrets.
-pub fn parse_elements<'a>(
+fn parse_elements<'a>(
     elements: impl IntoIterator<Item = &'a serde_json::value::RawValue>,
     also: Option<&crate::redact::Also>,
 ) -> Page {

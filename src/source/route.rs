@@ -35,7 +35,7 @@ use crate::config::{SourceChoice, SourceKind, Warning};
 use crate::source::SourceError;
 
 /// Graph's permissions that let an app (or a delegated user) list alerts_v2.
-pub const GRAPH_PERMISSIONS: [&str; 2] = ["SecurityAlert.Read.All", "SecurityAlert.ReadWrite.All"];
+const GRAPH_PERMISSIONS: [&str; 2] = ["SecurityAlert.Read.All", "SecurityAlert.ReadWrite.All"];
 
 /// Which API a tenant reads, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,7 +56,7 @@ pub enum Why {
     GraphPermitted(String),
     /// Auto: the Graph token is not a JWT, so its permissions cannot be read; Graph is tried.
     GraphUnreadable,
-    /// Auto: the Graph token carries none of [`GRAPH_PERMISSIONS`] (these are the ones it has).
+    /// Auto: the Graph token carries none of `GRAPH_PERMISSIONS` (these are the ones it has).
     GraphNotPermitted(Vec<String>),
     /// Auto: Graph refused the tenant (HTTP status and Graph's code).
     GraphRefused {
@@ -138,7 +138,7 @@ impl std::fmt::Display for Why {
 
 /// The state of one tenant's choice. Kept for the life of its `env::TenantEnv`.
 #[derive(Debug)]
-pub struct Route {
+pub(crate) struct Route {
     choice: SourceChoice,
     state: Mutex<State>,
 }
@@ -155,7 +155,7 @@ struct State {
 
 impl Route {
     /// The route of a tenant whose config says `choice`.
-    pub fn new(choice: SourceChoice) -> Route {
+    pub(crate) fn new(choice: SourceChoice) -> Route {
         Route {
             choice,
             state: Mutex::new(State::default()),
@@ -163,7 +163,7 @@ impl Route {
     }
 
     /// What the config says.
-    pub fn choice(&self) -> SourceChoice {
+    pub(crate) fn choice(&self) -> SourceChoice {
         self.choice
     }
 
@@ -172,12 +172,12 @@ impl Route {
     }
 
     /// The last decision, if one was made.
-    pub fn decision(&self) -> Option<Decision> {
+    pub(crate) fn decision(&self) -> Option<Decision> {
         self.lock().decision.clone()
     }
 
     /// The API the tenant reads now: the pinned one, the last decision, or Graph before any.
-    pub fn current(&self) -> SourceKind {
+    pub(crate) fn current(&self) -> SourceKind {
         self.choice
             .pinned()
             .or_else(|| self.lock().decision.as_ref().map(|d| d.api))
@@ -187,7 +187,7 @@ impl Route {
     /// Decides which API this poll reads. `graph` and `mde` are the tenant's token providers (an
     /// auto tenant always has both). Costs a token request only when the Graph token is due for
     /// renewal, or, after Entra refused the Graph sign-in, when the MDE API's token is.
-    pub async fn decide(
+    pub(crate) async fn decide(
         &self,
         graph: Option<&TokenProvider>,
         mde: Option<&TokenProvider>,
@@ -307,7 +307,7 @@ impl Route {
     /// `api` refused the tenant with `error`. Returns the API to read instead, when an auto
     /// tenant has one: after Graph refuses, the MDE API until Graph's next token; after the MDE
     /// API refuses, Graph if a fresh Graph token carries the permission.
-    pub async fn refused(
+    pub(crate) async fn refused(
         &self,
         api: SourceKind,
         error: &SourceError,
@@ -356,7 +356,7 @@ impl Route {
     /// answer) and the tenant's cursor came from `owner`: an auto tenant reads `owner` instead
     /// until its next Graph token. A move takes effect only when the new API answers, so an
     /// upgrade on a machine whose firewall lets only the MDE API through keeps working.
-    pub async fn unreachable(
+    pub(crate) async fn unreachable(
         &self,
         api: SourceKind,
         owner: SourceKind,
@@ -410,7 +410,7 @@ fn graph_sign_in_text(e: &AuthError) -> String {
 }
 
 /// Whether `e` says the API could not be reached at all (as opposed to refusing the tenant).
-pub fn is_unreachable(e: &SourceError) -> bool {
+fn is_unreachable(e: &SourceError) -> bool {
     matches!(
         e,
         SourceError::Unavailable { .. } | SourceError::Redirected { .. }
@@ -483,7 +483,7 @@ pub fn mde_warning(
 
 /// The Graph alerts permission in `claims` (`roles` of an app token, `scp` of a delegated one),
 /// or the permissions it has instead.
-pub fn graph_permission(claims: &serde_json::Value) -> Result<String, Vec<String>> {
+fn graph_permission(claims: &serde_json::Value) -> Result<String, Vec<String>> {
     let seen = crate::auth::permissions_in(claims);
     match seen
         .iter()
@@ -497,7 +497,7 @@ pub fn graph_permission(claims: &serde_json::Value) -> Result<String, Vec<String
 /// Whether the API's answer says it will not serve this tenant: 401 (after a fresh token), 403,
 /// 404 or 410, or any answer whose text says the API is retired. Throttling, server errors and
 /// broken pages are not refusals: they say nothing of which API the tenant may read.
-pub fn is_refusal(e: &SourceError) -> bool {
+pub(crate) fn is_refusal(e: &SourceError) -> bool {
     match e {
         SourceError::Refused {
             status,
@@ -522,7 +522,7 @@ fn refuses_only_this_resource(e: &AuthError) -> bool {
 }
 
 /// Whether a server's text says the API is retired or switched off.
-pub fn says_retired(text: &str) -> bool {
+pub(crate) fn says_retired(text: &str) -> bool {
     let t = text.to_ascii_lowercase();
     [
         "retired",

@@ -88,7 +88,7 @@ pub struct BackupReport {
     /// Bytes of the copy.
     pub bytes: u64,
     /// Pages copied.
-    pub pages: u64,
+    pages: u64,
 }
 
 fn kind_of(t: fs::FileType) -> &'static str {

@@ -10,7 +10,7 @@
 //!
 //! What a check (or an export that met an unreadable row) found is also left beside the store
 //! as a mark ([`mark_corrupt`]), so that `status` says the store is unhealthy until a check
-//! passes again ([`corruption_mark`]).
+//! passes again (`corruption_mark`).
 
 use std::path::{Path, PathBuf};
 
@@ -264,7 +264,7 @@ pub fn mark_corrupt(db: &Path, what: &str) -> std::io::Result<()> {
 }
 
 /// What the mark says, when the store at `db` is marked damaged.
-pub fn corruption_mark(db: &Path) -> Option<String> {
+pub(crate) fn corruption_mark(db: &Path) -> Option<String> {
     std::fs::read_to_string(mark_path(db))
         .ok()
         .map(|s| s.trim().to_owned())

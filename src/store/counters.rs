@@ -8,17 +8,17 @@ use super::{Store, StoreError};
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RunCounters {
     /// Finished polls.
-    pub polls: i64,
+    pub(crate) polls: i64,
     /// Polls that failed or were interrupted.
-    pub failed: i64,
+    pub(crate) failed: i64,
     /// API calls, retries included.
-    pub api_calls: i64,
+    pub(crate) api_calls: i64,
     /// 429 answers.
-    pub throttled: i64,
+    pub(crate) throttled: i64,
     /// Alerts stored new (polls and imports).
-    pub new: i64,
+    pub(crate) new: i64,
     /// Alerts stored with a changed state.
-    pub updated: i64,
+    pub(crate) updated: i64,
 }
 
 const COUNTERS: &str = "\
@@ -34,7 +34,7 @@ SELECT tenant, sum(polls), sum(failed), sum(api_calls), sum(throttled), sum(new)
 
 impl Store {
     /// `tenant`'s counters (all zero for a tenant never polled).
-    pub fn run_counters(&self, tenant: &str) -> Result<RunCounters, StoreError> {
+    pub(crate) fn run_counters(&self, tenant: &str) -> Result<RunCounters, StoreError> {
         let mut q = self
             .conn
             .prepare_cached(COUNTERS)

@@ -7,7 +7,7 @@ use super::{Store, StoreError, now_text};
 
 impl Store {
     /// What export set `name` was last written from (see `export::fingerprint`).
-    pub fn export_written_from(&self, name: &str) -> Result<Option<String>, StoreError> {
+    pub(crate) fn export_written_from(&self, name: &str) -> Result<Option<String>, StoreError> {
         self.conn
             .query_row(
                 "SELECT written_from FROM export_state WHERE name = ?1",
@@ -34,7 +34,7 @@ impl Store {
     /// The newest revision of any of `tenants`' alerts (0 when none), and the oldest
     /// `lastUpdateTime` among their alerts at or after `since` when asked: what an export of
     /// them depends on in the store.
-    pub fn newest_rev_of(
+    pub(crate) fn newest_rev_of(
         &self,
         tenants: &[&str],
         since: Option<crate::alert::time::ApiTime>,

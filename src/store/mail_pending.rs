@@ -12,22 +12,22 @@ use super::{Store, StoreError, now_text};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PendingMail {
     /// The row, to clear it once sent.
-    pub id: i64,
+    pub(crate) id: i64,
     /// The export's configured name.
-    pub export: String,
+    export: String,
     /// The files to send.
-    pub files: Vec<PathBuf>,
+    pub(crate) files: Vec<PathBuf>,
     /// When the files were written.
-    pub written_at: String,
+    written_at: String,
     /// How often sending was tried.
-    pub attempts: i64,
+    pub(crate) attempts: i64,
     /// The server's last answer.
-    pub last_error: String,
+    last_error: String,
 }
 
 impl Store {
     /// Records that the mail of `files` (export `export`) failed with `error`.
-    pub fn add_pending_mail(
+    pub(crate) fn add_pending_mail(
         &self,
         export: &str,
         files: &[PathBuf],
@@ -48,7 +48,7 @@ impl Store {
     }
 
     /// The mails of export `export` still to send, oldest first.
-    pub fn pending_mails(&self, export: &str) -> Result<Vec<PendingMail>, StoreError> {
+    pub(crate) fn pending_mails(&self, export: &str) -> Result<Vec<PendingMail>, StoreError> {
         let mut q = self
             .conn
             .prepare_cached(
@@ -84,7 +84,7 @@ impl Store {
     }
 
     /// Another failed try of pending mail `id`.
-    pub fn retry_pending_mail(&self, id: i64, error: &str) -> Result<(), StoreError> {
+    pub(crate) fn retry_pending_mail(&self, id: i64, error: &str) -> Result<(), StoreError> {
         self.conn
             .execute(
                 "UPDATE mail_pending SET attempts = attempts + 1, last_error = ?2 WHERE id = ?1",
@@ -95,7 +95,7 @@ impl Store {
     }
 
     /// Pending mail `id` was sent (or can no longer be: its files are gone).
-    pub fn clear_pending_mail(&self, id: i64) -> Result<(), StoreError> {
+    pub(crate) fn clear_pending_mail(&self, id: i64) -> Result<(), StoreError> {
         self.conn
             .execute("DELETE FROM mail_pending WHERE id = ?1", [id])
             .map(drop)

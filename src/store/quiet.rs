@@ -33,17 +33,17 @@ pub const FLUSH_EVERY: Duration = Duration::from_secs(60);
 #[derive(Debug, Clone)]
 pub struct QuietPoll {
     /// API calls it made.
-    pub api_calls: u64,
+    pub(crate) api_calls: u64,
     /// Pages it read.
-    pub pages: u64,
+    pub(crate) pages: u64,
     /// Alerts it read again unchanged.
-    pub unchanged: u64,
+    pub(crate) unchanged: u64,
     /// Time it waited for the budget.
-    pub waited: Duration,
+    pub(crate) waited: Duration,
     /// When each of its calls was made (for the budget of a later process).
-    pub calls: Vec<SystemTime>,
+    pub(crate) calls: Vec<SystemTime>,
     /// The settled watermark it proved, if the tenant has a cursor.
-    pub settled: Option<ApiTime>,
+    pub(crate) settled: Option<ApiTime>,
 }
 
 /// One tenant's quiet polls since its bookkeeping was last written.
@@ -160,7 +160,7 @@ impl Store {
     /// Notes that a poll of `tenant` began. Nothing is written (a quiet poll writes nothing),
     /// unless a run of the tenant was left `running` by a killed process: it is closed as
     /// `interrupted`, so that `status` does not show it running while the tenant stays quiet.
-    pub fn poll_begun(&mut self, tenant: &str) -> Result<(), StoreError> {
+    pub(crate) fn poll_begun(&mut self, tenant: &str) -> Result<(), StoreError> {
         self.conn
             .prepare_cached(
                 "UPDATE runs SET outcome = 'interrupted', finished_at = ?2 \
@@ -184,7 +184,7 @@ impl Store {
     }
 
     /// Notes that a poll of `tenant` ended (its run row, if it has one, is finished).
-    pub fn poll_ended(&mut self, tenant: &str) {
+    pub(crate) fn poll_ended(&mut self, tenant: &str) {
         self.pending.open.remove(tenant);
     }
 
@@ -195,7 +195,7 @@ impl Store {
 
     /// Records a quiet poll of `tenant` in memory, and writes every tenant's quiet bookkeeping if
     /// the oldest has waited [`FLUSH_EVERY`].
-    pub fn quiet_poll(&mut self, tenant: &str, poll: QuietPoll) -> Result<(), StoreError> {
+    pub(crate) fn quiet_poll(&mut self, tenant: &str, poll: QuietPoll) -> Result<(), StoreError> {
         let started_at = self.poll_started_at(tenant);
         self.poll_ended(tenant);
         let finished = ApiTime::now().to_api_string();
@@ -279,7 +279,7 @@ impl Store {
 
     /// How long until the quiet bookkeeping in memory is due to be written; `None` when there is
     /// none.
-    pub fn quiet_due_in(&self) -> Option<Duration> {
+    pub(crate) fn quiet_due_in(&self) -> Option<Duration> {
         self.pending
             .streaks
             .values()
@@ -289,7 +289,7 @@ impl Store {
     }
 
     /// Writes the quiet bookkeeping in memory if the oldest has waited [`FLUSH_EVERY`].
-    pub fn flush_quiet_if_due(&mut self) -> Result<(), StoreError> {
+    pub(crate) fn flush_quiet_if_due(&mut self) -> Result<(), StoreError> {
         match self.quiet_due_in() {
             Some(d) if d.is_zero() => self.flush_quiet(),
             _ => Ok(()),
@@ -297,7 +297,7 @@ impl Store {
     }
 
     /// Writes every tenant's quiet bookkeeping in memory, in one transaction.
-    pub fn flush_quiet(&mut self) -> Result<(), StoreError> {
+    pub(crate) fn flush_quiet(&mut self) -> Result<(), StoreError> {
         if self.pending.is_empty() {
             return Ok(());
         }
@@ -321,7 +321,7 @@ impl Store {
     }
 
     /// Forgets `tenant`'s streak once a committed transaction has written it.
-    pub fn quiet_written(&mut self, tenant: &str) {
+    pub(crate) fn quiet_written(&mut self, tenant: &str) {
         self.pending.streaks.remove(tenant);
     }
 
@@ -362,6 +362,7 @@ impl Store {
                 _ => rows.insert(
                     0,
                     RunRow {
+                        #[cfg(test)]
                         id: i64::MAX,
                         tenant: t.clone(),
                         kind: "poll".to_owned(),

@@ -11,12 +11,12 @@
 //! is kept for the full window, never removed on arrival.
 //!
 //! "Stored before the cutoff" is a revision number: revisions are numbered in the order they were
-//! stored, so the first revision stored at or after the cutoff ([`first_rev_at`], a binary search
+//! stored, so the first revision stored at or after the cutoff (`first_rev_at`, a binary search
 //! on the primary key, some twenty lookups) splits the history. A clock stepped back can only make
 //! this split conservative by a few revisions.
 //!
 //! Bookkeeping has its own bound: runs that started more than [`RUNS_KEPT_FOR`] ago (or before
-//! the cutoff, if that is sooner) are removed, except each tenant's newest [`KEEP_RUNS`] runs and
+//! the cutoff, if that is sooner) are removed, except each tenant's newest `KEEP_RUNS` runs and
 //! its last successful poll (what `status` and the metrics read), and never a run still
 //! `running`, whatever `keep_revisions` says (with `keep_revisions = 0` too); rejected elements stored before the cutoff go too (they
 //! are kept for an admin to look at, like the history). The budget's `api_calls` already keep only
@@ -24,9 +24,9 @@
 //!
 //! # Short transactions
 //!
-//! The work is cut into [`Step`]s, each one short write transaction (a few thousand alerts' worth
+//! The work is cut into `Step`s, each one short write transaction (a few thousand alerts' worth
 //! of history), so a poll of the service waits at most one step for the store; the daemon takes
-//! its store mutex per step ([`prune_shared`]). The candidates are read through the revisions'
+//! its store mutex per step (`prune_shared`). The candidates are read through the revisions'
 //! unique index (tenant, alert id, hash — it holds the revision number), never through the
 //! revisions' JSON, so a daily prune of a large store reads indexes, not gigabytes.
 //!
@@ -58,8 +58,8 @@ const ALERTS_PER_STEP: i64 = 5_000;
 /// page size (4 KiB for older stores, 16 KiB for new ones).
 const VACUUM_BYTES_PER_STEP: i64 = 16 << 20;
 /// Runs kept per tenant whatever their age: `status` and the metrics read the newest 200.
-pub const KEEP_RUNS: i64 = 200;
-/// How long runs are kept (beyond each tenant's newest [`KEEP_RUNS`]), whatever
+pub(crate) const KEEP_RUNS: i64 = 200;
+/// How long runs are kept (beyond each tenant's newest `KEEP_RUNS`), whatever
 /// `keep_revisions` says: a run is bookkeeping, not history, and at a thousand tenants a year of
 /// them was gigabytes.
 pub const RUNS_KEPT_FOR: Duration = Duration::from_secs(90 * 86_400);
@@ -80,7 +80,7 @@ pub struct PruneReport {
     pub bytes_reclaimed: u64,
     /// Free pages left in the file for reuse (a store not in incremental auto-vacuum mode keeps
     /// what was freed here).
-    pub free_pages: u64,
+    free_pages: u64,
     /// Whether the store is in incremental auto-vacuum mode (so the file can shrink).
     pub incremental: bool,
 }
@@ -101,7 +101,7 @@ enum Phase {
 /// A prune under way: call [`Step::run`] until it returns `false`. Each call is one short
 /// transaction; the store may be used by others in between.
 #[derive(Debug, Clone)]
-pub struct Step {
+struct Step {
     cutoff: String,
     /// Runs that started before this go (see [`RUNS_KEPT_FOR`]).
     runs_cutoff: String,
@@ -116,7 +116,7 @@ pub struct Step {
 
 impl Step {
     /// Starts a prune of `store` keeping `keep` of history as of `now`.
-    pub fn start(store: &Store, keep: Duration, now: ApiTime) -> Result<Step, StoreError> {
+    fn start(store: &Store, keep: Duration, now: ApiTime) -> Result<Step, StoreError> {
         let cutoff = now.minus(keep).to_api_string();
         let runs_cutoff = now.minus(keep.min(RUNS_KEPT_FOR)).to_api_string();
         let conn = store.connection();
@@ -142,7 +142,7 @@ impl Step {
     }
 
     /// Does the next piece of work in one transaction; `false` when nothing is left.
-    pub fn run(&mut self, store: &mut Store) -> Result<bool, StoreError> {
+    fn run(&mut self, store: &mut Store) -> Result<bool, StoreError> {
         let path = store.path.clone();
         let r = self.run_inner(&mut store.conn);
         r.map_err(|e| classify(&path, e))
@@ -219,7 +219,7 @@ impl Step {
     }
 
     /// What the prune did so far.
-    pub fn report(&self) -> PruneReport {
+    fn report(&self) -> PruneReport {
         self.report
     }
 }
@@ -283,7 +283,7 @@ fn pragma(conn: &Connection, name: &str) -> rusqlite::Result<i64> {
 
 /// The first revision stored at or after `cutoff` (one past the newest when none is): a binary
 /// search on the revision number, which grows with `stored_at`.
-pub fn first_rev_at(conn: &Connection, cutoff: &str) -> rusqlite::Result<i64> {
+fn first_rev_at(conn: &Connection, cutoff: &str) -> rusqlite::Result<i64> {
     let (lo, hi): (Option<i64>, Option<i64>) =
         conn.query_row("SELECT min(rev), max(rev) FROM alert_revisions", [], |r| {
             Ok((r.get(0)?, r.get(1)?))
@@ -317,7 +317,7 @@ pub fn prune(store: &mut Store, keep: Duration, now: ApiTime) -> Result<PruneRep
 
 /// [`prune`] on a store shared with the service's polls: the mutex is taken per step, so a poll
 /// waits at most one short transaction.
-pub fn prune_shared(
+fn prune_shared(
     store: &Mutex<Store>,
     keep: Duration,
     now: ApiTime,
@@ -331,7 +331,7 @@ pub fn prune_shared(
 /// The service's daily prune: first [`FIRST_PRUNE_AFTER`] after start (not in the way of the
 /// first polls), then every 24 hours; each prune runs on a blocking thread and takes the store per
 /// step ([`prune_shared`]). Failures are logged and retried the next day. Runs until aborted.
-pub async fn daily(store: std::sync::Arc<Mutex<Store>>, keep: Duration) {
+pub(crate) async fn daily(store: std::sync::Arc<Mutex<Store>>, keep: Duration) {
     let start = tokio::time::Instant::now() + FIRST_PRUNE_AFTER;
     let mut every = tokio::time::interval_at(start, Duration::from_secs(86_400));
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -371,10 +371,11 @@ pub async fn daily(store: std::sync::Arc<Mutex<Store>>, keep: Duration) {
 }
 
 /// When the service's first prune runs after it starts.
-pub const FIRST_PRUNE_AFTER: Duration = Duration::from_secs(600);
+const FIRST_PRUNE_AFTER: Duration = Duration::from_secs(600);
 
 /// Whether the store can give space back to the file system (`auto_vacuum = INCREMENTAL`).
-pub fn is_incremental(store: &Store) -> Result<bool, StoreError> {
+#[cfg(test)]
+fn is_incremental(store: &Store) -> Result<bool, StoreError> {
     pragma(store.connection(), "auto_vacuum")
         .map(|m| m == 2)
         .map_err(|e| store.err(e))
@@ -404,7 +405,7 @@ pub fn size_on_disk(store: &Store) -> u64 {
 /// The database file's size and the write-ahead log's, apart: the WAL grows while a service
 /// writes and shrinks at a checkpoint, so a figure that mixed them would jump between two runs of
 /// `status` with nothing stored.
-pub fn sizes_on_disk(store: &Store) -> (u64, u64) {
+pub(crate) fn sizes_on_disk(store: &Store) -> (u64, u64) {
     let len = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
     let mut wal = store.path().as_os_str().to_owned();
     wal.push("-wal");
@@ -413,7 +414,7 @@ pub fn sizes_on_disk(store: &Store) -> (u64, u64) {
 
 /// When the oldest revision still stored was stored (`None` for an empty store): how far back
 /// the history reaches. One lookup (the lowest revision number).
-pub fn oldest_revision(store: &Store) -> Result<Option<String>, StoreError> {
+pub(crate) fn oldest_revision(store: &Store) -> Result<Option<String>, StoreError> {
     store
         .connection()
         .query_row(

@@ -28,7 +28,7 @@ pub enum Outcome {
 
 impl Outcome {
     /// The word stored in `runs.outcome`.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Outcome::Ok => "ok",
             Outcome::Partial => "partial",
@@ -40,7 +40,7 @@ impl Outcome {
 
     /// The outcome `runs.outcome` holds as `word`; `None` for a run still `running` (or a word
     /// this version does not know).
-    pub fn parse(word: &str) -> Option<Outcome> {
+    pub(crate) fn parse(word: &str) -> Option<Outcome> {
         [
             Outcome::Ok,
             Outcome::Partial,
@@ -54,7 +54,7 @@ impl Outcome {
 
     /// Whether a poll that ended so counts as a success: it completed, or stopped at its
     /// deadline with progress stored.
-    pub fn succeeded(self) -> bool {
+    pub(crate) fn succeeded(self) -> bool {
         matches!(self, Outcome::Ok | Outcome::Partial)
     }
 }
@@ -63,26 +63,27 @@ impl Outcome {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RunFigures {
     /// API calls, retries included.
-    pub api_calls: u64,
+    pub(crate) api_calls: u64,
     /// 429 answers.
-    pub throttled: u64,
+    pub(crate) throttled: u64,
     /// Time spent waiting for budget or `Retry-After`.
-    pub waited: std::time::Duration,
+    pub(crate) waited: std::time::Duration,
 }
 
 /// A run, as `status` shows it.
 #[derive(Debug, Clone)]
 pub struct RunRow {
     /// Row id.
-    pub id: i64,
+    #[cfg(test)]
+    pub(crate) id: i64,
     /// Tenant.
     pub tenant: String,
     /// `poll` or `import`.
-    pub kind: String,
+    pub(crate) kind: String,
     /// Start, RFC 3339.
-    pub started_at: String,
+    pub(crate) started_at: String,
     /// End, RFC 3339.
-    pub finished_at: Option<String>,
+    pub(crate) finished_at: Option<String>,
     /// `running`, `ok`, `failed`, `interrupted`.
     pub outcome: String,
     /// HTTP calls to the API.
@@ -96,20 +97,20 @@ pub struct RunRow {
     /// The error, if it failed.
     pub error: Option<String>,
     /// What to do about the error, when there is something to do.
-    pub fix: Option<String>,
+    pub(crate) fix: Option<String>,
     /// 429 answers.
-    pub throttled: i64,
+    pub(crate) throttled: i64,
     /// Time spent waiting, in milliseconds.
-    pub waited_ms: i64,
+    pub(crate) waited_ms: i64,
     /// Polls this row stands for: a streak of quiet polls is one row.
     pub polls: i64,
     /// When the newest poll of a streak began (`None` for a row of one run).
-    pub last_started_at: Option<String>,
+    pub(crate) last_started_at: Option<String>,
 }
 
 impl RunRow {
     /// When the newest run this row stands for began.
-    pub fn last_start(&self) -> &str {
+    pub(crate) fn last_start(&self) -> &str {
         self.last_started_at.as_deref().unwrap_or(&self.started_at)
     }
 }
@@ -180,7 +181,7 @@ impl super::Store {
     /// process (`Interrupted`), or the job panicked (`Failed`), so no run stays "running" for ever.
     /// A poll cut short before it wrote anything has no row yet: it is given one, so the cut is
     /// recorded all the same.
-    pub fn close_running(
+    pub(crate) fn close_running(
         &mut self,
         tenant: &str,
         outcome: Outcome,
@@ -228,6 +229,7 @@ impl super::Store {
         let rows = stmt
             .query_map(params![tenant, limit], |r| {
                 Ok(RunRow {
+                    #[cfg(test)]
                     id: r.get(0)?,
                     tenant: r.get(1)?,
                     kind: r.get(2)?,

@@ -142,7 +142,7 @@ impl Writer<'_> {
     }
 
     /// Records API calls for the budget, and forgets those older than an hour.
-    pub fn record_calls(
+    pub(crate) fn record_calls(
         &mut self,
         tenant: &str,
         calls: &[std::time::SystemTime],
@@ -190,12 +190,12 @@ impl Writer<'_> {
 
     /// Whether this transaction wrote the tenant's quiet polls from memory (the store forgets
     /// them once it commits).
-    pub fn wrote_streak(&self) -> bool {
+    pub(crate) fn wrote_streak(&self) -> bool {
         self.poll.as_ref().is_some_and(|p| p.wrote_streak)
     }
 
     /// Whether moving the tenant's cursor to `to` for `api` and `services` changes it.
-    pub fn cursor_moves(
+    pub(crate) fn cursor_moves(
         &self,
         tenant: &str,
         to: ApiTime,
@@ -219,18 +219,23 @@ impl Writer<'_> {
     }
 
     /// Adds alerts read again unchanged by pages that wrote nothing, for a run begun late.
-    pub fn add_unchanged(&mut self, n: u64) {
+    pub(crate) fn add_unchanged(&mut self, n: u64) {
         self.counts.unchanged = self.counts.unchanged.saturating_add(n);
     }
 
     /// Counts rejected elements.
-    pub fn add_invalid(&mut self, n: u64) {
+    pub(crate) fn add_invalid(&mut self, n: u64) {
         self.counts.invalid += n;
     }
 
     /// Keeps an element that is not a valid alert, verbatim and once (counted as invalid): what
     /// the API sent is never dropped, even when it cannot be stored as an alert.
-    pub fn reject(&mut self, tenant: &str, reason: &str, raw: &str) -> Result<(), StoreError> {
+    pub(crate) fn reject(
+        &mut self,
+        tenant: &str,
+        reason: &str,
+        raw: &str,
+    ) -> Result<(), StoreError> {
         self.counts.invalid += 1;
         let hash = blake3::hash(raw.as_bytes());
         self.tx
@@ -286,7 +291,7 @@ impl Writer<'_> {
     /// records the API and Defender products now reading, in this transaction: an interrupted
     /// read-back resumes where it stopped, instead of being forgotten because the record says
     /// the new products were read.
-    pub fn start_readback(
+    pub(crate) fn start_readback(
         &mut self,
         tenant: &str,
         from: ApiTime,
@@ -303,7 +308,7 @@ impl Writer<'_> {
     }
 
     /// Moves a read-back under way forward to `to` (never back); no-op when none is.
-    pub fn advance_readback(&mut self, tenant: &str, to: ApiTime) -> Result<(), StoreError> {
+    pub(crate) fn advance_readback(&mut self, tenant: &str, to: ApiTime) -> Result<(), StoreError> {
         self.tx
             .prepare_cached(
                 "UPDATE cursors SET readback = max(readback, ?2) WHERE tenant = ?1 AND readback IS NOT NULL",
@@ -314,7 +319,7 @@ impl Writer<'_> {
     }
 
     /// Ends a read-back: the poll read to the end.
-    pub fn finish_readback(&mut self, tenant: &str) -> Result<(), StoreError> {
+    pub(crate) fn finish_readback(&mut self, tenant: &str) -> Result<(), StoreError> {
         self.tx
             .prepare_cached("UPDATE cursors SET readback = NULL WHERE tenant = ?1")
             .and_then(|mut s| s.execute(params![tenant]))
@@ -323,14 +328,14 @@ impl Writer<'_> {
     }
 
     /// The tenant's cursor as this transaction sees it.
-    pub fn cursor(&self, tenant: &str) -> Result<Option<ApiTime>, StoreError> {
+    pub(crate) fn cursor(&self, tenant: &str) -> Result<Option<ApiTime>, StoreError> {
         super::read_cursor(&self.tx, tenant).map_err(|e| self.err(e))
     }
 
     /// Moves the settled watermark forward to `to` (never back) without touching the cursor: a
     /// poll that read to the end proves more than its last alert's time. No-op before the first
     /// cursor exists.
-    pub fn advance_settled(&mut self, tenant: &str, to: ApiTime) -> Result<(), StoreError> {
+    pub(crate) fn advance_settled(&mut self, tenant: &str, to: ApiTime) -> Result<(), StoreError> {
         self.tx
             .prepare_cached(
                 "UPDATE cursors SET settled = max(coalesce(settled, ?2), ?2) WHERE tenant = ?1",
@@ -342,12 +347,12 @@ impl Writer<'_> {
 
     /// Updates so far that replaced a different version with the same `lastUpdateTime` (the
     /// dedup rule cannot order them: the later write wins, both stay in the history).
-    pub fn same_time_changes(&self) -> u64 {
+    pub(crate) fn same_time_changes(&self) -> u64 {
         self.same_time
     }
 
     /// What this transaction did so far.
-    pub fn counts(&self) -> Counts {
+    pub(crate) fn counts(&self) -> Counts {
         self.counts
     }
 

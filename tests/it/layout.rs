@@ -197,3 +197,83 @@ fn test_doubles_are_not_in_a_release_build() {
         "test-support is a default feature"
     );
 }
+
+/// The library exists for the binary (`main.rs`, `cli/`) and the tests: a module or item is `pub`
+/// only when one of them uses it from outside its module tree, everything else is `pub(crate)` or
+/// private, so the public surface names the product's parts. A new public module, or a surface
+/// that grows past the ceiling, is then a decision rather than a default.
+#[test]
+fn the_public_surface_is_what_the_binary_and_tests_use() {
+    const PUBLIC_MODULES: &[&str] = &[
+        "alert",
+        "auth",
+        "auth_check",
+        "budget",
+        "compare",
+        "config",
+        "configured_exports",
+        "daemon",
+        "demo",
+        "error",
+        "export",
+        "health",
+        "http",
+        "import",
+        "poll",
+        "poll_job",
+        "signal",
+        "source",
+        "store",
+        "words",
+    ];
+    const PUB_LINES_CEILING: usize = 660;
+
+    // Every plain `pub` line of lib.rs: a module's name, anything else (`pub use`, `pub fn`) whole.
+    let lib = std::fs::read_to_string(root().join("src/lib.rs")).unwrap();
+    let exposed: Vec<&str> = lib
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("pub "))
+        .map(|l| {
+            l.strip_prefix("pub mod ")
+                .and_then(|m| m.strip_suffix(';'))
+                .unwrap_or(l)
+        })
+        .collect();
+    let unlisted: Vec<&&str> = exposed
+        .iter()
+        .filter(|m| !PUBLIC_MODULES.contains(m))
+        .collect();
+    assert!(
+        unlisted.is_empty(),
+        "src/lib.rs exposes {unlisted:?}: make it `pub(crate)` unless the binary or tests/it use \
+         it, and if they do, add it to PUBLIC_MODULES here"
+    );
+    let gone: Vec<&&str> = PUBLIC_MODULES
+        .iter()
+        .filter(|m| !exposed.contains(m))
+        .collect();
+    assert!(
+        gone.is_empty(),
+        "PUBLIC_MODULES lists {gone:?}, which src/lib.rs no longer exposes: remove them here"
+    );
+
+    // Plain `pub` declarations anywhere in src/, tests included, as
+    // `grep -rn '^\s*pub ' src | grep -v 'pub('` counts them.
+    let mut files = Vec::new();
+    rust_files(&root().join("src"), &mut files);
+    let mut count = 0;
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap();
+        count += text
+            .lines()
+            .filter(|l| l.trim_start().starts_with("pub ") && !l.contains("pub("))
+            .count();
+    }
+    assert!(
+        count <= PUB_LINES_CEILING,
+        "src/ declares {count} plain `pub` items, more than PUB_LINES_CEILING \
+         ({PUB_LINES_CEILING}): make the new ones `pub(crate)` or private unless the binary or \
+         tests/it use them from outside their module, or raise the ceiling consciously"
+    );
+}

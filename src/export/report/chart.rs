@@ -20,31 +20,31 @@ const BACKLOG_COLOR: &str = "#57606a";
 /// A chart, every number formatted as the template writes it.
 pub(super) struct Chart<'a> {
     /// Days shown.
-    pub days: usize,
+    pub(crate) days: usize,
     /// What the chart counts, in total, said with its unit (`1,234 alerts`, `1 open alert`):
     /// alerts created, or the backlog today.
-    pub total: String,
+    pub(crate) total: String,
     /// The legend: series name, colour, total.
-    pub legend: Vec<(&'a str, &'static str, String)>,
+    pub(crate) legend: Vec<(&'a str, &'static str, String)>,
     /// The plot's height in pixels.
-    pub height: u32,
+    pub(crate) height: u32,
     /// The y axis, top down: each step's label and height in pixels (they add up to
     /// `height`).
-    pub ticks: Vec<(String, u32)>,
+    pub(crate) ticks: Vec<(String, u32)>,
     /// The days, oldest first.
-    pub columns: Vec<DayColumn>,
+    pub(crate) columns: Vec<DayColumn>,
 }
 
 /// One day's cell.
 pub(super) struct DayColumn {
     /// The tooltip: `Thu 14 May 2026: 4 alerts (High 2, Medium 2)`.
-    pub title: String,
+    pub(crate) title: String,
     /// Whether the day is a Saturday or Sunday (shaded).
-    pub weekend: bool,
+    pub(crate) weekend: bool,
     /// The stacked blocks, top down: height in pixels and colour.
-    pub blocks: Vec<(u32, &'static str)>,
+    pub(crate) blocks: Vec<(u32, &'static str)>,
     /// The date under the column (every third day back from today), or empty.
-    pub label: String,
+    pub(crate) label: String,
 }
 
 /// One day to lay out: its date and its series (name, count, colour), most severe first.

@@ -58,7 +58,7 @@ pub(crate) fn md_cell(s: &str) -> String {
 
 /// The HTML escaper of the report's templates (see the module docs).
 #[derive(Debug, Clone, Copy, Default)]
-pub struct HtmlText;
+pub(crate) struct HtmlText;
 
 impl askama::filters::Escaper for HtmlText {
     fn write_escaped_str<W: Write>(&self, mut f: W, text: &str) -> fmt::Result {
@@ -83,7 +83,7 @@ impl askama::filters::Escaper for HtmlText {
 
 /// The Markdown escaper of the report's templates (see the module docs).
 #[derive(Debug, Clone, Copy, Default)]
-pub struct MarkdownText;
+pub(crate) struct MarkdownText;
 
 impl askama::filters::Escaper for MarkdownText {
     fn write_escaped_str<W: Write>(&self, mut f: W, text: &str) -> fmt::Result {

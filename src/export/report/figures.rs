@@ -22,47 +22,50 @@ use chrono_tz::Tz;
 
 use crate::alert::vocab::{KNOWN_SEVERITIES, Severity, Status};
 
-/// One alert, as the report needs it (the caller extracts these from the stored API JSON).
+/// One alert, as the report needs it, for the tests' in-memory reports (an export reads each
+/// stored alert as an [`AlertRef`] instead).
+#[cfg(test)]
 #[derive(Debug, Clone)]
-pub struct AlertSummary {
+pub(crate) struct AlertSummary {
     /// The tenant's configured name.
-    pub tenant: String,
+    pub(crate) tenant: String,
     /// Defender's alert ID.
-    pub id: String,
+    pub(crate) id: String,
     /// `title`.
-    pub title: String,
+    pub(crate) title: String,
     /// `severity`: `High`, `Medium`, `Low`, `Informational`, `UnSpecified` or anything newer
     /// (unknown values are shown, never dropped).
-    pub severity: String,
+    pub(crate) severity: String,
     /// `status`: `New`, `InProgress`, `Resolved` or anything newer (anything but `Resolved` is open).
-    pub status: String,
+    pub(crate) status: String,
     /// `category`.
-    pub category: Option<String>,
+    pub(crate) category: Option<String>,
     /// `computerDnsName`.
-    pub device: Option<String>,
+    pub(crate) device: Option<String>,
     /// `alertCreationTime`.
-    pub created: Option<DateTime<Utc>>,
+    pub(crate) created: Option<DateTime<Utc>>,
     /// `lastUpdateTime`.
-    pub updated: DateTime<Utc>,
+    pub(crate) updated: DateTime<Utc>,
     /// `resolvedTime`.
-    pub resolved: Option<DateTime<Utc>>,
+    pub(crate) resolved: Option<DateTime<Utc>>,
     /// `alertWebUrl`: the alert in the Defender portal, as stored (shown only when it is an
     /// https link to the portal, see [`portal_link`]).
-    pub web_url: Option<String>,
+    pub(crate) web_url: Option<String>,
     /// `classification`: `TruePositive`, `FalsePositive`, `InformationalExpectedActivity`, …
-    pub classification: Option<String>,
+    pub(crate) classification: Option<String>,
 }
 
 /// What to report on.
-pub struct ReportInput<'a> {
+#[cfg(test)]
+pub(crate) struct ReportInput<'a> {
     /// The report's "now": every window and age is measured back from it.
-    pub generated_at: DateTime<Utc>,
+    pub(crate) generated_at: DateTime<Utc>,
     /// The headline window, e.g. 24 h for "what happened in the last 24 hours".
-    pub window: std::time::Duration,
+    pub(crate) window: std::time::Duration,
     /// Every alert in its latest state (tested up to 100,000).
-    pub alerts: &'a [AlertSummary],
+    pub(crate) alerts: &'a [AlertSummary],
     /// The time zone dates and days are shown in (UTC when `None`).
-    pub timezone: Option<Tz>,
+    pub(crate) timezone: Option<Tz>,
 }
 
 /// The numbers, so tests (and the caller's log line) can check them without parsing HTML.
@@ -71,85 +74,85 @@ pub struct ReportInput<'a> {
 /// `[generated_at − 30 × 24 h, generated_at]`. Timestamps after `generated_at` count as
 /// `generated_at` (see the module documentation).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Figures {
+pub(crate) struct Figures {
     /// Alerts created within the window (a missing creation time falls back to the last update).
-    pub new_in_window: usize,
+    pub(crate) new_in_window: usize,
     /// Alerts updated within the window but created before it (disjoint from `new_in_window`).
-    pub updated_in_window: usize,
+    pub(crate) updated_in_window: usize,
     /// Alerts whose `resolvedTime` is within the window, whatever their status now.
-    pub resolved_in_window: usize,
+    pub(crate) resolved_in_window: usize,
     /// Open alerts (status not `Resolved`) by severity, most severe first: unknown severities
     /// alphabetically (only those with open alerts; they rank above `High`), then `High`,
     /// `Medium`, `Low`, `Informational`, `UnSpecified` (always present, possibly zero).
-    pub open_by_severity: Vec<(String, usize)>,
+    pub(crate) open_by_severity: Vec<(String, usize)>,
     /// Open alerts by age since creation, always the four rows of [`AGE_BUCKETS`]: `< 1 day` is
     /// under 24 h, `1–7 days` is 24 h up to 7 × 24 h, and so on; exactly 30 days is `> 30 days`.
-    pub open_by_age: Vec<(String, usize)>,
+    pub(crate) open_by_age: Vec<(String, usize)>,
     /// The 10 most frequent categories among alerts **updated within the last 30 days** (open or
     /// not: the basis is "what kept the SOC busy this month", not only today's backlog), most
     /// frequent first, ties by name. Alerts without a category are not counted.
-    pub top_categories: Vec<(String, usize)>,
+    pub(crate) top_categories: Vec<(String, usize)>,
     /// The 10 most frequent devices on the same basis as `top_categories`. DNS names are
     /// case-insensitive, so names are compared and shown in lower case; alerts without a device
     /// (e.g. identity or cloud-app alerts) are not counted.
-    pub top_devices: Vec<(String, usize)>,
+    pub(crate) top_devices: Vec<(String, usize)>,
     /// Mean of `resolvedTime − alertCreationTime` over alerts whose `resolvedTime` is within the
     /// last 30 days (30 days rather than the window: one night has too few resolutions for a
     /// stable mean). Alerts without a creation time, or resolved before they were created, are
     /// skipped. `None` if no alert qualifies.
-    pub mean_time_to_resolve: Option<std::time::Duration>,
+    pub(crate) mean_time_to_resolve: Option<std::time::Duration>,
     /// The last 30 UTC dates (oldest first, today last and partial, every day present), each with
     /// the number of alerts **created** that day by severity. Every day lists the same severities
     /// in the same order, most severe first: unknown ones seen in these 30 days alphabetically
     /// (past [`MAX_EXTRA_SERIES`] of them, the rest are summed as [`OTHER_SEVERITIES`]), then the
     /// five known ones.
-    pub per_day: Vec<(NaiveDate, Vec<(String, usize)>)>,
+    pub(crate) per_day: Vec<(NaiveDate, Vec<(String, usize)>)>,
     /// Alerts created in the window of the same length just before this one (the change on
     /// the "new" tile).
-    pub new_in_previous_window: usize,
+    pub(crate) new_in_previous_window: usize,
     /// Alerts resolved in the previous window of the same length.
-    pub resolved_in_previous_window: usize,
+    pub(crate) resolved_in_previous_window: usize,
     /// Alerts open at the window's start (created before it, not resolved by then; a resolved
     /// alert without `resolvedTime` counts as resolved at its last update).
-    pub open_at_window_start: usize,
+    pub(crate) open_at_window_start: usize,
     /// The open backlog at the end of each of the days of `per_day` (at the report's time for
     /// today), by the same rule as `open_at_window_start`.
-    pub open_per_day: Vec<(NaiveDate, usize)>,
+    pub(crate) open_per_day: Vec<(NaiveDate, usize)>,
     /// Classification of the alerts resolved in the last 30 days.
-    pub classification: Classification,
+    pub(crate) classification: Classification,
     /// Per tenant, by name: what the tiles say, for a report over several tenants.
-    pub by_tenant: Vec<TenantFigures>,
+    pub(crate) by_tenant: Vec<TenantFigures>,
 }
 
 /// How the alerts resolved in the last 30 days were classified.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Classification {
+pub(crate) struct Classification {
     /// `TruePositive`.
-    pub true_positive: usize,
+    pub(crate) true_positive: usize,
     /// `FalsePositive`.
-    pub false_positive: usize,
+    pub(crate) false_positive: usize,
     /// `InformationalExpectedActivity` (Graph's `informationalExpectedActivity`) or a benign
     /// positive: real activity, no threat.
-    pub benign: usize,
+    pub(crate) benign: usize,
     /// Not classified (`Unknown`, empty, or a value newer than these).
-    pub unknown: usize,
+    pub(crate) unknown: usize,
 }
 
 /// One tenant's figures in a report over several.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TenantFigures {
+pub(crate) struct TenantFigures {
     /// The tenant's configured name.
-    pub tenant: String,
+    pub(crate) tenant: String,
     /// Alerts on record.
-    pub alerts: usize,
+    pub(crate) alerts: usize,
     /// Open now.
-    pub open: usize,
+    pub(crate) open: usize,
     /// Open, High severity or above.
-    pub open_high: usize,
+    pub(crate) open_high: usize,
     /// New in the window.
-    pub new_in_window: usize,
+    pub(crate) new_in_window: usize,
     /// Resolved in the window.
-    pub resolved_in_window: usize,
+    pub(crate) resolved_in_window: usize,
 }
 
 /// The hosts of the Defender portal (commercial, GCC High, DoD) an alert's link may point to.
@@ -162,7 +165,7 @@ const PORTAL_HOSTS: &[&str] = &[
 /// `alertWebUrl` when it is an `https://` link to a Defender portal host, else `None`: the
 /// stored value is attacker-influenced only as far as Microsoft lets it be, and a link in a
 /// manager's mail must never be `javascript:` or point anywhere else.
-pub fn portal_link(url: &str) -> Option<&str> {
+pub(crate) fn portal_link(url: &str) -> Option<&str> {
     let url = url.trim();
     url.get(..8)
         .filter(|p| p.eq_ignore_ascii_case("https://"))?;
@@ -187,20 +190,21 @@ fn classify(c: Option<&str>) -> usize {
 }
 
 /// The age buckets of [`Figures::open_by_age`], youngest first.
-pub const AGE_BUCKETS: [&str; 4] = ["< 1 day", "1–7 days", "7–30 days", "> 30 days"];
+const AGE_BUCKETS: [&str; 4] = ["< 1 day", "1–7 days", "7–30 days", "> 30 days"];
 /// How many unknown severities get their own series in [`Figures::per_day`] and the chart.
-pub const MAX_EXTRA_SERIES: usize = 5;
+pub(crate) const MAX_EXTRA_SERIES: usize = 5;
 /// The series that sums the unknown severities past [`MAX_EXTRA_SERIES`].
-pub const OTHER_SEVERITIES: &str = "(other severities)";
+pub(crate) const OTHER_SEVERITIES: &str = "(other severities)";
 /// Length of the top lists.
-pub const TOP_N: usize = 10;
+pub(crate) const TOP_N: usize = 10;
 /// Days in the chart, in [`Figures::per_day`], and in the basis of the top lists and MTTR.
-pub const TREND_DAYS: usize = 30;
+pub(crate) const TREND_DAYS: usize = 30;
 /// Days in the Markdown per-day table (the most recent ones).
-pub const MARKDOWN_DAYS: usize = 14;
+pub(crate) const MARKDOWN_DAYS: usize = 14;
 /// Rows in the "most recent open High alerts" table.
-pub const RECENT_HIGH: usize = 20;
+pub(crate) const RECENT_HIGH: usize = 20;
 
+#[cfg(test)]
 impl AlertSummary {
     /// This alert as the [`Tally`] reads it.
     pub(super) fn borrowed(&self) -> AlertRef<'_> {
@@ -221,7 +225,7 @@ impl AlertSummary {
     }
 }
 
-/// One alert as the [`Tally`] reads it: [`AlertSummary`]'s fields, borrowed, so that the store's
+/// One alert as the [`Tally`] reads it: its fields borrowed, so that the store's
 /// reader can hand over text straight from the row without a `String` per field and per alert.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct AlertRef<'a> {

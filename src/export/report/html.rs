@@ -18,7 +18,10 @@ mod filters {
     /// An alert-supplied value cut for display ([`shown`](super::super::escape::shown)); the
     /// escaper still runs on the result.
     #[askama::filter_fn]
-    pub fn shown(s: impl std::fmt::Display, _: &dyn askama::Values) -> askama::Result<String> {
+    pub(crate) fn shown(
+        s: impl std::fmt::Display,
+        _: &dyn askama::Values,
+    ) -> askama::Result<String> {
         Ok(super::super::escape::shown(&s.to_string()))
     }
 }

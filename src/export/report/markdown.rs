@@ -18,7 +18,10 @@ mod filters {
     /// An alert-supplied value as a table cell ([`md_cell`](super::super::escape::md_cell)):
     /// trimmed, cut, `—` when blank; the escaper still runs on the result.
     #[askama::filter_fn]
-    pub fn md_cell(s: impl std::fmt::Display, _: &dyn askama::Values) -> askama::Result<String> {
+    pub(crate) fn md_cell(
+        s: impl std::fmt::Display,
+        _: &dyn askama::Values,
+    ) -> askama::Result<String> {
         Ok(super::super::escape::md_cell(&s.to_string()))
     }
 }

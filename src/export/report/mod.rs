@@ -6,7 +6,7 @@
 //! The CSV and JSON exports answer "give me every alert"; a manager asks "what happened last night,
 //! what is still open, and is it getting better?". This module turns the alerts, each in its latest
 //! state, into those numbers ([`Figures`], in `figures`) and two renderings of them ([`Report`]).
-//! [`render`] does no I/O: `from_store` reads the store and feeds each alert to the same
+//! Rendering does no I/O: `from_store` reads the store and feeds each alert to the same
 //! one-pass tally as it goes (nothing is kept per alert), and the export writes the files
 //! (atomically, as every export does), so the rest is a pure function that tests can check
 //! exactly.
@@ -28,7 +28,7 @@
 //!
 //! The page makes **no external requests**: no scripts, no fonts (a system font stack), no
 //! images, no `url(…)`; its only links are each alert's own page in the Defender portal (an
-//! `https://` link to a portal host, [`portal_link`], never anything else). The styles are one
+//! `https://` link to a portal host, [`portal_link`](figures::portal_link), never anything else). The styles are one
 //! inline `<style>`, and the charts are HTML tables with inline sizes and colours, **not SVG**:
 //! the same page is a mail body, and Outlook on Windows (Word's renderer) shows no inline SVG
 //! and runs no script, so the page uses neither.
@@ -75,25 +75,29 @@ use crate::config::ExportConfig;
 use crate::store::{Selection, Store};
 use figures::{AlertRef, Analysis, Tally};
 
-pub use figures::{
-    AGE_BUCKETS, AlertSummary, Classification, Figures, MARKDOWN_DAYS, MAX_EXTRA_SERIES,
-    OTHER_SEVERITIES, RECENT_HIGH, ReportInput, TOP_N, TREND_DAYS, TenantFigures, portal_link,
+use figures::Figures;
+#[cfg(test)]
+use figures::{
+    AlertSummary, Classification, MARKDOWN_DAYS, MAX_EXTRA_SERIES, OTHER_SEVERITIES, RECENT_HIGH,
+    ReportInput, TOP_N, TREND_DAYS, TenantFigures, portal_link,
 };
 
 /// A rendered report.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Report {
+pub(crate) struct Report {
     /// A complete, self-contained HTML document (UTF-8; no external requests).
-    pub html: String,
+    pub(crate) html: String,
     /// The same numbers as GitHub-flavoured Markdown tables (a per-day table instead of the chart).
-    pub markdown: String,
+    pub(crate) markdown: String,
     /// The numbers themselves.
-    pub figures: Figures,
+    figures: Figures,
 }
 
-/// Renders the report. Never panics, whatever the input (empty, future dates, resolved before
-/// created, huge windows, hostile text).
-pub fn render(input: &ReportInput<'_>) -> Report {
+/// Renders the report from alerts held in memory, the tests' way in (an export streams them from
+/// the store through [`from_store`]). Never panics, whatever the input (empty, future dates,
+/// resolved before created, huge windows, hostile text).
+#[cfg(test)]
+fn render(input: &ReportInput<'_>) -> Report {
     let tz = input.timezone.unwrap_or(chrono_tz::Tz::UTC);
     let mut tally = Tally::new(input.generated_at, input.window, tz);
     for a in input.alerts {

@@ -13,170 +13,170 @@ use crate::alert::vocab::Severity;
 /// The report, ready to lay out.
 pub(super) struct View<'a> {
     /// `generated_at`, as printed.
-    pub generated: String,
+    pub(crate) generated: String,
     /// The window's length, in words (`24 hours`).
-    pub window: String,
+    pub(crate) window: String,
     /// The window's start, as printed.
-    pub window_start: String,
+    pub(crate) window_start: String,
     /// The zone dates and days are in (`UTC`, `Europe/Berlin`).
-    pub zone: String,
+    pub(crate) zone: String,
     /// The tenants seen, by name (Markdown lists them all).
-    pub tenants: Vec<&'a str>,
+    pub(crate) tenants: Vec<&'a str>,
     /// The first [`MAX_TENANTS_SHOWN`] of them (HTML header), and how many more there are.
-    pub tenants_shown: Vec<&'a str>,
+    pub(crate) tenants_shown: Vec<&'a str>,
     /// See `tenants_shown`.
-    pub more_tenants: usize,
+    pub(crate) more_tenants: usize,
     /// Alerts on record.
-    pub alerts: String,
+    pub(crate) alerts: String,
     /// New in the window.
-    pub new_in_window: String,
+    pub(crate) new_in_window: String,
     /// Its change from the previous window (`+3 vs the previous 24 hours`).
-    pub new_change: String,
+    pub(crate) new_change: String,
     /// Older alerts updated in the window.
-    pub updated_in_window: String,
+    pub(crate) updated_in_window: String,
     /// Resolved in the window.
-    pub resolved_in_window: String,
+    pub(crate) resolved_in_window: String,
     /// Its change from the previous window.
-    pub resolved_change: String,
+    pub(crate) resolved_change: String,
     /// Open now.
-    pub open_total: String,
+    pub(crate) open_total: String,
     /// Its change since the window's start.
-    pub open_change: String,
+    pub(crate) open_change: String,
     /// Open High severity and above (a severity newer than the documented ones, `Critical`).
-    pub open_high: String,
+    pub(crate) open_high: String,
     /// That number split by severity, most severe first: `Critical 2 · High 10`.
-    pub open_high_split: String,
+    pub(crate) open_high_split: String,
     /// Whether there are any (the HTML marks the figure).
-    pub any_open_high: bool,
+    pub(crate) any_open_high: bool,
     /// Mean time to resolve, or `—`.
-    pub mttr: String,
+    pub(crate) mttr: String,
     /// How many alerts that mean is over, with the noun (`1 alert`).
-    pub mttr_basis: String,
+    pub(crate) mttr_basis: String,
     /// Open alerts by severity, then by age.
-    pub shares: [ShareTable<'a>; 2],
+    pub(crate) shares: [ShareTable<'a>; 2],
     /// Top categories, then top devices.
-    pub tops: [TopList<'a>; 2],
+    pub(crate) tops: [TopList<'a>; 2],
     /// Days of the trend (and the chart's basis).
-    pub trend_days: usize,
+    pub(crate) trend_days: usize,
     /// The per-day chart (HTML).
-    pub chart: Chart<'a>,
+    pub(crate) chart: Chart<'a>,
     /// The open backlog at the end of each day (HTML).
-    pub backlog: Chart<'static>,
+    pub(crate) backlog: Chart<'static>,
     /// Alerts resolved in the last 30 days by classification: label, count, share (one
     /// decimal, without `%`), colour.
-    pub classification: Vec<(&'static str, String, String, &'static str)>,
+    pub(crate) classification: Vec<(&'static str, String, String, &'static str)>,
     /// How many alerts that is, with the noun (`1 alert`, `12 alerts`).
-    pub classified: String,
+    pub(crate) classified: String,
     /// The note over the recent High table: `The 20 newest of 31 open alerts of High severity
     /// and above`.
-    pub recent_note: String,
+    pub(crate) recent_note: String,
     /// Per tenant (only when several): name, alerts, open, open High and above, new, resolved.
-    pub by_tenant: Vec<TenantRow<'a>>,
+    pub(crate) by_tenant: Vec<TenantRow<'a>>,
     /// The per-day table (Markdown): the series, then the last [`MARKDOWN_DAYS`] days newest
     /// first.
-    pub day_series: Vec<&'a str>,
+    pub(crate) day_series: Vec<&'a str>,
     /// The rows of that table.
-    pub day_rows: Vec<DayRow>,
+    pub(crate) day_rows: Vec<DayRow>,
     /// The most recent open High alerts.
-    pub recent_high: Vec<HighRow<'a>>,
+    pub(crate) recent_high: Vec<HighRow<'a>>,
     /// Whether the alerts come from more than one tenant (adds a Tenant column).
-    pub multi_tenant: bool,
+    pub(crate) multi_tenant: bool,
 }
 
 /// Open alerts split by one property, with shares.
 pub(super) struct ShareTable<'a> {
     /// The section's title.
-    pub title: &'static str,
+    pub(crate) title: &'static str,
     /// The HTML note under it.
-    pub note: &'static str,
+    pub(crate) note: &'static str,
     /// The first column's header.
-    pub what: &'static str,
+    pub(crate) what: &'static str,
     /// Whether the labels come from alerts (Markdown escapes them) or are ours.
-    pub from_alerts: bool,
+    pub(crate) from_alerts: bool,
     /// Whether rows get a colour swatch (severities).
-    pub swatches: bool,
+    pub(crate) swatches: bool,
     /// The rows.
-    pub rows: Vec<ShareRow<'a>>,
+    pub(crate) rows: Vec<ShareRow<'a>>,
     /// The total.
-    pub total: String,
+    pub(crate) total: String,
     /// `100%`, or `—` for an empty total.
-    pub total_share: &'static str,
+    pub(crate) total_share: &'static str,
 }
 
 /// One row of a [`ShareTable`].
 pub(super) struct ShareRow<'a> {
     /// The label.
-    pub label: &'a str,
+    pub(crate) label: &'a str,
     /// The count.
-    pub count: String,
+    pub(crate) count: String,
     /// The share, one decimal, without `%`.
-    pub share: String,
+    pub(crate) share: String,
     /// The bar's colour.
-    pub color: &'static str,
+    pub(crate) color: &'static str,
     /// Whether the count is zero (greyed out).
-    pub zero: bool,
+    pub(crate) zero: bool,
 }
 
 /// A top-10 list.
 pub(super) struct TopList<'a> {
     /// The section's title.
-    pub title: &'static str,
+    pub(crate) title: &'static str,
     /// The first column's header.
-    pub what: &'static str,
+    pub(crate) what: &'static str,
     /// The same, lower case, for "No alerts with a … in this period."
-    pub what_lower: String,
+    pub(crate) what_lower: String,
     /// The rows: rank, label, count, bar width (one decimal).
-    pub rows: Vec<(usize, &'a str, String, String)>,
+    pub(crate) rows: Vec<(usize, &'a str, String, String)>,
 }
 
 /// One day of the Markdown per-day table.
 pub(super) struct DayRow {
     /// `2026-05-14 Thu`.
-    pub date: String,
+    pub(crate) date: String,
     /// The count per series.
-    pub counts: Vec<String>,
+    pub(crate) counts: Vec<String>,
     /// The day's total.
-    pub total: String,
+    pub(crate) total: String,
     /// Open alerts at the end of the day.
-    pub open: String,
+    pub(crate) open: String,
 }
 
 /// One tenant's row in a report over several.
 pub(super) struct TenantRow<'a> {
     /// The tenant.
-    pub tenant: &'a str,
+    pub(crate) tenant: &'a str,
     /// Alerts on record.
-    pub alerts: String,
+    pub(crate) alerts: String,
     /// Open now.
-    pub open: String,
+    pub(crate) open: String,
     /// Open High and above.
-    pub open_high: String,
+    pub(crate) open_high: String,
     /// Whether there are any (marked).
-    pub any_open_high: bool,
+    pub(crate) any_open_high: bool,
     /// New in the window.
-    pub new_in_window: String,
+    pub(crate) new_in_window: String,
     /// Resolved in the window.
-    pub resolved_in_window: String,
+    pub(crate) resolved_in_window: String,
 }
 
 /// One row of the recent High alerts table.
 pub(super) struct HighRow<'a> {
     /// Creation time (`—` when missing).
-    pub created: String,
+    pub(crate) created: String,
     /// Title.
-    pub title: &'a str,
+    pub(crate) title: &'a str,
     /// Alert ID.
-    pub id: &'a str,
+    pub(crate) id: &'a str,
     /// Device (`—` when missing).
-    pub device: &'a str,
+    pub(crate) device: &'a str,
     /// Tenant.
-    pub tenant: &'a str,
+    pub(crate) tenant: &'a str,
     /// Status.
-    pub status: &'a str,
+    pub(crate) status: &'a str,
     /// Severity as sent.
-    pub severity: &'a str,
+    pub(crate) severity: &'a str,
     /// The alert in the Defender portal (an https link to a portal host), when stored.
-    pub link: Option<&'a str>,
+    pub(crate) link: Option<&'a str>,
 }
 
 /// Tenants named in the HTML header; a long list ends with "and N more".

@@ -13,7 +13,7 @@ use super::validate::is_guid;
 
 /// Where a secret comes from. The secret itself is only read by [`SecretSource::read`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SecretSource {
+pub(crate) enum SecretSource {
     /// An environment variable of this name.
     Env {
         /// The config key that named it.
@@ -39,7 +39,7 @@ pub enum SecretSource {
 
 impl SecretSource {
     /// Reads the secret. Errors name the config key that pointed at it.
-    pub fn read(&self) -> Result<SecretString, ConfigError> {
+    pub(crate) fn read(&self) -> Result<SecretString, ConfigError> {
         let value = match self {
             SecretSource::Env { key, var } => std::env::var(var).map_err(|_| {
                 let what = if key.contains("password") {
@@ -133,7 +133,7 @@ impl SecretSource {
 }
 
 /// The environment variable that stands in for credential `name` outside systemd.
-pub fn credential_variable(name: &str) -> &'static str {
+pub(crate) fn credential_variable(name: &str) -> &'static str {
     match name {
         "password" => "MDE_ALERTS_PASSWORD",
         "mail_password" => "MDE_ALERTS_MAIL_PASSWORD",
@@ -180,12 +180,12 @@ fn shown_name(var: &str) -> bool {
 
 /// What to do about a file holding a secret that the wrong accounts can read, or the service's
 /// account cannot: one answer wherever it is said (`config check` as root, a poll's warning).
-pub const SECRET_FILE_FIX: &str = "chown it to the service's user and chmod 0600, or leave the key out and pass the secret as a systemd credential (LoadCredential=, see the README)";
+pub(crate) const SECRET_FILE_FIX: &str = "chown it to the service's user and chmod 0600, or leave the key out and pass the secret as a systemd credential (LoadCredential=, see the README)";
 
 /// Warns when a file holding a secret may be read by others than its owner: once per file and
 /// process, however many tenants share the file or how often it is read (forty tenants of one app
 /// made forty identical lines).
-pub fn warn_if_shared(key: &str, path: &Path) {
+pub(crate) fn warn_if_shared(key: &str, path: &Path) {
     use std::os::unix::fs::PermissionsExt;
     static WARNED: std::sync::Mutex<Option<std::collections::HashSet<PathBuf>>> =
         std::sync::Mutex::new(None);

@@ -26,7 +26,7 @@ const DEFAULT_USER: &str = "mde-alerts";
 
 /// A user account, as the kernel judges its access.
 #[derive(Debug, Clone)]
-pub struct Account {
+pub(crate) struct Account {
     /// Its name.
     pub name: String,
     /// Where the name came from, for messages ("the unit's User=").
@@ -39,7 +39,7 @@ impl Account {
     /// The service's user: `$MDE_ALERTS_SERVICE_USER`, else the installed unit's `User=`, else
     /// `mde-alerts`; `None` when no such account exists here (nothing installed yet), or when it
     /// is the user running this command (its own checks already told).
-    pub fn of_service() -> Option<Account> {
+    pub(crate) fn of_service() -> Option<Account> {
         let (name, from) = match std::env::var("MDE_ALERTS_SERVICE_USER") {
             Ok(n) if !n.is_empty() => (n, "MDE_ALERTS_SERVICE_USER".to_owned()),
             _ => UNITS
@@ -234,7 +234,7 @@ fn paths(config: &Config) -> Vec<(PathBuf, Need, String, &'static str)> {
 }
 
 /// What `account` (the service's user) cannot use of `config`, one warning per path.
-pub fn warnings(config: &Config, account: &Account) -> Vec<Warning> {
+pub(crate) fn warnings(config: &Config, account: &Account) -> Vec<Warning> {
     paths(config)
         .into_iter()
         .filter_map(|(path, need, key, fix)| {

@@ -226,7 +226,7 @@ fn the_public_surface_is_what_the_binary_and_tests_use() {
         "store",
         "words",
     ];
-    const PUB_LINES_CEILING: usize = 660;
+    const PUB_LINES_CEILING: usize = 640;
 
     // Every plain `pub` line of lib.rs: a module's name, anything else (`pub use`, `pub fn`) whole.
     let lib = std::fs::read_to_string(root().join("src/lib.rs")).unwrap();

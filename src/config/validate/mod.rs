@@ -211,7 +211,7 @@ fn endpoint_url(at: &At<'_>, k: &str, s: &str) -> Result<Url, ConfigError> {
 
 /// Graph's largest `$top` (the security API's documented constraint; Elastic lowered its own
 /// default to it after failures above).
-pub const GRAPH_MAX_TOP: u32 = 1_000;
+pub(crate) const GRAPH_MAX_TOP: u32 = 1_000;
 
 /// A schedule must fire within this long: one that does not (`0 0 0 30 2 *`, 30 February) would
 /// leave the service waiting for ever without a word.
@@ -406,7 +406,7 @@ fn poll(
 
 /// Tenants a one-off `poll` reads at once: enough to poll 1,000 tenants in seconds, few enough
 /// that a slow proxy or Entra is not flooded. Each tenant keeps its own budget whatever this is.
-pub const DEFAULT_CONCURRENCY: usize = 16;
+pub(crate) const DEFAULT_CONCURRENCY: usize = 16;
 
 fn export(
     at: &At<'_>,

@@ -101,12 +101,12 @@ impl InProcess {
     }
 
     /// Fires the poll schedule now.
-    fn tick(&self) {
+    pub(crate) fn tick(&self) {
         self.remote.fire(&self.schedule, self.tenants);
     }
 
     /// Reads events until `done` says so (at most 10 s); returns those read.
-    async fn until(&mut self, done: impl Fn(&Event) -> bool) -> Vec<Event> {
+    pub(crate) async fn until(&mut self, done: impl Fn(&Event) -> bool) -> Vec<Event> {
         let mut read = Vec::new();
         loop {
             let e = tokio::time::timeout(Duration::from_secs(10), self.remote.events.recv())
@@ -234,10 +234,6 @@ async fn stop(child: &mut tokio::process::Child) -> String {
     err
 }
 
-fn every_second(env: &Env) {
-    env.edit_config(|c| c.poll.schedule = Some("* * * * * *".into()));
-}
-
 /// Polls repeat, each followed by the exports and the metrics; one token serves them all;
 /// `status` sees the running service; the stop is clean and leaves complete files.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -327,7 +323,7 @@ async fn the_service_polls_exports_publishes_and_stops_cleanly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_notifies_systemd_and_stops_on_sigterm() {
     let env = Env::new(sim_config(50, 66, Hazards::default()), Opts::default()).await;
-    every_second(&env);
+    env.edit_config(|c| c.poll.schedule = Some("* * * * * *".into()));
     let notify = Notify::new(env.path());
     let mut child = spawn_run(&env, &notify, 1_000_000);
     notify.wait_for("ok: ", 1).await;
@@ -355,7 +351,7 @@ async fn a_wedged_poll_starves_the_watchdog_and_overlapping_ticks_are_skipped() 
         ..Hazards::default()
     };
     let env = Env::new(sim_config(50, 62, hazards), Opts::default()).await;
-    every_second(&env);
+    env.edit_config(|c| c.poll.schedule = Some("* * * * * *".into()));
     env.edit_config(|c| c.poll.request_timeout = Some(config::duration("120s")));
     // The poll's deadline is its next tick, 1 s away; a 300 ms grace stands in for 5 s.
     let mut service = InProcess::start(&env, |d| {

@@ -269,23 +269,26 @@ async fn transient_faults_are_retried_within_the_poll() {
     assert_matches_truth(&env);
 }
 
+/// Tokens that live a second are renewed at 80 % of their life, in the middle of a poll of a few
+/// seconds, and no more often than that.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn short_tokens_are_renewed_before_they_expire() {
     let hazards = Hazards {
         fault_rate: 1.0,
         fault_kinds: vec![FaultKind::Slow],
-        slow_delay: Duration::from_millis(400),
+        slow_delay: Duration::from_millis(300),
         ..Hazards::default()
     };
-    let mut cfg = sim_config(1_500, 17, hazards);
-    cfg.token_lifetime = Duration::from_secs(2);
+    let life = Duration::from_secs(1);
+    let mut cfg = sim_config(600, 17, hazards);
+    cfg.token_lifetime = life;
     let env = Env::new(cfg, Opts::default()).await;
     let started = Instant::now();
     let s = poll_job::poll(&env.config(), None, false).await.unwrap();
     let elapsed = started.elapsed().as_secs_f64();
     assert!(s.failed.is_empty(), "{:?}", s.failed);
     let st = env.sim.stats();
-    let expected = elapsed / (0.8 * 2.0);
+    let expected = elapsed / (0.8 * life.as_secs_f64());
     assert!(
         (st.tokens_issued as f64) <= expected + 2.0,
         "{} tokens for a {elapsed:.1}s poll",

@@ -568,7 +568,6 @@ async fn a_reload_picks_up_a_rotated_secret() {
     env.sim.set_client_secret("rotated-secret-value");
     std::fs::write(env.path().join("secret"), "rotated-secret-value\n").unwrap();
     // The old token is still valid: only a new provider asks for a new one.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(service.reload().await, Event::Reloaded);
     let issued = env.sim.stats().tokens_issued;
     assert!(service.poll().await, "{:?}", service.seen);
@@ -581,7 +580,7 @@ async fn a_reload_picks_up_a_rotated_secret() {
     let last_success =
         mde_alerts::alert::time::ApiTime::parse(s[0]["last_success"].as_str().unwrap()).unwrap();
     assert!(
-        last_success > rotated_at.plus(Duration::from_secs(1)),
-        "{s}"
+        last_success > rotated_at,
+        "a success after the rotation: {s}"
     );
 }

@@ -74,7 +74,7 @@ pub(crate) struct InProcess {
     task: tokio::task::JoinHandle<Result<(), mde_alerts::error::Error>>,
     schedule: croner::Cron,
     tenants: usize,
-    seen: Vec<Event>,
+    pub(crate) seen: Vec<Event>,
 }
 
 impl InProcess {

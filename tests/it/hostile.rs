@@ -687,13 +687,13 @@ async fn a_tenants_own_token_echoed_into_alerts_is_scrubbed_at_any_scale() {
 /// Starting every due poll at once would put a tick of 10,000 tenants in flight at once, each
 /// with its buffers: memory would grow with the tenants. The service runs at most `[poll]
 /// concurrency` polls at a time, as a one-off `poll` does. Six tenants due at once whose API
-/// answers in 300 ms would overlap; with `concurrency = 1` the server never answers two requests
+/// answers in 150 ms would overlap; with `concurrency = 1` the server never answers two requests
 /// at once, and every tenant is still polled.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_service_runs_at_most_concurrency_polls_at_once() {
     const TENANTS: usize = 6;
     let env = env().await;
-    let api = hostile(slow_empty_api(Duration::from_millis(300))).await;
+    let api = hostile(slow_empty_api(Duration::from_millis(150))).await;
     write_config(&env, &api.url, &api.url, "Qx7~Lm.slots-test-secret");
     many_tenants(&env, TENANTS, 1, "0 0 * * * *");
     let mut service = InProcess::start(&env, |_| {}).await;

@@ -144,7 +144,7 @@ async fn serve_one(
         text: String::from_utf8_lossy(&buf).into_owned(),
         body: String::from_utf8_lossy(&buf[head_end..]).into_owned(),
     };
-    let _answering = Answering::new(counters);
+    let answering = Answering::new(counters);
     let mut answer = handler(&req);
     if let Answer::Later { after, then } = answer {
         tokio::time::sleep(after).await;
@@ -180,6 +180,9 @@ async fn serve_one(
             }
             out.push_str("\r\n");
             out.push_str(&body);
+            // Answered once the answer is ready: the client may act on it (end its poll, let the
+            // next one start) before this task runs again after the write.
+            drop(answering);
             let _ = s.write_all(out.as_bytes()).await;
         }
         Answer::Endless => {

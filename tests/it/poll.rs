@@ -211,41 +211,49 @@ async fn invalid_elements_are_counted_and_the_rest_is_stored() {
     );
 }
 
+/// A truncated page and a page that is not JSON each fail the poll (after the retries a
+/// transient fault gets) without moving the cursor. The two run side by side: each waits out the
+/// product's backoff.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_malformed_page_fails_the_poll_without_moving_the_cursor() {
-    for kind in [FaultKind::Truncated, FaultKind::NotJson] {
-        let env = Env::new(sim_config(150, 15, Hazards::default()), Opts::default()).await;
-        let config = env.config();
-        poll_job::poll(&config, None, false).await.unwrap();
-        let cursor = Store::open(&env.store_path())
-            .unwrap()
-            .cursor("t1")
-            .unwrap();
-        env.sim.update_random(20);
-        env.sim.set_hazards(Hazards {
-            fault_rate: 1.0,
-            fault_kinds: vec![kind],
-            ..Hazards::default()
-        });
-        let s = poll_job::poll(&config, None, false).await.unwrap();
-        assert_eq!(s.failed.len(), 1, "{kind:?}");
-        let msg = s.failed[0].1.to_string();
-        assert!(msg.contains("not valid JSON"), "{msg}");
-        let store = Store::open(&env.store_path()).unwrap();
-        assert_eq!(
-            store.cursor("t1").unwrap(),
-            cursor,
-            "{kind:?} moved the cursor"
-        );
-        let last = &store.runs(Some("t1"), 1).unwrap()[0];
-        assert_eq!(last.outcome, "failed");
-        assert!(
-            last.error
-                .as_deref()
-                .unwrap_or("")
-                .contains("not valid JSON")
-        );
-    }
+    tokio::join!(
+        malformed_page_fails(FaultKind::Truncated),
+        malformed_page_fails(FaultKind::NotJson)
+    );
+}
+
+async fn malformed_page_fails(kind: FaultKind) {
+    let env = Env::new(sim_config(150, 15, Hazards::default()), Opts::default()).await;
+    let config = env.config();
+    poll_job::poll(&config, None, false).await.unwrap();
+    let cursor = Store::open(&env.store_path())
+        .unwrap()
+        .cursor("t1")
+        .unwrap();
+    env.sim.update_random(20);
+    env.sim.set_hazards(Hazards {
+        fault_rate: 1.0,
+        fault_kinds: vec![kind],
+        ..Hazards::default()
+    });
+    let s = poll_job::poll(&config, None, false).await.unwrap();
+    assert_eq!(s.failed.len(), 1, "{kind:?}");
+    let msg = s.failed[0].1.to_string();
+    assert!(msg.contains("not valid JSON"), "{msg}");
+    let store = Store::open(&env.store_path()).unwrap();
+    assert_eq!(
+        store.cursor("t1").unwrap(),
+        cursor,
+        "{kind:?} moved the cursor"
+    );
+    let last = &store.runs(Some("t1"), 1).unwrap()[0];
+    assert_eq!(last.outcome, "failed");
+    assert!(
+        last.error
+            .as_deref()
+            .unwrap_or("")
+            .contains("not valid JSON")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

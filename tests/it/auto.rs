@@ -196,6 +196,50 @@ async fn mde_switched_off_without_graphs_permission_fails_saying_what_to_grant()
     }
 }
 
+/// Polls under the service every 100 ms, each poll succeeding, until `done` says so (at most
+/// 10 s): a test of what happens at a token's renewal waits for the renewal itself, not for a
+/// guessed stretch of its life. Returns the simulator's counters before the first poll and after
+/// each.
+async fn poll_until(
+    service: &mut InProcess,
+    env: &Env,
+    done: impl Fn() -> bool,
+) -> Vec<mde_sim::Stats> {
+    let started = std::time::Instant::now();
+    let mut seen = vec![env.sim.stats()];
+    loop {
+        assert!(service.poll().await, "{:?}", service.seen);
+        seen.push(env.sim.stats());
+        if done() {
+            return seen;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "not done after {} polls: {:?}",
+            seen.len() - 1,
+            seen.last()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// Asserts that the last of `polls` (counters from [`poll_until`]) renewed a token, and that at
+/// least one quiet poll came before it: what changed was seen at the renewal, not before.
+#[track_caller]
+fn seen_at_the_renewal(polls: &[mde_sim::Stats]) {
+    let [.., before, last] = polls else {
+        panic!("no poll: {polls:?}");
+    };
+    assert!(
+        polls.len() >= 3,
+        "a quiet poll before the renewal: {polls:?}"
+    );
+    assert!(
+        last.tokens_issued > before.tokens_issued,
+        "seen at a token's renewal: {polls:?}"
+    );
+}
+
 /// Under `run` the Graph token is cached for its lifetime, so a permission granted meanwhile is not
 /// in it yet: the MDE API answering 410 (or 403) makes the service fetch a fresh Graph token and
 /// read Graph in the same poll, with no restart and no config edit.
@@ -239,10 +283,10 @@ async fn under_run_a_permission_granted_later_is_seen_at_the_next_token_renewal(
     assert_eq!(env.sim.stats().graph_calls, 0);
     env.sim.set_graph_roles(&["SecurityAlert.Read.All"]);
     env.sim.update_random(20);
-    // Past 80 % of the token's life: the next poll renews it and decides again.
-    tokio::time::sleep(std::time::Duration::from_millis(1_800)).await;
-    assert!(service.poll().await);
-    assert!(env.sim.stats().graph_calls > 0, "moved to Graph");
+    // The polls go on reading MDE until, past 80 % of the token's life, one renews it and
+    // decides again.
+    let polls = poll_until(&mut service, &env, || env.sim.stats().graph_calls > 0).await;
+    seen_at_the_renewal(&polls);
     let mde_calls = env.sim.stats().alert_calls;
     assert!(service.poll().await);
     assert_eq!(env.sim.stats().alert_calls, mde_calls, "and stays there");
@@ -383,8 +427,12 @@ async fn a_graph_refusing_a_permitted_token_is_recorded_and_said_once_across_one
         (recorded.api.as_str(), recorded.reason.as_str()),
         ("mde", "graph_refused")
     );
-    // `since` has a resolution of a second: a row rewritten later would show it.
-    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    // `since` has a resolution of a second: once the clock has moved past its second, a row
+    // rewritten later would show it.
+    let second = || chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    while second() <= recorded.since {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     for _ in 0..2 {
         let out = run(&env, &["poll"]).await;
         assert!(out.status.success(), "{out:?}");
@@ -409,7 +457,7 @@ async fn a_graph_refusing_a_permitted_token_is_recorded_and_said_once_across_one
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn under_run_a_graph_refusing_a_permitted_token_costs_one_call_per_token_lifetime() {
     let mut sim = sim_config(100, 87, Hazards::default());
-    sim.token_lifetime = std::time::Duration::from_secs(3);
+    sim.token_lifetime = std::time::Duration::from_secs(2);
     let env = Env::new(sim, auto()).await;
     let (graph, calls) = refusing_graph(403, "Forbidden").await;
     env.edit_config(|c| c.tenants[0].graph_url = Some(graph.url.clone()));
@@ -427,9 +475,13 @@ async fn under_run_a_graph_refusing_a_permitted_token_costs_one_call_per_token_l
         1,
         "Graph is not asked again before its token is renewed"
     );
-    // Past 80 % of the Graph token's life: the next poll decides again and Graph refuses again.
-    tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
-    assert!(service.poll().await);
+    // Quiet polls, one MDE call each, until past 80 % of the Graph token's life a poll renews it,
+    // decides again and Graph refuses again.
+    let polls = poll_until(&mut service, &env, || hits(&calls) > 1).await;
+    seen_at_the_renewal(&polls);
+    for w in polls[..polls.len() - 1].windows(2) {
+        assert_eq!(w[1].alert_calls - w[0].alert_calls, 1, "a quiet poll");
+    }
     assert_eq!(hits(&calls), 2);
     service.stop().await;
     assert_eq!(
@@ -547,9 +599,14 @@ async fn under_run_a_graph_sign_in_refused_is_asked_again_at_the_mde_tokens_rene
     );
     env.sim.set_graph_sign_in_refused(None);
     env.sim.update_random(10);
-    tokio::time::sleep(std::time::Duration::from_millis(1_800)).await;
-    assert!(service.poll().await);
-    assert!(env.sim.stats().graph_calls > 0, "moved to Graph");
+    let requests = env.sim.stats().token_requests;
+    let polls = poll_until(&mut service, &env, || env.sim.stats().graph_calls > 0).await;
+    seen_at_the_renewal(&polls);
+    assert_eq!(
+        polls[polls.len() - 2].token_requests,
+        requests,
+        "Entra is not asked again before the renewal"
+    );
     service.stop().await;
     assert_eq!(choice(&env).unwrap().api, "graph");
     assert_one_latest_row_per_alert(&env);
@@ -751,6 +808,9 @@ async fn killed_polls_moving_between_apis_lose_nothing_and_store_nothing_twice()
     // And once more on Graph, after changes: nothing doubled, nothing Graph serves left stale.
     env.sim.set_graph_roles(&["SecurityAlert.Read.All"]);
     env.sim.update_random(30);
+    // A fifth of the changes become visible late: one poll can read only what is visible, and
+    // the truth holds every version, so the poll waits until they all are.
+    settle(&env.sim).await;
     let s = poll_job::poll(&env.config(), None, false).await.unwrap();
     assert!(s.failed.is_empty(), "{:?}", s.failed);
     assert_eq!(s.apis[0].1.api, mde_alerts::config::SourceKind::Graph);

@@ -419,7 +419,7 @@ async fn json_logs_and_health_max_age() {
     env.edit_config(|c| {
         c.log.format = Some(LogFormat::Json);
         c.log.level = Some("info".into());
-        c.health.max_age = Some(config::duration("4s"));
+        c.health.max_age = Some(config::duration("2s"));
     });
     let out = run_with(&env, &["poll"], |c| {
         c.env_remove("RUST_LOG");
@@ -436,8 +436,21 @@ async fn json_logs_and_health_max_age() {
     }
     let out = run(&env, &["status"]).await;
     assert!(out.status.success(), "fresh: {}", text(&out));
-    tokio::time::sleep(std::time::Duration::from_millis(4_500)).await;
-    let out = run(&env, &["status"]).await;
+    // Unhealthy once the last success is older than max_age: asked until then, not slept for.
+    let polled = std::time::Instant::now();
+    let out = loop {
+        let out = run(&env, &["status"]).await;
+        if out.status.success() {
+            assert!(
+                polled.elapsed() < std::time::Duration::from_secs(10),
+                "still healthy long after max_age: {}",
+                text(&out)
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            continue;
+        }
+        break out;
+    };
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("max_age"), "{}", text(&out));
 }

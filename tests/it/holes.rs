@@ -274,7 +274,17 @@ async fn ctrl_c_during_import_rolls_back_and_records_the_run() {
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // Once its run is begun, the import is under way.
+    let begun = store_until(&env.store_path(), Duration::from_secs(10), |c| {
+        c.query_row(
+            "SELECT COUNT(*) FROM runs WHERE kind = 'import' AND outcome = 'running'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .map(|n| (n > 0).then_some(()))
+    })
+    .await;
+    assert!(begun.is_some(), "the import never began its run");
     signal(&child, "-INT");
     let out = tokio::time::timeout(Duration::from_secs(20), child.wait_with_output())
         .await

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::service::InProcess;
 use crate::support::*;
 use mde_sim::{DEMO_CLIENT_ID, DEMO_TENANT_ID, Hazards};
 
@@ -143,7 +144,7 @@ async fn serve_one(
         text: String::from_utf8_lossy(&buf).into_owned(),
         body: String::from_utf8_lossy(&buf[head_end..]).into_owned(),
     };
-    let _answering = Answering::new(counters);
+    let answering = Answering::new(counters);
     let mut answer = handler(&req);
     if let Answer::Later { after, then } = answer {
         tokio::time::sleep(after).await;
@@ -179,6 +180,9 @@ async fn serve_one(
             }
             out.push_str("\r\n");
             out.push_str(&body);
+            // Answered once the answer is ready: the client may act on it (end its poll, let the
+            // next one start) before this task runs again after the write.
+            drop(answering);
             let _ = s.write_all(out.as_bytes()).await;
         }
         Answer::Endless => {
@@ -268,19 +272,6 @@ fn slow_empty_api(after: Duration) -> impl Fn(&Req) -> Answer + Send + Sync + 's
             }
         }
     }
-}
-
-/// Starts the service on `env`'s config, its output discarded; killed if the test ends first.
-fn start_run(env: &Env) -> tokio::process::Child {
-    tokio::process::Command::new(bin())
-        .arg("--config")
-        .arg(&env.config_path)
-        .arg("run")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap()
 }
 
 /// Turns the config [`write_config`] wrote into `n` copies of its tenant (`t00`, `t01`, …) read
@@ -697,29 +688,20 @@ async fn a_tenants_own_token_echoed_into_alerts_is_scrubbed_at_any_scale() {
 }
 
 /// Starting every due poll at once would put a tick of 10,000 tenants in flight at once, each
-/// with its buffers: memory would grow with the tenants. The service runs at most `[poll] concurrency` polls at a time, as a one-off `poll` does. Six tenants whose
-/// API answers in 1.2 s, staggered over 4 s: they would overlap; with `concurrency = 1` the server
-/// never answers two requests at once, and every tenant is still polled.
+/// with its buffers: memory would grow with the tenants. The service runs at most `[poll]
+/// concurrency` polls at a time, as a one-off `poll` does. Six tenants due at once whose API
+/// answers in 150 ms would overlap; with `concurrency = 1` the server never answers two requests
+/// at once, and every tenant is still polled.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_service_runs_at_most_concurrency_polls_at_once() {
     const TENANTS: usize = 6;
     let env = env().await;
-    let api = hostile(slow_empty_api(Duration::from_millis(1200))).await;
+    let api = hostile(slow_empty_api(Duration::from_millis(150))).await;
     write_config(&env, &api.url, &api.url, "Qx7~Lm.slots-test-secret");
-    many_tenants(&env, TENANTS, 1, "*/4 * * * * *");
-    let mut child = start_run(&env);
-    let polled = store_until(&env.store_path(), Duration::from_secs(20), |c| {
-        c.query_row(
-            "SELECT COUNT(DISTINCT tenant) FROM runs WHERE kind = 'poll' AND outcome = 'ok'",
-            [],
-            |r| r.get::<_, i64>(0),
-        )
-        .map(|n| (n as usize == TENANTS).then_some(n as usize))
-    })
-    .await;
-    signal(&child, "-TERM");
-    let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
-    assert_eq!(polled, Some(TENANTS), "every tenant was polled");
+    many_tenants(&env, TENANTS, 1, "0 0 * * * *");
+    let mut service = InProcess::start(&env, |_| {}).await;
+    assert!(service.poll_n(TENANTS).await, "every tenant was polled");
+    service.stop().await;
     assert_eq!(
         api.peak.load(Ordering::SeqCst),
         1,
@@ -729,34 +711,25 @@ async fn the_service_runs_at_most_concurrency_polls_at_once() {
 
 /// A poll that gets no slot before its next start is a failed run with the reason and the fix,
 /// in the store where `status` and the metrics read it, not a silent gap: one slot, an API that
-/// takes 3 s a page, tenants due every 2 s.
+/// takes 2.5 s a page, four tenants due every 2 s (the test fires their tick, and their
+/// deadlines are the next one's staggered starts, under 2 s away).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_poll_with_no_free_slot_by_its_deadline_is_a_failed_run() {
     let env = env().await;
-    let api = hostile(slow_empty_api(Duration::from_secs(3))).await;
+    let api = hostile(slow_empty_api(Duration::from_millis(2_500))).await;
     write_config(&env, &api.url, &api.url, "Qx7~Lm.no-slot-test-secret");
     many_tenants(&env, 4, 1, "*/2 * * * * *");
-    let mut child = start_run(&env);
-    let error = store_until(&env.store_path(), Duration::from_secs(15), |c| {
-        c.query_row(
-            "SELECT error FROM runs WHERE outcome = 'failed' AND error LIKE '%no poll slot%'",
-            [],
-            |r| r.get::<_, String>(0),
-        )
-        .map(Some)
-    })
-    .await;
-    signal(&child, "-TERM");
-    let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
-    let error = error.expect("a poll without a slot was recorded as a failed run");
-    let fix: Option<String> = rusqlite::Connection::open(env.store_path())
+    let mut service = InProcess::start(&env, |_| {}).await;
+    assert!(!service.poll_n(4).await, "a poll without a slot failed");
+    service.stop().await;
+    let (error, fix): (String, Option<String>) = rusqlite::Connection::open(env.store_path())
         .unwrap()
         .query_row(
-            "SELECT fix FROM runs WHERE outcome = 'failed' AND error LIKE '%no poll slot%'",
+            "SELECT error, fix FROM runs WHERE outcome = 'failed' AND error LIKE '%no poll slot%'",
             [],
-            |r| r.get(0),
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )
-        .unwrap();
+        .expect("a poll without a slot was recorded as a failed run");
     let fix = fix.unwrap_or_default();
     assert!(fix.contains("raise [poll] concurrency"), "{error} / {fix}");
 }

@@ -165,6 +165,120 @@ fn no_module_is_named_after_a_process() {
     }
 }
 
+/// The tests that may name a schedule firing more than once a minute, each with its reason. Every
+/// other test fires the service's ticks by hand (`InProcess`, `Driver::manual`), so none waits
+/// for the wall clock to reach a cron time: such waits made the suite slow and flaky.
+const FAST_SCHEDULES_ALLOWED: &[(&str, &str)] = &[
+    // The one test of the real binary's own cron (tokio-cron-scheduler fires it, and sd_notify
+    // reports the poll): every second, so its tick is at most a second away.
+    ("service.rs", "run_notifies_systemd_and_stops_on_sigterm"),
+    // Fired by hand; the schedule only puts the poll's deadline (its next tick) a second away.
+    (
+        "service.rs",
+        "a_wedged_poll_starves_the_watchdog_and_overlapping_ticks_are_skipped",
+    ),
+    // Fired by hand; the schedule puts the deadlines of the polls waiting for a slot under 2 s
+    // away.
+    (
+        "hostile.rs",
+        "a_poll_with_no_free_slot_by_its_deadline_is_a_failed_run",
+    ),
+    // A one-off poll waits for no tick: its deadline is the schedule's next firing, under a
+    // second away.
+    (
+        "budget.rs",
+        "a_poll_stops_at_its_deadline_and_the_next_continues",
+    ),
+];
+
+/// Whether `text` is a cron expression with a seconds field (six or seven fields) that fires more
+/// than once a minute: its seconds field is a range, a step, a list or `*`.
+fn fires_within_seconds(text: &str) -> bool {
+    let fields: Vec<&str> = text.split_whitespace().collect();
+    let cron_like = (6..=7).contains(&fields.len())
+        && fields.iter().any(|f| f.contains('*'))
+        && fields.iter().all(|f| {
+            f.chars()
+                .all(|c| c.is_ascii_digit() || c.is_ascii_uppercase() || "*/,-?#".contains(c))
+        });
+    cron_like && fields[0].contains(['*', '/', ',', '-'])
+}
+
+/// The name of the function a line of a test file belongs to, if the line starts one.
+fn fn_name(line: &str) -> Option<&str> {
+    let rest = line.trim_start();
+    let rest = ["pub(crate) ", "pub "]
+        .iter()
+        .find_map(|p| rest.strip_prefix(p))
+        .unwrap_or(rest);
+    let rest = rest.strip_prefix("async ").unwrap_or(rest);
+    let name = rest.strip_prefix("fn ")?;
+    name.split(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .next()
+}
+
+/// Every (file, function) of `tests/it` but this file that names a schedule firing within
+/// seconds, with the schedule.
+fn fast_schedules() -> Vec<(String, String, String)> {
+    let dir = root().join("tests/it");
+    let mut files = Vec::new();
+    rust_files(&dir, &mut files);
+    let mut found = Vec::new();
+    for f in files {
+        let file = f.strip_prefix(&dir).unwrap().to_string_lossy().into_owned();
+        if file == "layout.rs" {
+            continue;
+        }
+        let mut current = String::new();
+        for line in std::fs::read_to_string(&f).unwrap().lines() {
+            if let Some(name) = fn_name(line) {
+                current = name.to_owned();
+            }
+            // Every quoted text of the line, escaped quotes included.
+            for quoted in line.split('"').skip(1).step_by(2) {
+                let quoted = quoted.trim_end_matches('\\');
+                if fires_within_seconds(quoted) {
+                    found.push((file.clone(), current.clone(), quoted.to_owned()));
+                }
+            }
+        }
+    }
+    found
+}
+
+/// No test waits for a wall-clock cron tick: a schedule that fires within seconds appears only in
+/// the tests [`FAST_SCHEDULES_ALLOWED`] names, and each of those still needs it.
+#[test]
+fn no_test_waits_for_a_wall_clock_tick() {
+    for (cron, fast) in [
+        ("* * * * * *", true),
+        ("*/4 * * * * *", true),
+        ("0,30 * * * * *", true),
+        ("0 */5 * * * *", false),
+        ("0 0 * * * *", false),
+        ("30 0 6 * * *", false),
+        ("*/5 * * * *", false),
+    ] {
+        assert_eq!(fires_within_seconds(cron), fast, "{cron}");
+    }
+    let found = fast_schedules();
+    for (file, function, cron) in &found {
+        assert!(
+            FAST_SCHEDULES_ALLOWED.contains(&(file.as_str(), function.as_str())),
+            "tests/it/{file}: {function} sets the schedule {cron:?}, which fires within seconds: \
+             fire its ticks by hand (InProcess::tick, Remote::fire) on a schedule of once a \
+             minute or less, or add it to FAST_SCHEDULES_ALLOWED with the reason"
+        );
+    }
+    for (file, function) in FAST_SCHEDULES_ALLOWED {
+        assert!(
+            found.iter().any(|(f, n, _)| f == file && n == function),
+            "{file}: {function} no longer needs a fast schedule: take it off \
+             FAST_SCHEDULES_ALLOWED"
+        );
+    }
+}
+
 /// The test doubles are built for tests only: behind `cfg(test)` or the `test-support` feature,
 /// which no default build turns on, so a release binary has none of them.
 #[test]

@@ -211,41 +211,49 @@ async fn invalid_elements_are_counted_and_the_rest_is_stored() {
     );
 }
 
+/// A truncated page and a page that is not JSON each fail the poll (after the retries a
+/// transient fault gets) without moving the cursor. The two run side by side: each waits out the
+/// product's backoff.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_malformed_page_fails_the_poll_without_moving_the_cursor() {
-    for kind in [FaultKind::Truncated, FaultKind::NotJson] {
-        let env = Env::new(sim_config(150, 15, Hazards::default()), Opts::default()).await;
-        let config = env.config();
-        poll_job::poll(&config, None, false).await.unwrap();
-        let cursor = Store::open(&env.store_path())
-            .unwrap()
-            .cursor("t1")
-            .unwrap();
-        env.sim.update_random(20);
-        env.sim.set_hazards(Hazards {
-            fault_rate: 1.0,
-            fault_kinds: vec![kind],
-            ..Hazards::default()
-        });
-        let s = poll_job::poll(&config, None, false).await.unwrap();
-        assert_eq!(s.failed.len(), 1, "{kind:?}");
-        let msg = s.failed[0].1.to_string();
-        assert!(msg.contains("not valid JSON"), "{msg}");
-        let store = Store::open(&env.store_path()).unwrap();
-        assert_eq!(
-            store.cursor("t1").unwrap(),
-            cursor,
-            "{kind:?} moved the cursor"
-        );
-        let last = &store.runs(Some("t1"), 1).unwrap()[0];
-        assert_eq!(last.outcome, "failed");
-        assert!(
-            last.error
-                .as_deref()
-                .unwrap_or("")
-                .contains("not valid JSON")
-        );
-    }
+    tokio::join!(
+        malformed_page_fails(FaultKind::Truncated),
+        malformed_page_fails(FaultKind::NotJson)
+    );
+}
+
+async fn malformed_page_fails(kind: FaultKind) {
+    let env = Env::new(sim_config(150, 15, Hazards::default()), Opts::default()).await;
+    let config = env.config();
+    poll_job::poll(&config, None, false).await.unwrap();
+    let cursor = Store::open(&env.store_path())
+        .unwrap()
+        .cursor("t1")
+        .unwrap();
+    env.sim.update_random(20);
+    env.sim.set_hazards(Hazards {
+        fault_rate: 1.0,
+        fault_kinds: vec![kind],
+        ..Hazards::default()
+    });
+    let s = poll_job::poll(&config, None, false).await.unwrap();
+    assert_eq!(s.failed.len(), 1, "{kind:?}");
+    let msg = s.failed[0].1.to_string();
+    assert!(msg.contains("not valid JSON"), "{msg}");
+    let store = Store::open(&env.store_path()).unwrap();
+    assert_eq!(
+        store.cursor("t1").unwrap(),
+        cursor,
+        "{kind:?} moved the cursor"
+    );
+    let last = &store.runs(Some("t1"), 1).unwrap()[0];
+    assert_eq!(last.outcome, "failed");
+    assert!(
+        last.error
+            .as_deref()
+            .unwrap_or("")
+            .contains("not valid JSON")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -269,23 +277,26 @@ async fn transient_faults_are_retried_within_the_poll() {
     assert_matches_truth(&env);
 }
 
+/// Tokens that live a second are renewed at 80 % of their life, in the middle of a poll of a few
+/// seconds, and no more often than that.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn short_tokens_are_renewed_before_they_expire() {
     let hazards = Hazards {
         fault_rate: 1.0,
         fault_kinds: vec![FaultKind::Slow],
-        slow_delay: Duration::from_millis(400),
+        slow_delay: Duration::from_millis(300),
         ..Hazards::default()
     };
-    let mut cfg = sim_config(1_500, 17, hazards);
-    cfg.token_lifetime = Duration::from_secs(2);
+    let life = Duration::from_secs(1);
+    let mut cfg = sim_config(600, 17, hazards);
+    cfg.token_lifetime = life;
     let env = Env::new(cfg, Opts::default()).await;
     let started = Instant::now();
     let s = poll_job::poll(&env.config(), None, false).await.unwrap();
     let elapsed = started.elapsed().as_secs_f64();
     assert!(s.failed.is_empty(), "{:?}", s.failed);
     let st = env.sim.stats();
-    let expected = elapsed / (0.8 * 2.0);
+    let expected = elapsed / (0.8 * life.as_secs_f64());
     assert!(
         (st.tokens_issued as f64) <= expected + 2.0,
         "{} tokens for a {elapsed:.1}s poll",

@@ -74,7 +74,7 @@ pub(crate) struct InProcess {
     task: tokio::task::JoinHandle<Result<(), mde_alerts::error::Error>>,
     schedule: croner::Cron,
     tenants: usize,
-    seen: Vec<Event>,
+    pub(crate) seen: Vec<Event>,
 }
 
 impl InProcess {
@@ -101,12 +101,12 @@ impl InProcess {
     }
 
     /// Fires the poll schedule now.
-    fn tick(&self) {
+    pub(crate) fn tick(&self) {
         self.remote.fire(&self.schedule, self.tenants);
     }
 
     /// Reads events until `done` says so (at most 10 s); returns those read.
-    async fn until(&mut self, done: impl Fn(&Event) -> bool) -> Vec<Event> {
+    pub(crate) async fn until(&mut self, done: impl Fn(&Event) -> bool) -> Vec<Event> {
         let mut read = Vec::new();
         loop {
             let e = tokio::time::timeout(Duration::from_secs(10), self.remote.events.recv())
@@ -234,10 +234,6 @@ async fn stop(child: &mut tokio::process::Child) -> String {
     err
 }
 
-fn every_second(env: &Env) {
-    env.edit_config(|c| c.poll.schedule = Some("* * * * * *".into()));
-}
-
 /// Polls repeat, each followed by the exports and the metrics; one token serves them all;
 /// `status` sees the running service; the stop is clean and leaves complete files.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -256,7 +252,13 @@ async fn the_service_polls_exports_publishes_and_stops_cleanly() {
     let mutator = env.sim.spawn_mutator(Duration::from_millis(100), 2, 1);
     for _ in 0..3 {
         assert!(service.poll().await, "{:?}", service.seen);
-        tokio::time::sleep(Duration::from_millis(150)).await;
+        // The world moves on before the next poll.
+        let updates = env.sim.stats().updates;
+        let start = Instant::now();
+        while env.sim.stats().updates == updates {
+            assert!(start.elapsed() < Duration::from_secs(5), "no update");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
     // status works while the service runs, and knows the next poll.
     let s = status_json(&env).await;
@@ -327,7 +329,7 @@ async fn the_service_polls_exports_publishes_and_stops_cleanly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_notifies_systemd_and_stops_on_sigterm() {
     let env = Env::new(sim_config(50, 66, Hazards::default()), Opts::default()).await;
-    every_second(&env);
+    env.edit_config(|c| c.poll.schedule = Some("* * * * * *".into()));
     let notify = Notify::new(env.path());
     let mut child = spawn_run(&env, &notify, 1_000_000);
     notify.wait_for("ok: ", 1).await;
@@ -355,7 +357,7 @@ async fn a_wedged_poll_starves_the_watchdog_and_overlapping_ticks_are_skipped() 
         ..Hazards::default()
     };
     let env = Env::new(sim_config(50, 62, hazards), Opts::default()).await;
-    every_second(&env);
+    env.edit_config(|c| c.poll.schedule = Some("* * * * * *".into()));
     env.edit_config(|c| c.poll.request_timeout = Some(config::duration("120s")));
     // The poll's deadline is its next tick, 1 s away; a 300 ms grace stands in for 5 s.
     let mut service = InProcess::start(&env, |d| {
@@ -381,12 +383,21 @@ async fn a_wedged_poll_starves_the_watchdog_and_overlapping_ticks_are_skipped() 
         "pings before the wedge: {:?}",
         service.seen
     );
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Every watchdog period withholds its ping: four more of them.
+    for _ in 0..4 {
+        service.until(|e| matches!(e, Event::Wedged(_))).await;
+    }
     assert_eq!(
-        env.sim.stats().alert_calls,
+        service
+            .seen
+            .iter()
+            .filter(|e| matches!(e, Event::Started(_)))
+            .count(),
         1,
-        "overlapping ticks must not start another poll"
+        "overlapping ticks must not start another poll: {:?}",
+        service.seen
     );
+    assert_eq!(env.sim.stats().alert_calls, 1);
     let events = service.stop().await;
     let wedged_at = events
         .iter()
@@ -399,14 +410,6 @@ async fn a_wedged_poll_starves_the_watchdog_and_overlapping_ticks_are_skipped() 
     assert_eq!(
         pings_after, 0,
         "the watchdog is still fed while the poll is wedged"
-    );
-    assert!(
-        events[wedged_at..]
-            .iter()
-            .filter(|e| matches!(e, Event::Wedged(_)))
-            .count()
-            >= 5,
-        "every watchdog period withholds its ping: {events:?}"
     );
     let store = mde_alerts::store::Store::open_read_only(&env.store_path()).unwrap();
     let runs = store.runs(Some("t1"), 1).unwrap();
@@ -572,7 +575,6 @@ async fn a_reload_picks_up_a_rotated_secret() {
     env.sim.set_client_secret("rotated-secret-value");
     std::fs::write(env.path().join("secret"), "rotated-secret-value\n").unwrap();
     // The old token is still valid: only a new provider asks for a new one.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(service.reload().await, Event::Reloaded);
     let issued = env.sim.stats().tokens_issued;
     assert!(service.poll().await, "{:?}", service.seen);
@@ -585,7 +587,7 @@ async fn a_reload_picks_up_a_rotated_secret() {
     let last_success =
         mde_alerts::alert::time::ApiTime::parse(s[0]["last_success"].as_str().unwrap()).unwrap();
     assert!(
-        last_success > rotated_at.plus(Duration::from_secs(1)),
-        "{s}"
+        last_success > rotated_at,
+        "a success after the rotation: {s}"
     );
 }

@@ -199,6 +199,13 @@ pub(crate) async fn alerts(
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Response {
+    let mut held = s
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .alerts_held
+        .subscribe();
+    // The sender lives as long as the state: an error cannot happen while this handler runs.
+    let _ = held.wait_for(|h| !*h).await;
     let (fault, answer) = {
         let mut st = s.lock().unwrap_or_else(|p| p.into_inner());
         let key = st.token_tenant(&headers);

@@ -268,6 +268,8 @@ pub(crate) struct State {
     pub(crate) issued: Vec<String>,
     /// What reached the server.
     pub(crate) requests: VecDeque<RequestSeen>,
+    /// While true, `/api/alerts` answers nothing ([`Simulator::hold_alerts`]).
+    pub(crate) alerts_held: tokio::sync::watch::Sender<bool>,
 }
 
 impl SimConfig {
@@ -323,6 +325,7 @@ impl Simulator {
             decoding: jsonwebtoken::DecodingKey::from_secret(secret.as_bytes()),
             issued: Vec::new(),
             requests: VecDeque::new(),
+            alerts_held: tokio::sync::watch::Sender::new(false),
         };
         let state = Arc::new(Mutex::new(state));
         let app = Router::new()
@@ -445,6 +448,29 @@ impl Simulator {
         self.lock().cfg.hazards = h;
     }
 
+    /// Counts `calls` accepted `/api/alerts` calls of the home tenant, made `ago` before now,
+    /// against [`Hazards::rate_limit`], as an earlier client's would: a test puts the quota into
+    /// a spent state that frees `60 s − ago` from now, instead of spending it by real calls and
+    /// waiting out the minute they start.
+    pub fn spend_quota(&self, calls: u32, ago: Duration) {
+        let at = Instant::now()
+            .checked_sub(ago)
+            .expect("the monotonic clock reaches back that far");
+        let mut st = self.lock();
+        let q = &mut st.home.quota_calls;
+        q.extend(std::iter::repeat_n(at, calls as usize));
+        q.make_contiguous().sort();
+    }
+
+    /// Holds every `/api/alerts` answer, of every tenant, until the returned [`Hold`] is dropped:
+    /// a client's call then lasts exactly as long as the test needs it to (a poll that keeps the
+    /// store's writer lock while a second writer tries it), with no delay to guess.
+    pub fn hold_alerts(&self) -> Hold {
+        let held = self.lock().alerts_held.clone();
+        held.send_replace(true);
+        Hold(held)
+    }
+
     /// The counters: the home tenant's and every other tenant's, added up
     /// ([`Simulator::tenant_stats`] has one tenant's).
     pub fn stats(&self) -> Stats {
@@ -496,6 +522,16 @@ async fn not_found(uri: axum::http::Uri) -> axum::response::Response {
         )
     } else {
         defender::not_found().await
+    }
+}
+
+/// The `/api/alerts` answers held by [`Simulator::hold_alerts`]; dropping it lets them go.
+#[derive(Debug)]
+pub struct Hold(tokio::sync::watch::Sender<bool>);
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        self.0.send_replace(false);
     }
 }
 

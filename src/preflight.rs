@@ -43,7 +43,8 @@ impl Config {
     /// What `config check` adds to loading: everything a poll or the service needs that a valid
     /// file does not prove, checked without calling Microsoft, so that "ok" means a poll will not
     /// refuse to start: no placeholder IDs left from the example, every secret readable (and not
-    /// a Secret ID), the store's directory usable and every export directory writable.
+    /// a Secret ID), the HTTPS client buildable (its proxy URL, its CA file), the store's
+    /// directory usable and every export directory writable.
     pub fn check_ready(&self) -> Result<(), ConfigError> {
         for t in &self.tenants {
             for (k, value, fix) in [
@@ -69,6 +70,17 @@ impl Config {
             }
             t.check_secrets().map_err(|e| t.in_its_file(e))?;
         }
+        // The HTTPS client, as `poll` will build it: a proxy URL reqwest refuses or a CA file TLS
+        // cannot read is found here, not at the first poll.
+        crate::http::client(self.poll.request_timeout, &self.http).map_err(|e| {
+            use crate::http::ClientError;
+            let key = match &e {
+                ClientError::Proxy { .. } => "http.proxy",
+                ClientError::Build { ca_file: None, .. } => "http",
+                _ => "http.ca_file",
+            };
+            ConfigError::new(key, crate::http::error_chain(&e), e.hint()).in_file(&self.path)
+        })?;
         check_store_dir(self)?;
         crate::export::check_export_dirs_could_be_made(self)
     }

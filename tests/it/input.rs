@@ -483,6 +483,15 @@ async fn a_ca_file_that_tls_cannot_read_names_the_file_and_the_fix() {
         .unwrap_or_default();
     assert!(fix.starts_with("  fix: ") && fix.contains("[http]"), "{t}");
     assert_eq!(env.sim.stats().token_requests, 0, "no call was made: {t}");
+    // `config check` finds it first, as a configuration error.
+    let out = run(&env, &["config", "check"]).await;
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(78), "{t}");
+    assert!(
+        t.contains("http.ca_file") && t.contains("corporate-ca.pem"),
+        "{t}"
+    );
+    assert!(t.contains("  fix: give [http] ca_file"), "{t}");
 }
 
 /// A store path that names a directory, or sits in a directory that does not exist, is the

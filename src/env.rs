@@ -141,6 +141,7 @@ fn tenant(
     t: &TenantConfig,
     history: Vec<SystemTime>,
 ) -> Result<TenantEnv, EnvError> {
+    t.check_ids_filled()?;
     let lane = |api: SourceKind| -> Result<Option<Lane>, EnvError> {
         if !t.source.may_read(api) {
             return Ok(None);

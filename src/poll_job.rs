@@ -256,14 +256,15 @@ pub async fn poll(config: &Config, only: Option<&str>, export: bool) -> Result<P
     for t in &tenants {
         built.push(env.tenant(t, Vec::new())?);
     }
+    // First, as `config check` does (making an export directory could make the store's): a
+    // store path that cannot be a store (a directory, a missing directory) is the
+    // config's mistake, said with its key and exit code 78, not an I/O failure found by SQLite.
+    crate::preflight::check_store_dir(config)?;
     // An export directory that cannot be written is a configuration error, found before any API
     // call is spent.
     if export {
         crate::export::check_export_dirs(config)?;
     }
-    // A store path that cannot be a store (a directory, a missing directory) is the config's
-    // mistake, said with its key and exit code 78, not an I/O failure found by SQLite.
-    crate::preflight::check_store_dir(config)?;
     // One writer per store: a second poll or import waits briefly, then says who holds it.
     let _lock = WriterLock::acquire(&config.store.path, WRITER_WAIT)?;
     let store = Arc::new(Mutex::new(Store::open(&config.store.path)?));

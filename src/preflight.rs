@@ -47,27 +47,7 @@ impl Config {
     /// directory usable and every export directory writable.
     pub fn check_ready(&self) -> Result<(), ConfigError> {
         for t in &self.tenants {
-            for (k, value, fix) in [
-                (
-                    "tenant_id",
-                    &t.tenant_id,
-                    "copy the Directory (tenant) ID from the app registration's overview in the Entra admin center",
-                ),
-                (
-                    "client_id",
-                    &t.client_id,
-                    "copy the Application (client) ID from the app registration's overview in the Entra admin center",
-                ),
-            ] {
-                if value == crate::config::PLACEHOLDER_GUID {
-                    return Err(ConfigError::new(
-                        t.key(k),
-                        "is still the example's placeholder (all zeros)",
-                        fix,
-                    )
-                    .in_file(&self.path));
-                }
-            }
+            t.check_ids_filled()?;
             t.check_secrets().map_err(|e| t.in_its_file(e))?;
         }
         // The HTTPS client, as `poll` will build it: a proxy URL reqwest refuses or a CA file TLS

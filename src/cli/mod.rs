@@ -59,7 +59,7 @@ mod store;
     after_help = "The config is read from --config, else $MDE_ALERTS_CONFIG, else /etc/mde-alerts/config.toml \
 (config.example.toml documents every key).\n\nExit codes: 0 success; 1 the run failed (API, sign-in, store) or \
 `status` found a tenant unhealthy; 2 usage; 78 configuration error (systemd does not restart on it); \
-130 or 143 when SIGINT or SIGTERM stopped a poll or import (what was stored is kept and said).\n\n\
+130 or 143 when SIGINT or SIGTERM stopped a poll, import or compare (what was stored is kept and said).\n\n\
 Start here:\n  mde-alerts demo                 see it work against the built-in simulator\n  \
 mde-alerts config check         validate /etc/mde-alerts/config.toml\n  mde-alerts auth check           sign in and check the app's permissions\n  \
 mde-alerts poll                 one poll and the exports that follow it\n  mde-alerts run                  the service (see systemd/mde-alerts.service)"
@@ -155,7 +155,7 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Show each tenant's cursor, last runs and alert counts; exit 1 when the last run failed.
+    /// Show each tenant's cursor, last runs and alert counts; exit 1 when a tenant is unhealthy (never polled, its last poll failed or made no progress, or its last success is older than [health] max_age).
     Status {
         /// Print JSON (every tenant, whatever their number).
         #[arg(long)]

@@ -90,7 +90,10 @@ pub(crate) fn read_capped(
                 format!(
                     "the {what} it names does not exist (the value is not shown, in case it is the secret itself)"
                 ),
-                format!("write the path of a file that holds only the secret, e.g. \"/etc/mde-alerts/{leaf}\" (without _file)"),
+                format!(
+                    "write the path of a file that holds only the secret, e.g. \"/etc/mde-alerts/{}\"",
+                    leaf.trim_end_matches("_file")
+                ),
             )
         }
         SmallFileError::Io(e) => ConfigError::new(

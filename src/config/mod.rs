@@ -479,6 +479,33 @@ pub enum AssertionAlgorithm {
 impl AuthMethod {}
 
 impl TenantConfig {
+    /// Refuses the example's all-zero IDs left in place: Entra would answer AADSTS90002 at every
+    /// poll, and a service would retry for ever a config that can never work. Every command that
+    /// signs in checks it, not only `config check`.
+    pub(crate) fn check_ids_filled(&self) -> Result<(), ConfigError> {
+        for (k, value, fix) in [
+            (
+                "tenant_id",
+                &self.tenant_id,
+                "copy the Directory (tenant) ID from the app registration's overview in the Entra admin center",
+            ),
+            (
+                "client_id",
+                &self.client_id,
+                "copy the Application (client) ID from the app registration's overview in the Entra admin center",
+            ),
+        ] {
+            if value == PLACEHOLDER_GUID {
+                return Err(self.in_its_file(ConfigError::new(
+                    self.key(k),
+                    "is still the example's placeholder (all zeros)",
+                    fix,
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Ties an error about this tenant (a secret, a certificate) to the file its block is in: the
     /// config file or a file of `tenants_dir`.
     pub(crate) fn in_its_file(&self, e: ConfigError) -> ConfigError {
@@ -1179,6 +1206,36 @@ dir = "out"
             let e = err(&GOOD.replace("11111111-2222-3333-4444-555555555555", bad));
             assert_eq!(e.key, "tenants[0].tenant_id", "{bad}");
         }
+    }
+
+    /// A secret's value pasted into `client_id` (the portal shows them side by side) is not
+    /// echoed by the error; a mistyped GUID is.
+    #[test]
+    fn a_secret_pasted_as_an_id_is_not_echoed() {
+        let secret = "Abc8Q~xYzsecretvalue0123456789abcdefGHIJ";
+        let e = err(&GOOD.replace("AAAAAAAA-bbbb-cccc-dddd-eeeeeeeeeeee", secret));
+        assert_eq!(e.key, "tenants[0].client_id");
+        assert!(!e.to_string().contains(secret), "{e}");
+        assert!(e.problem.contains("not shown"), "{e}");
+        let e = err(&GOOD.replace(
+            "AAAAAAAA-bbbb-cccc-dddd-eeeeeeeeeeee",
+            "8d4c7b2a-1e3f-4a5b-9c6d-7e8f9a0b1c2",
+        ));
+        assert!(
+            e.problem.contains("8d4c7b2a-1e3f-4a5b-9c6d-7e8f9a0b1c2"),
+            "{e}"
+        );
+    }
+
+    /// Exported alerts that any account may rewrite are refused; readable by all is a choice.
+    #[test]
+    fn an_export_mode_that_lets_others_write_is_refused() {
+        for mode in ["0666", "0642", "0777"] {
+            let e = err(&(GOOD.to_owned() + &format!("file_mode = \"{mode}\"\n")));
+            assert_eq!(e.key, "exports[0].file_mode", "{mode}");
+            assert!(e.problem.contains("every account"), "{e}");
+        }
+        parse(&(GOOD.to_owned() + "file_mode = \"0644\"\n")).unwrap();
     }
 
     /// A schedule that never fires would leave the tenant unpolled without a word.

@@ -120,6 +120,25 @@ impl SecretSource {
                  so create a new secret if it is no longer shown",
             ));
         }
+        // A secret Entra makes is letters, digits and `~._-`: quotes or spaces around one are
+        // the shell's or an editor's, and Entra would answer only "invalid client secret".
+        if self.key().contains("client_secret") {
+            let quoted = trimmed.len() >= 2
+                && [('"', '"'), ('\'', '\'')]
+                    .iter()
+                    .any(|(a, b)| trimmed.starts_with(*a) && trimmed.ends_with(*b));
+            if quoted || trimmed.trim() != trimmed {
+                return Err(ConfigError::new(
+                    self.key(),
+                    if quoted {
+                        "the secret is in quotes (the value is not shown)"
+                    } else {
+                        "the secret has spaces or tabs around it (the value is not shown)"
+                    },
+                    "give the secret's Value alone: Entra's secret values have no quotes or spaces",
+                ));
+            }
+        }
         Ok(SecretString::from(trimmed.to_owned()))
     }
 
@@ -231,6 +250,37 @@ fn utf8_secret(key: &str, path: &Path, bytes: Vec<u8>) -> Result<String, ConfigE
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    /// Quotes or spaces around a client secret are found here, not by Entra after a round trip;
+    /// a password may have them.
+    #[test]
+    fn a_quoted_or_padded_client_secret_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let read = |key: &str, value: &str| {
+            let path = dir.path().join("s");
+            std::fs::write(&path, value).unwrap();
+            // Owner-only: a warning from this test's thread would settle the callsite's interest
+            // while `a_shared_secret_file_is_warned_about_once` captures it on another.
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+            SecretSource::File {
+                key: key.into(),
+                path,
+            }
+            .read()
+        };
+        for (value, says) in [
+            ("\"abc8Q~secret\"", "in quotes"),
+            ("'abc8Q~secret'", "in quotes"),
+            ("abc8Q~secret \n", "spaces"),
+            ("\tabc8Q~secret", "spaces"),
+        ] {
+            let e = read("tenants[0].client_secret_file", value).unwrap_err();
+            assert!(e.problem.contains(says), "{value:?}: {e}");
+            assert!(!e.to_string().contains("abc8Q"), "{e}");
+        }
+        read("tenants[0].client_secret_file", "abc8Q~secret\n").unwrap();
+        read("tenants[0].password_file", " pass word ").unwrap();
+    }
 
     /// Forty tenants of one app share one secret file: one warning, not forty.
     #[test]

@@ -289,7 +289,7 @@ impl Interval {
             throttled = i.throttled,
             slowest = %slowest,
             slowest_secs,
-            "Polled {} tenant{}: {} new, {} updated, {} failed; {} API call{}{}; slowest {slowest} ({slowest_secs:.1} s).",
+            "Polled {} tenant{}: {} new, {} updated, {} failed; {} API call{}{}{}.",
             i.polled,
             if i.polled == 1 { "" } else { "s" },
             i.new,
@@ -301,6 +301,12 @@ impl Interval {
                 format!(", {} throttled", i.throttled)
             } else {
                 String::new()
+            },
+            // Only a tenant that finished has a time: when every one failed there is no slowest.
+            if slowest.is_empty() {
+                String::new()
+            } else {
+                format!("; slowest {slowest} ({slowest_secs:.1} s)")
             }
         );
     }
@@ -809,6 +815,8 @@ async fn shutdown(plan: Plan, store: &Arc<Mutex<Store>>, out: &Outlet) {
 
 /// Startup problems that mean "fix the config": exit 78, and systemd does not restart.
 fn startup(config: &Config) -> Result<(WriterLock, Store), Error> {
+    // The store's path first: making an export directory could make the store's directory too.
+    crate::preflight::check_store_dir(config)?;
     crate::export::check_export_dirs(config)?;
     let to_config = |e: StoreError| -> Error {
         match e {

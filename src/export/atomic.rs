@@ -38,7 +38,7 @@ pub fn check_target(path: &Path) -> io::Result<()> {
             NotRegularFile {
                 path: path.to_path_buf(),
                 kind: kind_of(m.file_type()),
-                fix: "remove or rename it, or choose another path (`--out -` writes to standard output)",
+                fix: "choose a path that names a regular file or nothing yet (`--out -` writes to standard output): a directory, device or link is never replaced",
             },
         )),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),

@@ -42,9 +42,16 @@ const WRITE_FIX: &str = "give the service's user write access to it (the systemd
 
 fn probe(dir: &Path, missing: Missing) -> Result<(), (String, &'static str)> {
     let not_a_dir = |p: &Path| {
+        // A stray file may be moved; a device (`/dev/null`) or anything else is not the admin's
+        // to move.
+        let regular = std::fs::symlink_metadata(p).is_ok_and(|m| m.is_file());
         (
             format!("{} exists and is not a directory", p.display()),
-            "point dir at a directory (it is created if missing), or move that file away",
+            if regular {
+                "point dir at a directory (it is created if missing), or move that file away"
+            } else {
+                "point dir at a directory (it is created if missing)"
+            },
         )
     };
     match std::fs::metadata(dir) {
@@ -125,6 +132,21 @@ mod tests {
             assert!(fix.contains("move that file away"), "{fix}");
             let (problem, _) = probe(&f.join("sub"), m).unwrap_err();
             assert!(problem.contains("is not a directory"), "{problem}");
+        }
+    }
+
+    /// A device is not a file to move away.
+    #[test]
+    fn a_device_in_place_of_the_directory_is_not_to_be_moved() {
+        for m in [Missing::Create, Missing::Leave] {
+            for p in ["/dev/null", "/dev/null/exports"] {
+                let (problem, fix) = probe(Path::new(p), m).unwrap_err();
+                assert!(
+                    problem.starts_with("/dev/null exists and is not a directory"),
+                    "{problem}"
+                );
+                assert!(!fix.contains("move"), "{fix}");
+            }
         }
     }
 

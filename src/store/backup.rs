@@ -72,7 +72,9 @@ impl BackupError {
     pub fn hint(&self) -> Option<String> {
         Some(
             match self {
-                BackupError::NotRegularFile { .. } => "remove or rename it, or choose another path",
+                BackupError::NotRegularFile { .. } => {
+                    "choose a path that names a regular file or nothing yet: a directory, device or link is never replaced"
+                }
                 BackupError::IsTheStore { .. } => "choose another path (on another disk, ideally)",
                 BackupError::NoDirectory { .. } => "create it, or choose another path",
                 BackupError::Io { .. } | BackupError::Sqlite { .. } => return None,

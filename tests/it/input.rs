@@ -403,11 +403,18 @@ async fn config_check_fails_where_a_poll_would() {
         c.store.path = Some("no-such-dir/alerts.db".into())
     });
     expect_78(&env, &config, check, "store.path", "does not exist").await;
-    // The example's placeholders.
+    // The example's placeholders: refused by every command that would sign in with them, before
+    // Entra is asked.
+    let asked = env.sim.stats().token_requests;
     let config = config::changed(&base, |c| c.tenants[0].tenant_id = Some(PLACEHOLDER.into()));
-    expect_78(&env, &config, check, "tenants[0].tenant_id", "placeholder").await;
+    for args in [check, &["poll"], &["auth", "check"]] {
+        expect_78(&env, &config, args, "tenants[0].tenant_id", "placeholder").await;
+    }
     let config = config::changed(&base, |c| c.tenants[0].client_id = Some(PLACEHOLDER.into()));
-    expect_78(&env, &config, check, "tenants[0].client_id", "placeholder").await;
+    for args in [check, &["poll"], &["auth", "check"]] {
+        expect_78(&env, &config, args, "tenants[0].client_id", "placeholder").await;
+    }
+    assert_eq!(env.sim.stats().token_requests, asked, "Entra was not asked");
     // A schedule that never fires, and a tenant_id that is a path.
     let config = config::changed(&base, |c| c.poll.schedule = Some("0 0 0 30 2 *".into()));
     expect_78(&env, &config, check, "poll.schedule", "never fires").await;

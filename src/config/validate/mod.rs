@@ -586,6 +586,15 @@ fn export(
                 "write octal digits in quotes, at least owner read-write, e.g. file_mode = \"0640\"",
             )
         })?;
+        // Alerts are a security team's evidence: a mode that lets any account rewrite them is
+        // refused, not applied.
+        if e.file_mode & 0o002 != 0 {
+            return Err(at.error(
+                "file_mode",
+                format!("{mode:?} lets every account on the machine change the exported alerts"),
+                "leave others without write: \"0640\" (the group reads) or \"0644\" (everyone reads)",
+            ));
+        }
     }
     Ok(e)
 }

@@ -236,9 +236,9 @@ fn tenant(
     if !is_guid(tenant_id) && !is_domain(tenant_id) {
         return Err(at.error(
             "tenant_id",
-            format!("{tenant_id:?} is neither a GUID nor a domain name"),
-            "use the Directory (tenant) ID, e.g. 00000000-0000-0000-0000-000000000000, or a verified \
-             domain such as contoso.onmicrosoft.com",
+            format!("{} is neither a GUID nor a domain name", shown_id(tenant_id)),
+            "use the Directory (tenant) ID from the app registration's Overview (a GUID: 8-4-4-4-12 \
+             hex digits), or a verified domain such as contoso.onmicrosoft.com",
         ));
     }
     let client_id = at.required(
@@ -250,8 +250,9 @@ fn tenant(
     if !is_guid(client_id) {
         return Err(at.error(
             "client_id",
-            format!("{client_id:?} is not a GUID"),
-            "use the Application (client) ID, e.g. 00000000-0000-0000-0000-000000000000",
+            format!("{} is not a GUID", shown_id(client_id)),
+            "use the Application (client) ID from the app registration's Overview (a GUID: \
+             8-4-4-4-12 hex digits)",
         ));
     }
     let auth_kind = t.auth.unwrap_or(AuthKind::ClientSecret);
@@ -546,5 +547,20 @@ pub(super) fn secret_source(
             key: at.key(&env_key),
         })),
         (None, None) => Ok(None),
+    }
+}
+
+/// An ID as an error may show it: a secret's value pasted into `client_id` or `tenant_id` (the
+/// fields sit side by side in the portal) would otherwise reach the terminal and the journal.
+/// Only what an ID or a domain is made of is shown.
+fn shown_id(value: &str) -> String {
+    let id_like = value.len() <= 64
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '{' | '}'));
+    if id_like {
+        format!("{value:?}")
+    } else {
+        "the value (not shown: it may be a secret)".to_owned()
     }
 }

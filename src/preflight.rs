@@ -34,10 +34,36 @@ impl TenantConfig {
 impl Config {
     /// What the service's user (the unit's `User=`) could not read or write of what this config
     /// names, one warning each, when that user exists here and is not the one running this.
+    /// Also each file of the config that accounts other than its owner may change: whoever can
+    /// edit it can point `login_url` at a server of their own and be sent the secret.
     pub fn service_user_warnings(&self) -> Vec<crate::config::Warning> {
-        service_user::Account::of_service()
+        let mut out = service_user::Account::of_service()
             .map(|a| service_user::warnings(self, &a))
-            .unwrap_or_default()
+            .unwrap_or_default();
+        let mut files: Vec<&Path> = std::iter::once(self.path.as_path())
+            .chain(self.tenants.iter().map(|t| t.file()))
+            .collect();
+        files.sort();
+        files.dedup();
+        for f in files {
+            use std::os::unix::fs::PermissionsExt;
+            let Ok(meta) = std::fs::metadata(f) else {
+                continue;
+            };
+            let mode = meta.permissions().mode();
+            if mode & 0o022 != 0 {
+                out.push(crate::config::Warning::new(
+                    format!(
+                        "{} may be changed by {} (mode {:04o}): whoever can edit it can send the tenants' secrets to a server of their own (login_url)",
+                        f.display(),
+                        if mode & 0o002 != 0 { "every account" } else { "its group" },
+                        mode & 0o7777
+                    ),
+                    format!("chmod go-w {} (the package installs the config 0640, owner root, group mde-alerts)", f.display()),
+                ));
+            }
+        }
+        out
     }
 
     /// What `config check` adds to loading: everything a poll or the service needs that a valid

@@ -157,6 +157,23 @@ fn unknown_key(segments: &[&Segment], rest: &str) -> ConfigError {
         .iter()
         .map(|c| (strsim::damerau_levenshtein(&field.to_lowercase(), c), *c))
         .min();
+    // A secret written inline would be one "did you mean `client_secret_env`?" away from being
+    // pasted into that key, which takes a variable's name: say where a secret goes instead.
+    if matches!(field, "client_secret" | "password" | "private_key") {
+        return ConfigError::new(
+            key,
+            "a secret is never written in the config (the value is not shown)",
+            if field == "private_key" {
+                "remove it; put the key in a PEM file only the service's user reads and name that file with private_key_file".to_owned()
+            } else {
+                format!(
+                    "remove it; put the secret alone in a file only the service's user reads and name that file with \
+                     {field}_file, or name an environment variable holding it with {field}_env (under systemd, a \
+                     credential: see the README)"
+                )
+            },
+        );
+    }
     let fix = match best {
         Some((d, c)) if d <= 3 || c.contains(field) => format!("did you mean `{c}`?"),
         _ => format!("remove it; the keys allowed here are: {}", known.join(", ")),

@@ -479,6 +479,11 @@ pub enum AssertionAlgorithm {
 impl AuthMethod {}
 
 impl TenantConfig {
+    /// The file the tenant's block is in: the config file, or a file of `tenants_dir`.
+    pub(crate) fn file(&self) -> &Path {
+        &self.file
+    }
+
     /// Refuses the example's all-zero IDs left in place: Entra would answer AADSTS90002 at every
     /// poll, and a service would retry for ever a config that can never work. Every command that
     /// signs in checks it, not only `config check`.
@@ -1225,6 +1230,20 @@ dir = "out"
             e.problem.contains("8d4c7b2a-1e3f-4a5b-9c6d-7e8f9a0b1c2"),
             "{e}"
         );
+    }
+
+    /// A secret written inline is refused without being echoed, and without a "did you mean"
+    /// that would send it into `client_secret_env`.
+    #[test]
+    fn a_secret_written_inline_is_refused_with_where_it_goes() {
+        let e = err(&GOOD.replace(
+            "client_secret_env = \"TEST_SECRET_VAR\"",
+            "client_secret = \"Abc8Q~xYzsecretvalue\"",
+        ));
+        assert_eq!(e.key, "tenants[0].client_secret");
+        assert!(!format!("{e} {}", e.fix).contains("Abc8Q"), "{e}");
+        assert!(e.fix.contains("client_secret_file"), "{}", e.fix);
+        assert!(!e.fix.contains("did you mean"), "{}", e.fix);
     }
 
     /// Exported alerts that any account may rewrite are refused; readable by all is a choice.

@@ -524,3 +524,24 @@ async fn a_store_path_that_cannot_be_a_store_is_a_config_error() {
         assert_eq!(env.sim.stats().token_requests, 0, "no call was made: {t}");
     }
 }
+
+/// A config others may edit can send the secret anywhere (`login_url`): `config check` says so,
+/// with the fix, and is quiet once only its owner may write it.
+#[tokio::test]
+async fn a_config_others_may_change_is_warned_about() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = env().await;
+    let mode =
+        |m| std::fs::set_permissions(&env.config_path, std::fs::Permissions::from_mode(m)).unwrap();
+    mode(0o666);
+    let t = text(&run(&env, &["config", "check"]).await);
+    let line = t
+        .lines()
+        .find(|l| l.starts_with("warning: ") && l.contains("may be changed by every account"))
+        .unwrap_or_else(|| panic!("{t}"));
+    assert!(line.contains("login_url"), "{line}");
+    assert!(t.contains("  fix: chmod go-w "), "{t}");
+    mode(0o640);
+    let t = text(&run(&env, &["config", "check"]).await);
+    assert!(!t.contains("may be changed by"), "{t}");
+}

@@ -88,8 +88,42 @@ impl Config {
             ConfigError::new(key, crate::http::error_chain(&e), e.hint()).in_file(&self.path)
         })?;
         check_store_dir(self)?;
+        check_metrics_textfile(self)?;
         crate::export::check_export_dirs_could_be_made(self)
     }
+}
+
+/// Checks that `[metrics] textfile` can be written where it says: a poll only logs a warning
+/// when it cannot, and Prometheus then sees no data with no one told.
+fn check_metrics_textfile(config: &Config) -> Result<(), ConfigError> {
+    let Some(file) = &config.metrics_textfile else {
+        return Ok(());
+    };
+    let err = |problem: String| {
+        ConfigError::new(
+            "metrics.textfile",
+            problem,
+            "name a .prom file in node_exporter's --collector.textfile.directory, and add that directory to the unit's ReadWritePaths=",
+        )
+        .in_file(&config.path)
+    };
+    if std::fs::metadata(file).is_ok_and(|m| !m.is_file()) {
+        return Err(err(format!(
+            "{} exists and is not a regular file",
+            file.display()
+        )));
+    }
+    let dir = file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if !dir.is_dir() {
+        return Err(err(format!(
+            "the directory {} does not exist",
+            dir.display()
+        )));
+    }
+    Ok(())
 }
 
 /// Checks that the store can be created or written where `[store] path` says, as `poll` will

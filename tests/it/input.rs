@@ -398,6 +398,15 @@ async fn config_check_fails_where_a_poll_would() {
         !env.path().join("later").exists(),
         "config check made a directory"
     );
+    // A metrics textfile that cannot be written: a poll would only log it, and Prometheus would
+    // see nothing.
+    for (textfile, says) in [
+        ("no-such-dir/mde.prom", "does not exist"),
+        (".", "is not a regular file"),
+    ] {
+        let config = config::changed(&base, |c| c.metrics.textfile = Some(textfile.into()));
+        expect_78(&env, &config, check, "metrics.textfile", says).await;
+    }
     // A store in a directory that does not exist.
     let config = config::changed(&base, |c| {
         c.store.path = Some("no-such-dir/alerts.db".into())

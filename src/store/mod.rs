@@ -347,13 +347,39 @@ impl Store {
             }
             Err(e) => return Err(open_err(e.to_string(), READ_FIX)),
         }
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(|e| open_err(e.to_string(), READ_FIX))?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))
-            .map_err(|e| open_err(e.to_string(), READ_FIX))?;
+        let open = |flags: OpenFlags, at: &str| -> rusqlite::Result<Connection> {
+            let conn = Connection::open_with_flags(at, flags | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+            conn.busy_timeout(std::time::Duration::from_secs(10))?;
+            // The first read: where SQLite finds it cannot set up its WAL index.
+            conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))?;
+            Ok(conn)
+        };
+        let at = path.to_string_lossy();
+        let conn = match open(OpenFlags::SQLITE_OPEN_READ_ONLY, &at) {
+            // A reader who may read the database but not create files beside it (a member of the
+            // service's group once the service has stopped and SQLite removed its -wal and -shm; a
+            // read-only mount) cannot build the WAL index SQLite wants. With no -wal file the
+            // database file holds every commit, so it is read as immutable: no index, no lock.
+            Err(e)
+                if matches!(
+                    e.sqlite_error_code(),
+                    Some(rusqlite::ErrorCode::ReadOnly | rusqlite::ErrorCode::CannotOpen)
+                ) && !wal_path(path).exists() =>
+            {
+                let uri = url::Url::from_file_path(std::path::absolute(path).unwrap_or_default())
+                    .map(|mut u| {
+                        u.set_query(Some("immutable=1"));
+                        u.to_string()
+                    })
+                    .map_err(|()| open_err(e.to_string(), READ_FIX))?;
+                open(
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI,
+                    &uri,
+                )
+                .map_err(|e| open_err(e.to_string(), READ_FIX))?
+            }
+            r => r.map_err(|e| open_err(e.to_string(), READ_FIX))?,
+        };
         identify(&conn, path, false)?;
         let version: i64 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
@@ -884,6 +910,13 @@ fn read_cursor(conn: &Connection, tenant: &str) -> rusqlite::Result<Option<ApiTi
     )
     .optional()
     .map(|o| o.map(ApiTime::from_ticks))
+}
+
+/// The write-ahead log beside the database at `path` (SQLite names it so).
+pub(crate) fn wal_path(path: &Path) -> PathBuf {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    PathBuf::from(wal)
 }
 
 /// What to do when a store cannot be read.

@@ -407,9 +407,7 @@ pub fn size_on_disk(store: &Store) -> u64 {
 /// `status` with nothing stored.
 pub(crate) fn sizes_on_disk(store: &Store) -> (u64, u64) {
     let len = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
-    let mut wal = store.path().as_os_str().to_owned();
-    wal.push("-wal");
-    (len(store.path()), len(std::path::Path::new(&wal)))
+    (len(store.path()), len(&super::wal_path(store.path())))
 }
 
 /// When the oldest revision still stored was stored (`None` for an empty store): how far back

@@ -553,3 +553,58 @@ async fn an_unreadable_row_costs_only_that_row_and_keeps_status_unhealthy_until_
     let out = mde(&config, &["export"]).await;
     assert!(out.status.success(), "{}", text(&out));
 }
+
+/// A member of the service's group may read the store (the README says to add readers to the
+/// group), also once the service has stopped and SQLite has removed the -wal and -shm files it
+/// would need to create: `status` reads the database as it is, and creates nothing beside it.
+/// Run as root (as CI is), the reader is played by `nobody` through `setpriv`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_reader_reads_the_store_of_a_stopped_service() {
+    use std::os::unix::fs::{PermissionsExt, chown};
+    let setpriv = Path::new("/usr/bin/setpriv");
+    if !nix::unistd::geteuid().is_root() || !setpriv.exists() {
+        eprintln!("not root, or no setpriv: the reader cannot be played here");
+        return;
+    }
+    let env = Env::new(sim_config(40, 96, Hazards::default()), Opts::default()).await;
+    let s = mde_alerts::poll_job::poll(&env.config(), None, false)
+        .await
+        .unwrap();
+    assert!(s.failed.is_empty(), "{:?}", s.failed);
+    // The last connection's close checkpoints and removes the -wal and -shm files.
+    drop(Store::open(&env.store_path()).unwrap());
+    let db = env.store_path();
+    let beside = |suffix: &str| Path::new(&format!("{}{suffix}", db.display())).exists();
+    assert!(!beside("-wal") && !beside("-shm"));
+    // The service's layout: its directory 0750 and its files 0640, owned by root and the group.
+    const GROUP: u32 = 65534;
+    let copy = env.path().join("mde-alerts");
+    std::fs::copy(bin(), &copy).unwrap();
+    for (p, mode) in [
+        (env.path().to_path_buf(), 0o750),
+        (env.config_path.clone(), 0o640),
+        (db.clone(), 0o640),
+        (copy.clone(), 0o755),
+    ] {
+        chown(&p, Some(0), Some(GROUP)).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    let out = tokio::process::Command::new(setpriv)
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&copy)
+        .arg("--config")
+        .arg(&env.config_path)
+        .args(["status", "--json"])
+        .output()
+        .await
+        .unwrap();
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    let st: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {t}"));
+    assert!(st[0]["alerts"].as_u64().unwrap_or(0) > 0, "{st}");
+    assert!(
+        !beside("-wal") && !beside("-shm"),
+        "the reader created nothing"
+    );
+}

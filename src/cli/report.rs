@@ -33,7 +33,9 @@ pub(crate) fn run(
     let file = match ext.as_deref() {
         _ if is_stdout(out) => None,
         Some("html" | "htm" | "md") => Some(out.to_path_buf()),
-        Some(_) if !out.is_dir() => {
+        // Anything else names a directory, to be made if missing; what exists and is not one
+        // (`report.txt`, `/dev/null`) is a mistake.
+        _ if (ext.is_some() || out.exists()) && !out.is_dir() => {
             return Ok(super::usage_error(&format!(
                 "--out {} is neither a directory nor a .html or .md file; pass a directory (for report.html and report.md), a .html or .md file, or - for standard output",
                 out.display()

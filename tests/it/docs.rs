@@ -186,7 +186,7 @@ fn the_readme_stays_short_enough_to_read_top_to_bottom() {
 /// of the code: this project's issue numbers, work stops and review rounds.
 fn narration() -> Regex {
     Regex::new(
-        r"(?i)\bissue \d|\bthis stop\b|\breview #|adversarial review|found (by|in) review|\bthe review's\b|\bgraph_review|\bfn review_|//[/!]?\s*#\d+:|//[/!]?\s*item \d+:",
+        r"(?i)\bissue \d|\bthis stop\b|\breview #|adversarial review|found (by|in) review|\bthe review's\b|\bgraph_review|\bfn review_|\bfn (item|issue)_?\d+_|//[/!]?\s*#\d+:|//[/!]?\s*item \d+:",
     )
     .unwrap()
 }
@@ -202,6 +202,7 @@ fn the_narration_pattern_catches_issue_numbers_and_allows_upstream_bugs() {
         "/// #14: `--out` never replaces a symlink",
         "/// Item 24: a sign-in that cannot reach Entra",
         "fn review_2_a_store_error_mid_import_returns_instead_of_hanging() {",
+        "async fn item14_out_refuses_anything_but_a_regular_file() {",
     ] {
         assert!(n.is_match(said), "{said}");
     }
@@ -210,6 +211,8 @@ fn the_narration_pattern_catches_issue_numbers_and_allows_upstream_bugs() {
         "// see elastic/integrations#20234",
         "/// a token issued 3 minutes ago",
         "/// the first item 3 of the page",
+        "fn items_of_a_page() {",
+        "fn item_count_is_kept() {",
     ] {
         assert!(!n.is_match(fine), "{fine}");
     }

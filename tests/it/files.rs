@@ -48,7 +48,7 @@ fn mkfifo(path: &Path) {
 /// `--out` never replaces a symlink, FIFO or directory (as root, `--out /dev/stdout` used to
 /// replace the system's symlink with a regular file); the message names the path and the fix.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn item14_out_refuses_anything_but_a_regular_file() {
+async fn out_refuses_anything_but_a_regular_file() {
     let env = polled(20, "").await;
     let d = env.path();
     std::fs::write(d.join("precious.txt"), b"keep me").unwrap();
@@ -93,7 +93,7 @@ async fn item14_out_refuses_anything_but_a_regular_file() {
 
 /// `--out -` streams to standard output, and a reader that stops early is a normal end.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn item14_out_dash_streams_and_a_closed_pipe_is_a_normal_end() {
+async fn out_dash_streams_and_a_closed_pipe_is_a_normal_end() {
     let env = polled(300, "").await;
     let out = run(&env, &["export", "--format", "ndjson", "--out", "-"]).await;
     assert!(out.status.success(), "{}", text(&out));
@@ -134,7 +134,7 @@ async fn item14_out_dash_streams_and_a_closed_pipe_is_a_normal_end() {
 /// The format follows the extension of `--out`; an unknown one is a usage error naming
 /// what to pass; `-` (no extension) is CSV.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn item14_format_follows_the_extension() {
+async fn format_follows_the_extension() {
     let env = polled(30, "").await;
     let d = env.path();
     let p = |n: &str| d.join(n).to_str().unwrap().to_owned();
@@ -191,7 +191,7 @@ async fn item14_format_follows_the_extension() {
 /// cannot be written (something that is not a file sits at its path), and `-latest` keeps its
 /// old content, matching the old manifest.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn item16_a_failed_manifest_publishes_nothing() {
+async fn a_failed_manifest_publishes_nothing() {
     let env = polled(
         40,
         "[[exports]]\nname = \"a\"\nformat = \"csv\"\ndir = \"out\"\n",
@@ -243,7 +243,7 @@ async fn item16_a_failed_manifest_publishes_nothing() {
 /// back), `--out` temps of killed writers are cleaned, and stray directories named like temp or
 /// timestamped files neither fail an export nor get removed; errors name the right path.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn item17_prune_and_cleanup_keep_what_they_must() {
+async fn prune_and_cleanup_keep_what_they_must() {
     let env = polled(
         20,
         "[[exports]]\nname = \"a\"\nformat = \"csv\"\ndir = \"out\"\nkeep = 2\nkeep_daily = 0\n",
@@ -328,7 +328,7 @@ fn put_alerts(env: &Env, alerts: &[(&str, &str, &str, serde_json::Value)]) {
 /// Any property (old-schema `alertUser`, a field added later) and dotted paths are columns;
 /// a typo only warns.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn item21_any_property_path_is_a_column() {
+async fn any_property_path_is_a_column() {
     let env = polled(
         0,
         "[[exports]]\nname = \"c\"\nformat = \"csv\"\ndir = \"out\"\ncolumns = [\"id\", \"alertUser\", \"brandNewField\", \"relatedUser.userName\", \"brandNewField.k.1\", \"titel\"]\n",
@@ -380,7 +380,7 @@ async fn item21_any_property_path_is_a_column() {
 /// report; `open` means the same (trimmed, any case `Resolved` is closed) in the store's
 /// selection, the report and the XLSX summary.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn item22_one_severity_order_and_one_definition_of_open() {
+async fn one_severity_order_and_one_definition_of_open() {
     let env = polled(
         0,
         "[[exports]]\nname = \"open\"\nformat = \"json\"\ndir = \"out\"\nscope = \"open\"\n\n[[exports]]\nname = \"hi\"\nformat = \"json\"\ndir = \"out\"\nmin_severity = \"High\"\n",
@@ -461,7 +461,7 @@ fn newest_timestamped(dir: &Path, name: &str) -> PathBuf {
 /// A manual `export` of a `changed` export neither consumes the scheduled state nor
 /// replaces `-latest`: it writes the delta since the last scheduled run to a timestamped file.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn item23_a_manual_export_does_not_consume_changed() {
+async fn a_manual_export_does_not_consume_changed() {
     let env = polled(
         25,
         "[[exports]]\nname = \"whatsnew\"\nformat = \"csv\"\ndir = \"out\"\nscope = \"changed\"\nkeep = 100\n",
@@ -499,4 +499,24 @@ async fn item23_a_manual_export_does_not_consume_changed() {
         .unwrap();
     assert!(s.failed.is_empty());
     assert_eq!(csv_rows(&latest), 3);
+}
+
+/// `report --out` names a directory to make, or a `.html`/`.md` file: a device or file there
+/// without such an extension (`/dev/null`) is a usage error that says what `--out` takes, not
+/// "cannot create the directory /dev/null: File exists".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_out_that_is_neither_a_directory_nor_a_page_is_a_usage_error() {
+    let env = polled(5, "").await;
+    let plain = env.path().join("notes");
+    std::fs::write(&plain, "keep").unwrap();
+    for out in ["/dev/null", plain.to_str().unwrap()] {
+        let o = run(&env, &["report", "--out", out]).await;
+        let t = text(&o);
+        assert_eq!(o.status.code(), Some(2), "{t}");
+        assert!(
+            t.contains("is neither a directory nor a .html or .md file"),
+            "{t}"
+        );
+    }
+    assert_eq!(std::fs::read_to_string(&plain).unwrap(), "keep");
 }

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use super::{AuthMethod, Config};
+use super::{AuthMethod, Config, TokenEndpoint};
 
 impl fmt::Display for Config {
     /// The resolved settings, as `config check` prints them. Secrets are never read here: only
@@ -118,7 +118,14 @@ impl fmt::Display for Config {
                     writeln!(f, "  resource       {}", t.graph_resource)?;
                 }
             }
-            writeln!(f, "  token endpoint {:?}", t.token_endpoint)?;
+            writeln!(
+                f,
+                "  token endpoint {}",
+                match t.token_endpoint {
+                    TokenEndpoint::V2 => "v2",
+                    TokenEndpoint::V1 => "v1",
+                }
+            )?;
             // The budget of each API this tenant may read: Graph allows 150 calls a minute, MDE 100.
             let budget = |api| {
                 let (minute, hour) = self.poll.quotas(api);
@@ -140,12 +147,12 @@ impl fmt::Display for Config {
         writeln!(
             f,
             "  initial_lookback {}",
-            humantime::format_duration(p.initial_lookback)
+            crate::words::duration(p.initial_lookback)
         )?;
         writeln!(
             f,
             "  overlap          {}",
-            humantime::format_duration(p.overlap)
+            crate::words::duration(p.overlap)
         )?;
         writeln!(
             f,
@@ -156,7 +163,7 @@ impl fmt::Display for Config {
         writeln!(
             f,
             "  request_timeout  {}",
-            humantime::format_duration(p.request_timeout)
+            crate::words::duration(p.request_timeout)
         )?;
         let (mde, graph) = (
             p.quotas(super::SourceKind::Mde),
@@ -178,9 +185,11 @@ impl fmt::Display for Config {
         for e in &self.exports {
             writeln!(
                 f,
-                "export {}: {:?} into {}, scope {}, {}{}{}",
+                "export {}: {} into {}, scope {}, {}{}{}",
                 e.name,
-                e.format,
+                // As the config writes it (`csv`), not as the code names it.
+                clap::ValueEnum::to_possible_value(&e.format)
+                    .map_or_else(String::new, |v| v.get_name().to_owned()),
                 e.dir.display(),
                 e.scope,
                 match &e.schedule {

@@ -113,10 +113,7 @@ fn check_metrics_textfile(config: &Config) -> Result<(), ConfigError> {
             file.display()
         )));
     }
-    let dir = file
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let dir = crate::export::atomic::parent(file);
     if !dir.is_dir() {
         return Err(err(format!(
             "the directory {} does not exist",
@@ -134,10 +131,7 @@ pub(crate) fn check_store_dir(config: &Config) -> Result<(), ConfigError> {
     let err = |problem: String, fix: &str| {
         ConfigError::new("store.path", problem, fix).in_file(&config.path)
     };
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let dir = crate::export::atomic::parent(path);
     if !dir.is_dir() {
         return Err(err(
             format!("the directory {} does not exist", dir.display()),

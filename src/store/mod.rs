@@ -347,15 +347,15 @@ impl Store {
             }
             Err(e) => return Err(open_err(e.to_string(), READ_FIX)),
         }
-        let open = |flags: OpenFlags, at: &str| -> rusqlite::Result<Connection> {
+        // The connection and the schema version: the first read, where SQLite finds it cannot set
+        // up its WAL index.
+        let open = |flags: OpenFlags, at: &Path| -> rusqlite::Result<(Connection, i64)> {
             let conn = Connection::open_with_flags(at, flags | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
             conn.busy_timeout(std::time::Duration::from_secs(10))?;
-            // The first read: where SQLite finds it cannot set up its WAL index.
-            conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))?;
-            Ok(conn)
+            let version = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+            Ok((conn, version))
         };
-        let at = path.to_string_lossy();
-        let conn = match open(OpenFlags::SQLITE_OPEN_READ_ONLY, &at) {
+        let (conn, version) = match open(OpenFlags::SQLITE_OPEN_READ_ONLY, path) {
             // A reader who may read the database but not create files beside it (a member of the
             // service's group once the service has stopped and SQLite removed its -wal and -shm; a
             // read-only mount) cannot build the WAL index SQLite wants. With no -wal file the
@@ -374,16 +374,13 @@ impl Store {
                     .map_err(|()| open_err(e.to_string(), READ_FIX))?;
                 open(
                     OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI,
-                    &uri,
+                    Path::new(&uri),
                 )
                 .map_err(|e| open_err(e.to_string(), READ_FIX))?
             }
             r => r.map_err(|e| open_err(e.to_string(), READ_FIX))?,
         };
         identify(&conn, path, false)?;
-        let version: i64 = conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(|e| open_err(e.to_string(), READ_FIX))?;
         let latest = MIGRATIONS.len() as i64;
         if version < latest {
             return Err(open_err(
